@@ -1,0 +1,86 @@
+import knexFactory, { type Knex } from 'knex';
+import { HubError } from '../errors/index.js';
+
+export type { Knex };
+
+export function createDb(databaseUrl: string, opts: { pool?: { min: number; max: number } } = {}): Knex {
+  return knexFactory({
+    client: 'pg',
+    connection: databaseUrl,
+    pool: opts.pool ?? { min: 0, max: 5 },
+    // Each projection names its schema explicitly; nothing relies on search_path.
+    searchPath: ['public'],
+  });
+}
+
+// SQLSTATE classes that mean "the server or the connection is gone", after
+// which a retry may succeed: 08 connection exception, 57P0x admin shutdown,
+// 53 insufficient resources, 40001/40P01 serialization/deadlock.
+const RETRIABLE_SQLSTATE = /^(08|53|57P0|40001|40P01)/;
+const RETRIABLE_NODE =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection terminated|timeout acquiring a connection/i;
+
+/** Maps a pg/knex error into the hub's model without copying its text (it can quote row values). */
+export function toDbError(err: unknown): HubError {
+  if (err instanceof HubError) return err;
+  const e = err as { code?: unknown; message?: unknown; name?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  const message = typeof e.message === 'string' ? e.message : '';
+  if (RETRIABLE_SQLSTATE.test(code) || RETRIABLE_NODE.test(code) || RETRIABLE_NODE.test(message)) {
+    return new HubError('HUB_DB_UNAVAILABLE', `postgres unavailable (${code || 'connection'})`, {
+      cause: err,
+    });
+  }
+  const name = typeof e.name === 'string' ? e.name : 'Error';
+  return new HubError('HUB_DB_ERROR', `postgres refused a statement (${code || name})`, {
+    cause: err,
+  });
+}
+
+/** Identifier check for schema names that come from config: they are interpolated into DDL. */
+export function assertSqlIdentifier(name: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
+    throw new HubError('HUB_CONFIG_INVALID', `not a safe SQL identifier: ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+export interface Migration {
+  name: string;
+  up(knex: Knex, schema: string): Promise<void>;
+  down?(knex: Knex, schema: string): Promise<void>;
+}
+
+/**
+ * Runs a projection's migrations inside its own schema, with its own
+ * migration table there, so that schemas (and rebuild versions) are
+ * independent and dropping a schema removes everything of it.
+ */
+export async function migrateSchema(
+  knex: Knex,
+  schema: string,
+  migrations: readonly Migration[],
+): Promise<string[]> {
+  assertSqlIdentifier(schema);
+  await knex.raw('create schema if not exists ??', [schema]);
+  const [batchNo, applied] = (await knex.migrate.latest({
+    schemaName: schema,
+    tableName: 'knex_migrations',
+    migrationSource: {
+      getMigrations: () => Promise.resolve([...migrations]),
+      getMigrationName: (m: Migration) => m.name,
+      getMigration: (m: Migration) =>
+        Promise.resolve({
+          up: (k: Knex) => m.up(k, schema),
+          down: (k: Knex) => (m.down ? m.down(k, schema) : Promise.resolve()),
+        }),
+    },
+  })) as [number, string[]];
+  void batchNo;
+  return applied;
+}
+
+export async function dropSchema(knex: Knex, schema: string): Promise<void> {
+  assertSqlIdentifier(schema);
+  await knex.raw('drop schema if exists ?? cascade', [schema]);
+}

@@ -1,0 +1,184 @@
+import type { Knex } from 'knex';
+import { HubError, isHubError } from '../errors/index.js';
+import type { EventCodec } from '../events/codec.js';
+import type { KafkaClient } from '../kafka/client.js';
+import {
+  createConsumerRunner,
+  type ConsumerRunner,
+  type DeadLetter,
+  type DecodedRecord,
+} from '../kafka/consumer.js';
+import type { EventProducer } from '../kafka/producer.js';
+import type { Logger } from '../telemetry/logger.js';
+import { assertSqlIdentifier, migrateSchema, toDbError, type Migration } from './index.js';
+
+/**
+ * Exactly-once in effect: each batch is applied, de-duplicated by event id and
+ * checkpointed (per topic-partition offset) in one Postgres transaction; on
+ * start the consumer seeks to those checkpoints. Kafka's group offsets are
+ * committed afterwards only as a hint for tooling.
+ */
+export interface Projection {
+  /** Stable name; used for the consumer group and the checkpoint rows. */
+  name: string;
+  topics: readonly string[];
+  migrations: readonly Migration[];
+  /** Applies events that were not applied before, in log order, inside the transaction. */
+  apply(trx: Knex.Transaction, schema: string, records: readonly DecodedRecord[]): Promise<void>;
+}
+
+export const projectionBaseMigrations: readonly Migration[] = [
+  {
+    name: '0000_projection_bookkeeping',
+    async up(knex, schema) {
+      await knex.schema.withSchema(schema).createTable('checkpoints', (t) => {
+        t.text('topic').notNullable();
+        t.integer('partition').notNullable();
+        t.bigInteger('last_offset').notNullable();
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        t.primary(['topic', 'partition']);
+      });
+      await knex.schema.withSchema(schema).createTable('applied_events', (t) => {
+        t.uuid('event_id').primary();
+        t.text('topic').notNullable();
+        t.integer('partition').notNullable();
+        t.bigInteger('offset').notNullable();
+        t.timestamp('applied_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+      });
+    },
+  },
+];
+
+export async function migrateProjection(
+  knex: Knex,
+  schema: string,
+  projection: Projection,
+): Promise<string[]> {
+  return migrateSchema(knex, schema, [...projectionBaseMigrations, ...projection.migrations]);
+}
+
+export async function storedOffsets(
+  knex: Knex,
+  schema: string,
+  topic: string,
+  partitions?: readonly number[],
+): Promise<Map<number, bigint>> {
+  let q = knex.withSchema(schema).from('checkpoints').select('partition', 'last_offset').where({ topic });
+  if (partitions) q = q.whereIn('partition', [...partitions]);
+  const rows = (await q) as { partition: number; last_offset: string }[];
+  return new Map(rows.map((r) => [r.partition, BigInt(r.last_offset)]));
+}
+
+export interface ProjectionRunnerOptions {
+  projection: Projection;
+  schema: string;
+  groupId?: string;
+  db: Knex;
+  kafka: KafkaClient;
+  codec: EventCodec;
+  producer: EventProducer;
+  dlqTopic: string;
+  logger: Logger;
+  maxRetries?: number;
+  onDeadLetter?(dl: DeadLetter): void;
+  onApplied?(topic: string, count: number): void;
+  onFatal?(err: HubError): void;
+}
+
+export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerRunner {
+  const { db, projection } = opts;
+  const schema = assertSqlIdentifier(opts.schema);
+  const groupId = opts.groupId ?? `hub.projection.${projection.name}.${schema}`;
+
+  async function handle(batch: {
+    topic: string;
+    partition: number;
+    records: DecodedRecord[];
+    lastOffset: bigint;
+  }): Promise<void> {
+    try {
+      await db.transaction(async (trx) => {
+        // Row lock on the checkpoint serialises two instances that were both
+        // (briefly, during a rebalance) given this partition.
+        const rows: { last_offset: string }[] = await trx
+          .withSchema(schema)
+          .from('checkpoints')
+          .where({ topic: batch.topic, partition: batch.partition })
+          .forUpdate()
+          .select('last_offset');
+        const row = rows[0];
+        const done = row ? BigInt(row.last_offset) : -1n;
+        const pending = batch.records.filter((r) => r.offset > done);
+        if (pending.length > 0) {
+          const inserted: { event_id: string }[] = await trx
+            .withSchema(schema)
+            .into('applied_events')
+            .insert(
+              pending.map((r) => ({
+                event_id: r.event.data.meta.eventId,
+                topic: r.topic,
+                partition: r.partition,
+                offset: r.offset.toString(),
+              })),
+            )
+            .onConflict('event_id')
+            .ignore()
+            .returning('event_id');
+          const fresh = new Set(inserted.map((r) => r.event_id));
+          // The same event id can appear twice in one batch (a resend); only
+          // its first occurrence is applied.
+          const seen = new Set<string>();
+          const toApply = pending.filter((r) => {
+            const id = r.event.data.meta.eventId;
+            if (!fresh.has(id) || seen.has(id)) return false;
+            seen.add(id);
+            return true;
+          });
+          if (toApply.length > 0) await projection.apply(trx, schema, toApply);
+        }
+        if (batch.lastOffset > done) {
+          await trx
+            .withSchema(schema)
+            .into('checkpoints')
+            .insert({
+              topic: batch.topic,
+              partition: batch.partition,
+              last_offset: batch.lastOffset.toString(),
+              updated_at: trx.fn.now(),
+            })
+            .onConflict(['topic', 'partition'])
+            .merge();
+        }
+      });
+    } catch (err) {
+      if (isHubError(err)) throw err;
+      const mapped = toDbError(err);
+      if (mapped.code === 'HUB_DB_ERROR') {
+        throw new HubError(
+          'HUB_PROJECTION_FAILED',
+          `${projection.name} could not apply a batch: ${mapped.message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+      throw mapped;
+    }
+  }
+
+  return createConsumerRunner({
+    kafka: opts.kafka,
+    codec: opts.codec,
+    producer: opts.producer,
+    groupId,
+    topics: projection.topics,
+    dlqTopic: opts.dlqTopic,
+    logger: opts.logger.child({ projection: projection.name, schema }),
+    handle,
+    storedOffsets: (topic, partitions) => storedOffsets(db, schema, topic, partitions),
+    ...(opts.maxRetries === undefined ? {} : { maxRetries: opts.maxRetries }),
+    ...(opts.onDeadLetter ? { onDeadLetter: opts.onDeadLetter } : {}),
+    ...(opts.onApplied ? { onApplied: opts.onApplied } : {}),
+    ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
+  });
+}

@@ -1,0 +1,129 @@
+import { HubError, isHubError } from '../errors/index.js';
+import {
+  DEFAULT_COMPATIBILITY,
+  EVENT_CONTRACTS,
+  EVENT_TYPES,
+  TOPIC_CATALOG,
+  type EventType,
+} from './generated.js';
+import { explainIncompatibility, type RegistryClient } from './registry.js';
+import type { ComposedEvent } from './schema-source.js';
+import type { TopicDefinition } from '../kafka/admin.js';
+
+export interface RegistrationResult {
+  type: string;
+  subject: string;
+  id: number;
+}
+
+/**
+ * Registers every event schema under its TopicRecordNameStrategy subject with
+ * the catalog's compatibility (FULL_TRANSITIVE). Idempotent: the same
+ * schema gets the same id. `topicSuffix` lets tests register under their own
+ * topics without touching the shared ones.
+ */
+export async function registerAllSchemas(
+  registry: RegistryClient,
+  opts: { topicFor?: (type: EventType) => string } = {},
+): Promise<RegistrationResult[]> {
+  const out: RegistrationResult[] = [];
+  for (const type of EVENT_TYPES) {
+    const c = EVENT_CONTRACTS[type];
+    const topic = opts.topicFor ? opts.topicFor(type) : c.topic;
+    const subject = `${topic}-${c.fullName}`;
+    const id = await registry.register(subject, c.schema, DEFAULT_COMPATIBILITY);
+    out.push({ type, subject, id });
+  }
+  return out;
+}
+
+export function catalogTopicDefinitions(nameFor?: (name: string) => string): TopicDefinition[] {
+  return TOPIC_CATALOG.map((t) => ({
+    name: nameFor ? nameFor(t.name) : t.name,
+    partitions: t.partitions,
+    replicationFactor: t.replicationFactor,
+    retentionMs: t.retentionMs,
+  }));
+}
+
+export interface CompatibilityFinding {
+  type: string;
+  subject: string;
+  compatible: boolean;
+  /** Which registered versions the candidate cannot read, and why (Avro resolution error). */
+  problems: string[];
+  newSubject: boolean;
+}
+
+/**
+ * Checks candidate schemas (e.g. the working tree's) against every version
+ * the registry holds for their subjects, before anything is registered: the
+ * registry's own verdict decides, the local Avro resolution explains.
+ */
+export async function checkCompatibility(
+  registry: RegistryClient,
+  candidates: readonly ComposedEvent[],
+): Promise<CompatibilityFinding[]> {
+  const findings: CompatibilityFinding[] = [];
+  for (const c of candidates) {
+    const versions = await registry.versions(c.subject);
+    if (versions.length === 0) {
+      findings.push({ type: c.type, subject: c.subject, compatible: true, problems: [], newSubject: true });
+      continue;
+    }
+    let verdict: boolean;
+    try {
+      verdict = await registry.isCompatible(c.subject, c.schema);
+    } catch (err) {
+      if (isHubError(err) && !err.retriable) verdict = false;
+      else throw err;
+    }
+    const problems: string[] = [];
+    for (const v of versions) {
+      const old = await registry.schemaAt(c.subject, v);
+      const why = explainIncompatibility(c.schema, old);
+      if (why) problems.push(`cannot read version ${v}: ${why}`);
+    }
+    const compatible = verdict && problems.length === 0;
+    if (!compatible && problems.length === 0)
+      problems.push('the registry reports the change as incompatible');
+    findings.push({ type: c.type, subject: c.subject, compatible, problems, newSubject: false });
+  }
+  return findings;
+}
+
+export function assertAllCompatible(findings: readonly CompatibilityFinding[]): void {
+  const bad = findings.filter((f) => !f.compatible);
+  if (bad.length > 0) {
+    throw new HubError(
+      'HUB_SCHEMA_INCOMPATIBLE',
+      bad.map((f) => `${f.subject}: ${f.problems.join('; ')}`).join('\n'),
+      { details: { subjects: bad.map((f) => f.subject) } },
+    );
+  }
+}
+
+/**
+ * Local FULL check of candidate schemas against an earlier set (e.g. the
+ * schemas/ folder at an earlier commit). Run against every commit that
+ * touched schemas/, this is FULL_TRANSITIVE without a registry.
+ */
+export function checkAgainstEarlier(
+  candidates: readonly ComposedEvent[],
+  earlier: readonly ComposedEvent[],
+  label: string,
+): CompatibilityFinding[] {
+  const old = new Map(earlier.map((e) => [e.subject, e]));
+  return candidates.map((c) => {
+    const prev = old.get(c.subject);
+    if (!prev) return { type: c.type, subject: c.subject, compatible: true, problems: [], newSubject: true };
+    const why = explainIncompatibility(c.schema, prev.schema);
+    return {
+      type: c.type,
+      subject: c.subject,
+      compatible: !why,
+      problems: why ? [`cannot read ${label}: ${why}`] : [],
+      newSubject: false,
+    };
+  });
+}

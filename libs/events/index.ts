@@ -1,0 +1,79 @@
+import avsc from 'avsc';
+import { v5 as uuidv5 } from 'uuid';
+import { HubError } from '../errors/index.js';
+import { EVENT_CONTRACTS, EVENT_TYPES, type EventType, type EventTypeMap } from './generated.js';
+
+export * from './generated.js';
+
+/** A decoded event with its type as the discriminant, for exhaustive switches. */
+export type ClinicalEvent = { [K in EventType]: { type: K; data: EventTypeMap[K] } }[EventType];
+
+export function isEventType(name: string): name is EventType {
+  return (EVENT_TYPES as readonly string[]).includes(name);
+}
+
+export function contractOf(type: EventType): (typeof EVENT_CONTRACTS)[EventType] {
+  return EVENT_CONTRACTS[type];
+}
+
+const byFullName = new Map<string, EventType>(EVENT_TYPES.map((t) => [EVENT_CONTRACTS[t].fullName, t]));
+
+export function eventTypeOfFullName(fullName: string): EventType | undefined {
+  return byFullName.get(fullName);
+}
+
+const types = new Map<EventType, avsc.Type>();
+
+/** The avsc Type compiled from the contract this code was built against (the reader schema). */
+export function avroTypeOf(type: EventType): avsc.Type {
+  let t = types.get(type);
+  if (!t) {
+    t = avsc.Type.forSchema(EVENT_CONTRACTS[type].schema as avsc.Schema);
+    types.set(type, t);
+  }
+  return t;
+}
+
+/**
+ * Checks an event against its Avro contract and returns the offending field
+ * paths (never values: values may be PHI).
+ */
+export function invalidPaths(type: EventType, data: unknown): string[] {
+  const paths: string[] = [];
+  avroTypeOf(type).isValid(data, {
+    errorHook: (path: string[]) => {
+      paths.push(path.join('.') || '(root)');
+    },
+  });
+  return paths;
+}
+
+export function assertValidEvent<K extends EventType>(
+  type: K,
+  data: unknown,
+): asserts data is EventTypeMap[K] {
+  const paths = invalidPaths(type, data);
+  if (paths.length > 0) {
+    throw new HubError('HUB_EVENT_INVALID', `${type} does not match its schema at: ${paths.join(', ')}`, {
+      details: { eventType: type, paths },
+    });
+  }
+}
+
+// Fixed namespace for the hub's name-based (v5) event ids. Changing it would
+// change every derived id and break resend de-duplication.
+const EVENT_ID_NAMESPACE = '6f1b1c52-7d0e-4c35-9a0e-3f1c2b8a9d41';
+
+/**
+ * Deterministic event id from what identifies the source fact, e.g.
+ * [sendingApp, sendingFacility, controlId, eventType, index]. A resend of the
+ * same message yields the same ids, which is what makes downstream
+ * de-duplication possible.
+ */
+export function deterministicEventId(parts: readonly string[]): string {
+  // A separator that cannot occur unescaped keeps ["a|b","c"] and ["a","b|c"] apart.
+  return uuidv5(
+    parts.map((p) => p.replaceAll('\\', '\\\\').replaceAll('|', '\\|')).join('|'),
+    EVENT_ID_NAMESPACE,
+  );
+}

@@ -1,0 +1,263 @@
+import type { Consumer, EachBatchPayload, IHeaders, KafkaMessage } from 'kafkajs';
+import { HubError, isRetriable, toHubError } from '../errors/index.js';
+import type { ClinicalEvent } from '../events/index.js';
+import type { EventCodec } from '../events/codec.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { KafkaClient } from './client.js';
+import type { EventProducer } from './producer.js';
+
+export interface DecodedRecord {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  key: string | null;
+  timestamp: number;
+  event: ClinicalEvent;
+}
+
+/**
+ * What a handler receives: the decodable records of one topic-partition
+ * batch, plus the batch's last offset, which a checkpointing handler must
+ * record even when that last record was dead-lettered or filtered out.
+ */
+export interface PartitionBatch {
+  topic: string;
+  partition: number;
+  records: DecodedRecord[];
+  lastOffset: bigint;
+}
+
+export interface DeadLetter {
+  consumer: string;
+  reasonCode: string;
+  reason: string;
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+export interface ConsumerRunnerOptions {
+  kafka: KafkaClient;
+  codec: EventCodec;
+  /** Used for dead-lettering: the raw record is copied, never re-encoded. */
+  producer: EventProducer;
+  groupId: string;
+  topics: readonly string[];
+  dlqTopic: string;
+  logger: Logger;
+  handle(batch: PartitionBatch): Promise<void>;
+  /**
+   * Offsets the consumer's own store says were last applied, per partition.
+   * When given, the runner seeks there on every assignment, so a lost or
+   * reset consumer group cannot cause a replay gap or a full replay.
+   */
+  storedOffsets?(topic: string, partitions: number[]): Promise<Map<number, bigint>>;
+  /** Attempts for a retriable failure before the runner gives up (and calls onFatal). */
+  maxRetries?: number;
+  retryBaseMs?: number;
+  onDeadLetter?(dl: DeadLetter): void;
+  onApplied?(topic: string, count: number): void;
+  onFatal?(err: HubError): void;
+  sleep?(ms: number): Promise<void>;
+}
+
+export interface ConsumerRunner {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Time of the last batch handled or of the last idle poll: a liveness signal for /ready. */
+  lastProgressAt(): number;
+}
+
+/** Reason text safe to send to another system: codes and our own messages only, never driver text. */
+export function safeReason(err: unknown): { code: string; reason: string } {
+  const h = toHubError(err, 'HUB_PROJECTION_FAILED');
+  if (err instanceof HubError) return { code: h.code, reason: h.message };
+  // Foreign error messages (pg, avsc) can quote values, which may be PHI.
+  const name = err instanceof Error ? err.name : 'Error';
+  const pgCode = (err as { code?: unknown } | null)?.code;
+  return { code: h.code, reason: `${name}${typeof pgCode === 'string' ? ` (${pgCode})` : ''}` };
+}
+
+export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunner {
+  const log = opts.logger.child({ component: 'consumer', groupId: opts.groupId });
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const maxRetries = opts.maxRetries ?? 8;
+  const base = opts.retryBaseMs ?? 250;
+  let consumer: Consumer | null = null;
+  let progressAt = Date.now();
+
+  async function deadLetter(
+    msg: KafkaMessage,
+    topic: string,
+    partition: number,
+    err: unknown,
+  ): Promise<void> {
+    const { code, reason } = safeReason(err);
+    const headers: IHeaders = {
+      ...(msg.headers ?? {}),
+      'hub-dlq-reason-code': code,
+      'hub-dlq-reason': reason,
+      'hub-dlq-consumer': opts.groupId,
+      'hub-dlq-source-topic': topic,
+      'hub-dlq-source-partition': String(partition),
+      'hub-dlq-source-offset': msg.offset,
+      'hub-dlq-failed-at': new Date().toISOString(),
+    };
+    await opts.producer.publishRaw([{ topic: opts.dlqTopic, key: msg.key, value: msg.value, headers }]);
+    log.warn({ reasonCode: code, topic, partition, offset: msg.offset }, 'record dead-lettered');
+    opts.onDeadLetter?.({
+      consumer: opts.groupId,
+      reasonCode: code,
+      reason,
+      topic,
+      partition,
+      offset: msg.offset,
+    });
+  }
+
+  async function withRetry<T>(
+    what: string,
+    fn: () => Promise<T>,
+    heartbeat: () => Promise<void>,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!isRetriable(err) || attempt >= maxRetries) throw err;
+        const delay = Math.min(base * 2 ** attempt, 15_000);
+        log.warn(
+          { attempt: attempt + 1, delayMs: delay, code: toHubError(err).code },
+          `${what} failed, retrying`,
+        );
+        await sleep(delay);
+        await heartbeat().catch(() => undefined);
+      }
+    }
+  }
+
+  async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
+    if (batch.messages.length === 0) return;
+    const { topic, partition } = batch;
+    const decoded: { msg: KafkaMessage; rec: DecodedRecord }[] = [];
+    for (const msg of batch.messages) {
+      try {
+        const event = await withRetry(
+          'decode',
+          () => opts.codec.decode(msg.value ?? Buffer.alloc(0)),
+          heartbeat,
+        );
+        decoded.push({
+          msg,
+          rec: {
+            topic,
+            partition,
+            offset: BigInt(msg.offset),
+            key: msg.key ? msg.key.toString('utf8') : null,
+            timestamp: Number(msg.timestamp),
+            event,
+          },
+        });
+      } catch (err) {
+        if (isRetriable(err)) throw err;
+        await withRetry('dead-letter', () => deadLetter(msg, topic, partition, err), heartbeat);
+      }
+    }
+    const lastOffset = BigInt(batch.lastOffset());
+    try {
+      await withRetry(
+        'handler',
+        () => opts.handle({ topic, partition, records: decoded.map((d) => d.rec), lastOffset }),
+        heartbeat,
+      );
+    } catch (err) {
+      if (isRetriable(err)) throw err;
+      // Isolate the poison record(s): apply one by one so that everything
+      // else in the batch still lands and only the culprit is parked.
+      log.warn({ topic, partition, code: toHubError(err).code }, 'batch failed, isolating records');
+      for (let i = 0; i < decoded.length; i++) {
+        if (!isRunning() || isStale()) return;
+        const d = decoded[i]!;
+        const upTo = i === decoded.length - 1 ? lastOffset : d.rec.offset;
+        try {
+          await withRetry(
+            'handler',
+            () => opts.handle({ topic, partition, records: [d.rec], lastOffset: upTo }),
+            heartbeat,
+          );
+        } catch (e) {
+          if (isRetriable(e)) throw e;
+          await withRetry('dead-letter', () => deadLetter(d.msg, topic, partition, e), heartbeat);
+          await withRetry(
+            'checkpoint',
+            () => opts.handle({ topic, partition, records: [], lastOffset: upTo }),
+            heartbeat,
+          );
+        }
+      }
+      if (decoded.length === 0) {
+        await withRetry(
+          'checkpoint',
+          () => opts.handle({ topic, partition, records: [], lastOffset }),
+          heartbeat,
+        );
+      }
+    }
+    resolveOffset(batch.lastOffset());
+    progressAt = Date.now();
+    opts.onApplied?.(topic, decoded.length);
+    // Group offsets are only a hint for tools; the consumer's own store is the truth.
+    await commitOffsetsIfNecessary().catch(() => undefined);
+    await heartbeat().catch(() => undefined);
+  }
+
+  return {
+    async start() {
+      const c = opts.kafka.consumer({
+        groupId: opts.groupId,
+        allowAutoTopicCreation: false,
+        sessionTimeout: 30_000,
+        heartbeatInterval: 3_000,
+        maxWaitTimeInMs: 250,
+        retry: { retries: maxRetries },
+      });
+      consumer = c;
+      await c.connect();
+      for (const t of opts.topics) await c.subscribe({ topic: t, fromBeginning: true });
+      if (opts.storedOffsets) {
+        const stored = opts.storedOffsets;
+        c.on(c.events.GROUP_JOIN, ({ payload }) => {
+          void (async () => {
+            for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
+              const offsets = await stored(topic, partitions);
+              for (const [p, last] of offsets) c.seek({ topic, partition: p, offset: String(last + 1n) });
+            }
+          })().catch((err: unknown) =>
+            log.error({ code: toHubError(err).code }, 'could not seek to stored offsets'),
+          );
+        });
+      }
+      c.on(c.events.FETCH, () => {
+        progressAt = Date.now();
+      });
+      c.on(c.events.CRASH, ({ payload }) => {
+        const err = toHubError(payload.error, 'HUB_PROJECTION_FAILED');
+        log.error({ code: err.code, restart: payload.restart }, 'consumer crashed');
+        if (!payload.restart) opts.onFatal?.(err);
+      });
+      await c.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch,
+      });
+    },
+    async stop() {
+      const c = consumer;
+      consumer = null;
+      if (c) await c.disconnect();
+    },
+    lastProgressAt: () => progressAt,
+  };
+}

@@ -1,0 +1,156 @@
+import { CompressionTypes, type IHeaders, type Message, type Producer, type TopicMessages } from 'kafkajs';
+import { HubError, isHubError } from '../errors/index.js';
+import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
+import type { EventCodec } from '../events/codec.js';
+import type { KafkaClient } from './client.js';
+
+export interface RawRecord {
+  topic: string;
+  key: string | Buffer | null;
+  value: Buffer | null;
+  headers?: IHeaders;
+}
+
+export interface PublishedEvent {
+  topic: string;
+  eventId: string;
+}
+
+/**
+ * Writes to Kafka with acks=all on an idempotent producer. `publish` resolves
+ * only once the broker has acknowledged every record: that is the moment an
+ * adapter may answer AA / 201. Concurrent calls are coalesced into one
+ * request (the next batch forms while the previous one is in flight), which
+ * is what makes per-message awaiting affordable under load.
+ */
+export interface EventProducer {
+  connect(): Promise<void>;
+  publish(events: readonly ClinicalEvent[], extraHeaders?: IHeaders): Promise<PublishedEvent[]>;
+  publishRaw(records: readonly RawRecord[]): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+interface Pending {
+  records: RawRecord[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export interface ProducerOptions {
+  kafka: KafkaClient;
+  codec: EventCodec;
+  /** Transactional id is not used: one idempotent producer per process. */
+  retries?: number;
+  /** Where each event type goes; the catalog topic by default (tests use their own topics). */
+  topicFor?: (type: ClinicalEvent['type']) => string;
+  onPublished?: (topic: string, type: string, count: number) => void;
+}
+
+function mapKafkaError(err: unknown): HubError {
+  if (isHubError(err)) return err;
+  const e = err as { name?: string; retriable?: boolean; message?: string };
+  const retriable =
+    e.retriable === true || /connect|timeout|ECONNREFUSED|not available/i.test(e.message ?? '');
+  return new HubError(
+    retriable ? 'HUB_KAFKA_UNAVAILABLE' : 'HUB_KAFKA_ERROR',
+    `kafka write failed: ${e.name ?? 'Error'}`,
+    {
+      cause: err,
+      retriable,
+    },
+  );
+}
+
+export function createEventProducer(opts: ProducerOptions): EventProducer {
+  const producer: Producer = opts.kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    // Bounded so that a dead broker surfaces as an error (and no AA) instead
+    // of an ack that never comes; a resend after the error is de-duplicated
+    // downstream by the deterministic event id.
+    retry: { retries: opts.retries ?? 10, initialRetryTime: 100, maxRetryTime: 3000 },
+  });
+  const topicFor = opts.topicFor ?? ((type: ClinicalEvent['type']) => EVENT_CONTRACTS[type].topic);
+  let queue: Pending[] = [];
+  let flushing: Promise<void> | null = null;
+  let connected = false;
+
+  async function flush(): Promise<void> {
+    try {
+      while (queue.length > 0) {
+        const batch = queue;
+        queue = [];
+        const byTopic = new Map<string, Message[]>();
+        for (const p of batch) {
+          for (const r of p.records) {
+            let list = byTopic.get(r.topic);
+            if (!list) byTopic.set(r.topic, (list = []));
+            list.push({ key: r.key, value: r.value, headers: r.headers ?? {} });
+          }
+        }
+        const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+        try {
+          await producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          const mapped = mapKafkaError(err);
+          for (const p of batch) p.reject(mapped);
+        }
+      }
+    } finally {
+      flushing = null;
+    }
+  }
+
+  function enqueue(records: RawRecord[]): Promise<void> {
+    if (!connected) {
+      return Promise.reject(
+        new HubError('HUB_KAFKA_UNAVAILABLE', 'producer is not connected', { retriable: true }),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      queue.push({ records, resolve, reject });
+      // setImmediate lets every caller in this turn of the event loop join the batch.
+      flushing ??= new Promise<void>((r) => setImmediate(r)).then(flush);
+    });
+  }
+
+  return {
+    async connect() {
+      try {
+        await producer.connect();
+        connected = true;
+      } catch (err) {
+        throw mapKafkaError(err);
+      }
+    },
+    async publish(events, extraHeaders = {}) {
+      const records: RawRecord[] = [];
+      for (const e of events) {
+        const topic = topicFor(e.type);
+        const value = await opts.codec.encode(e, topic);
+        records.push({
+          topic,
+          key: e.data.patientId,
+          value,
+          headers: { ...extraHeaders, 'hub-event-type': e.type, 'hub-event-id': e.data.meta.eventId },
+        });
+      }
+      await enqueue(records);
+      const counts = new Map<string, number>();
+      for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
+      for (const [type, n] of counts) opts.onPublished?.(topicFor(type as ClinicalEvent['type']), type, n);
+      return events.map((e) => ({ topic: topicFor(e.type), eventId: e.data.meta.eventId }));
+    },
+    async publishRaw(records) {
+      await enqueue([...records]);
+    },
+    async disconnect() {
+      // Let queued writes finish before closing: they are owed an answer.
+      while (flushing) await flushing;
+      connected = false;
+      await producer.disconnect();
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import { defineConfig } from 'vitest/config';
+
+// Tiers: unit tests beside the code (plain data, no servers); *.int.test.ts
+// beside the code and end-to-end suites in test/ run against real Kafka, the
+// registry and Postgres, started once per run by the global setup.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['libs/**/*.test.ts', 'services/**/*.test.ts', 'cli/**/*.test.ts', 'scripts/**/*.test.ts'],
+          exclude: ['**/*.int.test.ts', 'node_modules/**', 'dist/**'],
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['**/*.int.test.ts', 'test/**/*.e2e.test.ts'],
+          exclude: ['node_modules/**', 'dist/**', '.hub/**'],
+          globalSetup: ['test/support/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
+          // Two cores: files run one after another so that Kafka, the
+          // registry and the services under test are not starved.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
