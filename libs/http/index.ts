@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Registry } from 'prom-client';
 import { ERROR_CODES, toHubError, type ErrorCode } from '../errors/index.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -33,8 +33,8 @@ export function createHttpApp(opts: HttpAppOptions): FastifyInstance {
   const serverOpts: FastifyServerOptions = {
     loggerInstance: opts.logger.child({ component: 'http' }),
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
-    // Request URLs can carry identifiers: log method and route, not the URL.
-    disableRequestLogging: true,
+    // Request URLs carry patient ids: no per-request access log lines.
+    logController: new LogController({ disableRequestLogging: true }),
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
   };

@@ -1,4 +1,11 @@
-import { CompressionTypes, type IHeaders, type Message, type Producer, type TopicMessages } from 'kafkajs';
+import {
+  CompressionTypes,
+  Partitioners,
+  type IHeaders,
+  type Message,
+  type Producer,
+  type TopicMessages,
+} from 'kafkajs';
 import { HubError, isHubError } from '../errors/index.js';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
@@ -63,6 +70,9 @@ function mapKafkaError(err: unknown): HubError {
 
 export function createEventProducer(opts: ProducerOptions): EventProducer {
   const producer: Producer = opts.kafka.producer({
+    // murmur2, as the Java client: a key lands in the same partition whoever
+    // produces it, which co-partitioning across topics depends on.
+    createPartitioner: Partitioners.DefaultPartitioner,
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,

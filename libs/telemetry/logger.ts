@@ -48,7 +48,7 @@ export interface LoggerOptions {
 export function createLogger(opts: LoggerOptions): Logger {
   return pino(
     {
-      name: opts.name,
+      // No pino `name`: a top-level "name" key is redacted like any other.
       level: opts.level ?? 'info',
       redact: { paths, censor: '[REDACTED]' },
       base: { service: opts.name },

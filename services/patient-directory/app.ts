@@ -77,7 +77,7 @@ export function buildPatientDirectory(
 ): PatientDirectory {
   const clock = deps.clock ?? Date.now;
   const projection = patientDirectoryProjection(cfg.patientTopic);
-  const log = deps.logger.child({ service: 'patient-directory' });
+  const log = deps.logger.child({ svc: 'patient-directory' });
   let fatal: HubError | null = null;
   const runner = createProjectionRunner({
     projection,
