@@ -5,6 +5,9 @@ import { defineConfig } from 'vitest/config';
 // registry and Postgres, started once per run by the global setup.
 export default defineConfig({
   test: {
+    // The JSON report gives .ci/run its plain "N passed, N failed" closing line.
+    reporters: ['default', 'json'],
+    outputFile: { json: '.hub/test-results.json' },
     projects: [
       {
         test: {

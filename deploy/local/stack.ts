@@ -111,6 +111,14 @@ const envSchema = z.object({
   HUB_TEST_KAFKA_CONTROLLER_PORT: portSchema,
   HUB_TEST_REGISTRY_PORT: portSchema,
   HUB_DATA_DIR: strSchema,
+  /** The registry's own database (dev profile); lets a second stack keep its schemas apart. */
+  HUB_REGISTRY_DATABASE: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]*$/, 'expected a lower-case SQL identifier')
+      .optional(),
+  ),
   HUB_CACHE_DIR: strSchema,
   KAFKA_VERSION: versionSchema,
   APICURIO_VERSION: versionSchema,
@@ -214,7 +222,7 @@ export function stackConfig(profile: StackProfile, env: NodeJS.ProcessEnv = proc
       version: apicurioVersion,
       host: '127.0.0.1',
       port: registryPort,
-      database: dev ? 'hub_registry' : 'hub_registry_test',
+      database: dev ? (e.HUB_REGISTRY_DATABASE ?? 'hub_registry') : 'hub_registry_test',
       distDir,
       jar: join(distDir, `apicurio-registry-app-${apicurioVersion}-runner.jar`),
       url: `http://127.0.0.1:${registryPort}/apis/ccompat/v7`,

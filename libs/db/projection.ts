@@ -25,6 +25,8 @@ export interface Projection {
   migrations: readonly Migration[];
   /** Applies events that were not applied before, in log order, inside the transaction. */
   apply(trx: Knex.Transaction, schema: string, records: readonly DecodedRecord[]): Promise<void>;
+  /** Optional: sees resends suppressed by event id (a data-quality measure), in the same transaction. */
+  duplicates?(trx: Knex.Transaction, schema: string, records: readonly DecodedRecord[]): Promise<void>;
 }
 
 export const projectionBaseMigrations: readonly Migration[] = [
@@ -135,6 +137,14 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
             return true;
           });
           if (toApply.length > 0) await projection.apply(trx, schema, toApply);
+          if (projection.duplicates && toApply.length < pending.length) {
+            const applied = new Set(toApply);
+            await projection.duplicates(
+              trx,
+              schema,
+              pending.filter((r) => !applied.has(r)),
+            );
+          }
         }
         if (batch.lastOffset > done) {
           await trx

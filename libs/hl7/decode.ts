@@ -1,0 +1,215 @@
+import iconv from 'iconv-lite';
+
+/**
+ * Bytes → text for one HL7 v2 message, and HL7 escape-sequence decoding.
+ *
+ * MSH-18 can only be read before the text is decoded, so it is sniffed from
+ * the raw bytes: every charset accepted here is ASCII-compatible, so the MSH
+ * segment reads the same under all of them. UTF-16/32 and the ISO-2022 (JIS)
+ * family are not ASCII-compatible and are refused.
+ */
+
+export interface DecodedHl7 {
+  text: string;
+  /** iconv-lite name actually used to decode (utf8, latin1, ascii, ...). */
+  charset: string;
+  /** MSH-18 (first repetition) as declared, trimmed; '' when absent. */
+  declared: string;
+  /** false when MSH-18 names a charset the hub does not decode; text is then a latin1 best effort. */
+  supported: boolean;
+}
+
+// HL7 table 0211 plus the spellings senders use in practice, upper-cased.
+const CHARSETS: Readonly<Record<string, string>> = {
+  ASCII: 'ascii',
+  'US-ASCII': 'ascii',
+  'ISO IR6': 'ascii',
+  'ISO-IR6': 'ascii',
+  '8859/1': 'latin1',
+  'ISO IR100': 'latin1',
+  'ISO-IR100': 'latin1',
+  'ISO-8859-1': 'latin1',
+  'ISO8859-1': 'latin1',
+  'ISO_8859-1': 'latin1',
+  LATIN1: 'latin1',
+  'LATIN-1': 'latin1',
+  '8859/2': 'iso-8859-2',
+  '8859/3': 'iso-8859-3',
+  '8859/4': 'iso-8859-4',
+  '8859/5': 'iso-8859-5',
+  '8859/6': 'iso-8859-6',
+  '8859/7': 'iso-8859-7',
+  '8859/8': 'iso-8859-8',
+  '8859/9': 'iso-8859-9',
+  '8859/15': 'iso-8859-15',
+  'ISO-8859-15': 'iso-8859-15',
+  'WINDOWS-1252': 'win1252',
+  CP1252: 'win1252',
+  'UNICODE UTF-8': 'utf8',
+  'UTF-8': 'utf8',
+  UTF8: 'utf8',
+  'ISO IR192': 'utf8',
+  'ISO-IR192': 'utf8',
+  'GB 18030-2000': 'gb18030',
+  GB18030: 'gb18030',
+  'BIG-5': 'big5',
+  BIG5: 'big5',
+  'KS X 1001': 'euc-kr',
+};
+
+/** iconv-lite name for an MSH-18 value; undefined when not supported. */
+export function charsetForMsh18(declared: string): string | undefined {
+  const k = declared.trim().toUpperCase();
+  if (k === '') return undefined;
+  return CHARSETS[k];
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** Strips what an MLLP framer may leave around the payload and a UTF-8 BOM. */
+function payload(bytes: Buffer): Buffer {
+  let start = 0;
+  let end = bytes.length;
+  if (bytes[start] === 0x0b) start++;
+  if (bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf) start += 3;
+  while (end > start && (bytes[end - 1] === 0x1c || bytes[end - 1] === CR || bytes[end - 1] === LF)) end--;
+  return bytes.subarray(start, end);
+}
+
+/** MSH-18 (first repetition) read from the raw bytes; '' when absent or not an MSH message. */
+export function sniffMsh18(bytes: Buffer): string {
+  const b = payload(bytes);
+  if (b.length < 4 || b.toString('latin1', 0, 3) !== 'MSH') return '';
+  let eol = b.indexOf(CR);
+  const lf = b.indexOf(LF);
+  if (eol < 0 || (lf >= 0 && lf < eol)) eol = lf;
+  const msh = b.toString('latin1', 0, eol < 0 ? b.length : eol);
+  const fs = msh.charAt(3);
+  const rep = msh.charAt(5);
+  // parts[0] = 'MSH', parts[1] = MSH-2, so MSH-n is parts[n - 1].
+  const parts = msh.split(fs);
+  const f18 = parts[17] ?? '';
+  return (rep && rep !== fs ? (f18.split(rep)[0] ?? '') : f18).trim();
+}
+
+function isValidUtf8(b: Buffer): boolean {
+  // A lossless round trip means no byte sequence was replaced.
+  return Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+}
+
+/** Segment terminators \r\n and \n become \r, the HL7 terminator. */
+export function normaliseSegmentTerminators(text: string): string {
+  return text.replace(/\r\n|\n/g, '\r');
+}
+
+/**
+ * Decodes one message. An empty MSH-18 means ASCII by the standard, but
+ * senders routinely send undeclared UTF-8: it is decoded as UTF-8 when the
+ * bytes are valid UTF-8 and as ISO-8859-1 otherwise (never lossy). Never throws.
+ */
+export function decodeHl7Bytes(bytes: Buffer): DecodedHl7 {
+  const b = payload(bytes);
+  const declared = sniffMsh18(b);
+  let charset: string;
+  let supported = true;
+  if (declared === '') {
+    charset = isValidUtf8(b) ? 'utf8' : 'latin1';
+  } else {
+    const known = charsetForMsh18(declared);
+    if (known === undefined) {
+      supported = false;
+      charset = 'latin1';
+    } else {
+      charset = known;
+    }
+  }
+  const text = normaliseSegmentTerminators(iconv.decode(b, charset));
+  return { text, charset, declared, supported };
+}
+
+/** The five delimiters (MSH-1 and MSH-2) a message is encoded with. */
+export interface Delimiters {
+  field: string;
+  component: string;
+  repetition: string;
+  escape: string;
+  subcomponent: string;
+}
+
+export const DEFAULT_DELIMITERS: Delimiters = {
+  field: '|',
+  component: '^',
+  repetition: '~',
+  escape: '\\',
+  subcomponent: '&',
+};
+
+/**
+ * Decodes HL7 escape sequences in one leaf value (after the message has been
+ * split on its delimiters). \.br\ and \.sp\ become newlines; highlighting,
+ * other formatting and charset-switching sequences are dropped; \Xhh..\ is
+ * decoded as bytes in the message charset. An unterminated escape is kept
+ * literally rather than losing text.
+ */
+export function decodeEscapes(value: string, d: Delimiters = DEFAULT_DELIMITERS, charset = 'utf8'): string {
+  const esc = d.escape;
+  if (esc === '' || !value.includes(esc)) return value;
+  let out = '';
+  let i = 0;
+  while (i < value.length) {
+    const c = value.charAt(i);
+    if (c !== esc) {
+      out += c;
+      i++;
+      continue;
+    }
+    const close = value.indexOf(esc, i + 1);
+    if (close < 0) {
+      out += value.slice(i);
+      break;
+    }
+    const seq = value.slice(i + 1, close);
+    out += expand(seq, d, charset) ?? value.slice(i, close + 1);
+    i = close + 1;
+  }
+  return out;
+}
+
+function expand(seq: string, d: Delimiters, charset: string): string | undefined {
+  switch (seq) {
+    case 'F':
+      return d.field;
+    case 'S':
+      return d.component;
+    case 'T':
+      return d.subcomponent;
+    case 'R':
+      return d.repetition;
+    case 'E':
+      return d.escape;
+    case 'H':
+    case 'N':
+      return '';
+    case '.br':
+      return '\n';
+    case '.fi':
+    case '.nf':
+      return '';
+    default:
+      break;
+  }
+  const head = seq.charAt(0);
+  if (head === 'X' && /^X(?:[0-9A-Fa-f]{2})*$/.test(seq)) {
+    const hex = Buffer.from(seq.slice(1), 'hex');
+    return charset && iconv.encodingExists(charset) ? iconv.decode(hex, charset) : hex.toString('latin1');
+  }
+  if (seq.startsWith('.sp')) {
+    const n = Number(seq.slice(3).trim() || '1');
+    return Number.isInteger(n) && n >= 0 && n <= 100 ? '\n'.repeat(n) : '\n';
+  }
+  // Indentation, centring, skips, charset switching (\C..\, \M..\) and
+  // locally defined escapes (\Z..\) have no plain-text meaning.
+  if (/^(\.in|\.ti|\.sk|\.ce)/.test(seq) || /^[CMZ][0-9A-Za-z]*$/.test(seq)) return '';
+  return undefined;
+}

@@ -1,0 +1,181 @@
+import { Hl7Message, type Hl7Segment } from '@medplum/core';
+import { HubError } from '../errors/index.js';
+import { decodeEscapes, type Delimiters } from './decode.js';
+import type { ErrorLocation, Hl7Refusal } from './types.js';
+
+/**
+ * Safe, escape-decoding access to a message parsed by @medplum/core's
+ * Hl7Message. Medplum splits on the delimiters but leaves escape sequences
+ * as they are, and its own accessors throw on absent repetitions; every read
+ * here returns '' for anything absent instead.
+ */
+
+/** Thrown inside the mapper only; mapHl7Message turns it into a refusal. */
+export class RefusalSignal extends Error {
+  constructor(readonly refusal: Hl7Refusal) {
+    super(refusal.error.message);
+    this.name = 'RefusalSignal';
+  }
+}
+
+/** AE/AR with an HL7 table 0357 code. The message must name fields, never values. */
+export function refuse(
+  ack: 'AE' | 'AR',
+  hl7ErrorCode: string,
+  message: string,
+  location?: ErrorLocation,
+): RefusalSignal {
+  const error = new HubError('HUB_INPUT_INVALID', message, {
+    details: { hl7ErrorCode, ...(location ? { location } : {}) },
+  });
+  return new RefusalSignal({ ack, hl7ErrorCode, error, ...(location ? { location } : {}) });
+}
+
+export function loc(seg: Seg, field?: number, component?: number): ErrorLocation {
+  return {
+    segment: seg.name,
+    segmentSequence: seg.sequence,
+    ...(field === undefined ? {} : { field }),
+    ...(component === undefined ? {} : { component }),
+  };
+}
+
+export function fieldName(seg: Seg, field: number, component?: number): string {
+  return `${seg.name}-${field}${component === undefined ? '' : `.${component}`}`;
+}
+
+export class Seg {
+  constructor(
+    readonly name: string,
+    /** 1-based occurrence of this segment name in the message. */
+    readonly sequence: number,
+    /** 0-based position among all segments, for grouping (ORC → OBR → OBX). */
+    readonly position: number,
+    private readonly raw: Hl7Segment,
+    private readonly msg: Msg,
+  ) {}
+
+  /** Repetitions × components of field n, still escaped. */
+  private repsOf(n: number): string[][] {
+    if (n < 1) return [];
+    const f = this.name === 'MSH' ? (n <= 2 ? undefined : this.raw.fields[n - 1]) : this.raw.fields[n];
+    return f?.components ?? [];
+  }
+
+  /** Field n as sent (all repetitions, escapes kept); MSH-1/2 included. */
+  rawField(n: number): string {
+    if (this.name === 'MSH' && n === 1) return this.msg.delimiters.field;
+    if (this.name === 'MSH' && n === 2) return this.msg.encodingCharacters;
+    const d = this.msg.delimiters;
+    return this.repsOf(n)
+      .map((r) => r.join(d.component))
+      .join(d.repetition);
+  }
+
+  repetitionCount(n: number): number {
+    return this.repsOf(n).length;
+  }
+
+  /** Component c (1-based) of repetition rep (0-based), optionally subcomponent s (1-based); decoded, trimmed. */
+  get(n: number, c = 1, s?: number, rep = 0): string {
+    const comp = this.repsOf(n)[rep]?.[c - 1] ?? '';
+    const raw = s === undefined ? comp : (comp.split(this.msg.delimiters.subcomponent)[s - 1] ?? '');
+    return this.msg.decode(raw).trim();
+  }
+
+  /** Whole component c of a repetition with subcomponents, decoded (subcomponent separators kept). */
+  getFirstSub(n: number, c = 1, rep = 0): string {
+    return this.get(n, c, 1, rep);
+  }
+
+  /** Component c of repetition rep decoded but not trimmed (for text lines where spacing matters). */
+  text(n: number, c = 1, rep = 0): string {
+    return this.msg.decode(this.repsOf(n)[rep]?.[c - 1] ?? '');
+  }
+
+  /** Every repetition of field n rendered as decoded text; components joined with the component separator. */
+  textRepetitions(n: number): string[] {
+    const d = this.msg.delimiters;
+    return this.repsOf(n).map((r) => this.msg.decode(r.join(d.component)));
+  }
+
+  isEmpty(n: number): boolean {
+    return this.repsOf(n).every((r) => r.every((c) => c.trim() === ''));
+  }
+}
+
+export class Msg {
+  readonly segments: Seg[];
+  readonly delimiters: Delimiters;
+  readonly encodingCharacters: string;
+
+  private constructor(
+    parsed: Hl7Message,
+    readonly charset: string,
+    encodingCharacters: string,
+  ) {
+    const ctx = parsed.context;
+    this.delimiters = {
+      field: ctx.fieldSeparator,
+      component: ctx.componentSeparator,
+      repetition: ctx.repetitionSeparator,
+      escape: ctx.escapeCharacter,
+      subcomponent: ctx.subcomponentSeparator,
+    };
+    this.encodingCharacters = encodingCharacters;
+    const counts = new Map<string, number>();
+    this.segments = [];
+    parsed.segments.forEach((s, position) => {
+      const name = s.name.trim();
+      if (name === '') return;
+      const n = (counts.get(name) ?? 0) + 1;
+      counts.set(name, n);
+      this.segments.push(new Seg(name, n, position, s, this));
+    });
+  }
+
+  /**
+   * Parses decoded text. Refuses (AR 100) what is not an HL7 message: no MSH
+   * first, or delimiters that are missing, repeated or alphanumeric.
+   */
+  static parse(text: string, charset: string): Msg {
+    if (!text.startsWith('MSH') || text.length < 8) {
+      throw refuse('AR', '100', 'message does not start with an MSH segment');
+    }
+    const fs = text.charAt(3);
+    const end = text.indexOf(fs, 4);
+    const enc = end < 0 ? '' : text.slice(4, end);
+    const delims = [fs, ...enc.slice(0, 4)];
+    const bad =
+      enc.length < 4 ||
+      enc.length > 5 ||
+      new Set(delims).size !== 5 ||
+      delims.some((c) => /[A-Za-z0-9\s]/.test(c));
+    if (bad) {
+      throw refuse('AR', '100', 'MSH-1/MSH-2 do not declare five distinct delimiters', {
+        segment: 'MSH',
+        segmentSequence: 1,
+        field: 2,
+      });
+    }
+    return new Msg(Hl7Message.parse(text), charset, enc);
+  }
+
+  decode(raw: string): string {
+    return decodeEscapes(raw, this.delimiters, this.charset);
+  }
+
+  all(name: string): Seg[] {
+    return this.segments.filter((s) => s.name === name);
+  }
+
+  first(name: string): Seg | undefined {
+    return this.segments.find((s) => s.name === name);
+  }
+
+  get msh(): Seg {
+    const s = this.segments[0];
+    if (!s || s.name !== 'MSH') throw refuse('AR', '100', 'message does not start with an MSH segment');
+    return s;
+  }
+}

@@ -1,0 +1,97 @@
+import type { Code, ObservationValue } from '../events/index.js';
+
+/**
+ * Clinical rules shared by the read models, so that billing, analytics and
+ * the portal agree on what "final", "superseded" and "abnormal" mean.
+ */
+
+/**
+ * Which version of a report wins, whatever order versions arrive in: a
+ * cancellation beats a correction beats a final beats a preliminary; within
+ * one rank the later clinical time, then the larger event id (a stable tie
+ * break, so that replays in any order agree).
+ */
+export function resultRank(status: string): number {
+  switch (status.toLowerCase()) {
+    case 'preliminary':
+    case 'registered':
+    case 'partial':
+      return 1;
+    case 'final':
+      return 2;
+    case 'corrected':
+    case 'amended':
+      return 3;
+    case 'cancelled':
+    case 'entered-in-error':
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+export interface VersionStamp {
+  rank: number;
+  at: number;
+  eventId: string;
+}
+
+export function supersedes(candidate: VersionStamp, current: VersionStamp | null): boolean {
+  if (!current) return true;
+  if (candidate.rank !== current.rank) return candidate.rank > current.rank;
+  if (candidate.at !== current.at) return candidate.at > current.at;
+  return candidate.eventId > current.eventId;
+}
+
+/** Released to the patient and billable: a final or corrected report. */
+export function isReleasedStatus(status: string): boolean {
+  const r = resultRank(status);
+  return r === 2 || r === 3;
+}
+
+// HL7 table 0078 flags that mean "outside the normal range".
+const ABNORMAL = new Set(['A', 'AA', 'H', 'HH', 'L', 'LL', 'HU', 'LU', '<', '>', 'POS', 'R', 'W']);
+
+export function isAbnormal(o: ObservationValue): boolean {
+  const flag = o.interpretation?.code?.toUpperCase();
+  return flag !== undefined && ABNORMAL.has(flag);
+}
+
+/** inpatient | emergency | outpatient | other, from HL7 PV1-2 or FHIR v3-ActCode. */
+export function classOf(c: Code | null | undefined): string {
+  const code = (c?.code ?? '').toUpperCase();
+  switch (code) {
+    case 'I':
+    case 'IMP':
+    case 'ACUTE':
+    case 'NONAC':
+    case 'INPATIENT':
+      return 'inpatient';
+    case 'E':
+    case 'EMER':
+    case 'EMERGENCY':
+      return 'emergency';
+    case 'O':
+    case 'AMB':
+    case 'OUTPATIENT':
+    case 'R':
+    case 'B':
+      return 'outpatient';
+    case 'P':
+    case 'PRENC':
+      return 'preadmit';
+    case 'OBSENC':
+      return 'observation';
+    default:
+      return code === '' ? 'unknown' : code.toLowerCase();
+  }
+}
+
+/** What an encounter cancellation undoes: the whole visit, its last transfer or its discharge. */
+export function cancelledPart(cancelledEventType: string | null): 'visit' | 'transfer' | 'discharge' {
+  const t = (cancelledEventType ?? '').toLowerCase();
+  if (t.includes('transfer') || t === 'a12' || t === 'encountertransferred') return 'transfer';
+  if (t.includes('discharge') || t === 'a13' || t === 'encounterended' || t.includes('end'))
+    return 'discharge';
+  return 'visit';
+}

@@ -1,0 +1,285 @@
+import type { Knex } from 'knex';
+import type { Migration } from '../db/index.js';
+import type { Projection } from '../db/projection.js';
+import type { ClinicalEvent } from '../events/index.js';
+import type { DecodedRecord } from '../kafka/consumer.js';
+
+/**
+ * A read model as a set of keyed tables, evolved by a pure function over an
+ * in-memory draft. The I/O around it is always the same three steps per
+ * batch, whatever the batch size: load the touched rows (one `= any(...)`
+ * select per table), evolve them in memory, write the changed ones back (one
+ * multi-row upsert / delete per table). The domain never sees SQL.
+ */
+export type Row = Record<string, unknown>;
+
+export interface TableSpec {
+  /** Single text primary-key column (composite keys are encoded into one string by the domain). */
+  key: string;
+  /** Column holding the enterprise patient id, rewritten when patients are merged. */
+  patientColumn?: string;
+  /** jsonb columns holding FHIR resources whose `subject.reference` names the patient. */
+  subjectColumns?: readonly string[];
+  /** jsonb columns: serialised on write (node-pg would turn JS arrays into Postgres arrays). */
+  jsonColumns?: readonly string[];
+  /** timestamptz columns: epoch ms in the domain, Date in the database. */
+  timeColumns?: readonly string[];
+}
+
+export type TableSpecs<T> = { readonly [K in keyof T]: TableSpec };
+
+/** Which rows (by key) of which tables an event needs to see. */
+export type Needs<T> = { [K in keyof T]?: string[] };
+
+export type Resolve = (patientId: string) => string;
+
+/**
+ * The mutable working set of one batch. Not I/O: the domain reads rows that
+ * were loaded for it and records puts/deletes, which the store then writes.
+ */
+export class Draft<T extends { [K in keyof T]: Row }> {
+  private readonly rows = new Map<keyof T, Map<string, Row | null>>();
+  private readonly dirty = new Map<keyof T, Set<string>>();
+
+  constructor(loaded?: { [K in keyof T]?: Iterable<[string, T[K]]> }) {
+    if (loaded) {
+      for (const t of Object.keys(loaded) as (keyof T)[]) {
+        const m = this.table(t);
+        for (const [k, v] of loaded[t] ?? []) m.set(k, v);
+      }
+    }
+  }
+
+  private table(t: keyof T): Map<string, Row | null> {
+    let m = this.rows.get(t);
+    if (!m) this.rows.set(t, (m = new Map()));
+    return m;
+  }
+
+  get<K extends keyof T>(t: K, key: string): T[K] | undefined {
+    return (this.table(t).get(key) ?? undefined) as T[K] | undefined;
+  }
+
+  put<K extends keyof T>(t: K, key: string, row: T[K]): void {
+    this.table(t).set(key, row);
+    let d = this.dirty.get(t);
+    if (!d) this.dirty.set(t, (d = new Set()));
+    d.add(key);
+  }
+
+  delete<K extends keyof T>(t: K, key: string): void {
+    this.table(t).set(key, null);
+    let d = this.dirty.get(t);
+    if (!d) this.dirty.set(t, (d = new Set()));
+    d.add(key);
+  }
+
+  /** Current rows of a table (for tests and the store's write step). */
+  all<K extends keyof T>(t: K): Map<string, T[K]> {
+    const out = new Map<string, T[K]>();
+    for (const [k, v] of this.table(t)) if (v) out.set(k, v as T[K]);
+    return out;
+  }
+
+  changes<K extends keyof T>(t: K): { upserts: T[K][]; deletes: string[] } {
+    const upserts: T[K][] = [];
+    const deletes: string[] = [];
+    const m = this.table(t);
+    for (const k of this.dirty.get(t) ?? []) {
+      const v = m.get(k);
+      if (v) upserts.push(v as T[K]);
+      else deletes.push(k);
+    }
+    return { upserts, deletes };
+  }
+}
+
+export interface ReadModel<T extends { [K in keyof T]: Row }> {
+  name: string;
+  topics: readonly string[];
+  tables: TableSpecs<T>;
+  migrations: readonly Migration[];
+  needs(e: ClinicalEvent, resolve: Resolve): Needs<T>;
+  /** Pure: reads and writes the draft only. `resolve` maps a retired patient id to its survivor. */
+  evolve(draft: Draft<T>, e: ClinicalEvent, resolve: Resolve, rec: { topic: string }): void;
+  /** Called with resends that were suppressed as duplicates (same event id, new offset). */
+  duplicates?(trx: Knex.Transaction, schema: string, records: readonly DecodedRecord[]): Promise<void>;
+}
+
+/** The table every read model keeps for merges: retired id → survivor id. */
+export const patientLinksMigration: Migration = {
+  name: '0001_patient_links',
+  async up(knex, schema) {
+    await knex.schema.withSchema(schema).createTable('patient_links', (t) => {
+      t.text('merged_id').primary();
+      t.text('survivor_id').notNullable();
+    });
+  },
+};
+
+// Postgres allows 65535 bind parameters per statement.
+function chunks<X>(xs: readonly X[], cols: number): X[][] {
+  const size = Math.max(1, Math.floor(60_000 / Math.max(1, cols)));
+  const out: X[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
+function toDb(spec: TableSpec, row: Row): Row {
+  const out: Row = { ...row };
+  for (const c of spec.jsonColumns ?? []) if (out[c] !== undefined) out[c] = JSON.stringify(out[c]);
+  for (const c of spec.timeColumns ?? []) {
+    const v = out[c];
+    if (typeof v === 'number') out[c] = new Date(v);
+  }
+  return out;
+}
+
+function fromDb(spec: TableSpec, row: Row): Row {
+  const out: Row = { ...row };
+  for (const c of spec.timeColumns ?? []) {
+    const v = out[c];
+    if (v instanceof Date) out[c] = v.getTime();
+  }
+  return out;
+}
+
+/** Follows retired → survivor links to the final survivor (merges can chain). */
+export function rootOf(links: ReadonlyMap<string, string>, id: string): string {
+  let cur = id;
+  for (let i = 0; i < 64; i++) {
+    const next = links.get(cur);
+    if (next === undefined || next === cur) return cur;
+    cur = next;
+  }
+  return cur;
+}
+
+async function loadLinks(trx: Knex.Transaction, schema: string, ids: string[]): Promise<Map<string, string>> {
+  const links = new Map<string, string>();
+  let frontier = [...new Set(ids)];
+  while (frontier.length > 0) {
+    const rows = (await trx
+      .withSchema(schema)
+      .from('patient_links')
+      .whereRaw('merged_id = any(?)', [frontier])
+      .select('merged_id', 'survivor_id')) as { merged_id: string; survivor_id: string }[];
+    frontier = [];
+    for (const r of rows) {
+      if (!links.has(r.merged_id)) {
+        links.set(r.merged_id, r.survivor_id);
+        frontier.push(r.survivor_id);
+      }
+    }
+  }
+  return links;
+}
+
+/**
+ * Records merges first, then moves every row of a retired patient (and of
+ * patients retired into it before) to the final survivor, one UPDATE per
+ * table. Applying merges ahead of the rest of the batch is safe because the
+ * end state of a merge does not depend on when it is seen: facts of a retired
+ * id land on the survivor either way.
+ */
+async function applyMerges(
+  trx: Knex.Transaction,
+  schema: string,
+  tables: Record<string, TableSpec>,
+  merges: { survivor: string; retired: string }[],
+): Promise<void> {
+  if (merges.length === 0) return;
+  const links = new Map<string, string>();
+  for (const m of merges) if (m.survivor !== m.retired) links.set(m.retired, m.survivor);
+  if (links.size === 0) return;
+  await trx
+    .withSchema(schema)
+    .into('patient_links')
+    .insert([...links].map(([merged_id, survivor_id]) => ({ merged_id, survivor_id })))
+    .onConflict('merged_id')
+    .merge();
+  // Every link, so that ids retired earlier into one retired now also move.
+  const all = (await trx.withSchema(schema).from('patient_links').select('merged_id', 'survivor_id')) as {
+    merged_id: string;
+    survivor_id: string;
+  }[];
+  const map = new Map(all.map((r) => [r.merged_id, r.survivor_id]));
+  const pairs = [...map.keys()].map((old) => [old, rootOf(map, old)] as const).filter(([o, r]) => o !== r);
+  if (pairs.length === 0) return;
+  const values = pairs.map(() => '(?::text, ?::text)').join(', ');
+  const bindings = pairs.flat();
+  for (const [name, spec] of Object.entries(tables)) {
+    if (!spec.patientColumn) continue;
+    const col = spec.patientColumn;
+    const subjects = (spec.subjectColumns ?? []).map(
+      (c) => `, "${c}" = jsonb_set("${c}", '{subject}', jsonb_build_object('reference', 'Patient/' || v.root))`,
+    );
+    await trx.raw(
+      `update ??.?? as t set "${col}" = v.root${subjects.join('')} from (values ${values}) as v(old, root) where t."${col}" = v.old`,
+      [schema, name, ...bindings],
+    );
+  }
+}
+
+/** Turns a read model into a Projection for the shared runner (libs/db/projection.ts). */
+export function readModelProjection<T extends { [K in keyof T]: Row }>(model: ReadModel<T>): Projection {
+  const tables = model.tables as unknown as Record<string, TableSpec>;
+  return {
+    name: model.name,
+    topics: model.topics,
+    migrations: [patientLinksMigration, ...model.migrations],
+    ...(model.duplicates ? { duplicates: model.duplicates.bind(model) } : {}),
+    async apply(trx, schema, records) {
+      const merges: { survivor: string; retired: string }[] = [];
+      const patientIds = new Set<string>();
+      for (const r of records) {
+        patientIds.add(r.event.data.patientId);
+        if (r.event.type === 'PatientsMerged') {
+          merges.push({ survivor: r.event.data.patientId, retired: r.event.data.mergedPatientId });
+          patientIds.add(r.event.data.mergedPatientId);
+        }
+      }
+      await applyMerges(trx, schema, tables, merges);
+      const links = await loadLinks(trx, schema, [...patientIds]);
+      const resolve: Resolve = (id) => rootOf(links, id);
+
+      const wanted = new Map<string, Set<string>>();
+      for (const r of records) {
+        const n = model.needs(r.event, resolve) as Record<string, string[] | undefined>;
+        for (const [t, keys] of Object.entries(n)) {
+          if (!keys || keys.length === 0) continue;
+          let s = wanted.get(t);
+          if (!s) wanted.set(t, (s = new Set()));
+          for (const k of keys) s.add(k);
+        }
+      }
+      const loaded: Record<string, [string, Row][]> = {};
+      for (const [t, keys] of wanted) {
+        const spec = tables[t];
+        if (!spec) continue;
+        const rows = (await trx
+          .withSchema(schema)
+          .from(t)
+          .whereRaw('?? = any(?)', [spec.key, [...keys]])
+          .forUpdate()
+          .select('*')) as Row[];
+        loaded[t] = rows.map((row) => [String(row[spec.key]), fromDb(spec, row)]);
+      }
+      const draft = new Draft<T>(loaded as { [K in keyof T]?: Iterable<[string, T[K]]> });
+      for (const r of records) model.evolve(draft, r.event, resolve, { topic: r.topic });
+
+      for (const [t, spec] of Object.entries(tables)) {
+        const { upserts, deletes } = draft.changes(t as keyof T);
+        if (deletes.length > 0) {
+          await trx.withSchema(schema).from(t).whereRaw('?? = any(?)', [spec.key, deletes]).delete();
+        }
+        if (upserts.length === 0) continue;
+        const rows = upserts.map((u) => toDb(spec, u as Row));
+        const cols = Object.keys(rows[0] ?? {}).length;
+        for (const part of chunks(rows, cols)) {
+          await trx.withSchema(schema).into(t).insert(part).onConflict(spec.key).merge();
+        }
+      }
+    },
+  };
+}
