@@ -1,0 +1,187 @@
+// Shared parts of the benchmark scenarios: the stack they run on, machine
+// facts, percentiles, progress display and the result format. Each scenario
+// reports hub figures next to the limit the same machine reached in the same
+// run, so that the ratio, not the absolute number, is what compares runs.
+import { execFile } from 'node:child_process';
+import { cpus, freemem, totalmem } from 'node:os';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import pg from 'pg';
+import { startStack, stackConfig, type StackConfig, type StackHandle } from '../../deploy/local/stack.js';
+
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  /** Name of the limit figure this one is compared with, when there is one. */
+  limit?: string;
+  /** Whether a higher value is better (throughput) or lower (latency, memory). */
+  better: 'higher' | 'lower';
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  /** Warm-up, duration, load and record sizes, said in words. */
+  setup: string;
+  figures: Figure[];
+  notes?: string[];
+}
+
+export interface BenchEnv {
+  stack: StackHandle;
+  cfg: StackConfig;
+  databaseUrl: string;
+  /** Seconds each measured phase runs (BENCH_SECONDS, default 15). */
+  seconds: number;
+  /** Scale factor for record counts (BENCH_SCALE, default 1). */
+  scale: number;
+  log(msg: string): void;
+}
+
+export const BENCH_PORTS = { kafka: 19092, controller: 19093, registry: 18081 };
+
+/**
+ * The bench stack: its own ports, data dir, registry database and app
+ * database, so a benchmark never touches the dev event store or a test run.
+ */
+export function benchStackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
+  const base = stackConfig('dev', env);
+  const u = new URL(base.postgres.url);
+  u.pathname = '/hub_bench';
+  return stackConfig('dev', {
+    ...env,
+    HUB_DATA_DIR: join(base.repoDir, '.hub', 'bench'),
+    HUB_KAFKA_PORT: String(BENCH_PORTS.kafka),
+    HUB_KAFKA_CONTROLLER_PORT: String(BENCH_PORTS.controller),
+    HUB_REGISTRY_PORT: String(BENCH_PORTS.registry),
+    HUB_REGISTRY_DATABASE: 'hub_registry_bench',
+    DATABASE_URL: u.toString(),
+  });
+}
+
+export async function openBenchEnv(log: (m: string) => void): Promise<BenchEnv> {
+  const cfg = benchStackConfig();
+  const stack = await startStack(cfg, { log });
+  return {
+    stack,
+    cfg,
+    databaseUrl: stack.databaseUrl,
+    seconds: Number(process.env['BENCH_SECONDS'] ?? 15),
+    scale: Number(process.env['BENCH_SCALE'] ?? 1),
+    log,
+  };
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+/** Latency summary in milliseconds from nanosecond samples. */
+export function latencySummary(ns: number[]): { p50: number; p99: number; p999: number; n: number } {
+  const s = [...ns].sort((a, b) => a - b).map((x) => x / 1e6);
+  return { p50: percentile(s, 50), p99: percentile(s, 99), p999: percentile(s, 99.9), n: s.length };
+}
+
+export function progressBar(label: string, total: number, unit = 'items'): cliProgress.SingleBar {
+  const bar = new cliProgress.SingleBar(
+    {
+      format: `${label.padEnd(28)} [{bar}] {percentage}% | {value}/{total} ${unit} | {rate}/s | ETA {eta}s`,
+      hideCursor: true,
+      // Progress goes to stderr: stdout stays clean for the result table.
+      stream: process.stderr,
+      noTTYOutput: true,
+      notTTYSchedule: 5000,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0, { rate: '0' });
+  const t0 = Date.now();
+  const update = bar.update.bind(bar);
+  bar.update = ((value: number) => {
+    const s = (Date.now() - t0) / 1000;
+    update(value, { rate: s > 0 ? Math.round(value / s).toLocaleString('en-US') : '0' });
+  }) as typeof bar.update;
+  return bar;
+}
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve(err ? '' : `${stdout}${stderr}`.trim());
+    });
+  });
+}
+
+export interface MachineFacts {
+  cores: number;
+  cpuModel: string;
+  memoryGiB: number;
+  freeMemoryGiB: number;
+  node: string;
+  java: string;
+  kafka: string;
+  registry: string;
+  postgres: string;
+  date: string;
+}
+
+export async function machineFacts(env: BenchEnv): Promise<MachineFacts> {
+  const c = new pg.Client({ connectionString: env.databaseUrl });
+  await c.connect();
+  const pgVersion =
+    (await c.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
+  await c.end();
+  const java = (await run('java', ['-version'])).split('\n')[0] ?? '?';
+  return {
+    cores: cpus().length,
+    cpuModel: cpus()[0]?.model ?? '?',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    freeMemoryGiB: Math.round(freemem() / 2 ** 30),
+    node: process.version,
+    java,
+    kafka: env.cfg.kafka.version,
+    registry: `Apicurio ${env.cfg.registry.version}`,
+    postgres: pgVersion,
+    date: new Date().toISOString(),
+  };
+}
+
+const fmt = (v: number) =>
+  Number.isFinite(v)
+    ? Math.abs(v) >= 100
+      ? Math.round(v).toLocaleString('en-US')
+      : v.toLocaleString('en-US', { maximumFractionDigits: 2 })
+    : 'n/a';
+
+/** Each figure with its limit beside it and the ratio (hub / limit for throughput, limit / hub for latency). */
+export function ratioOf(f: Figure, all: readonly Figure[]): number | undefined {
+  if (!f.limit) return undefined;
+  const lim = all.find((x) => x.name === f.limit);
+  if (!lim || !Number.isFinite(lim.value) || !Number.isFinite(f.value) || f.value === 0) return undefined;
+  return f.better === 'higher' ? f.value / lim.value : lim.value / f.value;
+}
+
+export function markdownReport(machine: MachineFacts, results: readonly ScenarioResult[]): string {
+  const out: string[] = [];
+  out.push(`# Benchmark results (${machine.date})`, '');
+  out.push(
+    `Machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB; Node ${machine.node}; ` +
+      `${machine.java}; Kafka ${machine.kafka}; ${machine.registry}; PostgreSQL ${machine.postgres}.`,
+    '',
+  );
+  for (const r of results) {
+    out.push(`## ${r.scenario}`, '', r.setup, '');
+    out.push('| figure | value | unit | limit | ratio |', '| --- | ---: | --- | --- | ---: |');
+    for (const f of r.figures) {
+      const ratio = ratioOf(f, r.figures);
+      out.push(
+        `| ${f.name} | ${fmt(f.value)} | ${f.unit} | ${f.limit ?? ''} | ${ratio === undefined ? '' : ratio.toFixed(2)} |`,
+      );
+    }
+    for (const n of r.notes ?? []) out.push('', `- ${n}`);
+    out.push('');
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,56 @@
+// `npm run bench [-- scenario ...]`: starts the bench stack (its own ports,
+// data and databases; see lib.ts), runs the scenarios, writes
+// docs/benchmarks/latest.json and latest.md and prints the table.
+// `npm run bench:<scenario>` runs one.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { codecScenario } from './codec.js';
+import { kafkaLimitFigures, measureKafkaLimits } from './kafka-limits.js';
+import { machineFacts, markdownReport, openBenchEnv, type BenchEnv, type ScenarioResult } from './lib.js';
+
+type Scenario = (env: BenchEnv) => Promise<ScenarioResult>;
+
+const SCENARIOS: Record<string, Scenario> = {
+  kafka: async (env) => ({
+    scenario: 'Limits: Kafka producer and end-to-end latency',
+    setup: `ProducerPerformance (acks=all, idempotent, 6 partitions, 800 B records, ${Math.round(200_000 * env.scale)} records, no throttle) and EndToEndLatency (one message in flight).`,
+    figures: kafkaLimitFigures(await measureKafkaLimits(env, 800, Math.round(200_000 * env.scale))),
+  }),
+  codec: codecScenario,
+};
+
+async function main(): Promise<void> {
+  const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const unknown = asked.filter((a) => !(a in SCENARIOS));
+  if (unknown.length) {
+    process.stderr.write(
+      `unknown scenario(s): ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}\n`,
+    );
+    process.exit(2);
+  }
+  const names = asked.length ? asked : Object.keys(SCENARIOS);
+  const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
+  const env = await openBenchEnv(log);
+  const results: ScenarioResult[] = [];
+  try {
+    const machine = await machineFacts(env);
+    for (const n of names) {
+      log(`scenario ${n}`);
+      results.push(await SCENARIOS[n]!(env));
+    }
+    const dir = join(env.cfg.repoDir, 'docs', 'benchmarks');
+    await mkdir(dir, { recursive: true });
+    const md = markdownReport(machine, results);
+    await writeFile(join(dir, 'latest.json'), `${JSON.stringify({ machine, results }, null, 2)}\n`);
+    await writeFile(join(dir, 'latest.md'), `${md}\n`);
+    process.stdout.write(`${md}\n`);
+    log(`wrote ${join(dir, 'latest.json')} and latest.md`);
+  } finally {
+    await env.stack.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
