@@ -38,6 +38,12 @@ import { createEventProducer } from '../libs/kafka/producer.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { runUp } from './up.js';
 import { runInfra } from './infra.js';
+import { registerHl7Commands } from './hl7.js';
+import { registerAuthCommands } from './auth.js';
+import { registerAuditCommands } from './audit.js';
+import { registerFhirCommands } from './fhir.js';
+import { registerProjectionsCommands } from './projections.js';
+import { registerOpsCommands } from './ops.js';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, INCOMPATIBLE: 3, UNAVAILABLE: 4 } as const;
 
@@ -62,6 +68,10 @@ const EXIT_FOR: Record<ErrorCode, number> = {
   HUB_PROJECTION_FAILED: EXIT.FAILED,
   HUB_NOT_FOUND: EXIT.FAILED,
   HUB_INTERNAL: EXIT.FAILED,
+  HUB_UNAUTHENTICATED: EXIT.FAILED,
+  HUB_FORBIDDEN: EXIT.FAILED,
+  HUB_AUDIT_CHAIN_BROKEN: EXIT.FAILED,
+  HUB_AUTH_UNAVAILABLE: EXIT.UNAVAILABLE,
 };
 
 function exitCodeFor(code: ErrorCode): number {
@@ -195,11 +205,22 @@ export function buildProgram(): Command {
       'start Kafka, the registry and the hub services; register schemas; create topics (Ctrl-C stops it all)',
     )
     .option('--no-services', 'only infrastructure, schemas and topics')
-    .action(async (o: { services: boolean }) => {
-      await runUp({ repoDir, services: o.services });
+    .option('--only <names>', 'a comma-separated subset of services (default: all)')
+    .action(async (o: { services: boolean; only?: string }) => {
+      const only = o.only
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      await runUp({ repoDir, services: o.services, ...(only ? { only } : {}) });
     });
 
   runInfra(program, repoDir);
+  registerHl7Commands(program);
+  registerAuthCommands(program);
+  registerAuditCommands(program);
+  registerFhirCommands(program);
+  registerProjectionsCommands(program);
+  registerOpsCommands(program);
 
   const schemas = program.command('schemas').description('Avro contracts in schemas/ and the registry');
   schemas

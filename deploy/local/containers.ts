@@ -5,7 +5,6 @@
 // module has no side effects.
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { GenericContainer, Network, Wait, getContainerRuntimeClient } from 'testcontainers';
 
 export interface ContainerStack {
   brokers: string[];
@@ -24,6 +23,8 @@ export async function dockerEngineAvailable(env: NodeJS.ProcessEnv = process.env
   if (mode === 'jvm') return false;
   if (mode !== 'docker' && !env['DOCKER_HOST'] && !existsSync('/var/run/docker.sock')) return false;
   try {
+    // Loaded only here: testcontainers and its HTTP client are not needed on hosts without Docker.
+    const { getContainerRuntimeClient } = await import('testcontainers');
     const client = await getContainerRuntimeClient();
     return Boolean(client.info.containerRuntime.host);
   } catch {
@@ -47,6 +48,7 @@ function freePort(): Promise<number> {
 export async function startContainerStack(
   versions: { kafka: string; apicurio: string } = { kafka: '4.1.1', apicurio: '3.0.9' },
 ): Promise<ContainerStack> {
+  const { GenericContainer, Network, Wait } = await import('testcontainers');
   const network = await new Network().start();
   const postgres = await new GenericContainer('postgres:15')
     .withNetwork(network)

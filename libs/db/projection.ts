@@ -5,6 +5,7 @@ import type { KafkaClient } from '../kafka/client.js';
 import {
   createConsumerRunner,
   type ConsumerRunner,
+  type ConsumerRunnerOptions,
   type DeadLetter,
   type DecodedRecord,
 } from '../kafka/consumer.js';
@@ -85,6 +86,7 @@ export interface ProjectionRunnerOptions {
   onDeadLetter?(dl: DeadLetter): void;
   onApplied?(topic: string, count: number): void;
   onFatal?(err: HubError): void;
+  onBatch?: ConsumerRunnerOptions['onBatch'];
 }
 
 export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerRunner {
@@ -190,5 +192,6 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
     ...(opts.onDeadLetter ? { onDeadLetter: opts.onDeadLetter } : {}),
     ...(opts.onApplied ? { onApplied: opts.onApplied } : {}),
     ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
+    ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
   });
 }

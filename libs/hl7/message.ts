@@ -83,16 +83,6 @@ export class Seg {
     return this.msg.decode(raw).trim();
   }
 
-  /** Whole component c of a repetition with subcomponents, decoded (subcomponent separators kept). */
-  getFirstSub(n: number, c = 1, rep = 0): string {
-    return this.get(n, c, 1, rep);
-  }
-
-  /** Component c of repetition rep decoded but not trimmed (for text lines where spacing matters). */
-  text(n: number, c = 1, rep = 0): string {
-    return this.msg.decode(this.repsOf(n)[rep]?.[c - 1] ?? '');
-  }
-
   /** Every repetition of field n rendered as decoded text; components joined with the component separator. */
   textRepetitions(n: number): string[] {
     const d = this.msg.delimiters;

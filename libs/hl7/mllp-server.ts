@@ -42,6 +42,8 @@ export interface MllpServerOptions {
   frameTimeoutMs: number;
   /** Complete frames queued per connection before reading from it pauses. */
   maxQueuedFrames?: number;
+  /** Further connections are refused by the listener (file descriptors are finite). */
+  maxConnections?: number;
   logger: Logger;
 }
 
@@ -113,7 +115,10 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
             enqueue(conn, { kind: 'message', bytes: ev.bytes });
             break;
           case 'oversize':
-            enqueue(conn, { kind: 'broken', frame: { kind: 'oversize', prefix: ev.prefix, length: ev.length } });
+            enqueue(conn, {
+              kind: 'broken',
+              frame: { kind: 'oversize', prefix: ev.prefix, length: ev.length },
+            });
             break;
           case 'incomplete':
             enqueue(conn, { kind: 'broken', frame: { kind: 'incomplete', bytes: ev.bytes } });
@@ -123,6 +128,8 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
             break;
         }
       }
+      // A frame ended in this read: the timeout restarts for whatever frame is open now.
+      if (events.some((e) => e.kind !== 'junk')) clearFrameTimer(conn);
       armFrameTimer(conn);
     });
     socket.on('error', (err) => {
@@ -144,6 +151,11 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
     if (conn.frameTimer) return;
     conn.frameTimer = setTimeout(() => {
       conn.frameTimer = null;
+      if (conn.paused) {
+        // Not reading is our doing (backpressure), not the sender's: wait again.
+        armFrameTimer(conn);
+        return;
+      }
       const held = conn.framer.abandon();
       if (held) enqueue(conn, { kind: 'broken', frame: { kind: 'timeout', bytes: held } });
     }, opts.frameTimeoutMs);
@@ -207,6 +219,7 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
   const server: Server = opts.tls
     ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, (s) => onConnection(s, true))
     : createNetServer((s) => onConnection(s, false));
+  server.maxConnections = opts.maxConnections ?? 1000;
   server.on('error', (err) => log.error({ err: errName(err) }, 'listener error'));
   if (opts.tls) {
     // A failed handshake is the client's problem, not a reason to log its bytes.

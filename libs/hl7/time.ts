@@ -9,7 +9,8 @@
  * normalise upstream); this is documented in mapping.md.
  */
 
-const TS = /^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?(?:([+-])(\d{2})(\d{2}))?$/;
+const TS =
+  /^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?(?:([+-])(\d{2})(\d{2}))?$/;
 
 export type ParsedTime = number | null | 'invalid';
 
@@ -46,17 +47,17 @@ function daysInMonth(year: number, month: number): number {
 
 /**
  * A birth date as an ISO 8601 partial date (YYYY, YYYY-MM, YYYY-MM-DD); a
- * time part is ignored (a birth date is not an instant). null when empty,
- * 'invalid' when malformed.
+ * time part is ignored (a birth date is not an instant). `{date: null}` when
+ * empty, 'invalid' when malformed.
  */
-export function parseHl7Date(value: string): string | null | 'invalid' {
+export function parseHl7Date(value: string): { date: string | null } | 'invalid' {
   const v = value.trim();
-  if (v === '') return null;
+  if (v === '') return { date: null };
   const m = /^(\d{4})(?:(\d{2})(?:(\d{2}))?)?/.exec(v);
   if (!m || parseHl7Timestamp(v) === 'invalid') return 'invalid';
   const [, y, mo, d] = m;
   if (y === undefined) return 'invalid';
-  if (mo === undefined) return y;
-  if (d === undefined) return `${y}-${mo}`;
-  return `${y}-${mo}-${d}`;
+  if (mo === undefined) return { date: y };
+  if (d === undefined) return { date: `${y}-${mo}` };
+  return { date: `${y}-${mo}-${d}` };
 }

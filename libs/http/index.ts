@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { ERROR_CODES, toHubError, type ErrorCode } from '../errors/index.js';
 import type { Logger } from '../telemetry/logger.js';
 
@@ -18,6 +18,9 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   HUB_INPUT_INVALID: 400,
   HUB_EVENT_INVALID: 422,
   HUB_NOT_FOUND: 404,
+  HUB_UNAUTHENTICATED: 401,
+  HUB_FORBIDDEN: 403,
+  HUB_AUTH_UNAVAILABLE: 503,
   HUB_KAFKA_UNAVAILABLE: 503,
   HUB_REGISTRY_UNAVAILABLE: 503,
   HUB_DB_UNAVAILABLE: 503,
@@ -84,6 +87,38 @@ export function createHttpApp(opts: HttpAppOptions): FastifyInstance {
 
   if (opts.metrics) {
     const registry = opts.metrics;
+    const checks = opts.readiness ?? {};
+    const timeout = opts.readinessTimeoutMs ?? 2000;
+    // Readiness as a metric, evaluated at scrape time, so that alerts see a
+    // dependency (Kafka, registry, Postgres) or a stalled consumer without
+    // anyone calling /ready. One per registry: a second app on it keeps the first's.
+    if (Object.keys(checks).length > 0 && !registry.getSingleMetric('hub_dependency_up')) {
+      new Gauge({
+        name: 'hub_dependency_up',
+        help: 'Readiness checks of this service: 1 ok, 0 failing (dependency = kafka, registry, postgres, consumer, ...)',
+        labelNames: ['dependency'],
+        registers: [registry],
+        async collect() {
+          await Promise.all(
+            Object.entries(checks).map(async ([name, check]) => {
+              let ok = false;
+              try {
+                const r = await Promise.race([
+                  check(),
+                  new Promise<{ ok: boolean }>((resolve) =>
+                    setTimeout(() => resolve({ ok: false }), timeout).unref(),
+                  ),
+                ]);
+                ok = r.ok;
+              } catch {
+                ok = false;
+              }
+              this.set({ dependency: name }, ok ? 1 : 0);
+            }),
+          );
+        },
+      });
+    }
     app.get('/metrics', async (_req, reply) => {
       return reply.type(registry.contentType).send(await registry.metrics());
     });

@@ -93,3 +93,66 @@ export async function endOffsets(kafka: KafkaClient, topic: string): Promise<Map
     await admin.disconnect();
   }
 }
+
+export interface GroupPartitionLag {
+  groupId: string;
+  topic: string;
+  partition: number;
+  /** Next offset the group will read; null when it has committed nothing there. */
+  committed: bigint | null;
+  end: bigint;
+  lag: bigint;
+}
+
+/**
+ * Committed offsets of consumer groups against the topics' end offsets. Only
+ * partitions of `topics` are reported (a shared cluster holds many groups).
+ * For projections the group offset is a hint committed after the Postgres
+ * checkpoint, so it can trail the real progress by one batch.
+ */
+export async function consumerGroupLag(
+  kafka: KafkaClient,
+  topics: readonly string[],
+  opts: { groupFilter?: (groupId: string) => boolean } = {},
+): Promise<GroupPartitionLag[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const wanted = new Set(topics);
+    const existing = new Set(await admin.listTopics());
+    const ends = new Map<string, Map<number, bigint>>();
+    for (const t of wanted) {
+      if (!existing.has(t)) continue;
+      const offs = await admin.fetchTopicOffsets(t);
+      ends.set(t, new Map(offs.map((o) => [o.partition, BigInt(o.high)])));
+    }
+    const { groups } = await admin.listGroups();
+    const out: GroupPartitionLag[] = [];
+    for (const g of groups) {
+      if (g.protocolType !== 'consumer' && g.protocolType !== '') continue;
+      if (opts.groupFilter && !opts.groupFilter(g.groupId)) continue;
+      const committed = await admin.fetchOffsets({ groupId: g.groupId, topics: [...ends.keys()] });
+      for (const t of committed) {
+        const end = ends.get(t.topic);
+        if (!end) continue;
+        const anyCommitted = t.partitions.some((p) => Number(p.offset) >= 0);
+        if (!anyCommitted) continue;
+        for (const p of t.partitions) {
+          const e = end.get(p.partition) ?? 0n;
+          const c = Number(p.offset) >= 0 ? BigInt(p.offset) : null;
+          out.push({
+            groupId: g.groupId,
+            topic: t.topic,
+            partition: p.partition,
+            committed: c,
+            end: e,
+            lag: c === null ? e : e > c ? e - c : 0n,
+          });
+        }
+      }
+    }
+    return out;
+  } finally {
+    await admin.disconnect();
+  }
+}

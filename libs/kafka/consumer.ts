@@ -55,10 +55,28 @@ export interface ConsumerRunnerOptions {
   /** Attempts for a retriable failure before the runner gives up (and calls onFatal). */
   maxRetries?: number;
   retryBaseMs?: number;
+  /**
+   * Times the consumer is restarted after its retries ran out, before the
+   * runner gives up and calls onFatal (not-ready; main exits non-zero)
+   * instead of spinning silently. Reset by every finished batch.
+   */
+  maxRestarts?: number;
   onDeadLetter?(dl: DeadLetter): void;
   onApplied?(topic: string, count: number): void;
   onFatal?(err: HubError): void;
   sleep?(ms: number): Promise<void>;
+  /** Lag (records behind the high watermark) when a batch starts and when it is done, for metrics. */
+  onBatch?(b: BatchObservation): void;
+}
+
+export interface BatchObservation {
+  consumer: string;
+  topic: string;
+  partition: number;
+  lag: number;
+  phase: 'start' | 'done';
+  /** Handling time; 0 at start. */
+  seconds: number;
 }
 
 export interface ConsumerRunner {
@@ -83,6 +101,8 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const maxRetries = opts.maxRetries ?? 8;
   const base = opts.retryBaseMs ?? 250;
+  const maxRestarts = opts.maxRestarts ?? 3;
+  let restarts = 0;
   let consumer: Consumer | null = null;
   let progressAt = Date.now();
 
@@ -140,6 +160,20 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
     const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
     if (batch.messages.length === 0) return;
     const { topic, partition } = batch;
+    const startedAt = performance.now();
+    const observe = (phase: 'start' | 'done', next: bigint) => {
+      if (!opts.onBatch) return;
+      const hw = BigInt(batch.highWatermark);
+      opts.onBatch({
+        consumer: opts.groupId,
+        topic,
+        partition,
+        lag: Number(hw > next ? hw - next : 0n),
+        phase,
+        seconds: phase === 'done' ? (performance.now() - startedAt) / 1000 : 0,
+      });
+    };
+    observe('start', BigInt(batch.firstOffset() ?? batch.lastOffset()));
     const decoded: { msg: KafkaMessage; rec: DecodedRecord }[] = [];
     for (const msg of batch.messages) {
       try {
@@ -206,6 +240,8 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
     }
     resolveOffset(batch.lastOffset());
     progressAt = Date.now();
+    restarts = 0;
+    observe('done', BigInt(batch.lastOffset()) + 1n);
     opts.onApplied?.(topic, decoded.length);
     // Group offsets are only a hint for tools; the consumer's own store is the truth.
     await commitOffsetsIfNecessary().catch(() => undefined);
@@ -220,7 +256,13 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
         sessionTimeout: 30_000,
         heartbeatInterval: 3_000,
         maxWaitTimeInMs: 250,
-        retry: { retries: maxRetries },
+        retry: {
+          retries: maxRetries,
+          restartOnFailure: () => {
+            restarts += 1;
+            return Promise.resolve(restarts <= maxRestarts);
+          },
+        },
       });
       consumer = c;
       await c.connect();
@@ -242,7 +284,11 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
         progressAt = Date.now();
       });
       c.on(c.events.CRASH, ({ payload }) => {
-        const err = toHubError(payload.error, 'HUB_PROJECTION_FAILED');
+        // kafkajs wraps the handler's error (retries exceeded): report the hub's own code.
+        let cause: unknown = payload.error;
+        while (cause instanceof Error && !(cause instanceof HubError) && cause.cause !== undefined)
+          cause = cause.cause;
+        const err = toHubError(cause instanceof HubError ? cause : payload.error, 'HUB_PROJECTION_FAILED');
         log.error({ code: err.code, restart: payload.restart }, 'consumer crashed');
         if (!payload.restart) opts.onFatal?.(err);
       });

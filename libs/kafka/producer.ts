@@ -39,6 +39,7 @@ export interface EventProducer {
 
 interface Pending {
   records: RawRecord[];
+  enqueuedAt: number;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -51,6 +52,10 @@ export interface ProducerOptions {
   /** Where each event type goes; the catalog topic by default (tests use their own topics). */
   topicFor?: (type: ClinicalEvent['type']) => string;
   onPublished?: (topic: string, type: string, count: number) => void;
+  /** Per caller and topic: seconds from handing records over until acks=all (metrics). */
+  onProduced?: (topic: string, seconds: number) => void;
+  /** Events acknowledged per meta.source.system (metrics: "interface silent" alerts). */
+  onSources?: (counts: ReadonlyMap<string, number>, atMs: number) => void;
 }
 
 function mapKafkaError(err: unknown): HubError {
@@ -102,6 +107,13 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
         const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
         try {
           await producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+          if (opts.onProduced) {
+            const now = performance.now();
+            for (const p of batch) {
+              for (const t of new Set(p.records.map((r) => r.topic)))
+                opts.onProduced(t, (now - p.enqueuedAt) / 1000);
+            }
+          }
           for (const p of batch) p.resolve();
         } catch (err) {
           const mapped = mapKafkaError(err);
@@ -120,7 +132,7 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      queue.push({ records, resolve, reject });
+      queue.push({ records, resolve, reject, enqueuedAt: performance.now() });
       // setImmediate lets every caller in this turn of the event loop join the batch.
       flushing ??= new Promise<void>((r) => setImmediate(r)).then(flush);
     });
@@ -144,13 +156,27 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
           topic,
           key: e.data.patientId,
           value,
-          headers: { ...extraHeaders, 'hub-event-type': e.type, 'hub-event-id': e.data.meta.eventId },
+          headers: {
+            ...extraHeaders,
+            'hub-event-type': e.type,
+            'hub-event-id': e.data.meta.eventId,
+            // A system name, not PHI: lets `hub status` find each source's last message without decoding.
+            'hub-source': e.data.meta.source.system,
+          },
         });
       }
       await enqueue(records);
       const counts = new Map<string, number>();
       for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
       for (const [type, n] of counts) opts.onPublished?.(topicFor(type as ClinicalEvent['type']), type, n);
+      if (opts.onSources) {
+        const bySource = new Map<string, number>();
+        for (const e of events) {
+          const sys = e.data.meta.source.system;
+          bySource.set(sys, (bySource.get(sys) ?? 0) + 1);
+        }
+        opts.onSources(bySource, Date.now());
+      }
       return events.map((e) => ({ topic: topicFor(e.type), eventId: e.data.meta.eventId }));
     },
     async publishRaw(records) {

@@ -95,3 +95,15 @@ export function cancelledPart(cancelledEventType: string | null): 'visit' | 'tra
     return 'discharge';
   return 'visit';
 }
+
+/** The part of a visit an undo event takes back, for both the generic and the specific undo events. */
+export function undonePart(
+  e:
+    | { type: 'EncounterCancelled'; data: { cancelledEventType: string | null } }
+    | { type: 'EncounterTransferCancelled' }
+    | { type: 'EncounterDischargeCancelled' },
+): 'visit' | 'transfer' | 'discharge' {
+  if (e.type === 'EncounterTransferCancelled') return 'transfer';
+  if (e.type === 'EncounterDischargeCancelled') return 'discharge';
+  return cancelledPart(e.data.cancelledEventType);
+}

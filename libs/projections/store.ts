@@ -37,8 +37,8 @@ export type Resolve = (patientId: string) => string;
  * The mutable working set of one batch. Not I/O: the domain reads rows that
  * were loaded for it and records puts/deletes, which the store then writes.
  */
-export class Draft<T extends { [K in keyof T]: Row }> {
-  private readonly rows = new Map<keyof T, Map<string, Row | null>>();
+export class Draft<T extends { [K in keyof T]: object }> {
+  private readonly rows = new Map<keyof T, Map<string, object | null>>();
   private readonly dirty = new Map<keyof T, Set<string>>();
 
   constructor(loaded?: { [K in keyof T]?: Iterable<[string, T[K]]> }) {
@@ -50,9 +50,9 @@ export class Draft<T extends { [K in keyof T]: Row }> {
     }
   }
 
-  private table(t: keyof T): Map<string, Row | null> {
+  private table(t: keyof T): Map<string, object | null> {
     let m = this.rows.get(t);
-    if (!m) this.rows.set(t, (m = new Map()));
+    if (!m) this.rows.set(t, (m = new Map<string, object | null>()));
     return m;
   }
 
@@ -94,7 +94,7 @@ export class Draft<T extends { [K in keyof T]: Row }> {
   }
 }
 
-export interface ReadModel<T extends { [K in keyof T]: Row }> {
+export interface ReadModel<T extends { [K in keyof T]: object }> {
   name: string;
   topics: readonly string[];
   tables: TableSpecs<T>;
@@ -155,15 +155,20 @@ export function rootOf(links: ReadonlyMap<string, string>, id: string): string {
   return cur;
 }
 
+interface LinkRow {
+  merged_id: string;
+  survivor_id: string;
+}
+
 async function loadLinks(trx: Knex.Transaction, schema: string, ids: string[]): Promise<Map<string, string>> {
   const links = new Map<string, string>();
   let frontier = [...new Set(ids)];
   while (frontier.length > 0) {
-    const rows = (await trx
+    const rows = await trx
       .withSchema(schema)
       .from('patient_links')
       .whereRaw('merged_id = any(?)', [frontier])
-      .select('merged_id', 'survivor_id')) as { merged_id: string; survivor_id: string }[];
+      .select<LinkRow[]>('merged_id', 'survivor_id');
     frontier = [];
     for (const r of rows) {
       if (!links.has(r.merged_id)) {
@@ -199,10 +204,10 @@ async function applyMerges(
     .onConflict('merged_id')
     .merge();
   // Every link, so that ids retired earlier into one retired now also move.
-  const all = (await trx.withSchema(schema).from('patient_links').select('merged_id', 'survivor_id')) as {
-    merged_id: string;
-    survivor_id: string;
-  }[];
+  const all = await trx
+    .withSchema(schema)
+    .from('patient_links')
+    .select<LinkRow[]>('merged_id', 'survivor_id');
   const map = new Map(all.map((r) => [r.merged_id, r.survivor_id]));
   const pairs = [...map.keys()].map((old) => [old, rootOf(map, old)] as const).filter(([o, r]) => o !== r);
   if (pairs.length === 0) return;
@@ -212,7 +217,8 @@ async function applyMerges(
     if (!spec.patientColumn) continue;
     const col = spec.patientColumn;
     const subjects = (spec.subjectColumns ?? []).map(
-      (c) => `, "${c}" = jsonb_set("${c}", '{subject}', jsonb_build_object('reference', 'Patient/' || v.root))`,
+      (c) =>
+        `, "${c}" = jsonb_set("${c}", '{subject}', jsonb_build_object('reference', 'Patient/' || v.root))`,
     );
     await trx.raw(
       `update ??.?? as t set "${col}" = v.root${subjects.join('')} from (values ${values}) as v(old, root) where t."${col}" = v.old`,
@@ -222,7 +228,7 @@ async function applyMerges(
 }
 
 /** Turns a read model into a Projection for the shared runner (libs/db/projection.ts). */
-export function readModelProjection<T extends { [K in keyof T]: Row }>(model: ReadModel<T>): Projection {
+export function readModelProjection<T extends { [K in keyof T]: object }>(model: ReadModel<T>): Projection {
   const tables = model.tables as unknown as Record<string, TableSpec>;
   return {
     name: model.name,
@@ -257,12 +263,12 @@ export function readModelProjection<T extends { [K in keyof T]: Row }>(model: Re
       for (const [t, keys] of wanted) {
         const spec = tables[t];
         if (!spec) continue;
-        const rows = (await trx
+        const rows = await trx
           .withSchema(schema)
           .from(t)
           .whereRaw('?? = any(?)', [spec.key, [...keys]])
           .forUpdate()
-          .select('*')) as Row[];
+          .select<Row[]>('*');
         loaded[t] = rows.map((row) => [String(row[spec.key]), fromDb(spec, row)]);
       }
       const draft = new Draft<T>(loaded as { [K in keyof T]?: Iterable<[string, T[K]]> });

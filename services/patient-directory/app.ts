@@ -9,7 +9,7 @@ import type { ConsumerRunner } from '../../libs/kafka/consumer.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
 import { createHttpApp } from '../../libs/http/index.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
-import type { HubMetrics } from '../../libs/telemetry/metrics.js';
+import { consumerMetricsHook, type HubMetrics } from '../../libs/telemetry/metrics.js';
 import { findPatient, patientDirectoryProjection } from './projection.js';
 
 export interface PatientDirectoryDeps {
@@ -20,6 +20,8 @@ export interface PatientDirectoryDeps {
   logger: Logger;
   metrics: HubMetrics;
   clock?: () => number;
+  /** The consumer gave up after its bounded retries: main.ts exits non-zero. */
+  onFatal?(err: HubError): void;
 }
 
 export interface PatientDirectoryConfig {
@@ -91,8 +93,10 @@ export function buildPatientDirectory(
     logger: log,
     onDeadLetter: (dl) => deps.metrics.deadLetters.inc({ consumer: dl.consumer, reason: dl.reasonCode }),
     onApplied: (topic, n) => deps.metrics.eventsApplied.inc({ consumer: projection.name, topic }, n),
+    onBatch: consumerMetricsHook(deps.metrics),
     onFatal: (err) => {
       fatal = err;
+      deps.onFatal?.(err);
     },
   });
   const stallAfter = cfg.stallAfterMs ?? 60_000;

@@ -108,6 +108,8 @@ export function evolve(rows: Rows, e: ClinicalEvent): Rows {
     case 'EncounterTransferred':
     case 'EncounterEnded':
     case 'EncounterCancelled':
+    case 'EncounterTransferCancelled':
+    case 'EncounterDischargeCancelled':
     case 'OrderPlaced':
     case 'OrderCancelled':
     case 'OrderStatusChanged':

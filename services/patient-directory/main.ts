@@ -45,7 +45,19 @@ const codec = createEventCodec(createRegistryClient(config.SCHEMA_REGISTRY_URL))
 const producer = createEventProducer({ kafka, codec });
 const metrics = createMetrics();
 const svc = buildPatientDirectory(
-  { db, kafka, codec, producer, logger, metrics },
+  {
+    db,
+    kafka,
+    codec,
+    producer,
+    logger,
+    metrics,
+    onFatal: (err) => {
+      // Not-ready is already reported; exiting lets the supervisor restart us, loudly.
+      logger.fatal({ code: err.code }, 'consumer gave up after bounded retries, exiting');
+      void shutdown('fatal', 1);
+    },
+  },
   {
     schema: config.PROJECTION_SCHEMA,
     patientTopic: topic(PATIENT_TOPIC),
@@ -55,7 +67,7 @@ const svc = buildPatientDirectory(
 );
 
 let stopping = false;
-async function shutdown(signal: string): Promise<void> {
+async function shutdown(signal: string, code = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'stopping');
@@ -63,7 +75,7 @@ async function shutdown(signal: string): Promise<void> {
     await svc.stop();
     await producer.disconnect();
     await db.destroy();
-    process.exit(0);
+    process.exit(code);
   } catch (err) {
     logger.error({ err }, 'unclean stop');
     process.exit(1);

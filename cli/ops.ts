@@ -1,0 +1,575 @@
+/**
+ * `hub status` (and, registered from here, `hub dlq …`): what flows, what is
+ * stuck, what was refused, at a glance. An edge: reads config, opens
+ * connections; each probe is bounded and reports its own failure instead of
+ * hiding the rest of the picture.
+ */
+import type { Command } from 'commander';
+import { databaseEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z } from '../libs/config/index.js';
+import { createDb, toDbError, type Knex } from '../libs/db/index.js';
+import { HubError, toHubError } from '../libs/errors/index.js';
+import { createEventCodec, type EventCodec } from '../libs/events/codec.js';
+import { INGEST_TOPICS, catalogTopicDefinitions } from '../libs/events/contracts.js';
+import { createRegistryClient } from '../libs/events/registry.js';
+import { consumerGroupLag, listTopics } from '../libs/kafka/admin.js';
+import { createKafkaClient, type KafkaClient } from '../libs/kafka/client.js';
+import { isDlqTopic, partitionOffsets, scanTopic } from '../libs/kafka/dlq.js';
+import { createLogger } from '../libs/telemetry/logger.js';
+import { registerDlqCommands, writeOut } from './dlq.js';
+import { formatTable } from './hub.js';
+
+const statusEnv = z.object({
+  ...kafkaEnv,
+  ...databaseEnv,
+  ...logEnv,
+  HUB_OPS_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/)
+    .default('hub_ops'),
+  /** Services to probe: `name=http://host:port,...` (their /health and /ready). */
+  HUB_SERVICE_URLS: z.string().optional(),
+});
+
+export interface ServiceStatus {
+  service: string;
+  url: string;
+  alive: boolean;
+  ready: boolean;
+  /** Failing readiness checks, with their detail (codes, not data). */
+  failing: string;
+}
+
+/** `name=url,name=url` → pairs. Pure. */
+export function parseServiceUrls(spec: string | undefined): { name: string; url: string }[] {
+  if (!spec) return [];
+  return spec
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map((x) => {
+      const eq = x.indexOf('=');
+      if (eq <= 0 || !/^https?:\/\//.test(x.slice(eq + 1))) {
+        throw new HubError('HUB_INPUT_INVALID', `HUB_SERVICE_URLS: expected name=http://host:port, got ${x}`);
+      }
+      return { name: x.slice(0, eq), url: x.slice(eq + 1).replace(/\/$/, '') };
+    });
+}
+
+async function probeService(name: string, url: string): Promise<ServiceStatus> {
+  const get = async (path: string) => {
+    const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(3000) });
+    const body: unknown = await res.json().catch(() => ({}));
+    return { status: res.status, body };
+  };
+  try {
+    const health = await get('/health');
+    const ready = await get('/ready');
+    const checks = ((ready.body as { checks?: Record<string, { ok: boolean; detail?: string }> }).checks ??
+      {}) as Record<string, { ok: boolean; detail?: string }>;
+    const failing = Object.entries(checks)
+      .filter(([, c]) => !c.ok)
+      .map(([k, c]) => `${k}${c.detail ? `: ${c.detail}` : ''}`)
+      .join('; ');
+    return { service: name, url, alive: health.status === 200, ready: ready.status === 200, failing };
+  } catch (err) {
+    return { service: name, url, alive: false, ready: false, failing: errText(err) };
+  }
+}
+
+export interface DependencyStatus {
+  name: 'kafka' | 'registry' | 'postgres';
+  up: boolean;
+  ms: number;
+  detail: string;
+}
+
+export interface TopicStatus {
+  topic: string;
+  exists: boolean;
+  partitions: number;
+  /** Sum over partitions of the next offset to be written. */
+  endOffset: string;
+  records: string;
+}
+
+export interface ProjectionStatus {
+  schema: string;
+  topics: string[];
+  lag: string;
+  lastCheckpointAt: string | null;
+  state: 'caught-up' | 'behind' | 'stalled' | 'missing-topic';
+}
+
+export interface GroupStatus {
+  group: string;
+  topics: string[];
+  partitions: number;
+  lag: string;
+}
+
+export interface DlqStatus {
+  topic: string;
+  total: string;
+  handled: number;
+  open: string;
+}
+
+export interface SourceStatus {
+  source: string;
+  topic: string;
+  lastMessageAt: string;
+  ageSeconds: number;
+}
+
+export interface HubStatus {
+  at: string;
+  dependencies: DependencyStatus[];
+  services: ServiceStatus[];
+  topics: TopicStatus[];
+  consumerGroups: GroupStatus[];
+  projections: ProjectionStatus[];
+  deadLetters: DlqStatus[];
+  sources: SourceStatus[];
+  problems: string[];
+}
+
+/** Classifies a projection from its lag and last checkpoint time. Pure. */
+export function projectionState(
+  lag: bigint,
+  lastCheckpointMs: number | null,
+  now: number,
+  stallAfterMs: number,
+): ProjectionStatus['state'] {
+  if (lag <= 0n) return 'caught-up';
+  if (lastCheckpointMs === null || now - lastCheckpointMs > stallAfterMs) return 'stalled';
+  return 'behind';
+}
+
+/** Newest record time per source; records without a source name count as `unknown`. Pure. */
+export function lastBySource(
+  seen: readonly { source: string; topic: string; timestamp: number }[],
+  now: number,
+): SourceStatus[] {
+  const best = new Map<string, { topic: string; timestamp: number }>();
+  for (const s of seen) {
+    const b = best.get(s.source);
+    if (!b || s.timestamp > b.timestamp) best.set(s.source, { topic: s.topic, timestamp: s.timestamp });
+  }
+  return [...best]
+    .map(([source, b]) => ({
+      source,
+      topic: b.topic,
+      lastMessageAt: new Date(b.timestamp).toISOString(),
+      ageSeconds: Math.max(0, Math.round((now - b.timestamp) / 1000)),
+    }))
+    .sort((a, b) => a.source.localeCompare(b.source));
+}
+
+async function timed<T>(fn: () => Promise<T>, timeoutMs: number): Promise<{ ms: number; value: T }> {
+  const t0 = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const value = await Promise.race([
+      fn(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return { ms: Date.now() - t0, value };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function errText(err: unknown): string {
+  // Driver messages of connection failures name hosts and ports, not data.
+  return err instanceof Error ? err.message.split('\n')[0]!.slice(0, 160) : String(err);
+}
+
+/** Sources from the newest records: the `hub-source`/`hl7-sender` header, else the decoded meta.source.system. */
+async function sourcesFrom(
+  kafka: KafkaClient,
+  codec: EventCodec,
+  topics: readonly string[],
+  perPartition: number,
+): Promise<{ source: string; topic: string; timestamp: number }[]> {
+  const seen: { source: string; topic: string; timestamp: number }[] = [];
+  for (const t of topics) {
+    const recs = await scanTopic(kafka, t, {
+      range: (_p, low, high) => ({
+        from: high - BigInt(perPartition) > low ? high - BigInt(perPartition) : low,
+        to: high,
+      }),
+      timeoutMs: 20_000,
+    });
+    for (const r of recs) {
+      let source = r.headers['hub-source'] ?? r.headers['hl7-sender']?.split('|')[0];
+      if (source === undefined && r.value && r.value[0] === 0) {
+        try {
+          source = (await codec.decode(r.value)).data.meta.source.system;
+        } catch {
+          source = undefined;
+        }
+      }
+      seen.push({ source: source ?? 'unknown', topic: t, timestamp: r.timestamp });
+    }
+  }
+  return seen;
+}
+
+export async function collectStatus(opts: {
+  env?: NodeJS.ProcessEnv;
+  schemaLike?: string;
+  stallAfterMs?: number;
+  sourceSample?: number;
+  now?: () => number;
+}): Promise<HubStatus> {
+  const cfg = loadConfig(statusEnv, opts.env ?? process.env);
+  const now = opts.now ?? Date.now;
+  const name = topicNamer(cfg.HUB_TOPIC_SUFFIX);
+  const logger = createLogger({ name: 'hub-cli', level: 'silent' });
+  const kafka = createKafkaClient({
+    brokers: cfg.KAFKA_BROKERS,
+    clientId: 'hub-cli-status',
+    logger,
+    connectionTimeoutMs: 2000,
+  });
+  const registry = createRegistryClient(cfg.SCHEMA_REGISTRY_URL);
+  const db: Knex = createDb(cfg.DATABASE_URL, { pool: { min: 0, max: 2 } });
+  const problems: string[] = [];
+  const deps: DependencyStatus[] = [];
+  try {
+    let allTopics: string[] = [];
+    try {
+      const r = await timed(() => listTopics(kafka), 8000);
+      allTopics = r.value;
+      deps.push({ name: 'kafka', up: true, ms: r.ms, detail: `${allTopics.length} topics` });
+    } catch (err) {
+      deps.push({ name: 'kafka', up: false, ms: 0, detail: errText(err) });
+    }
+    try {
+      const r = await timed(async () => {
+        const res = await fetch(`${cfg.SCHEMA_REGISTRY_URL.replace(/\/$/, '')}/subjects`);
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        return ((await res.json()) as unknown[]).length;
+      }, 5000);
+      deps.push({ name: 'registry', up: true, ms: r.ms, detail: `${r.value} subjects` });
+    } catch (err) {
+      deps.push({ name: 'registry', up: false, ms: 0, detail: errText(err) });
+    }
+    try {
+      const r = await timed(() => db.raw('select 1'), 5000);
+      deps.push({ name: 'postgres', up: true, ms: r.ms, detail: 'select 1' });
+    } catch (err) {
+      deps.push({ name: 'postgres', up: false, ms: 0, detail: toDbError(err).code });
+    }
+    const services = await Promise.all(
+      parseServiceUrls(cfg.HUB_SERVICE_URLS).map((s) => probeService(s.name, s.url)),
+    );
+    for (const s of services) {
+      if (!s.ready) problems.push(`service ${s.service} ${s.alive ? 'not ready' : 'down'}: ${s.failing}`);
+    }
+    const kafkaUp = deps.find((d) => d.name === 'kafka')?.up ?? false;
+    const pgUp = deps.find((d) => d.name === 'postgres')?.up ?? false;
+    const registryUp = deps.find((d) => d.name === 'registry')?.up ?? false;
+    for (const d of deps) if (!d.up) problems.push(`${d.name} unreachable: ${d.detail}`);
+
+    const existing = new Set(allTopics);
+    const catalog = catalogTopicDefinitions(name).map((t) => t.name);
+    const suffix = cfg.HUB_TOPIC_SUFFIX;
+    const dlqTopics = allTopics.filter(
+      (t) => isDlqTopic(t) && (suffix === undefined || t.endsWith(`.${suffix}`)),
+    );
+
+    const topics: TopicStatus[] = [];
+    const ends = new Map<string, Map<number, { low: bigint; high: bigint }>>();
+    if (kafkaUp) {
+      for (const t of [...new Set([...catalog, ...dlqTopics])]) {
+        if (!existing.has(t)) {
+          topics.push({ topic: t, exists: false, partitions: 0, endOffset: '0', records: '0' });
+          if (catalog.includes(t)) problems.push(`catalog topic ${t} is missing: run \`hub topics create\``);
+          continue;
+        }
+        const offs = await partitionOffsets(kafka, t);
+        ends.set(t, offs);
+        let end = 0n;
+        let records = 0n;
+        for (const o of offs.values()) {
+          end += o.high;
+          records += o.high - o.low;
+        }
+        topics.push({
+          topic: t,
+          exists: true,
+          partitions: offs.size,
+          endOffset: end.toString(),
+          records: records.toString(),
+        });
+      }
+    }
+
+    const consumerGroups: GroupStatus[] = [];
+    if (kafkaUp) {
+      const lags = await consumerGroupLag(
+        kafka,
+        catalog.filter((t) => existing.has(t)),
+        // Throw-away scan groups of this tool are not consumers anyone runs.
+        { groupFilter: (g) => !g.startsWith('hub-ops-scan-') && !g.startsWith('hub-scan-') },
+      ).catch((err: unknown) => {
+        problems.push(`consumer groups: ${toHubError(err).code}`);
+        return [];
+      });
+      const byGroup = new Map<string, GroupStatus & { lagN: bigint; topicSet: Set<string> }>();
+      for (const l of lags) {
+        let g = byGroup.get(l.groupId);
+        if (!g) {
+          g = { group: l.groupId, topics: [], partitions: 0, lag: '0', lagN: 0n, topicSet: new Set() };
+          byGroup.set(l.groupId, g);
+        }
+        g.partitions += 1;
+        g.lagN += l.lag;
+        g.topicSet.add(l.topic);
+      }
+      for (const g of byGroup.values()) {
+        consumerGroups.push({
+          group: g.group,
+          topics: [...g.topicSet].sort(),
+          partitions: g.partitions,
+          lag: g.lagN.toString(),
+        });
+      }
+      consumerGroups.sort((a, b) => a.group.localeCompare(b.group));
+    }
+
+    const projections: ProjectionStatus[] = [];
+    if (pgUp) {
+      const r = await db.raw<{ rows: { schema: string }[] }>(
+        `select table_schema as schema from information_schema.tables
+          where table_name = 'checkpoints' and table_schema like ? order by table_schema`,
+        [opts.schemaLike ?? '%'],
+      );
+      for (const { schema } of r.rows) {
+        const q = db
+          .withSchema(schema)
+          .from('checkpoints')
+          .select('topic', 'partition', 'last_offset', 'updated_at');
+        const rows = (await q) as {
+          topic: string;
+          partition: number;
+          last_offset: string;
+          updated_at: Date;
+        }[];
+        const cpTopics = [...new Set(rows.map((x) => x.topic))].sort();
+        let lag = 0n;
+        let missing = false;
+        let newest: number | null = null;
+        for (const x of rows) {
+          const t = x.updated_at.getTime();
+          if (newest === null || t > newest) newest = t;
+        }
+        if (kafkaUp) {
+          const cp = new Map(rows.map((x) => [`${x.topic}|${x.partition}`, BigInt(x.last_offset) + 1n]));
+          for (const t of cpTopics) {
+            let offs = ends.get(t);
+            if (!offs && existing.has(t)) {
+              offs = await partitionOffsets(kafka, t);
+              ends.set(t, offs);
+            }
+            if (!offs) {
+              missing = true;
+              continue;
+            }
+            for (const [p, o] of offs) {
+              const next = cp.get(`${t}|${p}`) ?? o.low;
+              if (o.high > next) lag += o.high - next;
+            }
+          }
+        }
+        const state = missing
+          ? 'missing-topic'
+          : projectionState(lag, newest, now(), opts.stallAfterMs ?? 5 * 60_000);
+        if (state === 'stalled') problems.push(`projection ${schema} is stalled with lag ${lag}`);
+        projections.push({
+          schema,
+          topics: cpTopics,
+          lag: lag.toString(),
+          lastCheckpointAt: newest === null ? null : new Date(newest).toISOString(),
+          state,
+        });
+      }
+    }
+
+    const deadLetters: DlqStatus[] = [];
+    if (kafkaUp) {
+      const handled = new Map<string, number>();
+      if (pgUp) {
+        const has = await db.raw<{ rows: unknown[] }>(
+          `select 1 from information_schema.tables where table_schema = ? and table_name = 'dlq_state'`,
+          [cfg.HUB_OPS_SCHEMA],
+        );
+        if (has.rows.length > 0) {
+          const q = db
+            .withSchema(cfg.HUB_OPS_SCHEMA)
+            .from('dlq_state')
+            .select('dlq_topic')
+            .count({ n: '*' })
+            .groupBy('dlq_topic');
+          const rows = (await q) as { dlq_topic: string; n: string | number }[];
+          for (const x of rows) handled.set(x.dlq_topic, Number(x.n));
+        }
+      }
+      for (const t of dlqTopics) {
+        const offs = ends.get(t) ?? (await partitionOffsets(kafka, t));
+        let total = 0n;
+        for (const o of offs.values()) total += o.high - o.low;
+        const h = handled.get(t) ?? 0;
+        const open = total - BigInt(h) > 0n ? total - BigInt(h) : 0n;
+        if (open > 0n)
+          problems.push(`${open} open dead letter(s) on ${t}: run \`hub dlq list --topic ${t}\``);
+        deadLetters.push({ topic: t, total: total.toString(), handled: h, open: open.toString() });
+      }
+    }
+
+    let sources: SourceStatus[] = [];
+    if (kafkaUp) {
+      const codec = createEventCodec(registry);
+      const sampleTopics = [...catalog.filter((t) => existing.has(t) && t !== name(INGEST_TOPICS.hl7Dlq))];
+      try {
+        sources = lastBySource(
+          await sourcesFrom(kafka, registryUp ? codec : noCodec, sampleTopics, opts.sourceSample ?? 20),
+          now(),
+        );
+      } catch (err) {
+        problems.push(`source times: ${toHubError(err).code}`);
+      }
+    }
+
+    return {
+      at: new Date(now()).toISOString(),
+      dependencies: deps,
+      services,
+      topics,
+      consumerGroups,
+      projections,
+      deadLetters,
+      sources,
+      problems,
+    };
+  } finally {
+    await db.destroy().catch(() => undefined);
+  }
+}
+
+const noCodec: EventCodec = {
+  encode: () => Promise.reject(new HubError('HUB_REGISTRY_UNAVAILABLE', 'registry down')),
+  decode: () => Promise.reject(new HubError('HUB_REGISTRY_UNAVAILABLE', 'registry down')),
+  warmUp: () => Promise.resolve(),
+};
+
+export function statusText(s: HubStatus): string {
+  const section = (title: string, rows: Record<string, unknown>[]) => `== ${title}\n${formatTable(rows)}`;
+  return [
+    `hub status at ${s.at}`,
+    section(
+      'dependencies',
+      s.dependencies.map((d) => ({
+        dependency: d.name,
+        state: d.up ? 'up' : 'DOWN',
+        ms: d.ms,
+        detail: d.detail,
+      })),
+    ),
+    s.services.length > 0
+      ? section(
+          'services (/health, /ready)',
+          s.services.map((x) => ({
+            service: x.service,
+            alive: x.alive,
+            ready: x.ready,
+            failing: x.failing,
+            url: x.url,
+          })),
+        )
+      : '== services\n(none probed: set HUB_SERVICE_URLS=name=http://host:port,...)',
+    section(
+      'sources (newest record per source)',
+      s.sources.map((x) => ({
+        source: x.source,
+        lastMessageAt: x.lastMessageAt,
+        ageS: x.ageSeconds,
+        topic: x.topic,
+      })),
+    ),
+    section(
+      'projections (Postgres checkpoints vs topic end offsets)',
+      s.projections.map((p) => ({
+        schema: p.schema,
+        state: p.state,
+        lag: p.lag,
+        lastCheckpointAt: p.lastCheckpointAt ?? '',
+      })),
+    ),
+    section(
+      'consumer groups (committed offsets vs end offsets)',
+      s.consumerGroups.map((g) => ({ group: g.group, partitions: g.partitions, lag: g.lag })),
+    ),
+    section(
+      'dead letters',
+      s.deadLetters.map((d) => ({ ...d })),
+    ),
+    section(
+      'topics',
+      s.topics.map((t) => ({
+        topic: t.topic,
+        partitions: t.partitions,
+        endOffset: t.endOffset,
+        exists: t.exists,
+      })),
+    ),
+    s.problems.length > 0
+      ? `== problems\n${s.problems.map((p) => `- ${p}`).join('\n')}`
+      : '== problems\n(none)',
+  ].join('\n\n');
+}
+
+/** `hub status` and `hub dlq …`; one registration line in cli/hub.ts. */
+export function registerOpsCommands(program: Command): void {
+  program
+    .command('status')
+    .description(
+      'dependencies, each source’s last message time, projection lag and state, consumer-group lag, dead-letter counts, topic offsets',
+    )
+    .option('--schemas <like>', 'only projection schemas matching this SQL LIKE pattern', '%')
+    .option(
+      '--stall-after <seconds>',
+      'a projection with lag and no checkpoint for this long is stalled',
+      '300',
+    )
+    .option('--source-sample <n>', 'newest records read per partition to find source times', '20')
+    .action(async (o: { schemas: string; stallAfter: string; sourceSample: string }) => {
+      const stall = Number(o.stallAfter);
+      const sample = Number(o.sourceSample);
+      if (!Number.isFinite(stall) || stall <= 0 || !Number.isInteger(sample) || sample <= 0) {
+        throw new HubError('HUB_INPUT_INVALID', '--stall-after and --source-sample must be positive numbers');
+      }
+      const s = await collectStatus({
+        schemaLike: o.schemas,
+        stallAfterMs: stall * 1000,
+        sourceSample: sample,
+      });
+      const json = Boolean(program.opts()['json']);
+      await writeOut(json ? `${JSON.stringify(s, null, 2)}\n` : `${statusText(s)}\n`);
+      const down = s.dependencies.find((d) => !d.up);
+      if (down) {
+        throw new HubError(
+          down.name === 'kafka'
+            ? 'HUB_KAFKA_UNAVAILABLE'
+            : down.name === 'registry'
+              ? 'HUB_REGISTRY_UNAVAILABLE'
+              : 'HUB_DB_UNAVAILABLE',
+          `${down.name} is unreachable (${down.detail})`,
+        );
+      }
+    });
+  registerDlqCommands(program);
+}

@@ -1,0 +1,135 @@
+import type { AuditEvent } from '@medplum/fhirtypes';
+
+/**
+ * FHIR R4 AuditEvent for one API request that touched (or tried to touch)
+ * PHI. Pure. The event names the patient by enterprise id and the route by
+ * its template; it never carries the response, query values or names.
+ */
+export type AuditOutcome = '0' | '4' | '8' | '12';
+
+export interface AuditInput {
+  id: string;
+  recorded: number;
+  /** FHIR restful-interaction code: read, search-type, operation. */
+  interaction: 'read' | 'search-type' | 'operation';
+  /** The route template, e.g. `GET /fhir/Observation`. */
+  route: string;
+  resourceType: string | null;
+  status: number;
+  /** The patient the request asked for (denied requests too), else the one it was confined to. */
+  patientId: string | null;
+  who: { subject: string; clientId: string; scopes: readonly string[] } | null;
+  /** Why a request was refused (a code, e.g. patient-mismatch), when it was. */
+  denyReason: string | null;
+  sourceAddress: string;
+  observer: string;
+}
+
+export function outcomeOf(status: number): AuditOutcome {
+  if (status < 400) return '0';
+  if (status < 500) return '4';
+  return '8';
+}
+
+export const AUDIT_SYSTEMS = {
+  type: 'http://terminology.hl7.org/CodeSystem/audit-event-type',
+  interaction: 'http://hl7.org/fhir/restful-interaction',
+  entityType: 'http://terminology.hl7.org/CodeSystem/audit-entity-type',
+  objectRole: 'http://terminology.hl7.org/CodeSystem/object-role',
+  hubClient: 'urn:hub:oauth-client',
+  hubSubject: 'urn:hub:oauth-subject',
+  hubScope: 'urn:hub:oauth-scope',
+  hubDeny: 'urn:hub:deny-reason',
+} as const;
+
+export function buildAuditEvent(i: AuditInput): AuditEvent {
+  const outcome = outcomeOf(i.status);
+  const entity: NonNullable<AuditEvent['entity']> = [];
+  if (i.patientId) {
+    entity.push({
+      what: { reference: `Patient/${i.patientId}` },
+      type: { system: AUDIT_SYSTEMS.entityType, code: '1', display: 'Person' },
+      role: { system: AUDIT_SYSTEMS.objectRole, code: '1', display: 'Patient' },
+    });
+  }
+  entity.push({
+    what: { display: i.route },
+    type: { system: AUDIT_SYSTEMS.entityType, code: '2', display: 'System Object' },
+    ...(i.resourceType ? { description: i.resourceType } : {}),
+    detail: [{ type: 'http-status', valueString: String(i.status) }],
+  });
+  return {
+    resourceType: 'AuditEvent',
+    id: i.id,
+    type: { system: AUDIT_SYSTEMS.type, code: 'rest', display: 'RESTful Operation' },
+    subtype: [{ system: AUDIT_SYSTEMS.interaction, code: i.interaction }],
+    action: i.interaction === 'operation' ? 'E' : 'R',
+    recorded: new Date(i.recorded).toISOString(),
+    outcome,
+    ...(i.denyReason
+      ? { outcomeDesc: i.denyReason }
+      : outcome === '0'
+        ? {}
+        : { outcomeDesc: `http ${i.status}` }),
+    agent: [
+      {
+        requestor: true,
+        who: i.who
+          ? { identifier: { system: AUDIT_SYSTEMS.hubSubject, value: i.who.subject } }
+          : { display: 'anonymous' },
+        ...(i.who
+          ? {
+              altId: i.who.clientId,
+              policy: [...i.who.scopes],
+            }
+          : {}),
+        network: { address: i.sourceAddress, type: '2' },
+      },
+    ],
+    source: { observer: { display: i.observer } },
+    entity,
+  };
+}
+
+/** The fields the audit table keeps as columns, for queries by patient, agent and outcome. */
+export interface AuditSummary {
+  auditId: string;
+  recordedAt: string;
+  patientId: string | null;
+  agent: string | null;
+  clientId: string | null;
+  action: string;
+  route: string;
+  outcome: string;
+  sourceAddress: string | null;
+}
+
+export function summarize(e: AuditEvent): AuditSummary {
+  const agent = e.agent?.[0];
+  const patientRef = e.entity?.find((x) => x.what?.reference?.startsWith('Patient/'))?.what?.reference;
+  const route = e.entity?.find((x) => x.what?.display)?.what?.display ?? '';
+  return {
+    auditId: e.id ?? '',
+    recordedAt: e.recorded,
+    patientId: patientRef ? patientRef.slice('Patient/'.length) : null,
+    agent: agent?.who?.identifier?.value ?? null,
+    clientId: agent?.altId ?? null,
+    action: e.subtype?.[0]?.code ?? e.action ?? '',
+    route,
+    outcome: e.outcome ?? '',
+    sourceAddress: agent?.network?.address ?? null,
+  };
+}
+
+/** A minimal shape check for what arrives on the audit topic. */
+export function isAuditEvent(v: unknown): v is AuditEvent {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as { resourceType?: unknown; id?: unknown; recorded?: unknown; agent?: unknown };
+  return (
+    o.resourceType === 'AuditEvent' &&
+    typeof o.id === 'string' &&
+    /^[0-9a-f-]{36}$/.test(o.id) &&
+    typeof o.recorded === 'string' &&
+    Array.isArray(o.agent)
+  );
+}

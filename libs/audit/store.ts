@@ -1,0 +1,246 @@
+import type { AuditEvent } from '@medplum/fhirtypes';
+import type { Knex } from 'knex';
+import { assertSqlIdentifier, migrateSchema, toDbError, type Migration } from '../db/index.js';
+import { ChainVerifier, GENESIS_HASH, rowHash, type ChainVerdict, type ChainedRow } from './chain.js';
+import { summarize } from './event.js';
+
+/**
+ * The audit table: append-only (a trigger refuses UPDATE, DELETE and
+ * TRUNCATE for everyone, the owner included) and hash-chained (chain.ts).
+ * Rows get consecutive `seq` numbers computed under a lock in the inserting
+ * transaction, not from a sequence, so a rolled-back append leaves no gap and
+ * a gap always means a deleted row.
+ *
+ * The trigger stops mistakes and ordinary users; a superuser can disable it.
+ * That is what the chain is for: such an edit is still detected by
+ * `hub audit verify`, short of rewriting every later hash. Deleting rows at
+ * the very end is not visible in the chain itself: record the verified head
+ * (seq + hash, printed by `hub audit verify`) somewhere else to anchor it.
+ */
+export const AUDIT_TABLE = 'audit_log';
+
+export const auditMigrations: readonly Migration[] = [
+  {
+    name: '0601_audit_log',
+    async up(knex, schema) {
+      await knex.schema.withSchema(schema).createTable(AUDIT_TABLE, (t) => {
+        t.bigInteger('seq').primary();
+        t.uuid('audit_id').notNullable().unique();
+        t.text('recorded_at').notNullable();
+        t.text('patient_id').index();
+        t.text('agent');
+        t.text('client_id');
+        t.text('action').notNullable();
+        t.text('route').notNullable();
+        t.text('outcome').notNullable();
+        t.text('source_address');
+        t.jsonb('event').notNullable();
+        t.text('prev_hash').notNullable();
+        t.text('hash').notNullable();
+        t.timestamp('appended_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+      });
+      await knex.raw(
+        `create or replace function ??.refuse_audit_change() returns trigger language plpgsql as $$
+         begin
+           raise exception 'audit_log is append-only (% refused)', tg_op using errcode = 'insufficient_privilege';
+         end $$`,
+        [schema],
+      );
+      await knex.raw(
+        `create trigger audit_log_append_only before update or delete on ??.?? for each row execute function ??.refuse_audit_change()`,
+        [schema, AUDIT_TABLE, schema],
+      );
+      await knex.raw(
+        `create trigger audit_log_no_truncate before truncate on ??.?? for each statement execute function ??.refuse_audit_change()`,
+        [schema, AUDIT_TABLE, schema],
+      );
+    },
+  },
+];
+
+export async function migrateAudit(db: Knex, schema: string): Promise<void> {
+  await migrateSchema(db, schema, auditMigrations);
+}
+
+interface DbRow {
+  seq: string;
+  audit_id: string;
+  recorded_at: string;
+  patient_id: string | null;
+  agent: string | null;
+  client_id: string | null;
+  action: string;
+  route: string;
+  outcome: string;
+  source_address: string | null;
+  event: unknown;
+  prev_hash: string;
+  hash: string;
+}
+
+function fromDb(r: DbRow): ChainedRow & { hash: string } {
+  return {
+    seq: Number(r.seq),
+    auditId: r.audit_id,
+    recordedAt: r.recorded_at,
+    patientId: r.patient_id,
+    agent: r.agent,
+    clientId: r.client_id,
+    action: r.action,
+    route: r.route,
+    outcome: r.outcome,
+    sourceAddress: r.source_address,
+    event: r.event,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+/**
+ * Appends events in order, skipping ids already in the log (a redelivered
+ * record), in the caller's transaction. The advisory lock serialises
+ * appenders, whichever process they run in: the chain has one head.
+ */
+export async function appendAudit(
+  trx: Knex.Transaction,
+  schema: string,
+  events: readonly AuditEvent[],
+): Promise<number> {
+  assertSqlIdentifier(schema);
+  if (events.length === 0) return 0;
+  await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`hub_audit:${schema}`]);
+  const ids = [...new Set(events.map((e) => e.id ?? ''))];
+  const existing = await trx
+    .withSchema(schema)
+    .from(AUDIT_TABLE)
+    .whereRaw('audit_id = any(?::uuid[])', [ids])
+    .select<{ audit_id: string }[]>('audit_id');
+  const seen = new Set(existing.map((r) => r.audit_id));
+  const head = await trx
+    .withSchema(schema)
+    .from(AUDIT_TABLE)
+    .orderBy('seq', 'desc')
+    .first<{ seq: string; hash: string } | undefined>('seq', 'hash');
+  let seq = head ? Number(head.seq) : 0;
+  let prev = head?.hash ?? GENESIS_HASH;
+  const rows: Record<string, unknown>[] = [];
+  for (const e of events) {
+    if (!e.id || seen.has(e.id)) continue;
+    seen.add(e.id);
+    const s = summarize(e);
+    // Round-trip through JSON so that what is hashed is what jsonb gives back.
+    const event = JSON.parse(JSON.stringify(e)) as unknown;
+    const row: ChainedRow = { seq: ++seq, ...s, event, prevHash: prev };
+    const hash = rowHash(row);
+    prev = hash;
+    rows.push({
+      seq: row.seq,
+      audit_id: row.auditId,
+      recorded_at: row.recordedAt,
+      patient_id: row.patientId,
+      agent: row.agent,
+      client_id: row.clientId,
+      action: row.action,
+      route: row.route,
+      outcome: row.outcome,
+      source_address: row.sourceAddress,
+      event: JSON.stringify(row.event),
+      prev_hash: row.prevHash,
+      hash,
+    });
+  }
+  for (let i = 0; i < rows.length; i += 500) {
+    await trx
+      .withSchema(schema)
+      .into(AUDIT_TABLE)
+      .insert(rows.slice(i, i + 500));
+  }
+  return rows.length;
+}
+
+/** Walks the whole chain in seq order, page by page. */
+export async function verifyAuditChain(db: Knex, schema: string, pageSize = 2000): Promise<ChainVerdict> {
+  assertSqlIdentifier(schema);
+  const v = new ChainVerifier();
+  let after = 0;
+  try {
+    for (;;) {
+      const page = await db
+        .withSchema(schema)
+        .from(AUDIT_TABLE)
+        .where('seq', '>', after)
+        .orderBy('seq')
+        .limit(pageSize)
+        .select<DbRow[]>(
+          'seq',
+          'audit_id',
+          'recorded_at',
+          'patient_id',
+          'agent',
+          'client_id',
+          'action',
+          'route',
+          'outcome',
+          'source_address',
+          'event',
+          'prev_hash',
+          'hash',
+        );
+      for (const r of page) if (!v.push(fromDb(r))) return v.verdict();
+      const last = page[page.length - 1];
+      if (!last || page.length < pageSize) return v.verdict();
+      after = Number(last.seq);
+    }
+  } catch (err) {
+    throw toDbError(err);
+  }
+}
+
+export interface AuditRowView {
+  seq: number;
+  auditId: string;
+  recordedAt: string;
+  patientId: string | null;
+  agent: string | null;
+  clientId: string | null;
+  action: string;
+  route: string;
+  outcome: string;
+  sourceAddress: string | null;
+}
+
+export async function listAudit(
+  db: Knex,
+  schema: string,
+  q: { patientId?: string; agent?: string; limit: number; beforeSeq?: number },
+): Promise<AuditRowView[]> {
+  assertSqlIdentifier(schema);
+  let query = db.withSchema(schema).from(AUDIT_TABLE).orderBy('seq', 'desc').limit(q.limit);
+  if (q.patientId) query = query.where({ patient_id: q.patientId });
+  if (q.agent) query = query.where({ agent: q.agent });
+  if (q.beforeSeq) query = query.where('seq', '<', q.beforeSeq);
+  const rows = await query.select<Omit<DbRow, 'event' | 'prev_hash' | 'hash'>[]>(
+    'seq',
+    'audit_id',
+    'recorded_at',
+    'patient_id',
+    'agent',
+    'client_id',
+    'action',
+    'route',
+    'outcome',
+    'source_address',
+  );
+  return rows.map((r) => ({
+    seq: Number(r.seq),
+    auditId: r.audit_id,
+    recordedAt: r.recorded_at,
+    patientId: r.patient_id,
+    agent: r.agent,
+    clientId: r.client_id,
+    action: r.action,
+    route: r.route,
+    outcome: r.outcome,
+    sourceAddress: r.source_address,
+  }));
+}

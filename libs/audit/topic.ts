@@ -1,0 +1,124 @@
+import type { AuditEvent } from '@medplum/fhirtypes';
+import type { Knex } from 'knex';
+import { toHubError } from '../errors/index.js';
+import { ensureTopics } from '../kafka/admin.js';
+import type { KafkaClient } from '../kafka/client.js';
+import type { EventProducer } from '../kafka/producer.js';
+import type { Logger } from '../telemetry/logger.js';
+import { isAuditEvent } from './event.js';
+import { appendAudit } from './store.js';
+
+/**
+ * The audit topic carries FHIR AuditEvent resources as JSON (not Avro, and
+ * not in the clinical catalog): the resource is a published standard, its
+ * readers are security tools rather than projections, and one record type
+ * needs no registry. Keyed by patient id (or "-"), one partition so that
+ * the log has a single order; retention forever, like the event topics.
+ */
+export const AUDIT_TOPIC = 'hub.audit.v1';
+
+export async function ensureAuditTopic(kafka: KafkaClient, topic: string): Promise<void> {
+  await ensureTopics(kafka, [{ name: topic, partitions: 1, replicationFactor: 1, retentionMs: -1 }]);
+}
+
+export interface AuditSink {
+  /** Resolves once the broker has acknowledged (acks=all): an API answers only after that. */
+  record(event: AuditEvent): Promise<void>;
+}
+
+export function createAuditSink(producer: EventProducer, topic: string): AuditSink {
+  return {
+    async record(event) {
+      const patient = event.entity?.find((e) => e.what?.reference?.startsWith('Patient/'))?.what?.reference;
+      await producer.publishRaw([
+        {
+          topic,
+          key: patient ? patient.slice('Patient/'.length) : '-',
+          value: Buffer.from(JSON.stringify(event), 'utf8'),
+          headers: { 'content-type': 'application/fhir+json', 'hub-audit-id': event.id ?? '' },
+        },
+      ]);
+    },
+  };
+}
+
+export interface AuditProjector {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  lastProgressAt(): number;
+}
+
+/**
+ * Consumes the audit topic into the chained table. Redelivery is harmless
+ * (append skips known ids); a record that is not an AuditEvent is counted
+ * and skipped, never written into the chain.
+ */
+export function createAuditProjector(opts: {
+  kafka: KafkaClient;
+  db: Knex;
+  schema: string;
+  topic: string;
+  groupId: string;
+  logger: Logger;
+  onAppended?(n: number): void;
+  onRejected?(): void;
+}): AuditProjector {
+  const log = opts.logger.child({ component: 'audit-projector', groupId: opts.groupId });
+  let consumer: ReturnType<KafkaClient['consumer']> | null = null;
+  let progressAt = Date.now();
+  return {
+    async start() {
+      const c = opts.kafka.consumer({
+        groupId: opts.groupId,
+        allowAutoTopicCreation: false,
+        maxWaitTimeInMs: 100,
+      });
+      consumer = c;
+      await c.connect();
+      await c.subscribe({ topic: opts.topic, fromBeginning: true });
+      c.on(c.events.FETCH, () => {
+        progressAt = Date.now();
+      });
+      await c.run({
+        // Committed group offsets are this consumer's resume point; a record
+        // delivered again after a crash is skipped by its audit id.
+        autoCommit: true,
+        autoCommitInterval: 1000,
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, heartbeat }) => {
+          const events: AuditEvent[] = [];
+          for (const m of batch.messages) {
+            let parsed: unknown = null;
+            try {
+              parsed = JSON.parse(m.value?.toString('utf8') ?? 'null');
+            } catch {
+              parsed = null;
+            }
+            if (isAuditEvent(parsed)) events.push(parsed);
+            else {
+              opts.onRejected?.();
+              log.warn({ partition: batch.partition, offset: m.offset }, 'not an AuditEvent, skipped');
+            }
+          }
+          try {
+            const n = await opts.db.transaction((trx) => appendAudit(trx, opts.schema, events));
+            opts.onAppended?.(n);
+          } catch (err) {
+            log.error({ code: toHubError(err).code }, 'could not append audit batch');
+            throw err;
+          }
+          resolveOffset(batch.lastOffset());
+          progressAt = Date.now();
+          await commitOffsetsIfNecessary();
+          await heartbeat();
+        },
+      });
+    },
+    async stop() {
+      const c = consumer;
+      consumer = null;
+      if (c) await c.disconnect();
+    },
+    lastProgressAt: () => progressAt,
+  };
+}

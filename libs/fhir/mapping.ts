@@ -1,0 +1,747 @@
+import type {
+  CodeableConcept,
+  Coding,
+  DiagnosticReport,
+  Encounter,
+  Identifier as FhirIdentifier,
+  Observation,
+  Patient,
+  Reference,
+  ServiceRequest,
+} from '@medplum/fhirtypes';
+import { createHash } from 'node:crypto';
+import {
+  deterministicEventId,
+  type ClinicalEvent,
+  type Code,
+  type Demographics,
+  type EventMeta,
+  type EventType,
+  type Identifier,
+  type Location,
+  type ObservationValue,
+  type Practitioner,
+} from '../events/index.js';
+import {
+  canonicalSystem,
+  enterprisePatientId,
+  patientKeyFor,
+  type IdentityPolicy,
+} from '../identity/index.js';
+import { errorIssue } from './outcome.js';
+import { invalid, type Invalid, type SupportedType } from './validate.js';
+
+/**
+ * Pure mapping of FHIR R4 resources to the hub's events. The adapter resolves
+ * references (I/O) beforehand and passes what it found; the mapping decides
+ * which events a resource means given what the hub knew before
+ * (`previous`). Documented per resource in mapping.md.
+ */
+
+export type MappableResource = Patient | Encounter | ServiceRequest | Observation | DiagnosticReport;
+
+/** What the adapter remembers about a resource between versions (no PHI beyond ids). */
+export interface ResourceState {
+  /** Hub id of the aggregate: patient key, encounter id, order id or result id. */
+  hubId: string;
+  patientKey: string;
+  status: string | null;
+  location: Location | null;
+}
+
+export interface PriorVersion extends ResourceState {
+  version: number;
+  contentHash: string;
+}
+
+export interface MapInput {
+  resource: MappableResource;
+  /** Logical id the hub stores the resource under. */
+  id: string;
+  /** Version this write creates (previous + 1). */
+  version: number;
+  contentHash: string;
+  previous: PriorVersion | null;
+  /** Subject's enterprise patient key as the adapter resolved it; undefined when it could not. */
+  subjectKey?: string | undefined;
+  /** Hub encounter id of Resource.encounter / context, if any. */
+  encounterId?: string | null | undefined;
+  /** Hub order id of basedOn[0], if any. */
+  orderId?: string | null | undefined;
+  /** Observations referenced by DiagnosticReport.result that the adapter could see (contained or in the same bundle). */
+  resultObservations?: readonly Observation[] | undefined;
+}
+
+export interface MapContext {
+  policy: IdentityPolicy;
+  recordedAt: number;
+  source: { system: string; facility: string | null; messageId: string | null };
+  correlationId: string | null;
+  /**
+   * Client request id (+ entry index) when the client sent one: event ids are
+   * then derived from it. Otherwise from the resource identity, version and
+   * content hash.
+   */
+  requestKey: string | null;
+  rawMessageRef?: string | null;
+}
+
+export type MapResult = { ok: true; events: ClinicalEvent[]; state: ResourceState } | Invalid;
+
+/**
+ * Hub ids of encounters, orders and results, derived exactly as the HL7
+ * adapter derives them (libs/hl7/scope.ts encounterIdFor / orderIdFor /
+ * resultIdFor; a unit test pins the equality), so that a visit or order
+ * arriving by either route is one aggregate. Free of the identifier's value.
+ */
+export function hubIdFor(prefix: 'enc' | 'ord', system: string, value: string): string {
+  return `${prefix}-${deterministicEventId([prefix === 'enc' ? 'encounter' : 'order', system, value])}`;
+}
+
+/** A result is its report number (filler, else placer) and its report code, as for HL7 OBR-3 + OBR-4. */
+export function resultIdFor(system: string, value: string, c: Code): string {
+  return `res-${deterministicEventId(['result', system, value, c.system, c.code])}`;
+}
+
+/** System used when a resource has no business identifier: the FHIR logical id within this hub. */
+export function logicalIdSystem(type: string): string {
+  return `urn:hub:fhir:${type}`;
+}
+
+/** Canonical JSON (sorted keys) hash of a resource without id and meta: equal content, equal hash. */
+export function contentHash(resource: object): string {
+  const { id: _id, meta: _meta, ...rest } = resource as { id?: unknown; meta?: unknown };
+  const canon = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(canon);
+    if (v && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      return Object.fromEntries(
+        Object.keys(o)
+          .sort()
+          .map((k) => [k, canon(o[k])]),
+      );
+    }
+    return v;
+  };
+  return createHash('sha256')
+    .update(JSON.stringify(canon(rest)))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+// ---------- small converters ----------
+
+function code(c: Coding | undefined, fallbackText?: string): Code | null {
+  if (c?.code)
+    return { system: c.system ?? 'urn:hub:unknown-system', code: c.code, display: c.display ?? null };
+  if (fallbackText) return { system: 'urn:hub:text', code: fallbackText, display: fallbackText };
+  return null;
+}
+
+function concept(cc: CodeableConcept | undefined): Code | null {
+  if (!cc) return null;
+  return code(
+    cc.coding?.find((c) => c.code),
+    cc.text,
+  );
+}
+
+export function toHubIdentifier(i: FhirIdentifier, policy: IdentityPolicy): Identifier | null {
+  if (!i.value) return null;
+  const typeCode = i.type?.coding?.find((c) => c.code)?.code ?? null;
+  return {
+    system: canonicalSystem(i.system ?? 'urn:hub:unknown-system', policy),
+    value: i.value,
+    type: typeCode,
+  };
+}
+
+function identifiers(list: readonly FhirIdentifier[] | undefined, policy: IdentityPolicy): Identifier[] {
+  return (list ?? []).map((i) => toHubIdentifier(i, policy)).filter((i): i is Identifier => i !== null);
+}
+
+/** The identifier of a given HL7 v2-0203 type, else the first usable one. */
+function preferred(list: readonly Identifier[], type: string): Identifier | undefined {
+  return list.find((i) => i.type === type) ?? list[0];
+}
+
+function instant(s: string | undefined): number | null {
+  if (!s) return null;
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? null : t;
+}
+
+function practitioner(ref: Reference | undefined, policy: IdentityPolicy): Practitioner | null {
+  if (!ref) return null;
+  const id = ref.identifier ? toHubIdentifier(ref.identifier, policy) : null;
+  // Reference.display is free text (a name); it is carried only as the name.
+  const name = ref.display ? { family: ref.display, given: [], prefix: null, suffix: null, use: null } : null;
+  if (!id && !name) return null;
+  return { id, name };
+}
+
+/** Parses `Patient/123`, `https://x/fhir/Patient/123` or `Patient/123/_history/2` into its type and id. */
+export function parseLiteralReference(ref: string | undefined): { type: string; id: string } | undefined {
+  if (!ref) return undefined;
+  const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(ref);
+  return m ? { type: m[1]!, id: m[2]! } : undefined;
+}
+
+/** A subject given as a logical identifier needs no lookup: the key is derived as for a Patient. */
+export function patientKeyFromIdentifierReference(
+  ref: Reference | undefined,
+  policy: IdentityPolicy,
+): string | undefined {
+  const id = ref?.identifier ? toHubIdentifier(ref.identifier, policy) : null;
+  return id ? patientKeyFor(id, policy) : undefined;
+}
+
+/** The reference each supported type uses for its patient. */
+export function subjectOf(r: MappableResource): Reference | undefined {
+  switch (r.resourceType) {
+    case 'Patient':
+      return undefined;
+    case 'Encounter':
+    case 'ServiceRequest':
+    case 'Observation':
+    case 'DiagnosticReport':
+      return r.subject;
+  }
+}
+
+/** Hub id of an aggregate resource (not Patient) from its identifiers, else from its logical id. */
+export function hubIdOfResource(
+  r: Exclude<MappableResource, Patient>,
+  logicalId: string,
+  policy: IdentityPolicy,
+): string {
+  const ids = identifiers(r.identifier, policy);
+  const own = { system: logicalIdSystem(r.resourceType), value: logicalId };
+  switch (r.resourceType) {
+    case 'Encounter': {
+      const id = preferred(ids, 'VN') ?? own;
+      return hubIdFor('enc', id.system, id.value);
+    }
+    case 'ServiceRequest': {
+      const id = ids.find((i) => i.type === 'PLAC') ?? preferred(ids, 'FILL') ?? own;
+      return hubIdFor('ord', id.system, id.value);
+    }
+    case 'Observation':
+    case 'DiagnosticReport': {
+      const id = ids.find((i) => i.type === 'FILL') ?? preferred(ids, 'PLAC') ?? own;
+      const c = concept(r.code) ?? { system: 'urn:hub:unknown-system', code: 'unknown', display: null };
+      return resultIdFor(id.system, id.value, c);
+    }
+  }
+}
+
+/** Hub id for a reference to an aggregate when only the reference is known (identifier or logical id). */
+export function hubIdOfReference(
+  prefix: 'enc' | 'ord',
+  ref: Reference | undefined,
+  policy: IdentityPolicy,
+): string | null {
+  if (!ref) return null;
+  const id = ref.identifier ? toHubIdentifier(ref.identifier, policy) : null;
+  if (id) return hubIdFor(prefix, id.system, id.value);
+  const lit = parseLiteralReference(ref.reference);
+  return lit ? hubIdFor(prefix, logicalIdSystem(lit.type), lit.id) : null;
+}
+
+// ---------- per resource ----------
+
+function metaFor(
+  type: EventType,
+  seq: number,
+  input: MapInput,
+  ctx: MapContext,
+  occurredAt: number,
+): EventMeta {
+  const identity =
+    ctx.requestKey ?? `${input.resource.resourceType}/${input.id}/v${input.version}/${input.contentHash}`;
+  return {
+    eventId: deterministicEventId(['fhir', ctx.source.system, identity, type, String(seq)]),
+    eventType: type,
+    occurredAt,
+    recordedAt: ctx.recordedAt,
+    source: { ...ctx.source },
+    correlationId: ctx.correlationId,
+    causationId: null,
+    rawMessageRef: ctx.rawMessageRef ?? null,
+  };
+}
+
+export function demographicsOf(p: Patient, policy: IdentityPolicy): Demographics {
+  return {
+    identifiers: identifiers(p.identifier, policy),
+    names: (p.name ?? []).map((n) => ({
+      family: n.family ?? null,
+      given: n.given ?? [],
+      prefix: n.prefix?.join(' ') ?? null,
+      suffix: n.suffix?.join(' ') ?? null,
+      use: n.use ?? null,
+    })),
+    birthDate: p.birthDate ?? null,
+    administrativeGender: p.gender ?? null,
+    deceased: p.deceasedBoolean ?? (p.deceasedDateTime ? true : null),
+    deceasedAt: instant(p.deceasedDateTime),
+    addresses: (p.address ?? []).map((a) => ({
+      lines: a.line ?? [],
+      city: a.city ?? null,
+      state: a.state ?? null,
+      postalCode: a.postalCode ?? null,
+      country: a.country ?? null,
+      use: a.use ?? null,
+    })),
+    telecom: (p.telecom ?? [])
+      .filter((t) => t.value)
+      .map((t) => ({ system: t.system ?? 'other', value: t.value!, use: t.use ?? null })),
+    maritalStatus: concept(p.maritalStatus),
+    language: concept(p.communication?.find((c) => c.preferred)?.language ?? p.communication?.[0]?.language),
+  };
+}
+
+// Required bindings whose codes reach an event; the validator does not check terminology.
+const GENDERS = new Set(['male', 'female', 'other', 'unknown']);
+const TELECOM_SYSTEMS = new Set(['phone', 'fax', 'email', 'pager', 'url', 'sms', 'other']);
+const PRIORITIES = new Set(['routine', 'urgent', 'asap', 'stat']);
+
+function codeNotInBinding(expression: string, binding: string): Invalid {
+  return invalid('fhir-invalid', 422, [
+    errorIssue('code-invalid', `the code is not in the required value set ${binding}`, expression),
+  ]);
+}
+
+function mapPatient(p: Patient, input: MapInput, ctx: MapContext): MapResult {
+  if (p.gender !== undefined && !GENDERS.has(p.gender)) {
+    return codeNotInBinding('Patient.gender', 'administrative-gender');
+  }
+  const badTelecom = (p.telecom ?? []).findIndex(
+    (t) => t.system !== undefined && !TELECOM_SYSTEMS.has(t.system),
+  );
+  if (badTelecom >= 0)
+    return codeNotInBinding(`Patient.telecom[${badTelecom}].system`, 'contact-point-system');
+  const demographics = demographicsOf(p, ctx.policy);
+  const key = enterprisePatientId(demographics.identifiers, ctx.policy);
+  if (!key) {
+    return invalid('unmappable', 422, [
+      errorIssue(
+        'required',
+        'a Patient needs at least one identifier with a value: the hub keys patients by identifier',
+        'Patient.identifier',
+      ),
+    ]);
+  }
+  const type = input.previous ? 'PatientUpdated' : 'PatientRegistered';
+  const occurredAt = instant(p.meta?.lastUpdated) ?? ctx.recordedAt;
+  const data = { meta: metaFor(type, 0, input, ctx, occurredAt), patientId: key, demographics };
+  return {
+    ok: true,
+    events: [{ type, data }],
+    state: {
+      hubId: key,
+      patientKey: key,
+      status: p.active === false ? 'inactive' : 'active',
+      location: null,
+    },
+  };
+}
+
+function needSubject(input: MapInput, type: SupportedType): Invalid | string {
+  if (input.subjectKey) return input.subjectKey;
+  return invalid('unmappable', 422, [
+    errorIssue(
+      'not-found',
+      `${type}.subject must reference a Patient known to the hub (Patient/{id} posted before, a Patient in the same bundle, or an identifier reference)`,
+      `${type}.subject`,
+    ),
+  ]);
+}
+
+function encounterLocation(e: Encounter): Location | null {
+  const loc = e.location?.find((l) => l.status === 'active') ?? e.location?.[0];
+  const unit = loc?.location.display ?? null;
+  const facility = e.serviceProvider?.display ?? null;
+  if (!unit && !facility) return null;
+  return { facility, unit, room: null, bed: null };
+}
+
+/** Field by field: a stored location comes back from Postgres with its keys in another order. */
+function sameLocation(a: Location | null, b: Location | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.facility === b.facility && a.unit === b.unit && a.room === b.room && a.bed === b.bed;
+}
+
+const ENCOUNTER_ACTIVE = new Set(['planned', 'arrived', 'triaged', 'in-progress', 'onleave']);
+
+function mapEncounter(e: Encounter, input: MapInput, ctx: MapContext): MapResult {
+  const subject = needSubject(input, 'Encounter');
+  if (typeof subject !== 'string') return subject;
+  const encounterId = input.previous?.hubId ?? hubIdOfResource(e, input.id, ctx.policy);
+  const location = encounterLocation(e);
+  const prevStatus = input.previous?.status ?? null;
+  const start = instant(e.period?.start);
+  const events: ClinicalEvent[] = [];
+  let seq = 0;
+  const started = (): ClinicalEvent => {
+    const ids = identifiers(e.identifier, ctx.policy);
+    const attending = e.participant?.find((p) =>
+      p.type?.some((t) => t.coding?.some((c) => c.code === 'ATND')),
+    )?.individual;
+    return {
+      type: 'EncounterStarted',
+      data: {
+        meta: metaFor('EncounterStarted', seq++, input, ctx, start ?? ctx.recordedAt),
+        patientId: subject,
+        encounterId,
+        visitNumber: preferred(ids, 'VN') ?? null,
+        encounterClass: code(e.class) ?? { system: 'urn:hub:unknown-system', code: 'unknown', display: null },
+        status: e.status === 'planned' ? 'planned' : 'in-progress',
+        location,
+        hospitalService: concept(e.serviceType),
+        attendingPractitioner: practitioner(attending, ctx.policy),
+        admittedAt: start,
+        payer: null,
+      },
+    };
+  };
+  switch (e.status) {
+    case 'planned':
+    case 'arrived':
+    case 'triaged':
+    case 'in-progress':
+    case 'onleave': {
+      const wasActive = prevStatus !== null && ENCOUNTER_ACTIVE.has(prevStatus);
+      if (!wasActive) {
+        events.push(started());
+      } else if (
+        location &&
+        !sameLocation(location, input.previous?.location ?? null) &&
+        e.status !== 'planned'
+      ) {
+        events.push({
+          type: 'EncounterTransferred',
+          data: {
+            meta: metaFor('EncounterTransferred', seq++, input, ctx, ctx.recordedAt),
+            patientId: subject,
+            encounterId,
+            fromLocation: input.previous?.location ?? null,
+            toLocation: location,
+            transferredAt: ctx.recordedAt,
+          },
+        });
+      } else if (prevStatus === 'planned' && e.status !== 'planned') {
+        // Pre-admit became an admission: a start of the real visit.
+        events.push(started());
+      }
+      break;
+    }
+    case 'finished': {
+      // A backfill may send a visit only once it is over: it still started.
+      if (prevStatus === null) events.push(started());
+      const end = instant(e.period?.end) ?? ctx.recordedAt;
+      if (prevStatus !== 'finished') {
+        events.push({
+          type: 'EncounterEnded',
+          data: {
+            meta: metaFor('EncounterEnded', seq++, input, ctx, end),
+            patientId: subject,
+            encounterId,
+            endedAt: end,
+            dischargeDisposition: concept(e.hospitalization?.dischargeDisposition),
+          },
+        });
+      }
+      break;
+    }
+    case 'cancelled':
+    case 'entered-in-error': {
+      if (prevStatus !== 'cancelled' && prevStatus !== 'entered-in-error') {
+        events.push({
+          type: 'EncounterCancelled',
+          data: {
+            meta: metaFor('EncounterCancelled', seq++, input, ctx, ctx.recordedAt),
+            patientId: subject,
+            encounterId,
+            reason:
+              e.status === 'entered-in-error'
+                ? { system: 'http://hl7.org/fhir/encounter-status', code: 'entered-in-error', display: null }
+                : null,
+            cancelledEventType: prevStatus === 'finished' ? 'discharge' : 'admit',
+          },
+        });
+      }
+      break;
+    }
+    case 'unknown':
+    case undefined:
+      return invalid('unmappable', 422, [
+        errorIssue(
+          'code-invalid',
+          'Encounter.status unknown cannot be mapped to a visit event',
+          'Encounter.status',
+        ),
+      ]);
+  }
+  return {
+    ok: true,
+    events,
+    state: { hubId: encounterId, patientKey: subject, status: e.status, location },
+  };
+}
+
+const LAB_CATEGORIES = new Set(['108252007', 'LAB', 'laboratory']);
+const IMAGING_CATEGORIES = new Set(['363679005', 'RAD', 'imaging', 'IMG']);
+
+function categoryOf(cats: readonly CodeableConcept[] | undefined): 'laboratory' | 'imaging' | 'other' {
+  for (const c of cats ?? []) {
+    for (const cd of c.coding ?? []) {
+      if (cd.code && LAB_CATEGORIES.has(cd.code)) return 'laboratory';
+      if (cd.code && IMAGING_CATEGORIES.has(cd.code)) return 'imaging';
+    }
+  }
+  return 'other';
+}
+
+function mapServiceRequest(s: ServiceRequest, input: MapInput, ctx: MapContext): MapResult {
+  if (s.priority !== undefined && !PRIORITIES.has(s.priority)) {
+    return codeNotInBinding('ServiceRequest.priority', 'request-priority');
+  }
+  const subject = needSubject(input, 'ServiceRequest');
+  if (typeof subject !== 'string') return subject;
+  const orderId = input.previous?.hubId ?? hubIdOfResource(s, input.id, ctx.policy);
+  const prevStatus = input.previous?.status ?? null;
+  const ids = identifiers(s.identifier, ctx.policy);
+  const events: ClinicalEvent[] = [];
+  let seq = 0;
+  const placed = (): ClinicalEvent | Invalid => {
+    const c = concept(s.code);
+    if (!c) {
+      return invalid('unmappable', 422, [
+        errorIssue('required', 'ServiceRequest.code is required to place an order', 'ServiceRequest.code'),
+      ]);
+    }
+    return {
+      type: 'OrderPlaced',
+      data: {
+        meta: metaFor('OrderPlaced', seq++, input, ctx, instant(s.authoredOn) ?? ctx.recordedAt),
+        patientId: subject,
+        orderId,
+        placerOrderNumber: ids.find((i) => i.type === 'PLAC') ?? ids[0] ?? null,
+        fillerOrderNumber: ids.find((i) => i.type === 'FILL') ?? null,
+        encounterId: input.encounterId ?? null,
+        code: c,
+        category: categoryOf(s.category),
+        priority: s.priority ?? 'routine',
+        orderedAt: instant(s.authoredOn) ?? ctx.recordedAt,
+        orderingProvider: practitioner(s.requester, ctx.policy),
+      },
+    };
+  };
+  const changed = (): ClinicalEvent => ({
+    type: 'OrderStatusChanged',
+    data: {
+      meta: metaFor('OrderStatusChanged', seq++, input, ctx, ctx.recordedAt),
+      patientId: subject,
+      orderId,
+      status: s.status,
+      fillerStatus: null,
+      changedAt: ctx.recordedAt,
+    },
+  });
+  switch (s.status) {
+    case 'draft':
+    case 'active':
+    case 'on-hold':
+    case 'completed': {
+      if (prevStatus === null) {
+        const p = placed();
+        if ('ok' in p) return p;
+        events.push(p);
+        if (s.status === 'on-hold' || s.status === 'completed') events.push(changed());
+      } else if (prevStatus !== s.status) {
+        events.push(changed());
+      }
+      break;
+    }
+    case 'revoked':
+    case 'entered-in-error': {
+      if (prevStatus !== 'revoked' && prevStatus !== 'entered-in-error') {
+        events.push({
+          type: 'OrderCancelled',
+          data: {
+            meta: metaFor('OrderCancelled', seq++, input, ctx, ctx.recordedAt),
+            patientId: subject,
+            orderId,
+            reason:
+              s.status === 'entered-in-error'
+                ? { system: 'http://hl7.org/fhir/request-status', code: 'entered-in-error', display: null }
+                : null,
+            cancelledAt: ctx.recordedAt,
+          },
+        });
+      }
+      break;
+    }
+    case 'unknown':
+    case undefined:
+      return invalid('unmappable', 422, [
+        errorIssue('code-invalid', 'ServiceRequest.status unknown cannot be mapped', 'ServiceRequest.status'),
+      ]);
+  }
+  return {
+    ok: true,
+    events,
+    state: { hubId: orderId, patientKey: subject, status: s.status, location: null },
+  };
+}
+
+/** Hub result status for a FHIR Observation/DiagnosticReport status; undefined = not mappable. */
+function resultStatus(
+  s: string | undefined,
+): { kind: 'reported' | 'corrected'; status: string; reason: string | null } | undefined {
+  switch (s) {
+    case 'registered':
+    case 'partial':
+    case 'preliminary':
+      return { kind: 'reported', status: 'preliminary', reason: null };
+    case 'final':
+      return { kind: 'reported', status: 'final', reason: null };
+    case 'amended':
+    case 'corrected':
+    case 'appended':
+      return { kind: 'corrected', status: 'corrected', reason: s };
+    case 'cancelled':
+      return { kind: 'reported', status: 'cancelled', reason: null };
+    case 'entered-in-error':
+      return { kind: 'corrected', status: 'cancelled', reason: 'entered-in-error' };
+    case undefined:
+    default:
+      return undefined;
+  }
+}
+
+export function observationValue(o: Observation, sequence: number): ObservationValue {
+  const base: ObservationValue = {
+    sequence,
+    code: concept(o.code) ?? { system: 'urn:hub:unknown-system', code: 'unknown', display: null },
+    valueType: 'ST',
+    valueNumber: null,
+    valueString: null,
+    valueCode: null,
+    valueComparator: null,
+    unit: null,
+    referenceRange: null,
+    interpretation: concept(o.interpretation?.[0]),
+    status: resultStatus(o.status)?.status ?? 'final',
+    observedAt: instant(o.effectiveDateTime ?? o.effectivePeriod?.start ?? o.issued),
+  };
+  const rr = o.referenceRange?.[0];
+  if (rr) {
+    base.referenceRange =
+      rr.text ??
+      (rr.low?.value !== undefined || rr.high?.value !== undefined
+        ? `${rr.low?.value ?? ''}-${rr.high?.value ?? ''}`
+        : null);
+  }
+  if (o.valueQuantity) {
+    const comparator = o.valueQuantity.comparator ?? null;
+    return {
+      ...base,
+      valueType: comparator ? 'SN' : 'NM',
+      valueNumber: o.valueQuantity.value ?? null,
+      valueComparator: comparator,
+      unit: o.valueQuantity.unit ?? o.valueQuantity.code ?? null,
+    };
+  }
+  if (o.valueCodeableConcept)
+    return { ...base, valueType: 'CWE', valueCode: concept(o.valueCodeableConcept) };
+  if (o.valueString !== undefined) return { ...base, valueType: 'ST', valueString: o.valueString };
+  if (o.valueInteger !== undefined) return { ...base, valueType: 'NM', valueNumber: o.valueInteger };
+  if (o.valueBoolean !== undefined) return { ...base, valueType: 'ST', valueString: String(o.valueBoolean) };
+  if (o.valueDateTime !== undefined) return { ...base, valueType: 'DTM', valueString: o.valueDateTime };
+  return base;
+}
+
+function mapResult(r: Observation | DiagnosticReport, input: MapInput, ctx: MapContext): MapResult {
+  const type = r.resourceType;
+  const subject = needSubject(input, type);
+  if (typeof subject !== 'string') return subject;
+  const st = resultStatus(r.status);
+  if (!st) {
+    return invalid('unmappable', 422, [
+      errorIssue(
+        'code-invalid',
+        `${type}.status ${r.status ?? '(none)'} cannot be mapped to a result`,
+        `${type}.status`,
+      ),
+    ]);
+  }
+  const c = concept(r.code);
+  if (!c) {
+    return invalid('unmappable', 422, [
+      errorIssue('required', `${type}.code needs a coding or text`, `${type}.code`),
+    ]);
+  }
+  const resultId = input.previous?.hubId ?? hubIdOfResource(r, input.id, ctx.policy);
+  const observations =
+    r.resourceType === 'Observation'
+      ? [observationValue(r, 1)]
+      : (input.resultObservations ?? []).map((o, i) => observationValue(o, i + 1));
+  const effectiveAt = instant(r.effectiveDateTime ?? r.effectivePeriod?.start);
+  const issuedAt = instant(r.issued);
+  const common = {
+    patientId: subject,
+    resultId,
+    orderId: input.orderId ?? null,
+    encounterId: input.encounterId ?? null,
+    code: c,
+    category: categoryOf(r.category),
+    status: st.status,
+    effectiveAt,
+    issuedAt,
+    observations,
+    reportText: r.resourceType === 'DiagnosticReport' ? (r.conclusion ?? null) : null,
+    performer: practitioner(r.performer?.[0], ctx.policy),
+  };
+  const occurredAt = issuedAt ?? effectiveAt ?? ctx.recordedAt;
+  // A result first seen as amended is still a correction of something the source reported before.
+  const events: ClinicalEvent[] =
+    st.kind === 'corrected'
+      ? [
+          {
+            type: 'ResultCorrected',
+            data: {
+              ...common,
+              meta: metaFor('ResultCorrected', 0, input, ctx, occurredAt),
+              correctionReason: st.reason,
+            },
+          },
+        ]
+      : [
+          {
+            type: 'ResultReported',
+            data: { ...common, meta: metaFor('ResultReported', 0, input, ctx, occurredAt) },
+          },
+        ];
+  return {
+    ok: true,
+    events,
+    state: { hubId: resultId, patientKey: subject, status: r.status, location: null },
+  };
+}
+
+export function mapResource(input: MapInput, ctx: MapContext): MapResult {
+  const r = input.resource;
+  switch (r.resourceType) {
+    case 'Patient':
+      return mapPatient(r, input, ctx);
+    case 'Encounter':
+      return mapEncounter(r, input, ctx);
+    case 'ServiceRequest':
+      return mapServiceRequest(r, input, ctx);
+    case 'Observation':
+    case 'DiagnosticReport':
+      return mapResult(r, input, ctx);
+  }
+}

@@ -1,0 +1,141 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ackCodesFor, buildAck, charsetOf, encodeAck, hl7Escape, sniffMsh } from './ack.js';
+
+const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
+const adt =
+  'MSH|^~\\&|EHR^1.2.3^ISO|GENHOSP|HUB|HUBFAC|20260101120000||ADT^A01^ADT_A01|CTRL-1|P|2.5.1\rEVN|A01\rPID|1||123^^^HOSP^MR';
+
+describe('sniffMsh', () => {
+  it('given a message with CR, LF or CRLF terminators, when sniffed, then reads the MSH fields', () => {
+    for (const term of ['\r', '\n', '\r\n']) {
+      const m = sniffMsh(Buffer.from(adt.replaceAll('\r', term)));
+      expect(m).toMatchObject({
+        sendingApplication: 'EHR^1.2.3^ISO',
+        sendingFacility: 'GENHOSP',
+        receivingApplication: 'HUB',
+        controlId: 'CTRL-1',
+        messageCode: 'ADT',
+        triggerEvent: 'A01',
+        processingId: 'P',
+        version: '2.5.1',
+        charset: 'utf8',
+      });
+    }
+  });
+
+  it('given MSH-18 8859/1, when sniffed, then the charset is latin1', () => {
+    const m = sniffMsh(Buffer.from(`MSH|^~\\&|A|B|C|D|x||ADT^A08|9|P|2.3||||||8859/1\rPID|1`, 'latin1'));
+    expect(m?.charset).toBe('latin1');
+    expect(m?.declaredCharset).toBe('8859/1');
+  });
+
+  it('given no MSH or nonsense, when sniffed, then null (never a throw)', () => {
+    expect(sniffMsh(Buffer.from('PID|1||x'))).toBeNull();
+    expect(sniffMsh(Buffer.from(''))).toBeNull();
+    expect(sniffMsh(Buffer.from('MSHA'))).toBeNull();
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => void sniffMsh(Buffer.from(b))));
+  });
+
+  it('knows the charsets the hub reads', () => {
+    expect(charsetOf('UNICODE UTF-8')).toBe('utf8');
+    expect(charsetOf('ASCII')).toBe('ascii');
+    expect(charsetOf('')).toBe('utf8');
+    expect(charsetOf('ISO IR87')).toBeNull();
+  });
+});
+
+describe('buildAck', () => {
+  const msh = sniffMsh(Buffer.from(adt));
+
+  it('given an accepted message, when acknowledged, then MSH swaps sender and receiver and MSA echoes MSH-10', () => {
+    expect(buildAck(msh, { code: 'AA', ackControlId: 'ACK-1', now: NOW })).toBe(
+      'MSH|^~\\&|HUB|HUBFAC|EHR^1.2.3^ISO|GENHOSP|20260102030405+0000||ACK^A01^ACK|ACK-1|P|2.5.1\r' +
+        'MSA|AA|CTRL-1',
+    );
+  });
+
+  it('given a content error, when acknowledged, then ERR carries location, code and severity', () => {
+    const ack = buildAck(msh, {
+      code: 'AE',
+      ackControlId: 'ACK-2',
+      now: NOW,
+      error: {
+        hl7ErrorCode: '101',
+        location: { segment: 'PID', segmentSequence: 1, field: 3 },
+        severity: 'E',
+      },
+    });
+    expect(ack.split('\r')).toEqual([
+      'MSH|^~\\&|HUB|HUBFAC|EHR^1.2.3^ISO|GENHOSP|20260102030405+0000||ACK^A01^ACK|ACK-2|P|2.5.1',
+      'MSA|AE|CTRL-1',
+      'ERR||PID^1^3|101^Required field missing^HL70357|E',
+    ]);
+  });
+
+  it('given a v2.3 message, when refused, then ERR-1 carries the location and code too', () => {
+    const old = sniffMsh(Buffer.from('MSH|^~\\&|LAB|L|HUB|H|x||ORU^R01|7|P|2.3\r'));
+    const ack = buildAck(old, {
+      code: 'AE',
+      ackControlId: 'A',
+      now: NOW,
+      error: { hl7ErrorCode: '102', location: { segment: 'OBX', segmentSequence: 2, field: 5 } },
+    });
+    expect(ack.split('\r')[2]).toBe(
+      'ERR|OBX^2^5^102&Data type error&HL70357|OBX^2^5|102^Data type error^HL70357|E',
+    );
+  });
+
+  it('given unusual delimiters, when acknowledged, then the ACK uses them', () => {
+    const m = sniffMsh(Buffer.from('MSH#$~\\&#APP#FAC#HUB#H#x##ADT$A08#ID9#T#2.4\r'));
+    expect(buildAck(m, { code: 'AA', ackControlId: 'Z', now: NOW })).toBe(
+      'MSH#$~\\&#HUB#H#APP#FAC#20260102030405+0000##ACK$A08$ACK#Z#T#2.4\rMSA#AA#ID9',
+    );
+  });
+
+  it('given no MSH at all, when refused, then a generic AR with an empty MSA-2', () => {
+    expect(buildAck(null, { code: 'AR', ackControlId: 'Q', now: NOW, error: { hl7ErrorCode: '207' } })).toBe(
+      'MSH|^~\\&|||||20260102030405+0000||ACK^^ACK|Q|P|2.5.1\rMSA|AR|\rERR|||207^Application internal error^HL70357|E',
+    );
+  });
+
+  it('escapes delimiters in text', () => {
+    expect(hl7Escape('a|b^c~d\\e&f', '|', '^~\\&')).toBe('a\\F\\b\\S\\c\\R\\d\\E\\e\\T\\f');
+  });
+
+  it('encodes in the declared charset', () => {
+    expect(encodeAck('é', 'latin1')).toEqual(Buffer.from([0xe9]));
+    expect(encodeAck('é', 'utf8')).toEqual(Buffer.from([0xc3, 0xa9]));
+  });
+});
+
+describe('ackCodesFor', () => {
+  const withModes = (a: string, b: string) =>
+    sniffMsh(Buffer.from(`MSH|^~\\&|A|B|C|D|x||ADT^A01|1|P|2.5|||${a}|${b}\r`));
+
+  it('original mode: AA / AE / AR, and AR when Kafka is unavailable', () => {
+    const m = withModes('', '');
+    expect(ackCodesFor(m, 'accepted')).toEqual(['AA']);
+    expect(ackCodesFor(m, 'content-error')).toEqual(['AE']);
+    expect(ackCodesFor(m, 'rejected')).toEqual(['AR']);
+    expect(ackCodesFor(m, 'unavailable')).toEqual(['AR']);
+  });
+
+  it('enhanced mode: accept ACK then application ACK as MSH-15/16 ask', () => {
+    expect(ackCodesFor(withModes('AL', 'AL'), 'accepted')).toEqual(['CA', 'AA']);
+    expect(ackCodesFor(withModes('AL', 'ER'), 'accepted')).toEqual(['CA']);
+    expect(ackCodesFor(withModes('NE', 'AL'), 'content-error')).toEqual(['AE']);
+    expect(ackCodesFor(withModes('ER', 'NE'), 'accepted')).toEqual([]);
+    expect(ackCodesFor(withModes('AL', 'AL'), 'rejected')).toEqual(['CR']);
+    expect(ackCodesFor(withModes('SU', 'AL'), 'unavailable')).toEqual([]);
+    expect(ackCodesFor(withModes('AL', 'AL'), 'unavailable')).toEqual(['CE']);
+  });
+});
+
+describe('sniffMsh delimiters', () => {
+  it('given repeated or alphanumeric delimiters, when sniffed, then null', () => {
+    expect(sniffMsh(Buffer.from('MSH^||||'))).toBeNull();
+    expect(sniffMsh(Buffer.from('MSH|^^\\&|A'))).toBeNull();
+    expect(sniffMsh(Buffer.from('MSH|^A\\&|A'))).toBeNull();
+  });
+});

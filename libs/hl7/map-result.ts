@@ -1,0 +1,230 @@
+import type { ClinicalEvent, ObservationValue } from '../events/index.js';
+import { categoryForSection, resultStatusFor, V2_TABLE } from './codes.js';
+import { fieldName, loc, refuse, type Seg } from './message.js';
+import { orderNumbers } from './map-order.js';
+import { encounterIdFor, resultIdFor, type MapScope } from './scope.js';
+
+export const RESULT_TRIGGERS = ['R01'] as const;
+
+interface Report {
+  pid: Seg;
+  pv1: Seg | undefined;
+  orc: Seg | undefined;
+  obr: Seg;
+  obx: Seg[];
+  /** NTE comments (after the OBR or after an OBX), in message order. */
+  notes: Seg[];
+}
+
+/** OBR groups with the PID/PV1/ORC in force where each OBR starts (an ORU may carry several patients). */
+function reports(scope: MapScope): Report[] {
+  const out: Report[] = [];
+  let pid: Seg | undefined;
+  let pv1: Seg | undefined;
+  let orc: Seg | undefined;
+  let current: Report | undefined;
+  for (const s of scope.msg.segments) {
+    switch (s.name) {
+      case 'PID':
+        pid = s;
+        pv1 = undefined;
+        orc = undefined;
+        current = undefined;
+        break;
+      case 'PV1':
+        pv1 = s;
+        break;
+      case 'ORC':
+        orc = s;
+        current = undefined;
+        break;
+      case 'OBR':
+        if (!pid)
+          throw refuse('AE', '101', 'required segment PID is missing before OBR', {
+            segment: 'PID',
+            segmentSequence: 1,
+          });
+        current = { pid, pv1, orc, obr: s, obx: [], notes: [] };
+        out.push(current);
+        break;
+      case 'OBX':
+        current?.obx.push(s);
+        break;
+      case 'NTE':
+        current?.notes.push(s);
+        break;
+      default:
+        break;
+    }
+  }
+  return out;
+}
+
+const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+function numberOrRefuse(raw: string, seg: Seg, field: number, component?: number): number | null {
+  if (raw === '') return null;
+  if (!NUMBER.test(raw)) {
+    throw refuse(
+      'AE',
+      '102',
+      `${fieldName(seg, field, component)} is not a valid number`,
+      loc(seg, field, component),
+    );
+  }
+  return Number(raw);
+}
+
+const COMPARATORS = new Set(['<', '>', '<=', '>=', '=', '<>']);
+
+function observation(scope: MapScope, obx: Seg, index: number, reportStatus: string): ObservationValue {
+  const code = scope.code(obx, 3);
+  if (!code)
+    throw refuse('AE', '101', 'required field OBX-3 (observation identifier) is missing', loc(obx, 3));
+  const valueType = obx.get(2).toUpperCase();
+  if (valueType === '' && !obx.isEmpty(5)) {
+    throw refuse('AE', '101', 'required field OBX-2 (value type) is missing for a valued OBX-5', loc(obx, 2));
+  }
+  const setId = Number(obx.get(1));
+  const v: ObservationValue = {
+    sequence: Number.isSafeInteger(setId) && setId > 0 ? setId : index + 1,
+    code,
+    valueType,
+    valueNumber: null,
+    valueString: null,
+    valueCode: null,
+    valueComparator: null,
+    unit: obx.get(6, 1) || obx.get(6, 2) || null,
+    referenceRange: obx.get(7) || null,
+    interpretation: scope.code(obx, 8, 0, V2_TABLE('0078')),
+    status: resultStatusFor(obx.get(11)) ?? reportStatus,
+    observedAt: scope.time(obx, 14),
+  };
+  switch (valueType) {
+    case 'NM':
+      v.valueNumber = numberOrRefuse(obx.get(5), obx, 5);
+      break;
+    case 'SN': {
+      const comparator = obx.get(5, 1);
+      const n1 = obx.get(5, 2);
+      const sep = obx.get(5, 3);
+      const n2 = obx.get(5, 4);
+      if (comparator !== '' && !COMPARATORS.has(comparator)) {
+        throw refuse('AE', '102', 'OBX-5.1 is not a valid SN comparator', loc(obx, 5, 1));
+      }
+      v.valueNumber = numberOrRefuse(n1, obx, 5, 2);
+      numberOrRefuse(n2, obx, 5, 4);
+      v.valueComparator = comparator === '' ? null : comparator;
+      // A ratio or range (1:128, 10-20) is not one number: it is kept as text too.
+      if (sep !== '' || n2 !== '') v.valueString = `${comparator}${n1}${sep}${n2}`;
+      break;
+    }
+    case 'CE':
+    case 'CWE':
+    case 'CNE':
+    case 'CF':
+      v.valueCode = scope.code(obx, 5);
+      v.valueString = v.valueCode?.display ?? null;
+      break;
+    default: {
+      // ST, TX, FT and the rest: text, each repetition a line (TX/FT narrative).
+      const lines = obx.textRepetitions(5).map((l) => l.trimEnd());
+      const text = lines.join('\n');
+      v.valueString = text.trim() === '' ? null : text;
+      break;
+    }
+  }
+  return v;
+}
+
+/**
+ * ORU^R01 → one ResultReported per OBR (a report with its OBX lines), or
+ * ResultCorrected when OBR-25 or any OBX-11 says C.
+ */
+export function mapResult(scope: MapScope): ClinicalEvent[] {
+  scope.requireSegment('PID');
+  const all = reports(scope);
+  if (all.length === 0) scope.requireSegment('OBR');
+  const events: ClinicalEvent[] = [];
+  for (const r of all) {
+    const { patientId } = scope.patient(r.pid);
+    const code = scope.code(r.obr, 4);
+    if (!code)
+      throw refuse(
+        'AE',
+        '101',
+        'required field OBR-4 (universal service identifier) is missing',
+        loc(r.obr, 4),
+      );
+    const obr25 = r.obr.get(25);
+    const obxStatuses = r.obx.map((o) => resultStatusFor(o.get(11)));
+    let status = resultStatusFor(obr25);
+    if (obr25 === '') {
+      if (obxStatuses.length === 0 || obxStatuses.some((s) => s === undefined)) {
+        throw refuse('AE', '101', 'required field OBR-25 (result status) is missing', loc(r.obr, 25));
+      }
+      status = obxStatuses.includes('corrected')
+        ? 'corrected'
+        : obxStatuses.every((s) => s === 'final' || s === 'cancelled')
+          ? 'final'
+          : 'preliminary';
+    }
+    if (status === undefined) {
+      throw refuse('AE', '103', 'OBR-25 (result status) is not a result status the hub maps', loc(r.obr, 25));
+    }
+    const corrected = status === 'corrected' || obxStatuses.includes('corrected');
+    const { placer, filler, orderId } = orderNumbers(scope, r.orc, r.obr);
+    const reportNumber = filler ?? placer;
+    if (!reportNumber) {
+      throw refuse(
+        'AE',
+        '101',
+        'required field OBR-3 (filler order number) is missing and OBR-2/ORC-2/ORC-3 are empty',
+        loc(r.obr, 3),
+      );
+    }
+    const observations = r.obx.map((o, i) => observation(scope, o, i, status));
+    const narrative: string[] = [];
+    for (const o of observations) {
+      if ((o.valueType === 'TX' || o.valueType === 'FT') && o.valueString !== null)
+        narrative.push(o.valueString);
+    }
+    for (const n of r.notes) {
+      const text = n
+        .textRepetitions(3)
+        .map((l) => l.trimEnd())
+        .join('\n');
+      if (text.trim() !== '') narrative.push(text);
+    }
+    const visit = scope.visitNumber(r.pv1, r.pid);
+    const effectiveAt = scope.time(r.obr, 7);
+    const issuedAt = scope.time(r.obr, 22);
+    // Without OBR-24: discrete values (numbers, codes, short strings) are lab-like;
+    // narrative-only reports are not assumed to be imaging.
+    const hasDiscrete = observations.some(
+      (o) => o.valueType !== 'TX' && o.valueType !== 'FT' && o.valueType !== '',
+    );
+    const type = corrected ? 'ResultCorrected' : 'ResultReported';
+    const common = {
+      meta: scope.meta(type, issuedAt ?? effectiveAt ?? scope.messageTime()),
+      patientId,
+      resultId: resultIdFor(reportNumber, code),
+      orderId,
+      encounterId: visit ? encounterIdFor(visit) : null,
+      code,
+      category: categoryForSection(r.obr.get(24)) ?? (hasDiscrete ? 'laboratory' : 'other'),
+      status: corrected ? 'corrected' : status,
+      effectiveAt,
+      issuedAt,
+      observations,
+      reportText: narrative.length > 0 ? narrative.join('\n') : null,
+      performer: scope.practitionerNdl(r.obr, 32),
+    };
+    events.push(
+      type === 'ResultCorrected'
+        ? { type, data: { ...common, correctionReason: null } }
+        : { type, data: common },
+    );
+  }
+  return events;
+}

@@ -1,0 +1,124 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CR, FS, MllpFramer, VT, mllpFrame, type FrameEvent } from './mllp.js';
+
+const msg = (id: string) =>
+  `MSH|^~\\&|EHR|HOSP|HUB|HUB|20260101120000||ADT^A01^ADT_A01|${id}|P|2.5.1\rPID|1||123^^^HOSP^MR`;
+
+function frames(events: FrameEvent[]): string[] {
+  return events.flatMap((e) => (e.kind === 'frame' ? [e.bytes.toString('utf8')] : []));
+}
+
+function feed(framer: MllpFramer, chunks: Buffer[]): FrameEvent[] {
+  return chunks.flatMap((c) => framer.push(c));
+}
+
+describe('MllpFramer', () => {
+  it('given one whole frame in one read, when pushed, then yields the body', () => {
+    const f = new MllpFramer({ maxMessageBytes: 10_000 });
+    expect(frames(f.push(mllpFrame(msg('1'))))).toEqual([msg('1')]);
+    expect(f.midFrame).toBe(false);
+  });
+
+  it('given a frame split at every possible byte, when pushed in two reads, then yields it once', () => {
+    const whole = mllpFrame(msg('2'));
+    for (let cut = 1; cut < whole.length; cut++) {
+      const f = new MllpFramer({ maxMessageBytes: 10_000 });
+      const out = feed(f, [whole.subarray(0, cut), whole.subarray(cut)]);
+      expect(frames(out)).toEqual([msg('2')]);
+    }
+  });
+
+  it('given two frames in one read, when pushed, then yields both in order', () => {
+    const f = new MllpFramer({ maxMessageBytes: 10_000 });
+    const out = f.push(Buffer.concat([mllpFrame(msg('a')), mllpFrame(msg('b'))]));
+    expect(frames(out)).toEqual([msg('a'), msg('b')]);
+  });
+
+  it('given bytes before the start block, when pushed, then reports junk and still yields the frame', () => {
+    const f = new MllpFramer({ maxMessageBytes: 10_000 });
+    const out = f.push(Buffer.concat([Buffer.from('\r\nGARBAGE'), mllpFrame(msg('c'))]));
+    expect(out[0]).toEqual({ kind: 'junk', length: 9 });
+    expect(frames(out)).toEqual([msg('c')]);
+  });
+
+  it('given a lone FS inside the body, when pushed, then it is data, not an end block', () => {
+    const f = new MllpFramer({ maxMessageBytes: 10_000 });
+    const body = Buffer.from(`A${String.fromCharCode(FS)}B`);
+    expect(f.push(Buffer.concat([Buffer.from([VT]), body, Buffer.from([FS])]))).toEqual([]);
+    expect(frames(f.push(Buffer.from([CR])))).toEqual([body.toString()]);
+  });
+
+  it('given a frame over the maximum, when pushed, then reports oversize with a prefix and recovers for the next frame', () => {
+    const f = new MllpFramer({ maxMessageBytes: 100, keepPrefixBytes: 20 });
+    const big = `MSH|^~\\&|X|Y|||||ADT^A01|BIG|P|2.5\r${'Z'.repeat(500)}`;
+    const out = feed(f, [mllpFrame(big).subarray(0, 60), mllpFrame(big).subarray(60), mllpFrame(msg('d'))]);
+    const over = out.find((e) => e.kind === 'oversize');
+    expect(over).toMatchObject({ kind: 'oversize', length: Buffer.byteLength(big) });
+    expect(over?.kind === 'oversize' && over.prefix.toString()).toBe(big.slice(0, 20));
+    expect(frames(out)).toEqual([msg('d')]);
+  });
+
+  it('given a start block inside an unfinished frame, when pushed, then the partial is reported and the new frame kept apart', () => {
+    const f = new MllpFramer({ maxMessageBytes: 10_000 });
+    const out = f.push(Buffer.concat([Buffer.from([VT]), Buffer.from('MSH|partial'), mllpFrame(msg('e'))]));
+    expect(out[0]).toMatchObject({ kind: 'incomplete' });
+    expect(out[0]?.kind === 'incomplete' && out[0].bytes.toString()).toBe('MSH|partial');
+    expect(frames(out)).toEqual([msg('e')]);
+  });
+
+  it('given an unfinished frame, when abandoned (timeout), then returns what was held and starts clean', () => {
+    const f = new MllpFramer({ maxMessageBytes: 10_000 });
+    f.push(Buffer.concat([Buffer.from([VT]), Buffer.from('MSH|half')]));
+    expect(f.midFrame).toBe(true);
+    expect(f.abandon()?.toString()).toBe('MSH|half');
+    expect(f.midFrame).toBe(false);
+    expect(frames(f.push(mllpFrame(msg('f'))))).toEqual([msg('f')]);
+  });
+
+  it('property: any split of any sequence of frames yields exactly those frames', () => {
+    const body = fc
+      .uint8Array({ maxLength: 300 })
+      .map((a) => Buffer.from(a.filter((b) => b !== VT && b !== FS)))
+      .map((b) => b.toString('latin1'));
+    fc.assert(
+      fc.property(fc.array(body, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 10 }), (bodies, cuts) => {
+        const stream = Buffer.concat(bodies.map((b) => mllpFrame(Buffer.from(b, 'latin1'))));
+        const points = [...new Set(cuts.map((c) => (stream.length ? c % stream.length : 0)))].sort(
+          (a, b) => a - b,
+        );
+        const chunks: Buffer[] = [];
+        let prev = 0;
+        for (const p of points) {
+          chunks.push(stream.subarray(prev, p));
+          prev = p;
+        }
+        chunks.push(stream.subarray(prev));
+        const f = new MllpFramer({ maxMessageBytes: 10_000 });
+        const got = feed(f, chunks).flatMap((e) => (e.kind === 'frame' ? [e.bytes.toString('latin1')] : []));
+        expect(got).toEqual(bodies);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('property: arbitrary bytes never throw, never hold more than the maximum, and a following frame still arrives', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 400 }), { maxLength: 12 }), (chunks) => {
+        const f = new MllpFramer({ maxMessageBytes: 256, keepPrefixBytes: 64 });
+        for (const c of chunks) {
+          const out = f.push(Buffer.from(c));
+          for (const e of out) {
+            if (e.kind === 'frame') expect(e.bytes.length).toBeLessThanOrEqual(256);
+            if (e.kind === 'oversize') expect(e.prefix.length).toBeLessThanOrEqual(64);
+          }
+          expect(f.bufferedBytes <= 256 || f.midFrame).toBe(true);
+        }
+        // Whatever came before, a timeout (abandon) plus one clean frame resynchronises.
+        f.abandon();
+        expect(frames(f.push(mllpFrame(msg('z'))))).toEqual([msg('z')]);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});

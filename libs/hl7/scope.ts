@@ -1,0 +1,408 @@
+import {
+  deterministicEventId,
+  type Address,
+  type Code,
+  type ContactPoint,
+  type Demographics,
+  type EventMeta,
+  type EventType,
+  type HumanName,
+  type Identifier,
+  type Location,
+  type Practitioner,
+} from '../events/index.js';
+import { enterprisePatientId, systemForHl7Authority } from '../identity/index.js';
+import {
+  addressUseFor,
+  codingSystemFor,
+  genderFor,
+  nameUseFor,
+  telecomSystemFor,
+  telecomUseFor,
+  V2_TABLE,
+} from './codes.js';
+import { fieldName, loc, refuse, type Msg, type Seg } from './message.js';
+import { parseHl7Date, parseHl7Timestamp } from './time.js';
+import type { MapContext, MessageHeader } from './types.js';
+
+/** A deterministic id for the message itself: EventMeta.correlationId of all its events. */
+export function messageCorrelationId(
+  h: Pick<MessageHeader, 'sendingApplication' | 'sendingFacility' | 'controlId'>,
+): string {
+  return deterministicEventId([h.sendingApplication, h.sendingFacility, h.controlId, 'message']);
+}
+
+const nonEmpty = (s: string): string | null => (s === '' ? null : s);
+
+/** Hub ids of visits, orders and reports: name-based, so they carry no identifier value (PHI-free keys). */
+export function encounterIdFor(visit: Identifier): string {
+  return `enc-${deterministicEventId(['encounter', visit.system, visit.value])}`;
+}
+export function orderIdFor(orderNumber: Identifier): string {
+  return `ord-${deterministicEventId(['order', orderNumber.system, orderNumber.value])}`;
+}
+export function resultIdFor(orderNumber: Identifier, code: Code): string {
+  return `res-${deterministicEventId(['result', orderNumber.system, orderNumber.value, code.system, code.code])}`;
+}
+
+/**
+ * Everything one message's mappers share: the event envelope, field readers
+ * that refuse with a location, and the HL7 data types (CX, XPN, XAD, XTN,
+ * PL, XCN, CE/CWE, EI) turned into the schema's shared records.
+ */
+export class MapScope {
+  private nextIndex = 0;
+  readonly correlationId: string;
+  readonly sourceSystem: string;
+  readonly sourceFacility: string | null;
+
+  constructor(
+    readonly msg: Msg,
+    readonly header: MessageHeader,
+    readonly ctx: MapContext,
+  ) {
+    this.correlationId = messageCorrelationId(header);
+    const msh = msg.msh;
+    this.sourceSystem = msh.get(3, 1) || msh.get(3, 2) || 'unknown';
+    this.sourceFacility = nonEmpty(msh.get(4, 1) || msh.get(4, 2));
+  }
+
+  /** Envelope of the next event; the index makes ids distinct within a message and equal across resends. */
+  meta(eventType: EventType, occurredAt: number): EventMeta {
+    const h = this.header;
+    const index = this.nextIndex++;
+    return {
+      eventId: deterministicEventId([
+        h.sendingApplication,
+        h.sendingFacility,
+        h.controlId,
+        eventType,
+        String(index),
+      ]),
+      eventType,
+      occurredAt,
+      recordedAt: this.ctx.recordedAt,
+      source: { system: this.sourceSystem, facility: this.sourceFacility, messageId: h.controlId },
+      correlationId: this.correlationId,
+      causationId: null,
+      rawMessageRef: this.ctx.rawMessageRef,
+    };
+  }
+
+  /** A segment the message type requires; AE 101 naming it when absent. */
+  requireSegment(name: string): Seg {
+    const s = this.msg.first(name);
+    if (!s) {
+      throw refuse('AE', '101', `required segment ${name} is missing`, { segment: name, segmentSequence: 1 });
+    }
+    return s;
+  }
+
+  requireField(seg: Seg, field: number, component = 1, what = ''): string {
+    const v = seg.get(field, component);
+    if (v === '') {
+      throw refuse(
+        'AE',
+        '101',
+        `required field ${fieldName(seg, field, component === 1 ? undefined : component)}${what ? ` (${what})` : ''} is missing`,
+        loc(seg, field, component === 1 ? undefined : component),
+      );
+    }
+    return v;
+  }
+
+  /** A timestamp field: null when empty, AE 102 when malformed. */
+  time(seg: Seg | undefined, field: number, rep = 0): number | null {
+    if (!seg) return null;
+    const t = parseHl7Timestamp(seg.get(field, 1, undefined, rep));
+    if (t === 'invalid') {
+      throw refuse('AE', '102', `${fieldName(seg, field)} is not a valid HL7 date/time`, loc(seg, field));
+    }
+    return t;
+  }
+
+  /** MSH-7: required, the last fallback of every clinical time. */
+  messageTime(): number {
+    const msh = this.msg.msh;
+    const t = this.time(msh, 7);
+    if (t === null)
+      throw refuse('AE', '101', 'required field MSH-7 (message date/time) is missing', loc(msh, 7));
+    return t;
+  }
+
+  /** When an ADT event happened: EVN-6 (event occurred), EVN-2 (recorded), MSH-7. */
+  eventTime(): number {
+    const evn = this.msg.first('EVN');
+    return this.time(evn, 6) ?? this.time(evn, 2) ?? this.messageTime();
+  }
+
+  /** CX repetition → Identifier, or null when CX.1 is empty. */
+  cx(seg: Seg, field: number, rep = 0): Identifier | null {
+    const value = seg.get(field, 1, undefined, rep);
+    if (value === '') return null;
+    const system = systemForHl7Authority(
+      {
+        namespaceId: seg.get(field, 4, 1, rep),
+        universalId: seg.get(field, 4, 2, rep),
+        universalIdType: seg.get(field, 4, 3, rep),
+      },
+      this.ctx.policy,
+    );
+    return { system, value, type: nonEmpty(seg.get(field, 5, undefined, rep)) };
+  }
+
+  /** Every non-empty CX repetition of a field, assigning authority kept. */
+  cxList(seg: Seg, field: number): Identifier[] {
+    const out: Identifier[] = [];
+    for (let r = 0; r < seg.repetitionCount(field); r++) {
+      const id = this.cx(seg, field, r);
+      if (id) out.push(id);
+    }
+    return out;
+  }
+
+  /** EI (entity identifier: id ^ namespace ^ universal id ^ type) → Identifier, e.g. an order number. */
+  ei(seg: Seg | undefined, field: number): Identifier | null {
+    if (!seg) return null;
+    const value = seg.get(field, 1);
+    if (value === '') return null;
+    const system = systemForHl7Authority(
+      { namespaceId: seg.get(field, 2), universalId: seg.get(field, 3), universalIdType: seg.get(field, 4) },
+      this.ctx.policy,
+    );
+    return { system, value, type: null };
+  }
+
+  /** PID-3 identifiers and the enterprise patient id; AE 101 PID-3 when there is none. */
+  patient(pid: Seg): { patientId: string; identifiers: Identifier[] } {
+    const identifiers = this.cxList(pid, 3);
+    const patientId = enterprisePatientId(identifiers, this.ctx.policy);
+    if (patientId === undefined) {
+      throw refuse('AE', '101', 'required field PID-3 (patient identifier list) is missing', loc(pid, 3));
+    }
+    return { patientId, identifiers };
+  }
+
+  /** Enterprise id of a retired record (MRG-1), derived exactly as for PID-3. */
+  mergedPatientId(identifiers: Identifier[]): string {
+    // The caller has checked the list is non-empty, and every entry has a value.
+    return enterprisePatientId(identifiers, this.ctx.policy) ?? '';
+  }
+
+  name(seg: Seg, field: number, rep: number): HumanName | null {
+    const family = seg.get(field, 1, 1, rep);
+    const given = [
+      seg.get(field, 2, undefined, rep),
+      ...seg.get(field, 3, undefined, rep).split(/\s+/),
+    ].filter((g) => g !== '');
+    if (family === '' && given.length === 0) return null;
+    return {
+      family: nonEmpty(family),
+      given,
+      suffix: nonEmpty(seg.get(field, 4, undefined, rep)),
+      prefix: nonEmpty(seg.get(field, 5, undefined, rep)),
+      use: nameUseFor(seg.get(field, 7, undefined, rep)),
+    };
+  }
+
+  private address(seg: Seg, field: number, rep: number): Address | null {
+    const lines = [seg.get(field, 1, 1, rep), seg.get(field, 2, undefined, rep)].filter((l) => l !== '');
+    const a: Address = {
+      lines,
+      city: nonEmpty(seg.get(field, 3, undefined, rep)),
+      state: nonEmpty(seg.get(field, 4, undefined, rep)),
+      postalCode: nonEmpty(seg.get(field, 5, undefined, rep)),
+      country: nonEmpty(seg.get(field, 6, undefined, rep)),
+      use: addressUseFor(seg.get(field, 7, undefined, rep)),
+    };
+    return lines.length === 0 && !a.city && !a.state && !a.postalCode && !a.country ? null : a;
+  }
+
+  private telecom(seg: Seg, field: number, fallbackUse: string): ContactPoint[] {
+    const out: ContactPoint[] = [];
+    for (let r = 0; r < seg.repetitionCount(field); r++) {
+      const use2 = seg.get(field, 2, undefined, r);
+      const equip = seg.get(field, 3, undefined, r);
+      const email = seg.get(field, 4, undefined, r);
+      const composed = [
+        seg.get(field, 5, undefined, r) && `+${seg.get(field, 5, undefined, r)}`,
+        seg.get(field, 6, undefined, r),
+        seg.get(field, 7, undefined, r),
+        seg.get(field, 8, undefined, r) && `x${seg.get(field, 8, undefined, r)}`,
+      ]
+        .filter((p) => p !== '')
+        .join(' ');
+      const system = email !== '' ? 'email' : telecomSystemFor(use2, equip);
+      const value =
+        (system === 'email' ? email || seg.get(field, 1, undefined, r) : '') ||
+        seg.get(field, 1, undefined, r) ||
+        composed;
+      if (value === '') continue;
+      out.push({ system, value, use: telecomUseFor(use2, equip, fallbackUse) });
+    }
+    return out;
+  }
+
+  /** CE/CWE → Code (identifier ^ text ^ coding system, then the alternate triplet); null when empty. */
+  code(seg: Seg | undefined, field: number, rep = 0, defaultSystem?: string): Code | null {
+    if (!seg) return null;
+    const code = seg.get(field, 1, undefined, rep);
+    const text = seg.get(field, 2, undefined, rep);
+    const sys = seg.get(field, 3, undefined, rep);
+    if (code !== '') {
+      return {
+        system: sys === '' && defaultSystem ? defaultSystem : codingSystemFor(sys, this.sourceSystem),
+        code,
+        display: nonEmpty(text),
+      };
+    }
+    const alt = seg.get(field, 4, undefined, rep);
+    if (alt !== '') {
+      return {
+        system: codingSystemFor(seg.get(field, 6, undefined, rep), this.sourceSystem),
+        code: alt,
+        display: nonEmpty(seg.get(field, 5, undefined, rep) || text),
+      };
+    }
+    return null;
+  }
+
+  /** A coded value from an HL7 table given as a bare ID/IS (or CE/CWE) field. */
+  tableCode(seg: Seg | undefined, field: number, table: string): Code | null {
+    return this.code(seg, field, 0, V2_TABLE(table));
+  }
+
+  demographics(pid: Seg, identifiers: Identifier[]): Demographics {
+    const names: HumanName[] = [];
+    for (let r = 0; r < pid.repetitionCount(5); r++) {
+      const n = this.name(pid, 5, r);
+      if (n) names.push(n);
+    }
+    const birth = parseHl7Date(pid.get(7));
+    if (birth === 'invalid') {
+      throw refuse('AE', '102', 'PID-7 (date of birth) is not a valid HL7 date', loc(pid, 7));
+    }
+    const addresses: Address[] = [];
+    for (let r = 0; r < pid.repetitionCount(11); r++) {
+      const a = this.address(pid, 11, r);
+      if (a) addresses.push(a);
+    }
+    const deceasedFlag = pid.get(30).toUpperCase();
+    const deceasedAt = this.time(pid, 29);
+    return {
+      identifiers,
+      names,
+      birthDate: birth.date,
+      administrativeGender: genderFor(pid.get(8)),
+      deceased: deceasedFlag === 'Y' || deceasedAt !== null ? true : deceasedFlag === 'N' ? false : null,
+      deceasedAt,
+      addresses,
+      telecom: [...this.telecom(pid, 13, 'home'), ...this.telecom(pid, 14, 'work')],
+      maritalStatus: this.tableCode(pid, 16, '0002'),
+      language: this.code(pid, 15),
+    };
+  }
+
+  /** PL (point of care ^ room ^ bed ^ facility) → Location; null when empty. */
+  location(seg: Seg | undefined, field: number): Location | null {
+    if (!seg) return null;
+    const l: Location = {
+      facility: nonEmpty(seg.get(field, 4, 1) || seg.get(field, 4, 2)),
+      unit: nonEmpty(seg.get(field, 1)),
+      room: nonEmpty(seg.get(field, 2)),
+      bed: nonEmpty(seg.get(field, 3)),
+    };
+    return l.facility || l.unit || l.room || l.bed ? l : null;
+  }
+
+  /** XCN (id ^ family ^ given ^ middle ^ suffix ^ prefix ^ ... ^ authority(9)) → Practitioner; null when empty. */
+  practitioner(seg: Seg | undefined, field: number, rep = 0): Practitioner | null {
+    if (!seg) return null;
+    const idValue = seg.get(field, 1, undefined, rep);
+    const family = seg.get(field, 2, 1, rep);
+    const given = [seg.get(field, 3, undefined, rep), seg.get(field, 4, undefined, rep)].filter(
+      (g) => g !== '',
+    );
+    if (idValue === '' && family === '' && given.length === 0) return null;
+    const id: Identifier | null =
+      idValue === ''
+        ? null
+        : {
+            system: systemForHl7Authority(
+              {
+                namespaceId: seg.get(field, 9, 1, rep),
+                universalId: seg.get(field, 9, 2, rep),
+                universalIdType: seg.get(field, 9, 3, rep),
+              },
+              this.ctx.policy,
+            ),
+            value: idValue,
+            type: nonEmpty(seg.get(field, 13, undefined, rep)),
+          };
+    const name: HumanName | null =
+      family === '' && given.length === 0
+        ? null
+        : {
+            family: nonEmpty(family),
+            given,
+            suffix: nonEmpty(seg.get(field, 5, undefined, rep)),
+            prefix: nonEmpty(seg.get(field, 6, undefined, rep)),
+            use: null,
+          };
+    return { id, name };
+  }
+
+  /** NDL/CM (OBR-32 interpreter): a CNN packed as subcomponents of component 1. */
+  practitionerNdl(seg: Seg | undefined, field: number): Practitioner | null {
+    if (!seg) return null;
+    const sub = (n: number) => seg.get(field, 1, n);
+    const idValue = sub(1);
+    const family = sub(2);
+    const given = [sub(3), sub(4)].filter((g) => g !== '');
+    if (idValue === '' && family === '' && given.length === 0) return null;
+    return {
+      id:
+        idValue === ''
+          ? null
+          : {
+              system: systemForHl7Authority(
+                { namespaceId: sub(9), universalId: sub(10), universalIdType: sub(11) },
+                this.ctx.policy,
+              ),
+              value: idValue,
+              type: null,
+            },
+      name:
+        family === '' && given.length === 0
+          ? null
+          : {
+              family: nonEmpty(family),
+              given,
+              suffix: nonEmpty(sub(5)),
+              prefix: nonEmpty(sub(6)),
+              use: null,
+            },
+    };
+  }
+
+  /**
+   * The visit an ADT/order/result message is about: PV1-19 visit number,
+   * else PID-18 account number (outpatient feeds often have only that).
+   */
+  visitNumber(pv1: Seg | undefined, pid: Seg | undefined): Identifier | null {
+    return (pv1 && this.cx(pv1, 19)) ?? (pid && this.cx(pid, 18)) ?? null;
+  }
+
+  requireVisit(pv1: Seg, pid: Seg | undefined): { visit: Identifier; encounterId: string } {
+    const visit = this.visitNumber(pv1, pid);
+    if (!visit) {
+      throw refuse(
+        'AE',
+        '101',
+        'required field PV1-19 (visit number) is missing and PID-18 is empty',
+        loc(pv1, 19),
+      );
+    }
+    return { visit, encounterId: encounterIdFor(visit) };
+  }
+}

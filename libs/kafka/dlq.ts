@@ -1,0 +1,306 @@
+import { randomUUID } from 'node:crypto';
+import type { IHeaders } from 'kafkajs';
+import { HubError } from '../errors/index.js';
+import type { KafkaClient } from './client.js';
+import type { RawRecord } from './producer.js';
+
+/**
+ * Dead letters, generic over every DLQ topic. Three writers exist and each
+ * describes a failure in its own headers:
+ *  - the consumer runner (libs/kafka/consumer.ts): `hub-dlq-*` headers, the
+ *    raw record copied as it was on its source topic (redrivable);
+ *  - the HL7 adapter: `hub-reason-code` + `hl7-*` headers, the raw HL7 bytes
+ *    (repaired with `hub hl7 remap`, not by redrive: there is no event yet);
+ *  - the FHIR bulk import: `hub-dlq-reason-code`, `hub-dlq-source`, the line
+ *    number; the value is a JSON issue report.
+ * Everything here reads headers only; values are PHI and are decoded only by
+ * `hub dlq show --include-phi`, which is audited.
+ */
+
+/** One record of any topic, headers as strings. */
+export interface ScannedRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+  timestamp: number;
+}
+
+export type DeadLetterKind = 'consumer' | 'hl7-adapter' | 'fhir-import' | 'unknown';
+
+export interface DeadLetterInfo {
+  topic: string;
+  partition: number;
+  offset: string;
+  /** Broker time the dead letter was written (ms). */
+  timestamp: number;
+  kind: DeadLetterKind;
+  reasonCode: string;
+  /** Reason text as written by the hub's own code (never driver text); null when only a code exists. */
+  reason: string | null;
+  /** Consumer group (runner), `adapter-hl7` or `fhir-import`. */
+  consumer: string;
+  source: { topic: string; partition: number; offset: string } | null;
+  failedAt: string | null;
+  eventType: string | null;
+  eventId: string | null;
+  /** Non-PHI pointer to where it came from: HL7 sender + control id, or import + line. */
+  origin: string | null;
+  /** Only records copied by the consumer runner can go back to their source topic. */
+  redrivable: boolean;
+}
+
+/** DLQ topics by naming convention: `hub.dlq.<consumer>[.<suffix>]`, `hl7.dlq.v1[.<suffix>]`, `*.dlq.*`. */
+export function isDlqTopic(name: string): boolean {
+  return /(^|\.)dlq(\.|$)/.test(name);
+}
+
+export function headerText(h: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h ?? {})) {
+    if (v === undefined) continue;
+    const first = Array.isArray(v) ? v[0] : v;
+    if (first !== undefined) out[k] = Buffer.isBuffer(first) ? first.toString('utf8') : String(first);
+  }
+  return out;
+}
+
+function iso(ms: number): string | null {
+  return Number.isFinite(ms) && ms > 0 ? new Date(ms).toISOString() : null;
+}
+
+/** Reads a dead letter's metadata from its headers alone. Pure. */
+export function parseDeadLetter(rec: ScannedRecord): DeadLetterInfo {
+  const h = rec.headers;
+  const base = {
+    topic: rec.topic,
+    partition: rec.partition,
+    offset: rec.offset,
+    timestamp: rec.timestamp,
+    eventType: h['hub-event-type'] ?? null,
+    eventId: h['hub-event-id'] ?? null,
+  };
+  const srcTopic = h['hub-dlq-source-topic'];
+  if (srcTopic !== undefined && h['hub-dlq-reason-code'] !== undefined) {
+    const partition = Number(h['hub-dlq-source-partition']);
+    const offset = h['hub-dlq-source-offset'];
+    const source =
+      Number.isInteger(partition) && offset !== undefined && /^\d+$/.test(offset)
+        ? { topic: srcTopic, partition, offset }
+        : null;
+    return {
+      ...base,
+      kind: 'consumer',
+      reasonCode: h['hub-dlq-reason-code'],
+      reason: h['hub-dlq-reason'] ?? null,
+      consumer: h['hub-dlq-consumer'] ?? 'unknown',
+      source,
+      failedAt: h['hub-dlq-failed-at'] ?? iso(rec.timestamp),
+      origin: null,
+      redrivable: source !== null && rec.value !== null,
+    };
+  }
+  if (h['hub-dlq-source'] === 'fhir-import') {
+    const line = h['hub-dlq-line'];
+    const imp = h['hub-dlq-import'];
+    return {
+      ...base,
+      kind: 'fhir-import',
+      reasonCode: h['hub-dlq-reason-code'] ?? 'unknown',
+      reason: null,
+      consumer: 'fhir-import',
+      source: null,
+      failedAt: h['hub-dlq-failed-at'] ?? iso(rec.timestamp),
+      origin: [imp, line === undefined ? undefined : `line ${line}`].filter(Boolean).join(' ') || null,
+      redrivable: false,
+    };
+  }
+  if (h['hub-reason-code'] !== undefined || h['hl7-raw-id'] !== undefined) {
+    const sender = h['hl7-sender'];
+    const control = h['hl7-control-id'];
+    return {
+      ...base,
+      kind: 'hl7-adapter',
+      reasonCode: h['hub-reason-code'] ?? 'unknown',
+      reason: null,
+      consumer: 'adapter-hl7',
+      source: null,
+      failedAt: h['hl7-received-at'] ?? iso(rec.timestamp),
+      origin:
+        [sender, control === undefined ? undefined : `#${control}`, h['hl7-message-type']]
+          .filter(Boolean)
+          .join(' ') || null,
+      redrivable: false,
+    };
+  }
+  return {
+    ...base,
+    kind: 'unknown',
+    reasonCode: h['hub-dlq-reason-code'] ?? 'unknown',
+    reason: h['hub-dlq-reason'] ?? null,
+    consumer: h['hub-dlq-consumer'] ?? 'unknown',
+    source: null,
+    failedAt: iso(rec.timestamp),
+    origin: null,
+    redrivable: false,
+  };
+}
+
+/** Headers worth showing without `--include-phi`: the hub's own (codes, ids, names of systems). */
+export function safeHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    out[k] = /^(hub|hl7)-/.test(k) ? v : '[not shown]';
+  }
+  return out;
+}
+
+/**
+ * The record that goes back for another try: same key (so the same
+ * partition, keeping per-patient order with whatever comes next), same value
+ * and original headers, minus the dead-letter ones, plus where it came from.
+ * Re-applying is safe: consumers de-duplicate by event id.
+ */
+export function redriveRecord(rec: ScannedRecord, target: string, now: number): RawRecord {
+  const info = parseDeadLetter(rec);
+  if (!info.redrivable || !info.source) {
+    throw new HubError(
+      'HUB_INPUT_INVALID',
+      `${rec.topic}/${rec.partition}/${rec.offset} was not written by a consumer and cannot be redriven` +
+        (info.kind === 'hl7-adapter'
+          ? ' (fix the mapping and use `hub hl7 remap`)'
+          : info.kind === 'fhir-import'
+            ? ' (fix the file and import it again)'
+            : ''),
+    );
+  }
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(rec.headers)) if (!k.startsWith('hub-dlq-')) headers[k] = v;
+  headers['hub-redriven-from'] = `${rec.topic}/${rec.partition}/${rec.offset}`;
+  headers['hub-redriven-at'] = new Date(now).toISOString();
+  return { topic: target, key: rec.key, value: rec.value, headers };
+}
+
+export interface DlqFilter {
+  consumer?: string;
+  reasonCode?: string;
+  /** `<partition>:<offset>` pairs. */
+  at?: readonly string[];
+}
+
+export function matches(info: DeadLetterInfo, f: DlqFilter): boolean {
+  if (f.consumer !== undefined && info.consumer !== f.consumer) return false;
+  if (f.reasonCode !== undefined && info.reasonCode !== f.reasonCode) return false;
+  if (f.at && f.at.length > 0 && !f.at.includes(`${info.partition}:${info.offset}`)) return false;
+  return true;
+}
+
+export interface PartitionRange {
+  /** First offset to read (inclusive). */
+  from: bigint;
+  /** Offset to stop before (exclusive). */
+  to: bigint;
+}
+
+/** Low (earliest kept) and high (next to be written) offsets of each partition. */
+export async function partitionOffsets(
+  kafka: KafkaClient,
+  topic: string,
+): Promise<Map<number, { low: bigint; high: bigint }>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offs = await admin.fetchTopicOffsets(topic);
+    return new Map(offs.map((o) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * A bounded read of a topic: per partition, the records in the range the
+ * `range` callback picks given the partition's low/high offsets (all of
+ * them by default), as they were when the call started. A throw-away
+ * consumer group that commits nothing and is deleted afterwards.
+ */
+export async function scanTopic(
+  kafka: KafkaClient,
+  topic: string,
+  opts: {
+    range?: (partition: number, low: bigint, high: bigint) => PartitionRange | null;
+    timeoutMs?: number;
+  } = {},
+): Promise<ScannedRecord[]> {
+  const offsets = await partitionOffsets(kafka, topic);
+  const remaining = new Map<number, PartitionRange>();
+  const skipped = new Map<number, bigint>();
+  for (const [p, { low, high }] of offsets) {
+    const r = opts.range ? opts.range(p, low, high) : { from: low, to: high };
+    const from = r && r.from > low ? r.from : low;
+    const to = r && r.to < high ? r.to : high;
+    if (r && from < to) remaining.set(p, { from, to });
+    else skipped.set(p, high);
+  }
+  if (remaining.size === 0) return [];
+  const groupId = `hub-ops-scan-${randomUUID()}`;
+  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 100 });
+  const out: ScannedRecord[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new HubError('HUB_KAFKA_UNAVAILABLE', `reading ${topic} did not finish in time`)),
+        opts.timeoutMs ?? 60_000,
+      );
+      consumer
+        .run({
+          autoCommit: false,
+          eachBatch: ({ batch }) => {
+            const r = remaining.get(batch.partition);
+            if (r) {
+              for (const m of batch.messages) {
+                const off = BigInt(m.offset);
+                if (off < r.from || off >= r.to) continue;
+                out.push({
+                  topic,
+                  partition: batch.partition,
+                  offset: m.offset,
+                  key: m.key ?? null,
+                  value: m.value ?? null,
+                  headers: headerText(m.headers),
+                  timestamp: Number(m.timestamp),
+                });
+              }
+              // A compacted or transactional topic can skip offsets: the batch's end counts.
+              if (BigInt(batch.lastOffset()) >= r.to - 1n) remaining.delete(batch.partition);
+            }
+            if (remaining.size === 0) {
+              clearTimeout(timer);
+              resolve();
+            }
+            return Promise.resolve();
+          },
+        })
+        .then(() => {
+          for (const [p, r] of remaining) consumer.seek({ topic, partition: p, offset: r.from.toString() });
+          for (const [p, high] of skipped) consumer.seek({ topic, partition: p, offset: high.toString() });
+        })
+        .catch((err: unknown) => {
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        });
+    });
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+    const admin = kafka.admin();
+    await admin
+      .connect()
+      .then(() => admin.deleteGroups([groupId]))
+      .catch(() => undefined)
+      .finally(() => void admin.disconnect().catch(() => undefined));
+  }
+  return out.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
+}

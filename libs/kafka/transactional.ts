@@ -1,0 +1,117 @@
+import { CompressionTypes, Partitioners, type Message, type Producer, type TopicMessages } from 'kafkajs';
+import { HubError, isHubError } from '../errors/index.js';
+import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
+import type { EventCodec } from '../events/codec.js';
+import type { KafkaClient } from './client.js';
+import type { PublishedEvent, RawRecord } from './producer.js';
+
+/**
+ * All-or-nothing writes across topics (a FHIR transaction Bundle): the
+ * records of one call are committed in one Kafka transaction, or aborted.
+ * Consumers that read committed records only (the kafkajs default, and the
+ * hub's runner) never see part of an aborted call. One transaction at a
+ * time per producer, so calls are serialised.
+ */
+export interface TransactionalProducer {
+  connect(): Promise<void>;
+  publishAtomically(
+    events: readonly ClinicalEvent[],
+    extra?: readonly RawRecord[],
+  ): Promise<PublishedEvent[]>;
+  disconnect(): Promise<void>;
+}
+
+export interface TransactionalProducerOptions {
+  kafka: KafkaClient;
+  codec: EventCodec;
+  /** Unique per producing process instance: a second instance with the same id fences the first. */
+  transactionalId: string;
+  topicFor?: (type: ClinicalEvent['type']) => string;
+  /** Test hook: runs inside the transaction after the records are sent, before commit. */
+  beforeCommit?: () => Promise<void>;
+}
+
+function mapError(err: unknown): HubError {
+  if (isHubError(err)) return err;
+  const e = err as { name?: string; retriable?: boolean; message?: string };
+  const retriable =
+    e.retriable === true || /connect|timeout|ECONNREFUSED|not available/i.test(e.message ?? '');
+  return new HubError(
+    retriable ? 'HUB_KAFKA_UNAVAILABLE' : 'HUB_KAFKA_ERROR',
+    `kafka transaction failed: ${e.name ?? 'Error'}`,
+    { cause: err, retriable },
+  );
+}
+
+export function createTransactionalProducer(opts: TransactionalProducerOptions): TransactionalProducer {
+  const producer: Producer = opts.kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    transactionalId: opts.transactionalId,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 3000 },
+  });
+  const topicFor = opts.topicFor ?? ((type: ClinicalEvent['type']) => EVENT_CONTRACTS[type].topic);
+  let chain: Promise<unknown> = Promise.resolve();
+
+  async function run(
+    events: readonly ClinicalEvent[],
+    extra: readonly RawRecord[],
+  ): Promise<PublishedEvent[]> {
+    const byTopic = new Map<string, Message[]>();
+    const add = (topic: string, m: Message) => {
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, (list = []));
+      list.push(m);
+    };
+    for (const e of events) {
+      const topic = topicFor(e.type);
+      add(topic, {
+        key: e.data.patientId,
+        value: await opts.codec.encode(e, topic),
+        headers: {
+          'hub-event-type': e.type,
+          'hub-event-id': e.data.meta.eventId,
+          'hub-source': e.data.meta.source.system,
+        },
+      });
+    }
+    for (const r of extra) add(r.topic, { key: r.key, value: r.value, headers: r.headers ?? {} });
+    const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    let txn;
+    try {
+      txn = await producer.transaction();
+    } catch (err) {
+      throw mapError(err);
+    }
+    try {
+      await txn.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+      await opts.beforeCommit?.();
+      await txn.commit();
+    } catch (err) {
+      await txn.abort().catch(() => undefined);
+      throw mapError(err);
+    }
+    return events.map((e) => ({ topic: topicFor(e.type), eventId: e.data.meta.eventId }));
+  }
+
+  return {
+    async connect() {
+      try {
+        await producer.connect();
+      } catch (err) {
+        throw mapError(err);
+      }
+    },
+    publishAtomically(events, extra = []) {
+      const p = chain.then(() => run(events, extra));
+      chain = p.catch(() => undefined);
+      return p;
+    },
+    async disconnect() {
+      await chain;
+      await producer.disconnect();
+    },
+  };
+}

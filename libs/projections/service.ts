@@ -1,0 +1,164 @@
+import type { FastifyInstance } from 'fastify';
+import type { Knex } from 'knex';
+import { createProjectionRunner, type Projection } from '../db/projection.js';
+import { toHubError, type HubError } from '../errors/index.js';
+import type { EventCodec } from '../events/codec.js';
+import { createHttpApp } from '../http/index.js';
+import { ensureTopics } from '../kafka/admin.js';
+import type { KafkaClient } from '../kafka/client.js';
+import type { ConsumerRunner } from '../kafka/consumer.js';
+import type { EventProducer } from '../kafka/producer.js';
+import type { Logger } from '../telemetry/logger.js';
+import { consumerMetricsHook, type HubMetrics } from '../telemetry/metrics.js';
+import { markServing, readRegistry, resolveActiveVersion, type VersionHooks } from './versions.js';
+
+export interface ProjectorDeps {
+  db: Knex;
+  kafka: KafkaClient;
+  codec: EventCodec;
+  producer: EventProducer;
+  logger: Logger;
+  metrics: HubMetrics;
+  clock?: () => number;
+  /** The consumer gave up after its bounded retries (already not-ready): main.ts should exit non-zero. */
+  onFatal?(err: HubError): void;
+}
+
+export interface ProjectorConfig {
+  /** Stable schema readers use; versions live in `<stable>_vN`. */
+  stableSchema: string;
+  dlqTopic: string;
+  /** Consumer group prefix; the version schema is appended so that each version has its own group. */
+  groupPrefix?: string;
+  stallAfterMs?: number;
+  /** How often to check whether a rebuild switched the active version. */
+  followEveryMs?: number;
+}
+
+export interface ProjectorService {
+  http: FastifyInstance;
+  /** The version schema currently being written (null before start). */
+  activeSchema(): string | null;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The shared body of the three projector services: a projection runner on
+ * the active version of a read model, following the registry across
+ * rebuilds, with /health, /ready and /metrics. Built from injected clients;
+ * each service's main.ts owns config, connections and signals.
+ */
+export function buildProjectorService(
+  deps: ProjectorDeps,
+  cfg: ProjectorConfig,
+  projection: Projection,
+  hooks: VersionHooks = {},
+): ProjectorService {
+  const clock = deps.clock ?? Date.now;
+  const log = deps.logger.child({ svc: `projector-${projection.name}` });
+  let runner: ConsumerRunner | null = null;
+  let schema: string | null = null;
+  let fatal: HubError | null = null;
+  let follow: NodeJS.Timeout | null = null;
+  let switching: Promise<void> | null = null;
+  let stopped = false;
+  const stallAfter = cfg.stallAfterMs ?? 60_000;
+
+  function makeRunner(s: string): ConsumerRunner {
+    return createProjectionRunner({
+      projection,
+      schema: s,
+      groupId: `${cfg.groupPrefix ?? 'hub.projection'}.${projection.name}.${s}`,
+      db: deps.db,
+      kafka: deps.kafka,
+      codec: deps.codec,
+      producer: deps.producer,
+      dlqTopic: cfg.dlqTopic,
+      logger: log,
+      onDeadLetter: (dl) => deps.metrics.deadLetters.inc({ consumer: dl.consumer, reason: dl.reasonCode }),
+      onApplied: (topic, n) => deps.metrics.eventsApplied.inc({ consumer: projection.name, topic }, n),
+      onBatch: consumerMetricsHook(deps.metrics),
+      onFatal: (err) => {
+        fatal = err;
+        deps.onFatal?.(err);
+      },
+    });
+  }
+
+  async function attach(s: string): Promise<void> {
+    const r = makeRunner(s);
+    await r.start();
+    runner = r;
+    schema = s;
+    await markServing(deps.db, cfg.stableSchema, s);
+    log.info({ schema: s }, 'serving version');
+  }
+
+  async function checkSwitch(): Promise<void> {
+    const row = await readRegistry(deps.db, cfg.stableSchema);
+    if (stopped || !row || row.active_schema === schema) {
+      if (row && schema) await markServing(deps.db, cfg.stableSchema, schema);
+      return;
+    }
+    log.info({ from: schema, to: row.active_schema }, 'active version switched, moving over');
+    const old = runner;
+    runner = null;
+    if (old) await old.stop();
+    // The new version already holds its own checkpoints: resuming there neither skips nor repeats.
+    await resolveActiveVersion(deps.db, cfg.stableSchema, projection, hooks);
+    await attach(row.active_schema);
+  }
+
+  const http = createHttpApp({
+    logger: log,
+    metrics: deps.metrics.registry,
+    readiness: {
+      postgres: async () => {
+        await deps.db.raw('select 1');
+        return { ok: true };
+      },
+      consumer: () => {
+        if (fatal) return Promise.resolve({ ok: false, detail: fatal.code });
+        if (!runner) return Promise.resolve({ ok: false, detail: 'starting' });
+        const idle = clock() - runner.lastProgressAt();
+        return Promise.resolve(
+          idle < stallAfter ? { ok: true } : { ok: false, detail: `no progress for ${idle} ms` },
+        );
+      },
+    },
+  });
+  http.get('/version', () => ({ stable: cfg.stableSchema, schema }));
+
+  return {
+    http,
+    activeSchema: () => schema,
+    async start() {
+      await ensureTopics(deps.kafka, [
+        { name: cfg.dlqTopic, partitions: 1, replicationFactor: 1, retentionMs: -1 },
+      ]);
+      const s = await resolveActiveVersion(deps.db, cfg.stableSchema, projection, hooks);
+      await attach(s);
+      follow = setInterval(() => {
+        if (switching) return;
+        switching = checkSwitch()
+          .catch((err: unknown) => {
+            log.error({ code: toHubError(err).code }, 'could not follow the active version');
+          })
+          .finally(() => {
+            switching = null;
+          });
+      }, cfg.followEveryMs ?? 2000);
+      follow.unref();
+    },
+    async stop() {
+      stopped = true;
+      if (follow) clearInterval(follow);
+      if (switching) await switching;
+      const r = runner;
+      runner = null;
+      if (r) await r.stop();
+      await http.close();
+    },
+  };
+}

@@ -1,0 +1,263 @@
+/**
+ * Read throughput of the query API's main portal routes against real
+ * Postgres: publishes synthetic clinical events to a private set of topics,
+ * lets the real portal projector build its read model, starts the API as its
+ * own process (services/api/main.ts, audit on: every request writes an
+ * AuditEvent to Kafka before it is answered), then drives it with autocannon.
+ *
+ *   npm run bench:api -- [--events 20000] [--duration 10] [--connections 16] [--keep]
+ *
+ * Uses KAFKA_BROKERS, SCHEMA_REGISTRY_URL, DATABASE_URL (defaults: the dev stack).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { verifyAuditChain } from '../libs/audit/store.js';
+import { ensureDevKeys, mintToken, type DevKeys } from '../libs/auth/jwt.js';
+import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
+import { createDb, dropSchema } from '../libs/db/index.js';
+import { createEventCodec } from '../libs/events/codec.js';
+import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
+import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
+import { createRegistryClient } from '../libs/events/registry.js';
+import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
+import { createKafkaClient } from '../libs/kafka/client.js';
+import { createEventProducer } from '../libs/kafka/producer.js';
+import { lagOf } from '../libs/projections/inspect.js';
+import { clinicalTopics } from '../libs/projections/topics.js';
+import { dropReadModel } from '../libs/projections/versions.js';
+import { createLogger } from '../libs/telemetry/logger.js';
+import { createMetrics } from '../libs/telemetry/metrics.js';
+import { buildPortalProjector } from '../services/projector-portal/app.js';
+import { syntheticEvents } from '../test/support/hospital-day.js';
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '20000' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '16' },
+    port: { type: 'string', default: '18098' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const cfg = loadConfig(z.object({ ...kafkaEnv, ...databaseEnv }));
+const id = `benchapi_${randomBytes(3).toString('hex')}`;
+const logger = createLogger({ name: 'bench-api', level: 'error' });
+const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: id, logger });
+const registry = createRegistryClient(cfg.SCHEMA_REGISTRY_URL);
+const topic = (name: string) => `${name}.${id}`;
+const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
+const codec = createEventCodec(registry);
+const producer = createEventProducer({ kafka, codec, topicFor });
+const db = createDb(cfg.DATABASE_URL, { pool: { min: 0, max: 4 } });
+const stable = `${id}_portal`;
+const auditSchema = `${id}_audit`;
+const dlq = topic('hub.dlq.bench-api');
+const auditTopic = topic('hub.audit.v1');
+const keysDir = mkdtempSync(join(tmpdir(), 'hub-bench-keys-'));
+const port = Number(values.port);
+const out = (s: string) => process.stdout.write(`${s}\n`);
+
+interface RouteResult {
+  name: string;
+  rps: number;
+  p50: number;
+  p97_5: number;
+  p99: number;
+  max: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function drive(name: string, path: (i: number) => string, token: string): Promise<RouteResult> {
+  let i = 0;
+  const r = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: Number(values.connections),
+    duration: Number(values.duration),
+    headers: { authorization: `Bearer ${token}` },
+    requests: [
+      {
+        method: 'GET',
+        setupRequest: (req) => ({ ...req, path: path(i++) }),
+      },
+    ],
+  });
+  return {
+    name,
+    rps: Math.round(r.requests.average),
+    p50: r.latency.p50,
+    p97_5: r.latency.p97_5,
+    p99: r.latency.p99,
+    max: r.latency.max,
+    requests: r.requests.total,
+    non2xx: r.non2xx,
+    errors: r.errors,
+  };
+}
+
+let api: ReturnType<typeof spawn> | null = null;
+const projector = buildPortalProjector(
+  { db, kafka, codec, producer, logger, metrics: createMetrics({ defaultMetrics: false }) },
+  { stableSchema: stable, dlqTopic: dlq, topicFor: topic, groupPrefix: `hub.projection.${id}` },
+);
+try {
+  await ensureTopics(kafka, [
+    ...catalogTopicDefinitions(topic),
+    { name: dlq, partitions: 1, replicationFactor: 1, retentionMs: -1 },
+  ]);
+  await registerAllSchemas(registry, { topicFor });
+  await producer.connect();
+  const events = syntheticEvents(Number(values.events));
+  const patients = events.filter((e) => e.type === 'PatientRegistered').map((e) => e.data.patientId);
+  const t0 = Date.now();
+  for (let i = 0; i < events.length; i += 1000) await producer.publish(events.slice(i, i + 1000));
+  await projector.start();
+  for (;;) {
+    const lag = await lagOf(db, kafka, projector.activeSchema()!, clinicalTopics(topic));
+    if (lag.lag === 0n) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const rows = await db.withSchema(stable).from('patient_record').count<{ n: string }[]>({ n: '*' });
+  out(
+    `data: ${events.length} events, ${patients.length} patients, ${rows[0]?.n ?? 0} portal resources (published + projected in ${((Date.now() - t0) / 1000).toFixed(1)}s)`,
+  );
+
+  const keys: DevKeys = await ensureDevKeys(keysDir);
+  api = spawn(process.execPath, ['--import', 'tsx', join('services', 'api', 'main.ts')], {
+    env: {
+      ...process.env,
+      KAFKA_BROKERS: cfg.KAFKA_BROKERS.join(','),
+      SCHEMA_REGISTRY_URL: cfg.SCHEMA_REGISTRY_URL,
+      DATABASE_URL: cfg.DATABASE_URL,
+      HUB_TOPIC_SUFFIX: id,
+      PORTAL_SCHEMA: stable,
+      AUDIT_SCHEMA: auditSchema,
+      AUTH_DEV_KEYS_DIR: keysDir,
+      HTTP_PORT: String(port),
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_MAX: '100000000',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let k = 0; ; k++) {
+    const ok = await fetch(`${base}/ready`)
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) break;
+    if (k > 120) throw new Error('api did not become ready');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const staff = await mintToken({ keys, subject: 'bench-staff', scope: ['user/*.rs'], ttlSec: 3600 });
+  const own = patients[7]!;
+  const patientTok = await mintToken({
+    keys,
+    subject: 'bench-patient',
+    scope: ['patient/*.rs'],
+    patient: own,
+    ttlSec: 3600,
+  });
+  const pick = (i: number) => encodeURIComponent(patients[(i * 7919) % patients.length]!);
+  // Warm-up: connection pools, JIT, Postgres caches.
+  await autocannon({
+    url: `${base}/fhir/Patient/${encodeURIComponent(own)}`,
+    duration: 2,
+    connections: 4,
+    headers: { authorization: `Bearer ${patientTok}` },
+  });
+
+  const results: RouteResult[] = [];
+  // Baseline without token, database or audit: what the process and the load generator cost alone.
+  results.push(
+    await drive('GET /fhir/metadata (baseline: no auth, no db, no audit)', () => '/fhir/metadata', staff),
+  );
+  results.push(
+    await drive('GET /fhir/Patient/{id} (staff, random patients)', (i) => `/fhir/Patient/${pick(i)}`, staff),
+  );
+  results.push(
+    await drive(
+      'GET /fhir/Patient/{id} (patient token, own record)',
+      () => `/fhir/Patient/${encodeURIComponent(own)}`,
+      patientTok,
+    ),
+  );
+  results.push(
+    await drive('GET /fhir/Observation?patient={id}', (i) => `/fhir/Observation?patient=${pick(i)}`, staff),
+  );
+  results.push(
+    await drive(
+      'GET /fhir/DiagnosticReport?patient={id}&status=final',
+      (i) => `/fhir/DiagnosticReport?patient=${pick(i)}&status=final`,
+      staff,
+    ),
+  );
+  results.push(
+    await drive('GET /fhir/Patient/{id}/$everything', (i) => `/fhir/Patient/${pick(i)}/$everything`, staff),
+  );
+
+  out(
+    `\nautocannon: ${values.connections} connections, ${values.duration}s per route, API in its own process, audit on`,
+  );
+  out(
+    'route'.padEnd(56) +
+      'req/s'.padStart(8) +
+      'p50 ms'.padStart(8) +
+      'p97.5'.padStart(8) +
+      'p99'.padStart(8) +
+      'max'.padStart(8) +
+      'non2xx'.padStart(8),
+  );
+  for (const r of results) {
+    out(
+      r.name.padEnd(56) +
+        String(r.rps).padStart(8) +
+        String(r.p50).padStart(8) +
+        String(r.p97_5).padStart(8) +
+        String(r.p99).padStart(8) +
+        String(r.max).padStart(8) +
+        String(r.non2xx + r.errors).padStart(8),
+    );
+  }
+  // Let the audit projector drain, then time a full chain verification.
+  let last = -1;
+  for (;;) {
+    const c = await db.withSchema(auditSchema).from('audit_log').count<{ n: string }[]>({ n: '*' });
+    const n = Number(c[0]?.n ?? 0);
+    if (n === last) break;
+    last = n;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  const tv = Date.now();
+  const verdict = await verifyAuditChain(db, auditSchema);
+  const secs = (Date.now() - tv) / 1000;
+  out(
+    `\naudit: ${last} rows written (one per request); hub audit verify: ${verdict.ok ? 'ok' : 'BROKEN'} in ${secs.toFixed(1)}s (${Math.round(last / secs)} rows/s)`,
+  );
+} finally {
+  if (api && api.exitCode === null) {
+    const exited = new Promise((r) => api!.once('exit', r));
+    api.kill('SIGTERM');
+    await exited;
+  }
+  await projector.stop().catch(() => undefined);
+  await producer.disconnect().catch(() => undefined);
+  if (!values.keep) {
+    await dropReadModel(db, stable).catch(() => undefined);
+    await dropSchema(db, auditSchema).catch(() => undefined);
+    await deleteTopics(kafka, [...catalogTopicDefinitions(topic).map((t) => t.name), dlq, auditTopic]).catch(
+      () => undefined,
+    );
+    for (const t of Object.keys(EVENT_CONTRACTS) as EventType[]) {
+      await registry.deleteSubject(`${topicFor(t)}-${EVENT_CONTRACTS[t].fullName}`).catch(() => undefined);
+    }
+  }
+  rmSync(keysDir, { recursive: true, force: true });
+  await db.destroy();
+}
+process.exit(0);

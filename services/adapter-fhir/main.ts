@@ -1,0 +1,123 @@
+import { hostname } from 'node:os';
+import {
+  databaseEnv,
+  httpEnv,
+  kafkaEnv,
+  loadConfig,
+  logEnv,
+  topicNamer,
+  z,
+} from '../../libs/config/index.js';
+import { createDb } from '../../libs/db/index.js';
+import { EVENT_CONTRACTS } from '../../libs/events/index.js';
+import { createEventCodec } from '../../libs/events/codec.js';
+import { createRegistryClient } from '../../libs/events/registry.js';
+import { identityPolicyFromEnv } from '../../libs/identity/index.js';
+import { createKafkaClient } from '../../libs/kafka/client.js';
+import { createEventProducer } from '../../libs/kafka/producer.js';
+import { createTransactionalProducer } from '../../libs/kafka/transactional.js';
+import { createLogger } from '../../libs/telemetry/logger.js';
+import { createMetrics, producerMetricsHooks } from '../../libs/telemetry/metrics.js';
+import { buildFhirAdapter } from './app.js';
+
+const config = loadConfig(
+  z.object({
+    ...kafkaEnv,
+    ...databaseEnv,
+    ...logEnv,
+    HTTP_HOST: httpEnv.HTTP_HOST,
+    HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8093),
+    FHIR_STORE_SCHEMA: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]*$/)
+      .default('adapter_fhir'),
+    FHIR_MAX_BODY_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(1024 * 1024),
+    FHIR_SOURCE_SYSTEM: z.string().min(1).default('fhir-api'),
+    FHIR_BASE_URL: z.url().optional(),
+    FHIR_TRANSACTIONAL_ID: z.string().min(1).optional(),
+    FHIR_IMPORT_CHUNK_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
+    DLQ_TOPIC: z.string().optional(),
+    HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
+    HUB_AUTHORITY_ALIASES: z.string().optional(),
+  }),
+);
+
+const topic = topicNamer(config.HUB_TOPIC_SUFFIX);
+const topicFor = (t: keyof typeof EVENT_CONTRACTS) => topic(EVENT_CONTRACTS[t].topic);
+const logger = createLogger({ name: 'adapter-fhir', level: config.LOG_LEVEL });
+const metrics = createMetrics();
+const db = createDb(config.DATABASE_URL);
+const kafka = createKafkaClient({
+  brokers: config.KAFKA_BROKERS,
+  clientId: config.KAFKA_CLIENT_ID ?? 'adapter-fhir',
+  logger,
+});
+const codec = createEventCodec(createRegistryClient(config.SCHEMA_REGISTRY_URL));
+const producer = createEventProducer({
+  kafka,
+  codec,
+  topicFor,
+  onPublished: (t, type, n) => metrics.eventsPublished.inc({ topic: t, type }, n),
+  ...producerMetricsHooks(metrics),
+});
+const txProducer = createTransactionalProducer({
+  kafka,
+  codec,
+  topicFor,
+  // Stable per host so that a restarted instance fences its predecessor's open transaction.
+  transactionalId: config.FHIR_TRANSACTIONAL_ID ?? `adapter-fhir-${hostname()}-${topic('tx')}`,
+});
+const svc = buildFhirAdapter(
+  {
+    db,
+    kafka,
+    producer,
+    txProducer,
+    logger,
+    metrics,
+    policy: identityPolicyFromEnv(config),
+  },
+  {
+    schema: config.FHIR_STORE_SCHEMA,
+    dlqTopic: config.DLQ_TOPIC ?? topic('hub.dlq.adapter-fhir'),
+    sourceSystem: config.FHIR_SOURCE_SYSTEM,
+    maxBodyBytes: config.FHIR_MAX_BODY_BYTES,
+    importChunkSize: config.FHIR_IMPORT_CHUNK_SIZE,
+    ...(config.FHIR_BASE_URL ? { baseUrl: config.FHIR_BASE_URL.replace(/\/+$/, '') } : {}),
+  },
+);
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping');
+  try {
+    await svc.stop();
+    await producer.disconnect();
+    await txProducer.disconnect();
+    await db.destroy();
+    process.exit(0);
+  } catch (err) {
+    logger.error({ err }, 'unclean stop');
+    process.exit(1);
+  }
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+
+try {
+  await producer.connect();
+  await txProducer.connect();
+  await codec.warmUp(undefined, topicFor);
+  await svc.start();
+  const address = await svc.http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
+  logger.info({ address, schema: config.FHIR_STORE_SCHEMA }, 'adapter-fhir ready');
+} catch (err) {
+  logger.fatal({ err }, 'adapter-fhir failed to start');
+  process.exit(1);
+}

@@ -1,0 +1,87 @@
+import { Hl7Message } from '@medplum/core';
+import { Hl7Client } from '@medplum/hl7';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mllpFrame } from '../../libs/hl7/mllp.js';
+import { createTestContext, type TestContext } from '../../test/support/harness.js';
+import { freePort, startProcess, type RunningProcess } from '../../test/support/processes.js';
+import { CANARY_FAMILY, CANARY_MRN, adtA01, adtMissingPid3 } from './fixtures.js';
+import { RawMllpClient, ackField } from './raw-client.js';
+
+/**
+ * The adapter as an operator runs it: main.ts in its own process, configured
+ * by environment, answering over MLLP and HTTP, and stopping gracefully on
+ * SIGTERM (in-flight messages are answered before the process exits).
+ */
+describe('adapter-hl7 main (own process)', () => {
+  let ctx: TestContext;
+  let proc: RunningProcess | undefined;
+  let mllpPort: number;
+  let httpPort: number;
+
+  beforeAll(async () => {
+    ctx = await createTestContext('hl7main');
+    [mllpPort, httpPort] = [await freePort(), await freePort()];
+    proc = startProcess([join('services', 'adapter-hl7', 'main.ts')], {
+      KAFKA_BROKERS: ctx.ep.kafkaBrokers.join(','),
+      SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
+      HUB_TOPIC_SUFFIX: ctx.id,
+      MLLP_PORT: String(mllpPort),
+      HTTP_PORT: String(httpPort),
+      LOG_LEVEL: 'debug',
+    });
+    await proc.waitFor(/adapter-hl7 ready/);
+  });
+
+  afterAll(async () => {
+    await proc?.stop('SIGKILL');
+    await ctx?.cleanup();
+  });
+
+  it('acknowledges over MLLP and serves /health, /ready and /metrics', async () => {
+    const client = new Hl7Client({ host: '127.0.0.1', port: mllpPort });
+    try {
+      const ack = await client.sendAndWait(Hl7Message.parse(adtA01('MAIN-1')), { timeoutMs: 30_000 });
+      expect(ack.getSegment('MSA')?.getField(1)?.toString()).toBe('AA');
+      const ae = await client.sendAndWait(Hl7Message.parse(adtMissingPid3('MAIN-2')), { timeoutMs: 30_000 });
+      expect(ae.getSegment('MSA')?.getField(1)?.toString()).toBe('AE');
+    } finally {
+      await client.close();
+    }
+    const base = `http://127.0.0.1:${httpPort}`;
+    expect((await fetch(`${base}/health`)).status).toBe(200);
+    expect((await fetch(`${base}/ready`)).status).toBe(200);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/hub_hl7_messages_acked_total\{source="EHR",type="ADT_A01",code="AA"\} 1/);
+    expect(metrics).toMatch(/hub_hl7_messages_acked_total\{source="EHR",type="ADT_A08",code="AE"\} 1/);
+  });
+
+  it('on SIGTERM answers the messages it has taken in, in order, then closes and exits 0', async () => {
+    const c = await RawMllpClient.connect(mllpPort);
+    const n = 100;
+    await c.write(
+      Buffer.concat(Array.from({ length: n }, (_, i) => mllpFrame(adtA01(`TERM-${i}`, `MRN-TERM-${i % 3}`)))),
+    );
+    // The first ACK proves frames are being read; the rest are in flight when the signal lands.
+    expect(ackField(await c.nextAck(), 'MSA', 2)).toBe('TERM-0');
+    const exit = proc!.stop('SIGTERM');
+    const after: string[] = [];
+    for (;;) {
+      const ack = await c.nextAck().catch(() => null);
+      if (ack === null) break;
+      after.push(`${ackField(ack, 'MSA', 1)} ${ackField(ack, 'MSA', 2)}`);
+    }
+    // Whatever was answered was AA and in order; what was not answered was never
+    // taken in (reading stops at SIGTERM) and is the sender's to resend.
+    expect(after.length).toBeGreaterThan(0);
+    expect(after).toEqual(Array.from({ length: after.length }, (_, i) => `AA TERM-${i + 1}`));
+    expect(await exit).toBe(0);
+    await expect(RawMllpClient.connect(mllpPort)).rejects.toThrow();
+    const out = proc!.output();
+    proc = undefined;
+    expect(out).toContain('adapter-hl7 stopped');
+    expect(out).not.toContain(CANARY_FAMILY);
+    expect(out).not.toContain(CANARY_MRN);
+    expect(out).not.toContain('19800101');
+  });
+});

@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { httpEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z } from '../../libs/config/index.js';
+import { HubError } from '../../libs/errors/index.js';
+import { createEventCodec } from '../../libs/events/codec.js';
+import { INGEST_TOPICS, catalogTopicDefinitions } from '../../libs/events/contracts.js';
+import { EVENT_CONTRACTS } from '../../libs/events/index.js';
+import { createRegistryClient } from '../../libs/events/registry.js';
+import { mapHl7Message } from '../../libs/hl7/map.js';
+import { identityPolicyFromEnv } from '../../libs/identity/index.js';
+import { ensureTopics } from '../../libs/kafka/admin.js';
+import { createKafkaClient } from '../../libs/kafka/client.js';
+import { createEventProducer } from '../../libs/kafka/producer.js';
+import { createLogger } from '../../libs/telemetry/logger.js';
+import { createMetrics, producerMetricsHooks } from '../../libs/telemetry/metrics.js';
+import { buildHl7Adapter } from './app.js';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const config = loadConfig(
+  z
+    .object({
+      ...kafkaEnv,
+      ...logEnv,
+      HTTP_HOST: httpEnv.HTTP_HOST,
+      HTTP_PORT: port.default(8092),
+      MLLP_HOST: z.string().default('127.0.0.1'),
+      MLLP_PORT: port.default(2575),
+      MLLP_TLS_CERT: z.string().min(1).optional(),
+      MLLP_TLS_KEY: z.string().min(1).optional(),
+      MLLP_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(16_000_000).default(262_144),
+      MLLP_FRAME_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+      MLLP_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1000),
+      MLLP_STOP_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+      HL7_RECENT_IDS: z.coerce.number().int().min(0).default(100_000),
+      KAFKA_PRODUCER_RETRIES: z.coerce.number().int().min(0).max(20).default(5),
+      HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
+      HUB_AUTHORITY_ALIASES: z.string().optional(),
+    })
+    .refine((c) => Boolean(c.MLLP_TLS_CERT) === Boolean(c.MLLP_TLS_KEY), {
+      message: 'MLLP_TLS_CERT and MLLP_TLS_KEY go together',
+      path: ['MLLP_TLS_CERT'],
+    }),
+);
+
+let policy;
+try {
+  policy = identityPolicyFromEnv(config);
+} catch (cause) {
+  throw new HubError('HUB_CONFIG_INVALID', 'HUB_AUTHORITY_ALIASES is malformed', { cause });
+}
+
+const topic = topicNamer(config.HUB_TOPIC_SUFFIX);
+const logger = createLogger({ name: 'adapter-hl7', level: config.LOG_LEVEL });
+const kafka = createKafkaClient({
+  brokers: config.KAFKA_BROKERS,
+  clientId: config.KAFKA_CLIENT_ID ?? 'adapter-hl7',
+  logger,
+});
+const codec = createEventCodec(createRegistryClient(config.SCHEMA_REGISTRY_URL));
+const metrics = createMetrics();
+const topicFor = (t: keyof typeof EVENT_CONTRACTS) => topic(EVENT_CONTRACTS[t].topic);
+const producer = createEventProducer({
+  kafka,
+  codec,
+  topicFor,
+  retries: config.KAFKA_PRODUCER_RETRIES,
+  onPublished: (t, type, n) => metrics.eventsPublished.inc({ topic: t, type }, n),
+  ...producerMetricsHooks(metrics),
+});
+const rawTopic = topic(INGEST_TOPICS.hl7Raw);
+const dlqTopic = topic(INGEST_TOPICS.hl7Dlq);
+const adapter = buildHl7Adapter(
+  { producer, logger, metrics, clock: Date.now, idGenerator: randomUUID, policy, mapper: mapHl7Message },
+  {
+    host: config.MLLP_HOST,
+    port: config.MLLP_PORT,
+    tls:
+      config.MLLP_TLS_CERT && config.MLLP_TLS_KEY
+        ? { cert: readFileSync(config.MLLP_TLS_CERT), key: readFileSync(config.MLLP_TLS_KEY) }
+        : undefined,
+    maxMessageBytes: config.MLLP_MAX_MESSAGE_BYTES,
+    frameTimeoutMs: config.MLLP_FRAME_TIMEOUT_MS,
+    maxConnections: config.MLLP_MAX_CONNECTIONS,
+    rawTopic,
+    dlqTopic,
+    recentIdsCapacity: config.HL7_RECENT_IDS,
+    stopGraceMs: config.MLLP_STOP_GRACE_MS,
+  },
+);
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping: no new connections, finishing in-flight messages');
+  try {
+    await adapter.stop();
+    await producer.disconnect();
+    logger.info('adapter-hl7 stopped');
+    process.exit(0);
+  } catch (err) {
+    logger.error({ code: (err as { code?: unknown }).code }, 'unclean stop');
+    process.exit(1);
+  }
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+
+try {
+  await producer.connect();
+  await ensureTopics(
+    kafka,
+    catalogTopicDefinitions(topic).filter((t) => t.name === rawTopic || t.name === dlqTopic),
+  );
+  await codec.warmUp(undefined, topicFor);
+  const mllp = await adapter.start();
+  const http = await adapter.http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
+  logger.info(
+    { mllp: `${mllp.host}:${mllp.port}`, http, tls: Boolean(config.MLLP_TLS_CERT) },
+    'adapter-hl7 ready',
+  );
+} catch (err) {
+  logger.fatal({ err }, 'adapter-hl7 failed to start');
+  process.exit(1);
+}

@@ -1,0 +1,763 @@
+import { validateResource } from '@medplum/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent, Bundle, OperationOutcome, Patient, Resource } from '@medplum/fhirtypes';
+import { AUDIT_TABLE, appendAudit, verifyAuditChain } from '../../libs/audit/store.js';
+import { createTokenVerifier, generateDevKeys, mintToken, type DevKeys } from '../../libs/auth/jwt.js';
+import { HUB_SCOPES } from '../../libs/auth/scopes.js';
+import { dropSchema } from '../../libs/db/index.js';
+import { lagOf } from '../../libs/projections/inspect.js';
+import type { ProjectorService } from '../../libs/projections/service.js';
+import { clinicalTopics } from '../../libs/projections/topics.js';
+import { dropReadModel } from '../../libs/projections/versions.js';
+import { loadFhirDefinitions } from '../../libs/fhir/validate.js';
+import { createEventProducer } from '../../libs/kafka/producer.js';
+import { createLogger } from '../../libs/telemetry/logger.js';
+import { createMetrics } from '../../libs/telemetry/metrics.js';
+import type { ClinicalEvent } from '../../libs/events/index.js';
+import { buildAnalyticsProjector } from '../projector-analytics/app.js';
+import { buildBillingProjector } from '../projector-billing/app.js';
+import { buildPortalProjector } from '../projector-portal/app.js';
+import { at, hospitalDay, obs, registered, resulted } from '../../test/support/hospital-day.js';
+import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
+import { runHub } from '../../test/support/processes.js';
+import { buildApi, type Api, type ApiConfig } from './app.js';
+
+/**
+ * The query API end to end: events published to real Kafka, projected into
+ * real Postgres by the real projector apps (in-process), served by the API
+ * app (fastify inject), every request audited through the real audit topic
+ * into the chained table.
+ */
+const CANARY_FAMILY = 'Zzcanaryfamily';
+const CANARY_GIVEN = 'Zzcanarygiven';
+const CANARY_PID = 'CANARY7731';
+const CANARY_MRN = `MRN-${CANARY_PID}`;
+const CANARIES = [CANARY_FAMILY, CANARY_GIVEN, CANARY_MRN];
+
+const hgb = (v: number) => obs('718-7', 'Hemoglobin', v, 'g/dL', 'N', 'final');
+
+function events(): ClinicalEvent[] {
+  return [
+    ...hospitalDay(),
+    registered(CANARY_PID, CANARY_FAMILY, CANARY_GIVEN, 'reg-canary', at(7, 30)),
+    // More released results for P1, so that its Observation search pages.
+    ...[1, 2, 3].map((i) =>
+      resulted('P1', `RX${i}`, 'O1', 'E1', 'cbc', 'final', `oru-x${i}`, at(15, i), [hgb(10 + i / 10)]),
+    ),
+  ];
+}
+
+const TYPES = ['Encounter', 'Observation', 'DiagnosticReport', 'ServiceRequest'] as const;
+
+describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
+  let ctx: TestContext;
+  let keys: DevKeys;
+  let api: Api;
+  const projectors: ProjectorService[] = [];
+  const logLines: string[] = [];
+  let stable: { portal: string; billing: string; analytics: string; audit: string };
+  let auditTopic: string;
+  let cfg: ApiConfig;
+  const tokens: Record<string, string> = {};
+  /** Requests made to protected routes (each must leave one audit row). */
+  let audited = 0;
+
+  beforeAll(async () => {
+    ctx = await createTestContext('api');
+    const logger = createLogger({
+      name: 'api-int',
+      level: 'trace',
+      destination: {
+        write: (s: string) => {
+          logLines.push(s);
+        },
+      },
+    });
+    stable = {
+      portal: `${ctx.schema}_portal`,
+      billing: `${ctx.schema}_billing`,
+      analytics: `${ctx.schema}_analytics`,
+      audit: `${ctx.schema}_audit`,
+    };
+    auditTopic = `hub.audit.v1.${ctx.id}`;
+    ctx.extraTopics.push(auditTopic);
+    const deps = {
+      db: ctx.db,
+      kafka: ctx.kafka,
+      codec: ctx.codec,
+      producer: ctx.producer,
+      logger,
+      metrics: createMetrics({ defaultMetrics: false }),
+    };
+    for (const [name, build] of [
+      ['portal', buildPortalProjector],
+      ['billing', buildBillingProjector],
+      ['analytics', buildAnalyticsProjector],
+    ] as const) {
+      const dlq = `hub.dlq.projector-${name}.${ctx.id}`;
+      ctx.extraTopics.push(dlq);
+      const svc = build(
+        { ...deps, metrics: createMetrics({ defaultMetrics: false }) },
+        { stableSchema: stable[name], dlqTopic: dlq, topicFor: ctx.topic, followEveryMs: 60_000 },
+      );
+      await svc.start();
+      projectors.push(svc);
+    }
+    await ctx.producer.publish(events());
+    const topics = clinicalTopics(ctx.topic);
+    for (const p of projectors) {
+      await eventually(
+        async () => {
+          const lag = await lagOf(ctx.db, ctx.kafka, p.activeSchema()!, topics);
+          return lag.lag === 0n && lag.total > 0n ? true : undefined;
+        },
+        { what: `projection ${p.activeSchema()} caught up`, timeoutMs: 60_000 },
+      );
+    }
+
+    keys = await generateDevKeys('test-key');
+    const verifier = createTokenVerifier({
+      issuer: 'https://hub.local/dev-issuer',
+      audience: 'hub-api',
+      jwks: keys.jwks,
+    });
+    cfg = {
+      portalSchema: stable.portal,
+      billingSchema: stable.billing,
+      analyticsSchema: stable.analytics,
+      auditSchema: stable.audit,
+      auditTopic,
+      auditProjector: true,
+      auditGroupId: `hub.audit.projector.${ctx.id}`,
+      clinicalTopics: topics,
+      publicBaseUrl: 'https://api.test',
+      rateLimit: { max: 10_000, windowMs: 60_000 },
+      queryTimeoutMs: 5000,
+      bodyLimit: 16 * 1024,
+    };
+    api = await buildApi(
+      {
+        db: ctx.db,
+        kafka: ctx.kafka,
+        producer: ctx.producer,
+        logger,
+        metrics: createMetrics({ defaultMetrics: false }),
+        verifier,
+      },
+      cfg,
+    );
+    await api.start();
+    const mint = async (subject: string, scope: string[], patient?: string) => {
+      const t = await mintToken({ keys, subject, scope, ttlSec: 600, ...(patient ? { patient } : {}) });
+      subjectOfToken.set(t, subject);
+      return t;
+    };
+    tokens['A'] = await mint('patient-p1', ['patient/*.rs'], 'P1');
+    tokens['canary'] = await mint('patient-canary', ['patient/*.rs'], CANARY_PID);
+    tokens['staff'] = await mint('nurse-1', ['user/*.rs']);
+    tokens['billing'] = await mint('billing-svc', [HUB_SCOPES.billing]);
+    tokens['analytics'] = await mint('bi-tool', [HUB_SCOPES.analytics]);
+    tokens['admin'] = await mint('ops-admin', [HUB_SCOPES.admin]);
+  });
+
+  afterAll(async () => {
+    await api?.stop();
+    const admin = ctx.kafka.admin();
+    await admin.connect();
+    await admin.deleteGroups([cfg.auditGroupId!]).catch(() => undefined);
+    await admin.disconnect();
+    for (const p of projectors) await p.stop();
+    for (const s of [stable.portal, stable.billing, stable.analytics]) await dropReadModel(ctx.db, s);
+    await dropSchema(ctx.db, stable.audit);
+    await ctx.cleanup();
+  });
+
+  /** Denials the API answered, by token subject ('' = no valid token): each must be in the audit log. */
+  const denials = new Map<string, number>();
+  const subjectOfToken = new Map<string, string>();
+
+  async function call(method: 'GET' | 'POST', url: string, token?: string, form?: string) {
+    const path = url.startsWith('https://api.test') ? url.slice('https://api.test'.length) : url;
+    const res = await api.http.inject({
+      method,
+      url: path,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(form !== undefined ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+      },
+      ...(form !== undefined ? { payload: form } : {}),
+    });
+    const protectedRoute = !/^\/(fhir\/metadata|docs|health|ready|metrics)/.test(path);
+    if (protectedRoute) audited++;
+    if (protectedRoute && (res.statusCode === 401 || res.statusCode === 403)) {
+      const who = res.statusCode === 401 ? '' : (subjectOfToken.get(token ?? '') ?? '?');
+      denials.set(who, (denials.get(who) ?? 0) + 1);
+    }
+    const ct = String(res.headers['content-type'] ?? '');
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      type: ct,
+      text: res.body,
+      json: <T>() => JSON.parse(res.body) as T,
+    };
+  }
+  const get = (url: string, token?: string) => call('GET', url, token);
+
+  const subjectOf = (r: Resource): string | undefined =>
+    r.resourceType === 'Patient'
+      ? `Patient/${r.id}`
+      : (r as { subject?: { reference?: string } }).subject?.reference;
+
+  it('serves a patient their own record as FHIR and nothing of anyone else', async () => {
+    const own = await get('/fhir/Patient/P1', tokens['A']);
+    expect(own.status).toBe(200);
+    expect(own.type).toContain('application/fhir+json');
+    expect(own.headers['cache-control']).toBe('no-store');
+    expect(own.json<Patient>()).toMatchObject({
+      resourceType: 'Patient',
+      id: 'P1',
+      name: [{ family: 'Alpha' }],
+    });
+
+    const other = await get('/fhir/Patient/P2', tokens['A']);
+    expect(other.status).toBe(403);
+    expect(other.json<OperationOutcome>()).toMatchObject({
+      resourceType: 'OperationOutcome',
+      issue: [{ code: 'forbidden' }],
+    });
+    expect(other.text).not.toContain('Bravo');
+
+    const all = await get('/fhir/Patient/P1/$everything', tokens['A']);
+    expect(all.status).toBe(200);
+    const bundle = all.json<Bundle>();
+    expect(bundle.type).toBe('searchset');
+    expect(bundle.entry!.length).toBeGreaterThan(5);
+    for (const e of bundle.entry!) expect(subjectOf(e.resource!)).toBe('Patient/P1');
+    // What the client receives is valid FHIR R4 (serialised through the response schema).
+    loadFhirDefinitions();
+    expect(() => validateResource(bundle)).not.toThrow();
+    expect((await get('/fhir/Patient/P2/$everything', tokens['A'])).status).toBe(403);
+  });
+
+  it('confines every search, and every paging link, to the token patient', async () => {
+    for (const type of TYPES) {
+      const own = await get(`/fhir/${type}`, tokens['A']);
+      expect(own.status, type).toBe(200);
+      const b = own.json<Bundle>();
+      for (const e of b.entry ?? []) expect(subjectOf(e.resource!)).toBe('Patient/P1');
+      for (const q of ['patient=P2', 'patient=Patient/P2']) {
+        const r = await get(`/fhir/${type}?${q}`, tokens['A']);
+        expect(r.status, `${type}?${q}`).toBe(403);
+        expect(r.json<OperationOutcome>().resourceType).toBe('OperationOutcome');
+      }
+    }
+    // Paging: 4 released observations for P1, two per page.
+    const p1 = await get('/fhir/Observation?patient=P1&_count=2', tokens['A']);
+    const page1 = p1.json<Bundle>();
+    expect(page1.total).toBe(4);
+    expect(page1.entry).toHaveLength(2);
+    const next = page1.link!.find((l) => l.relation === 'next')!.url;
+    expect(next).toContain('patient=P1');
+    const p2 = await get(next, tokens['A']);
+    expect(p2.status).toBe(200);
+    const page2 = p2.json<Bundle>();
+    expect(page2.entry).toHaveLength(2);
+    expect(page2.link!.find((l) => l.relation === 'next')).toBeUndefined();
+    const ids = [...page1.entry!, ...page2.entry!].map((e) => e.resource!.id);
+    expect(new Set(ids).size).toBe(4);
+    // A doctored paging link naming another patient is refused like any other request.
+    const forged = await get(next.replace('patient=P1', 'patient=P2'), tokens['A']);
+    expect(forged.status).toBe(403);
+    // $everything pages too, and its next link stays on the same patient.
+    const e1 = (await get('/fhir/Patient/P1/$everything?_count=3', tokens['A'])).json<Bundle>();
+    const eNext = e1.link!.find((l) => l.relation === 'next')!.url;
+    expect(eNext).toContain('/fhir/Patient/P1/$everything');
+    expect((await get(eNext, tokens['A'])).status).toBe(200);
+    expect((await get(eNext.replace('/Patient/P1/', '/Patient/P2/'), tokens['A'])).status).toBe(403);
+    const onlyObs = (await get('/fhir/Patient/P1/$everything?_type=Observation', tokens['A'])).json<Bundle>();
+    expect(onlyObs.total).toBe(4);
+    expect(new Set(onlyObs.entry!.map((e) => e.resource!.resourceType))).toEqual(new Set(['Observation']));
+  });
+
+  it('shows released results only and filters by code, date and status', async () => {
+    const staff = tokens['staff'];
+    const reports = (await get('/fhir/DiagnosticReport?patient=P2', staff)).json<Bundle>();
+    const ids = reports.entry!.map((e) => e.resource!.id).sort();
+    expect(ids).toEqual(['R3', 'R9']); // R12 is preliminary
+    const all = (await get('/fhir/Patient/P2/$everything', staff)).json<Bundle>();
+    const allIds = all.entry!.map((e) => `${e.resource!.resourceType}/${e.resource!.id}`);
+    expect(allIds).toContain('DiagnosticReport/R3');
+    expect(allIds.filter((i) => i.includes('R12'))).toEqual([]);
+    const byCode = (
+      await get('/fhir/DiagnosticReport?patient=P1&code=http://loinc.org|36643-5', staff)
+    ).json<Bundle>();
+    expect(byCode.entry!.map((e) => e.resource!.id)).toEqual(['R2']);
+    const corrected = (await get('/fhir/DiagnosticReport?patient=P1&status=corrected', staff)).json<Bundle>();
+    expect(corrected.entry!.map((e) => e.resource!.id)).toEqual(['R1']);
+    const early = (
+      await get('/fhir/Encounter?patient=P1&date=ge2026-03-02&date=lt2026-03-03', staff)
+    ).json<Bundle>();
+    expect(early.entry!.map((e) => e.resource!.id)).toEqual(['E1']);
+    const none = (await get('/fhir/Encounter?patient=P1&date=2026-04', staff)).json<Bundle>();
+    expect(none.total).toBe(0);
+    // Staff must name the patient.
+    expect((await get('/fhir/Observation', staff)).status).toBe(400);
+  });
+
+  it('authorization matrix: every protected route x every kind of token, on patient B', async () => {
+    // [method, path, form body, the one token kind allowed]
+    type Kind = 'staff' | 'billing' | 'analytics' | 'admin';
+    const routes: [string, string, string | undefined, Kind][] = [
+      ['GET', '/fhir/Patient/P2', undefined, 'staff'],
+      ['GET', '/fhir/Patient/P2/$everything', undefined, 'staff'],
+      ...TYPES.map((t): [string, string, string | undefined, Kind] => [
+        'GET',
+        `/fhir/${t}?patient=P2`,
+        undefined,
+        'staff',
+      ]),
+      ...TYPES.map((t): [string, string, string | undefined, Kind] => [
+        'POST',
+        `/fhir/${t}/_search`,
+        'patient=P2',
+        'staff',
+      ]),
+      ['GET', '/billing/accounts', undefined, 'billing'],
+      ['GET', '/billing/accounts/E2/charges', undefined, 'billing'],
+      ['GET', '/billing/worklist', undefined, 'billing'],
+      ['GET', '/analytics/views', undefined, 'analytics'],
+      ['GET', '/analytics/views/v_daily_admissions', undefined, 'analytics'],
+      ['GET', '/admin/audit/events?patient=P2', undefined, 'admin'],
+      ['GET', '/admin/audit/verify', undefined, 'admin'],
+      ['GET', '/admin/access', undefined, 'admin'],
+    ];
+    // Every route the OpenAPI document lists (bar the public metadata) is in the matrix.
+    const doc = (await get('/docs/json')).json<{ paths: Record<string, Record<string, unknown>> }>();
+    const documented = Object.entries(doc.paths)
+      .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
+      .filter((r) => r !== 'GET /fhir/metadata')
+      .sort();
+    const template = (p: string) =>
+      p
+        .split('?')[0]!
+        .replace(/\/Patient\/P2/, '/Patient/{id}')
+        .replace(/\/accounts\/E2\//, '/accounts/{encounterId}/')
+        .replace(/\/views\/v_\w+/, '/views/{view}');
+    expect([...new Set(routes.map(([m, p]) => `${m} ${template(p)}`))].sort()).toEqual(documented);
+
+    const kinds = ['A', 'staff', 'billing', 'analytics', 'admin', 'none'] as const;
+    const table: string[] = [];
+    for (const [method, path, form, allowed] of routes) {
+      const row: string[] = [];
+      for (const k of kinds) {
+        const r = await call(method as 'GET' | 'POST', path, k === 'none' ? undefined : tokens[k], form);
+        const want = k === 'none' ? 401 : k === allowed ? 200 : 403;
+        row.push(`${k}:${r.status}`);
+        expect(r.status, `${k} ${method} ${path}`).toBe(want);
+        // Patient A's token never carries anything of B's back.
+        if (k === 'A') expect(r.text).not.toMatch(/Bravo|MRN-P2|"P2"/);
+      }
+      table.push(`${method} ${path}  ${row.join(' ')}`);
+    }
+    expect(table).toHaveLength(routes.length);
+  });
+
+  it('refuses billing and analytics tokens on portal routes, analytics on identified data', async () => {
+    const portalRoutes = [
+      '/fhir/Patient/P1',
+      '/fhir/Patient/P1/$everything',
+      ...TYPES.map((t) => `/fhir/${t}?patient=P1`),
+    ];
+    for (const tok of ['billing', 'analytics'] as const) {
+      for (const r of portalRoutes) expect((await get(r, tokens[tok])).status, `${tok} ${r}`).toBe(403);
+      expect((await get('/admin/audit/events', tokens[tok])).status).toBe(403);
+    }
+    for (const r of ['/billing/accounts', '/billing/accounts/E1/charges', '/billing/worklist']) {
+      expect((await get(r, tokens['analytics'])).status, r).toBe(403);
+      expect((await get(r, tokens['A'])).status, r).toBe(403);
+      expect((await get(r, tokens['billing'])).status, r).toBe(200);
+    }
+    expect((await get('/analytics/views/v_daily_admissions', tokens['A'])).status).toBe(403);
+    expect((await get('/analytics/views/v_daily_admissions', tokens['billing'])).status).toBe(403);
+  });
+
+  it('rejects missing, expired, wrongly addressed and unsigned tokens', async () => {
+    expect((await get('/fhir/Patient/P1')).status).toBe(401);
+    const expired = await mintToken({
+      keys,
+      subject: 'patient-p1',
+      scope: ['patient/*.rs'],
+      patient: 'P1',
+      ttlSec: 60,
+      now: Math.floor(Date.now() / 1000) - 3600,
+    });
+    const wrongAud = await mintToken({
+      keys,
+      subject: 'x',
+      scope: ['user/*.rs'],
+      ttlSec: 60,
+      audience: 'other',
+    });
+    const wrongIss = await mintToken({
+      keys,
+      subject: 'x',
+      scope: ['user/*.rs'],
+      ttlSec: 60,
+      issuer: 'https://evil',
+    });
+    const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
+    const body = Buffer.from(
+      JSON.stringify({
+        sub: 'x',
+        scope: 'user/*.rs',
+        iss: 'https://hub.local/dev-issuer',
+        aud: 'hub-api',
+        exp: 9e9,
+      }),
+    ).toString('base64url');
+    for (const t of [expired, wrongAud, wrongIss, `${header}.${body}.`]) {
+      const r = await get('/fhir/Patient/P1', t);
+      expect(r.status).toBe(401);
+      expect(r.json<OperationOutcome>().issue[0]!.code).toBe('login');
+    }
+  });
+
+  it('validates input: unknown parameters, _count maximum, bad dates', async () => {
+    const u = await get('/fhir/Observation?patient=P1&foo=1', tokens['A']);
+    expect(u.status).toBe(400);
+    expect(u.json<OperationOutcome>().issue[0]!.diagnostics).toContain('foo');
+    expect((await get('/fhir/Observation?patient=P1&_count=1000', tokens['A'])).status).toBe(400);
+    expect((await get('/fhir/Observation?patient=P1&date=yesterday', tokens['A'])).status).toBe(400);
+    expect((await get('/billing/accounts?status=bogus', tokens['billing'])).status).toBe(400);
+    expect((await get('/billing/accounts?__proto__=x', tokens['billing'])).status).toBe(400);
+  });
+
+  it('searches with a form body too (POST _search), within the body limit', async () => {
+    const post = async (path: string, body: string) => {
+      const r = await call('POST', path, tokens['A'], body);
+      return { status: r.status, body: r.json<{ total?: number; issue?: { code: string }[] }>() };
+    };
+    const own = await post('/fhir/Observation/_search', 'patient=P1&_count=2');
+    expect(own.status).toBe(200);
+    expect(own.body.total).toBe(4);
+    expect((await post('/fhir/Observation/_search', 'patient=P2')).status).toBe(403);
+    expect((await post('/fhir/Observation/_search', 'patient=P1&name=x')).status).toBe(400);
+    expect((await post('/fhir/Observation/_search', 'patient=P1&__proto__=a&__proto__=b')).status).toBe(400);
+    expect((await post('/fhir/Observation/_search', 'patient=P1&constructor=x')).status).toBe(400);
+    const big = await post('/fhir/Observation/_search', `patient=P1&status=${'x'.repeat(20_000)}`);
+    expect(big.status).toBe(413);
+    expect(big.body.issue?.[0]?.code).toBe('too-costly');
+  });
+
+  it('serialises only declared fields: a column added to the read model does not leak', async () => {
+    const active = projectors[0]!.activeSchema()!;
+    await ctx.db.raw(
+      `update ??.patients set resource = resource || '{"secretNote":"internal only","extension":[{"url":"x"}]}'::jsonb where patient_id = 'P1'`,
+      [active],
+    );
+    const r = await get('/fhir/Patient/P1', tokens['A']);
+    expect(r.status).toBe(200);
+    expect(r.text).not.toContain('secretNote');
+    expect(r.text).not.toContain('extension');
+  });
+
+  it('serves billing accounts, charges and the worklist', async () => {
+    const accounts = (await get('/billing/accounts?status=discharged', tokens['billing'])).json<{
+      total: number;
+      items: { encounterId: string; status: string }[];
+    }>();
+    expect(accounts.items.map((a) => a.encounterId).sort()).toEqual(['E1', 'E2', 'E4']);
+    const paged = (await get('/billing/accounts?_count=2', tokens['billing'])).json<{
+      total: number;
+      next: string;
+    }>();
+    expect(paged.total).toBeGreaterThan(2);
+    expect(paged.next).toContain('_offset=2');
+    expect((await get(paged.next, tokens['billing'])).status).toBe(200);
+    const charges = (await get('/billing/accounts/E1/charges', tokens['billing'])).json<{
+      account: { encounterId: string };
+      charges: { lineId: string; cpt: string | null; priceCents: number | null; status: string }[];
+    }>();
+    expect(charges.account.encounterId).toBe('E1');
+    expect(charges.charges.find((c) => c.lineId === 'O1')).toMatchObject({
+      cpt: '85027',
+      priceCents: 4500,
+      status: 'billable',
+    });
+    const work = (await get('/billing/worklist', tokens['billing'])).json<{ items: { problem: string }[] }>();
+    expect(work.items.length).toBeGreaterThan(0);
+    expect((await get('/billing/accounts/NOPE/charges', tokens['billing'])).status).toBe(404);
+  });
+
+  it('serves analytics views by date range and grouping, as JSON and CSV', async () => {
+    const a = tokens['analytics'];
+    const day = (await get('/analytics/views/v_daily_admissions?from=2026-03-02&to=2026-03-02', a)).json<{
+      rows: { day: string; admissions: number }[];
+    }>();
+    expect(day.rows.length).toBeGreaterThan(0);
+    expect(day.rows.every((r) => r.day === '2026-03-02')).toBe(true);
+    const byClass = (
+      await get('/analytics/views/v_daily_admissions?groupBy=encounter_class&interval=all', a)
+    ).json<{ columns: string[]; rows: { encounter_class: string; admissions: number }[] }>();
+    expect(byClass.columns).toEqual(['encounter_class', 'admissions']);
+    expect(byClass.rows.reduce((s, r) => s + r.admissions, 0)).toBe(4); // E3 cancelled
+    const csv = await get('/analytics/views/v_daily_admissions?groupBy=unit&format=csv', a);
+    expect(csv.status).toBe(200);
+    expect(csv.type).toContain('text/csv');
+    expect(csv.text.split('\r\n')[0]).toBe('day,unit,admissions');
+    expect((await get('/analytics/views/v_turnaround?groupBy=code', a)).status).toBe(400);
+    expect((await get('/analytics/views/v_turnaround', a)).status).toBe(200);
+    expect((await get('/analytics/views/not_a_view', a)).status).toBe(400);
+    const views = (await get('/analytics/views', a)).json<{ name: string }[]>();
+    expect(views.length).toBe(9);
+  });
+
+  it('publishes metadata, OpenAPI and metrics without a token (route templates only)', async () => {
+    const metrics = await get('/metrics');
+    expect(metrics.text).toContain('hub_api_request_seconds_bucket{');
+    expect(metrics.text).toContain('route="/fhir/Patient/:id"');
+    expect(metrics.text).not.toMatch(/route="[^"]*P1/);
+    expect(metrics.text).toMatch(/hub_api_audit_events_total\{outcome="4"\} \d+/);
+    const meta = await get('/fhir/metadata');
+    expect(meta.status).toBe(200);
+    expect(meta.json<{ resourceType: string; fhirVersion: string }>()).toMatchObject({
+      resourceType: 'CapabilityStatement',
+      fhirVersion: '4.0.1',
+    });
+    const doc = await get('/docs/json');
+    expect(doc.status).toBe(200);
+    const paths = Object.keys(doc.json<{ paths: Record<string, unknown> }>().paths);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        '/fhir/Patient/{id}',
+        '/fhir/Observation',
+        '/billing/accounts',
+        '/analytics/views/{view}',
+      ]),
+    );
+    expect((await get('/docs/')).status).toBe(200);
+  });
+
+  it('lists who reads the clinical topics', async () => {
+    const r = await get('/admin/access', tokens['admin']);
+    expect(r.status).toBe(200);
+    const body = r.json<{ kafkaConsumers: { groupId: string; topics: string[] }[] }>();
+    const groups = body.kafkaConsumers.map((c) => c.groupId);
+    expect(groups.filter((g) => g.includes(ctx.schema))).toHaveLength(3);
+  });
+
+  it('rate-limits per client', async () => {
+    const small = await buildApi(
+      {
+        db: ctx.db,
+        kafka: ctx.kafka,
+        producer: ctx.producer,
+        logger: createLogger({ name: 'rl', level: 'silent' }),
+        metrics: createMetrics({ defaultMetrics: false }),
+        verifier: createTokenVerifier({
+          issuer: 'https://hub.local/dev-issuer',
+          audience: 'hub-api',
+          jwks: keys.jwks,
+        }),
+      },
+      { ...cfg, auditProjector: false, rateLimit: { max: 3, windowMs: 60_000 } },
+    );
+    await small.http.ready();
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await small.http.inject({
+        url: '/fhir/Patient/P1',
+        headers: { authorization: `Bearer ${tokens['A']}` },
+      });
+      statuses.push(res.statusCode);
+      audited++;
+      if (i === 3) expect((JSON.parse(res.body) as OperationOutcome).issue[0]!.code).toBe('throttled');
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    // Another client is not throttled by the first one's use.
+    const other = await small.http.inject({
+      url: '/fhir/Patient/P1',
+      headers: { authorization: `Bearer ${tokens['staff']}` },
+    });
+    audited++;
+    expect(other.statusCode).toBe(200);
+    await small.http.close();
+  });
+
+  it('cancels a query that exceeds its deadline and answers 503', async () => {
+    const slow = await buildApi(
+      {
+        db: ctx.db,
+        kafka: ctx.kafka,
+        producer: ctx.producer,
+        logger: createLogger({ name: 'slow', level: 'silent' }),
+        metrics: createMetrics({ defaultMetrics: false }),
+        verifier: createTokenVerifier({
+          issuer: 'https://hub.local/dev-issuer',
+          audience: 'hub-api',
+          jwks: keys.jwks,
+        }),
+      },
+      { ...cfg, auditProjector: false, queryTimeoutMs: 300 },
+    );
+    await slow.http.ready();
+    const trx = await ctx.db.transaction();
+    try {
+      // A lock held elsewhere stands in for any slow plan: the read must not wait for it.
+      await trx.raw('lock table ??.patients in access exclusive mode', [projectors[0]!.activeSchema()!]);
+      const t0 = Date.now();
+      const res = await slow.http.inject({
+        url: '/fhir/Patient/P1',
+        headers: { authorization: `Bearer ${tokens['A']}` },
+      });
+      audited++;
+      expect(res.statusCode).toBe(503);
+      expect((JSON.parse(res.body) as OperationOutcome).issue[0]!.code).toBe('transient');
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      await trx.rollback();
+    }
+    await slow.http.close();
+  });
+
+  it('fails closed: no answer when the audit record cannot be written', async () => {
+    // A producer that gives up at once, and an audit topic that does not exist.
+    const producer = createEventProducer({ kafka: ctx.kafka, codec: ctx.codec, retries: 1 });
+    await producer.connect();
+    const blind = await buildApi(
+      {
+        db: ctx.db,
+        kafka: ctx.kafka,
+        producer,
+        logger: createLogger({ name: 'blind', level: 'silent' }),
+        metrics: createMetrics({ defaultMetrics: false }),
+        verifier: createTokenVerifier({
+          issuer: 'https://hub.local/dev-issuer',
+          audience: 'hub-api',
+          jwks: keys.jwks,
+        }),
+      },
+      { ...cfg, auditProjector: false, auditTopic: `hub.audit.missing.${ctx.id}` },
+    );
+    await blind.http.ready();
+    try {
+      const res = await blind.http.inject({
+        url: '/fhir/Patient/P1',
+        headers: { authorization: `Bearer ${tokens['A']}` },
+      });
+      expect(res.statusCode).toBe(503);
+      expect(res.body).not.toContain('Alpha');
+      expect((JSON.parse(res.body) as OperationOutcome).issue[0]!.code).toBe('transient');
+    } finally {
+      await blind.http.close();
+      await producer.disconnect();
+    }
+  });
+
+  it('audits every request, allowed or denied, into a verifiable chain', async () => {
+    const db = ctx.db;
+    const rows = await eventually(
+      async () => {
+        const r = await db.withSchema(stable.audit).from(AUDIT_TABLE).count<{ n: string }[]>({ n: '*' });
+        return Number(r[0]!.n) >= audited ? Number(r[0]!.n) : undefined;
+      },
+      { what: `${audited} audit rows`, timeoutMs: 30_000 },
+    );
+    expect(rows).toBe(audited);
+    // Every denial the API answered is in the log, with who and why.
+    const deniedRows = await db
+      .withSchema(stable.audit)
+      .from(AUDIT_TABLE)
+      .where({ outcome: '4' })
+      .whereRaw(`event->>'outcomeDesc' in ('unauthenticated', 'patient-mismatch', 'insufficient-scope')`)
+      .select<{ agent: string | null }[]>('agent');
+    const logged = new Map<string, number>();
+    for (const r of deniedRows) logged.set(r.agent ?? '', (logged.get(r.agent ?? '') ?? 0) + 1);
+    expect(Object.fromEntries(logged)).toEqual(Object.fromEntries(denials));
+    expect(denials.get('patient-p1')).toBeGreaterThan(20);
+    expect(denials.get('billing-svc')).toBeGreaterThan(10);
+    expect(denials.get('bi-tool')).toBeGreaterThan(10);
+    // Which patient: A's attempts on B name B; none of them succeeded.
+    const aOnB = await db
+      .withSchema(stable.audit)
+      .from(AUDIT_TABLE)
+      .where({ agent: 'patient-p1', patient_id: 'P2' })
+      .select<{ outcome: string; event: AuditEvent }[]>('outcome', 'event');
+    expect(aOnB.length).toBeGreaterThan(15);
+    expect(aOnB.filter((r) => r.outcome !== '4')).toEqual([]);
+    expect(aOnB[0]!.event.agent[0]!.network?.address).toBeTruthy();
+    expect(aOnB.some((r) => r.event.outcomeDesc === 'patient-mismatch')).toBe(true);
+
+    expect(await verifyAuditChain(db, stable.audit)).toMatchObject({ ok: true, rows });
+    const cliEnv = { DATABASE_URL: ctx.ep.databaseUrl, AUDIT_SCHEMA: stable.audit };
+    const ok = runHub(['audit', 'verify'], cliEnv);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(`${rows} row(s)`);
+  });
+
+  it('refuses edits to the audit table, and detects one made around the trigger', async () => {
+    const db = ctx.db;
+    await expect(
+      db.withSchema(stable.audit).from(AUDIT_TABLE).where({ seq: 3 }).update({ outcome: '0' }),
+    ).rejects.toThrow(/append-only/);
+    await expect(db.withSchema(stable.audit).from(AUDIT_TABLE).where({ seq: 3 }).delete()).rejects.toThrow(
+      /append-only/,
+    );
+    // The test connects as the database owner (a superuser here), which can disable the trigger.
+    await db.raw('alter table ??.?? disable trigger audit_log_append_only', [stable.audit, AUDIT_TABLE]);
+    try {
+      await db
+        .withSchema(stable.audit)
+        .from(AUDIT_TABLE)
+        .where({ seq: 3 })
+        .update({ patient_id: 'someone-else' });
+    } finally {
+      await db.raw('alter table ??.?? enable trigger audit_log_append_only', [stable.audit, AUDIT_TABLE]);
+    }
+    expect(await verifyAuditChain(db, stable.audit)).toMatchObject({
+      ok: false,
+      brokenAt: 3,
+      reason: 'hash-mismatch',
+    });
+    const bad = runHub(['audit', 'verify'], { DATABASE_URL: ctx.ep.databaseUrl, AUDIT_SCHEMA: stable.audit });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('HUB_AUDIT_CHAIN_BROKEN');
+    expect(bad.stderr).toContain('seq 3');
+  });
+
+  it('skips a redelivered audit record instead of forking the chain', async () => {
+    const db = ctx.db;
+    const before = await db.withSchema(stable.audit).from(AUDIT_TABLE).count<{ n: string }[]>({ n: '*' });
+    const old = await db
+      .withSchema(stable.audit)
+      .from(AUDIT_TABLE)
+      .orderBy('seq')
+      .limit(5)
+      .select<{ event: AuditEvent }[]>('event');
+    const n = await db.transaction((trx) =>
+      appendAudit(
+        trx,
+        stable.audit,
+        old.map((r) => r.event),
+      ),
+    );
+    expect(n).toBe(0);
+    const after = await db.withSchema(stable.audit).from(AUDIT_TABLE).count<{ n: string }[]>({ n: '*' });
+    expect(after[0]!.n).toBe(before[0]!.n);
+  });
+
+  it('keeps canary names and identifiers out of every log line', async () => {
+    // Requests that carry PHI in paths, parameters and answers, allowed and refused.
+    await get(`/fhir/Patient/${CANARY_PID}`, tokens['canary']);
+    await get(`/fhir/Patient/${CANARY_PID}/$everything`, tokens['canary']);
+    await get(`/fhir/Patient/${CANARY_FAMILY}`, tokens['canary']);
+    await get(`/fhir/Observation?patient=${CANARY_PID}&code=${CANARY_MRN}`, tokens['canary']);
+    await get(`/fhir/Observation?patient=${CANARY_PID}&name=${CANARY_FAMILY}`, tokens['canary']);
+    await get(`/fhir/Encounter?patient=${CANARY_MRN}`, tokens['staff']);
+    await get(`/fhir/Patient/${CANARY_PID}`, 'garbage.' + CANARY_FAMILY);
+    const joined = logLines.join('\n');
+    expect(logLines.length).toBeGreaterThan(0);
+    for (const c of CANARIES) expect(joined, `log contains ${c}`).not.toContain(c);
+  });
+});

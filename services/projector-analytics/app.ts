@@ -1,0 +1,71 @@
+import type { Knex } from 'knex';
+import {
+  buildProjectorService,
+  type ProjectorConfig,
+  type ProjectorDeps,
+  type ProjectorService,
+} from '../../libs/projections/service.js';
+import { clinicalTopics } from '../../libs/projections/topics.js';
+import type { VersionHooks } from '../../libs/projections/versions.js';
+import { createDeadLetterTally } from './dead-letters.js';
+import { ANALYTICS_VIEWS, analyticsProjection, grantViews } from './projection.js';
+
+export interface AnalyticsConfig extends ProjectorConfig {
+  topicFor?: (catalogName: string) => string;
+  /** Dead-letter topics whose records are counted in v_rejected_input (missing ones are skipped). */
+  deadLetterTopics?: readonly string[];
+}
+
+/** Analysts see the documented views of the stable schema, never its tables. */
+export async function grantStableViews(trx: Knex, stable: string): Promise<void> {
+  await grantViews(
+    trx,
+    stable,
+    ANALYTICS_VIEWS.map((v) => v.name),
+  );
+  for (const v of ANALYTICS_VIEWS) {
+    await trx.raw(`comment on view ??.?? is ${trx.raw('?', [v.doc]).toQuery()}`, [stable, v.name]);
+  }
+}
+
+/** Grants on the stable views, and the dead-letter tally carried to a new version. */
+export const ANALYTICS_VERSION_HOOKS: VersionHooks = {
+  afterSwitch: (trx, stable) => grantStableViews(trx, stable),
+  carryOver: ['dead_letters'],
+};
+
+/**
+ * projector-analytics: clinical topics → facts and documented SQL views
+ * (analytics schema) for analysts using the read-only role hub_analyst,
+ * plus a tally of dead-lettered input. GET /views lists the views.
+ */
+export function buildAnalyticsProjector(deps: ProjectorDeps, cfg: AnalyticsConfig): ProjectorService {
+  const svc = buildProjectorService(
+    deps,
+    cfg,
+    analyticsProjection(clinicalTopics(cfg.topicFor)),
+    ANALYTICS_VERSION_HOOKS,
+  );
+  const tally = createDeadLetterTally({
+    db: deps.db,
+    kafka: deps.kafka,
+    stable: cfg.stableSchema,
+    topics: cfg.deadLetterTopics ?? [],
+    groupId: `${cfg.groupPrefix ?? 'hub.projection'}.analytics-dead-letters.${cfg.stableSchema}`,
+    logger: deps.logger,
+  });
+  svc.http.get('/views', () =>
+    ANALYTICS_VIEWS.map((v) => ({ view: `${cfg.stableSchema}.${v.name}`, doc: v.doc })),
+  );
+  return {
+    ...svc,
+    async start() {
+      await svc.start();
+      await tally.start();
+    },
+    async stop() {
+      await tally.stop();
+      await svc.stop();
+    },
+  };
+}

@@ -1,0 +1,299 @@
+import type { Knex } from 'knex';
+import type { Projection } from '../../libs/db/projection.js';
+import type { DecodedRecord } from '../../libs/kafka/consumer.js';
+import { readModelProjection, type ReadModel } from '../../libs/projections/store.js';
+import { clinicalTopics } from '../../libs/projections/topics.js';
+import { evolve, needs, type AnalyticsTables } from './domain.js';
+
+export const ANALYTICS_NAME = 'analytics';
+/** The read-only role analysts use (directly or via `grant hub_analyst to <login>`). */
+export const ANALYST_ROLE = 'hub_analyst';
+
+export const analyticsTables = {
+  encounters: {
+    key: 'encounter_id',
+    patientColumn: 'patient_id',
+    jsonColumns: ['movements'],
+    timeColumns: ['admitted_at', 'discharged_at'],
+  },
+  orders: { key: 'order_id', patientColumn: 'patient_id', timeColumns: ['ordered_at'] },
+  results: {
+    key: 'result_id',
+    patientColumn: 'patient_id',
+    jsonColumns: ['observations'],
+    timeColumns: ['first_final_at', 'version_at'],
+  },
+  event_log: { key: 'event_id', timeColumns: ['occurred_at', 'recorded_at'] },
+  stream_clocks: { key: 'stream', timeColumns: ['max_occurred_at'] },
+} as const;
+
+/**
+ * The documented views: the only objects the analyst role can read. Times
+ * are UTC; days are UTC calendar days. Minutes/hours are fractional.
+ */
+export const ANALYTICS_VIEWS: readonly {
+  name: string;
+  doc: string;
+  sql: (s: string) => string;
+  /** The migration that creates it, when not the first views migration. */
+  addedIn?: string;
+}[] = [
+  {
+    name: 'v_daily_admissions',
+    doc: 'Admissions (encounter starts, cancelled visits excluded) per UTC day, admitting unit and encounter class.',
+    sql: (s) => `select date_trunc('day', admitted_at at time zone 'UTC')::date as day,
+        coalesce(movements->0->>'unit', 'unknown') as unit, encounter_class, count(*)::int as admissions
+      from ${s}.encounters where not cancelled and admitted_at is not null group by 1, 2, 3`,
+  },
+  {
+    name: 'v_daily_discharges',
+    doc: 'Discharges per UTC day, discharging unit (last movement) and encounter class.',
+    sql: (s) => `select date_trunc('day', discharged_at at time zone 'UTC')::date as day,
+        coalesce(movements->(jsonb_array_length(movements) - 1)->>'unit', 'unknown') as unit,
+        encounter_class, count(*)::int as discharges
+      from ${s}.encounters where not cancelled and discharged_at is not null group by 1, 2, 3`,
+  },
+  {
+    name: 'v_daily_census',
+    doc: 'Midnight census: patients in house at the end of each UTC day (24:00), by the unit they were in then and class.',
+    sql: (s) => `with bounds as (
+        select min(admitted_at) as lo, max(greatest(admitted_at, coalesce(discharged_at, admitted_at))) as hi
+          from ${s}.encounters where not cancelled),
+      days as (select generate_series(date_trunc('day', lo at time zone 'UTC'), date_trunc('day', hi at time zone 'UTC'), interval '1 day') as d from bounds)
+      select days.d::date as day, coalesce(u.unit, 'unknown') as unit, e.encounter_class, count(*)::int as census
+        from days
+        join ${s}.encounters e on not e.cancelled
+          and e.admitted_at < (days.d + interval '1 day') at time zone 'UTC'
+          and (e.discharged_at is null or e.discharged_at >= (days.d + interval '1 day') at time zone 'UTC')
+        left join lateral (
+          select m->>'unit' as unit from jsonb_array_elements(e.movements) m
+           where to_timestamp((m->>'at')::bigint / 1000.0) < (days.d + interval '1 day') at time zone 'UTC'
+           order by (m->>'at')::bigint desc limit 1) u on true
+       group by 1, 2, 3`,
+  },
+  {
+    name: 'v_length_of_stay',
+    doc: 'Length of stay (hours) of discharged, not cancelled encounters by class: count, mean, median, p90.',
+    sql: (s) => `select encounter_class, count(*)::int as encounters,
+        round(avg(extract(epoch from discharged_at - admitted_at) / 3600)::numeric, 2) as mean_hours,
+        round(percentile_cont(0.5) within group (order by extract(epoch from discharged_at - admitted_at) / 3600)::numeric, 2) as p50_hours,
+        round(percentile_cont(0.9) within group (order by extract(epoch from discharged_at - admitted_at) / 3600)::numeric, 2) as p90_hours
+      from ${s}.encounters where not cancelled and discharged_at is not null and admitted_at is not null group by 1`,
+  },
+  {
+    name: 'v_turnaround',
+    doc: 'Order placed → first final result (minutes), by category, order code and priority: count, p50, p90, p95. Cancelled orders excluded.',
+    sql: (s) => `with t as (
+        select o.category, o.code, o.display, o.priority,
+               extract(epoch from min(r.first_final_at) - o.ordered_at) / 60 as minutes
+          from ${s}.orders o join ${s}.results r on r.order_id = o.order_id
+         where not o.cancelled and o.ordered_at is not null and r.first_final_at is not null
+         group by o.order_id, o.category, o.code, o.display, o.priority, o.ordered_at)
+      select category, code, max(display) as display, priority, count(*)::int as orders,
+        round(percentile_cont(0.5) within group (order by minutes)::numeric, 1) as p50_minutes,
+        round(percentile_cont(0.9) within group (order by minutes)::numeric, 1) as p90_minutes,
+        round(percentile_cont(0.95) within group (order by minutes)::numeric, 1) as p95_minutes
+      from t group by category, code, priority`,
+  },
+  {
+    name: 'v_ed_times',
+    doc: 'Emergency visits: arrival → departure (minutes) per UTC arrival day: count, p50, p90.',
+    sql: (
+      s,
+    ) => `select date_trunc('day', admitted_at at time zone 'UTC')::date as day, count(*)::int as visits,
+        round(percentile_cont(0.5) within group (order by extract(epoch from discharged_at - admitted_at) / 60)::numeric, 1) as p50_minutes,
+        round(percentile_cont(0.9) within group (order by extract(epoch from discharged_at - admitted_at) / 60)::numeric, 1) as p90_minutes
+      from ${s}.encounters where encounter_class = 'emergency' and not cancelled
+        and admitted_at is not null and discharged_at is not null group by 1`,
+  },
+  {
+    name: 'v_result_volumes',
+    doc: 'Released results (final/corrected, latest version) by observation code: observations, abnormal count and rate.',
+    sql: (s) => `select o->>'code' as code, max(o->>'display') as display, count(*)::int as observations,
+        count(*) filter (where (o->>'abnormal')::boolean)::int as abnormal,
+        round(count(*) filter (where (o->>'abnormal')::boolean)::numeric / count(*), 4) as abnormal_rate
+      from ${s}.results r, jsonb_array_elements(r.observations) o
+      where r.version_rank in (2, 3) group by 1`,
+  },
+  {
+    name: 'v_data_quality',
+    doc: 'Input quality per UTC day and source system: duplicates suppressed (resends), out-of-order arrivals (clinical time earlier than an event already seen on the same patient stream), results corrected.',
+    sql: (s) => `select date_trunc('day', recorded_at at time zone 'UTC')::date as day, source_system,
+          'duplicate_suppressed' as measure, count(*)::int as n from ${s}.duplicates group by 1, 2
+      union all
+      select date_trunc('day', recorded_at at time zone 'UTC')::date, source_system, 'out_of_order_arrival', count(*)::int
+        from ${s}.event_log where out_of_order group by 1, 2
+      union all
+      select date_trunc('day', recorded_at at time zone 'UTC')::date, source_system, 'result_corrected', count(*)::int
+        from ${s}.event_log where event_type = 'ResultCorrected' group by 1, 2`,
+  },
+  {
+    name: 'v_events_per_source_day',
+    doc: 'System usage: events per UTC day (ingest time), source system and event type.',
+    sql: (
+      s,
+    ) => `select date_trunc('day', recorded_at at time zone 'UTC')::date as day, source_system, event_type,
+        count(*)::int as events from ${s}.event_log group by 1, 2, 3`,
+  },
+  {
+    name: 'v_rejected_input',
+    doc: 'Input refused or parked on a dead-letter topic (adapters and projectors), per UTC day, dead-letter topic, source and reason code.',
+    addedIn: '0303_dead_letters',
+    sql: (
+      s,
+    ) => `select date_trunc('day', recorded_at at time zone 'UTC')::date as day, dlq_topic, source, reason,
+        count(*)::int as records from ${s}.dead_letters group by 1, 2, 3, 4`,
+  },
+];
+
+/**
+ * Role creation is cluster-wide and races when several schemas migrate at
+ * once (parallel tests, a rebuild next to the live version): create only if
+ * missing and treat "already exists" as success.
+ */
+export async function ensureAnalystRole(knex: Knex): Promise<void> {
+  await knex.raw(`do $$ begin
+      if not exists (select 1 from pg_roles where rolname = '${ANALYST_ROLE}') then
+        create role ${ANALYST_ROLE} nologin;
+      end if;
+    exception when duplicate_object or unique_violation then null;
+    end $$`);
+}
+
+/** Grants the analyst role usage of a schema and select on the given views only. */
+export async function grantViews(knex: Knex, schema: string, views: readonly string[]): Promise<void> {
+  await ensureAnalystRole(knex);
+  await knex.raw(`grant usage on schema ?? to ${ANALYST_ROLE}`, [schema]);
+  for (const v of views) await knex.raw(`grant select on ??.?? to ${ANALYST_ROLE}`, [schema, v]);
+}
+
+async function recordDuplicates(trx: Knex.Transaction, schema: string, records: readonly DecodedRecord[]) {
+  await trx
+    .withSchema(schema)
+    .into('duplicates')
+    .insert(
+      records.map((r) => ({
+        position: `${r.topic}|${r.partition}|${r.offset}`,
+        event_id: r.event.data.meta.eventId,
+        event_type: r.event.type,
+        source_system: r.event.data.meta.source.system,
+        recorded_at: new Date(r.event.data.meta.recordedAt),
+      })),
+    )
+    .onConflict('position')
+    .ignore();
+}
+
+export function analyticsModel(topics: readonly string[] = clinicalTopics()): ReadModel<AnalyticsTables> {
+  return {
+    name: ANALYTICS_NAME,
+    topics,
+    tables: analyticsTables,
+    needs,
+    evolve: (draft, e, resolve) => evolve(draft, e, resolve),
+    duplicates: recordDuplicates,
+    migrations: [
+      {
+        name: '0301_analytics',
+        async up(knex: Knex, schema: string) {
+          await knex.schema.withSchema(schema).createTable('encounters', (t) => {
+            t.text('encounter_id').primary();
+            t.text('patient_id').notNullable().index();
+            t.text('encounter_class').notNullable();
+            t.text('service');
+            t.timestamp('admitted_at', { useTz: true }).index();
+            t.timestamp('discharged_at', { useTz: true });
+            t.boolean('cancelled').notNullable();
+            t.jsonb('movements').notNullable();
+          });
+          await knex.schema.withSchema(schema).createTable('orders', (t) => {
+            t.text('order_id').primary();
+            t.text('patient_id').notNullable().index();
+            t.text('code');
+            t.text('display');
+            t.text('category');
+            t.text('priority');
+            t.timestamp('ordered_at', { useTz: true });
+            t.boolean('cancelled').notNullable();
+          });
+          await knex.schema.withSchema(schema).createTable('results', (t) => {
+            t.text('result_id').primary();
+            t.text('patient_id').notNullable().index();
+            t.text('order_id').index();
+            t.text('code').notNullable();
+            t.text('display');
+            t.text('category').notNullable();
+            t.text('status').notNullable();
+            t.timestamp('first_final_at', { useTz: true });
+            t.integer('version_rank').notNullable();
+            t.timestamp('version_at', { useTz: true }).notNullable();
+            t.uuid('version_event').notNullable();
+            t.boolean('corrected').notNullable();
+            t.jsonb('observations').notNullable();
+          });
+          await knex.schema.withSchema(schema).createTable('event_log', (t) => {
+            t.uuid('event_id').primary();
+            t.text('aggregate').notNullable();
+            t.text('event_type').notNullable();
+            t.text('source_system').notNullable();
+            t.timestamp('occurred_at', { useTz: true }).notNullable();
+            t.timestamp('recorded_at', { useTz: true }).notNullable().index();
+            t.boolean('out_of_order').notNullable();
+          });
+          await knex.schema.withSchema(schema).createTable('stream_clocks', (t) => {
+            t.text('stream').primary();
+            t.timestamp('max_occurred_at', { useTz: true }).notNullable();
+          });
+          await knex.schema.withSchema(schema).createTable('duplicates', (t) => {
+            t.text('position').primary();
+            t.uuid('event_id').notNullable();
+            t.text('event_type').notNullable();
+            t.text('source_system').notNullable();
+            t.timestamp('recorded_at', { useTz: true }).notNullable();
+          });
+        },
+      },
+      {
+        name: '0302_analytics_views',
+        async up(knex: Knex, schema: string) {
+          for (const v of ANALYTICS_VIEWS.filter((x) => !x.addedIn)) {
+            await knex.raw(`create view ??.?? as ${v.sql(`"${schema}"`)}`, [schema, v.name]);
+            await knex.raw(`comment on view ??.?? is ${knex.raw('?', [v.doc]).toQuery()}`, [schema, v.name]);
+          }
+          await grantViews(
+            knex,
+            schema,
+            ANALYTICS_VIEWS.filter((x) => !x.addedIn).map((v) => v.name),
+          );
+        },
+      },
+      {
+        name: '0303_dead_letters',
+        async up(knex: Knex, schema: string) {
+          // Written by the dead-letter tally (dead-letters.ts), not by the projection.
+          await knex.schema.withSchema(schema).createTable('dead_letters', (t) => {
+            t.text('position').primary();
+            t.text('dlq_topic').notNullable();
+            t.text('source').notNullable();
+            t.text('reason').notNullable();
+            t.timestamp('recorded_at', { useTz: true }).notNullable();
+          });
+          const added = ANALYTICS_VIEWS.filter((x) => x.addedIn === '0303_dead_letters');
+          for (const v of added) {
+            await knex.raw(`create view ??.?? as ${v.sql(`"${schema}"`)}`, [schema, v.name]);
+            await knex.raw(`comment on view ??.?? is ${knex.raw('?', [v.doc]).toQuery()}`, [schema, v.name]);
+          }
+          await grantViews(
+            knex,
+            schema,
+            added.map((v) => v.name),
+          );
+        },
+      },
+    ],
+  };
+}
+
+export function analyticsProjection(topics?: readonly string[]): Projection {
+  return readModelProjection(analyticsModel(topics));
+}

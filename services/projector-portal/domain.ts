@@ -1,0 +1,555 @@
+import type {
+  CodeableConcept,
+  DiagnosticReport,
+  Encounter,
+  EncounterLocation,
+  Observation,
+  Patient,
+  PatientLink,
+  ServiceRequest,
+} from '@medplum/fhirtypes';
+import type {
+  ClinicalEvent,
+  Code,
+  Demographics,
+  EncounterStarted,
+  ObservationValue,
+  ResultReported,
+} from '../../libs/events/index.js';
+import { undonePart, isReleasedStatus, resultRank, supersedes } from '../../libs/projections/clinical.js';
+import type { Draft, Needs, Resolve } from '../../libs/projections/store.js';
+
+/**
+ * The patient portal's read model: what a patient may see of their own
+ * record, as FHIR R4 resources. Pure: evolves a draft of rows, no I/O.
+ *
+ * Visibility rules: demographics, encounters (not those entered in error),
+ * orders with their status, and only released reports (final or corrected;
+ * the highest version wins whatever the arrival order; preliminary never
+ * shows; a cancelled report is withdrawn).
+ */
+export interface PatientRow {
+  patient_id: string;
+  merged_into: string | null;
+  /** Created by a fact about a patient not (yet) registered. */
+  placeholder: boolean;
+  replaces: string[];
+  resource: Patient;
+}
+
+export interface EncounterRow {
+  encounter_id: string;
+  patient_id: string;
+  visible: boolean;
+  resource: Encounter;
+}
+
+export interface ServiceRequestRow {
+  order_id: string;
+  patient_id: string;
+  resource: ServiceRequest;
+}
+
+export interface ReportRow {
+  result_id: string;
+  patient_id: string;
+  order_id: string | null;
+  visible: boolean;
+  version_rank: number;
+  version_at: number;
+  version_event: string;
+  resource: DiagnosticReport;
+}
+
+export interface ObservationRow {
+  observation_id: string;
+  result_id: string;
+  patient_id: string;
+  resource: Observation;
+}
+
+export interface PortalTables {
+  patients: PatientRow;
+  encounters: EncounterRow;
+  service_requests: ServiceRequestRow;
+  reports: ReportRow;
+  observations: ObservationRow;
+}
+
+const iso = (ms: number | null | undefined): string | undefined =>
+  ms === null || ms === undefined ? undefined : new Date(ms).toISOString();
+
+function concept(c: Code | null | undefined): CodeableConcept | undefined {
+  if (!c) return undefined;
+  return { coding: [{ system: c.system, code: c.code, ...(c.display ? { display: c.display } : {}) }] };
+}
+
+const subject = (patientId: string) => ({ reference: `Patient/${patientId}` });
+
+function genderOf(g: string | null): Patient['gender'] {
+  switch (g) {
+    case 'male':
+    case 'female':
+    case 'other':
+    case 'unknown':
+      return g;
+    case null:
+    default:
+      return undefined;
+  }
+}
+
+function linksOf(row: Pick<PatientRow, 'merged_into' | 'replaces'>): PatientLink[] | undefined {
+  const links: PatientLink[] = [];
+  if (row.merged_into)
+    links.push({ other: { reference: `Patient/${row.merged_into}` }, type: 'replaced-by' });
+  for (const r of [...row.replaces].sort())
+    links.push({ other: { reference: `Patient/${r}` }, type: 'replaces' });
+  return links.length > 0 ? links : undefined;
+}
+
+export function patientResource(
+  patientId: string,
+  d: Demographics | null,
+  row: Pick<PatientRow, 'merged_into' | 'replaces'>,
+): Patient {
+  const link = linksOf(row);
+  const base: Patient = { resourceType: 'Patient', id: patientId, active: row.merged_into === null };
+  if (link) base.link = link;
+  if (!d) return base;
+  const gender = genderOf(d.administrativeGender);
+  return {
+    ...base,
+    identifier: d.identifiers.map((i) => ({
+      system: i.system,
+      value: i.value,
+      ...(i.type ? { type: { coding: [{ code: i.type }] } } : {}),
+    })),
+    name: d.names.map((n) => ({
+      ...(n.family ? { family: n.family } : {}),
+      given: n.given,
+      ...(n.prefix ? { prefix: [n.prefix] } : {}),
+      ...(n.suffix ? { suffix: [n.suffix] } : {}),
+      ...(n.use ? { use: n.use as NonNullable<Patient['name']>[number]['use'] } : {}),
+    })),
+    ...(d.birthDate ? { birthDate: d.birthDate } : {}),
+    ...(gender ? { gender } : {}),
+    ...(d.deceasedAt !== null
+      ? { deceasedDateTime: iso(d.deceasedAt)! }
+      : d.deceased !== null
+        ? { deceasedBoolean: d.deceased }
+        : {}),
+    address: d.addresses.map((a) => ({
+      line: a.lines,
+      ...(a.city ? { city: a.city } : {}),
+      ...(a.state ? { state: a.state } : {}),
+      ...(a.postalCode ? { postalCode: a.postalCode } : {}),
+      ...(a.country ? { country: a.country } : {}),
+    })),
+    telecom: d.telecom.map((t) => ({
+      system: t.system as NonNullable<Patient['telecom']>[number]['system'],
+      value: t.value,
+    })),
+    ...(d.maritalStatus ? { maritalStatus: concept(d.maritalStatus)! } : {}),
+    ...(d.language ? { communication: [{ language: concept(d.language)! }] } : {}),
+  };
+}
+
+function placeholderPatient(patientId: string): PatientRow {
+  const row = { merged_into: null, replaces: [] };
+  return {
+    patient_id: patientId,
+    placeholder: true,
+    ...row,
+    resource: patientResource(patientId, null, row),
+  };
+}
+
+function ensurePatient(draft: Draft<PortalTables>, patientId: string): void {
+  if (!draft.get('patients', patientId)) draft.put('patients', patientId, placeholderPatient(patientId));
+}
+
+function locationDisplay(l: EncounterStarted['location']): string | undefined {
+  if (!l) return undefined;
+  const parts = [l.unit, l.room, l.bed].filter((x): x is string => Boolean(x));
+  return parts.length > 0 ? parts.join(' / ') : (l.facility ?? undefined);
+}
+
+function stubEncounter(encounterId: string, patientId: string): EncounterRow {
+  return {
+    encounter_id: encounterId,
+    patient_id: patientId,
+    visible: true,
+    resource: {
+      resourceType: 'Encounter',
+      id: encounterId,
+      status: 'unknown',
+      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'UNK' },
+      subject: subject(patientId),
+    },
+  };
+}
+
+function reportStatus(s: string): DiagnosticReport['status'] {
+  const r = resultRank(s);
+  if (r === 3) return 'corrected';
+  if (r === 2) return 'final';
+  if (r === 4) return 'cancelled';
+  return 'preliminary';
+}
+
+function observationResource(
+  resultId: string,
+  patientId: string,
+  encounterId: string | null,
+  o: ObservationValue,
+): Observation {
+  const obs: Observation = {
+    resourceType: 'Observation',
+    id: `${resultId}-${o.sequence}`,
+    status:
+      reportStatus(o.status) === 'preliminary' ? 'final' : (reportStatus(o.status) as Observation['status']),
+    code: concept(o.code)!,
+    subject: subject(patientId),
+    ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
+    ...(o.observedAt !== null ? { effectiveDateTime: iso(o.observedAt)! } : {}),
+  };
+  if (o.valueNumber !== null) {
+    obs.valueQuantity = {
+      value: o.valueNumber,
+      ...(o.unit ? { unit: o.unit } : {}),
+      ...(o.valueComparator ? { comparator: o.valueComparator as '<' | '<=' | '>=' | '>' } : {}),
+    };
+  } else if (o.valueCode) {
+    obs.valueCodeableConcept = concept(o.valueCode)!;
+  } else if (o.valueString !== null) {
+    obs.valueString = o.valueString;
+  }
+  if (o.interpretation) obs.interpretation = [concept(o.interpretation)!];
+  if (o.referenceRange) obs.referenceRange = [{ text: o.referenceRange }];
+  return obs;
+}
+
+function applyResult(
+  draft: Draft<PortalTables>,
+  d: ResultReported & { correctionReason?: string | null },
+  patientId: string,
+): void {
+  const stamp = {
+    rank: resultRank(d.status),
+    at: d.issuedAt ?? d.meta.occurredAt,
+    eventId: d.meta.eventId,
+  };
+  const prev = draft.get('reports', d.resultId);
+  const current = prev ? { rank: prev.version_rank, at: prev.version_at, eventId: prev.version_event } : null;
+  // A preliminary can never be shown and never supersedes what is shown.
+  if (stamp.rank <= 1 || !supersedes(stamp, current)) return;
+  for (const r of prev?.resource.result ?? []) {
+    const id = r.reference?.split('/')[1];
+    if (id) draft.delete('observations', id);
+  }
+  const released = isReleasedStatus(d.status);
+  const obs = released
+    ? d.observations.map((o) => observationResource(d.resultId, patientId, d.encounterId, o))
+    : [];
+  for (const o of obs) {
+    draft.put('observations', o.id!, {
+      observation_id: o.id!,
+      result_id: d.resultId,
+      patient_id: patientId,
+      resource: o,
+    });
+  }
+  const report: DiagnosticReport = {
+    resourceType: 'DiagnosticReport',
+    id: d.resultId,
+    status: reportStatus(d.status),
+    category: [
+      {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v2-0074',
+            code: d.category === 'imaging' ? 'RAD' : d.category === 'laboratory' ? 'LAB' : 'OTH',
+          },
+        ],
+      },
+    ],
+    code: concept(d.code)!,
+    subject: subject(patientId),
+    ...(d.orderId ? { basedOn: [{ reference: `ServiceRequest/${d.orderId}` }] } : {}),
+    ...(d.encounterId ? { encounter: { reference: `Encounter/${d.encounterId}` } } : {}),
+    ...(d.effectiveAt !== null ? { effectiveDateTime: iso(d.effectiveAt)! } : {}),
+    ...(d.issuedAt !== null ? { issued: iso(d.issuedAt)! } : {}),
+    ...(obs.length > 0 ? { result: obs.map((o) => ({ reference: `Observation/${o.id}` })) } : {}),
+    ...(released && d.reportText ? { conclusion: d.reportText } : {}),
+  };
+  draft.put('reports', d.resultId, {
+    result_id: d.resultId,
+    patient_id: patientId,
+    order_id: d.orderId,
+    visible: released,
+    version_rank: stamp.rank,
+    version_at: stamp.at,
+    version_event: stamp.eventId,
+    resource: report,
+  });
+}
+
+export function needs(e: ClinicalEvent, resolve: Resolve): Needs<PortalTables> {
+  switch (e.type) {
+    case 'PatientRegistered':
+    case 'PatientUpdated':
+      return { patients: [e.data.patientId] };
+    case 'PatientsMerged':
+      return { patients: [e.data.patientId, e.data.mergedPatientId] };
+    case 'EncounterStarted':
+    case 'EncounterTransferred':
+    case 'EncounterEnded':
+    case 'EncounterCancelled':
+    case 'EncounterTransferCancelled':
+    case 'EncounterDischargeCancelled':
+      return { patients: [resolve(e.data.patientId)], encounters: [e.data.encounterId] };
+    case 'OrderPlaced':
+    case 'OrderCancelled':
+    case 'OrderStatusChanged':
+      return { patients: [resolve(e.data.patientId)], service_requests: [e.data.orderId] };
+    case 'ResultReported':
+    case 'ResultCorrected':
+      return { patients: [resolve(e.data.patientId)], reports: [e.data.resultId] };
+  }
+}
+
+function requestStatus(s: string): ServiceRequest['status'] {
+  switch (s) {
+    case 'draft':
+    case 'active':
+    case 'on-hold':
+    case 'revoked':
+    case 'completed':
+    case 'entered-in-error':
+    case 'unknown':
+      return s;
+    case 'cancelled':
+      return 'revoked';
+    default:
+      return 'active';
+  }
+}
+
+function stubRequest(orderId: string, patientId: string): ServiceRequestRow {
+  return {
+    order_id: orderId,
+    patient_id: patientId,
+    resource: {
+      resourceType: 'ServiceRequest',
+      id: orderId,
+      status: 'unknown',
+      intent: 'order',
+      subject: subject(patientId),
+    },
+  };
+}
+
+export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Resolve): void {
+  switch (e.type) {
+    case 'PatientRegistered':
+    case 'PatientUpdated': {
+      // Demographics of a retired id stay on its own (inactive) row; they must
+      // not overwrite the survivor's.
+      const id = e.data.patientId;
+      const prev = draft.get('patients', id) ?? placeholderPatient(id);
+      draft.put('patients', id, {
+        ...prev,
+        placeholder: false,
+        resource: patientResource(id, e.data.demographics, prev),
+      });
+      return;
+    }
+    case 'PatientsMerged': {
+      // Links name the direct survivor (FHIR replaced-by / replaces), not the
+      // root of a chain: the root depends on which merges were seen already.
+      const retiredId = e.data.mergedPatientId;
+      const survivorId = e.data.patientId;
+      if (retiredId === survivorId) return;
+      const retired = draft.get('patients', retiredId) ?? placeholderPatient(retiredId);
+      const retiredNext = { ...retired, merged_into: e.data.patientId };
+      draft.put('patients', retiredId, {
+        ...retiredNext,
+        resource: { ...retired.resource, ...patientResource(retiredId, null, retiredNext) },
+      });
+      const survivor = draft.get('patients', survivorId) ?? placeholderPatient(survivorId);
+      const survivorNext = { ...survivor, replaces: [...new Set([...survivor.replaces, retiredId])].sort() };
+      draft.put('patients', survivorId, {
+        ...survivorNext,
+        resource: { ...survivor.resource, ...patientResource(survivorId, null, survivorNext) },
+      });
+      return;
+    }
+    case 'EncounterStarted': {
+      const pid = resolve(e.data.patientId);
+      ensurePatient(draft, pid);
+      const d = e.data;
+      const display = locationDisplay(d.location);
+      const start = iso(d.admittedAt ?? d.meta.occurredAt)!;
+      const resource: Encounter = {
+        resourceType: 'Encounter',
+        id: d.encounterId,
+        status: d.status === 'planned' ? 'planned' : 'in-progress',
+        class: {
+          system: d.encounterClass.system,
+          code: d.encounterClass.code,
+          ...(d.encounterClass.display ? { display: d.encounterClass.display } : {}),
+        },
+        subject: subject(pid),
+        period: { start },
+        ...(d.visitNumber
+          ? { identifier: [{ system: d.visitNumber.system, value: d.visitNumber.value }] }
+          : {}),
+        ...(d.hospitalService ? { serviceType: concept(d.hospitalService)! } : {}),
+        ...(display ? { location: [{ location: { display }, status: 'active', period: { start } }] } : {}),
+      };
+      draft.put('encounters', d.encounterId, {
+        encounter_id: d.encounterId,
+        patient_id: pid,
+        visible: true,
+        resource,
+      });
+      return;
+    }
+    case 'EncounterTransferred': {
+      const pid = resolve(e.data.patientId);
+      ensurePatient(draft, pid);
+      const prev = draft.get('encounters', e.data.encounterId) ?? stubEncounter(e.data.encounterId, pid);
+      const at = iso(e.data.transferredAt)!;
+      const locations: EncounterLocation[] = (prev.resource.location ?? []).map((l) =>
+        l.status === 'active' ? { ...l, status: 'completed', period: { ...l.period, end: at } } : l,
+      );
+      locations.push({
+        location: { display: locationDisplay(e.data.toLocation) ?? 'unknown' },
+        status: 'active',
+        period: { start: at },
+      });
+      draft.put('encounters', e.data.encounterId, {
+        ...prev,
+        resource: { ...prev.resource, location: locations },
+      });
+      return;
+    }
+    case 'EncounterEnded': {
+      const pid = resolve(e.data.patientId);
+      ensurePatient(draft, pid);
+      const prev = draft.get('encounters', e.data.encounterId) ?? stubEncounter(e.data.encounterId, pid);
+      const end = iso(e.data.endedAt)!;
+      draft.put('encounters', e.data.encounterId, {
+        ...prev,
+        resource: {
+          ...prev.resource,
+          status: prev.resource.status === 'entered-in-error' ? 'entered-in-error' : 'finished',
+          period: { ...prev.resource.period, end },
+          ...(prev.resource.location
+            ? {
+                location: prev.resource.location.map((l) =>
+                  l.status === 'active' ? { ...l, status: 'completed', period: { ...l.period, end } } : l,
+                ),
+              }
+            : {}),
+        },
+      });
+      return;
+    }
+    case 'EncounterCancelled':
+    case 'EncounterTransferCancelled':
+    case 'EncounterDischargeCancelled': {
+      const pid = resolve(e.data.patientId);
+      ensurePatient(draft, pid);
+      const prev = draft.get('encounters', e.data.encounterId) ?? stubEncounter(e.data.encounterId, pid);
+      const part = undonePart(e);
+      if (part === 'visit') {
+        draft.put('encounters', e.data.encounterId, {
+          ...prev,
+          visible: false,
+          resource: { ...prev.resource, status: 'entered-in-error' },
+        });
+      } else if (part === 'transfer') {
+        const locs = [...(prev.resource.location ?? [])];
+        if (locs.length >= 2) {
+          locs.pop();
+          const last = locs[locs.length - 1]!;
+          const { end: _end, ...period } = last.period ?? {};
+          locs[locs.length - 1] = { ...last, status: 'active', period };
+        }
+        draft.put('encounters', e.data.encounterId, {
+          ...prev,
+          resource: { ...prev.resource, location: locs },
+        });
+      } else {
+        const { end: _end, ...period } = prev.resource.period ?? {};
+        const locs = [...(prev.resource.location ?? [])];
+        const last = locs[locs.length - 1];
+        if (last) {
+          const { end: _e, ...lp } = last.period ?? {};
+          locs[locs.length - 1] = { ...last, status: 'active', period: lp };
+        }
+        draft.put('encounters', e.data.encounterId, {
+          ...prev,
+          resource: {
+            ...prev.resource,
+            status: prev.resource.status === 'finished' ? 'in-progress' : prev.resource.status,
+            period,
+            ...(locs.length > 0 ? { location: locs } : {}),
+          },
+        });
+      }
+      return;
+    }
+    case 'OrderPlaced': {
+      const pid = resolve(e.data.patientId);
+      ensurePatient(draft, pid);
+      const d = e.data;
+      const prev = draft.get('service_requests', d.orderId);
+      // An order cancelled or completed before its placement arrived keeps that status.
+      const status = prev && prev.resource.status !== 'unknown' ? prev.resource.status : 'active';
+      const priority = ['routine', 'urgent', 'asap', 'stat'].includes(d.priority)
+        ? (d.priority as ServiceRequest['priority'])
+        : undefined;
+      draft.put('service_requests', d.orderId, {
+        order_id: d.orderId,
+        patient_id: pid,
+        resource: {
+          resourceType: 'ServiceRequest',
+          id: d.orderId,
+          status,
+          intent: 'order',
+          category: [{ text: d.category }],
+          code: concept(d.code)!,
+          subject: subject(pid),
+          ...(priority ? { priority } : {}),
+          ...(d.encounterId ? { encounter: { reference: `Encounter/${d.encounterId}` } } : {}),
+          authoredOn: iso(d.orderedAt)!,
+          ...(d.placerOrderNumber
+            ? { identifier: [{ system: d.placerOrderNumber.system, value: d.placerOrderNumber.value }] }
+            : {}),
+        },
+      });
+      return;
+    }
+    case 'OrderCancelled':
+    case 'OrderStatusChanged': {
+      const pid = resolve(e.data.patientId);
+      ensurePatient(draft, pid);
+      const prev = draft.get('service_requests', e.data.orderId) ?? stubRequest(e.data.orderId, pid);
+      const status = e.type === 'OrderCancelled' ? 'revoked' : requestStatus(e.data.status);
+      // Revoked is terminal: a late status update must not revive a cancelled order.
+      if (prev.resource.status === 'revoked') return;
+      draft.put('service_requests', e.data.orderId, { ...prev, resource: { ...prev.resource, status } });
+      return;
+    }
+    case 'ResultReported':
+    case 'ResultCorrected': {
+      const pid = resolve(e.data.patientId);
+      ensurePatient(draft, pid);
+      applyResult(draft, e.data, pid);
+      return;
+    }
+  }
+}

@@ -1,0 +1,149 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProjectionRunner, migrateProjection } from '../libs/db/projection.js';
+import { dropSchema } from '../libs/db/index.js';
+import { endOffsets, ensureTopics } from '../libs/kafka/admin.js';
+import { lagOf, tableHashes } from '../libs/projections/inspect.js';
+import { clinicalTopics } from '../libs/projections/topics.js';
+import { dropReadModel, readRegistry } from '../libs/projections/versions.js';
+import { analyticsProjection } from '../services/projector-analytics/projection.js';
+import { billingProjection } from '../services/projector-billing/projection.js';
+import { portalProjection } from '../services/projector-portal/projection.js';
+import { createTestContext, eventually, type TestContext } from './support/harness.js';
+import { syntheticEvents } from './support/hospital-day.js';
+import { freePort, startProcess } from './support/processes.js';
+
+const EVENTS = Number(process.env['SIGKILL_EVENTS'] ?? 100_000);
+const PROJECTIONS = { portal: portalProjection, billing: billingProjection, analytics: analyticsProjection };
+type Name = keyof typeof PROJECTIONS;
+const restartsOf = (kills: number) => kills + 1;
+
+/**
+ * Crash safety of the exactly-once runner: each projector service (its own
+ * process, started from main.ts) replays 100,000 events and is killed with
+ * SIGKILL again and again mid-replay, restarting each time. Its tables must
+ * hash equal to a clean, uninterrupted build of the same events.
+ */
+describe(`projectors killed with SIGKILL during a replay of ${EVENTS} events`, () => {
+  let ctx: TestContext;
+  let topics: string[];
+  let published = 0;
+  const dlq = () => `hub.dlq.kill.${ctx.id}`;
+
+  beforeAll(async () => {
+    ctx = await createTestContext('kill');
+    topics = clinicalTopics(ctx.topic);
+    ctx.extraTopics.push(dlq());
+    await ensureTopics(ctx.kafka, [{ name: dlq(), partitions: 1, replicationFactor: 1, retentionMs: -1 }]);
+    const events = syntheticEvents(EVENTS, 7);
+    published = events.length;
+    for (let i = 0; i < events.length; i += 2000) await ctx.producer.publish(events.slice(i, i + 2000));
+  });
+  afterAll(async () => {
+    for (const n of Object.keys(PROJECTIONS)) {
+      await dropReadModel(ctx.db, `${ctx.schema}_${n}`).catch(() => undefined);
+      await dropSchema(ctx.db, `${ctx.schema}_${n}_clean`).catch(() => undefined);
+    }
+    await ctx.cleanup();
+  });
+
+  async function cleanBuild(name: Name): Promise<Record<string, string>> {
+    const schema = `${ctx.schema}_${name}_clean`;
+    const projection = PROJECTIONS[name](topics);
+    await migrateProjection(ctx.db, schema, projection);
+    const runner = createProjectionRunner({
+      projection,
+      schema,
+      groupId: `hub.clean.${name}.${ctx.id}`,
+      db: ctx.db,
+      kafka: ctx.kafka,
+      codec: ctx.codec,
+      producer: ctx.producer,
+      dlqTopic: dlq(),
+      logger: ctx.logger,
+    });
+    await runner.start();
+    try {
+      await eventually(
+        async () => ((await lagOf(ctx.db, ctx.kafka, schema, topics)).lag === 0n ? true : undefined),
+        {
+          timeoutMs: 300_000,
+          intervalMs: 250,
+          what: `clean ${name} build`,
+        },
+      );
+    } finally {
+      await runner.stop();
+    }
+    return tableHashes(ctx.db, schema);
+  }
+
+  it.each(Object.keys(PROJECTIONS) as Name[])(
+    '%s: tables after repeated SIGKILLs equal a clean build',
+    async (name) => {
+      const stable = `${ctx.schema}_${name}`;
+      let kills = 0;
+      let killedMidway = 0;
+      let lastDone = 0n;
+      for (let restart = 0; ; restart++) {
+        // A new consumer group per start: the stored checkpoints decide where to resume,
+        // and the killed member's session does not hold up the next one.
+        const proc = startProcess([`services/projector-${name}/main.ts`], {
+          KAFKA_BROKERS: ctx.ep.kafkaBrokers.join(','),
+          SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
+          DATABASE_URL: ctx.ep.databaseUrl,
+          HUB_TOPIC_SUFFIX: ctx.id,
+          PROJECTION_SCHEMA: stable,
+          DLQ_TOPIC: dlq(),
+          CONSUMER_GROUP_PREFIX: `hub.kill.${restart}`,
+          HTTP_PORT: String(await freePort()),
+          LOG_LEVEL: 'warn',
+        });
+        try {
+          await eventually(async () => ((await readRegistry(ctx.db, stable)) ? true : undefined), {
+            timeoutMs: 60_000,
+            what: `${name} started`,
+          });
+          const schema = (await readRegistry(ctx.db, stable))!.active_schema;
+          // Kill once it has made some progress (a different point every time), or finish when caught up.
+          const step = BigInt(Math.floor(EVENTS / 12));
+          const state = await eventually(
+            async () => {
+              const l = await lagOf(ctx.db, ctx.kafka, schema, topics).catch(() => undefined);
+              if (!l) return undefined;
+              if (l.lag === 0n) return { done: true, lag: l.lag };
+              if (l.done >= lastDone + step) return { done: false, lag: l.lag, at: l.done };
+              return undefined;
+            },
+            { timeoutMs: 120_000, intervalMs: 25, what: `${name} progress` },
+          );
+          if (state.done) {
+            expect(await proc.stop('SIGTERM')).toBe(0);
+            break;
+          }
+          await proc.stop('SIGKILL');
+          kills++;
+          if (state.lag > 0n) killedMidway++;
+          lastDone = state.at ?? lastDone;
+        } catch (err) {
+          await proc.stop('SIGKILL');
+          throw new Error(`${String(err)}\n--- ${name} output ---\n${proc.output().slice(-4000)}`);
+        }
+      }
+      process.stdout.write(`${name}: ${kills} SIGKILLs mid-replay, ${restartsOf(kills)} starts\n`);
+      expect(kills).toBeGreaterThanOrEqual(5);
+      expect(killedMidway).toBe(kills);
+      const active = (await readRegistry(ctx.db, stable))!.active_schema;
+      const killed = await tableHashes(ctx.db, active);
+      const clean = await cleanBuild(name);
+      expect(killed).toEqual(clean);
+      // Every event applied exactly once, none parked.
+      const applied = await ctx.db
+        .withSchema(active)
+        .from('applied_events')
+        .count<{ n: string }[]>({ n: '*' });
+      expect(Number(applied[0]?.n)).toBe(published);
+      expect([...(await endOffsets(ctx.kafka, dlq())).values()].reduce((a, b) => a + b, 0n)).toBe(0n);
+    },
+    600_000,
+  );
+});
