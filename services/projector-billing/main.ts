@@ -1,82 +1,11 @@
-import {
-  loadConfig,
-  databaseEnv,
-  httpEnv,
-  kafkaEnv,
-  logEnv,
-  topicNamer,
-  z,
-} from '../../libs/config/index.js';
-import { createDb } from '../../libs/db/index.js';
-import { createEventCodec } from '../../libs/events/codec.js';
-import { createRegistryClient } from '../../libs/events/registry.js';
-import { createKafkaClient } from '../../libs/kafka/client.js';
-import { createEventProducer } from '../../libs/kafka/producer.js';
-import { createLogger } from '../../libs/telemetry/logger.js';
-import { createMetrics } from '../../libs/telemetry/metrics.js';
+// Entry point: config, connections and signals are handled by the shared
+// projector composition root, identically for every projector.
+import { runProjectorMain } from '../../libs/projections/main.js';
 import { buildBillingProjector } from './app.js';
 
-const config = loadConfig(
-  z.object({
-    ...kafkaEnv,
-    ...databaseEnv,
-    ...logEnv,
-    HTTP_HOST: httpEnv.HTTP_HOST,
-    HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8095),
-    PROJECTION_SCHEMA: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_]*$/)
-      .default('billing'),
-    DLQ_TOPIC: z.string().optional(),
-    CONSUMER_GROUP_PREFIX: z.string().optional(),
-  }),
-);
-
-const topic = topicNamer(config.HUB_TOPIC_SUFFIX);
-const logger = createLogger({ name: 'projector-billing', level: config.LOG_LEVEL });
-const db = createDb(config.DATABASE_URL);
-const kafka = createKafkaClient({
-  brokers: config.KAFKA_BROKERS,
-  clientId: config.KAFKA_CLIENT_ID ?? 'projector-billing',
-  logger,
+await runProjectorMain({
+  name: 'projector-billing',
+  defaultPort: 8095,
+  defaultSchema: 'billing',
+  build: (deps, cfg) => buildBillingProjector(deps, cfg),
 });
-const codec = createEventCodec(createRegistryClient(config.SCHEMA_REGISTRY_URL));
-const producer = createEventProducer({ kafka, codec });
-const metrics = createMetrics();
-const svc = buildBillingProjector(
-  { db, kafka, codec, producer, logger, metrics },
-  {
-    stableSchema: config.PROJECTION_SCHEMA,
-    dlqTopic: config.DLQ_TOPIC ?? topic('hub.dlq.projector-billing'),
-    topicFor: topic,
-    ...(config.CONSUMER_GROUP_PREFIX ? { groupPrefix: config.CONSUMER_GROUP_PREFIX } : {}),
-  },
-);
-
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'stopping');
-  try {
-    await svc.stop();
-    await producer.disconnect();
-    await db.destroy();
-    process.exit(0);
-  } catch (err) {
-    logger.error({ err }, 'unclean stop');
-    process.exit(1);
-  }
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
-
-try {
-  await producer.connect();
-  await svc.start();
-  const address = await svc.http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
-  logger.info({ address, schema: svc.activeSchema() }, 'projector-billing ready');
-} catch (err) {
-  logger.fatal({ err }, 'projector-billing failed to start');
-  process.exit(1);
-}
