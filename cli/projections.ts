@@ -1,4 +1,5 @@
 import cliProgress from 'cli-progress';
+import { formatTable } from './hub.js';
 import type { Command } from 'commander';
 import { databaseEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z } from '../libs/config/index.js';
 import { assertSqlIdentifier, createDb } from '../libs/db/index.js';
@@ -138,7 +139,7 @@ export function registerProjectionsCommands(program: Command): void {
             applied: Number(applied[0]?.n ?? 0),
           });
         }
-        process.stdout.write(json() ? `${JSON.stringify(out, null, 2)}\n` : `${formatRows(out)}\n`);
+        process.stdout.write(json() ? `${JSON.stringify(out, null, 2)}\n` : `${formatTable(out)}\n`);
       } catch (err) {
         throw toHubError(err, 'HUB_DB_UNAVAILABLE');
       } finally {
@@ -207,30 +208,10 @@ export function registerProjectionsCommands(program: Command): void {
         process.stdout.write(
           json()
             ? `${JSON.stringify({ schema: row.active_schema, tables: hashes }, null, 2)}\n`
-            : `${formatRows(Object.entries(hashes).map(([table, h]) => ({ table, rowsAndMd5: h })))}\n`,
+            : `${formatTable(Object.entries(hashes).map(([table, h]) => ({ table, rowsAndMd5: h })))}\n`,
         );
       } finally {
         await c.db.destroy();
       }
     });
-}
-
-function formatRows(rows: Record<string, unknown>[]): string {
-  if (rows.length === 0) return '(none)';
-  const cols = Object.keys(rows[0]!);
-  const cell = (v: unknown): string => {
-    if (v === null || v === undefined) return '';
-    if (typeof v === 'string') return v;
-    if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return v.toString();
-    return JSON.stringify(v);
-  };
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) =>
-    vals
-      .map((v, i) => v.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join(
-    '\n',
-  );
 }

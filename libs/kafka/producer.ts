@@ -58,14 +58,15 @@ export interface ProducerOptions {
   onSources?: (counts: ReadonlyMap<string, number>, atMs: number) => void;
 }
 
-function mapKafkaError(err: unknown): HubError {
+/** Maps a kafkajs failure to the hub's error model; `what` names the operation in the message. */
+export function mapKafkaError(err: unknown, what = 'kafka write'): HubError {
   if (isHubError(err)) return err;
   const e = err as { name?: string; retriable?: boolean; message?: string };
   const retriable =
     e.retriable === true || /connect|timeout|ECONNREFUSED|not available/i.test(e.message ?? '');
   return new HubError(
     retriable ? 'HUB_KAFKA_UNAVAILABLE' : 'HUB_KAFKA_ERROR',
-    `kafka write failed: ${e.name ?? 'Error'}`,
+    `${what} failed: ${e.name ?? 'Error'}`,
     {
       cause: err,
       retriable,

@@ -1,9 +1,9 @@
 import { CompressionTypes, Partitioners, type Message, type Producer, type TopicMessages } from 'kafkajs';
-import { HubError, isHubError } from '../errors/index.js';
+import type { HubError } from '../errors/index.js';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from './client.js';
-import type { PublishedEvent, RawRecord } from './producer.js';
+import { mapKafkaError, type PublishedEvent, type RawRecord } from './producer.js';
 
 /**
  * All-or-nothing writes across topics (a FHIR transaction Bundle): the
@@ -31,17 +31,7 @@ export interface TransactionalProducerOptions {
   beforeCommit?: () => Promise<void>;
 }
 
-function mapError(err: unknown): HubError {
-  if (isHubError(err)) return err;
-  const e = err as { name?: string; retriable?: boolean; message?: string };
-  const retriable =
-    e.retriable === true || /connect|timeout|ECONNREFUSED|not available/i.test(e.message ?? '');
-  return new HubError(
-    retriable ? 'HUB_KAFKA_UNAVAILABLE' : 'HUB_KAFKA_ERROR',
-    `kafka transaction failed: ${e.name ?? 'Error'}`,
-    { cause: err, retriable },
-  );
-}
+const mapError = (err: unknown): HubError => mapKafkaError(err, 'kafka transaction');
 
 export function createTransactionalProducer(opts: TransactionalProducerOptions): TransactionalProducer {
   const producer: Producer = opts.kafka.producer({
