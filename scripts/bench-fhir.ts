@@ -4,7 +4,7 @@
  * progress display into topics and a store schema of its own, prints
  * resources/s, then removes what it created (unless --keep).
  *
- *   npm run bench:fhir -- [--count 100000] [--chunk-size 1000] [--workers n] [--keep]
+ *   npm run bench:fhir:standalone -- [--count 100000] [--chunk-size 1000] [--workers n] [--keep]
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';

@@ -5,7 +5,7 @@
  * count runs that many concurrent senders; each sender behaves like an
  * original-mode interface engine: send, wait for the ACK, send the next.
  *
- *   npm run bench:hl7 -- [--connections 8,32] [--messages 4000] [--target host:port] [--keep]
+ *   npm run bench:hl7:standalone -- [--connections 8,32] [--messages 4000] [--target host:port] [--keep]
  *
  * --target benchmarks an adapter that is already running (its topics are
  * then the caller's business); --messages is per connection-count run.

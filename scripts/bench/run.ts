@@ -5,18 +5,25 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { codecScenario } from './codec.js';
+import { fhirScenario } from './fhir.js';
+import { hl7Scenario, memoryScenario } from './hl7.js';
+import { replayScenario } from './replay.js';
 import { kafkaLimitFigures, measureKafkaLimits } from './kafka-limits.js';
 import { machineFacts, markdownReport, openBenchEnv, type BenchEnv, type ScenarioResult } from './lib.js';
 
 type Scenario = (env: BenchEnv) => Promise<ScenarioResult>;
 
 const SCENARIOS: Record<string, Scenario> = {
+  hl7: (env) => hl7Scenario(env),
   kafka: async (env) => ({
     scenario: 'Limits: Kafka producer and end-to-end latency',
     setup: `ProducerPerformance (acks=all, idempotent, 6 partitions, 800 B records, ${Math.round(200_000 * env.scale)} records, no throttle) and EndToEndLatency (one message in flight).`,
     figures: kafkaLimitFigures(await measureKafkaLimits(env, 800, Math.round(200_000 * env.scale))),
   }),
+  fhir: fhirScenario,
+  replay: replayScenario,
   codec: codecScenario,
+  memory: memoryScenario,
 };
 
 async function main(): Promise<void> {
@@ -32,11 +39,24 @@ async function main(): Promise<void> {
   const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
   const env = await openBenchEnv(log);
   const results: ScenarioResult[] = [];
+  const failed: string[] = [];
   try {
     const machine = await machineFacts(env);
     for (const n of names) {
       log(`scenario ${n}`);
-      results.push(await SCENARIOS[n]!(env));
+      try {
+        results.push(await SCENARIOS[n]!(env));
+      } catch (err) {
+        // One broken scenario must not throw away the others' figures; the run still fails.
+        failed.push(n);
+        log(`scenario ${n} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        results.push({
+          scenario: n,
+          setup: 'FAILED in this run',
+          figures: [],
+          notes: [`failed: ${err instanceof Error ? err.message : String(err)}`],
+        });
+      }
     }
     const dir = join(env.cfg.repoDir, 'docs', 'benchmarks');
     await mkdir(dir, { recursive: true });
@@ -47,6 +67,10 @@ async function main(): Promise<void> {
     log(`wrote ${join(dir, 'latest.json')} and latest.md`);
   } finally {
     await env.stack.stop();
+  }
+  if (failed.length) {
+    process.stderr.write(`bench: scenario(s) failed: ${failed.join(', ')}\n`);
+    process.exitCode = 1;
   }
 }
 

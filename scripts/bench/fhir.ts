@@ -1,0 +1,197 @@
+// Scenario 2, FHIR: bundle ingest over HTTP (the real adapter-fhir as a child
+// process on the bench stack: POST / with transaction and batch bundles of
+// PUT entries) and NDJSON bulk import (the `hub fhir import` code path,
+// importFile), in resources/s. Resources come from the same generator as
+// scripts/bench-fhir.ts (patients, encounters, orders, results).
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { importFile } from '../../cli/fhir.js';
+import { topicNamer } from '../../libs/config/index.js';
+import { createDb, dropSchema } from '../../libs/db/index.js';
+import { catalogTopicDefinitions, registerAllSchemas } from '../../libs/events/contracts.js';
+import { EVENT_CONTRACTS, type EventType } from '../../libs/events/index.js';
+import { createRegistryClient } from '../../libs/events/registry.js';
+import { ensureTopics } from '../../libs/kafka/admin.js';
+import { createKafkaClient } from '../../libs/kafka/client.js';
+import { createLogger } from '../../libs/telemetry/logger.js';
+import { generateResources } from '../../test/fixtures/fhir/generate.js';
+import { latencySummary, progressBar, type BenchEnv, type Figure, type ScenarioResult } from './lib.js';
+import { freePort, serviceEnv, startService, withRetries } from './services.js';
+
+const BUNDLE_SIZE = 100;
+const CLIENTS = 8;
+
+interface Entry {
+  resourceType: string;
+  id: string;
+}
+
+function bundleOf(type: 'transaction' | 'batch', resources: Entry[]): string {
+  return JSON.stringify({
+    resourceType: 'Bundle',
+    type,
+    entry: resources.map((r) => ({
+      resource: r,
+      request: { method: 'PUT', url: `${r.resourceType}/${r.id}` },
+    })),
+  });
+}
+
+async function bundleLoad(
+  base: string,
+  type: 'transaction' | 'batch',
+  seconds: number,
+  prefix: string,
+): Promise<{ resources: number; seconds: number; latNs: number[]; failed: number }> {
+  // Each client walks its own slice of the generator, so every bundle is new resources.
+  const gen = generateResources(10_000_000, { prefix }) as Generator<Entry>;
+  const take = (): Entry[] => {
+    const out: Entry[] = [];
+    for (let i = 0; i < BUNDLE_SIZE; i++) {
+      const n = gen.next();
+      if (n.done) break;
+      out.push(n.value);
+    }
+    return out;
+  };
+  let resources = 0;
+  let failed = 0;
+  const latNs: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  const bar = progressBar(`fhir ${type} bundles`, Math.round(seconds), 's');
+  const tick = setInterval(
+    () => bar.update(Math.min(seconds, Math.round((performance.now() - t0) / 1000))),
+    500,
+  );
+  try {
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        while (performance.now() < end) {
+          const body = bundleOf(type, take());
+          const s = performance.now();
+          const res = await fetch(`${base}/`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/fhir+json' },
+            body,
+          });
+          const answer = (await res.json()) as { entry?: { response?: { status?: string } }[] };
+          latNs.push((performance.now() - s) * 1e6);
+          // A batch answers 200 with a status per entry: only accepted entries count.
+          const ok = (answer.entry ?? []).filter((e) => /^2/.test(e.response?.status ?? '')).length;
+          if (res.ok) resources += ok;
+          if (!res.ok || ok < BUNDLE_SIZE) failed++;
+        }
+      }),
+    );
+  } finally {
+    clearInterval(tick);
+    bar.update(Math.round(seconds));
+    bar.stop();
+  }
+  return { resources, seconds: (performance.now() - t0) / 1000, latNs, failed };
+}
+
+export async function fhirScenario(env: BenchEnv): Promise<ScenarioResult> {
+  const suffix = `bench_${randomBytes(3).toString('hex')}`;
+  // FHIR ids allow [A-Za-z0-9.-] only.
+  const idPrefix = suffix.replace('_', '-');
+  const topic = topicNamer(suffix);
+  const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
+  const logger = createLogger({ name: 'bench-fhir', level: 'silent' });
+  const kafka = createKafkaClient({ brokers: env.stack.kafka.brokers, clientId: 'bench-fhir', logger });
+  await withRetries('create topics', () =>
+    ensureTopics(kafka, [
+      ...catalogTopicDefinitions(topic),
+      { name: topic('hub.dlq.adapter-fhir'), partitions: 1, replicationFactor: 1, retentionMs: -1 },
+    ]),
+  );
+  await registerAllSchemas(createRegistryClient(env.stack.registryUrl), { topicFor });
+  const figures: Figure[] = [];
+  const notes: string[] = [];
+  const httpSchema = `${suffix}_http`;
+  const importSchema = `${suffix}_import`;
+  const dir = await mkdtemp(join(tmpdir(), 'bench-fhir-'));
+  const warmup = Math.max(3, Math.round(env.seconds / 3));
+  const count = Math.max(1000, Math.round(100_000 * env.scale));
+  try {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const svc = await startService(env, 'adapter-fhir', {
+      script: 'services/adapter-fhir/main.ts',
+      env: serviceEnv(env, suffix, {
+        HTTP_PORT: String(port),
+        FHIR_STORE_SCHEMA: httpSchema,
+        FHIR_TRANSACTIONAL_ID: `tx-${suffix}`,
+        FHIR_MAX_BODY_BYTES: String(8 * 1024 * 1024),
+      }),
+      ready: async () => (await fetch(`${base}/ready`)).ok,
+    });
+    try {
+      await bundleLoad(base, 'batch', warmup, `w${idPrefix}`);
+      for (const type of ['transaction', 'batch'] as const) {
+        const r = await bundleLoad(base, type, env.seconds, `${type[0]}${idPrefix}`);
+        const l = latencySummary(r.latNs);
+        figures.push(
+          {
+            name: `${type} bundle ingest`,
+            value: r.resources / r.seconds,
+            unit: 'resources/s',
+            better: 'higher',
+          },
+          { name: `${type} bundle p50`, value: l.p50, unit: 'ms', better: 'lower' },
+          { name: `${type} bundle p99`, value: l.p99, unit: 'ms', better: 'lower' },
+        );
+        if (r.failed)
+          notes.push(`${type}: ${r.failed} bundles answered with an error status or rejected entries.`);
+        env.log(`fhir ${type}: ${Math.round(r.resources / r.seconds)} resources/s`);
+      }
+    } finally {
+      await svc.stop();
+    }
+
+    const file = join(dir, `bench-${count}.ndjson`);
+    const out = createWriteStream(file);
+    for (const r of generateResources(count, { prefix: `i${idPrefix}` })) {
+      if (!out.write(`${JSON.stringify(r)}\n`)) await once(out, 'drain');
+    }
+    out.end();
+    await once(out, 'finish');
+    const size = (await stat(file)).size;
+    const r = await importFile({
+      file,
+      progress: true,
+      env: serviceEnv(env, suffix, { FHIR_STORE_SCHEMA: importSchema, LOG_LEVEL: 'error' }),
+    });
+    figures.push({
+      name: 'NDJSON import',
+      value: r.resourcesPerSecond,
+      unit: 'resources/s',
+      better: 'higher',
+    });
+    notes.push(
+      `NDJSON import: ${r.lines.toLocaleString('en-US')} resources (${(size / 1e6).toFixed(1)} MB), ${r.counts.created} created, ` +
+        `${r.counts.invalid} invalid, ${r.events} events in ${r.seconds.toFixed(1)} s.`,
+    );
+    env.log(`fhir import: ${Math.round(r.resourcesPerSecond)} resources/s`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    const db = createDb(env.databaseUrl);
+    for (const s of [httpSchema, importSchema]) await dropSchema(db, s).catch(() => undefined);
+    await db.destroy();
+  }
+  return {
+    scenario: '2. FHIR: bundle ingest (HTTP) and NDJSON import',
+    setup:
+      `adapter-fhir as a child process; warm-up ${warmup}s, then ${env.seconds}s each of transaction and batch bundles ` +
+      `(${BUNDLE_SIZE} PUT entries each: patients, encounters, orders, results, always new ids) from ${CLIENTS} concurrent HTTP clients. ` +
+      `NDJSON import: ${count.toLocaleString('en-US')} resources of the same generator through importFile (hub fhir import), default chunking and workers.`,
+    figures,
+    notes: [...notes, 'Target: FHIR ingest >= 10,000 resources/s.'],
+  };
+}

@@ -1,0 +1,601 @@
+// Scenario 1, HL7 end to end: the real adapter (services/adapter-hl7) and
+// projector-portal as child processes on the bench stack, driven over MLLP
+// by 1, 8 and 32 connections, closed loop (send, await ACK, send) at maximum
+// and open loop at half the 32-connection maximum. Ingest-to-visible is
+// measured on sampled orders and results: message sent -> row in the portal
+// read model (polled). Limits in the same run: a null MLLP listener driven by
+// the same load generator, and Kafka's tools at the hub's median record size.
+// Memory (scenario 5) is read from /proc while this runs.
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { topicNamer } from '../../libs/config/index.js';
+import { createEventCodec } from '../../libs/events/codec.js';
+import { catalogTopicDefinitions, registerAllSchemas } from '../../libs/events/contracts.js';
+import { EVENT_CONTRACTS, type EventType } from '../../libs/events/index.js';
+import { createRegistryClient } from '../../libs/events/registry.js';
+import { mapHl7Message } from '../../libs/hl7/map.js';
+import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
+import { ensureTopics } from '../../libs/kafka/admin.js';
+import { createKafkaClient } from '../../libs/kafka/client.js';
+import { createLogger } from '../../libs/telemetry/logger.js';
+import { adtA01, adtMissingPid3, ormO01 } from '../../services/adapter-hl7/fixtures.js';
+import { RawMllpClient, ackField } from '../../services/adapter-hl7/raw-client.js';
+import { kafkaLimitFigures, measureKafkaLimits } from './kafka-limits.js';
+import { latencySummary, progressBar, type BenchEnv, type Figure, type ScenarioResult } from './lib.js';
+import { summariseProfileFile, profileMarkdown } from './profile.js';
+import {
+  cpuSecondsOf,
+  freePort,
+  rssMiBOf,
+  serviceEnv,
+  startService,
+  withRetries,
+  type ServiceChild,
+} from './services.js';
+
+/** ORU^R01 with five OBX (a small chemistry panel), like the corpus's lab results. */
+function oruR01x5(id: string, mrn: string): string {
+  return [
+    `MSH|^~\\&|LAB|GENHOSP|HUB|HUBFAC|20260101130000||ORU^R01^ORU_R01|${id}|P|2.5.1`,
+    `PID|1||${mrn}^^^HOSP^MR||Zzqbench^Jane||19800101|F`,
+    `OBR|1|PL-${id}^EHR|FL-${id}^LAB|24323-8^Comprehensive metabolic panel^LN|||20260101123000|||||||||||||||20260101125900|||F`,
+    'OBX|1|NM|2345-7^Glucose^LN||98|mg/dL|70-99||||F|||20260101125900',
+    'OBX|2|NM|2160-0^Creatinine^LN||0.9|mg/dL|0.6-1.2||||F|||20260101125900',
+    'OBX|3|NM|2951-2^Sodium^LN||140|mmol/L|135-145||||F|||20260101125900',
+    'OBX|4|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1||||F|||20260101125900',
+    'OBX|5|ST|8251-1^Comment^LN||hemolysed: no||||||F',
+  ].join('\r');
+}
+
+type Kind = 'adt' | 'oru' | 'orm' | 'bad';
+export interface Hl7Message {
+  text: string;
+  kind: Kind;
+  expect: 'AA' | 'AE';
+}
+
+/** The mix: 40% ADT^A01, 35% ORU^R01 (5 OBX), 20% ORM^O01, 5% content errors (AE). */
+export function hl7Message(run: string, n: number): Hl7Message {
+  const id = `${run}-${n}`;
+  const mrn = `BENCH-${n % 997}`;
+  const r = n % 20;
+  if (r < 8) return { text: adtA01(id, mrn), kind: 'adt', expect: 'AA' };
+  if (r < 15) return { text: oruR01x5(id, mrn), kind: 'oru', expect: 'AA' };
+  if (r < 19) return { text: ormO01(id, mrn), kind: 'orm', expect: 'AA' };
+  return { text: adtMissingPid3(id), kind: 'bad', expect: 'AE' };
+}
+
+const mapCtx = { recordedAt: 0, policy: DEFAULT_IDENTITY_POLICY, rawMessageRef: null };
+
+/** The portal row a sampled order or result lands in (ids are deterministic). */
+function visibleKey(m: Hl7Message): string | null {
+  if (m.kind !== 'orm' && m.kind !== 'oru') return null;
+  const out = mapHl7Message(Buffer.from(m.text), mapCtx);
+  if (out.kind !== 'mapped') return null;
+  for (const e of out.events) {
+    if (e.type === 'OrderPlaced') return e.data.orderId;
+    if (e.type === 'ResultReported') return e.data.resultId;
+  }
+  return null;
+}
+
+/** Polls the portal read model for sampled ids and records when each became visible. */
+class VisibilityProbe {
+  private readonly pending = new Map<string, number>();
+  readonly latNs: number[] = [];
+  private running = true;
+  private loop: Promise<void>;
+  constructor(
+    private readonly client: pg.Client,
+    private readonly schema: string,
+  ) {
+    this.loop = this.run();
+  }
+  add(id: string, sentAt: number): void {
+    this.pending.set(id, sentAt);
+  }
+  get outstanding(): number {
+    return this.pending.size;
+  }
+  private async run(): Promise<void> {
+    const s = this.schema;
+    while (this.running || this.pending.size > 0) {
+      if (this.pending.size > 0) {
+        const ids = [...this.pending.keys()];
+        const r = await this.client.query<{ id: string }>(
+          `select order_id as id from "${s}".service_requests where order_id = any($1)
+           union all select result_id from "${s}".reports where result_id = any($1)`,
+          [ids],
+        );
+        const now = performance.now();
+        for (const { id } of r.rows) {
+          const sent = this.pending.get(id);
+          if (sent === undefined) continue;
+          this.latNs.push((now - sent) * 1e6);
+          this.pending.delete(id);
+        }
+      }
+      await new Promise((res) => setTimeout(res, 5));
+    }
+  }
+  /** Waits until every sample is visible (or gives up after timeoutMs). */
+  async finish(timeoutMs = 30_000): Promise<number> {
+    const end = Date.now() + timeoutMs;
+    while (this.pending.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const missing = this.pending.size;
+    this.pending.clear();
+    this.running = false;
+    await this.loop;
+    return missing;
+  }
+}
+
+export interface LoadResult {
+  messages: number;
+  seconds: number;
+  ackNs: number[];
+  unexpected: number;
+  visibleNs: number[];
+  visibleMissing: number;
+}
+
+interface LoadOptions {
+  port: number;
+  connections: number;
+  seconds: number;
+  run: string;
+  /** Messages per second in total; closed loop (as fast as ACKs come back) when omitted. */
+  rate?: number;
+  probe?: VisibilityProbe;
+  /** Every n-th order/result is sampled for ingest-to-visible. */
+  sampleEvery?: number;
+  label: string;
+  onTick?: () => void;
+}
+
+/**
+ * One load phase. Each connection keeps one message in flight (original
+ * mode). Open loop: messages are due on a fixed schedule and their latency
+ * counts from when they were due, so a slow ACK is not hidden by the sender
+ * waiting (no coordinated omission).
+ */
+export async function driveLoad(o: LoadOptions): Promise<LoadResult> {
+  const clients = await Promise.all(
+    Array.from({ length: o.connections }, () => RawMllpClient.connect(o.port)),
+  );
+  const ackNs: number[] = [];
+  let unexpected = 0;
+  let next = 0;
+  let sampled = 0;
+  const t0 = performance.now();
+  const end = t0 + o.seconds * 1000;
+  const bar = progressBar(o.label, Math.round(o.seconds), 's');
+  const tick = setInterval(() => {
+    bar.update(Math.min(o.seconds, Math.round((performance.now() - t0) / 1000)));
+    o.onTick?.();
+  }, 500);
+  const interval = o.rate ? 1000 / o.rate : 0;
+  try {
+    await Promise.all(
+      clients.map(async (c, ci) => {
+        for (let k = 0; ; k++) {
+          let due: number;
+          if (o.rate) {
+            // Message k of connection ci is due at a fixed time; connections are interleaved.
+            due = t0 + (k * o.connections + ci) * interval;
+            if (due >= end) return;
+            const wait = due - performance.now();
+            if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+          } else {
+            due = performance.now();
+            if (due >= end) return;
+          }
+          const n = next++;
+          const m = hl7Message(o.run, n);
+          const sentAt = o.rate ? due : performance.now();
+          if (o.probe && (m.kind === 'orm' || m.kind === 'oru') && sampled++ % (o.sampleEvery ?? 10) === 0) {
+            const key = visibleKey(m);
+            if (key) o.probe.add(key, sentAt);
+          }
+          await c.send(m.text);
+          const code = ackField(await c.nextAck(60_000), 'MSA', 1);
+          ackNs.push((performance.now() - sentAt) * 1e6);
+          if (code !== m.expect) unexpected++;
+        }
+      }),
+    );
+  } finally {
+    clearInterval(tick);
+    bar.update(Math.round(o.seconds));
+    bar.stop();
+    for (const c of clients) c.close();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  let visibleMissing = 0;
+  if (o.probe) visibleMissing = await o.probe.finish();
+  return {
+    messages: ackNs.length,
+    seconds,
+    ackNs,
+    unexpected,
+    visibleNs: o.probe?.latNs ?? [],
+    visibleMissing,
+  };
+}
+
+/** Median size of the Kafka records the hub writes for the mix: Avro events (with registry header) and raw messages. */
+async function recordSizes(
+  registryUrl: string,
+  topicFor: (t: EventType) => string,
+): Promise<{ median: number; perMessage: number }> {
+  const codec = createEventCodec(createRegistryClient(registryUrl));
+  const sizes: number[] = [];
+  const messages = 200;
+  for (let n = 0; n < messages; n++) {
+    const m = hl7Message('SIZE', n);
+    sizes.push(Buffer.byteLength(m.text));
+    const out = mapHl7Message(Buffer.from(m.text), mapCtx);
+    if (out.kind !== 'mapped') continue;
+    for (const e of out.events) sizes.push((await codec.encode(e, topicFor(e.type))).length);
+  }
+  const perMessage = sizes.length / messages;
+  sizes.sort((a, b) => a - b);
+  return { median: sizes[Math.floor(sizes.length / 2)] ?? 800, perMessage };
+}
+
+/** Message sizes of the mix, said in words for the setup line. */
+function mixSizes(): string {
+  const s = Array.from({ length: 20 }, (_, n) => Buffer.byteLength(hl7Message('X0000000-000', n).text)).sort(
+    (a, b) => a - b,
+  );
+  return `${s[0]}-${s.at(-1)} B (median ${s[10]} B)`;
+}
+
+export interface MemoryFigures {
+  idle: Record<string, number>;
+  load: Record<string, number>;
+}
+/** Filled by the hl7 scenario, reported by the memory scenario. */
+export let lastMemory: MemoryFigures | null = null;
+/** Where the adapter's CPU profile went, when BENCH_CPU_PROF is set. */
+export let lastProfileDir: string | null = null;
+
+function ms(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+interface Hl7Options {
+  connections: number[];
+  /** Measure the Kafka tool limits too (skipped by the memory-only run). */
+  limits: boolean;
+  openLoop: boolean;
+  nullListener: boolean;
+}
+
+export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}): Promise<ScenarioResult> {
+  const o: Hl7Options = {
+    connections: [1, 8, 32],
+    limits: true,
+    openLoop: true,
+    nullListener: true,
+    ...opt,
+  };
+  const seconds = env.seconds;
+  const warmup = Math.max(3, Math.round(seconds / 3));
+  const suffix = `bench_${randomBytes(3).toString('hex')}`;
+  const topic = topicNamer(suffix);
+  const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
+  const logger = createLogger({ name: 'bench-hl7', level: 'silent' });
+  const kafka = createKafkaClient({ brokers: env.stack.kafka.brokers, clientId: 'bench-hl7', logger });
+  await withRetries('create topics', () => ensureTopics(kafka, catalogTopicDefinitions(topic)));
+  await registerAllSchemas(createRegistryClient(env.stack.registryUrl), { topicFor });
+
+  const figures: Figure[] = [];
+  const notes: string[] = [];
+  const children: ServiceChild[] = [];
+  const db = new pg.Client({ connectionString: env.databaseUrl });
+  await db.connect();
+  try {
+    const mllpPort = await freePort();
+    const profDir = process.env['BENCH_CPU_PROF'] ? await mkdtemp(join(tmpdir(), 'hub-cpuprof-')) : undefined;
+    const adapter = await startService(env, 'adapter-hl7', {
+      script: 'services/adapter-hl7/main.ts',
+      env: serviceEnv(env, suffix, { MLLP_PORT: String(mllpPort), HTTP_PORT: '0' }),
+      ready: async () => {
+        (await RawMllpClient.connect(mllpPort)).close();
+        return true;
+      },
+      ...(profDir ? { cpuProfDir: profDir } : {}),
+    });
+    children.push(adapter);
+    const portalHttp = await freePort();
+    const portalSchema = `portal_${suffix}`;
+    const portal = await startService(env, 'projector-portal', {
+      script: 'services/projector-portal/main.ts',
+      env: serviceEnv(env, suffix, { HTTP_PORT: String(portalHttp), PROJECTION_SCHEMA: portalSchema }),
+      ready: async () => {
+        const r = await fetch(`http://127.0.0.1:${portalHttp}/version`);
+        const v = (await r.json()) as { schema?: string | null };
+        return r.ok && Boolean(v.schema);
+      },
+    });
+    children.push(portal);
+    const version = (await (await fetch(`http://127.0.0.1:${portalHttp}/version`)).json()) as {
+      schema: string;
+    };
+    const idle: Record<string, number> = {};
+    for (const c of children) idle[c.name] = await c.rssMiB();
+    const peak: Record<string, number> = {};
+    const sampleRss = () => {
+      for (const c of children) {
+        void c.rssMiB().then(
+          (v) => (peak[c.name] = Math.max(peak[c.name] ?? 0, v)),
+          () => undefined,
+        );
+      }
+    };
+    const run = randomBytes(3).toString('hex');
+    await driveLoad({
+      port: mllpPort,
+      connections: 8,
+      seconds: warmup,
+      run: `W${run}`,
+      label: 'hl7 warm-up',
+    });
+
+    let max32 = 0;
+    for (const n of o.connections) {
+      const probe = new VisibilityProbe(db, version.schema);
+      const cpu0 = await Promise.all(children.map((c) => cpuSecondsOf(c.pid)));
+      const ownCpu0 = process.cpuUsage();
+      const r = await driveLoad({
+        port: mllpPort,
+        connections: n,
+        seconds,
+        run: `C${n}${run}`,
+        probe,
+        label: `hl7 closed ${n} conn`,
+        onTick: sampleRss,
+      });
+      const rate = r.messages / r.seconds;
+      const cpu1 = await Promise.all(children.map((c) => cpuSecondsOf(c.pid)));
+      const own = process.cpuUsage(ownCpu0);
+      // Cores each process kept busy during the phase: which one is the hottest.
+      const busy = children.map((c, i) => `${c.name} ${((cpu1[i]! - cpu0[i]!) / r.seconds).toFixed(2)}`);
+      busy.push(`load generator ${((own.user + own.system) / 1e6 / r.seconds).toFixed(2)}`);
+      notes.push(`${n} connections closed loop, CPU cores busy: ${busy.join(', ')}.`);
+      if (n === Math.max(...o.connections)) max32 = rate;
+      const a = latencySummary(r.ackNs);
+      const v = latencySummary(r.visibleNs);
+      env.log(
+        `hl7 closed ${n}: ${Math.round(rate)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms`,
+      );
+      figures.push(
+        {
+          name: `hub ${n} conn closed msg/s`,
+          value: rate,
+          unit: 'msg/s',
+          better: 'higher',
+          limit: `null ${n} conn closed msg/s`,
+        },
+        {
+          name: `hub ${n} conn ACK p50`,
+          value: a.p50,
+          unit: 'ms',
+          better: 'lower',
+          limit: `null ${n} conn ACK p50`,
+        },
+        {
+          name: `hub ${n} conn ACK p99`,
+          value: a.p99,
+          unit: 'ms',
+          better: 'lower',
+          limit: `null ${n} conn ACK p99`,
+        },
+        { name: `hub ${n} conn ACK p99.9`, value: a.p999, unit: 'ms', better: 'lower' },
+        {
+          name: `hub ${n} conn visible p50`,
+          value: v.p50,
+          unit: 'ms',
+          better: 'lower',
+        },
+        {
+          name: `hub ${n} conn visible p99`,
+          value: v.p99,
+          unit: 'ms',
+          better: 'lower',
+        },
+      );
+      if (r.unexpected) notes.push(`${n} connections: ${r.unexpected} ACKs with an unexpected code.`);
+      if (r.visibleMissing)
+        notes.push(`${n} connections: ${r.visibleMissing} sampled rows not visible within 30 s.`);
+    }
+    lastMemory = { idle, load: { ...peak } };
+
+    let openRate = 0;
+    if (o.openLoop && max32 > 0) {
+      const n = Math.max(...o.connections);
+      openRate = Math.max(1, Math.round(max32 / 2));
+      const probe = new VisibilityProbe(db, version.schema);
+      const r = await driveLoad({
+        port: mllpPort,
+        connections: n,
+        seconds,
+        rate: openRate,
+        run: `O${run}`,
+        probe,
+        sampleEvery: 5,
+        label: `hl7 open ${openRate}/s`,
+        onTick: sampleRss,
+      });
+      const a = latencySummary(r.ackNs);
+      const v = latencySummary(r.visibleNs);
+      env.log(
+        `hl7 open ${openRate}/s: ${Math.round(r.messages / r.seconds)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms`,
+      );
+      figures.push(
+        { name: `hub open ${n} conn msg/s`, value: r.messages / r.seconds, unit: 'msg/s', better: 'higher' },
+        { name: `hub open ACK p50`, value: a.p50, unit: 'ms', better: 'lower' },
+        { name: `hub open ACK p99`, value: a.p99, unit: 'ms', better: 'lower', limit: 'null open ACK p99' },
+        { name: `hub open ACK p99.9`, value: a.p999, unit: 'ms', better: 'lower' },
+        {
+          name: `hub open visible p50`,
+          value: v.p50,
+          unit: 'ms',
+          better: 'lower',
+        },
+        {
+          name: `hub open visible p99`,
+          value: v.p99,
+          unit: 'ms',
+          better: 'lower',
+        },
+      );
+      if (r.visibleMissing)
+        notes.push(`open loop: ${r.visibleMissing} sampled rows not visible within 30 s.`);
+      lastMemory = { idle, load: { ...peak } };
+    }
+    for (const c of children.splice(0)) await c.stop();
+    if (profDir) {
+      lastProfileDir = profDir;
+      const summary = await summariseProfileFile(profDir, 25);
+      const out = join(env.cfg.repoDir, 'docs', 'benchmarks', 'profile-adapter-hl7.md');
+      await mkdir(join(env.cfg.repoDir, 'docs', 'benchmarks'), { recursive: true });
+      await writeFile(
+        out,
+        `# CPU profile: adapter-hl7 under the hl7 scenario load (${new Date().toISOString()})\n\n` +
+          `Whole process life (start-up, warm-up, every phase). Profile: ${summary.file}\n\n${profileMarkdown(summary)}\n`,
+      );
+      notes.push(
+        `CPU profile of adapter-hl7 under this load: ${summary.file}, summary in docs/benchmarks/profile-adapter-hl7.md.`,
+      );
+    }
+
+    if (o.nullListener) {
+      const nullPort = await freePort();
+      const nul = await startService(env, 'null-mllp', {
+        script: 'scripts/bench/null-mllp.ts',
+        env: { ...process.env, NULL_MLLP_PORT: String(nullPort) },
+        ready: async () => {
+          (await RawMllpClient.connect(nullPort)).close();
+          return true;
+        },
+      });
+      children.push(nul);
+      await driveLoad({
+        port: nullPort,
+        connections: 8,
+        seconds: warmup,
+        run: `NW${run}`,
+        label: 'null warm-up',
+      });
+      for (const n of o.connections) {
+        const r = await driveLoad({
+          port: nullPort,
+          connections: n,
+          seconds,
+          run: `N${n}${run}`,
+          label: `null closed ${n} conn`,
+        });
+        const a = latencySummary(r.ackNs);
+        figures.push(
+          {
+            name: `null ${n} conn closed msg/s`,
+            value: r.messages / r.seconds,
+            unit: 'msg/s',
+            better: 'higher',
+          },
+          { name: `null ${n} conn ACK p50`, value: a.p50, unit: 'ms', better: 'lower' },
+          { name: `null ${n} conn ACK p99`, value: a.p99, unit: 'ms', better: 'lower' },
+        );
+      }
+      if (openRate > 0) {
+        const r = await driveLoad({
+          port: nullPort,
+          connections: Math.max(...o.connections),
+          seconds,
+          rate: openRate,
+          run: `NO${run}`,
+          label: `null open ${openRate}/s`,
+        });
+        figures.push({
+          name: 'null open ACK p99',
+          value: latencySummary(r.ackNs).p99,
+          unit: 'ms',
+          better: 'lower',
+        });
+      }
+      // Stopped before the Kafka tools run, so that they have the machine to themselves.
+      for (const c of children.splice(0)) await c.stop();
+    }
+    if (o.limits) {
+      const size = await recordSizes(env.stack.registryUrl, topicFor);
+      notes.push(
+        `Hub median Kafka record size for this mix: ${size.median} B (Avro events with registry header, and raw messages); ` +
+          `${size.perMessage.toFixed(2)} records per message.`,
+      );
+      figures.push(
+        ...kafkaLimitFigures(await measureKafkaLimits(env, size.median, Math.round(200_000 * env.scale))),
+      );
+      // Messages/s to Kafka records/s: each message of the mix writes its raw copy plus its events.
+      figures.push({
+        name: `hub ${Math.max(...o.connections)} conn closed records/s`,
+        value: max32 * size.perMessage,
+        unit: 'records/s',
+        better: 'higher',
+        limit: 'kafka ProducerPerformance',
+      });
+    }
+    return {
+      scenario: '1. HL7 end to end (adapter-hl7 + projector-portal)',
+      setup:
+        `Mix: 40% ADT^A01, 35% ORU^R01 with 5 OBX, 20% ORM^O01, 5% content errors (AE); messages ${mixSizes()}. ` +
+        `Warm-up ${warmup}s at 8 connections, then ${seconds}s per phase: closed loop (one message in flight per connection) ` +
+        `at ${o.connections.join(', ')} connections, then open loop at ${openRate} msg/s (half the closed-loop maximum) over ` +
+        `${Math.max(...o.connections)} connections, latency counted from the scheduled send time. ` +
+        `Visible = sampled ORM/ORU until its row is in the portal read model (polled every 5 ms). Load generator, adapter, ` +
+        `projector, Kafka, registry and Postgres share the machine. Null listener = same MLLP server, parser, mapper and ACK, no Kafka.`,
+      figures,
+      notes,
+    };
+  } finally {
+    for (const c of children) await c.stop().catch(() => undefined);
+    await db.end();
+  }
+}
+
+/** Scenario 5: RSS of each service idle and under the scenario-1 load (runs a short load itself when hl7 did not run). */
+export async function memoryScenario(env: BenchEnv): Promise<ScenarioResult> {
+  let note = 'Read from the hl7 scenario of this run.';
+  if (!lastMemory) {
+    await hl7Scenario(env, { connections: [32], limits: false, openLoop: false, nullListener: false });
+    note = `Own run: ${env.seconds}s closed loop at 32 connections.`;
+  }
+  const m = lastMemory ?? { idle: {}, load: {} };
+  const figures: Figure[] = [];
+  for (const [name, idle] of Object.entries(m.idle)) {
+    figures.push({ name: `${name} RSS idle`, value: idle, unit: 'MiB', better: 'lower' });
+    figures.push({
+      name: `${name} RSS under load (peak)`,
+      value: m.load[name] ?? Number.NaN,
+      unit: 'MiB',
+      better: 'lower',
+    });
+  }
+  figures.push({
+    name: 'bench runner RSS',
+    value: await rssMiBOf(process.pid),
+    unit: 'MiB',
+    better: 'lower',
+  });
+  return {
+    scenario: '5. Memory (VmRSS of each service process)',
+    setup: `VmRSS from /proc/<pid>/status after start-up (idle) and the peak sampled every 0.5 s during the hl7 load phases. ${note}`,
+    figures,
+    notes: ['Target: each Node service <= 256 MB RSS under load.'],
+  };
+}
