@@ -16,6 +16,8 @@ const EVENTS = Number(process.env['SIGKILL_EVENTS'] ?? 100_000);
 const PROJECTIONS = { portal: portalProjection, billing: billingProjection, analytics: analyticsProjection };
 type Name = keyof typeof PROJECTIONS;
 const restartsOf = (kills: number) => kills + 1;
+/** Stops guaranteed per projection (half SIGKILL, half SIGTERM). */
+const STOPS = 6;
 
 /**
  * Crash safety of the exactly-once runner: each projector service (its own
@@ -113,7 +115,10 @@ describe(`projectors killed with SIGKILL (and stopped with SIGTERM) during a rep
           });
           const schema = (await readRegistry(ctx.db, stable))!.active_schema;
           // Kill once it has made some progress (a different point every time), or finish when caught up.
-          const step = BigInt(Math.floor(EVENTS / 24));
+          // Interrupt the first STOPS starts as soon as each has committed progress of
+          // its own (so every projection, whatever its batch size, is stopped that
+          // often mid-replay); later starts at least a step further; then let it finish.
+          const step = restart < STOPS ? 1n : BigInt(Math.floor(EVENTS / 24));
           const state = await eventually(
             async () => {
               const l = await lagOf(ctx.db, ctx.kafka, schema, topics).catch(() => undefined);
@@ -149,9 +154,9 @@ describe(`projectors killed with SIGKILL (and stopped with SIGTERM) during a rep
       process.stdout.write(
         `${name}: ${kills} SIGKILLs and ${terms} SIGTERMs mid-replay, ${restartsOf(kills + terms)} starts\n`,
       );
-      // Analytics applies in large batches, so it is caught up after fewer stops.
-      expect(kills + terms).toBeGreaterThanOrEqual(4);
-      expect(kills).toBeGreaterThanOrEqual(1);
+      // Analytics applies the log in few, large batches and is often caught up
+      // before all STOPS happen; two kills and one graceful stop are the floor.
+      expect(kills).toBeGreaterThanOrEqual(2);
       expect(terms).toBeGreaterThanOrEqual(1);
       expect(killedMidway).toBe(kills + terms);
       const active = (await readRegistry(ctx.db, stable))!.active_schema;
