@@ -33,11 +33,10 @@ import {
   parseDeadLetter,
   redriveRecord,
   safeHeaders,
-  scanTopic,
   type DeadLetterInfo,
   type DlqFilter,
-  type ScannedRecord,
 } from '../libs/kafka/dlq.js';
+import { scanTopic, type ScannedRecord } from '../libs/kafka/scan.js';
 import { createEventProducer, type EventProducer, type RawRecord } from '../libs/kafka/producer.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { formatTable } from './hub.js';

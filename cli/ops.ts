@@ -13,7 +13,8 @@ import { INGEST_TOPICS, catalogTopicDefinitions } from '../libs/events/contracts
 import { createRegistryClient } from '../libs/events/registry.js';
 import { consumerGroupLag, listTopics } from '../libs/kafka/admin.js';
 import { createKafkaClient, type KafkaClient } from '../libs/kafka/client.js';
-import { isDlqTopic, partitionOffsets, scanTopic } from '../libs/kafka/dlq.js';
+import { isDlqTopic } from '../libs/kafka/dlq.js';
+import { partitionOffsets, scanTopic } from '../libs/kafka/scan.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { registerDlqCommands, writeOut } from './dlq.js';
 import { formatTable } from './hub.js';
@@ -314,7 +315,7 @@ export async function collectStatus(opts: {
         kafka,
         catalog.filter((t) => existing.has(t)),
         // Throw-away scan groups of this tool are not consumers anyone runs.
-        { groupFilter: (g) => !g.startsWith('hub-ops-scan-') && !g.startsWith('hub-scan-') },
+        { groupFilter: (g) => !g.startsWith('hub-scan-') },
       ).catch((err: unknown) => {
         problems.push(`consumer groups: ${toHubError(err).code}`);
         return [];

@@ -10,7 +10,7 @@ import type { ClinicalEvent } from '../libs/events/index.js';
 import { ensureTopics } from '../libs/kafka/admin.js';
 import type { ConsumerRunner } from '../libs/kafka/consumer.js';
 import { createHttpApp } from '../libs/http/index.js';
-import { scanTopic } from '../libs/kafka/dlq.js';
+import { scanTopic } from '../libs/kafka/scan.js';
 import { consumerMetricsHook, createMetrics } from '../libs/telemetry/metrics.js';
 import {
   findPatient,

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completeEvent } from '../cli/hub.js';
 import { createDb, type Knex } from '../libs/db/index.js';
 import type { ClinicalEvent } from '../libs/events/index.js';
-import { scanTopic } from '../libs/kafka/dlq.js';
+import { scanTopic } from '../libs/kafka/scan.js';
 import { createTestContext, eventually, type TestContext } from './support/harness.js';
 import { freePort, startProcess, type RunningProcess } from './support/processes.js';
 

@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../errors/index.js';
-import {
-  isDlqTopic,
-  matches,
-  parseDeadLetter,
-  redriveRecord,
-  safeHeaders,
-  type ScannedRecord,
-} from './dlq.js';
+import { isDlqTopic, matches, parseDeadLetter, redriveRecord, safeHeaders } from './dlq.js';
+import type { ScannedRecord } from './scan.js';
 
 const rec = (headers: Record<string, string>, value: Buffer | null = Buffer.from([0, 0, 0, 0, 1, 2])) =>
   ({

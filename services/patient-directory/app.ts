@@ -1,28 +1,15 @@
 import type { FastifyInstance } from 'fastify';
-import type { Knex } from 'knex';
 import { createProjectionRunner, migrateProjection } from '../../libs/db/projection.js';
 import { HubError } from '../../libs/errors/index.js';
-import type { EventCodec } from '../../libs/events/codec.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
-import type { KafkaClient } from '../../libs/kafka/client.js';
 import type { ConsumerRunner } from '../../libs/kafka/consumer.js';
-import type { EventProducer } from '../../libs/kafka/producer.js';
 import { createHttpApp } from '../../libs/http/index.js';
-import type { Logger } from '../../libs/telemetry/logger.js';
-import { consumerMetricsHook, type HubMetrics } from '../../libs/telemetry/metrics.js';
+import { consumerMetricsHook } from '../../libs/telemetry/metrics.js';
+import type { ProjectorDeps } from '../../libs/projections/service.js';
 import { findPatient, patientDirectoryProjection } from './projection.js';
 
-export interface PatientDirectoryDeps {
-  db: Knex;
-  kafka: KafkaClient;
-  codec: EventCodec;
-  producer: EventProducer;
-  logger: Logger;
-  metrics: HubMetrics;
-  clock?: () => number;
-  /** The consumer gave up after its bounded retries: main.ts exits non-zero. */
-  onFatal?(err: HubError): void;
-}
+/** The same injected clients as every projector: one shape for every consumer service. */
+export type PatientDirectoryDeps = ProjectorDeps;
 
 export interface PatientDirectoryConfig {
   schema: string;
