@@ -33,6 +33,14 @@ describe('schema registry contracts', () => {
     expect(await registry.versions(first[0]!.subject)).toEqual([1]);
   });
 
+  it('regression: an unregistered subject is reported as not registered, not as the registry being down', async () => {
+    const missing = `${base.topic}.${suffix}-never-${base.fullName}`;
+    const err = await registry.idOf(missing, base.schema).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HubError);
+    expect((err as HubError).code).toBe('HUB_SCHEMA_NOT_REGISTERED');
+    expect((err as HubError).retriable).toBe(false);
+  });
+
   it('accepts a compatible change: an added optional field', async () => {
     await registry.register(subject, base.schema, 'FULL_TRANSITIVE');
     const evolved = {

@@ -114,6 +114,16 @@ export function createRegistryClient(url: string): RegistryClient {
           schema: JSON.stringify(schema),
         });
       } catch (err) {
+        // The library answers a 404 here with its bare base error and drops
+        // the status; without this, "not registered" read as "registry down"
+        // (retriable) and a service would retry a missing schema forever.
+        if (err instanceof Error && err.name === 'ConfluentSchemaRegistryError') {
+          throw new HubError(
+            'HUB_SCHEMA_NOT_REGISTERED',
+            `no schema registered for ${subject} (run \`hub schemas register\`)`,
+            { cause: err },
+          );
+        }
         throw mapError(err, subject);
       }
     },

@@ -20,18 +20,30 @@ const q = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
 export interface CopyLimit {
   rows: number;
+  /** Median over the runs. */
   seconds: number;
   rowsPerSec: number;
+  /** Seconds of each run, in order. */
+  runs: number[];
 }
 
-/** Copies every listed table of `schema` (all its tables when omitted) into an empty twin and times the loads. */
-export async function measureCopyLimit(url: string, schema: string, tables?: string[]): Promise<CopyLimit> {
+/**
+ * Copies every listed table of `schema` (all its tables when omitted) into
+ * empty twins and times the loads; `repeats` times (fresh twins each time),
+ * the median is the limit.
+ */
+export async function measureCopyLimit(
+  url: string,
+  schema: string,
+  tables?: string[],
+  repeats = 3,
+): Promise<CopyLimit> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   const dir = await mkdtemp(join(tmpdir(), 'hub-copy-'));
   const twin = `${schema}_copylimit`;
   let rows = 0;
-  let ns = 0n;
+  const runs: number[] = [];
   try {
     const names =
       tables ??
@@ -41,24 +53,28 @@ export async function measureCopyLimit(url: string, schema: string, tables?: str
           [schema],
         )
       ).rows.map((r) => r.t);
-    await c.query(`drop schema if exists ${q(twin)} cascade; create schema ${q(twin)}`);
     for (const t of names) {
-      const file = join(dir, `${t}.bin`);
-      await psql(url, `\\copy ${q(schema)}.${q(t)} to '${file}' with (format binary)`);
-      await c.query(`create table ${q(twin)}.${q(t)} (like ${q(schema)}.${q(t)} including all)`);
-      const n = Number(
+      await psql(url, `\\copy ${q(schema)}.${q(t)} to '${join(dir, `${t}.bin`)}' with (format binary)`);
+      rows += Number(
         (await c.query<{ n: string }>(`select count(*) as n from ${q(schema)}.${q(t)}`)).rows[0]?.n,
       );
-      const t0 = process.hrtime.bigint();
-      await psql(url, `\\copy ${q(twin)}.${q(t)} from '${file}' with (format binary)`);
-      ns += process.hrtime.bigint() - t0;
-      rows += n;
+    }
+    for (let i = 0; i < repeats; i++) {
+      await c.query(`drop schema if exists ${q(twin)} cascade; create schema ${q(twin)}`);
+      let ns = 0n;
+      for (const t of names) {
+        await c.query(`create table ${q(twin)}.${q(t)} (like ${q(schema)}.${q(t)} including all)`);
+        const t0 = process.hrtime.bigint();
+        await psql(url, `\\copy ${q(twin)}.${q(t)} from '${join(dir, `${t}.bin`)}' with (format binary)`);
+        ns += process.hrtime.bigint() - t0;
+      }
+      runs.push(Number(ns) / 1e9);
     }
   } finally {
     await c.query(`drop schema if exists ${q(twin)} cascade`).catch(() => undefined);
     await c.end();
     await rm(dir, { recursive: true, force: true });
   }
-  const seconds = Number(ns) / 1e9;
-  return { rows, seconds, rowsPerSec: rows / seconds };
+  const seconds = [...runs].sort((a, b) => a - b)[Math.floor(runs.length / 2)] ?? Number.NaN;
+  return { rows, seconds, rowsPerSec: rows / seconds, runs };
 }

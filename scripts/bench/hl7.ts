@@ -196,7 +196,9 @@ export async function driveLoad(o: LoadOptions): Promise<LoadResult> {
           }
           const n = next++;
           const m = hl7Message(o.run, n);
-          const sentAt = o.rate ? due : performance.now();
+          // Late: latency counts from the due time (no coordinated omission).
+          // Early (a timer wait under 1 ms is skipped): from the real send.
+          const sentAt = o.rate ? Math.min(due, performance.now()) : performance.now();
           if (o.probe && (m.kind === 'orm' || m.kind === 'oru') && sampled++ % (o.sampleEvery ?? 10) === 0) {
             const key = visibleKey(m);
             if (key) o.probe.add(key, sentAt);
@@ -264,6 +266,36 @@ export let lastMemory: MemoryFigures | null = null;
 /** Where the adapter's CPU profile went, when BENCH_CPU_PROF is set. */
 export let lastProfileDir: string | null = null;
 
+/** Load results of several slices of one phase, pooled (messages, seconds and samples added up). */
+interface Pool extends LoadResult {
+  /** CPU seconds of each hub child over the pooled slices. */
+  cpu: number[];
+  /** CPU seconds of the load generator (this process) over the pooled slices. */
+  ownCpu: number;
+}
+
+function emptyPool(children: number): Pool {
+  return {
+    messages: 0,
+    seconds: 0,
+    ackNs: [],
+    unexpected: 0,
+    visibleNs: [],
+    visibleMissing: 0,
+    cpu: Array.from({ length: children }, () => 0),
+    ownCpu: 0,
+  };
+}
+
+function addToPool(p: Pool, r: LoadResult): void {
+  p.messages += r.messages;
+  p.seconds += r.seconds;
+  for (const x of r.ackNs) p.ackNs.push(x);
+  for (const x of r.visibleNs) p.visibleNs.push(x);
+  p.unexpected += r.unexpected;
+  p.visibleMissing += r.visibleMissing;
+}
+
 function ms(x: number): number {
   return Math.round(x * 100) / 100;
 }
@@ -295,8 +327,11 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
   await registerAllSchemas(createRegistryClient(env.stack.registryUrl), { topicFor });
 
   const figures: Figure[] = [];
+  // Listed after the hub's figures (the table reads hub first, then its limits).
+  const nullFigures: Figure[] = [];
   const notes: string[] = [];
   const children: ServiceChild[] = [];
+  let nul: ServiceChild | null = null;
   const db = new pg.Client({ connectionString: env.databaseUrl });
   await db.connect();
   try {
@@ -339,6 +374,20 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
       }
     };
     const run = randomBytes(3).toString('hex');
+    // The null listener runs beside the hub from the start: its slices
+    // alternate with the hub's in every phase (see measurePhase), so that a
+    // change in machine load hits both sides of a ratio alike.
+    const nullPort = o.nullListener ? await freePort() : 0;
+    if (o.nullListener) {
+      nul = await startService(env, 'null-mllp', {
+        script: 'scripts/bench/null-mllp.ts',
+        env: { ...process.env, NULL_MLLP_PORT: String(nullPort) },
+        ready: async () => {
+          (await RawMllpClient.connect(nullPort)).close();
+          return true;
+        },
+      });
+    }
     await driveLoad({
       port: mllpPort,
       connections: 8,
@@ -346,33 +395,97 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
       run: `W${run}`,
       label: 'hl7 warm-up',
     });
+    if (nul) {
+      await driveLoad({
+        port: nullPort,
+        connections: 8,
+        seconds: warmup,
+        run: `NW${run}`,
+        label: 'null warm-up',
+      });
+    }
+
+    const slices = Math.max(1, env.slices);
+    const sliceSeconds = seconds / slices;
+    let sliceNo = 0;
+    /**
+     * One phase as `slices` pairs of a hub slice and a null slice, ABBA
+     * order (hub first in even pairs, null first in odd ones) so that a
+     * steady drift in load cancels too. A hub slice ends only when its
+     * sampled rows are visible, so the projector has caught up before the
+     * null listener gets the machine.
+     */
+    async function measurePhase(label: string, n: number, rate: number | undefined, sampleEvery: number) {
+      const hub = emptyPool(children.length);
+      const nulPool = emptyPool(0);
+      const pairRatios: number[] = [];
+      for (let i = 0; i < slices; i++) {
+        const order: ('hub' | 'null')[] = i % 2 === 0 ? ['hub', 'null'] : ['null', 'hub'];
+        let hubRate = 0;
+        let nullRate = 0;
+        for (const side of order) {
+          const tag = `${label} ${i + 1}/${slices}`;
+          const runId = `${side === 'hub' ? 'H' : 'N'}${sliceNo++}${run}`;
+          if (side === 'null') {
+            if (!nul) continue;
+            const r = await driveLoad({
+              port: nullPort,
+              connections: n,
+              seconds: sliceSeconds,
+              run: runId,
+              label: `null ${tag}`,
+              ...(rate ? { rate } : {}),
+            });
+            addToPool(nulPool, r);
+            nullRate = r.messages / r.seconds;
+            continue;
+          }
+          const probe = new VisibilityProbe(db, version.schema);
+          const cpu0 = await Promise.all(children.map((c) => cpuSecondsOf(c.pid)));
+          const ownCpu0 = process.cpuUsage();
+          const r = await driveLoad({
+            port: mllpPort,
+            connections: n,
+            seconds: sliceSeconds,
+            run: runId,
+            probe,
+            sampleEvery,
+            label: `hub ${tag}`,
+            onTick: sampleRss,
+            ...(rate ? { rate } : {}),
+          });
+          const own = process.cpuUsage(ownCpu0);
+          const cpu1 = await Promise.all(children.map((c) => cpuSecondsOf(c.pid)));
+          children.forEach((_, k) => (hub.cpu[k]! += cpu1[k]! - cpu0[k]!));
+          hub.ownCpu += (own.user + own.system) / 1e6;
+          addToPool(hub, r);
+          hubRate = r.messages / r.seconds;
+        }
+        if (nullRate > 0) pairRatios.push(hubRate / nullRate);
+      }
+      return { hub, nul: nul ? nulPool : null, pairRatios };
+    }
 
     let max32 = 0;
+    const nMax = Math.max(...o.connections);
     for (const n of o.connections) {
-      const probe = new VisibilityProbe(db, version.schema);
-      const cpu0 = await Promise.all(children.map((c) => cpuSecondsOf(c.pid)));
-      const ownCpu0 = process.cpuUsage();
-      const r = await driveLoad({
-        port: mllpPort,
-        connections: n,
-        seconds,
-        run: `C${n}${run}`,
-        probe,
-        label: `hl7 closed ${n} conn`,
-        onTick: sampleRss,
-      });
+      const { hub: r, nul: nr, pairRatios } = await measurePhase(`closed ${n} conn`, n, undefined, 10);
       const rate = r.messages / r.seconds;
-      const cpu1 = await Promise.all(children.map((c) => cpuSecondsOf(c.pid)));
-      const own = process.cpuUsage(ownCpu0);
-      // Cores each process kept busy during the phase: which one is the hottest.
-      const busy = children.map((c, i) => `${c.name} ${((cpu1[i]! - cpu0[i]!) / r.seconds).toFixed(2)}`);
-      busy.push(`load generator ${((own.user + own.system) / 1e6 / r.seconds).toFixed(2)}`);
+      // Cores each process kept busy during the hub slices: which one is the hottest.
+      const busy = children.map((c, i) => `${c.name} ${(r.cpu[i]! / r.seconds).toFixed(2)}`);
+      busy.push(`load generator ${(r.ownCpu / r.seconds).toFixed(2)}`);
       notes.push(`${n} connections closed loop, CPU cores busy: ${busy.join(', ')}.`);
-      if (n === Math.max(...o.connections)) max32 = rate;
+      if (pairRatios.length > 1) {
+        notes.push(
+          `${n} connections closed loop, msg/s ratio of each hub/null slice pair: ${pairRatios.map((x) => x.toFixed(2)).join(', ')}.`,
+        );
+      }
+      if (n === nMax) max32 = rate;
       const a = latencySummary(r.ackNs);
       const v = latencySummary(r.visibleNs);
       env.log(
-        `hl7 closed ${n}: ${Math.round(rate)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms`,
+        `hl7 closed ${n}: ${Math.round(rate)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms` +
+          (nr ? `; null ${Math.round(nr.messages / nr.seconds)} msg/s` : ''),
       );
       figures.push(
         {
@@ -397,19 +510,22 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
           limit: `null ${n} conn ACK p99`,
         },
         { name: `hub ${n} conn ACK p99.9`, value: a.p999, unit: 'ms', better: 'lower' },
-        {
-          name: `hub ${n} conn visible p50`,
-          value: v.p50,
-          unit: 'ms',
-          better: 'lower',
-        },
-        {
-          name: `hub ${n} conn visible p99`,
-          value: v.p99,
-          unit: 'ms',
-          better: 'lower',
-        },
+        { name: `hub ${n} conn visible p50`, value: v.p50, unit: 'ms', better: 'lower' },
+        { name: `hub ${n} conn visible p99`, value: v.p99, unit: 'ms', better: 'lower' },
       );
+      if (nr) {
+        const na = latencySummary(nr.ackNs);
+        nullFigures.push(
+          {
+            name: `null ${n} conn closed msg/s`,
+            value: nr.messages / nr.seconds,
+            unit: 'msg/s',
+            better: 'higher',
+          },
+          { name: `null ${n} conn ACK p50`, value: na.p50, unit: 'ms', better: 'lower' },
+          { name: `null ${n} conn ACK p99`, value: na.p99, unit: 'ms', better: 'lower' },
+        );
+      }
       if (r.unexpected) notes.push(`${n} connections: ${r.unexpected} ACKs with an unexpected code.`);
       if (r.visibleMissing)
         notes.push(`${n} connections: ${r.visibleMissing} sampled rows not visible within 30 s.`);
@@ -418,48 +534,41 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
 
     let openRate = 0;
     if (o.openLoop && max32 > 0) {
-      const n = Math.max(...o.connections);
       openRate = Math.max(1, Math.round(max32 / 2));
-      const probe = new VisibilityProbe(db, version.schema);
-      const r = await driveLoad({
-        port: mllpPort,
-        connections: n,
-        seconds,
-        rate: openRate,
-        run: `O${run}`,
-        probe,
-        sampleEvery: 5,
-        label: `hl7 open ${openRate}/s`,
-        onTick: sampleRss,
-      });
+      const { hub: r, nul: nr } = await measurePhase(`open ${openRate}/s`, nMax, openRate, 5);
       const a = latencySummary(r.ackNs);
       const v = latencySummary(r.visibleNs);
       env.log(
         `hl7 open ${openRate}/s: ${Math.round(r.messages / r.seconds)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms`,
       );
       figures.push(
-        { name: `hub open ${n} conn msg/s`, value: r.messages / r.seconds, unit: 'msg/s', better: 'higher' },
-        { name: `hub open ACK p50`, value: a.p50, unit: 'ms', better: 'lower' },
+        {
+          name: `hub open ${nMax} conn msg/s`,
+          value: r.messages / r.seconds,
+          unit: 'msg/s',
+          better: 'higher',
+        },
+        { name: `hub open ACK p50`, value: a.p50, unit: 'ms', better: 'lower', limit: 'null open ACK p50' },
         { name: `hub open ACK p99`, value: a.p99, unit: 'ms', better: 'lower', limit: 'null open ACK p99' },
         { name: `hub open ACK p99.9`, value: a.p999, unit: 'ms', better: 'lower' },
-        {
-          name: `hub open visible p50`,
-          value: v.p50,
-          unit: 'ms',
-          better: 'lower',
-        },
-        {
-          name: `hub open visible p99`,
-          value: v.p99,
-          unit: 'ms',
-          better: 'lower',
-        },
+        { name: `hub open visible p50`, value: v.p50, unit: 'ms', better: 'lower' },
+        { name: `hub open visible p99`, value: v.p99, unit: 'ms', better: 'lower' },
       );
+      if (nr) {
+        const na = latencySummary(nr.ackNs);
+        nullFigures.push(
+          { name: 'null open ACK p50', value: na.p50, unit: 'ms', better: 'lower' },
+          { name: 'null open ACK p99', value: na.p99, unit: 'ms', better: 'lower' },
+        );
+      }
       if (r.visibleMissing)
         notes.push(`open loop: ${r.visibleMissing} sampled rows not visible within 30 s.`);
       lastMemory = { idle, load: { ...peak } };
     }
+    figures.push(...nullFigures);
     for (const c of children.splice(0)) await c.stop();
+    // Stopped before the Kafka tools run, so that they have the machine to themselves.
+    if (nul) await nul.stop();
     if (profDir) {
       lastProfileDir = profDir;
       const summary = await summariseProfileFile(profDir, 25);
@@ -475,71 +584,16 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
       );
     }
 
-    if (o.nullListener) {
-      const nullPort = await freePort();
-      const nul = await startService(env, 'null-mllp', {
-        script: 'scripts/bench/null-mllp.ts',
-        env: { ...process.env, NULL_MLLP_PORT: String(nullPort) },
-        ready: async () => {
-          (await RawMllpClient.connect(nullPort)).close();
-          return true;
-        },
-      });
-      children.push(nul);
-      await driveLoad({
-        port: nullPort,
-        connections: 8,
-        seconds: warmup,
-        run: `NW${run}`,
-        label: 'null warm-up',
-      });
-      for (const n of o.connections) {
-        const r = await driveLoad({
-          port: nullPort,
-          connections: n,
-          seconds,
-          run: `N${n}${run}`,
-          label: `null closed ${n} conn`,
-        });
-        const a = latencySummary(r.ackNs);
-        figures.push(
-          {
-            name: `null ${n} conn closed msg/s`,
-            value: r.messages / r.seconds,
-            unit: 'msg/s',
-            better: 'higher',
-          },
-          { name: `null ${n} conn ACK p50`, value: a.p50, unit: 'ms', better: 'lower' },
-          { name: `null ${n} conn ACK p99`, value: a.p99, unit: 'ms', better: 'lower' },
-        );
-      }
-      if (openRate > 0) {
-        const r = await driveLoad({
-          port: nullPort,
-          connections: Math.max(...o.connections),
-          seconds,
-          rate: openRate,
-          run: `NO${run}`,
-          label: `null open ${openRate}/s`,
-        });
-        figures.push({
-          name: 'null open ACK p99',
-          value: latencySummary(r.ackNs).p99,
-          unit: 'ms',
-          better: 'lower',
-        });
-      }
-      // Stopped before the Kafka tools run, so that they have the machine to themselves.
-      for (const c of children.splice(0)) await c.stop();
-    }
     if (o.limits) {
       const size = await recordSizes(env.stack.registryUrl, topicFor);
       notes.push(
         `Hub median Kafka record size for this mix: ${size.median} B (Avro events with registry header, and raw messages); ` +
           `${size.perMessage.toFixed(2)} records per message.`,
       );
-      figures.push(
-        ...kafkaLimitFigures(await measureKafkaLimits(env, size.median, Math.round(200_000 * env.scale))),
+      const limits = await measureKafkaLimits(env, size.median, Math.round(200_000 * env.scale));
+      figures.push(...kafkaLimitFigures(limits));
+      notes.push(
+        `ProducerPerformance runs (records/s; the median is the limit): ${limits.producerRuns.map((x) => Math.round(x).toLocaleString('en-US')).join(', ')}.`,
       );
       // Messages/s to Kafka records/s: each message of the mix writes its raw copy plus its events.
       figures.push({
@@ -554,9 +608,10 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
       scenario: '1. HL7 end to end (adapter-hl7 + projector-portal)',
       setup:
         `Mix: 40% ADT^A01, 35% ORU^R01 with 5 OBX, 20% ORM^O01, 5% content errors (AE); messages ${mixSizes()}. ` +
-        `Warm-up ${warmup}s at 8 connections, then ${seconds}s per phase: closed loop (one message in flight per connection) ` +
-        `at ${o.connections.join(', ')} connections, then open loop at ${openRate} msg/s (half the closed-loop maximum) over ` +
-        `${Math.max(...o.connections)} connections, latency counted from the scheduled send time. ` +
+        `Warm-up ${warmup}s at 8 connections (hub and null listener each), then ${seconds}s per phase and side: closed loop ` +
+        `(one message in flight per connection) at ${o.connections.join(', ')} connections, then open loop at ${openRate} msg/s ` +
+        `(half the closed-loop maximum) over ${Math.max(...o.connections)} connections, latency counted from the scheduled send time. ` +
+        `Each phase is cut into ${slices} slices per side, hub and null listener alternating (ABBA), figures pooled over the slices. ` +
         `Visible = sampled ORM/ORU until its row is in the portal read model (polled every 5 ms). Load generator, adapter, ` +
         `projector, Kafka, registry and Postgres share the machine. Null listener = same MLLP server, parser, mapper and ACK, no Kafka.`,
       figures,
@@ -564,6 +619,7 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
     };
   } finally {
     for (const c of children) await c.stop().catch(() => undefined);
+    await nul?.stop().catch(() => undefined);
     await db.end();
   }
 }

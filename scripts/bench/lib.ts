@@ -3,7 +3,7 @@
 // reports hub figures next to the limit the same machine reached in the same
 // run, so that the ratio, not the absolute number, is what compares runs.
 import { execFile } from 'node:child_process';
-import { cpus, freemem, totalmem } from 'node:os';
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import pg from 'pg';
@@ -35,6 +35,12 @@ export interface BenchEnv {
   seconds: number;
   /** Scale factor for record counts (BENCH_SCALE, default 1). */
   scale: number;
+  /**
+   * Hub/limit slice pairs each measured phase is cut into (BENCH_SLICES,
+   * default 3): the two sides alternate so that they share the machine's
+   * load of the moment.
+   */
+  slices: number;
   log(msg: string): void;
 }
 
@@ -68,6 +74,7 @@ export async function openBenchEnv(log: (m: string) => void): Promise<BenchEnv> 
     databaseUrl: stack.databaseUrl,
     seconds: Number(process.env['BENCH_SECONDS'] ?? 15),
     scale: Number(process.env['BENCH_SCALE'] ?? 1),
+    slices: Number(process.env['BENCH_SLICES'] ?? 3),
     log,
   };
 }
@@ -125,6 +132,13 @@ export interface MachineFacts {
   registry: string;
   postgres: string;
   date: string;
+  /** 1/5/15-minute load averages when the run started and when it ended: other work on the machine shows here. */
+  loadAtStart: number[];
+  loadAtEnd?: number[];
+}
+
+export function loadAverages(): number[] {
+  return loadavg().map((x) => Math.round(x * 100) / 100);
 }
 
 export async function machineFacts(env: BenchEnv): Promise<MachineFacts> {
@@ -145,6 +159,7 @@ export async function machineFacts(env: BenchEnv): Promise<MachineFacts> {
     registry: `Apicurio ${env.cfg.registry.version}`,
     postgres: pgVersion,
     date: new Date().toISOString(),
+    loadAtStart: loadAverages(),
   };
 }
 
@@ -168,7 +183,9 @@ export function markdownReport(machine: MachineFacts, results: readonly Scenario
   out.push(`# Benchmark results (${machine.date})`, '');
   out.push(
     `Machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB; Node ${machine.node}; ` +
-      `${machine.java}; Kafka ${machine.kafka}; ${machine.registry}; PostgreSQL ${machine.postgres}.`,
+      `${machine.java}; Kafka ${machine.kafka}; ${machine.registry}; PostgreSQL ${machine.postgres}. ` +
+      `Load average (1/5/15 min) at start ${machine.loadAtStart.join(' / ')}` +
+      (machine.loadAtEnd ? `, at end ${machine.loadAtEnd.join(' / ')}.` : '.'),
     '',
   );
   for (const r of results) {

@@ -49,7 +49,8 @@ export async function replayScenario(env: BenchEnv): Promise<ScenarioResult> {
       );
       notes.push(
         `${name}: ${c.rows.toLocaleString('en-US')} rows in its tables; binary COPY loaded them in ${c.seconds.toFixed(2)} s ` +
-          `(${Math.round(c.rowsPerSec).toLocaleString('en-US')} rows/s); replay took ${p.seconds.toFixed(1)} s.`,
+          `(${Math.round(c.rowsPerSec).toLocaleString('en-US')} rows/s; median of ${c.runs.length} loads: ${c.runs.map((x) => x.toFixed(2)).join(', ')} s); ` +
+          `replay took ${p.seconds.toFixed(1)} s.`,
       );
       env.log(
         `replay ${name}: ${Math.round(p.eventsPerSec)} events/s; COPY ${Math.round(copyEventsPerSec)} events/s`,
@@ -63,7 +64,7 @@ export async function replayScenario(env: BenchEnv): Promise<ScenarioResult> {
       `${events.toLocaleString('en-US')} synthetic events (hospital-day generator: registrations, encounters, orders, results, ` +
       `merges) published once to 3 topics x 6 partitions, then each projection built from offset 0 into a fresh schema with ` +
       `its indexes in place, in this process, until its lag is 0 (checked every 200 ms). COPY limit = psql \\copy (format binary) ` +
-      `of that schema's tables into empty twins (same columns, constraints, indexes), expressed as events / COPY seconds.` +
+      `of that schema's tables into empty twins (same columns, constraints, indexes), median of 3 loads, expressed as events / COPY seconds.` +
       (env.scale !== 1
         ? ` BENCH_SCALE=${env.scale} (full size is ${REPLAY_FULL_EVENTS.toLocaleString('en-US')}).`
         : ''),
