@@ -464,6 +464,7 @@ export async function collectStatus(opts: {
 const noCodec: EventCodec = {
   encode: () => Promise.reject(new HubError('HUB_REGISTRY_UNAVAILABLE', 'registry down')),
   decode: () => Promise.reject(new HubError('HUB_REGISTRY_UNAVAILABLE', 'registry down')),
+  decodeIfResolved: () => undefined,
   warmUp: () => Promise.resolve(),
 };
 

@@ -8,10 +8,41 @@ import {
   type ConsumerRunnerOptions,
   type DeadLetter,
   type DecodedRecord,
+  type PartitionBatch,
 } from '../kafka/consumer.js';
 import type { EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../telemetry/logger.js';
-import { assertSqlIdentifier, migrateSchema, toDbError, type Migration } from './index.js';
+import { assertSqlIdentifier, migrateSchema, sqlArray, toDbError, type Migration } from './index.js';
+
+const UNIQUE_VIOLATION = '23505';
+
+/**
+ * Thrown inside a projection transaction when an insert that assumed its keys
+ * were new met one that exists (a resent event id, or a row another instance
+ * created after this batch read it): the runner rolls the batch back and
+ * applies it again with `careful` set. Conflicts are rare, and the plain
+ * insert spares an index probe per row that `on conflict` costs.
+ */
+export class KeyExists extends Error {}
+
+/** Runs an insert that assumes its keys are new; a unique violation becomes KeyExists. */
+export async function insertAssumingNew(run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    if ((err as { code?: unknown } | null)?.code === UNIQUE_VIOLATION) throw new KeyExists();
+    throw err;
+  }
+}
+
+export interface ApplyOptions {
+  /**
+   * False on a batch's first attempt: rows the batch read and did not find may
+   * be inserted with insertAssumingNew. True when it is applied again after
+   * KeyExists: every write de-duplicates or upserts.
+   */
+  careful: boolean;
+}
 
 /**
  * Exactly-once in effect: each batch is applied, de-duplicated by event id and
@@ -25,7 +56,12 @@ export interface Projection {
   topics: readonly string[];
   migrations: readonly Migration[];
   /** Applies events that were not applied before, in log order, inside the transaction. */
-  apply(trx: Knex.Transaction, schema: string, records: readonly DecodedRecord[]): Promise<void>;
+  apply(
+    trx: Knex.Transaction,
+    schema: string,
+    records: readonly DecodedRecord[],
+    opts?: ApplyOptions,
+  ): Promise<void>;
   /** Optional: sees resends suppressed by event id (a data-quality measure), in the same transaction. */
   duplicates?(trx: Knex.Transaction, schema: string, records: readonly DecodedRecord[]): Promise<void>;
 }
@@ -94,74 +130,98 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
   const schema = assertSqlIdentifier(opts.schema);
   const groupId = opts.groupId ?? `hub.projection.${projection.name}.${schema}`;
 
-  async function handle(batch: {
-    topic: string;
-    partition: number;
-    records: DecodedRecord[];
-    lastOffset: bigint;
-  }): Promise<void> {
-    try {
-      await db.transaction(async (trx) => {
-        // Row lock on the checkpoint serialises two instances that were both
-        // (briefly, during a rebalance) given this partition.
-        const rows: { last_offset: string }[] = await trx
+  /**
+   * Records the pending events' ids and returns those to apply: each id once,
+   * never one applied before. Resends are rare, so first as a plain insert
+   * (nothing returned, no `on conflict` probe); a batch that meets an id
+   * already held, or holds one twice, is redone de-duplicating (KeyExists).
+   */
+  async function recordApplied(
+    trx: Knex.Transaction,
+    batch: PartitionBatch,
+    pending: DecodedRecord[],
+    careful: boolean,
+  ): Promise<DecodedRecord[]> {
+    // Columns as arrays (unnest), not a VALUES list: a fixed handful of
+    // parameters whatever the batch size, nothing for knex or Postgres to number.
+    const bindings = [
+      schema,
+      batch.topic,
+      batch.partition,
+      sqlArray(pending.map((r) => r.event.data.meta.eventId)),
+      sqlArray(pending.map((r) => r.offset.toString())),
+    ];
+    const insert = `insert into ??.applied_events (event_id, topic, partition, "offset")
+      select u.event_id, ?::text, ?::int, u.o from unnest(?::uuid[], ?::bigint[]) as u(event_id, o)`;
+    if (!careful) {
+      await insertAssumingNew(() => trx.raw(insert, bindings));
+      return pending;
+    }
+    const inserted = await trx.raw<{ rows: { event_id: string }[] }>(
+      `${insert} on conflict (event_id) do nothing returning event_id`,
+      bindings,
+    );
+    const fresh = new Set(inserted.rows.map((r) => r.event_id));
+    // The same event id can appear twice in one batch (a resend); only
+    // its first occurrence is applied.
+    const seen = new Set<string>();
+    return pending.filter((r) => {
+      const id = r.event.data.meta.eventId;
+      if (!fresh.has(id) || seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    });
+  }
+
+  async function applyBatch(batch: PartitionBatch, careful: boolean): Promise<void> {
+    await db.transaction(async (trx) => {
+      // Row lock on the checkpoint serialises two instances that were both
+      // (briefly, during a rebalance) given this partition.
+      const rows: { last_offset: string }[] = await trx
+        .withSchema(schema)
+        .from('checkpoints')
+        .where({ topic: batch.topic, partition: batch.partition })
+        .forUpdate()
+        .select('last_offset');
+      const row = rows[0];
+      const done = row ? BigInt(row.last_offset) : -1n;
+      const pending = batch.records.filter((r) => r.offset > done);
+      if (pending.length > 0) {
+        const toApply = await recordApplied(trx, batch, pending, careful);
+        if (toApply.length > 0) await projection.apply(trx, schema, toApply, { careful });
+        if (projection.duplicates && toApply.length < pending.length) {
+          const applied = new Set(toApply);
+          await projection.duplicates(
+            trx,
+            schema,
+            pending.filter((r) => !applied.has(r)),
+          );
+        }
+      }
+      if (batch.lastOffset > done) {
+        await trx
           .withSchema(schema)
-          .from('checkpoints')
-          .where({ topic: batch.topic, partition: batch.partition })
-          .forUpdate()
-          .select('last_offset');
-        const row = rows[0];
-        const done = row ? BigInt(row.last_offset) : -1n;
-        const pending = batch.records.filter((r) => r.offset > done);
-        if (pending.length > 0) {
-          const inserted: { event_id: string }[] = await trx
-            .withSchema(schema)
-            .into('applied_events')
-            .insert(
-              pending.map((r) => ({
-                event_id: r.event.data.meta.eventId,
-                topic: r.topic,
-                partition: r.partition,
-                offset: r.offset.toString(),
-              })),
-            )
-            .onConflict('event_id')
-            .ignore()
-            .returning('event_id');
-          const fresh = new Set(inserted.map((r) => r.event_id));
-          // The same event id can appear twice in one batch (a resend); only
-          // its first occurrence is applied.
-          const seen = new Set<string>();
-          const toApply = pending.filter((r) => {
-            const id = r.event.data.meta.eventId;
-            if (!fresh.has(id) || seen.has(id)) return false;
-            seen.add(id);
-            return true;
-          });
-          if (toApply.length > 0) await projection.apply(trx, schema, toApply);
-          if (projection.duplicates && toApply.length < pending.length) {
-            const applied = new Set(toApply);
-            await projection.duplicates(
-              trx,
-              schema,
-              pending.filter((r) => !applied.has(r)),
-            );
-          }
-        }
-        if (batch.lastOffset > done) {
-          await trx
-            .withSchema(schema)
-            .into('checkpoints')
-            .insert({
-              topic: batch.topic,
-              partition: batch.partition,
-              last_offset: batch.lastOffset.toString(),
-              updated_at: trx.fn.now(),
-            })
-            .onConflict(['topic', 'partition'])
-            .merge();
-        }
-      });
+          .into('checkpoints')
+          .insert({
+            topic: batch.topic,
+            partition: batch.partition,
+            last_offset: batch.lastOffset.toString(),
+            updated_at: trx.fn.now(),
+          })
+          .onConflict(['topic', 'partition'])
+          .merge();
+      }
+    });
+  }
+
+  async function handle(batch: PartitionBatch): Promise<void> {
+    try {
+      try {
+        await applyBatch(batch, false);
+      } catch (err) {
+        if (!(err instanceof KeyExists)) throw err;
+        await applyBatch(batch, true);
+      }
     } catch (err) {
       if (isHubError(err)) throw err;
       const mapped = toDbError(err);

@@ -22,15 +22,46 @@ export interface EventCodec {
   /** `topic` defaults to the catalog's; the registry subject follows it (TopicRecordNameStrategy). */
   encode(event: ClinicalEvent, topic?: string): Promise<Buffer>;
   decode(value: Buffer): Promise<ClinicalEvent>;
+  /**
+   * decode without a promise, for a record whose writer schema was resolved
+   * before (every record after the first few); undefined when it was not and
+   * decode must be awaited. Throws as decode rejects.
+   */
+  decodeIfResolved(value: Buffer): ClinicalEvent | undefined;
   /** Resolves schema ids up front so that the first message pays no registry round trip. */
   warmUp(types?: readonly EventType[], topicFor?: (type: EventType) => string): Promise<void>;
 }
 
 const MAGIC = 0;
 
+/** How to read a writer schema's bytes: no resolver when the writer's schema is the reader's. */
+interface Reader {
+  type: EventType;
+  resolver: avsc.Resolver | undefined;
+}
+
+function schemaIdOf(value: Buffer): number {
+  if (value.length < 5 || value.readUInt8(0) !== MAGIC) {
+    throw new HubError('HUB_EVENT_UNDECODABLE', 'record is not in the Confluent wire format (magic byte 0)');
+  }
+  return value.readInt32BE(1);
+}
+
+function read(id: number, { type, resolver }: Reader, value: Buffer): ClinicalEvent {
+  try {
+    const data = avroTypeOf(type).fromBuffer(value.subarray(5), resolver) as unknown;
+    return { type, data } as ClinicalEvent;
+  } catch (cause) {
+    throw new HubError('HUB_EVENT_UNDECODABLE', `record with schema id ${id} has a corrupt Avro body`, {
+      cause,
+    });
+  }
+}
+
 export function createEventCodec(registry: RegistryClient): EventCodec {
   const ids = new Map<string, Promise<number>>();
-  const resolvers = new Map<number, Promise<{ type: EventType; resolver: avsc.Resolver }>>();
+  const resolvers = new Map<number, Promise<Reader>>();
+  const ready = new Map<number, Reader>();
 
   function idFor(type: EventType, topic: string): Promise<number> {
     const c = EVENT_CONTRACTS[type];
@@ -53,7 +84,7 @@ export function createEventCodec(registry: RegistryClient): EventCodec {
     return p;
   }
 
-  function resolverFor(id: number): Promise<{ type: EventType; resolver: avsc.Resolver }> {
+  function resolverFor(id: number): Promise<Reader> {
     let p = resolvers.get(id);
     if (!p) {
       p = registry
@@ -67,7 +98,15 @@ export function createEventCodec(registry: RegistryClient): EventCodec {
               `schema id ${id} is ${name}, not a known event type`,
             );
           }
-          return { type, resolver: avroTypeOf(type).createResolver(writer) };
+          const reader = avroTypeOf(type);
+          // Same canonical schema, same bytes: read directly, not through a
+          // resolver's per-field indirection.
+          const r: Reader = {
+            type,
+            resolver: writer.equals(reader) ? undefined : reader.createResolver(writer),
+          };
+          ready.set(id, r);
+          return r;
         })
         .catch((err: unknown) => {
           // A registry outage must not be cached as a permanent failure.
@@ -91,22 +130,13 @@ export function createEventCodec(registry: RegistryClient): EventCodec {
       return out;
     },
     async decode(value) {
-      if (value.length < 5 || value.readUInt8(0) !== MAGIC) {
-        throw new HubError(
-          'HUB_EVENT_UNDECODABLE',
-          'record is not in the Confluent wire format (magic byte 0)',
-        );
-      }
-      const id = value.readInt32BE(1);
-      const { type, resolver } = await resolverFor(id);
-      try {
-        const data = avroTypeOf(type).fromBuffer(value.subarray(5), resolver) as unknown;
-        return { type, data } as ClinicalEvent;
-      } catch (cause) {
-        throw new HubError('HUB_EVENT_UNDECODABLE', `record with schema id ${id} has a corrupt Avro body`, {
-          cause,
-        });
-      }
+      const id = schemaIdOf(value);
+      return read(id, ready.get(id) ?? (await resolverFor(id)), value);
+    },
+    decodeIfResolved(value) {
+      const id = schemaIdOf(value);
+      const r = ready.get(id);
+      return r && read(id, r, value);
     },
     async warmUp(
       types = Object.keys(EVENT_CONTRACTS) as EventType[],

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
-import type { Migration } from '../db/index.js';
-import type { Projection } from '../db/projection.js';
+import { assertSqlIdentifier, sqlArray, type Migration } from '../db/index.js';
+import { insertAssumingNew, type Projection } from '../db/projection.js';
 import type { ClinicalEvent } from '../events/index.js';
 import type { DecodedRecord } from '../kafka/consumer.js';
 
@@ -24,6 +24,12 @@ export interface TableSpec {
   jsonColumns?: readonly string[];
   /** timestamptz columns: epoch ms in the domain, Date in the database. */
   timeColumns?: readonly string[];
+  /**
+   * Rows are created once and never rewritten (e.g. one per applied event),
+   * so they are written without `on conflict`; should one exist after all,
+   * the batch is applied again upserting (KeyExists), as for any other table.
+   */
+  appendOnly?: boolean;
 }
 
 export type TableSpecs<T> = { readonly [K in keyof T]: TableSpec };
@@ -117,22 +123,110 @@ export const patientLinksMigration: Migration = {
   },
 };
 
-// Postgres allows 65535 bind parameters per statement.
-function chunks<X>(xs: readonly X[], cols: number): X[][] {
-  const size = Math.max(1, Math.floor(60_000 / Math.max(1, cols)));
-  const out: X[][] = [];
-  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
-  return out;
+/**
+ * Epoch ms as timestamptz input text, in UTC. Postgres reads neither of
+ * `toISOString`'s six-digit signed years, so those are spelt out the way it
+ * reads them (as node-pg does for a Date).
+ */
+export function timestamptzText(ms: number): string {
+  const d = new Date(ms);
+  const iso = d.toISOString();
+  const y = d.getUTCFullYear();
+  if (y >= 1 && y <= 9999) return iso;
+  const rest = iso.slice(iso.indexOf('-', 1));
+  return y < 1 ? `${String(1 - y).padStart(4, '0')}${rest} BC` : `${y}${rest}`;
 }
 
+/** A row as the batch write sends it: times as timestamptz text; the domain's row itself is not touched. */
 function toDb(spec: TableSpec, row: Row): Row {
-  const out: Row = { ...row };
-  for (const c of spec.jsonColumns ?? []) if (out[c] !== undefined) out[c] = JSON.stringify(out[c]);
+  let out: Row | undefined;
   for (const c of spec.timeColumns ?? []) {
-    const v = out[c];
-    if (typeof v === 'number') out[c] = new Date(v);
+    const v = row[c];
+    if (typeof v === 'number') (out ??= { ...row })[c] = timestamptzText(v);
   }
-  return out;
+  return out ?? row;
+}
+
+const quote = (name: string) => `"${assertSqlIdentifier(name)}"`;
+const statements = new Map<string, string>();
+
+/**
+ * One statement per table and batch, whatever its size, with the rows as a
+ * single jsonb array parameter: `jsonb_populate_recordset` types each field
+ * by the table's own row type, so the statement stays a few hundred bytes
+ * (no thousands of `$n` for Postgres to parse, nor for knex to number) and
+ * there is no second copy of the column types to drift from the migrations.
+ * jsonb columns take JSON values as they are (a JS array stays a jsonb
+ * array). A JSON `null` in a jsonb column, which populate would make SQL
+ * NULL, is kept as jsonb `null` (as before) by reading that column from the
+ * array element itself: `jsonNull`, only for batches that hold one.
+ */
+function writeStatement(
+  schema: string,
+  table: string,
+  spec: TableSpec,
+  cols: readonly string[],
+  upsert: boolean,
+  jsonNull: boolean,
+): string {
+  const cacheKey = `${upsert ? 'upsert' : 'insert'}${jsonNull ? ' null' : ''} ${schema}.${table}(${cols.join(',')})`;
+  let sql = statements.get(cacheKey);
+  if (sql === undefined) {
+    const target = `${quote(schema)}.${quote(table)}`;
+    const json = new Set(spec.jsonColumns ?? []);
+    const values = cols.map((c) =>
+      // The column name is checked by quote(); inside a literal it needs no further escaping.
+      jsonNull && json.has(c)
+        ? `coalesce(r.${quote(c)}, e.v -> '${assertSqlIdentifier(c)}')`
+        : `r.${quote(c)}`,
+    );
+    const from = jsonNull
+      ? `jsonb_array_elements(?::jsonb) as e(v), jsonb_populate_record(null::${target}, e.v) as r`
+      : `jsonb_populate_recordset(null::${target}, ?::jsonb) as r`;
+    sql = `insert into ${target} (${cols.map(quote).join(', ')}) select ${values.join(', ')} from ${from}`;
+    if (upsert) {
+      const updates = cols.filter((c) => c !== spec.key).map((c) => `${quote(c)} = excluded.${quote(c)}`);
+      sql += ` on conflict (${quote(spec.key)}) do ${updates.length > 0 ? `update set ${updates.join(', ')}` : 'nothing'}`;
+    }
+    statements.set(cacheKey, sql);
+  }
+  return sql;
+}
+
+/** Keeps one statement's JSON well below Postgres' 1 GB value limit and its memory modest. */
+const MAX_STATEMENT_CHARS = 32 * 1024 * 1024;
+
+/**
+ * Writes rows of one table: with `upsert`, over whatever exists; without,
+ * as new rows (a key that exists after all throws KeyExists).
+ */
+async function writeRows(
+  trx: Knex.Transaction,
+  schema: string,
+  table: string,
+  spec: TableSpec,
+  rows: readonly Row[],
+  upsert: boolean,
+): Promise<void> {
+  // Every column any row sets, as a multi-row insert would list them.
+  const seen = new Set<string>();
+  for (const row of rows) for (const c in row) seen.add(c);
+  const jsonCols = spec.jsonColumns ?? [];
+  const jsonNull = jsonCols.length > 0 && rows.some((r) => jsonCols.some((c) => r[c] === null));
+  const sql = writeStatement(schema, table, spec, [...seen], upsert, jsonNull);
+  const send = async (part: readonly Row[]): Promise<void> => {
+    const json = JSON.stringify(part);
+    if (json.length > MAX_STATEMENT_CHARS && part.length > 1) {
+      const half = Math.ceil(part.length / 2);
+      await send(part.slice(0, half));
+      await send(part.slice(half));
+    } else if (upsert) {
+      await trx.raw(sql, [json]);
+    } else {
+      await insertAssumingNew(() => trx.raw(sql, [json]));
+    }
+  };
+  await send(spec.timeColumns?.length ? rows.map((r) => toDb(spec, r)) : rows);
 }
 
 function fromDb(spec: TableSpec, row: Row): Row {
@@ -167,7 +261,7 @@ async function loadLinks(trx: Knex.Transaction, schema: string, ids: string[]): 
     const rows = await trx
       .withSchema(schema)
       .from('patient_links')
-      .whereRaw('merged_id = any(?)', [frontier])
+      .whereRaw('merged_id = any(?::text[])', [sqlArray(frontier)])
       .select<LinkRow[]>('merged_id', 'survivor_id');
     frontier = [];
     for (const r of rows) {
@@ -235,7 +329,9 @@ export function readModelProjection<T extends { [K in keyof T]: object }>(model:
     topics: model.topics,
     migrations: [patientLinksMigration, ...model.migrations],
     ...(model.duplicates ? { duplicates: model.duplicates.bind(model) } : {}),
-    async apply(trx, schema, records) {
+    async apply(trx, schema, records, opts) {
+      // A caller other than the runner cannot redo a batch after KeyExists.
+      const careful = opts?.careful ?? true;
       const merges: { survivor: string; retired: string }[] = [];
       const patientIds = new Set<string>();
       for (const r of records) {
@@ -260,16 +356,25 @@ export function readModelProjection<T extends { [K in keyof T]: object }>(model:
         }
       }
       const loaded: Record<string, [string, Row][]> = {};
+      // Keys looked for and not found: new rows, unless another instance
+      // creates one before this commits (then KeyExists, and a careful retry).
+      const absent = new Map<string, Set<string>>();
       for (const [t, keys] of wanted) {
         const spec = tables[t];
         if (!spec) continue;
         const rows = await trx
           .withSchema(schema)
           .from(t)
-          .whereRaw('?? = any(?)', [spec.key, [...keys]])
+          .whereRaw('?? = any(?::text[])', [spec.key, sqlArray([...keys])])
           .forUpdate()
           .select<Row[]>('*');
-        loaded[t] = rows.map((row) => [String(row[spec.key]), fromDb(spec, row)]);
+        const found = rows.map((row): [string, Row] => [String(row[spec.key]), fromDb(spec, row)]);
+        loaded[t] = found;
+        if (!careful) {
+          const missing = new Set(keys);
+          for (const [k] of found) missing.delete(k);
+          absent.set(t, missing);
+        }
       }
       const draft = new Draft<T>(loaded as { [K in keyof T]?: Iterable<[string, T[K]]> });
       for (const r of records) model.evolve(draft, r.event, resolve, { topic: r.topic });
@@ -277,13 +382,24 @@ export function readModelProjection<T extends { [K in keyof T]: object }>(model:
       for (const [t, spec] of Object.entries(tables)) {
         const { upserts, deletes } = draft.changes(t as keyof T);
         if (deletes.length > 0) {
-          await trx.withSchema(schema).from(t).whereRaw('?? = any(?)', [spec.key, deletes]).delete();
+          await trx
+            .withSchema(schema)
+            .from(t)
+            .whereRaw('?? = any(?::text[])', [spec.key, sqlArray(deletes)])
+            .delete();
         }
-        if (upserts.length === 0) continue;
-        const rows = upserts.map((u) => toDb(spec, u as Row));
-        const cols = Object.keys(rows[0] ?? {}).length;
-        for (const part of chunks(rows, cols)) {
-          await trx.withSchema(schema).into(t).insert(part).onConflict(spec.key).merge();
+        const rows = upserts as Row[];
+        if (rows.length === 0) continue;
+        const isNew = absent.get(t);
+        if (!careful && spec.appendOnly) {
+          await writeRows(trx, schema, t, spec, rows, false);
+        } else if (isNew) {
+          const inserts = rows.filter((r) => isNew.has(String(r[spec.key])));
+          const updates = rows.filter((r) => !isNew.has(String(r[spec.key])));
+          if (inserts.length > 0) await writeRows(trx, schema, t, spec, inserts, false);
+          if (updates.length > 0) await writeRows(trx, schema, t, spec, updates, true);
+        } else {
+          await writeRows(trx, schema, t, spec, rows, true);
         }
       }
     },

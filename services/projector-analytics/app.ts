@@ -64,8 +64,11 @@ export function buildAnalyticsProjector(deps: ProjectorDeps, cfg: AnalyticsConfi
       await tally.start();
     },
     async stop() {
-      await tally.stop();
+      // The projection first: the tally's disconnect can wait out a whole
+      // fetch long-poll (seconds), during which the projection would go on
+      // applying batches after a SIGTERM.
       await svc.stop();
+      await tally.stop();
     },
   };
 }

@@ -23,7 +23,8 @@ export const analyticsTables = {
     jsonColumns: ['observations'],
     timeColumns: ['first_final_at', 'version_at'],
   },
-  event_log: { key: 'event_id', timeColumns: ['occurred_at', 'recorded_at'] },
+  // One row per applied event, never rewritten.
+  event_log: { key: 'event_id', timeColumns: ['occurred_at', 'recorded_at'], appendOnly: true },
   stream_clocks: { key: 'stream', timeColumns: ['max_occurred_at'] },
 } as const;
 
