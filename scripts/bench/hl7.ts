@@ -388,20 +388,15 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
         },
       });
     }
-    await driveLoad({
-      port: mllpPort,
-      connections: 8,
-      seconds: warmup,
-      run: `W${run}`,
-      label: 'hl7 warm-up',
-    });
-    if (nul) {
+    const warmUps: [number, string][] = [[mllpPort, 'hl7']];
+    if (nul) warmUps.push([nullPort, 'null']);
+    for (const [port, side] of warmUps) {
       await driveLoad({
-        port: nullPort,
+        port,
         connections: 8,
         seconds: warmup,
-        run: `NW${run}`,
-        label: 'null warm-up',
+        run: `W${side}${run}`,
+        label: `${side} warm-up`,
       });
     }
 
