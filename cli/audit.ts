@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { databaseEnv, kafkaEnv, loadConfig, topicNamer, z } from '../libs/config/index.js';
+import { databaseEnv, kafkaEnv, loadConfig, topicNamer, z, schemaNameEnv } from '../libs/config/index.js';
 import { listAudit, verifyAuditChain } from '../libs/audit/store.js';
 import { createDb } from '../libs/db/index.js';
 import { HubError } from '../libs/errors/index.js';
@@ -12,10 +12,7 @@ function auditEnv() {
   return loadConfig(
     z.object({
       ...databaseEnv,
-      AUDIT_SCHEMA: z
-        .string()
-        .regex(/^[a-z_][a-z0-9_]*$/)
-        .default('audit'),
+      AUDIT_SCHEMA: schemaNameEnv('audit'),
     }),
   );
 }

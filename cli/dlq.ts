@@ -20,7 +20,15 @@
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { hostname, userInfo } from 'node:os';
-import { databaseEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z } from '../libs/config/index.js';
+import {
+  databaseEnv,
+  kafkaEnv,
+  loadConfig,
+  logEnv,
+  topicNamer,
+  z,
+  schemaNameEnv,
+} from '../libs/config/index.js';
 import { assertSqlIdentifier, createDb, toDbError, type Knex } from '../libs/db/index.js';
 import { HubError, isHubError } from '../libs/errors/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
@@ -47,10 +55,7 @@ const dlqEnv = z.object({
   ...kafkaEnv,
   ...databaseEnv,
   ...logEnv,
-  HUB_OPS_SCHEMA: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_]*$/)
-    .default('hub_ops'),
+  HUB_OPS_SCHEMA: schemaNameEnv('hub_ops'),
   /** Who is acting, for the audit trail; the OS user by default. */
   HUB_OPERATOR: z.string().min(1).optional(),
 });

@@ -8,7 +8,15 @@ import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
-import { databaseEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z } from '../libs/config/index.js';
+import {
+  databaseEnv,
+  kafkaEnv,
+  loadConfig,
+  logEnv,
+  topicNamer,
+  z,
+  schemaNameEnv,
+} from '../libs/config/index.js';
 import { createDb } from '../libs/db/index.js';
 import { HubError, isHubError } from '../libs/errors/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
@@ -64,10 +72,7 @@ const fhirCliEnv = z.object({
   ...kafkaEnv,
   ...databaseEnv,
   ...logEnv,
-  FHIR_STORE_SCHEMA: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_]*$/)
-    .default('adapter_fhir'),
+  FHIR_STORE_SCHEMA: schemaNameEnv('adapter_fhir'),
   FHIR_IMPORT_SOURCE_SYSTEM: z.string().min(1).default('fhir-bulk-import'),
   DLQ_TOPIC: z.string().optional(),
   HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),

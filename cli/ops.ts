@@ -5,7 +5,15 @@
  * hiding the rest of the picture.
  */
 import type { Command } from 'commander';
-import { databaseEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z } from '../libs/config/index.js';
+import {
+  databaseEnv,
+  kafkaEnv,
+  loadConfig,
+  logEnv,
+  topicNamer,
+  z,
+  schemaNameEnv,
+} from '../libs/config/index.js';
 import { createDb, toDbError, type Knex } from '../libs/db/index.js';
 import { HubError, toHubError } from '../libs/errors/index.js';
 import { createEventCodec, type EventCodec } from '../libs/events/codec.js';
@@ -23,10 +31,7 @@ const statusEnv = z.object({
   ...kafkaEnv,
   ...databaseEnv,
   ...logEnv,
-  HUB_OPS_SCHEMA: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_]*$/)
-    .default('hub_ops'),
+  HUB_OPS_SCHEMA: schemaNameEnv('hub_ops'),
   /** Services to probe: `name=http://host:port,...` (their /health and /ready). */
   HUB_SERVICE_URLS: z.string().optional(),
 });

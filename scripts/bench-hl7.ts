@@ -11,7 +11,6 @@
  * then the caller's business); --messages is per connection-count run.
  */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,19 +26,9 @@ import { createKafkaClient } from '../libs/kafka/client.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { adtA01, adtMissingPid3, ormO01, oruR01 } from '../services/adapter-hl7/fixtures.js';
 import { RawMllpClient, ackField } from '../services/adapter-hl7/raw-client.js';
+import { freePort } from './bench/services.js';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;

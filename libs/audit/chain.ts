@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AuditSummary } from './event.js';
 
 /**
  * The audit log's tamper evidence: row n stores sha256(hash(n-1) + canonical
@@ -24,17 +25,8 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** What is hashed of a row: everything but the hash itself. */
-export interface ChainedRow {
+export interface ChainedRow extends AuditSummary {
   seq: number;
-  auditId: string;
-  recordedAt: string;
-  patientId: string | null;
-  agent: string | null;
-  clientId: string | null;
-  action: string;
-  route: string;
-  outcome: string;
-  sourceAddress: string | null;
   /** The AuditEvent resource as received. */
   event: unknown;
   prevHash: string;

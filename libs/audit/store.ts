@@ -2,7 +2,7 @@ import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Knex } from 'knex';
 import { assertSqlIdentifier, migrateSchema, toDbError, type Migration } from '../db/index.js';
 import { ChainVerifier, GENESIS_HASH, rowHash, type ChainVerdict, type ChainedRow } from './chain.js';
-import { summarize } from './event.js';
+import { summarize, type AuditSummary } from './event.js';
 
 /**
  * The audit table: append-only (a trigger refuses UPDATE, DELETE and
@@ -78,7 +78,21 @@ interface DbRow {
   hash: string;
 }
 
-function fromDb(r: DbRow): ChainedRow & { hash: string } {
+/** The columns every reader of the table gets. */
+const VIEW_COLUMNS = [
+  'seq',
+  'audit_id',
+  'recorded_at',
+  'patient_id',
+  'agent',
+  'client_id',
+  'action',
+  'route',
+  'outcome',
+  'source_address',
+] as const;
+
+function viewFromDb(r: Omit<DbRow, 'event' | 'prev_hash' | 'hash'>): AuditRowView {
   return {
     seq: Number(r.seq),
     auditId: r.audit_id,
@@ -90,6 +104,12 @@ function fromDb(r: DbRow): ChainedRow & { hash: string } {
     route: r.route,
     outcome: r.outcome,
     sourceAddress: r.source_address,
+  };
+}
+
+function fromDb(r: DbRow): ChainedRow & { hash: string } {
+  return {
+    ...viewFromDb(r),
     event: r.event,
     prevHash: r.prev_hash,
     hash: r.hash,
@@ -196,17 +216,8 @@ export async function verifyAuditChain(db: Knex, schema: string, pageSize = 2000
   }
 }
 
-export interface AuditRowView {
+export interface AuditRowView extends AuditSummary {
   seq: number;
-  auditId: string;
-  recordedAt: string;
-  patientId: string | null;
-  agent: string | null;
-  clientId: string | null;
-  action: string;
-  route: string;
-  outcome: string;
-  sourceAddress: string | null;
 }
 
 export async function listAudit(
@@ -219,28 +230,6 @@ export async function listAudit(
   if (q.patientId) query = query.where({ patient_id: q.patientId });
   if (q.agent) query = query.where({ agent: q.agent });
   if (q.beforeSeq) query = query.where('seq', '<', q.beforeSeq);
-  const rows = await query.select<Omit<DbRow, 'event' | 'prev_hash' | 'hash'>[]>(
-    'seq',
-    'audit_id',
-    'recorded_at',
-    'patient_id',
-    'agent',
-    'client_id',
-    'action',
-    'route',
-    'outcome',
-    'source_address',
-  );
-  return rows.map((r) => ({
-    seq: Number(r.seq),
-    auditId: r.audit_id,
-    recordedAt: r.recorded_at,
-    patientId: r.patient_id,
-    agent: r.agent,
-    clientId: r.client_id,
-    action: r.action,
-    route: r.route,
-    outcome: r.outcome,
-    sourceAddress: r.source_address,
-  }));
+  const rows = await query.select<Omit<DbRow, 'event' | 'prev_hash' | 'hash'>[]>(...VIEW_COLUMNS);
+  return rows.map(viewFromDb);
 }

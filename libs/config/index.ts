@@ -52,10 +52,23 @@ export const databaseEnv = {
     .default('postgres://postgres@127.0.0.1:5432/hub'),
 };
 
+/** A TCP port (0: any free one), with the service's own default. */
+export function portEnv(defaultPort: number) {
+  return z.coerce.number().int().min(0).max(65535).default(defaultPort);
+}
+
 export const httpEnv = {
   HTTP_HOST: z.string().default('127.0.0.1'),
-  HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HTTP_PORT: portEnv(8080),
 };
+
+/** A Postgres schema name a service owns (it is interpolated into SQL, hence the strict shape). */
+export function schemaNameEnv(defaultName: string) {
+  return z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/)
+    .default(defaultName);
+}
 
 export const logEnv = {
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -1,4 +1,14 @@
-import { databaseEnv, httpEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z } from '../config/index.js';
+import {
+  databaseEnv,
+  httpEnv,
+  kafkaEnv,
+  loadConfig,
+  logEnv,
+  topicNamer,
+  z,
+  schemaNameEnv,
+  portEnv,
+} from '../config/index.js';
 import { createDb } from '../db/index.js';
 import { createEventCodec } from '../events/codec.js';
 import { createRegistryClient } from '../events/registry.js';
@@ -7,6 +17,7 @@ import { createEventProducer } from '../kafka/producer.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createMetrics, producerMetricsHooks } from '../telemetry/metrics.js';
 import type { ProjectorConfig, ProjectorDeps, ProjectorService } from './service.js';
+import { installShutdown } from '../lifecycle/index.js';
 
 const baseEnv = {
   ...kafkaEnv,
@@ -41,11 +52,8 @@ export interface ProjectorMainSpec<E extends z.ZodRawShape> {
 export async function runProjectorMain<E extends z.ZodRawShape>(spec: ProjectorMainSpec<E>): Promise<void> {
   const shape = {
     ...baseEnv,
-    HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(spec.defaultPort),
-    PROJECTION_SCHEMA: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_]*$/)
-      .default(spec.defaultSchema),
+    HTTP_PORT: portEnv(spec.defaultPort),
+    PROJECTION_SCHEMA: schemaNameEnv(spec.defaultSchema),
     ...(spec.env ?? {}),
   };
   const config = loadConfig(z.object(shape)) as z.infer<z.ZodObject<typeof baseEnv>> & {
@@ -64,21 +72,14 @@ export async function runProjectorMain<E extends z.ZodRawShape>(spec: ProjectorM
   const metrics = createMetrics();
   const producer = createEventProducer({ kafka, codec, ...producerMetricsHooks(metrics) });
 
-  let stopping = false;
-  async function shutdown(why: string, code: number): Promise<void> {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ why }, 'stopping');
-    try {
+  const shutdown = installShutdown({
+    logger,
+    async stop() {
       await svc.stop();
       await producer.disconnect();
       await db.destroy();
-    } catch (err) {
-      logger.error({ err }, 'unclean stop');
-      code = 1;
-    }
-    process.exit(code);
-  }
+    },
+  });
 
   const svc = spec.build(
     {
@@ -101,8 +102,6 @@ export async function runProjectorMain<E extends z.ZodRawShape>(spec: ProjectorM
     },
     config as unknown as z.infer<z.ZodObject<E>>,
   );
-  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
-  process.on('SIGINT', () => void shutdown('SIGINT', 0));
 
   try {
     await producer.connect();

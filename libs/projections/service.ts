@@ -44,6 +44,39 @@ export interface ProjectorService {
 }
 
 /**
+ * A projection runner wired to the hub's metrics (dead letters, events
+ * applied, batch lag and duration): the consumer loop of every projector and
+ * of patient-directory.
+ */
+export function meteredProjectionRunner(
+  deps: ProjectorDeps,
+  o: {
+    projection: Projection;
+    schema: string;
+    groupId?: string;
+    dlqTopic: string;
+    logger: Logger;
+    onFatal(err: HubError): void;
+  },
+): ConsumerRunner {
+  return createProjectionRunner({
+    projection: o.projection,
+    schema: o.schema,
+    ...(o.groupId ? { groupId: o.groupId } : {}),
+    db: deps.db,
+    kafka: deps.kafka,
+    codec: deps.codec,
+    producer: deps.producer,
+    dlqTopic: o.dlqTopic,
+    logger: o.logger,
+    onDeadLetter: (dl) => deps.metrics.deadLetters.inc({ consumer: dl.consumer, reason: dl.reasonCode }),
+    onApplied: (topic, n) => deps.metrics.eventsApplied.inc({ consumer: o.projection.name, topic }, n),
+    onBatch: consumerMetricsHook(deps.metrics),
+    onFatal: o.onFatal,
+  });
+}
+
+/**
  * The shared body of the three projector services: a projection runner on
  * the active version of a read model, following the registry across
  * rebuilds, with /health, /ready and /metrics. Built from injected clients;
@@ -66,19 +99,12 @@ export function buildProjectorService(
   const stallAfter = cfg.stallAfterMs ?? 60_000;
 
   function makeRunner(s: string): ConsumerRunner {
-    return createProjectionRunner({
+    return meteredProjectionRunner(deps, {
       projection,
       schema: s,
       groupId: `${cfg.groupPrefix ?? 'hub.projection'}.${projection.name}.${s}`,
-      db: deps.db,
-      kafka: deps.kafka,
-      codec: deps.codec,
-      producer: deps.producer,
       dlqTopic: cfg.dlqTopic,
       logger: log,
-      onDeadLetter: (dl) => deps.metrics.deadLetters.inc({ consumer: dl.consumer, reason: dl.reasonCode }),
-      onApplied: (topic, n) => deps.metrics.eventsApplied.inc({ consumer: projection.name, topic }, n),
-      onBatch: consumerMetricsHook(deps.metrics),
       onFatal: (err) => {
         fatal = err;
         deps.onFatal?.(err);

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BatchObservation } from '../kafka/consumer.js';
 
 /**
  * One metrics registry per process. Labels carry codes and names of topics,
@@ -139,16 +140,7 @@ export function producerMetricsHooks(m: HubMetrics): {
 }
 
 /** Hook for the consumer runner: lag per partition, batch duration and progress time. */
-export function consumerMetricsHook(
-  m: HubMetrics,
-): (b: {
-  consumer: string;
-  topic: string;
-  partition: number;
-  lag: number;
-  phase: 'start' | 'done';
-  seconds: number;
-}) => void {
+export function consumerMetricsHook(m: HubMetrics): (b: BatchObservation) => void {
   return (b) => {
     m.consumerLag.set({ consumer: b.consumer, topic: b.topic, partition: String(b.partition) }, b.lag);
     if (b.phase === 'done') {

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { medianBy } from './lib.js';
 
 function psql(url: string, command: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -75,6 +76,6 @@ export async function measureCopyLimit(
     await c.end();
     await rm(dir, { recursive: true, force: true });
   }
-  const seconds = [...runs].sort((a, b) => a - b)[Math.floor(runs.length / 2)] ?? Number.NaN;
+  const seconds = medianBy(runs, (x) => x) ?? Number.NaN;
   return { rows, seconds, rowsPerSec: rows / seconds, runs };
 }

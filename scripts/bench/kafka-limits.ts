@@ -8,7 +8,7 @@ import { TOPIC_CATALOG } from '../../libs/events/index.js';
 import { deleteTopics, ensureTopics } from '../../libs/kafka/admin.js';
 import { createKafkaClient } from '../../libs/kafka/client.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
-import type { BenchEnv, Figure } from './lib.js';
+import { medianBy, type BenchEnv, type Figure } from './lib.js';
 
 function java(env: BenchEnv, mainClass: string, args: string[]): Promise<string> {
   const cp = `${env.cfg.kafka.libsDir}/*`;
@@ -87,10 +87,7 @@ export async function measureKafkaLimits(
         p99: Number(/(\d+) ms 99th/.exec(last ?? '')?.[1]),
       });
     }
-    const median = [...runs].sort((a, b) => a.rate - b.rate)[Math.floor(runs.length / 2)] ?? {
-      rate: Number.NaN,
-      p99: Number.NaN,
-    };
+    const median = medianBy(runs, (r) => r.rate) ?? { rate: Number.NaN, p99: Number.NaN };
 
     const e2eMessages = Math.max(1000, Math.round(records / 50));
     env.log(`kafka limit: EndToEndLatency, ${e2eMessages} messages of ${recordSize} B, acks=all`);

@@ -85,6 +85,11 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[i]!;
 }
 
+/** The middle element by `key` (the upper one of an even count): the limit of a repeated measurement. */
+export function medianBy<T>(xs: readonly T[], key: (x: T) => number): T | undefined {
+  return [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)];
+}
+
 /** Latency summary in milliseconds from nanosecond samples. */
 export function latencySummary(ns: number[]): { p50: number; p99: number; p999: number; n: number } {
   const s = [...ns].sort((a, b) => a - b).map((x) => x / 1e6);

@@ -7,6 +7,8 @@ import {
   logEnv,
   topicNamer,
   z,
+  schemaNameEnv,
+  portEnv,
 } from '../../libs/config/index.js';
 import { createDb } from '../../libs/db/index.js';
 import { EVENT_CONTRACTS } from '../../libs/events/index.js';
@@ -19,6 +21,7 @@ import { createTransactionalProducer } from '../../libs/kafka/transactional.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { createMetrics, producerMetricsHooks } from '../../libs/telemetry/metrics.js';
 import { buildFhirAdapter } from './app.js';
+import { installShutdown } from '../../libs/lifecycle/index.js';
 
 const config = loadConfig(
   z.object({
@@ -26,11 +29,8 @@ const config = loadConfig(
     ...databaseEnv,
     ...logEnv,
     HTTP_HOST: httpEnv.HTTP_HOST,
-    HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8093),
-    FHIR_STORE_SCHEMA: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_]*$/)
-      .default('adapter_fhir'),
+    HTTP_PORT: portEnv(8093),
+    FHIR_STORE_SCHEMA: schemaNameEnv('adapter_fhir'),
     FHIR_MAX_BODY_BYTES: z.coerce
       .number()
       .int()
@@ -91,24 +91,15 @@ const svc = buildFhirAdapter(
   },
 );
 
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'stopping');
-  try {
+installShutdown({
+  logger,
+  async stop() {
     await svc.stop();
     await producer.disconnect();
     await txProducer.disconnect();
     await db.destroy();
-    process.exit(0);
-  } catch (err) {
-    logger.error({ err }, 'unclean stop');
-    process.exit(1);
-  }
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+  },
+});
 
 try {
   await producer.connect();

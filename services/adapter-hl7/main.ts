@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { httpEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z } from '../../libs/config/index.js';
+import { httpEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z, portEnv } from '../../libs/config/index.js';
 import { HubError } from '../../libs/errors/index.js';
 import { createEventCodec } from '../../libs/events/codec.js';
 import { INGEST_TOPICS, catalogTopicDefinitions } from '../../libs/events/contracts.js';
@@ -14,17 +14,17 @@ import { createEventProducer } from '../../libs/kafka/producer.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { createMetrics, producerMetricsHooks } from '../../libs/telemetry/metrics.js';
 import { buildHl7Adapter } from './app.js';
+import { installShutdown } from '../../libs/lifecycle/index.js';
 
-const port = z.coerce.number().int().min(0).max(65535);
 const config = loadConfig(
   z
     .object({
       ...kafkaEnv,
       ...logEnv,
       HTTP_HOST: httpEnv.HTTP_HOST,
-      HTTP_PORT: port.default(8092),
+      HTTP_PORT: portEnv(8092),
       MLLP_HOST: z.string().default('127.0.0.1'),
-      MLLP_PORT: port.default(2575),
+      MLLP_PORT: portEnv(2575),
       MLLP_TLS_CERT: z.string().min(1).optional(),
       MLLP_TLS_KEY: z.string().min(1).optional(),
       MLLP_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(16_000_000).default(262_144),
@@ -88,23 +88,15 @@ const adapter = buildHl7Adapter(
   },
 );
 
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'stopping: no new connections, finishing in-flight messages');
-  try {
+installShutdown({
+  logger,
+  stoppingMessage: 'stopping: no new connections, finishing in-flight messages',
+  stoppedMessage: 'adapter-hl7 stopped',
+  async stop() {
     await adapter.stop();
     await producer.disconnect();
-    logger.info('adapter-hl7 stopped');
-    process.exit(0);
-  } catch (err) {
-    logger.error({ code: (err as { code?: unknown }).code }, 'unclean stop');
-    process.exit(1);
-  }
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+  },
+});
 
 try {
   await producer.connect();

@@ -7,6 +7,8 @@ import {
   logEnv,
   topicNamer,
   z,
+  schemaNameEnv,
+  portEnv,
 } from '../../libs/config/index.js';
 import { AUDIT_TOPIC } from '../../libs/audit/topic.js';
 import {
@@ -25,12 +27,7 @@ import { clinicalTopics } from '../../libs/projections/topics.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { buildApi } from './app.js';
-
-const schemaName = (d: string) =>
-  z
-    .string()
-    .regex(/^[a-z_][a-z0-9_]*$/)
-    .default(d);
+import { installShutdown } from '../../libs/lifecycle/index.js';
 
 const config = loadConfig(
   z.object({
@@ -38,17 +35,17 @@ const config = loadConfig(
     ...databaseEnv,
     ...logEnv,
     HTTP_HOST: httpEnv.HTTP_HOST,
-    HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8098),
+    HTTP_PORT: portEnv(8098),
     PUBLIC_BASE_URL: z.url().optional(),
     /** Production: the identity provider's JWKS endpoint. Without it, the local dev key set is used. */
     AUTH_JWKS_URL: z.url().optional(),
     AUTH_DEV_KEYS_DIR: z.string().default('.hub/dev-keys'),
     AUTH_ISSUER: z.string().min(1).default(DEV_ISSUER),
     AUTH_AUDIENCE: z.string().min(1).default(DEV_AUDIENCE),
-    PORTAL_SCHEMA: schemaName('portal'),
-    BILLING_SCHEMA: schemaName('billing'),
-    ANALYTICS_SCHEMA: schemaName('analytics'),
-    AUDIT_SCHEMA: schemaName('audit'),
+    PORTAL_SCHEMA: schemaNameEnv('portal'),
+    BILLING_SCHEMA: schemaNameEnv('billing'),
+    ANALYTICS_SCHEMA: schemaNameEnv('analytics'),
+    AUDIT_SCHEMA: schemaNameEnv('audit'),
     AUDIT_TOPIC: z.string().optional(),
     AUDIT_PROJECTOR: z
       .enum(['true', 'false'])
@@ -79,24 +76,15 @@ const codec = createEventCodec(createRegistryClient(config.SCHEMA_REGISTRY_URL))
 const producer = createEventProducer({ kafka, codec });
 const metrics = createMetrics();
 
-let stopping = false;
 let stopApi: (() => Promise<void>) | null = null;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'stopping');
-  try {
+installShutdown({
+  logger,
+  async stop() {
     if (stopApi) await stopApi();
     await producer.disconnect();
     await db.destroy();
-    process.exit(0);
-  } catch (err) {
-    logger.error({ err }, 'unclean stop');
-    process.exit(1);
-  }
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+  },
+});
 
 try {
   let verifier;

@@ -1,11 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { createProjectionRunner, migrateProjection } from '../../libs/db/projection.js';
+import { migrateProjection } from '../../libs/db/projection.js';
 import { HubError } from '../../libs/errors/index.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
 import type { ConsumerRunner } from '../../libs/kafka/consumer.js';
 import { createHttpApp } from '../../libs/http/index.js';
-import { consumerMetricsHook } from '../../libs/telemetry/metrics.js';
-import type { ProjectorDeps } from '../../libs/projections/service.js';
+import { meteredProjectionRunner, type ProjectorDeps } from '../../libs/projections/service.js';
 import { findPatient, patientDirectoryProjection } from './projection.js';
 
 /** The same injected clients as every projector: one shape for every consumer service. */
@@ -68,19 +67,12 @@ export function buildPatientDirectory(
   const projection = patientDirectoryProjection(cfg.patientTopic);
   const log = deps.logger.child({ svc: 'patient-directory' });
   let fatal: HubError | null = null;
-  const runner = createProjectionRunner({
+  const runner = meteredProjectionRunner(deps, {
     projection,
     schema: cfg.schema,
     ...(cfg.groupId ? { groupId: cfg.groupId } : {}),
-    db: deps.db,
-    kafka: deps.kafka,
-    codec: deps.codec,
-    producer: deps.producer,
     dlqTopic: cfg.dlqTopic,
     logger: log,
-    onDeadLetter: (dl) => deps.metrics.deadLetters.inc({ consumer: dl.consumer, reason: dl.reasonCode }),
-    onApplied: (topic, n) => deps.metrics.eventsApplied.inc({ consumer: projection.name, topic }, n),
-    onBatch: consumerMetricsHook(deps.metrics),
     onFatal: (err) => {
       fatal = err;
       deps.onFatal?.(err);

@@ -6,6 +6,8 @@ import {
   logEnv,
   topicNamer,
   z,
+  schemaNameEnv,
+  portEnv,
 } from '../../libs/config/index.js';
 import { createDb } from '../../libs/db/index.js';
 import { createEventCodec } from '../../libs/events/codec.js';
@@ -16,6 +18,7 @@ import { createLogger } from '../../libs/telemetry/logger.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { buildPatientDirectory } from './app.js';
 import { PATIENT_TOPIC } from './projection.js';
+import { installShutdown } from '../../libs/lifecycle/index.js';
 
 const config = loadConfig(
   z.object({
@@ -23,11 +26,8 @@ const config = loadConfig(
     ...databaseEnv,
     ...logEnv,
     HTTP_HOST: httpEnv.HTTP_HOST,
-    HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8091),
-    PROJECTION_SCHEMA: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_]*$/)
-      .default('patient_directory'),
+    HTTP_PORT: portEnv(8091),
+    PROJECTION_SCHEMA: schemaNameEnv('patient_directory'),
     DLQ_TOPIC: z.string().optional(),
     CONSUMER_GROUP: z.string().optional(),
   }),
@@ -66,23 +66,14 @@ const svc = buildPatientDirectory(
   },
 );
 
-let stopping = false;
-async function shutdown(signal: string, code = 0): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'stopping');
-  try {
+const shutdown = installShutdown({
+  logger,
+  async stop() {
     await svc.stop();
     await producer.disconnect();
     await db.destroy();
-    process.exit(code);
-  } catch (err) {
-    logger.error({ err }, 'unclean stop');
-    process.exit(1);
-  }
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+  },
+});
 
 try {
   await producer.connect();
