@@ -191,21 +191,7 @@ export async function verifyAuditChain(db: Knex, schema: string, pageSize = 2000
         .where('seq', '>', after)
         .orderBy('seq')
         .limit(pageSize)
-        .select<DbRow[]>(
-          'seq',
-          'audit_id',
-          'recorded_at',
-          'patient_id',
-          'agent',
-          'client_id',
-          'action',
-          'route',
-          'outcome',
-          'source_address',
-          'event',
-          'prev_hash',
-          'hash',
-        );
+        .select<DbRow[]>(...VIEW_COLUMNS, 'event', 'prev_hash', 'hash');
       for (const r of page) if (!v.push(fromDb(r))) return v.verdict();
       const last = page[page.length - 1];
       if (!last || page.length < pageSize) return v.verdict();
