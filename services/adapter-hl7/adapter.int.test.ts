@@ -6,6 +6,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INGEST_TOPICS } from '../../libs/events/contracts.js';
 import type { ClinicalEvent } from '../../libs/events/index.js';
@@ -37,6 +39,9 @@ const FIXED_NOW = Date.UTC(2026, 2, 3, 4, 5, 6);
  * the events and raw messages read back from the topics, and MLLP framing
  * edge cases over a bare socket.
  */
+// For the memory regression test: gc() must be callable to measure what is kept.
+v8.setFlagsFromString('--expose-gc');
+
 describe('adapter-hl7 over MLLP', () => {
   let ctx: TestContext;
   let adapter: Hl7Adapter;
@@ -364,6 +369,40 @@ describe('adapter-hl7 over MLLP', () => {
     expect(raw.map((r) => r.headers['hl7-control-id'])).toEqual(
       Array.from({ length: 6 }, (_, j) => `PAR-3-${j}`),
     );
+  });
+
+  it('regression: remembered resend keys do not keep the whole messages alive', async () => {
+    // Keys built from MSH fields were V8 slices of the message text, so the
+    // resend memory (100k entries) held every accepted message's body.
+    const gc = vm.runInNewContext('gc') as () => void;
+    const heapAfterGc = () => {
+      gc();
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const perConn = 100;
+    const padding = 12_000;
+    const conns = await Promise.all(Array.from({ length: 4 }, () => RawMllpClient.connect(port)));
+    try {
+      // One round first, so lazily created state (metric children, pools) is not counted.
+      const round = (tag: string) =>
+        Promise.all(
+          conns.map(async (c, i) => {
+            for (let j = 0; j < perConn; j++) {
+              await c.send(`${adtA01(`MEM-${tag}-${i}-${j}`, `MRN-MEM-${i}`)}\rZPD|${'x'.repeat(padding)}`);
+              expect(ackField(await c.nextAck(), 'MSA', 1)).toBe('AA');
+            }
+          }),
+        );
+      await round('warm');
+      const before = heapAfterGc();
+      await round('measured');
+      const grown = heapAfterGc() - before;
+      // 400 messages of 12 kB: about 4.8 MB if their texts were kept.
+      expect(grown).toBeLessThan((4 * perConn * padding) / 5);
+    } finally {
+      for (const c of conns) c.close();
+    }
   });
 
   it('counts messages by source, type and ACK code (no PHI in labels) and serves /metrics', async () => {

@@ -185,8 +185,12 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
     }
   }
 
-  async function ingest(bytes: Buffer, msh: SniffedMsh | null, receivedAt: number): Promise<Result> {
-    const rawId = rawIdFor(msh);
+  async function ingest(
+    bytes: Buffer,
+    msh: SniffedMsh | null,
+    receivedAt: number,
+    rawId: string,
+  ): Promise<Result> {
     let outcome: MapOutcome;
     try {
       outcome = deps.mapper(bytes, {
@@ -266,7 +270,12 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
     const source = sourceLabel(msh ? hd(msh.sendingApplication, msh) : 'none');
     const type = typeLabel(msh);
     deps.metrics.hl7Received.inc({ source, type });
-    const key = msh?.controlId ? `${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}` : null;
+    const rawId = rawIdFor(msh);
+    // The raw id doubles as the resend key: it is derived from sender + MSH-10
+    // alone. Not those fields joined: they are V8 slices of the message text,
+    // so each remembered key kept its whole message alive (the 100k-entry
+    // memory held ~40 MB of message bodies and pushed RSS past 256 MB).
+    const key = msh?.controlId ? rawId : null;
     let res: Result;
     try {
       if (key && recent.has(key)) {
@@ -278,7 +287,7 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
         if (prior?.disposition === 'accepted') {
           res = prior;
         } else {
-          const p = ingest(bytes, msh, receivedAt);
+          const p = ingest(bytes, msh, receivedAt, rawId);
           if (key) inFlight.set(key, p);
           try {
             res = await p;
