@@ -1,7 +1,7 @@
 import avsc from 'avsc';
-import { v5 as uuidv5 } from 'uuid';
 import { HubError } from '../errors/index.js';
 import { EVENT_CONTRACTS, EVENT_TYPES, type EventType, type EventTypeMap } from './generated.js';
+import { nameUuid } from './name-uuid.js';
 
 export * from './generated.js';
 
@@ -72,7 +72,7 @@ const EVENT_ID_NAMESPACE = '6f1b1c52-7d0e-4c35-9a0e-3f1c2b8a9d41';
  */
 export function deterministicEventId(parts: readonly string[]): string {
   // A separator that cannot occur unescaped keeps ["a|b","c"] and ["a","b|c"] apart.
-  return uuidv5(
+  return nameUuid(
     parts.map((p) => p.replaceAll('\\', '\\\\').replaceAll('|', '\\|')).join('|'),
     EVENT_ID_NAMESPACE,
   );

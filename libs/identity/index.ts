@@ -1,5 +1,5 @@
-import { v5 as uuidv5 } from 'uuid';
 import type { Identifier } from '../events/index.js';
+import { nameUuid } from '../events/name-uuid.js';
 
 /**
  * The enterprise patient id: the Kafka key of every clinical topic and the
@@ -92,7 +92,7 @@ export function patientKeyFor(
   policy: IdentityPolicy = DEFAULT_IDENTITY_POLICY,
 ): string {
   const system = canonicalSystem(identifier.system, policy);
-  return `pat-${uuidv5(`${system}|${identifier.value.trim()}`, PATIENT_KEY_NAMESPACE)}`;
+  return `pat-${nameUuid(`${system}|${identifier.value.trim()}`, PATIENT_KEY_NAMESPACE)}`;
 }
 
 /** The enterprise patient id for a set of identifiers, or undefined when there is none. */

@@ -1,15 +1,9 @@
-import {
-  CompressionTypes,
-  Partitioners,
-  type IHeaders,
-  type Message,
-  type Producer,
-  type TopicMessages,
-} from 'kafkajs';
+import { CompressionTypes, type IHeaders, type Message, type Producer, type TopicMessages } from 'kafkajs';
 import { HubError, isHubError } from '../errors/index.js';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from './client.js';
+import { HubPartitioner } from './partitioner.js';
 
 export interface RawRecord {
   topic: string;
@@ -78,7 +72,7 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
   const producer: Producer = opts.kafka.producer({
     // murmur2, as the Java client: a key lands in the same partition whoever
     // produces it, which co-partitioning across topics depends on.
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: HubPartitioner,
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,

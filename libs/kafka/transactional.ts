@@ -1,5 +1,6 @@
-import { CompressionTypes, Partitioners, type Message, type Producer, type TopicMessages } from 'kafkajs';
+import { CompressionTypes, type Message, type Producer, type TopicMessages } from 'kafkajs';
 import type { HubError } from '../errors/index.js';
+import { HubPartitioner } from './partitioner.js';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from './client.js';
@@ -35,7 +36,7 @@ const mapError = (err: unknown): HubError => mapKafkaError(err, 'kafka transacti
 
 export function createTransactionalProducer(opts: TransactionalProducerOptions): TransactionalProducer {
   const producer: Producer = opts.kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: HubPartitioner,
     transactionalId: opts.transactionalId,
     idempotent: true,
     maxInFlightRequests: 1,

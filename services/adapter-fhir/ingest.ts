@@ -1,6 +1,5 @@
 import type { Observation, Reference, Resource } from '@medplum/fhirtypes';
 import { createHash } from 'node:crypto';
-import { v5 as uuidv5 } from 'uuid';
 import type { ClinicalEvent } from '../../libs/events/index.js';
 import {
   contentHash,
@@ -18,6 +17,7 @@ import { errorIssue } from '../../libs/fhir/outcome.js';
 import { invalid, type Invalid } from '../../libs/fhir/validate.js';
 import { enterpriseIdentifier, type IdentityPolicy } from '../../libs/identity/index.js';
 import { keyOf, type FhirStore, type StoredResource } from './store.js';
+import { nameUuid } from '../../libs/events/name-uuid.js';
 
 /**
  * Decides, per entry, what a write means: a no-op (same content, or an
@@ -121,7 +121,7 @@ export class Planner {
       : e.requestKey
         ? `${r.resourceType}|request|${e.requestKey}`
         : `${r.resourceType}|content|${hash}|${subjectKey ?? ''}`;
-    return uuidv5(basis, RESOURCE_ID_NAMESPACE);
+    return nameUuid(basis, RESOURCE_ID_NAMESPACE);
   }
 
   /** `Type/id` this entry writes (for the write lock). */
