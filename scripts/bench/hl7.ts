@@ -401,7 +401,6 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
     }
 
     const slices = Math.max(1, env.slices);
-    const sliceSeconds = seconds / slices;
     let sliceNo = 0;
     /**
      * One phase as `slices` pairs of a hub slice and a null slice, ABBA
@@ -410,10 +409,18 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
      * sampled rows are visible, so the projector has caught up before the
      * null listener gets the machine.
      */
-    async function measurePhase(label: string, n: number, rate: number | undefined, sampleEvery: number) {
+    async function measurePhase(
+      label: string,
+      n: number,
+      rate: number | undefined,
+      sampleEvery: number,
+      phaseSeconds = seconds,
+    ) {
+      const sliceSeconds = phaseSeconds / slices;
       const hub = emptyPool(children.length);
       const nulPool = emptyPool(0);
       const pairRatios: number[] = [];
+      const sliceP99 = { hub: [] as number[], null: [] as number[] };
       for (let i = 0; i < slices; i++) {
         const order: ('hub' | 'null')[] = i % 2 === 0 ? ['hub', 'null'] : ['null', 'hub'];
         let hubRate = 0;
@@ -433,6 +440,7 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
             });
             addToPool(nulPool, r);
             nullRate = r.messages / r.seconds;
+            sliceP99.null.push(latencySummary(r.ackNs).p99);
             continue;
           }
           const probe = new VisibilityProbe(db, version.schema);
@@ -455,10 +463,11 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
           hub.ownCpu += (own.user + own.system) / 1e6;
           addToPool(hub, r);
           hubRate = r.messages / r.seconds;
+          sliceP99.hub.push(latencySummary(r.ackNs).p99);
         }
         if (nullRate > 0) pairRatios.push(hubRate / nullRate);
       }
-      return { hub, nul: nul ? nulPool : null, pairRatios };
+      return { hub, nul: nul ? nulPool : null, pairRatios, sliceP99 };
     }
 
     let max32 = 0;
@@ -530,7 +539,17 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
     let openRate = 0;
     if (o.openLoop && max32 > 0) {
       openRate = Math.max(1, Math.round(max32 / 2));
-      const { hub: r, nul: nr } = await measurePhase(`open ${openRate}/s`, nMax, openRate, 5);
+      const {
+        hub: r,
+        nul: nr,
+        sliceP99,
+      } = await measurePhase(
+        `open ${openRate}/s`,
+        nMax,
+        openRate,
+        5,
+        env.openSeconds,
+      );
       const a = latencySummary(r.ackNs);
       const v = latencySummary(r.visibleNs);
       env.log(
@@ -556,6 +575,12 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
           { name: 'null open ACK p99', value: na.p99, unit: 'ms', better: 'lower' },
         );
       }
+      const listed = (xs: number[]) => xs.map((x) => ms(x)).join(', ');
+      notes.push(
+        `open loop, ACK p99 of each slice (ms): hub ${listed(sliceP99.hub)}` +
+          (sliceP99.null.length ? `; null listener ${listed(sliceP99.null)}` : '') +
+          '.',
+      );
       if (r.visibleMissing)
         notes.push(`open loop: ${r.visibleMissing} sampled rows not visible within 30 s.`);
       lastMemory = { idle, load: { ...peak } };
@@ -604,7 +629,7 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
       setup:
         `Mix: 40% ADT^A01, 35% ORU^R01 with 5 OBX, 20% ORM^O01, 5% content errors (AE); messages ${mixSizes()}. ` +
         `Warm-up ${warmup}s at 8 connections (hub and null listener each), then ${seconds}s per phase and side: closed loop ` +
-        `(one message in flight per connection) at ${o.connections.join(', ')} connections, then open loop at ${openRate} msg/s ` +
+        `(one message in flight per connection) at ${o.connections.join(', ')} connections, then open loop for ${env.openSeconds}s per side at ${openRate} msg/s ` +
         `(half the closed-loop maximum) over ${Math.max(...o.connections)} connections, latency counted from the scheduled send time. ` +
         `Each phase is cut into ${slices} slices per side, hub and null listener alternating (ABBA), figures pooled over the slices. ` +
         `Visible = sampled ORM/ORU until its row is in the portal read model (polled every 5 ms). Load generator, adapter, ` +

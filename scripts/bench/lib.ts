@@ -41,6 +41,12 @@ export interface BenchEnv {
    * load of the moment.
    */
   slices: number;
+  /**
+   * Seconds of the HL7 open-loop phase per side (BENCH_OPEN_SECONDS, default
+   * 3 x seconds): its p99 rests on a few stalls (GC, a projector commit), so
+   * it needs more of them than a throughput figure does to repeat.
+   */
+  openSeconds: number;
   log(msg: string): void;
 }
 
@@ -75,6 +81,7 @@ export async function openBenchEnv(log: (m: string) => void): Promise<BenchEnv> 
     seconds: Number(process.env['BENCH_SECONDS'] ?? 15),
     scale: Number(process.env['BENCH_SCALE'] ?? 1),
     slices: Number(process.env['BENCH_SLICES'] ?? 3),
+    openSeconds: Number(process.env['BENCH_OPEN_SECONDS'] ?? 3 * Number(process.env['BENCH_SECONDS'] ?? 15)),
     log,
   };
 }
