@@ -47,6 +47,13 @@ export interface BenchEnv {
    * it needs more of them than a throughput figure does to repeat.
    */
   openSeconds: number;
+  /**
+   * Open-loop rate in msg/s (BENCH_OPEN_RATE, default 1250: about half the
+   * 32-connection maximum on the 2-vCPU machine of docs/benchmarks.md; 0
+   * means half of this run's maximum). Fixed, so that two runs compare
+   * latencies at the same load: the maximum itself moves by 10-20%.
+   */
+  openRate: number | null;
   log(msg: string): void;
 }
 
@@ -82,6 +89,7 @@ export async function openBenchEnv(log: (m: string) => void): Promise<BenchEnv> 
     scale: Number(process.env['BENCH_SCALE'] ?? 1),
     slices: Number(process.env['BENCH_SLICES'] ?? 3),
     openSeconds: Number(process.env['BENCH_OPEN_SECONDS'] ?? 3 * Number(process.env['BENCH_SECONDS'] ?? 15)),
+    openRate: Number(process.env['BENCH_OPEN_RATE'] ?? 1250) || null,
     log,
   };
 }
