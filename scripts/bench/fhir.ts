@@ -16,7 +16,7 @@ import { createDb, dropSchema } from '../../libs/db/index.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../../libs/events/contracts.js';
 import { EVENT_CONTRACTS, type EventType } from '../../libs/events/index.js';
 import { createRegistryClient } from '../../libs/events/registry.js';
-import { ensureTopics } from '../../libs/kafka/admin.js';
+import { deleteTopics, ensureTopics } from '../../libs/kafka/admin.js';
 import { createKafkaClient } from '../../libs/kafka/client.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { generateResources } from '../../test/fixtures/fhir/generate.js';
@@ -184,6 +184,10 @@ export async function fhirScenario(env: BenchEnv): Promise<ScenarioResult> {
     const db = createDb(env.databaseUrl);
     for (const s of [httpSchema, importSchema]) await dropSchema(db, s).catch(() => undefined);
     await db.destroy();
+    await deleteTopics(kafka, [
+      ...catalogTopicDefinitions(topic).map((t) => t.name),
+      topic('hub.dlq.adapter-fhir'),
+    ]).catch(() => undefined);
   }
   return {
     scenario: '2. FHIR: bundle ingest (HTTP) and NDJSON import',
