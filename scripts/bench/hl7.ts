@@ -348,9 +348,9 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
     ...opt,
   };
   const seconds = env.seconds;
-  // As long as a phase: with 5 s the first 1-connection slices still ran
-  // 30-40% slower than the last in every run (msg/s ratio 0.09-0.10, then
-  // 0.13-0.14, then 0.15-0.17).
+  // As long as a phase: after 5 s the first 1-connection slice still ran
+  // 40% slower than the last in every run (msg/s ratio 0.09-0.10 rising to
+  // 0.15-0.17); after 15 s the rise was smaller (0.13-0.15 to 0.15-0.19).
   const warmup = Math.max(3, seconds);
   const suffix = `bench_${randomBytes(3).toString('hex')}`;
   const topic = topicNamer(suffix);
