@@ -1,9 +1,9 @@
 import { CompressionTypes, type Message, type Producer, type TopicMessages } from 'kafkajs';
 import type { HubError } from '../errors/index.js';
-import { HubPartitioner } from './partitioner.js';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from './client.js';
+import { HubPartitioner } from './partitioner.js';
 import { mapKafkaError, type PublishedEvent, type RawRecord } from './producer.js';
 
 /**

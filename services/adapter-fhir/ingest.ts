@@ -1,6 +1,7 @@
 import type { Observation, Reference, Resource } from '@medplum/fhirtypes';
 import { createHash } from 'node:crypto';
 import type { ClinicalEvent } from '../../libs/events/index.js';
+import { nameUuid } from '../../libs/events/name-uuid.js';
 import {
   contentHash,
   hubIdOfReference,
@@ -17,7 +18,6 @@ import { errorIssue } from '../../libs/fhir/outcome.js';
 import { invalid, type Invalid } from '../../libs/fhir/validate.js';
 import { enterpriseIdentifier, type IdentityPolicy } from '../../libs/identity/index.js';
 import { keyOf, type FhirStore, type StoredResource } from './store.js';
-import { nameUuid } from '../../libs/events/name-uuid.js';
 
 /**
  * Decides, per entry, what a write means: a no-op (same content, or an

@@ -33,15 +33,15 @@ import { readTopic } from './raw-store.js';
 
 const FIXED_NOW = Date.UTC(2026, 2, 3, 4, 5, 6);
 
+// For the memory regression test: gc() must be callable to measure what is kept.
+v8.setFlagsFromString('--expose-gc');
+
 /**
  * The adapter over a real socket against the real Kafka and registry: ACK
  * codes as a client that is not ours (@medplum/hl7's Hl7Client) sees them,
  * the events and raw messages read back from the topics, and MLLP framing
  * edge cases over a bare socket.
  */
-// For the memory regression test: gc() must be callable to measure what is kept.
-v8.setFlagsFromString('--expose-gc');
-
 describe('adapter-hl7 over MLLP', () => {
   let ctx: TestContext;
   let adapter: Hl7Adapter;

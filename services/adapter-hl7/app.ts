@@ -164,8 +164,8 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
     receivedAt: number,
     reason: RejectReason,
     extra: IHeaders,
+    rawId: string,
   ): Promise<boolean> {
-    const rawId = rawIdFor(msh);
     const key = msh?.controlId ? `${msh.sendingApplication}|${msh.sendingFacility}|${msh.controlId}` : rawId;
     deps.metrics.hl7Rejected.inc({ reason });
     try {
@@ -202,7 +202,7 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
       // The mapper is meant to be total; a throw is our bug, answered like one.
       const h = toHubError(err);
       log.error({ code: h.code }, 'mapper threw');
-      const kept = await deadLetter(bytes, msh, receivedAt, `${h.code}:207`, { 'hl7-ack-code': 'AR' });
+      const kept = await deadLetter(bytes, msh, receivedAt, `${h.code}:207`, { 'hl7-ack-code': 'AR' }, rawId);
       return kept
         ? { disposition: 'rejected', error: { hl7ErrorCode: '207', severity: 'E' } }
         : unavailable(err);
@@ -236,12 +236,19 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
         const loc = r.location
           ? `${r.location.segment}-${r.location.field ?? ''}${r.location.component ? `.${r.location.component}` : ''}`
           : '';
-        const kept = await deadLetter(bytes, msh, receivedAt, `${r.error.code}:${r.hl7ErrorCode}`, {
-          'hl7-ack-code': r.ack,
-          'hl7-error-code': r.hl7ErrorCode,
-          'hl7-error-location': loc,
-          'hub-error-message': r.error.message,
-        });
+        const kept = await deadLetter(
+          bytes,
+          msh,
+          receivedAt,
+          `${r.error.code}:${r.hl7ErrorCode}`,
+          {
+            'hl7-ack-code': r.ack,
+            'hl7-error-code': r.hl7ErrorCode,
+            'hl7-error-location': loc,
+            'hub-error-message': r.error.message,
+          },
+          rawId,
+        );
         if (!kept) return unavailable(r.error);
         return { disposition: r.ack === 'AE' ? 'content-error' : 'rejected', error };
       }
@@ -328,7 +335,7 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
       extra['hl7-truncated'] = 'true';
       extra['hl7-original-length'] = String(frame.length);
     }
-    const kept = await deadLetter(held, msh, receivedAt, reason, extra);
+    const kept = await deadLetter(held, msh, receivedAt, reason, extra, rawIdFor(msh));
     // Without MSH-10 there is nothing an ACK could refer to; the sender's own timeout applies.
     if (!msh?.controlId) return [];
     const text =
