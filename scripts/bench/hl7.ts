@@ -17,6 +17,7 @@ import { createEventCodec } from '../../libs/events/codec.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../../libs/events/contracts.js';
 import { EVENT_CONTRACTS, type EventType } from '../../libs/events/index.js';
 import { createRegistryClient } from '../../libs/events/registry.js';
+import { createDb, dropSchema } from '../../libs/db/index.js';
 import { mapHl7Message } from '../../libs/hl7/map.js';
 import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
 import { deleteTopics, ensureTopics } from '../../libs/kafka/admin.js';
@@ -318,11 +319,17 @@ function sliceMedianP99(p: Pool): number {
 }
 
 /** The per-slice p99s behind a phase's p99 figures, and the pooled p99, for the notes. */
-function p99Note(phase: string, pooledP99: number, hub: Pool, nul: Pool | null): string {
+function p99Note(
+  phase: string,
+  hub: Pool,
+  hubPooledP99: number,
+  nul: Pool | null,
+  nulPooledP99: number | undefined,
+): string {
   const listed = (xs: number[]) => xs.map((x) => ms(x)).join(', ');
   return (
-    `${phase}, ACK p99 of each slice (ms): hub ${listed(hub.sliceP99)} (pooled ${ms(pooledP99)})` +
-    (nul ? `; null listener ${listed(nul.sliceP99)} (pooled ${ms(latencySummary(nul.ackNs).p99)})` : '') +
+    `${phase}, ACK p99 of each slice (ms): hub ${listed(hub.sliceP99)} (pooled ${ms(hubPooledP99)})` +
+    (nul ? `; null listener ${listed(nul.sliceP99)} (pooled ${ms(nulPooledP99 ?? NaN)})` : '') +
     '.'
   );
 }
@@ -367,6 +374,9 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
   const children: ServiceChild[] = [];
   let nul: ServiceChild | null = null;
   const db = new pg.Client({ connectionString: env.databaseUrl });
+  const portalSchema = `portal_${suffix}`;
+  // Where the projector keeps its tables (its /version says); the views live in portalSchema.
+  let portalTables: string | null = null;
   await db.connect();
   try {
     const mllpPort = await freePort();
@@ -382,7 +392,6 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
     });
     children.push(adapter);
     const portalHttp = await freePort();
-    const portalSchema = `portal_${suffix}`;
     const portal = await startService(env, 'projector-portal', {
       script: 'services/projector-portal/main.ts',
       env: serviceEnv(env, suffix, { HTTP_PORT: String(portalHttp), PROJECTION_SCHEMA: portalSchema }),
@@ -396,6 +405,7 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
     const version = (await (await fetch(`http://127.0.0.1:${portalHttp}/version`)).json()) as {
       schema: string;
     };
+    portalTables = version.schema;
     const idle: Record<string, number> = {};
     for (const c of children) idle[c.name] = await c.rssMiB();
     const peak: Record<string, number> = {};
@@ -519,7 +529,8 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
       }
       if (n === nMax) max32 = rate;
       const a = latencySummary(r.ackNs);
-      notes.push(p99Note(`${n} connections closed loop`, a.p99, r, nr));
+      const na = nr ? latencySummary(nr.ackNs) : null;
+      notes.push(p99Note(`${n} connections closed loop`, r, a.p99, nr, na?.p99));
       const v = latencySummary(r.visibleNs);
       env.log(
         `hl7 closed ${n}: ${Math.round(rate)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms` +
@@ -551,8 +562,7 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
         { name: `hub ${n} conn visible p50`, value: v.p50, unit: 'ms', better: 'lower' },
         { name: `hub ${n} conn visible p99`, value: v.p99, unit: 'ms', better: 'lower' },
       );
-      if (nr) {
-        const na = latencySummary(nr.ackNs);
+      if (nr && na) {
         nullFigures.push(
           {
             name: `null ${n} conn closed msg/s`,
@@ -609,14 +619,14 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
         { name: `hub open visible p50`, value: v.p50, unit: 'ms', better: 'lower' },
         { name: `hub open visible p99`, value: v.p99, unit: 'ms', better: 'lower' },
       );
-      if (nr) {
-        const na = latencySummary(nr.ackNs);
+      const na = nr ? latencySummary(nr.ackNs) : null;
+      if (nr && na) {
         nullFigures.push(
           { name: 'null open ACK p50', value: na.p50, unit: 'ms', better: 'lower' },
           { name: 'null open ACK p99', value: sliceMedianP99(nr), unit: 'ms', better: 'lower' },
         );
       }
-      notes.push(p99Note('open loop', a.p99, r, nr));
+      notes.push(p99Note('open loop', r, a.p99, nr, na?.p99));
       if (r.visibleMissing)
         notes.push(`open loop: ${r.visibleMissing} sampled rows not visible within 30 s.`);
       lastMemory = { idle, load: { ...peak } };
@@ -684,15 +694,10 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
       // Created by the projector itself, for its dead letters.
       topic('hub.dlq.projector-portal'),
     ]).catch(() => undefined);
-    const made = await db
-      .query<{ nspname: string }>(`select nspname from pg_namespace where nspname like $1`, [
-        `portal\\_${suffix.replaceAll('_', '\\_')}%`,
-      ])
-      .catch(() => ({ rows: [] }));
-    for (const { nspname } of made.rows) {
-      await db.query(`drop schema if exists "${nspname}" cascade`).catch(() => undefined);
-    }
     await db.end();
+    const knex = createDb(env.databaseUrl);
+    for (const s of [portalSchema, portalTables]) if (s) await dropSchema(knex, s).catch(() => undefined);
+    await knex.destroy();
   }
 }
 

@@ -81,14 +81,15 @@ export function benchStackConfig(env: NodeJS.ProcessEnv = process.env): StackCon
 export async function openBenchEnv(log: (m: string) => void): Promise<BenchEnv> {
   const cfg = benchStackConfig();
   const stack = await startStack(cfg, { log });
+  const seconds = Number(process.env['BENCH_SECONDS'] ?? 15);
   return {
     stack,
     cfg,
     databaseUrl: stack.databaseUrl,
-    seconds: Number(process.env['BENCH_SECONDS'] ?? 15),
+    seconds,
     scale: Number(process.env['BENCH_SCALE'] ?? 1),
     slices: Number(process.env['BENCH_SLICES'] ?? 3),
-    openSeconds: Number(process.env['BENCH_OPEN_SECONDS'] ?? 3 * Number(process.env['BENCH_SECONDS'] ?? 15)),
+    openSeconds: Number(process.env['BENCH_OPEN_SECONDS'] ?? 3 * seconds),
     openRate: Number(process.env['BENCH_OPEN_RATE'] ?? 1250) || null,
     log,
   };
