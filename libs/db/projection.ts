@@ -138,7 +138,6 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
    */
   async function recordApplied(
     trx: Knex.Transaction,
-    batch: PartitionBatch,
     pending: DecodedRecord[],
     careful: boolean,
   ): Promise<DecodedRecord[]> {
@@ -146,13 +145,13 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
     // parameters whatever the batch size, nothing for knex or Postgres to number.
     const bindings = [
       schema,
-      batch.topic,
-      batch.partition,
       sqlArray(pending.map((r) => r.event.data.meta.eventId)),
+      sqlArray(pending.map((r) => r.topic)),
+      sqlArray(pending.map((r) => String(r.partition))),
       sqlArray(pending.map((r) => r.offset.toString())),
     ];
     const insert = `insert into ??.applied_events (event_id, topic, partition, "offset")
-      select u.event_id, ?::text, ?::int, u.o from unnest(?::uuid[], ?::bigint[]) as u(event_id, o)`;
+      select * from unnest(?::uuid[], ?::text[], ?::int[], ?::bigint[])`;
     if (!careful) {
       await insertAssumingNew(() => trx.raw(insert, bindings));
       return pending;
@@ -173,21 +172,34 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
     });
   }
 
-  async function applyBatch(batch: PartitionBatch, careful: boolean): Promise<void> {
+  /**
+   * One transaction for the batches of one or more partitions: the same
+   * statements whatever their number, which is what grouping saves (live
+   * traffic brings a few records per partition and fetch).
+   */
+  async function applyBatches(batches: readonly PartitionBatch[], careful: boolean): Promise<void> {
     await db.transaction(async (trx) => {
-      // Row lock on the checkpoint serialises two instances that were both
-      // (briefly, during a rebalance) given this partition.
-      const rows: { last_offset: string }[] = await trx
+      // Row locks on the checkpoints serialise two instances that were both
+      // (briefly, during a rebalance) given a partition; taken in key order,
+      // so two groups cannot deadlock on them.
+      const rows: { topic: string; partition: number; last_offset: string }[] = await trx
         .withSchema(schema)
         .from('checkpoints')
-        .where({ topic: batch.topic, partition: batch.partition })
+        .whereIn(
+          ['topic', 'partition'],
+          batches.map((b) => [b.topic, b.partition]),
+        )
+        .orderBy(['topic', 'partition'])
         .forUpdate()
-        .select('last_offset');
-      const row = rows[0];
-      const done = row ? BigInt(row.last_offset) : -1n;
-      const pending = batch.records.filter((r) => r.offset > done);
+        .select('topic', 'partition', 'last_offset');
+      const doneBy = new Map(rows.map((r) => [`${r.topic}\u0000${r.partition}`, BigInt(r.last_offset)]));
+      const done = (b: PartitionBatch) => doneBy.get(`${b.topic}\u0000${b.partition}`) ?? -1n;
+      const pending = batches.flatMap((b) => {
+        const d = done(b);
+        return b.records.filter((r) => r.offset > d);
+      });
       if (pending.length > 0) {
-        const toApply = await recordApplied(trx, batch, pending, careful);
+        const toApply = await recordApplied(trx, pending, careful);
         if (toApply.length > 0) await projection.apply(trx, schema, toApply, { careful });
         if (projection.duplicates && toApply.length < pending.length) {
           const applied = new Set(toApply);
@@ -198,29 +210,32 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
           );
         }
       }
-      if (batch.lastOffset > done) {
+      const moved = batches.filter((b) => b.lastOffset > done(b));
+      if (moved.length > 0) {
         await trx
           .withSchema(schema)
           .into('checkpoints')
-          .insert({
-            topic: batch.topic,
-            partition: batch.partition,
-            last_offset: batch.lastOffset.toString(),
-            updated_at: trx.fn.now(),
-          })
+          .insert(
+            moved.map((b) => ({
+              topic: b.topic,
+              partition: b.partition,
+              last_offset: b.lastOffset.toString(),
+              updated_at: trx.fn.now(),
+            })),
+          )
           .onConflict(['topic', 'partition'])
           .merge();
       }
     });
   }
 
-  async function handle(batch: PartitionBatch): Promise<void> {
+  async function handleGroup(batches: PartitionBatch[]): Promise<void> {
     try {
       try {
-        await applyBatch(batch, false);
+        await applyBatches(batches, false);
       } catch (err) {
         if (!(err instanceof KeyExists)) throw err;
-        await applyBatch(batch, true);
+        await applyBatches(batches, true);
       }
     } catch (err) {
       if (isHubError(err)) throw err;
@@ -246,7 +261,8 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
     topics: projection.topics,
     dlqTopic: opts.dlqTopic,
     logger: opts.logger.child({ projection: projection.name, schema }),
-    handle,
+    handle: (batch) => handleGroup([batch]),
+    handleGroup,
     storedOffsets: (topic, partitions) => storedOffsets(db, schema, topic, partitions),
     ...(opts.maxRetries === undefined ? {} : { maxRetries: opts.maxRetries }),
     ...(opts.onDeadLetter ? { onDeadLetter: opts.onDeadLetter } : {}),

@@ -3,7 +3,12 @@ import { createTestContext, uniqueId, type TestContext } from '../../test/suppor
 import { patientRegistered } from '../../test/support/fixtures.js';
 import { HubError } from '../errors/index.js';
 import { ensureTopics } from './admin.js';
-import { createConsumerRunner, type DeadLetter, type DecodedRecord } from './consumer.js';
+import {
+  createConsumerRunner,
+  type DeadLetter,
+  type DecodedRecord,
+  type PartitionBatch,
+} from './consumer.js';
 
 /** Producer, codec and consumer runner against the real broker and registry. */
 describe('consumer runner', () => {
@@ -129,5 +134,69 @@ describe('consumer runner', () => {
     expect(poisoned).toHaveLength(1);
     // The checkpoint still moves past the parked record.
     expect(checkpoints.at(-1)).toBeGreaterThan(BigInt(poisoned[0]!.offset));
+  });
+  it('hands the partitions of one fetch to handleGroup together; a failed group is handled batch by batch, so only the poison is parked', async () => {
+    const topic = ctx.topicFor('PatientRegistered');
+    // Twelve patients: their keys spread over the topic's partitions.
+    const ids = Array.from({ length: 12 }, (_, i) => `PG${i}`);
+    await ctx.producer.publish([
+      ...ids.map((id) => patientRegistered(id, 'Good', `g-${id}`)),
+      patientRegistered('PG0', 'Poison', 'g-poison'),
+    ]);
+    const family = (r: DecodedRecord) =>
+      r.event.type === 'PatientRegistered' ? (r.event.data.demographics.names[0]?.family ?? '') : '';
+    const groups: number[][] = [];
+    const applied = new Map<string, string[]>();
+    const dead: DeadLetter[] = [];
+    let inHandler = 0;
+    let overlapped = false;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const check = () => {
+      if (ids.every((id) => applied.has(id)) && dead.some((d) => d.reasonCode === 'HUB_PROJECTION_FAILED'))
+        done();
+    };
+    // All or nothing, like a transaction: a group with the poison applies none of its records.
+    const apply = async (batches: PartitionBatch[]) => {
+      overlapped ||= inHandler > 0;
+      inHandler++;
+      try {
+        await new Promise((r) => setImmediate(r));
+        const ours = batches.flatMap((b) => b.records.filter((r) => r.key?.startsWith('PG')));
+        if (ours.some((r) => family(r) === 'Poison')) {
+          throw new HubError('HUB_PROJECTION_FAILED', 'cannot apply this event');
+        }
+        for (const r of ours) applied.set(r.key!, [...(applied.get(r.key!) ?? []), family(r)]);
+        check();
+      } finally {
+        inHandler--;
+      }
+    };
+    const runner = createConsumerRunner({
+      kafka: ctx.kafka,
+      codec: ctx.codec,
+      producer: ctx.producer,
+      groupId: uniqueId('g'),
+      topics: [topic],
+      dlqTopic: dlq,
+      logger: ctx.logger,
+      handle: (b) => apply([b]),
+      handleGroup: (batches) => {
+        groups.push(batches.map((b) => b.partition));
+        return apply(batches);
+      },
+      onDeadLetter: (d) => {
+        dead.push(d);
+        check();
+      },
+    });
+    await runner.start();
+    await finished;
+    await runner.stop();
+    expect(groups.some((g) => new Set(g).size > 1)).toBe(true);
+    // Nothing of the failed group is lost or applied twice: each good event exactly once.
+    for (const id of ids) expect(applied.get(id)).toEqual(['Good']);
+    expect(dead.filter((d) => d.reasonCode === 'HUB_PROJECTION_FAILED')).toHaveLength(1);
+    expect(overlapped).toBe(false);
   });
 });
