@@ -676,7 +676,7 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
         `Mix: 40% ADT^A01, 35% ORU^R01 with 5 OBX, 20% ORM^O01, 5% content errors (AE); messages ${mixSizes()}. ` +
         `Warm-up ${warmup}s at 8 connections (hub and null listener each), then ${seconds}s per phase and side: closed loop ` +
         `(one message in flight per connection) at ${o.connections.join(', ')} connections, then open loop for ${env.openSeconds}s per side at ${openRate} msg/s ` +
-        `(${env.openRate ? 'BENCH_OPEN_RATE, about half the closed-loop maximum' : 'half the closed-loop maximum'}) over ${Math.max(...o.connections)} connections, latency counted from the scheduled send time. ` +
+        `(${env.openRate ? 'BENCH_OPEN_RATE' : "half this run's closed-loop maximum"}) over ${Math.max(...o.connections)} connections, latency counted from the scheduled send time. ` +
         `Each phase is cut into slices of ${Math.round(seconds / slices)}s per side, hub and null listener alternating (ABBA); ` +
         `figures are pooled over the slices, except ACK p99, which is the median of the slices' p99s (each slice's p99 and the pooled p99 are in the notes). ` +
         `Visible = sampled ORM/ORU until its row is in the portal read model (polled every 5 ms). Load generator, adapter, ` +
