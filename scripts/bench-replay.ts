@@ -28,6 +28,7 @@ import { analyticsProjection } from '../services/projector-analytics/projection.
 import { billingProjection } from '../services/projector-billing/projection.js';
 import { portalProjection } from '../services/projector-portal/projection.js';
 import { syntheticEvents } from '../test/support/hospital-day.js';
+import { withRetries } from './bench/services.js';
 
 export const REPLAY_PROJECTIONS: Record<string, (t: readonly string[]) => Projection> = {
   portal: portalProjection,
@@ -82,16 +83,23 @@ export async function runReplayBench(o: ReplayOptions): Promise<ReplayResult> {
   const schemas: string[] = [];
   const result: ReplayResult = { published: 0, publishSeconds: 0, projections: [] };
   try {
-    await ensureTopics(kafka, [
-      ...catalogTopicDefinitions(topic),
-      { name: dlq, partitions: 1, replicationFactor: 1, retentionMs: -1 },
-    ]);
+    // On a broker that has just started, a new topic's metadata can lag (the
+    // first `npm run bench:replay` on a fresh stack failed with "does not host
+    // this topic-partition").
+    await withRetries('create topics', () =>
+      ensureTopics(kafka, [
+        ...catalogTopicDefinitions(topic),
+        { name: dlq, partitions: 1, replicationFactor: 1, retentionMs: -1 },
+      ]),
+    );
     await registerAllSchemas(registry, { topicFor });
     await producer.connect();
     const events = syntheticEvents(n);
     const tp = Date.now();
     for (let i = 0; i < events.length; i += 2000) {
-      await producer.publish(events.slice(i, i + 2000));
+      const slice = events.slice(i, i + 2000);
+      if (i === 0) await withRetries('first publish', () => producer.publish(slice));
+      else await producer.publish(slice);
       o.progress?.('publish', Math.min(events.length, i + 2000), events.length);
     }
     const pubSec = (Date.now() - tp) / 1000;

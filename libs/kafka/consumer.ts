@@ -363,6 +363,11 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
         // transactions, each with the same fixed statements, and merges more
         // updates of one row into one write. Live batches are small anyway.
         maxBytesPerPartition: 2 * 1024 * 1024,
+        // The partitions of a fetch are decoded together when grouping, so the
+        // fetch itself is capped (kafkajs: 10 MB): a projector catching up
+        // over 300,000 events peaked at 432-466 MiB RSS with 10 MB and
+        // 327-342 MiB with 4 MB, at the same speed (382-388 MiB before grouping).
+        maxBytes: grouped ? 4 * 1024 * 1024 : 10 * 1024 * 1024,
         retry: {
           retries: maxRetries,
           restartOnFailure: () => {
