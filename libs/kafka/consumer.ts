@@ -127,7 +127,9 @@ interface GroupMember {
 /**
  * Collects the batches submitted in one turn of the event loop (kafkajs
  * starts the partitions of a fetch together) into groups of at most
- * `maxRecords` records, and runs each group through `exclusive`.
+ * `maxRecords` records, and runs each group through `exclusive`. A batch
+ * left on its own takes the ordinary path at once: as a group of one it
+ * would be the same transaction, and a failure would run it twice.
  */
 function createGrouper(
   handleGroup: (batches: PartitionBatch[]) => Promise<void>,
@@ -137,8 +139,12 @@ function createGrouper(
 ): (batch: PartitionBatch) => Promise<boolean> {
   let forming: GroupMember[] = [];
   let scheduled = false;
-  const run = (group: GroupMember[]) =>
-    exclusive(async () => {
+  const run = (group: GroupMember[]) => {
+    if (group.length === 1) {
+      group[0]!.settle(false);
+      return;
+    }
+    void exclusive(async () => {
       try {
         await handleGroup(group.map((m) => m.batch));
         for (const m of group) m.settle(true);
@@ -147,6 +153,7 @@ function createGrouper(
         for (const m of group) m.settle(false);
       }
     });
+  };
   const flush = () => {
     scheduled = false;
     const members = forming;
@@ -155,14 +162,14 @@ function createGrouper(
     let records = 0;
     for (const m of members) {
       if (group.length > 0 && records + m.batch.records.length > maxRecords) {
-        void run(group);
+        run(group);
         group = [];
         records = 0;
       }
       group.push(m);
       records += m.batch.records.length;
     }
-    if (group.length > 0) void run(group);
+    if (group.length > 0) run(group);
   };
   return (batch) =>
     new Promise<boolean>((settle) => {
