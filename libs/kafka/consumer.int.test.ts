@@ -25,6 +25,19 @@ describe('consumer runner', () => {
     await ctx.cleanup();
   });
 
+  /** What every runner here shares: the test's servers and DLQ, a fresh group on `topic`. */
+  function runnerBasics(topic: string) {
+    return {
+      kafka: ctx.kafka,
+      codec: ctx.codec,
+      producer: ctx.producer,
+      groupId: uniqueId('g'),
+      topics: [topic],
+      dlqTopic: dlq,
+      logger: ctx.logger,
+    };
+  }
+
   async function readDlq(count: number) {
     const got: { headers: Record<string, string>; value: Buffer | null; key: string | null }[] = [];
     const c = ctx.kafka.consumer({ groupId: uniqueId('dlq-reader') });
@@ -57,13 +70,7 @@ describe('consumer runner', () => {
     let done!: () => void;
     const allSeen = new Promise<void>((r) => (done = r));
     const runner = createConsumerRunner({
-      kafka: ctx.kafka,
-      codec: ctx.codec,
-      producer: ctx.producer,
-      groupId: uniqueId('g'),
-      topics: [topic],
-      dlqTopic: dlq,
-      logger: ctx.logger,
+      ...runnerBasics(topic),
       handle: (b) => {
         seen.push(...b.records);
         if (seen.length >= 3) done();
@@ -102,13 +109,7 @@ describe('consumer runner', () => {
     let done!: () => void;
     const finished = new Promise<void>((r) => (done = r));
     const runner = createConsumerRunner({
-      kafka: ctx.kafka,
-      codec: ctx.codec,
-      producer: ctx.producer,
-      groupId: uniqueId('g'),
-      topics: [topic],
-      dlqTopic: dlq,
-      logger: ctx.logger,
+      ...runnerBasics(topic),
       handle: (b) => {
         const recs = b.records.filter((r) => r.key === 'PB');
         const names = recs.map((r) =>
@@ -173,13 +174,7 @@ describe('consumer runner', () => {
       }
     };
     const runner = createConsumerRunner({
-      kafka: ctx.kafka,
-      codec: ctx.codec,
-      producer: ctx.producer,
-      groupId: uniqueId('g'),
-      topics: [topic],
-      dlqTopic: dlq,
-      logger: ctx.logger,
+      ...runnerBasics(topic),
       handle: (b) => apply([b]),
       handleGroup: (batches) => {
         groups.push(batches.map((b) => b.partition));
