@@ -5,7 +5,8 @@ import {
   producerMetricsHooks,
   sourceLabel,
 } from '../libs/telemetry/metrics.js';
-import { lastBySource, parseServiceUrls, projectionState } from './ops.js';
+import { lastBySource, parseServiceUrls, projectionState, serviceTargets } from './ops.js';
+import { SERVICES } from './services.js';
 
 describe('projectionState', () => {
   const now = 1_000_000;
@@ -29,6 +30,19 @@ describe('parseServiceUrls', () => {
     ]);
     expect(parseServiceUrls(undefined)).toEqual([]);
     expect(() => parseServiceUrls('portal')).toThrow(/name=http/);
+  });
+});
+
+describe('serviceTargets', () => {
+  it('regression: without HUB_SERVICE_URLS hub status probes the services hub up runs, on their local ports', () => {
+    // given no HUB_SERVICE_URLS / when / then
+    const targets = serviceTargets(undefined);
+    expect(targets.map((t) => t.name)).toEqual(SERVICES.map((s) => s.name));
+    expect(targets).toContainEqual({ name: 'patient-directory', url: 'http://127.0.0.1:8091' });
+    expect(targets).toContainEqual({ name: 'api', url: 'http://127.0.0.1:8098' });
+  });
+  it('takes HUB_SERVICE_URLS instead when it is set', () => {
+    expect(serviceTargets('portal=http://h:1')).toEqual([{ name: 'portal', url: 'http://h:1' }]);
   });
 });
 

@@ -26,19 +26,25 @@ import { partitionOffsets, scanTopic } from '../libs/kafka/scan.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { registerDlqCommands, writeOut } from './dlq.js';
 import { formatTable } from './hub.js';
+import { SERVICES, localBaseUrl, probeReadiness, type Readiness } from './services.js';
 
 const statusEnv = z.object({
   ...kafkaEnv,
   ...databaseEnv,
   ...logEnv,
   HUB_OPS_SCHEMA: schemaNameEnv('hub_ops'),
-  /** Services to probe: `name=http://host:port,...` (their /health and /ready). */
+  /**
+   * Services to probe: `name=http://host:port,...` (their /health and /ready).
+   * Unset: the services `hub up` runs, on their local ports.
+   */
   HUB_SERVICE_URLS: z.string().optional(),
 });
 
 export interface ServiceStatus {
   service: string;
   url: string;
+  /** `not running`: nothing listens on its URL. */
+  state: Readiness['state'];
   alive: boolean;
   ready: boolean;
   /** Failing readiness checks, with their detail (codes, not data). */
@@ -61,25 +67,43 @@ export function parseServiceUrls(spec: string | undefined): { name: string; url:
     });
 }
 
-async function probeService(name: string, url: string): Promise<ServiceStatus> {
-  const get = async (path: string) => {
-    const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(3000) });
-    const body: unknown = await res.json().catch(() => ({}));
-    return { status: res.status, body };
-  };
-  try {
-    const health = await get('/health');
-    const ready = await get('/ready');
-    const checks = ((ready.body as { checks?: Record<string, { ok: boolean; detail?: string }> }).checks ??
-      {}) as Record<string, { ok: boolean; detail?: string }>;
-    const failing = Object.entries(checks)
-      .filter(([, c]) => !c.ok)
-      .map(([k, c]) => `${k}${c.detail ? `: ${c.detail}` : ''}`)
-      .join('; ');
-    return { service: name, url, alive: health.status === 200, ready: ready.status === 200, failing };
-  } catch (err) {
-    return { service: name, url, alive: false, ready: false, failing: errText(err) };
+/** Which services `hub status` probes: HUB_SERVICE_URLS, else the ones `hub up` runs on their local ports. */
+export function serviceTargets(spec: string | undefined): { name: string; url: string }[] {
+  return spec ? parseServiceUrls(spec) : SERVICES.map((s) => ({ name: s.name, url: localBaseUrl(s) }));
+}
+
+/** /ready (and /health) of one service; bounded, never throws. */
+export async function probeService(name: string, url: string): Promise<ServiceStatus> {
+  const r = await probeReadiness(url);
+  if (r.state === 'not running') {
+    return { service: name, url, state: r.state, alive: false, ready: false, failing: '' };
   }
+  const alive = await fetch(`${url}/health`, { signal: AbortSignal.timeout(3000) }).then(
+    async (res) => {
+      await res.body?.cancel();
+      return res.status === 200;
+    },
+    () => false,
+  );
+  return { service: name, url, state: r.state, alive, ready: r.state === 'ready', failing: r.failing };
+}
+
+/**
+ * Probes services side by side. Services named explicitly (HUB_SERVICE_URLS)
+ * that are not ready are problems; of the default local ones, only those that
+ * run but are not ready are: a stack without services is not a fault.
+ */
+export async function probeServices(
+  targets: readonly { name: string; url: string }[],
+  explicit: boolean,
+): Promise<{ services: ServiceStatus[]; problems: string[] }> {
+  const services = await Promise.all(targets.map((t) => probeService(t.name, t.url)));
+  const problems: string[] = [];
+  for (const s of services) {
+    if (s.ready || (s.state === 'not running' && !explicit)) continue;
+    problems.push(`service ${s.service} ${s.state}${s.failing ? `: ${s.failing}` : ''}`);
+  }
+  return { services, problems };
 }
 
 export interface DependencyStatus {
@@ -131,6 +155,8 @@ export interface HubStatus {
   at: string;
   dependencies: DependencyStatus[];
   services: ServiceStatus[];
+  /** Where the probed service URLs came from. */
+  servicesFrom: 'HUB_SERVICE_URLS' | 'hub up defaults';
   topics: TopicStatus[];
   consumerGroups: GroupStatus[];
   projections: ProjectionStatus[];
@@ -229,6 +255,8 @@ export async function collectStatus(opts: {
   stallAfterMs?: number;
   sourceSample?: number;
   now?: () => number;
+  /** Services to probe when HUB_SERVICE_URLS is unset; the ones `hub up` runs by default. */
+  defaultServices?: readonly { name: string; url: string }[];
 }): Promise<HubStatus> {
   const cfg = loadConfig(statusEnv, opts.env ?? process.env);
   const now = opts.now ?? Date.now;
@@ -269,12 +297,12 @@ export async function collectStatus(opts: {
     } catch (err) {
       deps.push({ name: 'postgres', up: false, ms: 0, detail: toDbError(err).code });
     }
-    const services = await Promise.all(
-      parseServiceUrls(cfg.HUB_SERVICE_URLS).map((s) => probeService(s.name, s.url)),
-    );
-    for (const s of services) {
-      if (!s.ready) problems.push(`service ${s.service} ${s.alive ? 'not ready' : 'down'}: ${s.failing}`);
-    }
+    const servicesFrom = cfg.HUB_SERVICE_URLS ? 'HUB_SERVICE_URLS' : 'hub up defaults';
+    const probed = cfg.HUB_SERVICE_URLS
+      ? await probeServices(parseServiceUrls(cfg.HUB_SERVICE_URLS), true)
+      : await probeServices(opts.defaultServices ?? serviceTargets(undefined), false);
+    const services = probed.services;
+    problems.push(...probed.problems);
     const kafkaUp = deps.find((d) => d.name === 'kafka')?.up ?? false;
     const pgUp = deps.find((d) => d.name === 'postgres')?.up ?? false;
     const registryUp = deps.find((d) => d.name === 'registry')?.up ?? false;
@@ -454,6 +482,7 @@ export async function collectStatus(opts: {
       at: new Date(now()).toISOString(),
       dependencies: deps,
       services,
+      servicesFrom,
       topics,
       consumerGroups,
       projections,
@@ -486,18 +515,12 @@ export function statusText(s: HubStatus): string {
         detail: d.detail,
       })),
     ),
-    s.services.length > 0
-      ? section(
-          'services (/health, /ready)',
-          s.services.map((x) => ({
-            service: x.service,
-            alive: x.alive,
-            ready: x.ready,
-            failing: x.failing,
-            url: x.url,
-          })),
-        )
-      : '== services\n(none probed: set HUB_SERVICE_URLS=name=http://host:port,...)',
+    section(
+      s.servicesFrom === 'hub up defaults'
+        ? 'services (/ready on the ports `hub up` uses; HUB_SERVICE_URLS=name=http://host:port,... probes others)'
+        : 'services (/ready, from HUB_SERVICE_URLS)',
+      s.services.map((x) => ({ service: x.service, state: x.state, failing: x.failing, url: x.url })),
+    ),
     section(
       'sources (newest record per source)',
       s.sources.map((x) => ({

@@ -28,7 +28,6 @@ import { analyticsProjection } from '../services/projector-analytics/projection.
 import { billingProjection } from '../services/projector-billing/projection.js';
 import { portalProjection } from '../services/projector-portal/projection.js';
 import { syntheticEvents } from '../test/support/hospital-day.js';
-import { withRetries } from './bench/services.js';
 
 export const REPLAY_PROJECTIONS: Record<string, (t: readonly string[]) => Projection> = {
   portal: portalProjection,
@@ -83,15 +82,12 @@ export async function runReplayBench(o: ReplayOptions): Promise<ReplayResult> {
   const schemas: string[] = [];
   const result: ReplayResult = { published: 0, publishSeconds: 0, projections: [] };
   try {
-    // On a broker that has just started, a new topic's metadata can lag
-    // (createTopics' wait for leaders failed with "does not host this
-    // topic-partition"), as in the hl7 and fhir scenarios.
-    await withRetries('create topics', () =>
-      ensureTopics(kafka, [
-        ...catalogTopicDefinitions(topic),
-        { name: dlq, partitions: 1, replicationFactor: 1, retentionMs: -1 },
-      ]),
-    );
+    // ensureTopics waits until every partition answers: on a broker that has
+    // just started, a new topic's metadata lags ("does not host this topic-partition").
+    await ensureTopics(kafka, [
+      ...catalogTopicDefinitions(topic),
+      { name: dlq, partitions: 1, replicationFactor: 1, retentionMs: -1 },
+    ]);
     await registerAllSchemas(registry, { topicFor });
     await producer.connect();
     const events = syntheticEvents(n);

@@ -39,6 +39,19 @@ export const kafkaEnv = {
     .string()
     .regex(/^[A-Za-z0-9_-]+$/)
     .optional(),
+  /**
+   * How long a write may wait for the broker's acks=all before the caller is
+   * answered with an error (HL7 AE, HTTP 503) and /ready turns not-ready. A
+   * hung broker otherwise holds every sender until its own timeout. 5 s: far
+   * above a healthy write here (p99 well under 0.5 s under load) and a
+   * leader election, below the ACK timeouts senders are configured with.
+   */
+  KAFKA_ACK_TIMEOUT_MS: z.coerce.number().int().min(100).default(5_000),
+};
+
+/** Shared by every service's main.ts: how long start-up may wait for its dependencies. */
+export const startEnv = {
+  HUB_START_BUDGET_MS: z.coerce.number().int().min(0).default(60_000),
 };
 
 export function topicNamer(suffix: string | undefined): (catalogName: string) => string {

@@ -254,10 +254,18 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
         all.map(async (c) => {
           await c.idle;
           if (c.socket.destroyed) return;
-          // end(), not destroy(): destroy would drop ACK bytes still buffered for writing.
-          const gone = new Promise<void>((r) => c.socket.once('close', () => r()));
-          c.socket.end();
-          await gone;
+          // Done as soon as the ACKs are handed to the kernel, not when the
+          // sender closes: a sender that keeps its connection open (they
+          // all do) held every stop for the whole grace. Reading resumes,
+          // discarding, so that no unread bytes turn the close into a reset
+          // that could drop the last ACK; end() flushes before the FIN.
+          c.closing = true;
+          c.socket.resume();
+          await new Promise<void>((r) => {
+            c.socket.once('close', () => r());
+            c.socket.end(() => r());
+          });
+          c.socket.destroy();
         }),
       );
       let timer: NodeJS.Timeout | undefined;

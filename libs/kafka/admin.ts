@@ -1,4 +1,4 @@
-import type { ITopicConfig } from 'kafkajs';
+import type { Admin, ITopicConfig } from 'kafkajs';
 import { HubError } from '../errors/index.js';
 import type { KafkaClient } from './client.js';
 
@@ -16,48 +16,270 @@ export interface TopicReport {
   action: 'created' | 'exists';
 }
 
+/** Bounds of the waits below. */
+export interface WaitOptions {
+  /** Upper bound for the whole wait, in ms (60 s by default). */
+  timeoutMs?: number;
+}
+
+const DEFAULT_WAIT_MS = 60_000;
+const FIRST_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 2_000;
+
+/** The admin calls topic creation uses; a kafkajs Admin, or a stand-in in unit tests. */
+export type TopicAdmin = Pick<
+  Admin,
+  'listTopics' | 'createTopics' | 'fetchTopicMetadata' | 'fetchTopicOffsets'
+>;
+
 /**
- * Creates missing topics and verifies existing ones. Idempotent. An existing
- * topic with a different partition count is an error rather than something to
- * "fix": repartitioning would break per-patient ordering and co-partitioning.
+ * Creates missing topics and verifies existing ones, then waits (bounded, with
+ * backoff) until every partition of every topic has a leader in the metadata
+ * and answers an offsets request. On a freshly formatted KRaft broker
+ * `createTopics` returns before the broker's metadata has caught up, and a
+ * client that starts then fails with "This server does not host this
+ * topic-partition"; this returns only once that cannot happen any more.
+ * Idempotent. An existing topic with a different partition count is an error
+ * rather than something to "fix": repartitioning would break per-patient
+ * ordering and co-partitioning.
  */
-export async function ensureTopics(kafka: KafkaClient, topics: TopicDefinition[]): Promise<TopicReport[]> {
+export async function ensureTopics(
+  kafka: KafkaClient,
+  topics: TopicDefinition[],
+  opts: WaitOptions = {},
+): Promise<TopicReport[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const existing = new Set(await admin.listTopics());
-    const missing = topics.filter((t) => !existing.has(t.name));
-    if (missing.length > 0) {
-      const defs: ITopicConfig[] = missing.map((t) => ({
-        topic: t.name,
-        numPartitions: t.partitions,
-        replicationFactor: t.replicationFactor,
-        configEntries: [
-          { name: 'retention.ms', value: String(t.retentionMs) },
-          { name: 'cleanup.policy', value: t.cleanupPolicy ?? 'delete' },
-          // acks=all is only durable if the write reached every in-sync replica.
-          { name: 'min.insync.replicas', value: String(Math.min(2, t.replicationFactor)) },
-        ],
-      }));
-      await admin.createTopics({ topics: defs, waitForLeaders: true });
-    }
-    const present = topics.filter((t) => existing.has(t.name));
-    if (present.length > 0) {
-      const meta = await admin.fetchTopicMetadata({ topics: present.map((t) => t.name) });
-      for (const t of present) {
-        const m = meta.topics.find((x) => x.name === t.name);
-        if (m && m.partitions.length !== t.partitions) {
-          throw new HubError(
-            'HUB_KAFKA_ERROR',
-            `topic ${t.name} has ${m.partitions.length} partitions, the catalog says ${t.partitions}`,
-          );
-        }
-      }
-    }
-    return topics.map((t) => ({ name: t.name, action: existing.has(t.name) ? 'exists' : 'created' }));
+    return await ensureTopicsWith(admin, topics, opts);
   } finally {
     await admin.disconnect();
   }
+}
+
+/** `ensureTopics` on an admin that is already connected. */
+export async function ensureTopicsWith(
+  admin: TopicAdmin,
+  topics: TopicDefinition[],
+  opts: WaitOptions = {},
+): Promise<TopicReport[]> {
+  const deadline = new Deadline(opts.timeoutMs ?? DEFAULT_WAIT_MS);
+  const existedBefore = await createMissing(admin, topics, deadline);
+  await waitForTopicsReady(admin, topics, existedBefore, deadline);
+  return topics.map((t) => ({ name: t.name, action: existedBefore.has(t.name) ? 'exists' : 'created' }));
+}
+
+function topicConfig(t: TopicDefinition): ITopicConfig {
+  return {
+    topic: t.name,
+    numPartitions: t.partitions,
+    replicationFactor: t.replicationFactor,
+    configEntries: [
+      { name: 'retention.ms', value: String(t.retentionMs) },
+      { name: 'cleanup.policy', value: t.cleanupPolicy ?? 'delete' },
+      // acks=all is only durable if the write reached every in-sync replica.
+      { name: 'min.insync.replicas', value: String(Math.min(2, t.replicationFactor)) },
+    ],
+  };
+}
+
+/** Creates what is missing, retrying retriable refusals; returns the topics that existed before. */
+async function createMissing(
+  admin: TopicAdmin,
+  topics: TopicDefinition[],
+  deadline: Deadline,
+): Promise<Set<string>> {
+  let before: Set<string> | undefined;
+  const names = topics.map((t) => t.name).join(', ');
+  await retrying(deadline, `topics ${names}: not created`, async () => {
+    const existing = new Set(await admin.listTopics());
+    // A retry after a partial creation must still report those topics as created.
+    before ??= existing;
+    const missing = topics.filter((t) => !existing.has(t.name));
+    if (missing.length > 0) {
+      // Leaders are waited for below, within this call's own bound.
+      await admin.createTopics({ topics: missing.map(topicConfig), waitForLeaders: false });
+    }
+  });
+  return before ?? new Set();
+}
+
+/** Polls until no topic has a reason left not to be used; throws naming each one that still has. */
+async function waitForTopicsReady(
+  admin: TopicAdmin,
+  topics: TopicDefinition[],
+  existedBefore: Set<string>,
+  deadline: Deadline,
+): Promise<void> {
+  const pending = new Map(topics.map((t) => [t.name, 'not checked']));
+  for (let backoff = FIRST_BACKOFF_MS; ; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
+    for (const t of topics) {
+      if (!pending.has(t.name)) continue;
+      const why = await deadline
+        .race(notReadyReason(admin, t, existedBefore.has(t.name)))
+        .catch((err: unknown) => {
+          if (!isRetriableKafkaError(err)) throw err;
+          return `metadata or offsets not available (${firstLine(err)})`;
+        });
+      if (why === null) pending.delete(t.name);
+      else if (why !== TIMED_OUT) pending.set(t.name, why);
+    }
+    if (pending.size === 0) return;
+    if (deadline.expired) {
+      throw new HubError(
+        'HUB_KAFKA_UNAVAILABLE',
+        [...pending].map(([name, why]) => `topic ${name}: ${why} after ${deadline.label}`).join('; '),
+        { details: { topics: [...pending.keys()] } },
+      );
+    }
+    await sleep(Math.min(backoff, deadline.remaining));
+  }
+}
+
+/** Why a topic cannot be used yet (null: it can); throws on a partition count that differs from the catalog. */
+async function notReadyReason(
+  admin: TopicAdmin,
+  t: TopicDefinition,
+  existedBefore: boolean,
+): Promise<string | null> {
+  const meta = await admin.fetchTopicMetadata({ topics: [t.name] });
+  const m = meta.topics.find((x) => x.name === t.name);
+  if (!m || m.partitions.length === 0) return 'not in the metadata';
+  if (existedBefore && m.partitions.length !== t.partitions) {
+    throw new HubError(
+      'HUB_KAFKA_ERROR',
+      `topic ${t.name} has ${m.partitions.length} partitions, the catalog says ${t.partitions}`,
+    );
+  }
+  if (m.partitions.length < t.partitions) {
+    return `${m.partitions.length} of ${t.partitions} partitions in the metadata`;
+  }
+  const leaderless = m.partitions.filter((p) => p.leader < 0).map((p) => p.partitionId);
+  if (leaderless.length > 0) return `partitions ${sortedList(leaderless)} have no leader`;
+  // What consumers and producers do first; this is the call that failed on a fresh broker.
+  const answered = new Set((await admin.fetchTopicOffsets(t.name)).map((o) => o.partition));
+  const silent = m.partitions.map((p) => p.partitionId).filter((p) => !answered.has(p));
+  if (silent.length > 0) return `partitions ${sortedList(silent)} have no offsets`;
+  return null;
+}
+
+/**
+ * Waits (bounded, with backoff) until a group coordinator answers. After a
+ * fresh format `__consumer_offsets` does not exist yet, and for a few seconds
+ * after it is created the coordinator answers "loading"; a consumer group
+ * joining then fails. `hub up` calls this before starting the services.
+ */
+export async function waitForGroupCoordinator(kafka: KafkaClient, opts: WaitOptions = {}): Promise<void> {
+  const deadline = new Deadline(opts.timeoutMs ?? DEFAULT_WAIT_MS);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await retrying(deadline, 'group coordinator: no answer', () => admin.describeGroups(['hub-up-probe']));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Retriable protocol errors by type, for errors that lost their `retriable` flag on the way. */
+const RETRIABLE_TYPES = new Set([
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+  'NOT_CONTROLLER',
+  'REQUEST_TIMED_OUT',
+  'GROUP_LOAD_IN_PROGRESS',
+  'GROUP_COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR_FOR_GROUP',
+]);
+
+/**
+ * Whether a kafkajs error may go away by waiting: its own `retriable` flag, a
+ * retriable protocol error type, or the same in its cause (kafkajs wraps the
+ * last error in KafkaJSNumberOfRetriesExceeded, which is marked
+ * non-retriable) or in every part of an aggregate (TOPIC_ALREADY_EXISTS
+ * there means a concurrent creator won, which is fine).
+ */
+export function isRetriableKafkaError(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && typeof e === 'object' && e !== null; depth++) {
+    const x = e as { retriable?: unknown; type?: unknown; errors?: unknown; cause?: unknown };
+    if (Array.isArray(x.errors)) {
+      const parts = x.errors as unknown[];
+      const alreadyExists = (p: unknown) => (p as { type?: unknown }).type === 'TOPIC_ALREADY_EXISTS';
+      return (
+        parts.some((p) => !alreadyExists(p)) &&
+        parts.every((p) => alreadyExists(p) || isRetriableKafkaError(p))
+      );
+    }
+    if (x.retriable === true) return true;
+    if (typeof x.type === 'string' && RETRIABLE_TYPES.has(x.type)) return true;
+    if (x.cause === e) return false;
+    e = x.cause;
+  }
+  return false;
+}
+
+const TIMED_OUT: unique symbol = Symbol('timed out');
+const RETRY: unique symbol = Symbol('retry');
+
+/** One bound shared by every step of a wait. */
+class Deadline {
+  private readonly at: number;
+  constructor(private readonly ms: number) {
+    this.at = Date.now() + ms;
+  }
+  get remaining(): number {
+    return Math.max(0, this.at - Date.now());
+  }
+  get expired(): boolean {
+    return Date.now() >= this.at;
+  }
+  /** How the bound reads in messages: "60s", "1.5s", "200 ms". */
+  get label(): string {
+    return this.ms < 1000 ? `${this.ms} ms` : `${Number((this.ms / 1000).toFixed(1))}s`;
+  }
+  /** The call's result, or TIMED_OUT when the deadline comes first (the call is left to finish). */
+  async race<T>(p: Promise<T>): Promise<T | typeof TIMED_OUT> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        p,
+        new Promise<typeof TIMED_OUT>((resolve) => {
+          timer = setTimeout(() => resolve(TIMED_OUT), this.remaining);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Runs `fn` until it succeeds, retrying retriable Kafka errors with backoff within the deadline. */
+async function retrying<T>(deadline: Deadline, what: string, fn: () => Promise<T>): Promise<T> {
+  let last = '';
+  for (let backoff = FIRST_BACKOFF_MS; ; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
+    const r = await deadline.race(fn()).catch((err: unknown): typeof RETRY => {
+      if (!isRetriableKafkaError(err)) throw err;
+      last = firstLine(err);
+      return RETRY;
+    });
+    if (r !== RETRY && r !== TIMED_OUT) return r;
+    if (deadline.expired) {
+      throw new HubError(
+        'HUB_KAFKA_UNAVAILABLE',
+        `${what} after ${deadline.label}${last ? ` (${last})` : ''}`,
+      );
+    }
+    await sleep(Math.min(backoff, deadline.remaining));
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const sortedList = (ns: number[]) => [...ns].sort((a, b) => a - b).join(',');
+
+/** Broker and protocol messages name topics and partitions, not record contents. */
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 160);
 }
 
 export async function deleteTopics(kafka: KafkaClient, names: string[]): Promise<void> {

@@ -28,7 +28,36 @@ export interface EventProducer {
   connect(): Promise<void>;
   publish(events: readonly ClinicalEvent[], extraHeaders?: IHeaders): Promise<PublishedEvent[]>;
   publishRaw(records: readonly RawRecord[]): Promise<void>;
+  /**
+   * For /ready: not ok while a write has waited longer than the ack timeout
+   * (a hung broker) or when the last write failed; ok again as soon as a
+   * write is acknowledged.
+   */
+  health(): { ok: boolean; detail?: string };
   disconnect(): Promise<void>;
+}
+
+/**
+ * Resolves or rejects as `write` does, unless `ms` pass first: then rejects
+ * with a retriable HUB_KAFKA_UNAVAILABLE. The write itself goes on (Kafka
+ * offers no way to take it back); a caller that must know whether it landed
+ * after all keeps `write`.
+ */
+export function withAckDeadline<T>(write: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new HubError('HUB_KAFKA_UNAVAILABLE', `kafka write not acknowledged within ${ms} ms`, {
+            retriable: true,
+            details: { ackTimeoutMs: ms },
+          }),
+        ),
+      ms,
+    );
+  });
+  return Promise.race([write, late]).finally(() => clearTimeout(timer));
 }
 
 interface Pending {
@@ -50,6 +79,18 @@ export interface ProducerOptions {
   onProduced?: (topic: string, seconds: number) => void;
   /** Events acknowledged per meta.source.system (metrics: "interface silent" alerts). */
   onSources?: (counts: ReadonlyMap<string, number>, atMs: number) => void;
+  /**
+   * KAFKA_ACK_TIMEOUT_MS: publish and publishRaw reject after this long
+   * without acks, and health() reports a write waiting longer as not ok.
+   * Unset: callers wait for kafkajs' own retries, and health() uses 5 s.
+   */
+  ackTimeoutMs?: number;
+  /**
+   * False: callers are not rejected at the ack timeout (they apply it
+   * themselves and keep the write, as the HL7 adapter does to answer a
+   * resend without writing twice); health() still uses it. Default true.
+   */
+  rejectAtAckTimeout?: boolean;
 }
 
 /** Maps a kafkajs failure to the hub's error model; `what` names the operation in the message. */
@@ -85,6 +126,15 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
   let queue: Pending[] = [];
   let flushing: Promise<void> | null = null;
   let connected = false;
+  const stallMs = opts.ackTimeoutMs ?? 5_000;
+  /** enqueuedAt of the oldest record in the batch being sent; null when none is in flight. */
+  let sendingSince: number | null = null;
+  let lastOkAt = 0;
+  let lastFailAt = 0;
+  const deadline = <T>(p: Promise<T>): Promise<T> =>
+    opts.ackTimeoutMs === undefined || opts.rejectAtAckTimeout === false
+      ? p
+      : withAckDeadline(p, opts.ackTimeoutMs);
 
   async function flush(): Promise<void> {
     try {
@@ -100,8 +150,10 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
           }
         }
         const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+        sendingSince = batch[0]?.enqueuedAt ?? performance.now();
         try {
           await producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+          lastOkAt = performance.now();
           if (opts.onProduced) {
             const now = performance.now();
             for (const p of batch) {
@@ -111,8 +163,11 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
           }
           for (const p of batch) p.resolve();
         } catch (err) {
+          lastFailAt = performance.now();
           const mapped = mapKafkaError(err);
           for (const p of batch) p.reject(mapped);
+        } finally {
+          sendingSince = null;
         }
       }
     } finally {
@@ -160,7 +215,7 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
           },
         });
       }
-      await enqueue(records);
+      await deadline(enqueue(records));
       const counts = new Map<string, number>();
       for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
       for (const [type, n] of counts) opts.onPublished?.(topicFor(type as ClinicalEvent['type']), type, n);
@@ -175,7 +230,16 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
       return events.map((e) => ({ topic: topicFor(e.type), eventId: e.data.meta.eventId }));
     },
     async publishRaw(records) {
-      await enqueue([...records]);
+      await deadline(enqueue([...records]));
+    },
+    health() {
+      const oldest = sendingSince ?? queue[0]?.enqueuedAt;
+      const waited = oldest === undefined ? 0 : performance.now() - oldest;
+      if (waited > stallMs) {
+        return { ok: false, detail: `a write has waited ${(waited / 1000).toFixed(1)}s for Kafka acks` };
+      }
+      if (lastFailAt > lastOkAt) return { ok: false, detail: 'last write to Kafka failed' };
+      return { ok: true };
     },
     async disconnect() {
       // Let queued writes finish before closing: they are owed an answer.

@@ -4,7 +4,7 @@ import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from './client.js';
 import { HubPartitioner } from './partitioner.js';
-import { mapKafkaError, type PublishedEvent, type RawRecord } from './producer.js';
+import { mapKafkaError, withAckDeadline, type PublishedEvent, type RawRecord } from './producer.js';
 
 /**
  * All-or-nothing writes across topics (a FHIR transaction Bundle): the
@@ -19,6 +19,8 @@ export interface TransactionalProducer {
     events: readonly ClinicalEvent[],
     extra?: readonly RawRecord[],
   ): Promise<PublishedEvent[]>;
+  /** As EventProducer.health: not ok while a transaction waits past the ack timeout or after a failed one. */
+  health(): { ok: boolean; detail?: string };
   disconnect(): Promise<void>;
 }
 
@@ -30,6 +32,8 @@ export interface TransactionalProducerOptions {
   topicFor?: (type: ClinicalEvent['type']) => string;
   /** Test hook: runs inside the transaction after the records are sent, before commit. */
   beforeCommit?: () => Promise<void>;
+  /** KAFKA_ACK_TIMEOUT_MS: a call not committed by then is answered with HUB_KAFKA_UNAVAILABLE (it may still commit). */
+  ackTimeoutMs?: number;
 }
 
 const mapError = (err: unknown): HubError => mapKafkaError(err, 'kafka transaction');
@@ -45,6 +49,24 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
   });
   const topicFor = opts.topicFor ?? ((type: ClinicalEvent['type']) => EVENT_CONTRACTS[type].topic);
   let chain: Promise<unknown> = Promise.resolve();
+  const stallMs = opts.ackTimeoutMs ?? 5_000;
+  let runningSince: number | null = null;
+  let lastOkAt = 0;
+  let lastFailAt = 0;
+
+  async function tracked(events: readonly ClinicalEvent[], extra: readonly RawRecord[]) {
+    runningSince = performance.now();
+    try {
+      const out = await run(events, extra);
+      lastOkAt = performance.now();
+      return out;
+    } catch (err) {
+      lastFailAt = performance.now();
+      throw err;
+    } finally {
+      runningSince = null;
+    }
+  }
 
   async function run(
     events: readonly ClinicalEvent[],
@@ -96,9 +118,17 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
       }
     },
     publishAtomically(events, extra = []) {
-      const p = chain.then(() => run(events, extra));
+      const p = chain.then(() => tracked(events, extra));
       chain = p.catch(() => undefined);
-      return p;
+      return opts.ackTimeoutMs === undefined ? p : withAckDeadline(p, opts.ackTimeoutMs);
+    },
+    health() {
+      const waited = runningSince === null ? 0 : performance.now() - runningSince;
+      if (waited > stallMs) {
+        return { ok: false, detail: `a transaction has waited ${(waited / 1000).toFixed(1)}s for Kafka` };
+      }
+      if (lastFailAt > lastOkAt) return { ok: false, detail: 'last Kafka transaction failed' };
+      return { ok: true };
     },
     async disconnect() {
       await chain;

@@ -1,5 +1,9 @@
-import { toHubError } from '../errors/index.js';
+import type { FastifyInstance } from 'fastify';
+import { isHubError, toHubError } from '../errors/index.js';
 import type { Logger } from '../telemetry/logger.js';
+import { errorLabel, gateReadiness, runStartupSteps, type StartupStep } from './startup.js';
+
+export { isTransientStartupError, type StartupStep } from './startup.js';
 
 export interface ShutdownOptions {
   logger: Logger;
@@ -38,4 +42,43 @@ export function installShutdown(o: ShutdownOptions): Shutdown {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   return shutdown;
+}
+
+export interface ServiceStartOptions {
+  name: string;
+  logger: Logger;
+  http: FastifyInstance;
+  host: string;
+  port: number;
+  /** Connections and preparations, in order; each retried while its failure is transient. */
+  steps: readonly StartupStep[];
+  /** The start-up retry budget (HUB_START_BUDGET_MS). */
+  budgetMs: number;
+  /** Extra fields for the "<name> ready" log line. */
+  readyFields?(): Record<string, unknown>;
+}
+
+/**
+ * How every service starts: the HTTP port listens first with /ready saying
+ * what start-up waits for, then the steps run with bounded retries; "<name>
+ * ready" is logged once they are done. After the budget (or on a failure
+ * that is not transient) the service logs what it was waiting for and exits
+ * 1, for its supervisor to restart it.
+ */
+export async function startService(o: ServiceStartOptions): Promise<void> {
+  const gate = gateReadiness(o.http);
+  try {
+    const address = await o.http.listen({ host: o.host, port: o.port });
+    await runStartupSteps(o.steps, { logger: o.logger, budgetMs: o.budgetMs, onWaiting: gate.waiting });
+    gate.open();
+    o.logger.info({ address, ...(o.readyFields?.() ?? {}) }, `${o.name} ready`);
+  } catch (err) {
+    const h = toHubError(err);
+    // The message is the hub's own (step name and error label), never a driver's text.
+    o.logger.fatal(
+      { code: h.code },
+      `${o.name} failed to start: ${isHubError(err) ? h.message : errorLabel(err)}`,
+    );
+    process.exit(1);
+  }
 }

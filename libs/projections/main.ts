@@ -8,6 +8,7 @@ import {
   z,
   schemaNameEnv,
   portEnv,
+  startEnv,
 } from '../config/index.js';
 import { createDb } from '../db/index.js';
 import { createEventCodec } from '../events/codec.js';
@@ -17,12 +18,13 @@ import { createEventProducer } from '../kafka/producer.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createMetrics, producerMetricsHooks } from '../telemetry/metrics.js';
 import type { ProjectorConfig, ProjectorDeps, ProjectorService } from './service.js';
-import { installShutdown } from '../lifecycle/index.js';
+import { installShutdown, startService } from '../lifecycle/index.js';
 
 const baseEnv = {
   ...kafkaEnv,
   ...databaseEnv,
   ...logEnv,
+  ...startEnv,
   HTTP_HOST: httpEnv.HTTP_HOST,
   DLQ_TOPIC: z.string().optional(),
   CONSUMER_GROUP_PREFIX: z.string().optional(),
@@ -70,7 +72,12 @@ export async function runProjectorMain<E extends z.ZodRawShape>(spec: ProjectorM
   });
   const codec = createEventCodec(createRegistryClient(config.SCHEMA_REGISTRY_URL));
   const metrics = createMetrics();
-  const producer = createEventProducer({ kafka, codec, ...producerMetricsHooks(metrics) });
+  const producer = createEventProducer({
+    kafka,
+    codec,
+    ackTimeoutMs: config.KAFKA_ACK_TIMEOUT_MS,
+    ...producerMetricsHooks(metrics),
+  });
 
   const shutdown = installShutdown({
     logger,
@@ -103,13 +110,17 @@ export async function runProjectorMain<E extends z.ZodRawShape>(spec: ProjectorM
     config as unknown as z.infer<z.ZodObject<E>>,
   );
 
-  try {
-    await producer.connect();
-    await svc.start();
-    const address = await svc.http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
-    logger.info({ address, schema: svc.activeSchema() }, `${spec.name} ready`);
-  } catch (err) {
-    logger.fatal({ err }, `${spec.name} failed to start`);
-    process.exit(1);
-  }
+  await startService({
+    name: spec.name,
+    logger,
+    http: svc.http,
+    host: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    budgetMs: config.HUB_START_BUDGET_MS,
+    steps: [
+      { name: 'kafka (producer connect)', run: () => producer.connect() },
+      { name: 'postgres (read model) and kafka (consumer group)', run: () => svc.start() },
+    ],
+    readyFields: () => ({ schema: svc.activeSchema() }),
+  });
 }

@@ -21,7 +21,7 @@ import { createKafkaClient } from '../../libs/kafka/client.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { generateResources } from '../../test/fixtures/fhir/generate.js';
 import { latencySummary, progressBar, type BenchEnv, type Figure, type ScenarioResult } from './lib.js';
-import { freePort, serviceEnv, startService, withRetries } from './services.js';
+import { freePort, serviceEnv, startService } from './services.js';
 
 const BUNDLE_SIZE = 100;
 const CLIENTS = 8;
@@ -105,12 +105,10 @@ export async function fhirScenario(env: BenchEnv): Promise<ScenarioResult> {
   const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
   const logger = createLogger({ name: 'bench-fhir', level: 'silent' });
   const kafka = createKafkaClient({ brokers: env.stack.kafka.brokers, clientId: 'bench-fhir', logger });
-  await withRetries('create topics', () =>
-    ensureTopics(kafka, [
-      ...catalogTopicDefinitions(topic),
-      { name: topic('hub.dlq.adapter-fhir'), partitions: 1, replicationFactor: 1, retentionMs: -1 },
-    ]),
-  );
+  await ensureTopics(kafka, [
+    ...catalogTopicDefinitions(topic),
+    { name: topic('hub.dlq.adapter-fhir'), partitions: 1, replicationFactor: 1, retentionMs: -1 },
+  ]);
   await registerAllSchemas(createRegistryClient(env.stack.registryUrl), { topicFor });
   const figures: Figure[] = [];
   const notes: string[] = [];

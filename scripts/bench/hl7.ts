@@ -35,15 +35,7 @@ import {
   type ScenarioResult,
 } from './lib.js';
 import { summariseProfileFile, profileMarkdown } from './profile.js';
-import {
-  cpuSecondsOf,
-  freePort,
-  rssMiBOf,
-  serviceEnv,
-  startService,
-  withRetries,
-  type ServiceChild,
-} from './services.js';
+import { cpuSecondsOf, freePort, rssMiBOf, serviceEnv, startService, type ServiceChild } from './services.js';
 
 /** ORU^R01 with five OBX (a small chemistry panel), like the corpus's lab results. */
 function oruR01x5(id: string, mrn: string): string {
@@ -364,7 +356,7 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
   const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
   const logger = createLogger({ name: 'bench-hl7', level: 'silent' });
   const kafka = createKafkaClient({ brokers: env.stack.kafka.brokers, clientId: 'bench-hl7', logger });
-  await withRetries('create topics', () => ensureTopics(kafka, catalogTopicDefinitions(topic)));
+  await ensureTopics(kafka, catalogTopicDefinitions(topic));
   await registerAllSchemas(createRegistryClient(env.stack.registryUrl), { topicFor });
 
   const figures: Figure[] = [];

@@ -123,21 +123,3 @@ export async function startService(env: BenchEnv, name: string, o: StartOptions)
     },
   };
 }
-
-/**
- * Retries a set-up step that can race a broker that has only just started
- * (metadata for a new topic not yet everywhere: "does not host this topic-partition").
- */
-export async function withRetries<T>(what: string, fn: () => Promise<T>, tries = 5): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (i >= tries) throw err;
-      await new Promise((r) => setTimeout(r, 1000 * i));
-      process.stderr.write(
-        `[bench] ${what}: retry ${i} after ${err instanceof Error ? err.message : String(err)}\n`,
-      );
-    }
-  }
-}

@@ -123,6 +123,11 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
         await deps.db.raw('select 1');
         return { ok: true };
       },
+      // A hung broker shows here, not only in each request's 503.
+      kafka: () => {
+        const h = deps.producer.health();
+        return Promise.resolve(h.ok ? deps.txProducer.health() : h);
+      },
     },
   });
 

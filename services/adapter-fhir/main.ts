@@ -9,6 +9,7 @@ import {
   z,
   schemaNameEnv,
   portEnv,
+  startEnv,
 } from '../../libs/config/index.js';
 import { createDb } from '../../libs/db/index.js';
 import { EVENT_CONTRACTS } from '../../libs/events/index.js';
@@ -21,13 +22,14 @@ import { createTransactionalProducer } from '../../libs/kafka/transactional.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { createMetrics, producerMetricsHooks } from '../../libs/telemetry/metrics.js';
 import { buildFhirAdapter } from './app.js';
-import { installShutdown } from '../../libs/lifecycle/index.js';
+import { installShutdown, startService } from '../../libs/lifecycle/index.js';
 
 const config = loadConfig(
   z.object({
     ...kafkaEnv,
     ...databaseEnv,
     ...logEnv,
+    ...startEnv,
     HTTP_HOST: httpEnv.HTTP_HOST,
     HTTP_PORT: portEnv(8093),
     FHIR_STORE_SCHEMA: schemaNameEnv('adapter_fhir'),
@@ -63,6 +65,7 @@ const producer = createEventProducer({
   topicFor,
   onPublished: (t, type, n) => metrics.eventsPublished.inc({ topic: t, type }, n),
   ...producerMetricsHooks(metrics),
+  ackTimeoutMs: config.KAFKA_ACK_TIMEOUT_MS,
 });
 const txProducer = createTransactionalProducer({
   kafka,
@@ -70,6 +73,7 @@ const txProducer = createTransactionalProducer({
   topicFor,
   // Stable per host so that a restarted instance fences its predecessor's open transaction.
   transactionalId: config.FHIR_TRANSACTIONAL_ID ?? `adapter-fhir-${hostname()}-${topic('tx')}`,
+  ackTimeoutMs: config.KAFKA_ACK_TIMEOUT_MS,
 });
 const svc = buildFhirAdapter(
   {
@@ -101,14 +105,19 @@ installShutdown({
   },
 });
 
-try {
-  await producer.connect();
-  await txProducer.connect();
-  await codec.warmUp(undefined, topicFor);
-  await svc.start();
-  const address = await svc.http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
-  logger.info({ address, schema: config.FHIR_STORE_SCHEMA }, 'adapter-fhir ready');
-} catch (err) {
-  logger.fatal({ err }, 'adapter-fhir failed to start');
-  process.exit(1);
-}
+await startService({
+  name: 'adapter-fhir',
+  logger,
+  http: svc.http,
+  host: config.HTTP_HOST,
+  port: config.HTTP_PORT,
+  budgetMs: config.HUB_START_BUDGET_MS,
+  steps: [
+    { name: 'kafka (producer connect)', run: () => producer.connect() },
+    // initTransactions: the transaction coordinator is "loading" on a fresh broker.
+    { name: 'kafka (transaction coordinator)', run: () => txProducer.connect() },
+    { name: 'schema registry (event schemas)', run: () => codec.warmUp(undefined, topicFor) },
+    { name: 'postgres (resource store) and dead-letter topic', run: () => svc.start() },
+  ],
+  readyFields: () => ({ schema: config.FHIR_STORE_SCHEMA }),
+});

@@ -22,7 +22,7 @@ import {
 import type { MapContext, MapOutcome } from '../../libs/hl7/types.js';
 import { createHttpApp } from '../../libs/http/index.js';
 import type { IdentityPolicy } from '../../libs/identity/index.js';
-import type { EventProducer } from '../../libs/kafka/producer.js';
+import { withAckDeadline, type EventProducer } from '../../libs/kafka/producer.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
 import type { HubMetrics } from '../../libs/telemetry/metrics.js';
 
@@ -53,6 +53,12 @@ export interface Hl7AdapterConfig {
   recentIdsCapacity?: number;
   /** Grace for in-flight messages on stop. */
   stopGraceMs?: number;
+  /**
+   * How long a message may wait for Kafka's acks before the sender gets an
+   * error ACK (KAFKA_ACK_TIMEOUT_MS). The write goes on; a resend meanwhile
+   * is not written a second time.
+   */
+  ackTimeoutMs?: number;
 }
 
 export interface Hl7Adapter {
@@ -71,6 +77,8 @@ export type RejectReason =
 interface Result {
   disposition: Disposition;
   error?: AckError;
+  /** The write was not acknowledged in time and may still land: a resend must not write again. */
+  pending?: boolean;
 }
 
 const LOCAL_PEER: MllpPeer = { id: 0, remoteAddress: '', tls: false };
@@ -111,6 +119,7 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
   /** Insertion-ordered: the oldest key is evicted first. */
   const recent = new Set<string>();
   const inFlight = new Map<string, Promise<Result>>();
+  const ackTimeout = cfg.ackTimeoutMs ?? 5_000;
   let lastKafkaOkAt = 0;
   let lastKafkaFailAt = 0;
 
@@ -146,6 +155,34 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
 
   function kafkaOk(): void {
     lastKafkaOkAt = deps.clock();
+  }
+
+  function notYetAcknowledged(): Result {
+    lastKafkaFailAt = deps.clock();
+    log.warn({ ackTimeoutMs: ackTimeout }, 'Kafka did not acknowledge in time; answering with an error ACK');
+    return {
+      disposition: 'unavailable',
+      pending: true,
+      error: { hl7ErrorCode: '207', text: 'Message not yet stored, resend later', severity: 'E' },
+    };
+  }
+
+  /** The write's result, or "not yet" once the ack timeout has passed (the write goes on). */
+  function within(write: Promise<Result>): Promise<Result> {
+    return withAckDeadline(write, ackTimeout).catch(() => notYetAcknowledged());
+  }
+
+  /** Keeps a write findable by its resend key until it settles, and remembers it if it landed. */
+  function track(key: string, write: Promise<Result>): void {
+    inFlight.set(key, write);
+    void write
+      .then((r) => {
+        if (r.disposition === 'accepted') remember(key);
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        if (inFlight.get(key) === write) inFlight.delete(key);
+      });
   }
 
   function unavailable(err: unknown): Result {
@@ -290,18 +327,14 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
         res = { disposition: 'accepted' };
       } else {
         const earlier = key ? inFlight.get(key) : undefined;
-        const prior = earlier ? await earlier : undefined;
-        if (prior?.disposition === 'accepted') {
+        const prior = earlier ? await within(earlier) : undefined;
+        if (prior?.disposition === 'accepted' || prior?.pending) {
+          // Landed, or still on its way: either way it is not written twice.
           res = prior;
         } else {
           const p = ingest(bytes, msh, receivedAt, rawId);
-          if (key) inFlight.set(key, p);
-          try {
-            res = await p;
-          } finally {
-            if (key && inFlight.get(key) === p) inFlight.delete(key);
-          }
-          if (key && res.disposition === 'accepted') remember(key);
+          if (key) track(key, p);
+          res = await within(p);
         }
       }
     } catch (err) {
@@ -372,12 +405,15 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
     metrics: deps.metrics.registry,
     readiness: {
       mllp: () => Promise.resolve(listening ? { ok: true } : { ok: false, detail: 'not listening' }),
-      kafka: () =>
-        Promise.resolve(
+      kafka: () => {
+        const h = deps.producer.health();
+        if (!h.ok) return Promise.resolve(h);
+        return Promise.resolve(
           lastKafkaFailAt > lastKafkaOkAt
-            ? { ok: false, detail: 'last write to Kafka failed' }
+            ? { ok: false, detail: 'last write to Kafka failed or timed out' }
             : { ok: true },
-        ),
+        );
+      },
     },
   });
 

@@ -1,6 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { httpEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z, portEnv } from '../../libs/config/index.js';
+import {
+  httpEnv,
+  kafkaEnv,
+  loadConfig,
+  logEnv,
+  topicNamer,
+  z,
+  portEnv,
+  startEnv,
+} from '../../libs/config/index.js';
 import { HubError } from '../../libs/errors/index.js';
 import { createEventCodec } from '../../libs/events/codec.js';
 import { INGEST_TOPICS, catalogTopicDefinitions } from '../../libs/events/contracts.js';
@@ -14,13 +23,14 @@ import { createEventProducer } from '../../libs/kafka/producer.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { createMetrics, producerMetricsHooks } from '../../libs/telemetry/metrics.js';
 import { buildHl7Adapter } from './app.js';
-import { installShutdown } from '../../libs/lifecycle/index.js';
+import { installShutdown, startService } from '../../libs/lifecycle/index.js';
 
 const config = loadConfig(
   z
     .object({
       ...kafkaEnv,
       ...logEnv,
+      ...startEnv,
       HTTP_HOST: httpEnv.HTTP_HOST,
       HTTP_PORT: portEnv(8092),
       MLLP_HOST: z.string().default('127.0.0.1'),
@@ -64,6 +74,10 @@ const producer = createEventProducer({
   codec,
   topicFor,
   retries: config.KAFKA_PRODUCER_RETRIES,
+  // The adapter applies the ack timeout itself, keeping each write so that a
+  // resend of a message still on its way is not written a second time.
+  ackTimeoutMs: config.KAFKA_ACK_TIMEOUT_MS,
+  rejectAtAckTimeout: false,
   onPublished: (t, type, n) => metrics.eventsPublished.inc({ topic: t, type }, n),
   ...producerMetricsHooks(metrics),
 });
@@ -85,6 +99,7 @@ const adapter = buildHl7Adapter(
     dlqTopic,
     recentIdsCapacity: config.HL7_RECENT_IDS,
     stopGraceMs: config.MLLP_STOP_GRACE_MS,
+    ackTimeoutMs: config.KAFKA_ACK_TIMEOUT_MS,
   },
 );
 
@@ -98,20 +113,35 @@ installShutdown({
   },
 });
 
-try {
-  await producer.connect();
-  await ensureTopics(
-    kafka,
-    catalogTopicDefinitions(topic).filter((t) => t.name === rawTopic || t.name === dlqTopic),
-  );
-  await codec.warmUp(undefined, topicFor);
-  const mllp = await adapter.start();
-  const http = await adapter.http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
-  logger.info(
-    { mllp: `${mllp.host}:${mllp.port}`, http, tls: Boolean(config.MLLP_TLS_CERT) },
-    'adapter-hl7 ready',
-  );
-} catch (err) {
-  logger.fatal({ err }, 'adapter-hl7 failed to start');
-  process.exit(1);
-}
+let mllp: { host: string; port: number } | undefined;
+await startService({
+  name: 'adapter-hl7',
+  logger,
+  http: adapter.http,
+  host: config.HTTP_HOST,
+  port: config.HTTP_PORT,
+  budgetMs: config.HUB_START_BUDGET_MS,
+  steps: [
+    { name: 'kafka (producer connect)', run: () => producer.connect() },
+    {
+      name: 'kafka (raw and dead-letter topics)',
+      run: () =>
+        ensureTopics(
+          kafka,
+          catalogTopicDefinitions(topic).filter((t) => t.name === rawTopic || t.name === dlqTopic),
+        ).then(() => undefined),
+    },
+    { name: 'schema registry (event schemas)', run: () => codec.warmUp(undefined, topicFor) },
+    // Last: senders are accepted only once every write they need can be made.
+    {
+      name: 'MLLP listener',
+      run: async () => {
+        mllp = await adapter.start();
+      },
+    },
+  ],
+  readyFields: () => ({
+    mllp: mllp ? `${mllp.host}:${mllp.port}` : null,
+    tls: Boolean(config.MLLP_TLS_CERT),
+  }),
+});

@@ -190,7 +190,13 @@ export async function buildApi(deps: ApiDeps, cfg: ApiConfig): Promise<Api> {
           groupId: cfg.auditGroupId ?? `hub.audit.projector.${cfg.auditSchema}`,
           logger: log,
         });
-        await p.start();
+        try {
+          await p.start();
+        } catch (err) {
+          // A half-started consumer is let go, so that start() can be tried again.
+          await p.stop().catch(() => undefined);
+          throw err;
+        }
         projector = p;
       }
       await http.ready();

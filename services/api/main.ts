@@ -9,6 +9,7 @@ import {
   z,
   schemaNameEnv,
   portEnv,
+  startEnv,
 } from '../../libs/config/index.js';
 import { AUDIT_TOPIC } from '../../libs/audit/topic.js';
 import {
@@ -27,13 +28,14 @@ import { clinicalTopics } from '../../libs/projections/topics.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { buildApi } from './app.js';
-import { installShutdown } from '../../libs/lifecycle/index.js';
+import { installShutdown, startService } from '../../libs/lifecycle/index.js';
 
 const config = loadConfig(
   z.object({
     ...kafkaEnv,
     ...databaseEnv,
     ...logEnv,
+    ...startEnv,
     HTTP_HOST: httpEnv.HTTP_HOST,
     HTTP_PORT: portEnv(8098),
     PUBLIC_BASE_URL: z.url().optional(),
@@ -73,7 +75,7 @@ const kafka = createKafkaClient({
 });
 // The producer only writes raw JSON audit records; the codec is never used for them.
 const codec = createEventCodec(createRegistryClient(config.SCHEMA_REGISTRY_URL));
-const producer = createEventProducer({ kafka, codec });
+const producer = createEventProducer({ kafka, codec, ackTimeoutMs: config.KAFKA_ACK_TIMEOUT_MS });
 const metrics = createMetrics();
 
 let stopApi: (() => Promise<void>) | null = null;
@@ -86,51 +88,54 @@ installShutdown({
   },
 });
 
-try {
-  let verifier;
-  if (config.AUTH_JWKS_URL) {
-    verifier = createTokenVerifier({
-      issuer: config.AUTH_ISSUER,
-      audience: config.AUTH_AUDIENCE,
-      jwksUrl: config.AUTH_JWKS_URL,
-    });
-  } else {
-    const keys = await ensureDevKeys(resolve(config.AUTH_DEV_KEYS_DIR));
-    logger.warn(
-      { dir: config.AUTH_DEV_KEYS_DIR },
-      'no AUTH_JWKS_URL: accepting tokens signed by the local development key',
-    );
-    verifier = createTokenVerifier({
-      issuer: config.AUTH_ISSUER,
-      audience: config.AUTH_AUDIENCE,
-      jwks: keys.jwks,
-    });
-  }
-  const api = await buildApi(
-    { db, kafka, producer, logger, metrics, verifier: cachedVerifier(verifier) },
-    {
-      portalSchema: config.PORTAL_SCHEMA,
-      billingSchema: config.BILLING_SCHEMA,
-      analyticsSchema: config.ANALYTICS_SCHEMA,
-      auditSchema: config.AUDIT_SCHEMA,
-      auditTopic: config.AUDIT_TOPIC ?? topic(AUDIT_TOPIC),
-      auditProjector: config.AUDIT_PROJECTOR,
-      clinicalTopics: clinicalTopics(topic),
-      ...(config.PUBLIC_BASE_URL ? { publicBaseUrl: config.PUBLIC_BASE_URL.replace(/\/$/, '') } : {}),
-      rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
-      queryTimeoutMs: config.QUERY_TIMEOUT_MS,
-      bodyLimit: config.BODY_LIMIT,
-    },
+let verifier;
+if (config.AUTH_JWKS_URL) {
+  verifier = createTokenVerifier({
+    issuer: config.AUTH_ISSUER,
+    audience: config.AUTH_AUDIENCE,
+    jwksUrl: config.AUTH_JWKS_URL,
+  });
+} else {
+  const keys = await ensureDevKeys(resolve(config.AUTH_DEV_KEYS_DIR));
+  logger.warn(
+    { dir: config.AUTH_DEV_KEYS_DIR },
+    'no AUTH_JWKS_URL: accepting tokens signed by the local development key',
   );
-  stopApi = () => api.stop();
-  await producer.connect();
-  await api.start();
-  // Slow clients and stuck requests are cut off rather than holding sockets.
-  api.http.server.requestTimeout = config.REQUEST_TIMEOUT_MS;
-  api.http.server.headersTimeout = Math.min(config.REQUEST_TIMEOUT_MS, 10_000);
-  const address = await api.http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
-  logger.info({ address }, 'api ready');
-} catch (err) {
-  logger.fatal({ err }, 'api failed to start');
-  process.exit(1);
+  verifier = createTokenVerifier({
+    issuer: config.AUTH_ISSUER,
+    audience: config.AUTH_AUDIENCE,
+    jwks: keys.jwks,
+  });
 }
+const api = await buildApi(
+  { db, kafka, producer, logger, metrics, verifier: cachedVerifier(verifier) },
+  {
+    portalSchema: config.PORTAL_SCHEMA,
+    billingSchema: config.BILLING_SCHEMA,
+    analyticsSchema: config.ANALYTICS_SCHEMA,
+    auditSchema: config.AUDIT_SCHEMA,
+    auditTopic: config.AUDIT_TOPIC ?? topic(AUDIT_TOPIC),
+    auditProjector: config.AUDIT_PROJECTOR,
+    clinicalTopics: clinicalTopics(topic),
+    ...(config.PUBLIC_BASE_URL ? { publicBaseUrl: config.PUBLIC_BASE_URL.replace(/\/$/, '') } : {}),
+    rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
+    queryTimeoutMs: config.QUERY_TIMEOUT_MS,
+    bodyLimit: config.BODY_LIMIT,
+  },
+);
+stopApi = () => api.stop();
+// Slow clients and stuck requests are cut off rather than holding sockets.
+api.http.server.requestTimeout = config.REQUEST_TIMEOUT_MS;
+api.http.server.headersTimeout = Math.min(config.REQUEST_TIMEOUT_MS, 10_000);
+await startService({
+  name: 'api',
+  logger,
+  http: api.http,
+  host: config.HTTP_HOST,
+  port: config.HTTP_PORT,
+  budgetMs: config.HUB_START_BUDGET_MS,
+  steps: [
+    { name: 'kafka (producer connect)', run: () => producer.connect() },
+    { name: 'postgres (audit schema) and kafka (audit topic and consumer group)', run: () => api.start() },
+  ],
+});

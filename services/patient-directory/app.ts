@@ -121,7 +121,13 @@ export function buildPatientDirectory(
       await ensureTopics(deps.kafka, [
         { name: cfg.dlqTopic, partitions: 1, replicationFactor: 1, retentionMs: -1 },
       ]);
-      await runner.start();
+      try {
+        await runner.start();
+      } catch (err) {
+        // A half-started consumer is let go, so that start() can be tried again.
+        await runner.stop().catch(() => undefined);
+        throw err;
+      }
     },
     async stop() {
       await runner.stop();

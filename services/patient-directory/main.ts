@@ -8,6 +8,7 @@ import {
   z,
   schemaNameEnv,
   portEnv,
+  startEnv,
 } from '../../libs/config/index.js';
 import { createDb } from '../../libs/db/index.js';
 import { createEventCodec } from '../../libs/events/codec.js';
@@ -18,13 +19,14 @@ import { createLogger } from '../../libs/telemetry/logger.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { buildPatientDirectory } from './app.js';
 import { PATIENT_TOPIC } from './projection.js';
-import { installShutdown } from '../../libs/lifecycle/index.js';
+import { installShutdown, startService } from '../../libs/lifecycle/index.js';
 
 const config = loadConfig(
   z.object({
     ...kafkaEnv,
     ...databaseEnv,
     ...logEnv,
+    ...startEnv,
     HTTP_HOST: httpEnv.HTTP_HOST,
     HTTP_PORT: portEnv(8091),
     PROJECTION_SCHEMA: schemaNameEnv('patient_directory'),
@@ -42,7 +44,7 @@ const kafka = createKafkaClient({
   logger,
 });
 const codec = createEventCodec(createRegistryClient(config.SCHEMA_REGISTRY_URL));
-const producer = createEventProducer({ kafka, codec });
+const producer = createEventProducer({ kafka, codec, ackTimeoutMs: config.KAFKA_ACK_TIMEOUT_MS });
 const metrics = createMetrics();
 const svc = buildPatientDirectory(
   {
@@ -75,12 +77,16 @@ const shutdown = installShutdown({
   },
 });
 
-try {
-  await producer.connect();
-  await svc.start();
-  const address = await svc.http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
-  logger.info({ address, schema: config.PROJECTION_SCHEMA }, 'patient-directory ready');
-} catch (err) {
-  logger.fatal({ err }, 'patient-directory failed to start');
-  process.exit(1);
-}
+await startService({
+  name: 'patient-directory',
+  logger,
+  http: svc.http,
+  host: config.HTTP_HOST,
+  port: config.HTTP_PORT,
+  budgetMs: config.HUB_START_BUDGET_MS,
+  steps: [
+    { name: 'kafka (producer connect)', run: () => producer.connect() },
+    { name: 'postgres (read model) and kafka (consumer group)', run: () => svc.start() },
+  ],
+  readyFields: () => ({ schema: config.PROJECTION_SCHEMA }),
+});

@@ -1,0 +1,83 @@
+/**
+ * The services `hub up` runs and where they listen locally, and the one
+ * readiness probe `hub up` and `hub status` share. No I/O at import time; kept
+ * apart from up.ts so that ops.ts can use it without an import cycle.
+ */
+
+/**
+ * The services `hub up` runs, each as its own process from its own main.ts,
+ * exactly as in production: a crash or a memory leak in one cannot take the
+ * others down, and there is one wiring per service, not a second copy here.
+ */
+export interface ServiceSpec {
+  name: string;
+  httpPort: number;
+  /** Extra environment (ports of other listeners). */
+  env?: Record<string, string>;
+  /** What to tell the user, given the HTTP base URL. */
+  endpoints(base: string): string;
+}
+
+export const SERVICES: readonly ServiceSpec[] = [
+  {
+    name: 'adapter-hl7',
+    httpPort: 8092,
+    env: { MLLP_HOST: '127.0.0.1', MLLP_PORT: '2575' },
+    endpoints: (b) => `mllp://127.0.0.1:2575  (${b}/health /ready /metrics)`,
+  },
+  {
+    name: 'adapter-fhir',
+    httpPort: 8093,
+    endpoints: (b) => `${b}  (POST /Patient, /Encounter, ..., Bundle at /, NDJSON at /$import)`,
+  },
+  { name: 'patient-directory', httpPort: 8091, endpoints: (b) => `${b}/patients/{id}` },
+  { name: 'projector-billing', httpPort: 8095, endpoints: (b) => `${b}/ready  (schema billing)` },
+  { name: 'projector-analytics', httpPort: 8096, endpoints: (b) => `${b}/ready  (schema analytics)` },
+  { name: 'projector-portal', httpPort: 8097, endpoints: (b) => `${b}/ready  (schema portal)` },
+  { name: 'api', httpPort: 8098, endpoints: (b) => `${b}/docs  (FHIR at ${b}/fhir, billing, analytics)` },
+];
+
+/** Where `hub up` makes a service listen. */
+export function localBaseUrl(spec: Pick<ServiceSpec, 'httpPort'>): string {
+  return `http://127.0.0.1:${spec.httpPort}`;
+}
+
+export interface Readiness {
+  /** `not running`: nothing listens there (connection refused). */
+  state: 'ready' | 'not-ready' | 'not running';
+  /** Failing checks of /ready with their detail (codes, not data), or why there was no answer. */
+  failing: string;
+}
+
+/** The failing checks of a /ready body (`checks: {name: {ok, detail}}`). Pure. */
+export function failingChecks(body: unknown): string {
+  const checks = (body as { checks?: unknown } | null)?.checks;
+  if (typeof checks !== 'object' || checks === null) return '';
+  return Object.entries(checks as Record<string, { ok?: unknown; detail?: unknown }>)
+    .filter(([, c]) => c?.ok !== true)
+    .map(([k, c]) => (typeof c?.detail === 'string' && c.detail ? `${k}: ${c.detail}` : k))
+    .join('; ');
+}
+
+function refused(err: unknown): boolean {
+  for (let e: unknown = err, i = 0; e && typeof e === 'object' && i < 4; i++) {
+    if ((e as { code?: unknown }).code === 'ECONNREFUSED') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** GET {base}/ready, bounded; never throws. */
+export async function probeReadiness(base: string, timeoutMs = 3000): Promise<Readiness> {
+  try {
+    const res = await fetch(`${base}/ready`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body: unknown = await res.json().catch(() => ({}));
+    if (res.status === 200) return { state: 'ready', failing: '' };
+    return { state: 'not-ready', failing: failingChecks(body) || `HTTP ${res.status}` };
+  } catch (err) {
+    if (refused(err)) return { state: 'not running', failing: '' };
+    const e = err as { name?: unknown; message?: unknown };
+    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : String(e.message ?? err);
+    return { state: 'not-ready', failing: why.split('\n')[0]!.slice(0, 160) };
+  }
+}

@@ -1,0 +1,138 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stackConfig, startStack, type StackHandle } from '../deploy/local/stack.js';
+import { dropReadModel } from '../libs/projections/versions.js';
+import { catalogTopicDefinitions } from '../libs/events/contracts.js';
+import { ensureTopics } from '../libs/kafka/admin.js';
+import { createKafkaClient } from '../libs/kafka/client.js';
+import { createTestContext, eventually, type TestContext } from './support/harness.js';
+import { freePort, repoDir, startProcess, type RunningProcess } from './support/processes.js';
+
+interface ReadyBody {
+  status: string;
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
+
+async function readyOf(port: number): Promise<{ status: number; body: ReadyBody } | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/ready`);
+    return { status: r.status, body: (await r.json()) as ReadyBody };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Services as `hub up` runs them (own processes, own main.ts) on a cluster
+ * that is not there yet: a private Kafka (own ports, a freshly formatted
+ * data dir; the shared registry and Postgres are reused) is started only
+ * after the service, and its topics are created after that, which is the
+ * start-up race a fresh `npm run up` hits.
+ */
+describe('service start-up before its dependencies', () => {
+  let ctx: TestContext;
+  let stack: StackHandle | undefined;
+  let dataDir: string;
+  const procs: RunningProcess[] = [];
+  let stable: string;
+
+  beforeAll(async () => {
+    ctx = await createTestContext('startup');
+    dataDir = join(repoDir, '.hub', `startup-broker-${ctx.id}`);
+    stable = `${ctx.schema}_portal`;
+  });
+
+  afterAll(async () => {
+    for (const p of procs) await p.stop('SIGKILL');
+    await stack?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+    await dropReadModel(ctx.db, stable).catch(() => undefined);
+    await ctx?.cleanup();
+  }, 120_000);
+
+  it('regression: a projector started before the broker and its topics exist waits not-ready, then serves', async () => {
+    const [kafkaPort, controllerPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+    // Given a projector whose broker is not running yet
+    const proc = startProcess([join('services', 'projector-portal', 'main.ts')], {
+      KAFKA_BROKERS: `127.0.0.1:${kafkaPort}`,
+      SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
+      DATABASE_URL: ctx.ep.databaseUrl,
+      HUB_TOPIC_SUFFIX: ctx.id,
+      HTTP_PORT: String(httpPort),
+      PROJECTION_SCHEMA: stable,
+      CONSUMER_GROUP_PREFIX: `hub.projection.${ctx.id}`,
+      LOG_LEVEL: 'info',
+    });
+    procs.push(proc);
+
+    // Then its port answers and /ready says what it waits for
+    const waiting = await eventually(
+      async () => {
+        const r = await readyOf(httpPort);
+        const detail = r?.body.checks['startup']?.detail ?? '';
+        return r?.status === 503 && detail.startsWith('waiting for kafka') ? detail : undefined;
+      },
+      { timeoutMs: 60_000, what: '/ready saying start-up waits for kafka' },
+    );
+    expect(waiting).toMatch(/^waiting for kafka/);
+
+    // When the broker comes up on a freshly formatted data dir, and the topics are created after that
+    stack = await startStack(
+      stackConfig('dev', {
+        ...process.env,
+        HUB_KAFKA_PORT: String(kafkaPort),
+        HUB_KAFKA_CONTROLLER_PORT: String(controllerPort),
+        HUB_REGISTRY_PORT: new URL(ctx.ep.registryUrl).port || '8081',
+        HUB_DATA_DIR: dataDir,
+        DATABASE_URL: ctx.ep.databaseUrl,
+      }),
+    );
+    expect(stack.started).toEqual(['kafka']);
+    // ... and its topics only after the client's own retries gave up once (kafkajs: about 20 s),
+    // which is where the old start-up exited with "does not host this topic-partition"
+    await proc.waitFor(
+      /"step":"postgres \(read model\) and kafka \(consumer group\)".*start-up waiting, retrying/,
+      90_000,
+    );
+    const kafka = createKafkaClient({ brokers: stack.kafka.brokers, clientId: ctx.id, logger: ctx.logger });
+    await ensureTopics(kafka, catalogTopicDefinitions(ctx.topic));
+
+    // Then the same process becomes ready, without having exited
+    await proc.waitFor(/projector-portal ready/, 90_000);
+    const ready = await eventually(
+      async () => ((await readyOf(httpPort))?.status === 200 ? true : undefined),
+      {
+        timeoutMs: 30_000,
+        what: 'projector-portal /ready 200',
+      },
+    );
+    expect(ready).toBe(true);
+    expect(proc.child.exitCode).toBeNull();
+    if (process.env['TEST_SHOW_OUTPUT']) process.stderr.write(proc.output());
+  }, 180_000);
+
+  it('given a dependency that never comes, then the service exits 1 after its budget saying what it waited for', async () => {
+    const [deadPort, httpPort] = [await freePort(), await freePort()];
+    const t0 = Date.now();
+    const proc = startProcess([join('services', 'patient-directory', 'main.ts')], {
+      KAFKA_BROKERS: `127.0.0.1:${deadPort}`,
+      SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
+      DATABASE_URL: ctx.ep.databaseUrl,
+      HUB_TOPIC_SUFFIX: ctx.id,
+      HTTP_PORT: String(httpPort),
+      PROJECTION_SCHEMA: `${ctx.schema}_pd`,
+      HUB_START_BUDGET_MS: '4000',
+      LOG_LEVEL: 'info',
+    });
+    procs.push(proc);
+    const code = await new Promise<number | null>((resolve) => proc.child.once('exit', (c) => resolve(c)));
+    const ms = Date.now() - t0;
+    expect(code).toBe(1);
+    expect(proc.output()).toMatch(
+      /patient-directory failed to start: gave up after 4s waiting for kafka \(producer connect\)/,
+    );
+    // At the budget, not after the client's own ~20 s of connect retries.
+    expect(ms).toBeLessThan(15_000);
+  }, 60_000);
+});
