@@ -76,12 +76,21 @@ async function sender(n: number, stop: { now: boolean }, stats: SenderStats): Pr
         code = ack.getSegment('MSA')?.getField(1)?.toString() ?? '?';
       } catch {
         // No answer in time: drop the connection and resend on a new one, as engines do.
+        say(
+          `sender ${n}: no answer to ${id} within ${args['sender-timeout']}s (sent at ${((t - t0) / 1000).toFixed(1)}s)`,
+        );
         await client.close().catch(() => undefined);
         client = new Hl7Client({ host: host!, port: Number(port) });
       }
       stats.maxWaitMs = Math.max(stats.maxWaitMs, Date.now() - t);
+      if (code !== 'AA') say(`sender ${n}: ${code} after ${Date.now() - t} ms`);
       stats.codes.set(code, (stats.codes.get(code) ?? 0) + 1);
       if (code === 'AA') break;
+      // Resend on a new connection: Hl7Client (5.0.10) never clears the timeout of
+      // an answered sendAndWait, and when it fires it deletes the pending entry of
+      // a later resend with the same MSH-10, whose ACK is then dropped as unknown.
+      await client.close().catch(() => undefined);
+      client = new Hl7Client({ host: host!, port: Number(port) });
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -114,6 +123,25 @@ function watchReady(): { stop(): void; transitions: string[] } {
     }
   }, 250);
   return { stop: () => clearInterval(timer), transitions };
+}
+
+/** One FHIR write while the broker hangs: it must get 503 with an OperationOutcome, not hang. */
+async function fhirWrite(): Promise<void> {
+  const t = Date.now();
+  const res = await fetch('http://127.0.0.1:8093/Patient', {
+    method: 'POST',
+    headers: { 'content-type': 'application/fhir+json' },
+    body: JSON.stringify({
+      resourceType: 'Patient',
+      identifier: [{ system: 'urn:oid:2.16.840.1.113883.3.999.1', value: `MRN-DRILL-${run}-F` }],
+      name: [{ family: 'Drillperson', given: ['Fay'] }],
+    }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const body = (await res.json()) as { resourceType?: string; issue?: { code?: string }[] };
+  say(
+    `FHIR POST /Patient -> ${res.status} ${body.resourceType ?? ''} ${body.issue?.[0]?.code ?? ''} after ${Date.now() - t} ms`,
+  );
 }
 
 async function verify(
@@ -154,7 +182,10 @@ async function main(): Promise<void> {
   say(`SIGSTOP kafka (pid ${pid}) for ${num('pause-seconds')}s`);
   process.kill(pid, 'SIGSTOP');
   try {
-    await new Promise((r) => setTimeout(r, num('pause-seconds') * 1000));
+    const resumeAt = Date.now() + num('pause-seconds') * 1000;
+    await new Promise((r) => setTimeout(r, 2000));
+    await fhirWrite();
+    await new Promise((r) => setTimeout(r, Math.max(0, resumeAt - Date.now())));
   } finally {
     process.kill(pid, 'SIGCONT');
   }

@@ -87,9 +87,14 @@ describe(`projectors killed with SIGKILL (and stopped with SIGTERM) during a rep
       let terms = 0;
       let killedMidway = 0;
       let lastDone = 0n;
+      /** When the previous process was stopped, and how: the next start's first progress is timed from it. */
+      let stopped: { at: number; signal: 'SIGKILL' | 'SIGTERM' } | null = null;
+      const resumeMs: Record<'SIGKILL' | 'SIGTERM', number[]> = { SIGKILL: [], SIGTERM: [] };
+      const exitMs: number[] = [];
       for (let restart = 0; ; restart++) {
-        // A new consumer group per start: the stored checkpoints decide where to resume,
-        // and the killed member's session does not hold up the next one.
+        // The same consumer group on every start, as a supervisor's restart has:
+        // the stored checkpoints decide where to resume, and a killed member's
+        // session (GROUP_SESSION_TIMEOUT_MS) holds the next start up only briefly.
         const port = await freePort();
         const proc = startProcess([`services/projector-${name}/main.ts`], {
           KAFKA_BROKERS: ctx.ep.kafkaBrokers.join(','),
@@ -98,7 +103,7 @@ describe(`projectors killed with SIGKILL (and stopped with SIGTERM) during a rep
           HUB_TOPIC_SUFFIX: ctx.id,
           PROJECTION_SCHEMA: stable,
           DLQ_TOPIC: dlq(),
-          CONSUMER_GROUP_PREFIX: `hub.kill.${restart}`,
+          CONSUMER_GROUP_PREFIX: 'hub.kill',
           HTTP_PORT: String(port),
           LOG_LEVEL: 'warn',
         });
@@ -129,14 +134,19 @@ describe(`projectors killed with SIGKILL (and stopped with SIGTERM) during a rep
             },
             { timeoutMs: 120_000, intervalMs: 25, what: `${name} progress` },
           );
+          if (stopped && !state.done)
+            resumeMs[stopped.signal].push(Math.round(performance.now() - stopped.at));
           if (state.done) {
             expect(await proc.stop('SIGTERM')).toBe(0);
             break;
           }
           // Every other stop is graceful: SIGTERM mid-replay must finish the batch in
           // flight, commit it with its offsets and exit 0 (graceful shutdown under load).
-          if (restart % 2 === 1) {
+          const signal = restart % 2 === 1 ? 'SIGTERM' : 'SIGKILL';
+          stopped = { at: performance.now(), signal };
+          if (signal === 'SIGTERM') {
             expect(await proc.stop('SIGTERM')).toBe(0);
+            exitMs.push(Math.round(performance.now() - stopped.at));
             terms++;
           } else {
             await proc.stop('SIGKILL');
@@ -152,7 +162,10 @@ describe(`projectors killed with SIGKILL (and stopped with SIGTERM) during a rep
         }
       }
       process.stdout.write(
-        `${name}: ${kills} SIGKILLs and ${terms} SIGTERMs mid-replay, ${restartsOf(kills + terms)} starts\n`,
+        `${name}: ${kills} SIGKILLs and ${terms} SIGTERMs mid-replay, ${restartsOf(kills + terms)} starts; ` +
+          `stop -> restarted process applied a batch of its own after ms: ` +
+          `SIGKILL [${resumeMs.SIGKILL.join(', ')}], SIGTERM [${resumeMs.SIGTERM.join(', ')}] ` +
+          `(SIGTERM -> exit [${exitMs.join(', ')}])\n`,
       );
       // Analytics applies the log in few, large batches and is often caught up
       // before all STOPS happen; two kills and one graceful stop are the floor.

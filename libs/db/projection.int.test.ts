@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { portalProjection } from '../../services/projector-portal/projection.js';
-import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
+import { createTestContext, eventually, uniqueId, type TestContext } from '../../test/support/harness.js';
 import { patientRegistered } from '../../test/support/fixtures.js';
-import { ensureTopics } from '../kafka/admin.js';
-import { createProjectionRunner, migrateProjection } from './projection.js';
+import { endOffsets, ensureTopics } from '../kafka/admin.js';
+import { dropSchema } from './index.js';
+import { createProjectionRunner, migrateProjection, storedOffsets } from './projection.js';
 
 /** The projection runner against the real broker, registry and Postgres. */
 describe('projection runner', () => {
@@ -73,6 +74,78 @@ describe('projection runner', () => {
     } finally {
       ctx.db.off('query', countBegin);
       await runner.stop();
+    }
+  });
+
+  it('regression: projector offsets are visible to standard consumer-group tools (checkpoints committed to the group, also on a start with nothing new)', async () => {
+    // Given a projection runner that commits its checkpoints to its group
+    const topic = ctx.topicFor('PatientRegistered');
+    const schema = `${ctx.schema}_grp`;
+    const projection = portalProjection([topic]);
+    await migrateProjection(ctx.db, schema, projection);
+    const runnerOn = (groupId: string) =>
+      createProjectionRunner({
+        projection,
+        schema,
+        groupId,
+        db: ctx.db,
+        kafka: ctx.kafka,
+        codec: ctx.codec,
+        producer: ctx.producer,
+        dlqTopic: dlq,
+        logger: ctx.logger,
+        commitGroupOffsets: true,
+      });
+    const groupOffsets = async (groupId: string) => {
+      const admin = ctx.kafka.admin();
+      await admin.connect();
+      try {
+        const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+        return new Map((t?.partitions ?? []).map((p) => [p.partition, p.offset]));
+      } finally {
+        await admin.disconnect();
+      }
+    };
+    const ends = [...(await endOffsets(ctx.kafka, topic))].filter(([, end]) => end > 0n);
+    const atEnd = (offsets: Map<number, string>) =>
+      ends.every(([p, end]) => offsets.get(p) === end.toString());
+    try {
+      // When it has applied the topic (its checkpoints reach the end offsets)
+      const first = uniqueId('g');
+      const runner = runnerOn(first);
+      await runner.start();
+      try {
+        await eventually(
+          async () => {
+            const cp = await storedOffsets(ctx.db, schema, topic);
+            return ends.every(([p, end]) => cp.get(p) === end - 1n) ? true : undefined;
+          },
+          { what: 'checkpoints at the end offsets' },
+        );
+        // Then its group's committed offsets follow, while it runs: checkpoint + 1
+        await eventually(async () => (atEnd(await groupOffsets(first)) ? true : undefined), {
+          timeoutMs: 5_000,
+          what: 'group offsets at the end offsets',
+        });
+      } finally {
+        await runner.stop();
+      }
+
+      // When a runner starts on a group that never committed, with nothing new to apply
+      const second = uniqueId('g');
+      const idle = runnerOn(second);
+      await idle.start();
+      try {
+        // Then its group shows the checkpoints as well (no lag shown for an idle projector)
+        await eventually(async () => (atEnd(await groupOffsets(second)) ? true : undefined), {
+          timeoutMs: 5_000,
+          what: 'group offsets of an idle start at the end offsets',
+        });
+      } finally {
+        await idle.stop();
+      }
+    } finally {
+      await dropSchema(ctx.db, schema);
     }
   });
 });

@@ -48,7 +48,8 @@ export interface ApplyOptions {
  * Exactly-once in effect: each batch is applied, de-duplicated by event id and
  * checkpointed (per topic-partition offset) in one Postgres transaction; on
  * start the consumer seeks to those checkpoints. Kafka's group offsets are
- * committed afterwards only as a hint for tooling.
+ * committed afterwards (when `commitGroupOffsets` is set) only as a hint for
+ * tooling.
  */
 export interface Projection {
   /** Stable name; used for the consumer group and the checkpoint rows. */
@@ -123,6 +124,15 @@ export interface ProjectionRunnerOptions {
   onApplied?(topic: string, count: number): void;
   onFatal?(err: HubError): void;
   onBatch?: ConsumerRunnerOptions['onBatch'];
+  /**
+   * Also commit the checkpointed offsets to the consumer group, after the
+   * transaction (see ConsumerRunnerOptions): for long-lived groups, whose
+   * offsets kafka-consumer-groups, lag exporters and `hub status` show.
+   * Off by default: a throw-away group (a rebuild's, one per run) would stay
+   * listed with a growing lag for the broker's offset retention (7 days).
+   * Resuming reads the checkpoints either way.
+   */
+  commitGroupOffsets?: boolean;
 }
 
 export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerRunner {
@@ -269,5 +279,6 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
     ...(opts.onApplied ? { onApplied: opts.onApplied } : {}),
     ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
     ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
+    commitGroupOffsets: opts.commitGroupOffsets ?? false,
   });
 }

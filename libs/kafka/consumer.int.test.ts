@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestContext, uniqueId, type TestContext } from '../../test/support/harness.js';
+import { createTestContext, eventually, uniqueId, type TestContext } from '../../test/support/harness.js';
 import { patientRegistered } from '../../test/support/fixtures.js';
 import { HubError } from '../errors/index.js';
-import { ensureTopics } from './admin.js';
+import { consumerGroupLag, endOffsets, ensureTopics } from './admin.js';
 import {
   createConsumerRunner,
+  type ConsumerRunner,
   type DeadLetter,
   type DecodedRecord,
   type PartitionBatch,
@@ -194,4 +195,166 @@ describe('consumer runner', () => {
     expect(dead.filter((d) => d.reasonCode === 'HUB_PROJECTION_FAILED')).toHaveLength(1);
     expect(overlapped).toBe(false);
   });
+
+  /** A runner that takes every record and reports (as `caughtUp`) when it has applied `topic` to its end offsets. */
+  function applyingRunner(topic: string, extra: Partial<Parameters<typeof createConsumerRunner>[0]> = {}) {
+    const basics = runnerBasics(topic);
+    const applied = new Map<number, bigint>();
+    let check: (() => void) | null = null;
+    const runner: ConsumerRunner = createConsumerRunner({
+      ...basics,
+      handle: (b) => {
+        applied.set(b.partition, b.lastOffset + 1n);
+        check?.();
+        return Promise.resolve();
+      },
+      ...extra,
+    });
+    /** Resolves once every partition of `topic` with records is applied to its end. */
+    const caughtUp = async () => {
+      const ends = [...(await endOffsets(ctx.kafka, topic))].filter(([, end]) => end > 0n);
+      const done = () => ends.every(([p, end]) => (applied.get(p) ?? 0n) >= end);
+      if (done()) return ends;
+      await new Promise<void>((resolve) => {
+        check = () => {
+          if (done()) resolve();
+        };
+      });
+      check = null;
+      return ends;
+    };
+    return { runner, groupId: basics.groupId, caughtUp };
+  }
+
+  async function groupOffsets(groupId: string, topic: string): Promise<Map<number, string>> {
+    const admin = ctx.kafka.admin();
+    await admin.connect();
+    try {
+      const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      return new Map((t?.partitions ?? []).map((p) => [p.partition, p.offset]));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  async function describeGroup(groupId: string) {
+    const admin = ctx.kafka.admin();
+    await admin.connect();
+    try {
+      const { groups } = await admin.describeGroups([groupId]);
+      return groups[0]!;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  it('regression: projector offsets are visible to standard consumer-group tools', async () => {
+    // Given events on a topic and a runner that applies them (its own store: the handler)
+    const topic = ctx.topicFor('PatientRegistered');
+    await ctx.producer.publish(
+      Array.from({ length: 12 }, (_, i) => patientRegistered(`PV${i}`, 'Visible', `v-${i}`)),
+    );
+    const { runner, groupId, caughtUp } = applyingRunner(topic);
+    await runner.start();
+    try {
+      // When it has applied everything
+      const ends = await caughtUp();
+      expect(ends.length).toBeGreaterThan(1);
+
+      // Then the group's committed offsets (what kafka-consumer-groups reads) reach the end offsets, without a stop
+      const expected = new Map(ends.map(([p, end]) => [p, end.toString()]));
+      await eventually(
+        async () => {
+          const committed = await groupOffsets(groupId, topic);
+          return ends.every(([p]) => committed.get(p) === expected.get(p)) ? true : undefined;
+        },
+        { timeoutMs: 5_000, intervalMs: 100, what: 'committed offsets at the end offsets' },
+      );
+      // ... and the lag that `hub status` shows is 0
+      const lags = (await consumerGroupLag(ctx.kafka, [topic], { groupFilter: (g) => g === groupId })).filter(
+        (l) => l.end > 0n,
+      );
+      expect(lags).toHaveLength(ends.length);
+      for (const l of lags) expect(l.lag).toBe(0n);
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it('a clean stop commits what was applied since the last commit, then leaves the group', async () => {
+    // Given a runner that commits at most once a minute (only its first commit goes out before the stop)
+    const topic = ctx.topicFor('PatientRegistered');
+    const { runner, groupId, caughtUp } = applyingRunner(topic, { groupCommitIntervalMs: 60_000 });
+    await runner.start();
+    await caughtUp();
+    await ctx.producer.publish(
+      Array.from({ length: 12 }, (_, i) => patientRegistered(`PS${i}`, 'Stopped', `s-${i}`)),
+    );
+    const ends = await caughtUp();
+
+    // When it stops
+    await runner.stop();
+
+    // Then the group holds the last applied offsets and has no member left
+    const committed = await groupOffsets(groupId, topic);
+    for (const [p, end] of ends) expect(committed.get(p)).toBe(end.toString());
+    expect((await describeGroup(groupId)).members).toHaveLength(0);
+  });
+
+  it('commits nothing to the group when told not to (a throw-away group)', async () => {
+    const topic = ctx.topicFor('PatientRegistered');
+    const { runner, groupId, caughtUp } = applyingRunner(topic, { commitGroupOffsets: false });
+    await runner.start();
+    await caughtUp();
+    await runner.stop();
+    expect([...(await groupOffsets(groupId, topic)).values()].every((o) => o === '-1')).toBe(true);
+  });
+
+  it('regression: a batch that takes longer than the session timeout keeps its member in the group', async () => {
+    // Given a runner whose first batch takes longer than the session (a large transaction)
+    const topic = ctx.topicFor('PatientRegistered');
+    const sessionTimeoutMs = 6_000;
+    let calls = 0;
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let finished!: () => void;
+    const firstDone = new Promise<void>((r) => (finished = r));
+    const basics = runnerBasics(topic);
+    const runner = createConsumerRunner({
+      ...basics,
+      sessionTimeoutMs,
+      handle: async () => {
+        calls++;
+        if (calls === 1) {
+          entered();
+          await released;
+          finished();
+        }
+      },
+    });
+    await runner.start();
+    try {
+      await inHandler;
+      const before = await eventually(
+        async () => {
+          const g = await describeGroup(basics.groupId);
+          return g.state === 'Stable' && g.members.length === 1 ? g.members[0]!.memberId : undefined;
+        },
+        { what: 'a stable group with one member' },
+      );
+      // When the batch runs for longer than the session timeout
+      const timer = setTimeout(release, sessionTimeoutMs + 2_000);
+      await firstDone;
+      clearTimeout(timer);
+
+      // Then the broker did not drop the member: still the same one, and nothing was handed out twice
+      const after = await describeGroup(basics.groupId);
+      expect(after.state).toBe('Stable');
+      expect(after.members.map((m) => m.memberId)).toEqual([before]);
+    } finally {
+      await runner.stop();
+    }
+  }, 30_000);
 });

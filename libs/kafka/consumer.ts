@@ -4,7 +4,41 @@ import type { ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { KafkaClient } from './client.js';
+import { byTopic, createGroupOffsetCommitter, type GroupOffsetCommitter } from './group-offsets.js';
 import type { EventProducer } from './producer.js';
+
+/**
+ * How long the broker waits for a member that stopped heartbeating before it
+ * takes the member's partitions away. A member that dies without leaving the
+ * group (SIGKILL, OOM kill, a lost host) blocks every partition it held for
+ * this long, and a restarted instance of the same group cannot join before it
+ * is over: with kafkajs' 30 s a killed projector served again only after
+ * ~28 s; kafkajs 2.2.4 has no static membership (group.instance.id) that
+ * would let the restarted process take its predecessor's place. 6 s is the
+ * shortest the broker accepts by default (group.min.session.timeout.ms): a
+ * restart now waits about 6 s (the process itself starts in ~1 s).
+ */
+export const GROUP_SESSION_TIMEOUT_MS = 6_000;
+/**
+ * How often the member heartbeats: from the fetch loop, and (because a large
+ * grouped transaction or a retry back-off can take longer than the session)
+ * from a timer while a batch is in flight. Five heartbeats fit in one
+ * session, so a live member is only dropped when its event loop is stuck for
+ * about 5 s.
+ */
+export const GROUP_HEARTBEAT_INTERVAL_MS = 1_000;
+/**
+ * A batch whose handler has made no step (no call returned, no retry) for
+ * this long is stuck: the timer stops heartbeating for it, so that a stuck
+ * member loses its partitions to a live one after one session, as with
+ * max.poll.interval.ms in the Java client (kafkajs' rebalance timeout, 60 s).
+ * Well above the longest retry back-off (15 s).
+ */
+export const STUCK_BATCH_MS = 60_000;
+/** At most one commit of the applied offsets to the consumer group per this many ms. */
+export const GROUP_COMMIT_INTERVAL_MS = 1_000;
+/** How long a stop waits for the final commit of the applied offsets before it leaves the group anyway. */
+const FINAL_COMMIT_TIMEOUT_MS = 2_000;
 
 export interface DecodedRecord {
   topic: string;
@@ -79,6 +113,21 @@ export interface ConsumerRunnerOptions {
   sleep?(ms: number): Promise<void>;
   /** Lag (records behind the high watermark) when a batch starts and when it is done, for metrics. */
   onBatch?(b: BatchObservation): void;
+  /**
+   * Commit the applied offsets (last handled + 1) to the consumer group
+   * (default true), after the handler has stored them: for the tools that
+   * read group offsets (kafka-consumer-groups, lag exporters, `hub status`),
+   * never to resume from when `storedOffsets` is given. At most one commit
+   * per `groupCommitIntervalMs` (default GROUP_COMMIT_INTERVAL_MS), off the
+   * batch path, a trailing one after the last batch and a final one on stop.
+   * A failed commit is logged with its code and never fails a batch.
+   */
+  commitGroupOffsets?: boolean;
+  groupCommitIntervalMs?: number;
+  /** Default GROUP_SESSION_TIMEOUT_MS; the broker must accept it (group.min/max.session.timeout.ms). */
+  sessionTimeoutMs?: number;
+  /** Default GROUP_HEARTBEAT_INTERVAL_MS. */
+  heartbeatIntervalMs?: number;
 }
 
 export interface BatchObservation {
@@ -106,6 +155,41 @@ export function safeReason(err: unknown): { code: string; reason: string } {
   const name = err instanceof Error ? err.name : 'Error';
   const pgCode = (err as { code?: unknown } | null)?.code;
   return { code: h.code, reason: `${name}${typeof pgCode === 'string' ? ` (${pgCode})` : ''}` };
+}
+
+/** kafkajs' error type (e.g. REBALANCE_IN_PROGRESS) or name: an identifier, never broker or record text. */
+export function kafkaErrorCode(err: unknown): string {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 5; depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string') return type;
+    const next: unknown = (e as { originalError?: unknown }).originalError ?? e.cause;
+    if (next === undefined) return e.name;
+    e = next;
+  }
+  return err instanceof Error ? err.name : 'unknown';
+}
+
+/** Failures of a commit that a rebalance explains: the next commit (after the rejoin) makes up for them. */
+const REBALANCE_CODES = new Set([
+  'REBALANCE_IN_PROGRESS',
+  'ILLEGAL_GENERATION',
+  'UNKNOWN_MEMBER_ID',
+  'NOT_COORDINATOR_FOR_GROUP',
+  'GROUP_COORDINATOR_NOT_AVAILABLE',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+]);
+
+/** Resolves when `p` settles or after `ms`, whichever is first; never rejects. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p.catch(() => undefined),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** Runs the functions it is given one at a time, in call order. */
@@ -187,21 +271,78 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
   const maxRetries = opts.maxRetries ?? 8;
   const base = opts.retryBaseMs ?? 250;
   const maxRestarts = opts.maxRestarts ?? 3;
+  const heartbeatIntervalMs = opts.heartbeatIntervalMs ?? GROUP_HEARTBEAT_INTERVAL_MS;
   let restarts = 0;
   let consumer: Consumer | null = null;
+  let committer: GroupOffsetCommitter | null = null;
+  let stopping = false;
   let progressAt = Date.now();
+  /** When a handler call, decode or retry last returned: the runner is not stuck. */
+  let stepAt = Date.now();
+  const step = () => {
+    stepAt = Date.now();
+  };
   // Partitions are handled side by side only when batches can be grouped;
   // the handler itself is never entered twice at once.
   const exclusive = createExclusive();
   const handle = (b: PartitionBatch) => exclusive(() => opts.handle(b));
-  const grouped = opts.handleGroup
-    ? createGrouper(opts.handleGroup, opts.maxGroupRecords ?? 5_000, exclusive, (err, size) =>
-        log.warn(
-          { code: toHubError(err).code, batches: size },
-          'group failed, handling its batches one by one',
-        ),
+  const handleGroup = opts.handleGroup;
+  const grouped = handleGroup
+    ? createGrouper(
+        (batches) => handleGroup(batches).finally(step),
+        opts.maxGroupRecords ?? 5_000,
+        exclusive,
+        (err, size) =>
+          log.warn(
+            { code: toHubError(err).code, batches: size },
+            'group failed, handling its batches one by one',
+          ),
       )
     : null;
+
+  /**
+   * Heartbeats while batches are in flight (kafkajs only heartbeats between
+   * them): one timer for the runner, running while any batch is. kafkajs
+   * sends at most one heartbeat per interval whoever asks.
+   */
+  let inFlight = 0;
+  let ticker: NodeJS.Timeout | null = null;
+  let beat: (() => Promise<void>) | null = null;
+  function busy(heartbeat: () => Promise<void>): () => void {
+    beat = heartbeat;
+    if (inFlight++ === 0) {
+      ticker = setInterval(() => {
+        if (Date.now() - stepAt < STUCK_BATCH_MS) void beat?.().catch(() => undefined);
+      }, heartbeatIntervalMs);
+      ticker.unref();
+    }
+    return () => {
+      if (--inFlight === 0 && ticker) {
+        clearInterval(ticker);
+        ticker = null;
+      }
+    };
+  }
+
+  /** Commit failures, logged by code only: once as a warning, then at debug until a commit succeeds. */
+  let commitFailures = 0;
+  function groupCommitter(c: Consumer): GroupOffsetCommitter {
+    return createGroupOffsetCommitter({
+      intervalMs: opts.groupCommitIntervalMs ?? GROUP_COMMIT_INTERVAL_MS,
+      commit: async (offsets) => {
+        await c.commitOffsets(offsets);
+        commitFailures = 0;
+      },
+      onError: (err) => {
+        const kafka = kafkaErrorCode(err);
+        const quiet = REBALANCE_CODES.has(kafka) || commitFailures++ > 0;
+        log[quiet ? 'debug' : 'warn'](
+          { code: toHubError(err, 'HUB_KAFKA_UNAVAILABLE').code, kafka },
+          'could not commit applied offsets to the consumer group (tools only; will retry)',
+        );
+      },
+    });
+  }
 
   async function deadLetter(
     msg: KafkaMessage,
@@ -239,8 +380,11 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await fn();
+        const result = await fn();
+        step();
+        return result;
       } catch (err) {
+        step();
         if (!isRetriable(err) || attempt >= maxRetries) throw err;
         const delay = Math.min(base * 2 ** attempt, 15_000);
         log.warn(
@@ -298,8 +442,18 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    if (payload.batch.messages.length === 0) return;
+    step();
+    const done = busy(payload.heartbeat);
+    try {
+      await handleBatch(payload);
+    } finally {
+      done();
+    }
+  }
+
+  async function handleBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary } = payload;
-    if (batch.messages.length === 0) return;
     const { topic, partition } = batch;
     const startedAt = performance.now();
     const observe = (phase: 'start' | 'done', next: bigint) => {
@@ -344,23 +498,37 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
     if (!(grouped && (await grouped(whole)))) {
       if (!(await handleAlone(whole, decoded, payload))) return;
     }
+    step();
     resolveOffset(batch.lastOffset());
     progressAt = Date.now();
     restarts = 0;
-    observe('done', BigInt(batch.lastOffset()) + 1n);
+    observe('done', lastOffset + 1n);
     opts.onApplied?.(topic, decoded.length);
-    // Group offsets are only a hint for tools; the consumer's own store is the truth.
-    await commitOffsetsIfNecessary().catch(() => undefined);
+    // Group offsets are only a hint for tools; the consumer's own store is the
+    // truth. Committed from a timer, not here: no broker round trip per batch.
+    const cm = committer;
+    if (cm) {
+      cm.applied(topic, partition, lastOffset + 1n);
+      // Stopping: kafkajs waits for this batch before it leaves the group, and
+      // its own commit path is closed by then; this batch's commit is the last.
+      if (stopping) {
+        await within(
+          cm.flush((offsets) => commitOffsetsIfNecessary(byTopic(offsets))),
+          FINAL_COMMIT_TIMEOUT_MS,
+        );
+      }
+    }
     await heartbeat().catch(() => undefined);
   }
 
   return {
     async start() {
+      stopping = false;
       const c = opts.kafka.consumer({
         groupId: opts.groupId,
         allowAutoTopicCreation: false,
-        sessionTimeout: 30_000,
-        heartbeatInterval: 3_000,
+        sessionTimeout: opts.sessionTimeoutMs ?? GROUP_SESSION_TIMEOUT_MS,
+        heartbeatInterval: heartbeatIntervalMs,
         // A grouping consumer lets the broker gather up to 40 ms of records
         // into one fetch (one transaction downstream) instead of answering
         // with the first few: fewer, larger groups, at 20 ms of delay on average.
@@ -384,15 +552,23 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
         },
       });
       consumer = c;
+      const cm = opts.commitGroupOffsets === false ? null : groupCommitter(c);
+      committer = cm;
       await c.connect();
       for (const t of opts.topics) await c.subscribe({ topic: t, fromBeginning: true });
-      if (opts.storedOffsets) {
-        const stored = opts.storedOffsets;
+      const stored = opts.storedOffsets;
+      if (stored || cm) {
         c.on(c.events.GROUP_JOIN, ({ payload }) => {
+          cm?.retain(payload.memberAssignment);
+          if (!stored) return;
           void (async () => {
             for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
               const offsets = await stored(topic, partitions);
-              for (const [p, last] of offsets) c.seek({ topic, partition: p, offset: String(last + 1n) });
+              for (const [p, last] of offsets) {
+                c.seek({ topic, partition: p, offset: String(last + 1n) });
+                // The group shows where the store is, even before (or without) a new batch.
+                cm?.applied(topic, p, last + 1n);
+              }
             }
           })().catch((err: unknown) =>
             log.error({ code: toHubError(err).code }, 'could not seek to stored offsets'),
@@ -422,8 +598,19 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
     },
     async stop() {
       const c = consumer;
+      const cm = committer;
       consumer = null;
-      if (c) await c.disconnect();
+      if (!c) return;
+      // The final commit, before the member leaves the group: what is applied
+      // now, then (through eachBatch) what the batches in flight apply while
+      // disconnect() waits for them. disconnect() then sends LeaveGroup, so a
+      // restarted instance does not wait for this member's session to expire.
+      stopping = true;
+      if (cm) {
+        cm.close();
+        await within(cm.flush(), FINAL_COMMIT_TIMEOUT_MS);
+      }
+      await c.disconnect();
     },
     lastProgressAt: () => progressAt,
   };

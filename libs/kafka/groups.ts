@@ -49,3 +49,36 @@ export async function consumerGroupsOf(
     await admin.disconnect();
   }
 }
+
+/** Why a group cannot be deleted that is no failure: someone still reads with it, or it is gone. */
+const KEEP = new Set(['NON_EMPTY_GROUP', 'GROUP_ID_NOT_FOUND']);
+
+/**
+ * Deletes a consumer group, and its committed offsets with it, once it has
+ * no members left: for a group the hub is done with (a projection version
+ * that is no longer served), which tools would otherwise list with a growing
+ * lag until the broker's offset retention (7 days) drops it. False when the
+ * group still has members (another instance reads with it; the last one to
+ * leave deletes it) or does not exist.
+ */
+export async function deleteGroupIfUnused(kafka: KafkaClient, groupId: string): Promise<boolean> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.deleteGroups([groupId]);
+    return true;
+  } catch (err) {
+    let e: unknown = err;
+    for (let depth = 0; e instanceof Error && depth < 5; depth++) {
+      const groups = (e as { groups?: { error?: { type?: unknown } }[] }).groups;
+      if (Array.isArray(groups) && groups.length > 0) {
+        if (groups.every((g) => typeof g.error?.type === 'string' && KEEP.has(g.error.type))) return false;
+        break;
+      }
+      e = (e as { originalError?: unknown }).originalError ?? (e as { cause?: unknown }).cause;
+    }
+    throw err;
+  } finally {
+    await admin.disconnect();
+  }
+}

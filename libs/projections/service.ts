@@ -7,6 +7,7 @@ import { createHttpApp } from '../http/index.js';
 import { ensureTopics } from '../kafka/admin.js';
 import type { KafkaClient } from '../kafka/client.js';
 import type { ConsumerRunner } from '../kafka/consumer.js';
+import { deleteGroupIfUnused } from '../kafka/groups.js';
 import type { EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../telemetry/logger.js';
 import { consumerMetricsHook, type HubMetrics } from '../telemetry/metrics.js';
@@ -73,6 +74,8 @@ export function meteredProjectionRunner(
     onApplied: (topic, n) => deps.metrics.eventsApplied.inc({ consumer: o.projection.name, topic }, n),
     onBatch: consumerMetricsHook(deps.metrics),
     onFatal: o.onFatal,
+    // A service's group lives as long as the service: tools show its lag.
+    commitGroupOffsets: true,
   });
 }
 
@@ -98,11 +101,13 @@ export function buildProjectorService(
   let stopped = false;
   const stallAfter = cfg.stallAfterMs ?? 60_000;
 
+  const groupOf = (s: string) => `${cfg.groupPrefix ?? 'hub.projection'}.${projection.name}.${s}`;
+
   function makeRunner(s: string): ConsumerRunner {
     return meteredProjectionRunner(deps, {
       projection,
       schema: s,
-      groupId: `${cfg.groupPrefix ?? 'hub.projection'}.${projection.name}.${s}`,
+      groupId: groupOf(s),
       dlqTopic: cfg.dlqTopic,
       logger: log,
       onFatal: (err) => {
@@ -114,7 +119,13 @@ export function buildProjectorService(
 
   async function attach(s: string): Promise<void> {
     const r = makeRunner(s);
-    await r.start();
+    try {
+      await r.start();
+    } catch (err) {
+      // A half-started consumer is let go, so that start() can be tried again.
+      await r.stop().catch(() => undefined);
+      throw err;
+    }
     runner = r;
     schema = s;
     await markServing(deps.db, cfg.stableSchema, s);
@@ -129,11 +140,19 @@ export function buildProjectorService(
     }
     log.info({ from: schema, to: row.active_schema }, 'active version switched, moving over');
     const old = runner;
+    const oldSchema = schema;
     runner = null;
     if (old) await old.stop();
     // The new version already holds its own checkpoints: resuming there neither skips nor repeats.
     await resolveActiveVersion(deps.db, cfg.stableSchema, projection, hooks);
     await attach(row.active_schema);
+    // The old version's group (with its committed offsets) would otherwise stay
+    // listed by `hub status` and lag exporters, its lag growing, for days.
+    if (oldSchema && oldSchema !== schema) {
+      await deleteGroupIfUnused(deps.kafka, groupOf(oldSchema)).catch((err: unknown) =>
+        log.warn({ code: toHubError(err).code }, 'could not delete the consumer group of the old version'),
+      );
+    }
   }
 
   const http = createHttpApp({

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { toHubError } from '../../libs/errors/index.js';
 import { listTopics } from '../../libs/kafka/admin.js';
 import type { KafkaClient } from '../../libs/kafka/client.js';
+import { GROUP_HEARTBEAT_INTERVAL_MS, GROUP_SESSION_TIMEOUT_MS } from '../../libs/kafka/consumer.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
 
 /**
@@ -70,7 +71,14 @@ export function createDeadLetterTally(opts: {
   logger: Logger;
 }): DeadLetterTally {
   const log = opts.logger.child({ component: 'dead-letter-tally' });
-  const consumer = opts.kafka.consumer({ groupId: opts.groupId, allowAutoTopicCreation: false });
+  const consumer = opts.kafka.consumer({
+    groupId: opts.groupId,
+    allowAutoTopicCreation: false,
+    // As the projection runner's: a restarted projector rejoins within seconds
+    // instead of waiting out its killed predecessor's 30 s session.
+    sessionTimeout: GROUP_SESSION_TIMEOUT_MS,
+    heartbeatInterval: GROUP_HEARTBEAT_INTERVAL_MS,
+  });
   let running = false;
   return {
     async start() {
