@@ -112,6 +112,31 @@ describe('service start-up before its dependencies', () => {
     if (process.env['TEST_SHOW_OUTPUT']) process.stderr.write(proc.output());
   }, 180_000);
 
+  it('given SIGTERM while start-up still waits, then the service exits 0 without reporting a failed start', async () => {
+    // Given a service waiting for a broker that is not there
+    const [deadPort, httpPort] = [await freePort(), await freePort()];
+    const proc = startProcess([join('services', 'patient-directory', 'main.ts')], {
+      KAFKA_BROKERS: `127.0.0.1:${deadPort}`,
+      SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
+      DATABASE_URL: ctx.ep.databaseUrl,
+      HUB_TOPIC_SUFFIX: ctx.id,
+      HTTP_PORT: String(httpPort),
+      PROJECTION_SCHEMA: `${ctx.schema}_pd2`,
+      LOG_LEVEL: 'info',
+    });
+    procs.push(proc);
+    await eventually(
+      async () =>
+        (await readyOf(httpPort))?.body.checks['startup']?.detail?.startsWith('waiting for kafka')
+          ? true
+          : undefined,
+      { timeoutMs: 30_000, what: 'start-up waiting for kafka' },
+    );
+    // When it is stopped, then the stop owns the exit: 0, and no "failed to start"
+    expect(await proc.stop('SIGTERM')).toBe(0);
+    expect(proc.output()).not.toMatch(/failed to start/);
+  }, 60_000);
+
   it('given a dependency that never comes, then the service exits 1 after its budget saying what it waited for', async () => {
     const [deadPort, httpPort] = [await freePort(), await freePort()];
     const t0 = Date.now();

@@ -24,11 +24,15 @@ export type Shutdown = (why: string, code?: number) => Promise<void>;
  * main.ts, the only place that installs signal handlers. Only the error's
  * code is logged: a failed stop can carry a query or a payload.
  */
+/** Set once a shutdown began: start-up then stops retrying and leaves the exit code to the shutdown. */
+let shuttingDown = false;
+
 export function installShutdown(o: ShutdownOptions): Shutdown {
   let stopping = false;
   const shutdown: Shutdown = async (why, code = 0) => {
     if (stopping) return;
     stopping = true;
+    shuttingDown = true;
     o.logger.info({ why }, o.stoppingMessage ?? 'stopping');
     try {
       await o.stop();
@@ -69,10 +73,19 @@ export async function startService(o: ServiceStartOptions): Promise<void> {
   const gate = gateReadiness(o.http);
   try {
     const address = await o.http.listen({ host: o.host, port: o.port });
-    await runStartupSteps(o.steps, { logger: o.logger, budgetMs: o.budgetMs, onWaiting: gate.waiting });
+    await runStartupSteps(o.steps, {
+      logger: o.logger,
+      budgetMs: o.budgetMs,
+      onWaiting: gate.waiting,
+      cancelled: () => shuttingDown,
+    });
+    if (shuttingDown) return;
     gate.open();
     o.logger.info({ address, ...(o.readyFields?.() ?? {}) }, `${o.name} ready`);
   } catch (err) {
+    // SIGTERM during start-up: the stop steps tear down what a start step was
+    // using, so that step fails; the shutdown owns the exit (0), not this.
+    if (shuttingDown) return;
     const h = toHubError(err);
     // The message is the hub's own (step name and error label), never a driver's text.
     o.logger.fatal(

@@ -116,6 +116,27 @@ describe('runStartupSteps', () => {
     expect(Date.now() - t0).toBeLessThan(2_000);
   });
 
+  it('given a service that started stopping, then no further attempt or step is made', async () => {
+    const t = fakeTime();
+    let stopping = false;
+    const ran: string[] = [];
+    await runStartupSteps(
+      [
+        {
+          name: 'kafka',
+          run: () => {
+            ran.push('kafka');
+            stopping = true; // SIGTERM arrives while this attempt fails
+            return Promise.reject(kafkaJsError('KafkaJSConnectionError', false));
+          },
+        },
+        { name: 'postgres', run: () => Promise.resolve(void ran.push('postgres')) },
+      ],
+      { logger, budgetMs: 60_000, clock: t.clock, sleep: t.sleep, cancelled: () => stopping },
+    );
+    expect(ran).toEqual(['kafka']);
+  });
+
   it('given a failure that is not transient, then it fails at once without retrying', async () => {
     const t = fakeTime();
     let calls = 0;

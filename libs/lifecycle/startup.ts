@@ -30,6 +30,8 @@ export interface StartupOptions {
   onWaiting?(what: string): void;
   clock?: () => number;
   sleep?(ms: number): Promise<void>;
+  /** True once the service is stopping: no further attempt is made. */
+  cancelled?(): boolean;
 }
 
 /** kafkajs error names whose condition passes by itself (a broker or coordinator not there yet). */
@@ -131,6 +133,7 @@ export async function runStartupSteps(steps: readonly StartupStep[], o: StartupO
   for (const step of steps) {
     o.onWaiting?.(`waiting for ${step.name}`);
     for (let attempt = 1; ; attempt++) {
+      if (o.cancelled?.()) return;
       try {
         // A client's own retries (kafkajs: ~20 s per connect) must not carry start-up past the budget.
         await withinBudget(

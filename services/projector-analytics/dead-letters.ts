@@ -78,6 +78,8 @@ export function createDeadLetterTally(opts: {
     // instead of waiting out its killed predecessor's 30 s session.
     sessionTimeout: GROUP_SESSION_TIMEOUT_MS,
     heartbeatInterval: GROUP_HEARTBEAT_INTERVAL_MS,
+    // A stop waits for the fetch in flight: kafkajs' 5 s long poll made every SIGTERM take ~5 s.
+    maxWaitTimeInMs: 500,
   });
   let running = false;
   return {
