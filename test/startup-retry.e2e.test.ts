@@ -1,13 +1,12 @@
-import { rm } from 'node:fs/promises';
+import { privateBroker, type PrivateBroker } from './support/private-broker.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stackConfig, startStack, type StackHandle } from '../deploy/local/stack.js';
 import { dropReadModel } from '../libs/projections/versions.js';
 import { catalogTopicDefinitions } from '../libs/events/contracts.js';
 import { ensureTopics } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { createTestContext, eventually, type TestContext } from './support/harness.js';
-import { freePort, repoDir, startProcess, type RunningProcess } from './support/processes.js';
+import { freePort, startProcess, type RunningProcess } from './support/processes.js';
 
 interface ReadyBody {
   status: string;
@@ -32,35 +31,38 @@ async function readyOf(port: number): Promise<{ status: number; body: ReadyBody 
  */
 describe('service start-up before its dependencies', () => {
   let ctx: TestContext;
-  let stack: StackHandle | undefined;
-  let dataDir: string;
+  let broker: PrivateBroker;
   const procs: RunningProcess[] = [];
   let stable: string;
 
   beforeAll(async () => {
     ctx = await createTestContext('startup');
-    dataDir = join(repoDir, '.hub', `startup-broker-${ctx.id}`);
+    broker = await privateBroker(ctx, 'startup-broker');
     stable = `${ctx.schema}_portal`;
+  });
+
+  /** A service's environment on this test's topics, schema registry and database. */
+  const serviceEnv = (brokers: string, httpPort: number, schema: string) => ({
+    KAFKA_BROKERS: brokers,
+    SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
+    DATABASE_URL: ctx.ep.databaseUrl,
+    HUB_TOPIC_SUFFIX: ctx.id,
+    HTTP_PORT: String(httpPort),
+    PROJECTION_SCHEMA: schema,
   });
 
   afterAll(async () => {
     for (const p of procs) await p.stop('SIGKILL');
-    await stack?.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await broker?.remove();
     await dropReadModel(ctx.db, stable).catch(() => undefined);
     await ctx?.cleanup();
   }, 120_000);
 
   it('regression: a projector started before the broker and its topics exist waits not-ready, then serves', async () => {
-    const [kafkaPort, controllerPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+    const httpPort = await freePort();
     // Given a projector whose broker is not running yet
     const proc = startProcess([join('services', 'projector-portal', 'main.ts')], {
-      KAFKA_BROKERS: `127.0.0.1:${kafkaPort}`,
-      SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
-      DATABASE_URL: ctx.ep.databaseUrl,
-      HUB_TOPIC_SUFFIX: ctx.id,
-      HTTP_PORT: String(httpPort),
-      PROJECTION_SCHEMA: stable,
+      ...serviceEnv(broker.brokers.join(','), httpPort, stable),
       CONSUMER_GROUP_PREFIX: `hub.projection.${ctx.id}`,
       LOG_LEVEL: 'info',
     });
@@ -78,24 +80,14 @@ describe('service start-up before its dependencies', () => {
     expect(waiting).toMatch(/^waiting for kafka/);
 
     // When the broker comes up on a freshly formatted data dir, and the topics are created after that
-    stack = await startStack(
-      stackConfig('dev', {
-        ...process.env,
-        HUB_KAFKA_PORT: String(kafkaPort),
-        HUB_KAFKA_CONTROLLER_PORT: String(controllerPort),
-        HUB_REGISTRY_PORT: new URL(ctx.ep.registryUrl).port || '8081',
-        HUB_DATA_DIR: dataDir,
-        DATABASE_URL: ctx.ep.databaseUrl,
-      }),
-    );
-    expect(stack.started).toEqual(['kafka']);
+    await broker.start();
     // ... and its topics only after the client's own retries gave up once (kafkajs: about 20 s),
     // which is where the old start-up exited with "does not host this topic-partition"
     await proc.waitFor(
       /"step":"postgres \(read model\) and kafka \(consumer group\)".*start-up waiting, retrying/,
       90_000,
     );
-    const kafka = createKafkaClient({ brokers: stack.kafka.brokers, clientId: ctx.id, logger: ctx.logger });
+    const kafka = createKafkaClient({ brokers: broker.brokers, clientId: ctx.id, logger: ctx.logger });
     await ensureTopics(kafka, catalogTopicDefinitions(ctx.topic));
 
     // Then the same process becomes ready, without having exited
@@ -116,12 +108,7 @@ describe('service start-up before its dependencies', () => {
     // Given a service waiting for a broker that is not there
     const [deadPort, httpPort] = [await freePort(), await freePort()];
     const proc = startProcess([join('services', 'patient-directory', 'main.ts')], {
-      KAFKA_BROKERS: `127.0.0.1:${deadPort}`,
-      SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
-      DATABASE_URL: ctx.ep.databaseUrl,
-      HUB_TOPIC_SUFFIX: ctx.id,
-      HTTP_PORT: String(httpPort),
-      PROJECTION_SCHEMA: `${ctx.schema}_pd2`,
+      ...serviceEnv(`127.0.0.1:${deadPort}`, httpPort, `${ctx.schema}_pd2`),
       LOG_LEVEL: 'info',
     });
     procs.push(proc);
@@ -141,12 +128,7 @@ describe('service start-up before its dependencies', () => {
     const [deadPort, httpPort] = [await freePort(), await freePort()];
     const t0 = Date.now();
     const proc = startProcess([join('services', 'patient-directory', 'main.ts')], {
-      KAFKA_BROKERS: `127.0.0.1:${deadPort}`,
-      SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
-      DATABASE_URL: ctx.ep.databaseUrl,
-      HUB_TOPIC_SUFFIX: ctx.id,
-      HTTP_PORT: String(httpPort),
-      PROJECTION_SCHEMA: `${ctx.schema}_pd`,
+      ...serviceEnv(`127.0.0.1:${deadPort}`, httpPort, `${ctx.schema}_pd`),
       HUB_START_BUDGET_MS: '4000',
       LOG_LEVEL: 'info',
     });

@@ -80,6 +80,21 @@ export async function scanTopic(
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
+    // Seeks only skip what the range excludes (eachBatch filters by range
+    // anyway), so they are made once the group is joined: seeking right after
+    // run() threw "Consumer group was not initialized" when a fresh broker's
+    // coordinator was still loading and run() returned before the join.
+    let seeked = false;
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      if (seeked) return;
+      seeked = true;
+      try {
+        for (const [p, r] of remaining) consumer.seek({ topic, partition: p, offset: r.from.toString() });
+        for (const [p, high] of skipped) consumer.seek({ topic, partition: p, offset: high.toString() });
+      } catch {
+        // Not needed for correctness: the whole partition is read and filtered.
+      }
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new HubError('HUB_KAFKA_UNAVAILABLE', `reading ${topic} did not finish in time`)),
@@ -113,10 +128,6 @@ export async function scanTopic(
             }
             return Promise.resolve();
           },
-        })
-        .then(() => {
-          for (const [p, r] of remaining) consumer.seek({ topic, partition: p, offset: r.from.toString() });
-          for (const [p, high] of skipped) consumer.seek({ topic, partition: p, offset: high.toString() });
         })
         .catch((err: unknown) => {
           clearTimeout(timer);

@@ -1,17 +1,11 @@
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { privateBroker, testHl7Adapter, type PrivateBroker } from '../../test/support/private-broker.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stackConfig, startStack, type StackHandle } from '../../deploy/local/stack.js';
 import { INGEST_TOPICS, catalogTopicDefinitions } from '../../libs/events/contracts.js';
-import { mapHl7Message } from '../../libs/hl7/map.js';
-import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
 import { createKafkaClient, type KafkaClient } from '../../libs/kafka/client.js';
 import { createEventProducer, type EventProducer } from '../../libs/kafka/producer.js';
-import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
-import { freePort, repoDir } from '../../test/support/processes.js';
-import { buildHl7Adapter, type Hl7Adapter } from './app.js';
+import { type Hl7Adapter } from './app.js';
 import { adtA01 } from './fixtures.js';
 import { RawMllpClient, ackField } from './raw-client.js';
 import { readTopic } from './raw-store.js';
@@ -27,9 +21,7 @@ const EVENT_TOPICS = ['clinical.patient.v1', 'clinical.encounter.v1'];
  */
 describe('adapter-hl7 with the broker stopped mid-stream', () => {
   let ctx: TestContext;
-  let stack: StackHandle | undefined;
-  let dataDir: string;
-  let cfg: ReturnType<typeof stackConfig>;
+  let broker: PrivateBroker;
   let kafka: KafkaClient;
   let producer: EventProducer;
   let adapter: Hl7Adapter;
@@ -37,54 +29,20 @@ describe('adapter-hl7 with the broker stopped mid-stream', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext('hl7down');
-    const [kafkaPort, controllerPort] = [await freePort(), await freePort()];
-    dataDir = join(repoDir, '.hub', `hl7-broker-${ctx.id}`);
-    const registryPort = new URL(ctx.ep.registryUrl).port || '8081';
-    cfg = stackConfig('dev', {
-      ...process.env,
-      HUB_KAFKA_PORT: String(kafkaPort),
-      HUB_KAFKA_CONTROLLER_PORT: String(controllerPort),
-      // Reused, never started or stopped here: it is someone else's.
-      HUB_REGISTRY_PORT: registryPort,
-      HUB_DATA_DIR: dataDir,
-      DATABASE_URL: ctx.ep.databaseUrl,
-    });
-    stack = await startStack(cfg);
-    expect(stack.started).toEqual(['kafka']);
-    kafka = createKafkaClient({ brokers: stack.kafka.brokers, clientId: ctx.id, logger: ctx.logger });
+    broker = await privateBroker(ctx, 'hl7-broker');
+    await broker.start();
+    kafka = createKafkaClient({ brokers: broker.brokers, clientId: ctx.id, logger: ctx.logger });
     await ensureTopics(kafka, catalogTopicDefinitions(ctx.topic));
     producer = createEventProducer({ kafka, codec: ctx.codec, topicFor: ctx.topicFor, retries: 2 });
     await producer.connect();
-    adapter = buildHl7Adapter(
-      {
-        producer,
-        logger: ctx.logger,
-        metrics: createMetrics({ defaultMetrics: false }),
-        clock: Date.now,
-        idGenerator: (() => {
-          let n = 0;
-          return () => `A${++n}`;
-        })(),
-        policy: DEFAULT_IDENTITY_POLICY,
-        mapper: mapHl7Message,
-      },
-      {
-        host: '127.0.0.1',
-        port: 0,
-        maxMessageBytes: 64 * 1024,
-        frameTimeoutMs: 5_000,
-        rawTopic: ctx.topic(INGEST_TOPICS.hl7Raw),
-        dlqTopic: ctx.topic(INGEST_TOPICS.hl7Dlq),
-      },
-    );
+    adapter = testHl7Adapter(ctx, producer, { controlIdPrefix: 'A' });
     port = (await adapter.start()).port;
   }, 240_000);
 
   afterAll(async () => {
     await adapter?.stop();
     await producer?.disconnect().catch(() => undefined);
-    await stack?.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await broker?.remove();
     await ctx?.cleanup();
   }, 120_000);
 
@@ -122,7 +80,7 @@ describe('adapter-hl7 with the broker stopped mid-stream', () => {
             firstRefused[s] = j;
             return;
           }
-          if (++aa === 12) stopped = stack!.stop();
+          if (++aa === 12) stopped = broker.stop();
         }
       }),
     );
@@ -137,7 +95,7 @@ describe('adapter-hl7 with the broker stopped mid-stream', () => {
 
     // What was AA'd before the stop is in the log (the broker's data dir survives the stop).
     const t1 = Date.now();
-    stack = await startStack(cfg);
+    await broker.start();
     process.stderr.write(`[broker-down] phase 1 ${t1 - t0} ms, restart ${Date.now() - t1} ms\n`);
 
     // Phase 2: each sender resends from its last AA'd message on (a duplicate) to the end.

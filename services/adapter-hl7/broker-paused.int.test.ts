@@ -1,19 +1,15 @@
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { privateBroker, testHl7Adapter, type PrivateBroker } from '../../test/support/private-broker.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stackConfig, startStack, type StackHandle } from '../../deploy/local/stack.js';
 import { INGEST_TOPICS, catalogTopicDefinitions } from '../../libs/events/contracts.js';
-import { mapHl7Message } from '../../libs/hl7/map.js';
-import { DEFAULT_IDENTITY_POLICY, type IdentityPolicy } from '../../libs/identity/index.js';
+import { type IdentityPolicy } from '../../libs/identity/index.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
 import { createKafkaClient, type KafkaClient } from '../../libs/kafka/client.js';
 import { createEventProducer, type EventProducer } from '../../libs/kafka/producer.js';
 import { createTransactionalProducer, type TransactionalProducer } from '../../libs/kafka/transactional.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
-import { freePort, repoDir } from '../../test/support/processes.js';
 import { buildFhirAdapter, type FhirAdapter } from '../adapter-fhir/app.js';
-import { buildHl7Adapter, type Hl7Adapter } from './app.js';
+import { type Hl7Adapter } from './app.js';
 import { adtA01 } from './fixtures.js';
 import { RawMllpClient, ackField } from './raw-client.js';
 import { readTopic } from './raw-store.js';
@@ -33,8 +29,7 @@ const FHIR_POLICY: IdentityPolicy = {
  */
 describe('adapters with the broker paused (SIGSTOP)', () => {
   let ctx: TestContext;
-  let stack: StackHandle | undefined;
-  let dataDir: string;
+  let broker: PrivateBroker;
   let kafkaPid = 0;
   let kafka: KafkaClient;
   let producer: EventProducer;
@@ -49,21 +44,10 @@ describe('adapters with the broker paused (SIGSTOP)', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext('paused');
-    const [kafkaPort, controllerPort] = [await freePort(), await freePort()];
-    dataDir = join(repoDir, '.hub', `paused-broker-${ctx.id}`);
-    const cfg = stackConfig('dev', {
-      ...process.env,
-      HUB_KAFKA_PORT: String(kafkaPort),
-      HUB_KAFKA_CONTROLLER_PORT: String(controllerPort),
-      // Reused, never started or stopped here: it is someone else's.
-      HUB_REGISTRY_PORT: new URL(ctx.ep.registryUrl).port || '8081',
-      HUB_DATA_DIR: dataDir,
-      DATABASE_URL: ctx.ep.databaseUrl,
-    });
-    stack = await startStack(cfg);
-    expect(stack.started).toEqual(['kafka']);
-    kafkaPid = Number((await readFile(join(dataDir, 'kafka.pid'), 'utf8')).trim());
-    kafka = createKafkaClient({ brokers: stack.kafka.brokers, clientId: ctx.id, logger: ctx.logger });
+    broker = await privateBroker(ctx, 'paused-broker');
+    await broker.start();
+    kafkaPid = await broker.pid();
+    kafka = createKafkaClient({ brokers: broker.brokers, clientId: ctx.id, logger: ctx.logger });
     await ensureTopics(kafka, catalogTopicDefinitions(ctx.topic));
 
     // As adapter-hl7's main.ts wires it: the adapter keeps each write past the deadline.
@@ -75,27 +59,7 @@ describe('adapters with the broker paused (SIGSTOP)', () => {
       rejectAtAckTimeout: false,
     });
     await producer.connect();
-    let n = 0;
-    hl7 = buildHl7Adapter(
-      {
-        producer,
-        logger: ctx.logger,
-        metrics: createMetrics({ defaultMetrics: false }),
-        clock: Date.now,
-        idGenerator: () => `P${++n}`,
-        policy: DEFAULT_IDENTITY_POLICY,
-        mapper: mapHl7Message,
-      },
-      {
-        host: '127.0.0.1',
-        port: 0,
-        maxMessageBytes: 64 * 1024,
-        frameTimeoutMs: 5_000,
-        rawTopic: ctx.topic(INGEST_TOPICS.hl7Raw),
-        dlqTopic: ctx.topic(INGEST_TOPICS.hl7Dlq),
-        ackTimeoutMs: ACK_TIMEOUT_MS,
-      },
-    );
+    hl7 = testHl7Adapter(ctx, producer, { controlIdPrefix: 'P', cfg: { ackTimeoutMs: ACK_TIMEOUT_MS } });
     port = (await hl7.start()).port;
 
     // As adapter-fhir's main.ts wires it: callers are answered at the deadline.
@@ -137,8 +101,7 @@ describe('adapters with the broker paused (SIGSTOP)', () => {
     await producer?.disconnect().catch(() => undefined);
     await fhirProducer?.disconnect().catch(() => undefined);
     await tx?.disconnect().catch(() => undefined);
-    await stack?.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await broker?.remove();
     await ctx?.cleanup();
   }, 120_000);
 

@@ -1,10 +1,8 @@
+import { testHl7Adapter } from '../../test/support/private-broker.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INGEST_TOPICS } from '../../libs/events/contracts.js';
-import { mapHl7Message } from '../../libs/hl7/map.js';
-import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
-import { buildHl7Adapter, type Hl7Adapter } from './app.js';
+import { type Hl7Adapter } from './app.js';
 import { adtA01 } from './fixtures.js';
 import { RawMllpClient, ackField } from './raw-client.js';
 
@@ -20,27 +18,11 @@ describe('adapter-hl7 graceful stop', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext('hl7stop');
-    let n = 0;
-    adapter = buildHl7Adapter(
-      {
-        producer: ctx.producer,
-        logger: ctx.logger,
-        metrics,
-        clock: Date.now,
-        idGenerator: () => `S${++n}`,
-        policy: DEFAULT_IDENTITY_POLICY,
-        mapper: mapHl7Message,
-      },
-      {
-        host: '127.0.0.1',
-        port: 0,
-        maxMessageBytes: 64 * 1024,
-        frameTimeoutMs: 5_000,
-        rawTopic: ctx.topic(INGEST_TOPICS.hl7Raw),
-        dlqTopic: ctx.topic(INGEST_TOPICS.hl7Dlq),
-        stopGraceMs: GRACE_MS,
-      },
-    );
+    adapter = testHl7Adapter(ctx, ctx.producer, {
+      controlIdPrefix: 'S',
+      metrics,
+      cfg: { stopGraceMs: GRACE_MS },
+    });
     port = (await adapter.start()).port;
   }, 120_000);
 
