@@ -3,7 +3,6 @@ import type { Knex } from 'knex';
 import { toHubError } from '../errors/index.js';
 import { ensureTopics } from '../kafka/admin.js';
 import type { KafkaClient } from '../kafka/client.js';
-import { GROUP_HEARTBEAT_INTERVAL_MS, GROUP_SESSION_TIMEOUT_MS } from '../kafka/consumer.js';
 import type { EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../telemetry/logger.js';
 import { isAuditEvent } from './event.js';
@@ -73,9 +72,6 @@ export function createAuditProjector(opts: {
         groupId: opts.groupId,
         allowAutoTopicCreation: false,
         maxWaitTimeInMs: 100,
-        // A restarted API rejoins within seconds, not after its predecessor's 30 s session.
-        sessionTimeout: GROUP_SESSION_TIMEOUT_MS,
-        heartbeatInterval: GROUP_HEARTBEAT_INTERVAL_MS,
       });
       consumer = c;
       await c.connect();

@@ -35,6 +35,16 @@ export const GROUP_HEARTBEAT_INTERVAL_MS = 1_000;
  * Well above the longest retry back-off (15 s).
  */
 export const STUCK_BATCH_MS = 60_000;
+/**
+ * A member whose fetches are answered while none of its heartbeats has been
+ * accepted for this long has lost its group without noticing: seen with
+ * kafkajs 2.2.4 after the broker hung for longer than its 30 s request
+ * timeout (SIGSTOP for 45 s), when the group was left Empty while the
+ * consumer went on fetching, so no partition had an owner the group knew of
+ * and nothing was committed. The runner then reconnects the consumer, which
+ * joins again and seeks to its stored offsets. Three session timeouts.
+ */
+export const MEMBERSHIP_LOST_MS = 3 * GROUP_SESSION_TIMEOUT_MS;
 /** At most one commit of the applied offsets to the consumer group per this many ms. */
 export const GROUP_COMMIT_INTERVAL_MS = 1_000;
 /** How long a stop waits for the final commit of the applied offsets before it leaves the group anyway. */
@@ -521,82 +531,131 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
     await heartbeat().catch(() => undefined);
   }
 
+  /** When the broker last answered a fetch, and last accepted a heartbeat (or a join). */
+  let fetchAt = Date.now();
+  let heartbeatAt = Date.now();
+  let watchdog: NodeJS.Timeout | null = null;
+  let rejoining = false;
+
+  function watchMembership(): void {
+    watchdog ??= setInterval(() => {
+      const now = Date.now();
+      if (rejoining || stopping || !consumer) return;
+      if (now - fetchAt > 5_000 || now - heartbeatAt < MEMBERSHIP_LOST_MS) return;
+      rejoining = true;
+      log.warn(
+        { secondsWithoutHeartbeat: Math.round((now - heartbeatAt) / 1000) },
+        'fetches are answered but no heartbeat is accepted: the group lost this member; reconnecting',
+      );
+      void (async () => {
+        const old = consumer;
+        consumer = null;
+        await within(committer?.flush() ?? Promise.resolve(), FINAL_COMMIT_TIMEOUT_MS);
+        if (old) await within(old.disconnect(), 10_000);
+        await connect();
+      })()
+        .catch((err: unknown) => {
+          const h = toHubError(err, 'HUB_KAFKA_UNAVAILABLE');
+          log.error({ code: h.code }, 'could not reconnect the consumer to its group');
+          opts.onFatal?.(h);
+        })
+        .finally(() => {
+          rejoining = false;
+        });
+    }, 1_000);
+    watchdog.unref();
+  }
+
+  async function connect(): Promise<void> {
+    const c = opts.kafka.consumer({
+      groupId: opts.groupId,
+      allowAutoTopicCreation: false,
+      sessionTimeout: opts.sessionTimeoutMs ?? GROUP_SESSION_TIMEOUT_MS,
+      heartbeatInterval: heartbeatIntervalMs,
+      // A grouping consumer lets the broker gather up to 40 ms of records
+      // into one fetch (one transaction downstream) instead of answering
+      // with the first few: fewer, larger groups, at 20 ms of delay on average.
+      minBytes: grouped ? 64 * 1024 : 1,
+      maxWaitTimeInMs: grouped ? 40 : 250,
+      // Larger than kafkajs' 1 MB: a replay then commits about half as many
+      // transactions, each with the same fixed statements, and merges more
+      // updates of one row into one write. Live batches are small anyway.
+      maxBytesPerPartition: 2 * 1024 * 1024,
+      // The partitions of a fetch are decoded together when grouping, so the
+      // fetch itself is capped (kafkajs: 10 MB): a projector catching up
+      // over 300,000 events peaked at 432-466 MiB RSS with 10 MB and
+      // 327-342 MiB with 4 MB, at the same speed (382-388 MiB before grouping).
+      maxBytes: grouped ? 4 * 1024 * 1024 : 10 * 1024 * 1024,
+      retry: {
+        retries: maxRetries,
+        restartOnFailure: () => {
+          restarts += 1;
+          return Promise.resolve(restarts <= maxRestarts);
+        },
+      },
+    });
+    consumer = c;
+    const cm = opts.commitGroupOffsets === false ? null : groupCommitter(c);
+    committer = cm;
+    await c.connect();
+    for (const t of opts.topics) await c.subscribe({ topic: t, fromBeginning: true });
+    const stored = opts.storedOffsets;
+    if (stored || cm) {
+      c.on(c.events.GROUP_JOIN, ({ payload }) => {
+        cm?.retain(payload.memberAssignment);
+        if (!stored) return;
+        void (async () => {
+          for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
+            const offsets = await stored(topic, partitions);
+            for (const [p, last] of offsets) {
+              c.seek({ topic, partition: p, offset: String(last + 1n) });
+              // The group shows where the store is, even before (or without) a new batch.
+              cm?.applied(topic, p, last + 1n);
+            }
+          }
+        })().catch((err: unknown) =>
+          log.error({ code: toHubError(err).code }, 'could not seek to stored offsets'),
+        );
+      });
+    }
+    fetchAt = heartbeatAt = Date.now();
+    c.on(c.events.FETCH, () => {
+      progressAt = fetchAt = Date.now();
+    });
+    c.on(c.events.HEARTBEAT, () => {
+      heartbeatAt = Date.now();
+    });
+    c.on(c.events.GROUP_JOIN, () => {
+      heartbeatAt = Date.now();
+    });
+    c.on(c.events.CRASH, ({ payload }) => {
+      // kafkajs wraps the handler's error (retries exceeded): report the hub's own code.
+      let cause: unknown = payload.error;
+      while (cause instanceof Error && !(cause instanceof HubError) && cause.cause !== undefined)
+        cause = cause.cause;
+      const err = toHubError(cause instanceof HubError ? cause : payload.error, 'HUB_PROJECTION_FAILED');
+      log.error({ code: err.code, restart: payload.restart }, 'consumer crashed');
+      if (!payload.restart) opts.onFatal?.(err);
+    });
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      // Side by side only to form groups (see handleGroup); beyond the
+      // partitions of one fetch there is nothing more to gain.
+      partitionsConsumedConcurrently: grouped ? 64 : 1,
+      eachBatch,
+    });
+  }
+
   return {
     async start() {
       stopping = false;
-      const c = opts.kafka.consumer({
-        groupId: opts.groupId,
-        allowAutoTopicCreation: false,
-        sessionTimeout: opts.sessionTimeoutMs ?? GROUP_SESSION_TIMEOUT_MS,
-        heartbeatInterval: heartbeatIntervalMs,
-        // A grouping consumer lets the broker gather up to 40 ms of records
-        // into one fetch (one transaction downstream) instead of answering
-        // with the first few: fewer, larger groups, at 20 ms of delay on average.
-        minBytes: grouped ? 64 * 1024 : 1,
-        maxWaitTimeInMs: grouped ? 40 : 250,
-        // Larger than kafkajs' 1 MB: a replay then commits about half as many
-        // transactions, each with the same fixed statements, and merges more
-        // updates of one row into one write. Live batches are small anyway.
-        maxBytesPerPartition: 2 * 1024 * 1024,
-        // The partitions of a fetch are decoded together when grouping, so the
-        // fetch itself is capped (kafkajs: 10 MB): a projector catching up
-        // over 300,000 events peaked at 432-466 MiB RSS with 10 MB and
-        // 327-342 MiB with 4 MB, at the same speed (382-388 MiB before grouping).
-        maxBytes: grouped ? 4 * 1024 * 1024 : 10 * 1024 * 1024,
-        retry: {
-          retries: maxRetries,
-          restartOnFailure: () => {
-            restarts += 1;
-            return Promise.resolve(restarts <= maxRestarts);
-          },
-        },
-      });
-      consumer = c;
-      const cm = opts.commitGroupOffsets === false ? null : groupCommitter(c);
-      committer = cm;
-      await c.connect();
-      for (const t of opts.topics) await c.subscribe({ topic: t, fromBeginning: true });
-      const stored = opts.storedOffsets;
-      if (stored || cm) {
-        c.on(c.events.GROUP_JOIN, ({ payload }) => {
-          cm?.retain(payload.memberAssignment);
-          if (!stored) return;
-          void (async () => {
-            for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
-              const offsets = await stored(topic, partitions);
-              for (const [p, last] of offsets) {
-                c.seek({ topic, partition: p, offset: String(last + 1n) });
-                // The group shows where the store is, even before (or without) a new batch.
-                cm?.applied(topic, p, last + 1n);
-              }
-            }
-          })().catch((err: unknown) =>
-            log.error({ code: toHubError(err).code }, 'could not seek to stored offsets'),
-          );
-        });
-      }
-      c.on(c.events.FETCH, () => {
-        progressAt = Date.now();
-      });
-      c.on(c.events.CRASH, ({ payload }) => {
-        // kafkajs wraps the handler's error (retries exceeded): report the hub's own code.
-        let cause: unknown = payload.error;
-        while (cause instanceof Error && !(cause instanceof HubError) && cause.cause !== undefined)
-          cause = cause.cause;
-        const err = toHubError(cause instanceof HubError ? cause : payload.error, 'HUB_PROJECTION_FAILED');
-        log.error({ code: err.code, restart: payload.restart }, 'consumer crashed');
-        if (!payload.restart) opts.onFatal?.(err);
-      });
-      await c.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        // Side by side only to form groups (see handleGroup); beyond the
-        // partitions of one fetch there is nothing more to gain.
-        partitionsConsumedConcurrently: grouped ? 64 : 1,
-        eachBatch,
-      });
+      await connect();
+      watchMembership();
     },
     async stop() {
+      if (watchdog) clearInterval(watchdog);
+      watchdog = null;
       const c = consumer;
       const cm = committer;
       consumer = null;

@@ -2,7 +2,6 @@ import type { Knex } from 'knex';
 import { toHubError } from '../../libs/errors/index.js';
 import { listTopics } from '../../libs/kafka/admin.js';
 import type { KafkaClient } from '../../libs/kafka/client.js';
-import { GROUP_HEARTBEAT_INTERVAL_MS, GROUP_SESSION_TIMEOUT_MS } from '../../libs/kafka/consumer.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
 
 /**
@@ -74,10 +73,6 @@ export function createDeadLetterTally(opts: {
   const consumer = opts.kafka.consumer({
     groupId: opts.groupId,
     allowAutoTopicCreation: false,
-    // As the projection runner's: a restarted projector rejoins within seconds
-    // instead of waiting out its killed predecessor's 30 s session.
-    sessionTimeout: GROUP_SESSION_TIMEOUT_MS,
-    heartbeatInterval: GROUP_HEARTBEAT_INTERVAL_MS,
     // A stop waits for the fetch in flight: kafkajs' 5 s long poll made every SIGTERM take ~5 s.
     maxWaitTimeInMs: 500,
   });
