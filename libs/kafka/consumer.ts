@@ -5,28 +5,10 @@ import type { EventCodec } from '../events/codec.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { KafkaClient } from './client.js';
 import { byTopic, createGroupOffsetCommitter, type GroupOffsetCommitter } from './group-offsets.js';
+import { GROUP_HEARTBEAT_INTERVAL_MS, GROUP_SESSION_TIMEOUT_MS, watchGroupMembership } from './membership.js';
 import type { EventProducer } from './producer.js';
 
-/**
- * How long the broker waits for a member that stopped heartbeating before it
- * takes the member's partitions away. A member that dies without leaving the
- * group (SIGKILL, OOM kill, a lost host) blocks every partition it held for
- * this long, and a restarted instance of the same group cannot join before it
- * is over: with kafkajs' 30 s a killed projector served again only after
- * ~28 s; kafkajs 2.2.4 has no static membership (group.instance.id) that
- * would let the restarted process take its predecessor's place. 6 s is the
- * shortest the broker accepts by default (group.min.session.timeout.ms): a
- * restart now waits about 6 s (the process itself starts in ~1 s).
- */
-export const GROUP_SESSION_TIMEOUT_MS = 6_000;
-/**
- * How often the member heartbeats: from the fetch loop, and (because a large
- * grouped transaction or a retry back-off can take longer than the session)
- * from a timer while a batch is in flight. Five heartbeats fit in one
- * session, so a live member is only dropped when its event loop is stuck for
- * about 5 s.
- */
-export const GROUP_HEARTBEAT_INTERVAL_MS = 1_000;
+export { GROUP_HEARTBEAT_INTERVAL_MS, GROUP_SESSION_TIMEOUT_MS } from './membership.js';
 /**
  * A batch whose handler has made no step (no call returned, no retry) for
  * this long is stuck: the timer stops heartbeating for it, so that a stuck
@@ -35,16 +17,6 @@ export const GROUP_HEARTBEAT_INTERVAL_MS = 1_000;
  * Well above the longest retry back-off (15 s).
  */
 export const STUCK_BATCH_MS = 60_000;
-/**
- * A member whose fetches are answered while none of its heartbeats has been
- * accepted for this long has lost its group without noticing: seen with
- * kafkajs 2.2.4 after the broker hung for longer than its 30 s request
- * timeout (SIGSTOP for 45 s), when the group was left Empty while the
- * consumer went on fetching, so no partition had an owner the group knew of
- * and nothing was committed. The runner then reconnects the consumer, which
- * joins again and seeks to its stored offsets. Three session timeouts.
- */
-export const MEMBERSHIP_LOST_MS = 3 * GROUP_SESSION_TIMEOUT_MS;
 /** At most one commit of the applied offsets to the consumer group per this many ms. */
 export const GROUP_COMMIT_INTERVAL_MS = 1_000;
 /** How long a stop waits for the final commit of the applied offsets before it leaves the group anyway. */
@@ -531,39 +503,26 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
     await heartbeat().catch(() => undefined);
   }
 
-  /** When the broker last answered a fetch, and last accepted a heartbeat (or a join). */
-  let fetchAt = Date.now();
-  let heartbeatAt = Date.now();
-  let watchdog: NodeJS.Timeout | null = null;
-  let rejoining = false;
+  let membership: { stop(): void } | null = null;
 
-  function watchMembership(): void {
-    watchdog ??= setInterval(() => {
-      const now = Date.now();
-      if (rejoining || stopping || !consumer) return;
-      if (now - fetchAt > 5_000 || now - heartbeatAt < MEMBERSHIP_LOST_MS) return;
-      rejoining = true;
-      log.warn(
-        { secondsWithoutHeartbeat: Math.round((now - heartbeatAt) / 1000) },
-        'fetches are answered but no heartbeat is accepted: the group lost this member; reconnecting',
-      );
-      void (async () => {
-        const old = consumer;
-        consumer = null;
-        await within(committer?.flush() ?? Promise.resolve(), FINAL_COMMIT_TIMEOUT_MS);
-        if (old) await within(old.disconnect(), 10_000);
-        await connect();
-      })()
-        .catch((err: unknown) => {
-          const h = toHubError(err, 'HUB_KAFKA_UNAVAILABLE');
-          log.error({ code: h.code }, 'could not reconnect the consumer to its group');
-          opts.onFatal?.(h);
-        })
-        .finally(() => {
-          rejoining = false;
-        });
-    }, 1_000);
-    watchdog.unref();
+  /** The group lost this member without kafkajs noticing (membership.ts): reconnect, which rejoins. */
+  function rejoin(secondsWithoutHeartbeat: number): void {
+    if (stopping || !consumer) return;
+    log.warn(
+      { secondsWithoutHeartbeat },
+      'fetches are answered but no heartbeat is accepted: the group lost this member; reconnecting',
+    );
+    void (async () => {
+      const old = consumer;
+      consumer = null;
+      await within(committer?.flush() ?? Promise.resolve(), FINAL_COMMIT_TIMEOUT_MS);
+      if (old) await within(old.disconnect(), 10_000);
+      if (!stopping) await connect();
+    })().catch((err: unknown) => {
+      const h = toHubError(err, 'HUB_KAFKA_UNAVAILABLE');
+      log.error({ code: h.code }, 'could not reconnect the consumer to its group');
+      opts.onFatal?.(h);
+    });
   }
 
   async function connect(): Promise<void> {
@@ -618,16 +577,10 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
         );
       });
     }
-    fetchAt = heartbeatAt = Date.now();
     c.on(c.events.FETCH, () => {
-      progressAt = fetchAt = Date.now();
+      progressAt = Date.now();
     });
-    c.on(c.events.HEARTBEAT, () => {
-      heartbeatAt = Date.now();
-    });
-    c.on(c.events.GROUP_JOIN, () => {
-      heartbeatAt = Date.now();
-    });
+    membership = watchGroupMembership(c, rejoin);
     c.on(c.events.CRASH, ({ payload }) => {
       // kafkajs wraps the handler's error (retries exceeded): report the hub's own code.
       let cause: unknown = payload.error;
@@ -651,11 +604,10 @@ export function createConsumerRunner(opts: ConsumerRunnerOptions): ConsumerRunne
     async start() {
       stopping = false;
       await connect();
-      watchMembership();
     },
     async stop() {
-      if (watchdog) clearInterval(watchdog);
-      watchdog = null;
+      membership?.stop();
+      membership = null;
       const c = consumer;
       const cm = committer;
       consumer = null;
