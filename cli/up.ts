@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startStack, stackConfig, type StackHandle } from '../deploy/local/stack.js';
 import { HubError } from '../libs/errors/index.js';
@@ -71,6 +72,35 @@ async function prepareKafka(stack: StackHandle, say: Say): Promise<void> {
   await waitForGroupCoordinator(kafka, { timeoutMs: KAFKA_WAIT_MS });
 }
 
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Every port the services will listen on must be free before they start: a
+ * port held by something else (often a `hub up` already running) would make
+ * each service fail and be restarted, while /ready probes answered by the
+ * other process reported them ready.
+ */
+async function checkServicePorts(specs: readonly Supervised[]): Promise<void> {
+  const wanted = specs.flatMap((s) => [
+    { port: s.httpPort, what: `${s.name} HTTP` },
+    ...(s.env?.['MLLP_PORT'] ? [{ port: Number(s.env['MLLP_PORT']), what: `${s.name} MLLP` }] : []),
+  ]);
+  const taken: string[] = [];
+  for (const w of wanted) if (!(await portFree(w.port))) taken.push(`${w.port} (${w.what})`);
+  if (taken.length > 0) {
+    throw new HubError(
+      'HUB_INFRA_FAILED',
+      `port(s) already in use: ${taken.join(', ')}; is another \`hub up\` running? (\`hub status\` shows its services)`,
+    );
+  }
+}
+
 /** Resolves with the first SIGINT/SIGTERM; `dispose` removes the handlers. */
 function onSignal(): { received: Promise<NodeJS.Signals>; dispose(): void } {
   let handler: (s: NodeJS.Signals) => void = () => undefined;
@@ -111,6 +141,7 @@ export async function runUp(opts: { repoDir: string; services: boolean; only?: s
   const say: Say = (m) => process.stderr.write(`${m}\n`);
   const t0 = Date.now();
   const specs = opts.services ? selectServices(opts.repoDir, opts.only) : [];
+  await checkServicePorts(specs);
   const stack = await startStack(stackConfig('dev'), { log: say }).catch((cause: unknown) => {
     throw new HubError('HUB_INFRA_FAILED', cause instanceof Error ? cause.message : String(cause), { cause });
   });
