@@ -1,7 +1,7 @@
 // Fault drill: the broker hangs (SIGSTOP) under HL7 load against a running `hub up`.
 //
 //   npm run up                                   # in another terminal
-//   npx tsx scripts/drill-broker-pause.ts [--pause-seconds 45] [--senders 4]
+//   npx tsx scripts/drills/broker-pause.ts [--pause-seconds 45] [--senders 4]
 //
 // Senders are @medplum/hl7's Hl7Client (not the hub's code) acting as an
 // original-mode interface engine: one message at a time, and on a non-AA or
@@ -16,11 +16,11 @@ import { Hl7Client } from '@medplum/hl7';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createEventCodec } from '../libs/events/codec.js';
-import { createRegistryClient } from '../libs/events/registry.js';
-import { createKafkaClient } from '../libs/kafka/client.js';
-import { scanTopic } from '../libs/kafka/scan.js';
-import { createLogger } from '../libs/telemetry/logger.js';
+import { createEventCodec } from '../../libs/events/codec.js';
+import { createRegistryClient } from '../../libs/events/registry.js';
+import { createKafkaClient } from '../../libs/kafka/client.js';
+import { scanTopic } from '../../libs/kafka/scan.js';
+import { createLogger } from '../../libs/telemetry/logger.js';
 
 const { values: args } = parseArgs({
   options: {
