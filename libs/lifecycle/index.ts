@@ -52,12 +52,12 @@ export interface ServiceStartOptions {
   name: string;
   logger: Logger;
   http: FastifyInstance;
-  host: string;
-  port: number;
-  /** Connections and preparations, in order; each retried while its failure is transient. */
+  /** Where to listen and the start-up retry budget (httpEnv, startEnv), as validated in main.ts. */
+  config: { HTTP_HOST: string; HTTP_PORT: number; HUB_START_BUDGET_MS: number };
+  /** Every service writes to Kafka: connecting its producer is always the first step. */
+  producer: { connect(): Promise<void> };
+  /** The service's own connections and preparations, in order; each retried while its failure is transient. */
   steps: readonly StartupStep[];
-  /** The start-up retry budget (HUB_START_BUDGET_MS). */
-  budgetMs: number;
   /** Extra fields for the "<name> ready" log line. */
   readyFields?(): Record<string, unknown>;
 }
@@ -72,10 +72,11 @@ export interface ServiceStartOptions {
 export async function startService(o: ServiceStartOptions): Promise<void> {
   const gate = gateReadiness(o.http);
   try {
-    const address = await o.http.listen({ host: o.host, port: o.port });
-    await runStartupSteps(o.steps, {
+    const address = await o.http.listen({ host: o.config.HTTP_HOST, port: o.config.HTTP_PORT });
+    const steps = [{ name: 'kafka (producer connect)', run: () => o.producer.connect() }, ...o.steps];
+    await runStartupSteps(steps, {
       logger: o.logger,
-      budgetMs: o.budgetMs,
+      budgetMs: o.config.HUB_START_BUDGET_MS,
       onWaiting: gate.waiting,
       cancelled: () => shuttingDown,
     });

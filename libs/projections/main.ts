@@ -114,13 +114,9 @@ export async function runProjectorMain<E extends z.ZodRawShape>(spec: ProjectorM
     name: spec.name,
     logger,
     http: svc.http,
-    host: config.HTTP_HOST,
-    port: config.HTTP_PORT,
-    budgetMs: config.HUB_START_BUDGET_MS,
-    steps: [
-      { name: 'kafka (producer connect)', run: () => producer.connect() },
-      { name: 'postgres (read model) and kafka (consumer group)', run: () => svc.start() },
-    ],
+    config,
+    producer,
+    steps: [{ name: 'postgres (read model) and kafka (consumer group)', run: () => svc.start() }],
     readyFields: () => ({ schema: svc.activeSchema() }),
   });
 }

@@ -109,11 +109,9 @@ await startService({
   name: 'adapter-fhir',
   logger,
   http: svc.http,
-  host: config.HTTP_HOST,
-  port: config.HTTP_PORT,
-  budgetMs: config.HUB_START_BUDGET_MS,
+  config,
+  producer,
   steps: [
-    { name: 'kafka (producer connect)', run: () => producer.connect() },
     // initTransactions: the transaction coordinator is "loading" on a fresh broker.
     { name: 'kafka (transaction coordinator)', run: () => txProducer.connect() },
     { name: 'schema registry (event schemas)', run: () => codec.warmUp(undefined, topicFor) },

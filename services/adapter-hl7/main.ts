@@ -118,11 +118,9 @@ await startService({
   name: 'adapter-hl7',
   logger,
   http: adapter.http,
-  host: config.HTTP_HOST,
-  port: config.HTTP_PORT,
-  budgetMs: config.HUB_START_BUDGET_MS,
+  config,
+  producer,
   steps: [
-    { name: 'kafka (producer connect)', run: () => producer.connect() },
     {
       name: 'kafka (raw and dead-letter topics)',
       run: () =>

@@ -131,11 +131,9 @@ await startService({
   name: 'api',
   logger,
   http: api.http,
-  host: config.HTTP_HOST,
-  port: config.HTTP_PORT,
-  budgetMs: config.HUB_START_BUDGET_MS,
+  config,
+  producer,
   steps: [
-    { name: 'kafka (producer connect)', run: () => producer.connect() },
     { name: 'postgres (audit schema) and kafka (audit topic and consumer group)', run: () => api.start() },
   ],
 });

@@ -81,12 +81,8 @@ await startService({
   name: 'patient-directory',
   logger,
   http: svc.http,
-  host: config.HTTP_HOST,
-  port: config.HTTP_PORT,
-  budgetMs: config.HUB_START_BUDGET_MS,
-  steps: [
-    { name: 'kafka (producer connect)', run: () => producer.connect() },
-    { name: 'postgres (read model) and kafka (consumer group)', run: () => svc.start() },
-  ],
+  config,
+  producer,
+  steps: [{ name: 'postgres (read model) and kafka (consumer group)', run: () => svc.start() }],
   readyFields: () => ({ schema: config.PROJECTION_SCHEMA }),
 });
