@@ -23,7 +23,12 @@ import { createEventCodec } from '../libs/events/codec.js';
 import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
 import { createRegistryClient } from '../libs/events/registry.js';
 import { loadFhirDefinitions } from '../libs/fhir/validate.js';
-import { identityPolicyFromEnv, type IdentityPolicy } from '../libs/identity/index.js';
+import {
+  identityEnvDeprecation,
+  identityPolicyFromSite,
+  type IdentityPolicy,
+} from '../libs/identity/index.js';
+import { siteConfigFromEnv } from '../libs/site-config/index.js';
 import { ensureTopics } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
@@ -75,6 +80,9 @@ const fhirCliEnv = z.object({
   FHIR_STORE_SCHEMA: schemaNameEnv('adapter_fhir'),
   FHIR_IMPORT_SOURCE_SYSTEM: z.string().min(1).default('fhir-bulk-import'),
   DLQ_TOPIC: z.string().optional(),
+  /** The site configuration the adapters use (authorities, enterprise systems): the same ids as theirs. */
+  HUB_SITE_CONFIG: z.string().optional(),
+  /** Deprecated (one release): use the site configuration. */
   HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
   HUB_AUTHORITY_ALIASES: z.string().optional(),
 });
@@ -84,12 +92,9 @@ export async function importFile(o: FileImportOptions): Promise<FileImportResult
     throw new HubError('HUB_INPUT_INVALID', `${o.file}: no such file`);
   }
   const cfg = loadConfig(fhirCliEnv, o.env ?? process.env);
-  let policy: IdentityPolicy;
-  try {
-    policy = identityPolicyFromEnv(cfg);
-  } catch (cause) {
-    throw new HubError('HUB_CONFIG_INVALID', (cause as Error).message, { cause });
-  }
+  const policy: IdentityPolicy = identityPolicyFromSite(siteConfigFromEnv(cfg.HUB_SITE_CONFIG), cfg);
+  const deprecation = identityEnvDeprecation(cfg);
+  if (deprecation) process.stderr.write(`warning: ${deprecation}\n`);
   const format =
     o.format ??
     (/\.(ndjson|jsonl)$/i.test(o.file) ? 'ndjson' : /\.json$/i.test(o.file) ? 'bundle' : 'ndjson');

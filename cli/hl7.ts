@@ -6,7 +6,8 @@ import { INGEST_TOPICS } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS } from '../libs/events/index.js';
 import { createRegistryClient } from '../libs/events/registry.js';
 import { mapHl7Message } from '../libs/hl7/map.js';
-import { identityPolicyFromEnv } from '../libs/identity/index.js';
+import { identityEnvDeprecation, identityPolicyFromSite } from '../libs/identity/index.js';
+import { senderTimeZones, siteConfigFromEnv } from '../libs/site-config/index.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
 import { createLogger } from '../libs/telemetry/logger.js';
@@ -52,16 +53,19 @@ export function registerHl7Commands(program: Command): void {
         z.object({
           ...kafkaEnv,
           ...logEnv,
+          /** The adapter's site configuration: the same zones and authorities as when it first mapped. */
+          HUB_SITE_CONFIG: z.string().optional(),
+          /** Deprecated (one release): use the site configuration. */
           HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
           HUB_AUTHORITY_ALIASES: z.string().optional(),
         }),
       );
-      let policy;
-      try {
-        policy = identityPolicyFromEnv(cfg);
-      } catch (cause) {
-        throw new HubError('HUB_CONFIG_INVALID', 'HUB_AUTHORITY_ALIASES is malformed', { cause });
-      }
+      // As the adapter: refuses without a time zone rather than re-read local times as UTC.
+      const site = siteConfigFromEnv(cfg.HUB_SITE_CONFIG);
+      const timeZoneFor = senderTimeZones(site, cfg.HUB_SITE_CONFIG);
+      const policy = identityPolicyFromSite(site, cfg);
+      const deprecation = identityEnvDeprecation(cfg);
+      if (deprecation) process.stderr.write(`warning: ${deprecation}\n`);
       const topic = topicNamer(cfg.HUB_TOPIC_SUFFIX);
       const rawTopic = topic(INGEST_TOPICS.hl7Raw);
       const logger = createLogger({ name: 'hub-cli', level: 'error' });
@@ -82,7 +86,13 @@ export function registerHl7Commands(program: Command): void {
           });
       await producer?.connect();
       try {
-        const items = await remap(selected, { mapper: mapHl7Message, policy, producer, rawTopic });
+        const items = await remap(selected, {
+          mapper: mapHl7Message,
+          policy,
+          timeZoneFor,
+          producer,
+          rawTopic,
+        });
         const json = Boolean(program.opts()['json']);
         if (json) process.stdout.write(`${JSON.stringify(items, null, 2)}\n`);
         else {

@@ -308,7 +308,17 @@ export function buildProgram(): Command {
           ? err
           : new HubError('HUB_KAFKA_UNAVAILABLE', 'could not reach Kafka', { cause: err });
       });
-      print(Boolean(program.opts()['json']), report, () => formatTable(report.map((r) => ({ ...r }))));
+      print(Boolean(program.opts()['json']), report, () =>
+        formatTable(
+          report.map((r) => ({
+            name: r.name,
+            // An upgraded install: the limit was raised on a topic that existed.
+            action: r.raisedMaxMessageBytes
+              ? `${r.action}, max.message.bytes ${r.raisedMaxMessageBytes.from} -> ${r.raisedMaxMessageBytes.to}`
+              : r.action,
+          })),
+        ),
+      );
     });
   topics
     .command('list')

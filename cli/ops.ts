@@ -33,6 +33,8 @@ const statusEnv = z.object({
   ...databaseEnv,
   ...logEnv,
   HUB_OPS_SCHEMA: schemaNameEnv('hub_ops'),
+  /** Stable schema of projector-analytics, whose v_unregistered_authorities `hub status` lists. */
+  ANALYTICS_SCHEMA: schemaNameEnv('analytics'),
   /**
    * Services to probe: `name=http://host:port,...` (their /health and /ready).
    * Unset: the services `hub up` runs, on their local ports.
@@ -151,6 +153,16 @@ export interface SourceStatus {
   ageSeconds: number;
 }
 
+/** An assigning authority on the log the site configuration does not register (projector-analytics). */
+export interface UnregisteredAuthorityStatus {
+  system: string;
+  kinds: string;
+  sources: string;
+  events: number;
+  firstSeen: string;
+  lastSeen: string;
+}
+
 export interface HubStatus {
   at: string;
   dependencies: DependencyStatus[];
@@ -162,7 +174,50 @@ export interface HubStatus {
   projections: ProjectionStatus[];
   deadLetters: DlqStatus[];
   sources: SourceStatus[];
+  /** From the analytics read model; empty when it is not there. */
+  unregisteredAuthorities: UnregisteredAuthorityStatus[];
   problems: string[];
+}
+
+/**
+ * The problem line of an unregistered authority: what it is, how much, and
+ * what to do (docs/site-configuration.md). Pure.
+ */
+export function unregisteredAuthorityProblem(a: UnregisteredAuthorityStatus): string {
+  return (
+    `unregistered authority ${a.system}: ${a.events} event(s) (${a.kinds || 'identifiers'}; from ${a.sources || 'unknown'}; last ${a.lastSeen}): ` +
+    'add it to `authorities` in the site configuration (HUB_SITE_CONFIG) and restart the adapters; see docs/site-configuration.md'
+  );
+}
+
+/** Reads `<schema>.v_unregistered_authorities` when the analytics read model has it. */
+async function unregisteredAuthorities(db: Knex, schema: string): Promise<UnregisteredAuthorityStatus[]> {
+  const has = await db.raw<{ rows: unknown[] }>(
+    `select 1 from information_schema.views where table_schema = ? and table_name = 'v_unregistered_authorities'`,
+    [schema],
+  );
+  if (has.rows.length === 0) return [];
+  const rows = (await db
+    .withSchema(schema)
+    .from('v_unregistered_authorities')
+    .select('system', 'kinds', 'sources', 'events', 'first_seen', 'last_seen')
+    .orderBy([{ column: 'events', order: 'desc' }, { column: 'system' }])
+    .limit(50)) as {
+    system: string;
+    kinds: string | null;
+    sources: string | null;
+    events: number | string;
+    first_seen: string;
+    last_seen: string;
+  }[];
+  return rows.map((r) => ({
+    system: r.system,
+    kinds: r.kinds ?? '',
+    sources: r.sources ?? '',
+    events: Number(r.events),
+    firstSeen: r.first_seen,
+    lastSeen: r.last_seen,
+  }));
 }
 
 /** Classifies a projection from its lag and last checkpoint time. Pure. */
@@ -478,6 +533,16 @@ export async function collectStatus(opts: {
       }
     }
 
+    let unregistered: UnregisteredAuthorityStatus[] = [];
+    if (pgUp) {
+      try {
+        unregistered = await unregisteredAuthorities(db, cfg.ANALYTICS_SCHEMA);
+      } catch (err) {
+        problems.push(`unregistered authorities: ${toDbError(err).code}`);
+      }
+      for (const a of unregistered) problems.push(unregisteredAuthorityProblem(a));
+    }
+
     return {
       at: new Date(now()).toISOString(),
       dependencies: deps,
@@ -488,6 +553,7 @@ export async function collectStatus(opts: {
       projections,
       deadLetters,
       sources,
+      unregisteredAuthorities: unregistered,
       problems,
     };
   } finally {
@@ -546,6 +612,17 @@ export function statusText(s: HubStatus): string {
     section(
       'dead letters',
       s.deadLetters.map((d) => ({ ...d })),
+    ),
+    section(
+      'unregistered authorities (identifier systems the site configuration does not register; analytics v_unregistered_authorities)',
+      s.unregisteredAuthorities.map((a) => ({
+        system: a.system,
+        events: a.events,
+        kinds: a.kinds,
+        sources: a.sources,
+        firstSeen: a.firstSeen,
+        lastSeen: a.lastSeen,
+      })),
     ),
     section(
       'topics',

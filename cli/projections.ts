@@ -7,12 +7,14 @@ import type { Projection } from '../libs/db/projection.js';
 import { HubError, toHubError } from '../libs/errors/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
 import { createRegistryClient } from '../libs/events/registry.js';
+import { identityPolicyFromSite, isRegisteredSystem } from '../libs/identity/index.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
 import { lagOf, tableHashes } from '../libs/projections/inspect.js';
 import { rebuildReadModel, type RebuildProgress } from '../libs/projections/rebuild.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
 import { listRegistry, readRegistry, type VersionHooks } from '../libs/projections/versions.js';
+import { siteConfigFromEnv } from '../libs/site-config/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { ANALYTICS_VERSION_HOOKS } from '../services/projector-analytics/app.js';
 import { analyticsProjection } from '../services/projector-analytics/projection.js';
@@ -27,8 +29,25 @@ interface ReadModelEntry {
 const READ_MODELS: Record<string, ReadModelEntry> = {
   portal: { projection: portalProjection, hooks: {} },
   billing: { projection: billingProjection, hooks: BILLING_VERSION_HOOKS },
-  analytics: { projection: analyticsProjection, hooks: ANALYTICS_VERSION_HOOKS },
+  analytics: {
+    // As projector-analytics: the site configuration says which authorities are registered.
+    projection: (topics) => analyticsProjection(topics, registeredSystemsFromEnv()),
+    hooks: ANALYTICS_VERSION_HOOKS,
+  },
 };
+
+/** libs/identity isRegisteredSystem under HUB_SITE_CONFIG (and the deprecated identity variables). */
+function registeredSystemsFromEnv(): (system: string) => boolean {
+  const cfg = loadConfig(
+    z.object({
+      HUB_SITE_CONFIG: z.string().optional(),
+      HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
+      HUB_AUTHORITY_ALIASES: z.string().optional(),
+    }),
+  );
+  const policy = identityPolicyFromSite(siteConfigFromEnv(cfg.HUB_SITE_CONFIG), cfg);
+  return (system) => isRegisteredSystem(system, policy);
+}
 
 function entryOf(name: string): ReadModelEntry {
   const e = READ_MODELS[name];

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startStack, stackConfig, type StackHandle } from '../deploy/local/stack.js';
@@ -8,6 +8,7 @@ import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/cont
 import { createRegistryClient } from '../libs/events/registry.js';
 import { ensureTopics, waitForGroupCoordinator } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
+import { loadSiteConfig, localSiteConfigText, machineTimeZone } from '../libs/site-config/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { SERVICES, localBaseUrl, type ServiceSpec } from './services.js';
 import { Supervisor } from './supervisor.js';
@@ -50,13 +51,42 @@ function serviceSpawner(repoDir: string, env: Record<string, string>): (spec: Su
     });
 }
 
-function serviceEnv(stack: StackHandle): Record<string, string> {
+function serviceEnv(stack: StackHandle, siteConfig: string): Record<string, string> {
   return {
     KAFKA_BROKERS: stack.kafka.brokers.join(','),
     SCHEMA_REGISTRY_URL: stack.registryUrl,
     DATABASE_URL: stack.databaseUrl,
     LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
+    HUB_SITE_CONFIG: siteConfig,
   };
+}
+
+/**
+ * The site configuration the services get (HUB_SITE_CONFIG): the operator's,
+ * validated here so that a mistake is reported once before anything starts;
+ * otherwise the shipped sample (made-up authorities) with this machine's time
+ * zone, written into the data dir, so that a fresh clone starts (the HL7
+ * adapter refuses to without a zone) and reads local times as local.
+ */
+export function siteConfigForUp(repoDir: string, dataDir: string, say: Say): string {
+  const configured = process.env['HUB_SITE_CONFIG'];
+  if (configured) {
+    loadSiteConfig(configured);
+    say(`site configuration: ${configured} (HUB_SITE_CONFIG)`);
+    return configured;
+  }
+  const zone = machineTimeZone();
+  const text = localSiteConfigText(
+    readFileSync(join(repoDir, 'deploy', 'local', 'site.sample.yaml'), 'utf8'),
+    zone,
+  );
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, 'site.yaml');
+  writeFileSync(path, text);
+  say(
+    `site configuration: ${path} (the sample deploy/local/site.sample.yaml, made-up authorities, time zone ${zone}); set HUB_SITE_CONFIG to use your own`,
+  );
+  return path;
 }
 
 /** Schemas, topics with leaders that answer, and a group coordinator: what every service needs first. */
@@ -142,7 +172,9 @@ export async function runUp(opts: { repoDir: string; services: boolean; only?: s
   const t0 = Date.now();
   const specs = opts.services ? selectServices(opts.repoDir, opts.only) : [];
   await checkServicePorts(specs);
-  const stack = await startStack(stackConfig('dev'), { log: say }).catch((cause: unknown) => {
+  const stackCfg = stackConfig('dev');
+  const siteConfig = siteConfigForUp(opts.repoDir, stackCfg.dataDir, say);
+  const stack = await startStack(stackCfg, { log: say }).catch((cause: unknown) => {
     throw new HubError('HUB_INFRA_FAILED', cause instanceof Error ? cause.message : String(cause), { cause });
   });
   const signal = onSignal();
@@ -165,7 +197,7 @@ export async function runUp(opts: { repoDir: string; services: boolean; only?: s
     if (specs.length > 0) {
       supervisor = new Supervisor({
         services: specs,
-        spawn: serviceSpawner(opts.repoDir, serviceEnv(stack)),
+        spawn: serviceSpawner(opts.repoDir, serviceEnv(stack, siteConfig)),
         say,
         echo: (name, line) => process.stderr.write(`${name.padEnd(19)}| ${line}\n`),
       });

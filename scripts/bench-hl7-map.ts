@@ -15,7 +15,7 @@ const dir = join(dirname(fileURLToPath(import.meta.url)), '../test/fixtures/hl7'
 const corpus = readdirSync(dir)
   .filter((f) => f.endsWith('.hl7') && !f.startsWith('bad-'))
   .map((f) => readFileSync(join(dir, f)));
-const ctx = { recordedAt: 0, policy: DEFAULT_IDENTITY_POLICY, rawMessageRef: null };
+const ctx = { recordedAt: 0, policy: DEFAULT_IDENTITY_POLICY, rawMessageRef: null, timeZone: 'UTC' };
 const n = Number(process.argv[2] ?? 50_000);
 
 for (let i = 0; i < 2_000; i++) mapHl7Message(corpus[i % corpus.length]!, ctx);

@@ -119,6 +119,8 @@ async function main(): Promise<void> {
         MLLP_PORT: String(port),
         HTTP_PORT: '0',
         LOG_LEVEL: 'warn',
+        // The adapter needs a zone; the fixtures' times are read as UTC, as before.
+        HUB_SITE_CONFIG: process.env['HUB_SITE_CONFIG'] || 'test/fixtures/site/utc.yaml',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -102,6 +102,7 @@ export function generate(): string {
     partitions: t.partitions ?? catalog.defaults.partitions,
     replicationFactor: catalog.defaults.replicationFactor,
     retentionMs: t.retentionMs,
+    maxMessageBytes: t.maxMessageBytes ?? null,
     events: t.events,
   }));
   out += '/** The topic catalog (schemas/catalog.json) as data. */\n';

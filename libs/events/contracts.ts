@@ -47,12 +47,30 @@ export const INGEST_TOPICS = {
   hl7Dlq: 'hl7.dlq.v1',
 } as const;
 
+/**
+ * max.message.bytes of the topics that hold whole messages as received (raw,
+ * dead letters) and of the attachment topic: the default MLLP frame limit
+ * (16 MiB) plus room for record headers and batch overhead. Kafka's default
+ * (1 MiB) would refuse every large report that MLLP accepted.
+ */
+export const LARGE_RECORD_TOPIC_BYTES = 20 * 1024 * 1024;
+
+/**
+ * The topic limit needed for frames up to `maxFrameBytes`: never below
+ * LARGE_RECORD_TOPIC_BYTES, and 4 MiB above the frame for headers and batch
+ * overhead when an operator raises MLLP_MAX_MESSAGE_BYTES past 16 MiB.
+ */
+export function largeRecordTopicBytes(maxFrameBytes: number): number {
+  return Math.max(LARGE_RECORD_TOPIC_BYTES, maxFrameBytes + 4 * 1024 * 1024);
+}
+
 export function catalogTopicDefinitions(nameFor?: (name: string) => string): TopicDefinition[] {
   const events = TOPIC_CATALOG.map((t) => ({
     name: nameFor ? nameFor(t.name) : t.name,
     partitions: t.partitions,
     replicationFactor: t.replicationFactor,
     retentionMs: t.retentionMs,
+    ...(t.maxMessageBytes === null ? {} : { maxMessageBytes: t.maxMessageBytes }),
   }));
   const first = TOPIC_CATALOG[0];
   const ingest = Object.values(INGEST_TOPICS).map((name) => ({
@@ -60,6 +78,7 @@ export function catalogTopicDefinitions(nameFor?: (name: string) => string): Top
     partitions: first.partitions,
     replicationFactor: first.replicationFactor,
     retentionMs: -1,
+    maxMessageBytes: LARGE_RECORD_TOPIC_BYTES,
   }));
   return [...events, ...ingest];
 }

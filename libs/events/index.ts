@@ -34,9 +34,35 @@ export function avroTypeOf(type: EventType): avsc.Type {
   return t;
 }
 
+// A lone UTF-16 surrogate has no UTF-8 encoding (avsc would write U+FFFD, or a strict
+// reader would fail on the record); PostgreSQL text and jsonb cannot hold U+0000.
+const LONE_SURROGATE = /\p{Cs}/u;
+const isUnstorable = (s: string): boolean => LONE_SURROGATE.test(s) || s.includes('\u0000');
+
+/** Paths of strings (and map keys) that no strict UTF-8 reader or read model can store. */
+function unstorableText(v: unknown, path: string[], out: string[]): void {
+  if (typeof v === 'string') {
+    if (isUnstorable(v)) out.push(`${path.join('.') || '(root)'} (lone surrogate or NUL in text)`);
+    return;
+  }
+  if (v === null || typeof v !== 'object' || Buffer.isBuffer(v)) return;
+  const entries: [string, unknown][] = Array.isArray(v)
+    ? v.map((x, i) => [String(i), x])
+    : Object.entries(v as Record<string, unknown>);
+  for (const [k, x] of entries) {
+    path.push(k);
+    if (isUnstorable(k)) out.push(`${path.join('.')} (lone surrogate or NUL in a key)`);
+    unstorableText(x, path, out);
+    path.pop();
+  }
+}
+
 /**
  * Checks an event against its Avro contract and returns the offending field
- * paths (never values: values may be PHI).
+ * paths (never values: values may be PHI). Also refuses text that is not
+ * valid Unicode (lone surrogates) or holds NUL: every event passes here
+ * before it is encoded (assertValidEvent in the codec), so no path can
+ * write such a record to the log.
  */
 export function invalidPaths(type: EventType, data: unknown): string[] {
   const paths: string[] = [];
@@ -45,6 +71,7 @@ export function invalidPaths(type: EventType, data: unknown): string[] {
       paths.push(path.join('.') || '(root)');
     },
   });
+  unstorableText(data, [], paths);
   return paths;
 }
 

@@ -18,6 +18,8 @@ export interface TopicSpec {
   aggregate: string;
   key: string;
   retentionMs: number;
+  /** Topic max.message.bytes when the broker default (1 MiB) is too small (raw messages, attachments). */
+  maxMessageBytes?: number;
   events: string[];
   owner: string;
   description: string;

@@ -1,8 +1,12 @@
+import { normaliseText } from '../identity/hygiene.js';
+
 /**
  * A strict JSON reader for untrusted FHIR input. JSON.parse silently keeps
  * the last of duplicate keys, accepts `null` anywhere and lets `__proto__`
  * through to whoever copies the object later; FHIR forbids the first two
- * and the third is an attack. Problems come back with a FHIRPath-style
+ * and the third is an attack. Strings must be valid Unicode without NUL (a
+ * `\ud800` escape would reach the log as text no UTF-8 reader can decode)
+ * and are returned in NFC. Problems come back with a FHIRPath-style
  * location and never quote the offending value (it may be PHI).
  */
 
@@ -13,7 +17,10 @@ export type JsonProblemCode =
   | 'null-value'
   | 'forbidden-key'
   | 'too-deep'
-  | 'too-large';
+  | 'too-large'
+  | 'invalid-utf8'
+  | 'lone-surrogate'
+  | 'nul-character';
 
 export interface JsonProblem {
   code: JsonProblemCode;
@@ -52,6 +59,7 @@ function render(root: string, path: readonly (string | number)[]): string {
   return out;
 }
 
+const LONE_SURROGATE = /\p{Cs}/u;
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): StrictJsonResult {
@@ -89,7 +97,13 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Str
       if (c === 0x22) {
         out += text.slice(start, i);
         i++;
-        return out;
+        // "\ud800" escapes (or such text handed in) are not Unicode: no UTF-8 encoding, no
+        // Avro string, no PostgreSQL text. U+0000 cannot be stored in PostgreSQL text or jsonb.
+        if (LONE_SURROGATE.test(out))
+          fail('lone-surrogate', 'string is not valid Unicode (unpaired surrogate)');
+        if (out.includes('\u0000')) fail('nul-character', 'string contains U+0000 (NUL)');
+        // One stored form for canonically equivalent text (a name sent composed or decomposed).
+        return normaliseText(out);
       }
       if (c < 0x20) fail('invalid-json', 'control character in string');
       if (c === 0x5c) {

@@ -21,13 +21,10 @@ import {
   type Location,
   type ObservationValue,
   type Practitioner,
+  type SourceTime,
 } from '../events/index.js';
-import {
-  canonicalSystem,
-  enterprisePatientId,
-  patientKeyFor,
-  type IdentityPolicy,
-} from '../identity/index.js';
+import { enterprisePatientId, patientKeyFor, resolveSystem, type IdentityPolicy } from '../identity/index.js';
+import { checkIdentifier } from '../identity/hygiene.js';
 import { errorIssue } from './outcome.js';
 import { invalid, type Invalid, type SupportedType } from './validate.js';
 
@@ -146,14 +143,23 @@ function concept(cc: CodeableConcept | undefined): Code | null {
   );
 }
 
+/** An identifier part in its canonical form (NFC, trimmed); validation has refused any other problem. */
+function canonicalIdPart(s: string): string {
+  const r = checkIdentifier(s);
+  return r.ok ? r.value : r.problem === 'empty' ? '' : s;
+}
+
 export function toHubIdentifier(i: FhirIdentifier, policy: IdentityPolicy): Identifier | null {
-  if (!i.value) return null;
-  const typeCode = i.type?.coding?.find((c) => c.code)?.code ?? null;
-  return {
-    system: canonicalSystem(i.system ?? 'urn:hub:unknown-system', policy),
-    value: i.value,
-    type: typeCode,
-  };
+  const value = i.value === undefined ? '' : canonicalIdPart(i.value);
+  if (value === '') return null;
+  // The system as the site registered the authority (libs/identity resolveSystem); the type as
+  // sent, else the one registered for the authority, as for HL7 CX-5.
+  const { system, authority } = resolveSystem(
+    i.system === undefined ? 'urn:hub:unknown-system' : canonicalIdPart(i.system) || 'urn:hub:unknown-system',
+    policy,
+  );
+  const typeCode = i.type?.coding?.find((c) => c.code)?.code ?? authority?.identifierType ?? null;
+  return { system, value, type: typeCode };
 }
 
 function identifiers(list: readonly FhirIdentifier[] | undefined, policy: IdentityPolicy): Identifier[] {
@@ -165,10 +171,59 @@ function preferred(list: readonly Identifier[], type: string): Identifier | unde
   return list.find((i) => i.type === type) ?? list[0];
 }
 
-function instant(s: string | undefined): number | null {
+/** A FHIR date, dateTime or instant as sent: the UTC instant, its precision and the offset it was written in. */
+export interface FhirTime {
+  instant: number;
+  precision: SourceTime['precision'];
+  offsetMinutes: number;
+}
+
+const FHIR_DATE_TIME =
+  /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
+
+/**
+ * Reads a FHIR date/dateTime/instant. A value with a time carries its offset (the validator
+ * refuses one without: FHIR R4 says a time SHALL have a zone, see validate.ts); a date without a
+ * time (YYYY, YYYY-MM, YYYY-MM-DD) names no zone and is taken as the start of that period in UTC,
+ * offset 0. Never the host's zone. Null when absent or unreadable.
+ */
+export function fhirTime(s: string | undefined): FhirTime | null {
   if (!s) return null;
-  const t = Date.parse(s);
-  return Number.isNaN(t) ? null : t;
+  const m = FHIR_DATE_TIME.exec(s);
+  if (!m) return null;
+  const n = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+  const zone = m[8];
+  const offsetMinutes =
+    zone === undefined || zone === 'Z'
+      ? 0
+      : (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+  const wall = new Date(0);
+  wall.setUTCFullYear(n(m[1], 0), n(m[2], 1) - 1, n(m[3], 1));
+  wall.setUTCHours(
+    n(m[4], 0),
+    n(m[5], 0),
+    n(m[6], 0),
+    m[7] === undefined ? 0 : Number(m[7].padEnd(3, '0').slice(0, 3)),
+  );
+  const instant = wall.getTime() - offsetMinutes * 60_000;
+  if (!Number.isFinite(instant)) return null;
+  const precision =
+    m[7] !== undefined
+      ? 'millisecond'
+      : m[6] !== undefined
+        ? 'second'
+        : m[4] !== undefined
+          ? 'minute'
+          : m[3] !== undefined
+            ? 'day'
+            : m[2] !== undefined
+              ? 'month'
+              : 'year';
+  return { instant, precision, offsetMinutes };
+}
+
+function instant(s: string | undefined): number | null {
+  return fhirTime(s)?.instant ?? null;
 }
 
 function practitioner(ref: Reference | undefined, policy: IdentityPolicy): Practitioner | null {
@@ -256,6 +311,7 @@ function metaFor(
   input: MapInput,
   ctx: MapContext,
   occurredAt: number,
+  times: Record<string, string | undefined> = {},
 ): EventMeta {
   const identity =
     ctx.requestKey ?? `${input.resource.resourceType}/${input.id}/v${input.version}/${input.contentHash}`;
@@ -268,7 +324,22 @@ function metaFor(
     correlationId: ctx.correlationId,
     causationId: null,
     rawMessageRef: ctx.rawMessageRef ?? null,
+    sourceTimes: sourceTimesOf(times),
   };
+}
+
+/**
+ * The offset and precision each instant field was sent with. `times`: event field path → the FHIR
+ * value it was read from; `meta.occurredAt` is among them when the clinical time was sent (it is
+ * absent, and so skipped, when the ingest time stood in).
+ */
+function sourceTimesOf(times: Record<string, string | undefined>): SourceTime[] {
+  const out: SourceTime[] = [];
+  for (const [field, value] of Object.entries(times)) {
+    const t = fhirTime(value);
+    if (t) out.push({ field, precision: t.precision, offsetMinutes: t.offsetMinutes, zoned: false });
+  }
+  return out;
 }
 
 export function demographicsOf(p: Patient, policy: IdentityPolicy): Demographics {
@@ -295,9 +366,13 @@ export function demographicsOf(p: Patient, policy: IdentityPolicy): Demographics
     })),
     telecom: (p.telecom ?? [])
       .filter((t) => t.value)
-      .map((t) => ({ system: t.system ?? 'other', value: t.value!, use: t.use ?? null })),
+      .map((t) => ({ system: t.system ?? 'other', value: t.value!, use: t.use ?? null, part: null })),
     maritalStatus: concept(p.maritalStatus),
     language: concept(p.communication?.find((c) => c.preferred)?.language ?? p.communication?.[0]?.language),
+    // A FHIR create or update (PUT) is the whole resource: an absent element is no value, not
+    // "keep the stored one" (FHIR R4 RESTful API, update). So every event is a full snapshot.
+    notSent: [],
+    cleared: [],
   };
 }
 
@@ -334,7 +409,14 @@ function mapPatient(p: Patient, input: MapInput, ctx: MapContext): MapResult {
   }
   const type = input.previous ? 'PatientUpdated' : 'PatientRegistered';
   const occurredAt = instant(p.meta?.lastUpdated) ?? ctx.recordedAt;
-  const data = { meta: metaFor(type, 0, input, ctx, occurredAt), patientId: key, demographics };
+  const data = {
+    meta: metaFor(type, 0, input, ctx, occurredAt, {
+      'meta.occurredAt': p.meta?.lastUpdated,
+      'demographics.deceasedAt': p.deceasedDateTime,
+    }),
+    patientId: key,
+    demographics,
+  };
   return {
     ok: true,
     events: [{ type, data }],
@@ -391,7 +473,10 @@ function mapEncounter(e: Encounter, input: MapInput, ctx: MapContext): MapResult
     return {
       type: 'EncounterStarted',
       data: {
-        meta: metaFor('EncounterStarted', seq++, input, ctx, start ?? ctx.recordedAt),
+        meta: metaFor('EncounterStarted', seq++, input, ctx, start ?? ctx.recordedAt, {
+          'meta.occurredAt': e.period?.start,
+          admittedAt: e.period?.start,
+        }),
         patientId: subject,
         encounterId,
         visitNumber: preferred(ids, 'VN') ?? null,
@@ -444,7 +529,10 @@ function mapEncounter(e: Encounter, input: MapInput, ctx: MapContext): MapResult
         events.push({
           type: 'EncounterEnded',
           data: {
-            meta: metaFor('EncounterEnded', seq++, input, ctx, end),
+            meta: metaFor('EncounterEnded', seq++, input, ctx, end, {
+              'meta.occurredAt': e.period?.end,
+              endedAt: e.period?.end,
+            }),
             patientId: subject,
             encounterId,
             endedAt: end,
@@ -524,7 +612,10 @@ function mapServiceRequest(s: ServiceRequest, input: MapInput, ctx: MapContext):
     return {
       type: 'OrderPlaced',
       data: {
-        meta: metaFor('OrderPlaced', seq++, input, ctx, instant(s.authoredOn) ?? ctx.recordedAt),
+        meta: metaFor('OrderPlaced', seq++, input, ctx, instant(s.authoredOn) ?? ctx.recordedAt, {
+          'meta.occurredAt': s.authoredOn,
+          orderedAt: s.authoredOn,
+        }),
         patientId: subject,
         orderId,
         placerOrderNumber: ids.find((i) => i.type === 'PLAC') ?? ids[0] ?? null,
@@ -635,6 +726,7 @@ export function observationValue(o: Observation, sequence: number): ObservationV
     interpretation: concept(o.interpretation?.[0]),
     status: resultStatus(o.status)?.status ?? 'final',
     observedAt: instant(o.effectiveDateTime ?? o.effectivePeriod?.start ?? o.issued),
+    attachment: null,
   };
   const rr = o.referenceRange?.[0];
   if (rr) {
@@ -705,6 +797,19 @@ function mapResult(r: Observation | DiagnosticReport, input: MapInput, ctx: MapC
     performer: practitioner(r.performer?.[0], ctx.policy),
   };
   const occurredAt = issuedAt ?? effectiveAt ?? ctx.recordedAt;
+  const effectiveSent = r.effectiveDateTime ?? r.effectivePeriod?.start;
+  const observationSources = r.resourceType === 'Observation' ? [r] : (input.resultObservations ?? []);
+  const times: Record<string, string | undefined> = {
+    'meta.occurredAt': r.issued ?? effectiveSent,
+    effectiveAt: effectiveSent,
+    issuedAt: r.issued,
+    ...Object.fromEntries(
+      observationSources.map((o, i) => [
+        `observations[${i}].observedAt`,
+        o.effectiveDateTime ?? o.effectivePeriod?.start ?? o.issued,
+      ]),
+    ),
+  };
   // A result first seen as amended is still a correction of something the source reported before.
   const events: ClinicalEvent[] =
     st.kind === 'corrected'
@@ -713,7 +818,7 @@ function mapResult(r: Observation | DiagnosticReport, input: MapInput, ctx: MapC
             type: 'ResultCorrected',
             data: {
               ...common,
-              meta: metaFor('ResultCorrected', 0, input, ctx, occurredAt),
+              meta: metaFor('ResultCorrected', 0, input, ctx, occurredAt, times),
               correctionReason: st.reason,
             },
           },
@@ -721,7 +826,7 @@ function mapResult(r: Observation | DiagnosticReport, input: MapInput, ctx: MapC
       : [
           {
             type: 'ResultReported',
-            data: { ...common, meta: metaFor('ResultReported', 0, input, ctx, occurredAt) },
+            data: { ...common, meta: metaFor('ResultReported', 0, input, ctx, occurredAt, times) },
           },
         ];
   return {

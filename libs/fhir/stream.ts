@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 
 /**
@@ -6,32 +5,124 @@ import type { Readable } from 'node:stream';
  * NDJSON: one resource per line (FHIR $export). Bundle document: one JSON
  * Bundle, possibly pretty-printed over many lines; its `entry` array is cut
  * into elements by a small scanner, one element at a time.
+ *
+ * Both work on bytes and decode each line (or entry) as strict UTF-8 on its
+ * own: a line with invalid bytes is yielded flagged (and dead-lettered by the
+ * import) instead of carrying U+FFFD into a stored name, and a multi-byte
+ * character split across two chunks of the stream stays whole. Every
+ * delimiter the scanners look for is ASCII, and no byte of a multi-byte
+ * UTF-8 sequence is ASCII, so scanning bytes finds exactly what scanning
+ * characters would.
  */
 export interface ImportItem {
   /** 1-based line number (NDJSON) or entry number (Bundle document). */
   line: number;
+  /** The line or entry; '' when it was too long (or not UTF-8) to hold. */
   text: string;
   /** Set when the item is a Bundle entry element (`{"fullUrl", "resource", "request"}`), not a resource. */
   isEntry: boolean;
+  /** Set when the item's bytes are not valid UTF-8 (text is then ''). */
+  invalidUtf8?: boolean;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+// A UTF-8 byte is at most one UTF-16 code unit, and 4 bytes make 2: more than 3 bytes per
+// allowed code unit is over any limit, so holding stops there.
+const BYTES_PER_UNIT = 3;
+
+function isBlank(b: Buffer): boolean {
+  for (const x of b) if (x !== 0x20 && (x < 0x09 || x > 0x0d)) return false;
+  return true;
+}
+
+function toBuffer(chunk: unknown): Buffer {
+  return typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Buffer);
+}
+
+/** Decodes held parts into an item's text fields; over-limit and invalid items carry no text. */
+function textOf(
+  parts: readonly Buffer[],
+  oversize: boolean,
+  max: number | undefined,
+): { text: string; invalidUtf8?: true } {
+  if (oversize) return { text: '' };
+  let text: string;
+  try {
+    text = utf8.decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+  } catch {
+    return { text: '', invalidUtf8: true };
+  }
+  return max !== undefined && text.length > max ? { text: '' } : { text };
 }
 
 export async function* readNdjson(
   input: Readable,
   opts: { maxLineLength?: number } = {},
 ): AsyncGenerator<ImportItem> {
-  const rl = createInterface({ input, crlfDelay: Infinity });
+  const max = opts.maxLineLength;
+  const byteCap = max === undefined ? Infinity : max * BYTES_PER_UNIT;
+  let parts: Buffer[] = [];
+  let held = 0;
+  let oversize = false;
+  let blank = true;
   let line = 0;
-  for await (const text of rl) {
+  // A CR ends a line; an LF right after it (maybe in the next chunk) belongs to the same break.
+  let afterCr = false;
+
+  const take = (b: Buffer) => {
+    if (b.length === 0) return;
+    if (blank && !isBlank(b)) blank = false;
+    held += b.length;
+    if (held > byteCap) {
+      oversize = true;
+      parts = [];
+    } else if (!oversize) parts.push(b);
+  };
+  const finish = (): ImportItem | undefined => {
     line++;
-    if (text.trim() === '') continue;
-    // An oversize line still counts (and is dead-lettered by the caller), but is not held.
-    if (opts.maxLineLength !== undefined && text.length > opts.maxLineLength) {
-      yield { line, text: '', isEntry: false };
-      continue;
+    const item: ImportItem | undefined = blank
+      ? undefined
+      : { line, isEntry: false, ...textOf(parts, oversize, max) };
+    parts = [];
+    held = 0;
+    oversize = false;
+    blank = true;
+    return item;
+  };
+
+  for await (const chunk of input) {
+    const b = toBuffer(chunk);
+    if (b.length === 0) continue;
+    let start = afterCr && b[0] === 0x0a ? 1 : 0;
+    afterCr = false;
+    // Native searches for the two terminators, each redone only once passed.
+    let lf = b.indexOf(0x0a, start);
+    let cr = b.indexOf(0x0d, start);
+    for (;;) {
+      if (lf >= 0 && lf < start) lf = b.indexOf(0x0a, start);
+      if (cr >= 0 && cr < start) cr = b.indexOf(0x0d, start);
+      const end = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
+      if (end < 0) break;
+      take(b.subarray(start, end));
+      const item = finish();
+      if (item) yield item;
+      start = end + 1;
+      if (b[end] === 0x0d) {
+        if (start === b.length) afterCr = true;
+        else if (b[start] === 0x0a) start++;
+      }
     }
-    yield { line, text, isEntry: false };
+    take(b.subarray(start));
+  }
+  if (held > 0 || !blank) {
+    const item = finish();
+    if (item) yield item;
   }
 }
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
 
 /**
  * Yields the elements of the top-level `entry` array of a Bundle document.
@@ -43,6 +134,7 @@ export async function* readBundleEntries(
   opts: { maxEntryLength?: number } = {},
 ): AsyncGenerator<ImportItem> {
   const max = opts.maxEntryLength ?? 16 * 1024 * 1024;
+  const byteCap = max * BYTES_PER_UNIT;
   let depth = 0;
   let inString = false;
   let escape = false;
@@ -51,38 +143,39 @@ export async function* readBundleEntries(
   let collectingKey = false;
   let pendingKey = '';
   let inEntryArray = false;
-  let entryBuf: string[] | null = null;
+  let entryBuf: Buffer[] | null = null;
   let entryLen = 0;
   let oversize = false;
   let n = 0;
   for await (const chunk of input) {
-    const s = typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
+    const s = toBuffer(chunk);
     let segStart = 0;
     for (let i = 0; i < s.length; i++) {
       const c = s[i]!;
       if (inString) {
         if (escape) escape = false;
-        else if (c === '\\') escape = true;
-        else if (c === '"') inString = false;
-        if (collectingKey && inString) lastString += c;
+        else if (c === BACKSLASH) escape = true;
+        else if (c === QUOTE) inString = false;
+        // Keys that matter ("entry") are ASCII; other bytes only need to be kept apart.
+        if (collectingKey && inString) lastString += String.fromCharCode(c);
         else if (collectingKey && !inString) collectingKey = false;
         continue;
       }
       switch (c) {
-        case '"':
+        case QUOTE:
           inString = true;
           if (depth === 1 && !inEntryArray) {
             collectingKey = true;
             lastString = '';
           }
           break;
-        case ':':
+        case 0x3a: // :
           if (depth === 1) pendingKey = lastString;
           break;
-        case '{':
-        case '[':
-          if (depth === 1 && c === '[' && pendingKey === 'entry') inEntryArray = true;
-          if (inEntryArray && depth === 2 && c === '{') {
+        case 0x7b: // {
+        case 0x5b: // [
+          if (depth === 1 && c === 0x5b && pendingKey === 'entry') inEntryArray = true;
+          if (inEntryArray && depth === 2 && c === 0x7b) {
             entryBuf = [];
             entryLen = 0;
             oversize = false;
@@ -90,15 +183,15 @@ export async function* readBundleEntries(
           }
           depth++;
           break;
-        case '}':
-        case ']':
+        case 0x7d: // }
+        case 0x5d: // ]
           depth--;
-          if (inEntryArray && depth === 2 && c === '}' && entryBuf) {
-            const part = s.slice(segStart, i + 1);
+          if (inEntryArray && depth === 2 && c === 0x7d && entryBuf) {
+            const part = s.subarray(segStart, i + 1);
             entryLen += part.length;
-            if (!oversize && entryLen <= max) entryBuf.push(part);
+            if (!oversize && entryLen <= byteCap) entryBuf.push(part);
             n++;
-            yield { line: n, text: entryLen > max ? '' : entryBuf.join(''), isEntry: true };
+            yield { line: n, isEntry: true, ...textOf(entryBuf, oversize || entryLen > byteCap, max) };
             entryBuf = null;
           }
           if (inEntryArray && depth === 1) {
@@ -106,7 +199,7 @@ export async function* readBundleEntries(
             pendingKey = '';
           }
           break;
-        case ',':
+        case 0x2c: // ,
           if (depth === 1) pendingKey = '';
           break;
         default:
@@ -114,9 +207,9 @@ export async function* readBundleEntries(
       }
     }
     if (entryBuf) {
-      const part = s.slice(segStart);
+      const part = s.subarray(segStart);
       entryLen += part.length;
-      if (entryLen > max) {
+      if (entryLen > byteCap) {
         oversize = true;
         entryBuf = [];
       } else entryBuf.push(part);

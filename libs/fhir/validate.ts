@@ -1,8 +1,15 @@
-import { OperationOutcomeError, indexStructureDefinitionBundle, validateResource } from '@medplum/core';
+import {
+  OperationOutcomeError,
+  crawlTypedValue,
+  indexStructureDefinitionBundle,
+  toTypedValue,
+  validateResource,
+} from '@medplum/core';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
+import { identifierIssues } from './identifiers.js';
 import { DEFAULT_MAX_DEPTH, parseStrictJson, type JsonProblemCode } from './json.js';
 import { errorIssue, type FhirIssue } from './outcome.js';
 
@@ -51,11 +58,19 @@ const JSON_ISSUE: Record<JsonProblemCode, FhirIssue['code']> = {
   'forbidden-key': 'security',
   'too-deep': 'too-costly',
   'too-large': 'too-costly',
+  'invalid-utf8': 'structure',
+  'lone-surrogate': 'value',
+  'nul-character': 'value',
 };
 
 /** Reason codes (for dead letters and metrics): stable, PHI-free. */
 export type InvalidReason =
-  `json-${JsonProblemCode}` | 'not-a-resource' | 'unsupported-type' | 'fhir-invalid' | 'unmappable';
+  | `json-${JsonProblemCode}`
+  | 'not-a-resource'
+  | 'unsupported-type'
+  | 'fhir-invalid'
+  | 'identifier-invalid'
+  | 'unmappable';
 
 export interface Invalid {
   ok: false;
@@ -71,8 +86,25 @@ export function invalid(reason: InvalidReason, status: 400 | 422, issues: FhirIs
   return { ok: false, reason, status, issues };
 }
 
-/** Strict parse of a JSON document into a plain object tree (no resource checks). */
-export function parseJsonBody(text: string, maxDepth = DEFAULT_MAX_DEPTH): Parsed<unknown> {
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Strict parse of a JSON document into a plain object tree (no resource checks). Bytes must be
+ * UTF-8 (RFC 8259, FHIR): invalid bytes are refused, not replaced by U+FFFD in a stored name.
+ */
+export function parseJsonBody(body: string | Uint8Array, maxDepth = DEFAULT_MAX_DEPTH): Parsed<unknown> {
+  let text: string;
+  if (typeof body === 'string') text = body;
+  else {
+    try {
+      // A leading BOM is dropped (RFC 8259 lets a parser ignore it).
+      text = utf8.decode(body);
+    } catch {
+      return invalid('json-invalid-utf8', 400, [
+        errorIssue(JSON_ISSUE['invalid-utf8'], 'the request body is not valid UTF-8'),
+      ]);
+    }
+  }
   const r = parseStrictJson(text, { maxDepth });
   if (r.ok) return { ok: true, value: r.value };
   const p = r.problem;
@@ -126,12 +158,76 @@ export function validateFhirResource(value: unknown, expectedType?: string): Par
     ]);
   }
   loadFhirDefinitions();
+  const zoneless = timesWithoutOffset(value);
+  if (zoneless.length > 0) {
+    return invalid(
+      'fhir-invalid',
+      400,
+      zoneless.map((path) =>
+        errorIssue(
+          'value',
+          'a dateTime or instant with a time of day must carry a UTC offset (Z or +hh:mm/-hh:mm): FHIR R4 says "if hours and minutes are specified, a time zone SHALL be populated"',
+          path,
+        ),
+      ),
+    );
+  }
   try {
     validateResource(value as Resource);
   } catch (err) {
     return invalid('fhir-invalid', 422, issuesFromMedplum(err));
   }
+  // Invisible, bidi, look-alike or compatibility characters in an identifier would make a
+  // second patient that looks the same on screen (libs/identity/hygiene.ts): 400.
+  const badIds = identifierIssues(value);
+  if (badIds.length > 0) return invalid('identifier-invalid', 400, badIds);
   return { ok: true, value: value as Resource };
+}
+
+/** A dateTime/instant with a time of day and no zone (the only form R4 forbids that the validator lets through). */
+const TIME_WITHOUT_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/;
+
+function anyStringLike(node: unknown, re: RegExp): boolean {
+  if (typeof node === 'string') return re.test(node);
+  if (Array.isArray(node)) return node.some((n) => anyStringLike(n, re));
+  if (typeof node === 'object' && node !== null) return Object.values(node).some((n) => anyStringLike(n, re));
+  return false;
+}
+
+/**
+ * Element paths (e.g. `Encounter.period.start`, `Bundle.entry[0].resource.effectiveDateTime`) of
+ * every dateTime or instant that has a time but no offset. FHIR R4 (datatypes, dateTime): "If
+ * hours and minutes are specified, a time zone SHALL be populated"; @medplum/core's validator
+ * accepts such a dateTime, and the hub will not guess the zone of a FHIR client, so it refuses.
+ * Typed by the StructureDefinitions (a string element that merely looks like a time is not one).
+ */
+export function timesWithoutOffset(resource: unknown): string[] {
+  // Most resources have no such string at all: skip the typed walk for them.
+  if (!anyStringLike(resource, TIME_WITHOUT_ZONE)) return [];
+  loadFhirDefinitions();
+  const paths: string[] = [];
+  try {
+    crawlTypedValue(
+      toTypedValue(resource),
+      {
+        visitProperty(_parent, _key, _path, values) {
+          for (const v of values.flat()) {
+            if (
+              (v.type === 'dateTime' || v.type === 'instant') &&
+              typeof v.value === 'string' &&
+              TIME_WITHOUT_ZONE.test(v.value)
+            ) {
+              paths.push(v.path);
+            }
+          }
+        },
+      },
+      { skipMissingProperties: true },
+    );
+  } catch {
+    // A structure the crawler cannot type is refused by validateResource with its own issues.
+  }
+  return paths;
 }
 
 /** parseJsonBody then validateFhirResource. */

@@ -7,7 +7,6 @@ import {
   normaliseSegmentTerminators,
   sniffMsh18,
 } from './decode.js';
-import { parseHl7Date, parseHl7Timestamp } from './time.js';
 
 const msh = (msh18: string) => `MSH|^~\\&|A|B|C|D|20240101||ADT^A28|1|P|2.5.1||||||${msh18}`;
 
@@ -94,32 +93,5 @@ describe('decodeEscapes', () => {
   it('given an unterminated or unknown escape, when decoded, then the text is kept literally', () => {
     expect(decodeEscapes('50\\% off')).toBe('50\\% off');
     expect(decodeEscapes('a\\Q\\b')).toBe('a\\Q\\b');
-  });
-});
-
-describe('HL7 timestamps', () => {
-  it('given an offset, when parsed, then it is converted to UTC', () => {
-    expect(parseHl7Timestamp('20240301101500+0100')).toBe(Date.parse('2024-03-01T09:15:00Z'));
-    expect(parseHl7Timestamp('20240301101500.123-0500')).toBe(Date.parse('2024-03-01T15:15:00.123Z'));
-  });
-
-  it('given no offset, when parsed, then it is taken as UTC', () => {
-    expect(parseHl7Timestamp('20240301101500')).toBe(Date.parse('2024-03-01T10:15:00Z'));
-    expect(parseHl7Timestamp('202403')).toBe(Date.parse('2024-03-01T00:00:00Z'));
-  });
-
-  it('given empty or malformed values, when parsed, then null or invalid', () => {
-    expect(parseHl7Timestamp('')).toBeNull();
-    for (const bad of ['2024-03-01', '20241301', '20240230', '2024030125', 'abc', '20240301+01']) {
-      expect(parseHl7Timestamp(bad)).toBe('invalid');
-    }
-  });
-
-  it('given birth dates of any precision, when parsed, then a partial ISO date without time', () => {
-    expect(parseHl7Date('19800215')).toEqual({ date: '1980-02-15' });
-    expect(parseHl7Date('198002')).toEqual({ date: '1980-02' });
-    expect(parseHl7Date('1980')).toEqual({ date: '1980' });
-    expect(parseHl7Date('198002151230')).toEqual({ date: '1980-02-15' });
-    expect(parseHl7Date('19801345')).toBe('invalid');
   });
 });

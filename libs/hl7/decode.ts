@@ -1,4 +1,5 @@
 import iconvModule from 'iconv-lite';
+import { isUtf8 } from 'node:buffer';
 
 // iconv-lite's typings declare an ESM default export that its CommonJS
 // module does not have at runtime; the module object itself is the API.
@@ -21,6 +22,18 @@ export interface DecodedHl7 {
   declared: string;
   /** false when MSH-18 names a charset the hub does not decode; text is then a latin1 best effort. */
   supported: boolean;
+  /**
+   * Whether the last segment ended with a segment terminator (CR, or LF/CRLF) before any MLLP
+   * trailer. The text never shows it (terminators are trimmed), but a message without one may have
+   * been cut off inside its last segment: structure.ts tolerates that only for a complete segment.
+   */
+  terminated: boolean;
+  /**
+   * Set when MSH-18 declares UTF-8 but the bytes are not: the latin1 reading of the message up to
+   * and including the first invalid byte (delimiters are ASCII, so text.ts locates the field from
+   * it). The message is refused (text.ts) rather than stored with U+FFFD in place of the bytes.
+   */
+  invalidUtf8Prefix?: string;
 }
 
 // HL7 table 0211 plus the spellings senders use in practice, upper-cased.
@@ -81,6 +94,14 @@ function payload(bytes: Buffer): Buffer {
   return bytes.subarray(start, end);
 }
 
+/** Whether the bytes end with a segment terminator, ignoring an MLLP end block (FS, or FS CR) left by a framer. */
+export function endsWithTerminator(bytes: Buffer): boolean {
+  let end = bytes.length;
+  if (end >= 2 && bytes[end - 1] === CR && bytes[end - 2] === 0x1c) end -= 2;
+  else if (end >= 1 && bytes[end - 1] === 0x1c) end -= 1;
+  return end > 0 && (bytes[end - 1] === CR || bytes[end - 1] === LF);
+}
+
 /** MSH-18 (first repetition) read from the raw bytes; '' when absent or not an MSH message. */
 export function sniffMsh18(bytes: Buffer): string {
   const b = payload(bytes);
@@ -97,9 +118,43 @@ export function sniffMsh18(bytes: Buffer): string {
   return (rep && rep !== fs ? (f18.split(rep)[0] ?? '') : f18).trim();
 }
 
+/** Byte offset of the first byte that does not start or continue a valid UTF-8 sequence; -1 when valid. */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const x = b[i]!;
+    if (x < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number;
+    let min: number;
+    if (x >= 0xc2 && x <= 0xdf) {
+      n = 1;
+      min = 0x80;
+    } else if (x >= 0xe0 && x <= 0xef) {
+      n = 2;
+      min = 0x800;
+    } else if (x >= 0xf0 && x <= 0xf4) {
+      n = 3;
+      min = 0x10000;
+    } else return i;
+    let cp = x & (0x3f >> n);
+    for (let k = 1; k <= n; k++) {
+      const c = b[i + k];
+      if (c === undefined || (c & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (c & 0x3f);
+    }
+    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8.
+    if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return i;
+    i += n + 1;
+  }
+  return -1;
+}
+
 function isValidUtf8(b: Buffer): boolean {
-  // A lossless round trip means no byte sequence was replaced.
-  return Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+  // Checked in place: a round trip through a string copied a 16 MiB message twice.
+  return isUtf8(b);
 }
 
 /** Segment terminators \r\n and \n become \r, the HL7 terminator. */
@@ -111,7 +166,9 @@ export function normaliseSegmentTerminators(text: string): string {
  * Decodes one message. An empty MSH-18 means ASCII by the standard, but
  * senders routinely send undeclared UTF-8: it is decoded as UTF-8 when the
  * bytes are valid UTF-8 and as ISO-8859-1 otherwise (never lossy); so is a
- * message declared ASCII that contains 8-bit bytes. Never throws.
+ * message declared ASCII that contains 8-bit bytes. A message declared
+ * UTF-8 whose bytes are not is marked (invalidUtf8Prefix) for refusal, not
+ * guessed at. Never throws.
  */
 export function decodeHl7Bytes(bytes: Buffer): DecodedHl7 {
   const b = payload(bytes);
@@ -134,7 +191,12 @@ export function decodeHl7Bytes(bytes: Buffer): DecodedHl7 {
     }
   }
   const text = normaliseSegmentTerminators(iconv.decode(b, charset));
-  return { text, charset, declared, supported };
+  const out: DecodedHl7 = { text, charset, declared, supported, terminated: endsWithTerminator(bytes) };
+  if (charset === 'utf8' && declared !== '' && !isUtf8(b)) {
+    const bad = firstInvalidUtf8(b);
+    out.invalidUtf8Prefix = normaliseSegmentTerminators(b.toString('latin1', 0, bad + 1));
+  }
+  return out;
 }
 
 /** The five delimiters (MSH-1 and MSH-2) a message is encoded with. */

@@ -1,7 +1,7 @@
 import type { ClinicalEvent } from '../events/index.js';
 import { encounterClassFor, V2_TABLE } from './codes.js';
 import { loc, refuse, type Seg } from './message.js';
-import type { MapScope } from './scope.js';
+import { instantOf, type MapScope } from './scope.js';
 
 export const ADT_TRIGGERS = [
   'A01',
@@ -43,7 +43,7 @@ export function mapAdt(scope: MapScope, trigger: string): ClinicalEvent[] {
   const demographics = (type: 'PatientRegistered' | 'PatientUpdated'): void => {
     const occurredAt = scope.eventTime();
     const data = {
-      meta: scope.meta(type, occurredAt),
+      meta: scope.meta(type, occurredAt, { 'demographics.deceasedAt': scope.time(pid, 29) }),
       patientId,
       demographics: scope.demographics(pid, identifiers),
     };
@@ -58,14 +58,16 @@ export function mapAdt(scope: MapScope, trigger: string): ClinicalEvent[] {
       demographics('PatientRegistered');
       const { visit, encounterId } = scope.requireVisit(visitSeg, pid);
       const pv1_2 = scope.requireField(visitSeg, 2, 1, 'patient class');
-      const admittedAt = scope.time(visitSeg, 44);
+      const admitted = scope.time(visitSeg, 44);
       const evn = scope.msg.first('EVN');
-      const occurredAt = scope.time(evn, 6) ?? admittedAt ?? scope.eventTime();
+      const occurredAt = scope.time(evn, 6) ?? admitted ?? scope.eventTime();
+      // A pre-admit (A05) has no admission time until PV1-44 says so.
+      const admittedAt = trigger === 'A05' ? admitted : (admitted ?? occurredAt);
       const in1 = scope.msg.first('IN1');
       events.push({
         type: 'EncounterStarted',
         data: {
-          meta: scope.meta('EncounterStarted', occurredAt),
+          meta: scope.meta('EncounterStarted', occurredAt, { admittedAt }),
           patientId,
           encounterId,
           visitNumber: visit,
@@ -74,7 +76,7 @@ export function mapAdt(scope: MapScope, trigger: string): ClinicalEvent[] {
           location: scope.location(visitSeg, 3),
           hospitalService: scope.tableCode(visitSeg, 10, '0069'),
           attendingPractitioner: scope.practitioner(visitSeg, 7),
-          admittedAt: trigger === 'A05' ? admittedAt : (admittedAt ?? occurredAt),
+          admittedAt: instantOf(admittedAt),
           payer: in1 ? in1.get(4, 1) || in1.get(2, 1) || null : null,
         },
       });
@@ -103,12 +105,12 @@ export function mapAdt(scope: MapScope, trigger: string): ClinicalEvent[] {
       events.push({
         type: 'EncounterTransferred',
         data: {
-          meta: scope.meta('EncounterTransferred', at),
+          meta: scope.meta('EncounterTransferred', at, { transferredAt: at }),
           patientId,
           encounterId,
           fromLocation: scope.location(visitSeg, 6),
           toLocation,
-          transferredAt: at,
+          transferredAt: at.instant,
         },
       });
       return events;
@@ -121,10 +123,10 @@ export function mapAdt(scope: MapScope, trigger: string): ClinicalEvent[] {
       events.push({
         type: 'EncounterEnded',
         data: {
-          meta: scope.meta('EncounterEnded', at),
+          meta: scope.meta('EncounterEnded', at, { endedAt: at }),
           patientId,
           encounterId,
-          endedAt: at,
+          endedAt: at.instant,
           dischargeDisposition: scope.tableCode(visitSeg, 36, '0112'),
         },
       });
@@ -153,12 +155,12 @@ export function mapAdt(scope: MapScope, trigger: string): ClinicalEvent[] {
       events.push({
         type: 'EncounterTransferCancelled',
         data: {
-          meta: scope.meta('EncounterTransferCancelled', at),
+          meta: scope.meta('EncounterTransferCancelled', at, { cancelledAt: at }),
           patientId,
           encounterId,
           location: scope.location(visitSeg, 3),
           cancelledLocation: scope.location(visitSeg, 6),
-          cancelledAt: at,
+          cancelledAt: at.instant,
         },
       });
       return events;
@@ -170,11 +172,11 @@ export function mapAdt(scope: MapScope, trigger: string): ClinicalEvent[] {
       events.push({
         type: 'EncounterDischargeCancelled',
         data: {
-          meta: scope.meta('EncounterDischargeCancelled', at),
+          meta: scope.meta('EncounterDischargeCancelled', at, { cancelledAt: at }),
           patientId,
           encounterId,
           location: scope.location(visitSeg, 3),
-          cancelledAt: at,
+          cancelledAt: at.instant,
         },
       });
       return events;

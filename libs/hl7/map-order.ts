@@ -126,10 +126,11 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
           loc(obr, 4),
         );
       const priorityCode = (tq1 && tq1.get(9)) || obr.get(27, 6) || orc.get(7, 6);
+      const orderedAt = scope.time(orc, 9) ?? scope.time(obr, 6) ?? scope.messageTime();
       events.push({
         type: 'OrderPlaced',
         data: {
-          meta: scope.meta('OrderPlaced', at),
+          meta: scope.meta('OrderPlaced', at, { orderedAt }),
           patientId,
           orderId,
           placerOrderNumber: placer,
@@ -138,7 +139,7 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
           code,
           category: categoryForSection(obr.get(24)) ?? defaultCategory,
           priority: priorityFor(priorityCode),
-          orderedAt: scope.time(orc, 9) ?? scope.time(obr, 6) ?? scope.messageTime(),
+          orderedAt: orderedAt.instant,
           orderingProvider: scope.practitioner(orc, 12) ?? scope.practitioner(obr, 16),
         },
       });
@@ -146,11 +147,11 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
       events.push({
         type: 'OrderCancelled',
         data: {
-          meta: scope.meta('OrderCancelled', at),
+          meta: scope.meta('OrderCancelled', at, { cancelledAt: at }),
           patientId,
           orderId,
           reason: scope.code(orc, 16, 0, V2_TABLE('0119')),
-          cancelledAt: at,
+          cancelledAt: at.instant,
         },
       });
     } else {
@@ -158,12 +159,12 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
       events.push({
         type: 'OrderStatusChanged',
         data: {
-          meta: scope.meta('OrderStatusChanged', at),
+          meta: scope.meta('OrderStatusChanged', at, { changedAt: at }),
           patientId,
           orderId,
           status: control.status === 'fromOrc5' ? orderStatusFor(orc5) : control.status,
           fillerStatus: orc5 === '' ? null : orc5,
-          changedAt: at,
+          changedAt: at.instant,
         },
       });
     }

@@ -1,8 +1,10 @@
 import type { ClinicalEvent, ObservationValue } from '../events/index.js';
+import { deterministicEventId } from '../events/index.js';
 import { categoryForSection, resultStatusFor, V2_TABLE } from './codes.js';
+import { decodeEdData, edContentType, sha256Hex } from './ed.js';
 import { fieldName, loc, refuse, type Seg } from './message.js';
 import { orderNumbers } from './map-order.js';
-import { encounterIdFor, resultIdFor, type MapScope } from './scope.js';
+import { encounterIdFor, instantOf, resultIdFor, type MapScope } from './scope.js';
 
 export const RESULT_TRIGGERS = ['R01'] as const;
 
@@ -77,12 +79,46 @@ function numberOrRefuse(raw: string, seg: Seg, field: number, component?: number
 
 const COMPARATORS = new Set(['<', '>', '<=', '>=', '=', '<>']);
 
-function observation(scope: MapScope, obx: Seg, index: number, reportStatus: string): ObservationValue {
+/** An ED value lifted out of its observation, to become an AttachmentStored event. */
+interface Lifted {
+  sha256: string;
+  contentType: string;
+  data: Buffer;
+}
+
+/**
+ * OBX-5 of type ED: the decoded bytes, or null when OBX-5 is empty. The data
+ * component is read escape-decoded (HL7 escapes first), then decoded from
+ * its declared encoding; data that is not what ED.4 says is refused (AE)
+ * rather than stored as some other file.
+ */
+function encapsulated(obx: Seg): { bytes: Buffer; contentType: string } | null {
+  const data = obx.get(5, 5);
+  if (data === '') return null;
+  const decoded = decodeEdData(data, obx.get(5, 4));
+  if (!decoded.ok) {
+    if (decoded.problem === 'missing-encoding')
+      throw refuse('AE', '101', 'required component OBX-5.4 (ED encoding) is missing', loc(obx, 5, 4));
+    if (decoded.problem === 'unknown-encoding')
+      throw refuse('AE', '103', 'OBX-5.4 (ED encoding) is not A, Hex or Base64 (table 0299)', loc(obx, 5, 4));
+    throw refuse('AE', '102', 'OBX-5 (ED data) is not valid in its declared encoding', loc(obx, 5));
+  }
+  return { bytes: decoded.bytes, contentType: edContentType(obx.get(5, 2), obx.get(5, 3), decoded.bytes) };
+}
+
+function observation(
+  scope: MapScope,
+  obx: Seg,
+  index: number,
+  reportStatus: string,
+  lifted: Lifted[] = [],
+): ObservationValue {
   const code = scope.code(obx, 3);
   if (!code)
     throw refuse('AE', '101', 'required field OBX-3 (observation identifier) is missing', loc(obx, 3));
   const valueType = obx.get(2).toUpperCase();
-  if (valueType === '' && !obx.isEmpty(5)) {
+  // OBX-5 `""` (the value deleted) is no value: it needs no value type.
+  if (valueType === '' && obx.isSent(5) && !obx.isNull(5)) {
     throw refuse('AE', '101', 'required field OBX-2 (value type) is missing for a valued OBX-5', loc(obx, 2));
   }
   const setId = Number(obx.get(1));
@@ -98,7 +134,8 @@ function observation(scope: MapScope, obx: Seg, index: number, reportStatus: str
     referenceRange: obx.get(7) || null,
     interpretation: scope.code(obx, 8, 0, V2_TABLE('0078')),
     status: resultStatusFor(obx.get(11)) ?? reportStatus,
-    observedAt: scope.time(obx, 14),
+    observedAt: instantOf(scope.time(obx, 14)),
+    attachment: null,
   };
   switch (valueType) {
     case 'NM':
@@ -117,6 +154,16 @@ function observation(scope: MapScope, obx: Seg, index: number, reportStatus: str
       v.valueComparator = comparator === '' ? null : comparator;
       // A ratio or range (1:128, 10-20) is not one number: it is kept as text too.
       if (sep !== '' || n2 !== '') v.valueString = `${comparator}${n1}${sep}${n2}`;
+      break;
+    }
+    case 'ED': {
+      // The bytes leave the result event (docs/large-messages.md): it carries the reference.
+      const ed = encapsulated(obx);
+      if (ed) {
+        const sha256 = sha256Hex(ed.bytes);
+        v.attachment = { sha256, size: ed.bytes.length, contentType: ed.contentType, title: code.display };
+        lifted.push({ sha256, contentType: ed.contentType, data: ed.bytes });
+      }
       break;
     }
     case 'CE':
@@ -146,6 +193,11 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
   const all = reports(scope);
   if (all.length === 0) scope.requireSegment('OBR');
   const events: ClinicalEvent[] = [];
+  const stored: {
+    patientId: string;
+    item: Lifted;
+    occurredAt: ReturnType<MapScope['messageTime']>;
+  }[] = [];
   for (const r of all) {
     const { patientId } = scope.patient(r.pid);
     const code = scope.code(r.obr, 4);
@@ -183,7 +235,8 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
         loc(r.obr, 3),
       );
     }
-    const observations = r.obx.map((o, i) => observation(scope, o, i, status));
+    const lifted: Lifted[] = [];
+    const observations = r.obx.map((o, i) => observation(scope, o, i, status, lifted));
     const narrative: string[] = [];
     for (const o of observations) {
       if ((o.valueType === 'TX' || o.valueType === 'FT') && o.valueString !== null)
@@ -199,14 +252,21 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
     const visit = scope.visitNumber(r.pv1, r.pid);
     const effectiveAt = scope.time(r.obr, 7);
     const issuedAt = scope.time(r.obr, 22);
+    const times = {
+      effectiveAt,
+      issuedAt,
+      ...Object.fromEntries(r.obx.map((o, i) => [`observations[${i}].observedAt`, scope.time(o, 14)])),
+    };
     // Without OBR-24: discrete values (numbers, codes, short strings) are lab-like;
     // narrative-only reports are not assumed to be imaging.
     const hasDiscrete = observations.some(
-      (o) => o.valueType !== 'TX' && o.valueType !== 'FT' && o.valueType !== '',
+      (o) => o.valueType !== 'TX' && o.valueType !== 'FT' && o.valueType !== 'ED' && o.valueType !== '',
     );
     const type = corrected ? 'ResultCorrected' : 'ResultReported';
+    const occurredAt = issuedAt ?? effectiveAt ?? scope.messageTime();
+    for (const item of lifted) stored.push({ patientId, item, occurredAt });
     const common = {
-      meta: scope.meta(type, issuedAt ?? effectiveAt ?? scope.messageTime()),
+      meta: scope.meta(type, occurredAt, times),
       patientId,
       resultId: resultIdFor(reportNumber, code),
       orderId,
@@ -214,8 +274,8 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
       code,
       category: categoryForSection(r.obr.get(24)) ?? (hasDiscrete ? 'laboratory' : 'other'),
       status: corrected ? 'corrected' : status,
-      effectiveAt,
-      issuedAt,
+      effectiveAt: instantOf(effectiveAt),
+      issuedAt: instantOf(issuedAt),
       observations,
       reportText: narrative.length > 0 ? narrative.join('\n') : null,
       performer: scope.practitionerNdl(r.obr, 32),
@@ -226,5 +286,42 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
         : { type, data: common },
     );
   }
-  return events;
+  return [...attachmentEvents(scope, stored), ...events];
+}
+
+/**
+ * One AttachmentStored per patient and content, ahead of the results that
+ * refer to it (same publish, before the ACK). Its meta is taken after every
+ * result's, so the result event ids stay what they were before attachments
+ * were lifted; its event id is derived from patient and sha256 alone, so the
+ * same content sent again (a resend, a corrected report with the same PDF)
+ * is the same fact and read models keep one copy.
+ */
+function attachmentEvents(
+  scope: MapScope,
+  stored: { patientId: string; item: Lifted; occurredAt: ReturnType<MapScope['messageTime']> }[],
+): ClinicalEvent[] {
+  const seen = new Set<string>();
+  const out: ClinicalEvent[] = [];
+  for (const { patientId, item, occurredAt } of stored) {
+    const key = `${patientId}|${item.sha256}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const meta = {
+      ...scope.meta('AttachmentStored', occurredAt),
+      eventId: deterministicEventId(['attachment', patientId, item.sha256]),
+    };
+    out.push({
+      type: 'AttachmentStored',
+      data: {
+        meta,
+        patientId,
+        sha256: item.sha256,
+        size: item.data.length,
+        contentType: item.contentType,
+        data: item.data,
+      },
+    });
+  }
+  return out;
 }

@@ -18,6 +18,7 @@ function mapCorpus(recordedAt: number): ClinicalEvent[] {
       recordedAt,
       policy: DEFAULT_IDENTITY_POLICY,
       rawMessageRef: `fixture:${f}`,
+      timeZone: 'UTC',
     });
     if (out.kind !== 'mapped') throw new Error(`${f} was refused: ${out.refusal.error.message}`);
     events.push(...out.events);

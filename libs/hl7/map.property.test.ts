@@ -13,7 +13,12 @@ const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '../../test/fixtu
 const corpus = readdirSync(FIXTURES)
   .filter((f) => f.endsWith('.hl7'))
   .map((f) => readFileSync(join(FIXTURES, f)));
-const ctx: MapContext = { recordedAt: 0, policy: DEFAULT_IDENTITY_POLICY, rawMessageRef: null };
+const ctx: MapContext = {
+  recordedAt: 0,
+  policy: DEFAULT_IDENTITY_POLICY,
+  rawMessageRef: null,
+  timeZone: 'UTC',
+};
 
 /** What must hold for any input: no throw, a well-formed outcome, valid events, an ACK-able refusal. */
 function checkOutcome(out: MapOutcome): void {
@@ -108,26 +113,35 @@ describe('robustness (property-based)', () => {
       'ORU with 5000 escaped TX lines',
       [
         MSH('ORU^R01'),
-        'PID|1||M1^^^HOSP^MR',
+        'PID|1||M1^^^HOSP^MR||Doe^Jo',
         'OBR|1|P1|F1|C^Code^L|||||||||||||||||||RAD|F',
         ...Array.from({ length: 5000 }, (_, i) => `OBX|${i + 1}|TX|T^Text^L||${'\\F\\x'.repeat(20)}||||||F`),
       ],
     ],
     [
       'A40 with 20000 PID/MRG pairs',
-      [MSH('ADT^A40'), ...Array.from({ length: 20000 }, (_, i) => `PID|1||P${i}^^^H^MR\rMRG|Q${i}^^^H^MR`)],
+      [
+        MSH('ADT^A40'),
+        'EVN|A40|20240101',
+        ...Array.from({ length: 20000 }, (_, i) => `PID|1||P${i}^^^H^MR||Doe^Jo\rMRG|Q${i}^^^H^MR`),
+      ],
     ],
     [
       'ORM with 5000 order groups',
       [
         MSH('ORM^O01'),
-        'PID|1||M1^^^HOSP^MR',
+        'PID|1||M1^^^HOSP^MR||Doe^Jo',
         ...Array.from({ length: 5000 }, (_, i) => `ORC|NW|P${i}^CPOE\rOBR|1|P${i}^CPOE||C^Code^L`),
       ],
     ],
     [
       'A28 with 50000 PID-3 repetitions',
-      [MSH('ADT^A28'), `PID|1||${Array.from({ length: 50000 }, (_, i) => `X${i}^^^A${i}`).join('~')}`],
+      [
+        MSH('ADT^A28'),
+        'EVN|A28|20240101',
+        `PID|1||${Array.from({ length: 50000 }, (_, i) => `X${i}^^^A${i}`).join('~')}||Doe^Jo`,
+        'PV1|1|N',
+      ],
     ],
   ];
   it.each(large)(

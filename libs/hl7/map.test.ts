@@ -14,6 +14,7 @@ const ctx: MapContext = {
   recordedAt: 1_710_000_000_000,
   policy: DEFAULT_IDENTITY_POLICY,
   rawMessageRef: 'hl7.raw.v1/0/42',
+  timeZone: 'UTC',
 };
 
 function mapFixture(name: string, c: MapContext = ctx): MapOutcome {
@@ -66,9 +67,9 @@ describe('ADT', () => {
       use: 'home',
     });
     expect(reg.demographics.telecom).toEqual([
-      { system: 'phone', value: '+1 217 5551234', use: 'home' },
-      { system: 'email', value: 'jane.testpatient@example.org', use: null },
-      { system: 'phone', value: '+1 217 5559876', use: 'work' },
+      { system: 'phone', value: '+1 217 5551234', use: 'home', part: 'home' },
+      { system: 'email', value: 'jane.testpatient@example.org', use: null, part: 'home' },
+      { system: 'phone', value: '+1 217 5559876', use: 'work', part: 'work' },
     ]);
     expect(reg.demographics.maritalStatus?.code).toBe('M');
     expect(reg.demographics.language).toEqual({
@@ -131,7 +132,7 @@ describe('ADT', () => {
     if (other.kind === 'mapped') expect(other.events.map((e) => e.data.meta.eventId)).not.toEqual(a);
   });
 
-  it('given an A04 in v2.3 without offsets, when mapped, then times are read as UTC and the class is ambulatory', () => {
+  it('given an A04 in v2.3 without offsets from a sender in UTC, when mapped, then times are read in that zone and the class is ambulatory', () => {
     const events = mapped('adt-a04-register');
     const enc = only(events, 'EncounterStarted');
     expect(enc.encounterClass.code).toBe('AMB');
@@ -141,6 +142,7 @@ describe('ADT', () => {
       system: 'phone',
       value: '(217)555-0101',
       use: 'home',
+      part: 'home',
     });
   });
 
@@ -391,9 +393,10 @@ describe('refusals', () => {
   const cases: [string, 'AE' | 'AR', string, object | undefined][] = [
     ['bad-no-pid3', 'AE', '101', { segment: 'PID', segmentSequence: 1, field: 3 }],
     ['bad-no-obr4', 'AE', '101', { segment: 'OBR', segmentSequence: 1, field: 4 }],
-    ['bad-no-pv1', 'AE', '101', { segment: 'PV1', segmentSequence: 1 }],
+    // A required segment that is missing is a segment sequence error (table 0357: 100).
+    ['bad-no-pv1', 'AE', '100', { segment: 'PV1', segmentSequence: 1 }],
     ['bad-no-pv1-19', 'AE', '101', { segment: 'PV1', segmentSequence: 1, field: 19 }],
-    ['bad-a40-no-mrg', 'AE', '101', { segment: 'MRG', segmentSequence: 1 }],
+    ['bad-a40-no-mrg', 'AE', '100', { segment: 'MRG', segmentSequence: 1 }],
     ['bad-date', 'AE', '102', { segment: 'PID', segmentSequence: 1, field: 7 }],
     ['bad-number', 'AE', '102', { segment: 'OBX', segmentSequence: 1, field: 5 }],
     ['bad-order-control', 'AE', '103', { segment: 'ORC', segmentSequence: 1, field: 1 }],
@@ -454,19 +457,31 @@ describe('edge rules', () => {
   };
 
   it('given an A40 whose MRG names the surviving patient, when mapped, then AE 102 at MRG-1', () => {
-    const r = refused(msg(MSH('ADT^A40'), 'PID|1||M1^^^HOSP^MR', 'MRG|M1^^^HOSP^MR'));
+    const r = refused(
+      msg(MSH('ADT^A40'), 'EVN|A40|20240301101500+0100', 'PID|1||M1^^^HOSP^MR||Doe^Jo', 'MRG|M1^^^HOSP^MR'),
+    );
     expect(r).toMatchObject({ ack: 'AE', hl7ErrorCode: '102', location: { segment: 'MRG', field: 1 } });
   });
 
   it('given an A01 without PV1-2, when mapped, then AE 101 at PV1-2', () => {
     const r = refused(
-      msg(MSH('ADT^A01'), 'PID|1||M1^^^HOSP^MR', `PV1|1||W^1^1${'|'.repeat(16)}V1^^^HOSP^VN`),
+      msg(
+        MSH('ADT^A01'),
+        'EVN|A01|20240301101500+0100',
+        'PID|1||M1^^^HOSP^MR||Doe^Jo',
+        `PV1|1||W^1^1${'|'.repeat(16)}V1^^^HOSP^VN`,
+      ),
     );
     expect(r).toMatchObject({ ack: 'AE', hl7ErrorCode: '101', location: { segment: 'PV1', field: 2 } });
   });
 
-  it('given no MSH-7 and no EVN, when a time is needed, then AE 101 at MSH-7', () => {
-    const b = msg('MSH|^~\\&|EHR|GENHOSP|HUB|HUB|||ADT^A28|X1|P|2.5.1', 'PID|1||M1^^^HOSP^MR');
+  it('given no MSH-7 and no EVN time (v2.3: both optional), when a time is needed, then AE 101 at MSH-7', () => {
+    const b = msg(
+      'MSH|^~\\&|EHR|GENHOSP|HUB|HUB|||ADT^A28|X1|P|2.3',
+      'EVN|A28',
+      'PID|1||M1^^^HOSP^MR||Doe^Jo',
+      'PV1|1|N',
+    );
     expect(refused(b)).toMatchObject({
       ack: 'AE',
       hl7ErrorCode: '101',
@@ -478,7 +493,7 @@ describe('edge rules', () => {
     const out = mapHl7Message(
       msg(
         MSH('ORU^R01'),
-        'PID|1||M1^^^HOSP^MR',
+        'PID|1||M1^^^HOSP^MR||Doe^Jo',
         'OBR|1||F1|C1^Panel^L',
         'OBX|1|NM|A^A^L||1||||||F',
         'OBX|2|NM|B^B^L||2||||||F',
@@ -494,10 +509,10 @@ describe('edge rules', () => {
     const out = mapHl7Message(
       msg(
         MSH('ORU^R01'),
-        'PID|1||M1^^^HOSP^MR',
+        'PID|1||M1^^^HOSP^MR||Doe^Jo',
         'OBR|1||F1|C1^Panel^L|||||||||||||||||||||F',
         'OBX|1|NM|A^A^L||1||||||F',
-        'PID|2||M2^^^HOSP^MR',
+        'PID|2||M2^^^HOSP^MR||Roe^Al',
         'OBR|1||F2|C1^Panel^L|||||||||||||||||||||P',
         'OBX|1|NM|A^A^L||2||||||P',
       ),
@@ -511,7 +526,7 @@ describe('edge rules', () => {
     const r = refused(
       msg(
         MSH('ORU^R01'),
-        'PID|1||M1^^^HOSP^MR',
+        'PID|1||M1^^^HOSP^MR||Doe^Jo',
         'OBR|1||F1|C1^P^L|||||||||||||||||||||F',
         'OBX|1|SN|A^A^L||>>^5||||||F',
       ),
@@ -525,9 +540,12 @@ describe('edge rules', () => {
 
   it('given a v2.7 MSH-2 with the truncation character, when mapped, then it is accepted', () => {
     const b = Buffer.from(
-      ['MSH|^~\\&#|EHR|GENHOSP|HUB|HUB|20240301101500||ADT^A28|X1|P|2.7', 'PID|1||M1^^^HOSP^MR||Doe^Jo'].join(
-        '\r',
-      ),
+      [
+        'MSH|^~\\&#|EHR|GENHOSP|HUB|HUB|20240301101500||ADT^A28|X1|P|2.7',
+        'EVN|A28|20240301101500',
+        'PID|1||M1^^^HOSP^MR||Doe^Jo',
+        'PV1|1|N',
+      ].join('\r'),
     );
     const out = mapHl7Message(b, ctx);
     expect(out.kind).toBe('mapped');

@@ -5,6 +5,8 @@ import { mapAdt, ADT_TRIGGERS } from './map-adt.js';
 import { mapOrder, ORDER_TRIGGERS } from './map-order.js';
 import { mapResult, RESULT_TRIGGERS } from './map-result.js';
 import { MapScope } from './scope.js';
+import { validateStructure } from './structure.js';
+import { checkMessageText } from './text.js';
 import { Msg, RefusalSignal, loc, refuse } from './message.js';
 import type { MapContext, MapOutcome, MessageHeader } from './types.js';
 
@@ -71,6 +73,11 @@ export function mapHl7Message(bytes: Buffer, ctx: MapContext): MapOutcome {
     if (!SUPPORTED_VERSIONS.test(header.version)) {
       throw refuse('AR', '203', 'MSH-12 version is not supported (2.3 to 2.8)', loc(msh, 12));
     }
+    // Bytes that are not the declared charset, NUL, \X escapes that are no character: AE 102.
+    checkMessageText(msg, decoded.text, decoded.invalidUtf8Prefix);
+    // Segments, required fields and coded values against the standard, before
+    // any event exists: a truncated or malformed message publishes nothing.
+    validateStructure(msg, header, { terminated: decoded.terminated });
     const scope = new MapScope(msg, header, ctx);
     const events = dispatch(header, scope);
     for (const e of events) {

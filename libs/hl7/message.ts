@@ -1,5 +1,6 @@
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
 import { HubError } from '../errors/index.js';
+import { normaliseText } from '../identity/hygiene.js';
 import { decodeEscapes, type Delimiters } from './decode.js';
 import type { ErrorLocation, Hl7Refusal } from './types.js';
 
@@ -76,23 +77,55 @@ export class Seg {
     return this.repsOf(n).length;
   }
 
-  /** Component c (1-based) of repetition rep (0-based), optionally subcomponent s (1-based); decoded, trimmed. */
+  /**
+   * Component c (1-based) of repetition rep (0-based), optionally subcomponent s (1-based); decoded, trimmed.
+   * The HL7 null `""` reads as '' (no value): it is an instruction to the receiver, never text.
+   */
   get(n: number, c = 1, s?: number, rep = 0): string {
     const comp = this.repsOf(n)[rep]?.[c - 1] ?? '';
     const raw = s === undefined ? comp : (comp.split(this.msg.delimiters.subcomponent)[s - 1] ?? '');
-    return this.msg.decode(raw).trim();
+    const v = this.msg.decode(raw).trim();
+    return v === HL7_NULL ? '' : v;
   }
 
-  /** Every repetition of field n rendered as decoded text; components joined with the component separator. */
+  /**
+   * Every repetition of field n rendered as decoded text; components joined with the component separator.
+   * A `""` component (or repetition) contributes no text.
+   */
   textRepetitions(n: number): string[] {
     const d = this.msg.delimiters;
-    return this.repsOf(n).map((r) => this.msg.decode(r.join(d.component)));
+    return this.repsOf(n).map((r) => {
+      const text = this.msg.decode(r.map((c) => (c.trim() === HL7_NULL ? '' : c)).join(d.component));
+      return text.trim() === HL7_NULL ? '' : text;
+    });
   }
 
+  /** Nothing sent in field n (absent, or only delimiters/blanks): the receiver keeps what it has. */
   isEmpty(n: number): boolean {
     return this.repsOf(n).every((r) => r.every((c) => c.trim() === ''));
   }
+
+  /** Field n carries a value, including the null `""` (HL7 v2 chapter 2: "not present" vs "null"). */
+  isSent(n: number): boolean {
+    return !this.isEmpty(n);
+  }
+
+  /**
+   * Field n is exactly `""` (one repetition, one component): HL7 v2's null, meaning "delete the
+   * stored value" (for a repeating field, the whole list).
+   */
+  isNull(n: number): boolean {
+    const reps = this.repsOf(n);
+    if (reps.length !== 1) return false;
+    const comps = reps[0]!;
+    if (comps.length !== 1) return false;
+    const raw = comps[0]!;
+    return raw.trim() === HL7_NULL || this.msg.decode(raw).trim() === HL7_NULL;
+  }
 }
+
+/** HL7 v2 chapter 2: a field (or component) sent as two double quotes is "null": delete the value. */
+export const HL7_NULL = '""';
 
 export class Msg {
   readonly segments: Seg[];
@@ -151,8 +184,12 @@ export class Msg {
     return new Msg(Hl7Message.parse(text), charset, enc);
   }
 
+  /**
+   * A leaf value as text, in Unicode NFC: the same name sent precomposed by one sender and
+   * decomposed by another is one stored value (characters are kept, never stripped).
+   */
   decode(raw: string): string {
-    return decodeEscapes(raw, this.delimiters, this.charset);
+    return normaliseText(decodeEscapes(raw, this.delimiters, this.charset));
   }
 
   all(name: string): Seg[] {

@@ -42,6 +42,12 @@ export interface MllpServerOptions {
   frameTimeoutMs: number;
   /** Complete frames queued per connection before reading from it pauses. */
   maxQueuedFrames?: number;
+  /**
+   * Bytes of complete frames queued per connection before reading from it
+   * pauses (2 x maxMessageBytes by default): with 16 MiB frames, 32 queued
+   * frames would be 512 MiB held for one sender.
+   */
+  maxQueuedBytes?: number;
   /** Further connections are refused by the listener (file descriptors are finite). */
   maxConnections?: number;
   logger: Logger;
@@ -61,6 +67,8 @@ interface Conn {
   peer: MllpPeer;
   framer: MllpFramer;
   queue: Work[];
+  /** Bytes held by the frames in `queue`. */
+  queuedBytes: number;
   running: boolean;
   paused: boolean;
   closing: boolean;
@@ -72,6 +80,7 @@ interface Conn {
 export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler): MllpServer {
   const log = opts.logger.child({ component: 'mllp' });
   const maxQueued = opts.maxQueuedFrames ?? 32;
+  const maxQueuedBytes = opts.maxQueuedBytes ?? 2 * opts.maxMessageBytes;
   const conns = new Set<Conn>();
   let nextId = 1;
   let stopping = false;
@@ -86,6 +95,7 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
       peer: { id: nextId++, remoteAddress: socket.remoteAddress ?? '', tls },
       framer: new MllpFramer({ maxMessageBytes: opts.maxMessageBytes }),
       queue: [],
+      queuedBytes: 0,
       running: false,
       paused: false,
       closing: false,
@@ -169,7 +179,8 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
 
   function enqueue(conn: Conn, w: Work): void {
     conn.queue.push(w);
-    if (conn.queue.length >= maxQueued && !conn.paused) {
+    conn.queuedBytes += workBytes(w);
+    if ((conn.queue.length >= maxQueued || conn.queuedBytes >= maxQueuedBytes) && !conn.paused) {
       // A sender that pipelines without waiting for ACKs is slowed down by TCP, not by memory.
       conn.paused = true;
       conn.socket.pause();
@@ -186,7 +197,13 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
       for (;;) {
         const w = conn.queue.shift();
         if (!w) break;
-        if (conn.paused && conn.queue.length < maxQueued / 2 && !stopping) {
+        conn.queuedBytes -= workBytes(w);
+        if (
+          conn.paused &&
+          conn.queue.length < maxQueued / 2 &&
+          conn.queuedBytes < maxQueuedBytes / 2 &&
+          !stopping
+        ) {
           conn.paused = false;
           conn.socket.resume();
         }
@@ -282,6 +299,11 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
     },
     connectionCount: () => conns.size,
   };
+}
+
+function workBytes(w: Work): number {
+  if (w.kind === 'message') return w.bytes.length;
+  return w.frame.kind === 'oversize' ? w.frame.prefix.length : w.frame.bytes.length;
 }
 
 function errName(err: unknown): string {

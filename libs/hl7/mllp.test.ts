@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CR, FS, MllpFramer, VT, mllpFrame, type FrameEvent } from './mllp.js';
+import { CR, DEFAULT_MAX_MESSAGE_BYTES, FS, MllpFramer, VT, mllpFrame, type FrameEvent } from './mllp.js';
 
 const msg = (id: string) =>
   `MSH|^~\\&|EHR|HOSP|HUB|HUB|20260101120000||ADT^A01^ADT_A01|${id}|P|2.5.1\rPID|1||123^^^HOSP^MR`;
@@ -120,5 +120,49 @@ describe('MllpFramer', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  describe('the default limit (16 MiB: PDF reports as base64 ED)', () => {
+    /** A body of exactly `size` bytes that starts like an HL7 message and holds no MLLP control byte. */
+    const body = (size: number) => {
+      const b = Buffer.alloc(size, 0x41);
+      b.write(msg('big'), 0, 'latin1');
+      return b;
+    };
+    const reads = (b: Buffer, size = 64 * 1024) => {
+      const out: Buffer[] = [];
+      for (let i = 0; i < b.length; i += size) out.push(b.subarray(i, i + size));
+      return out;
+    };
+
+    it('is 16 MiB', () => {
+      expect(DEFAULT_MAX_MESSAGE_BYTES).toBe(16_777_216);
+    });
+
+    it('given a frame of exactly 16 MiB in 64 KiB reads, when pushed, then it arrives whole, once, in linear time', () => {
+      // given
+      const b = body(DEFAULT_MAX_MESSAGE_BYTES);
+      const f = new MllpFramer({ maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES });
+      // when
+      const t0 = performance.now();
+      const out = feed(f, reads(mllpFrame(b)));
+      const ms = performance.now() - t0;
+      // then
+      expect(out.map((e) => e.kind)).toEqual(['frame']);
+      expect((out[0] as { bytes: Buffer }).bytes.equals(b)).toBe(true);
+      // 257 reads: a re-concatenating framer would copy ~2 GiB here; this one copies 32 MiB.
+      expect(ms).toBeLessThan(2_000);
+    });
+
+    it('given one byte more than 16 MiB, when pushed, then it is oversize with only the MSH prefix kept', () => {
+      const f = new MllpFramer({ maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES });
+      const out = feed(f, reads(mllpFrame(body(DEFAULT_MAX_MESSAGE_BYTES + 1))));
+      expect(out).toHaveLength(1);
+      const e = out[0]!;
+      if (e.kind !== 'oversize') throw new Error(`expected oversize, got ${e.kind}`);
+      expect(e.length).toBe(DEFAULT_MAX_MESSAGE_BYTES + 1);
+      expect(e.prefix.length).toBe(4096);
+      expect(e.prefix.toString('latin1').startsWith('MSH|')).toBe(true);
+    });
   });
 });

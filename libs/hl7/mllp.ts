@@ -7,6 +7,13 @@
  * so every edge case is unit- and property-testable with plain buffers.
  */
 export const VT = 0x0b;
+/**
+ * Default frame limit (MLLP_MAX_MESSAGE_BYTES): 16 MiB. Lab and imaging
+ * systems send PDF reports as base64 ED in OBX-5, and 1-10 MB messages are
+ * normal; the topics that keep messages as received are sized for it
+ * (docs/large-messages.md).
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const FS = 0x1c;
 export const CR = 0x0d;
 
@@ -136,8 +143,15 @@ export class MllpFramer {
       return;
     }
     if (this.size + bytes.length > this.max) {
-      const held = Buffer.concat([...this.parts, bytes]);
-      this.prefix = Buffer.from(held.subarray(0, this.keep));
+      // Only the prefix is copied, not the megabytes held so far.
+      const pieces: Buffer[] = [];
+      let need = this.keep;
+      for (const p of [...this.parts, bytes]) {
+        if (need <= 0) break;
+        pieces.push(p.subarray(0, need));
+        need -= Math.min(need, p.length);
+      }
+      this.prefix = Buffer.concat(pieces);
       this.parts = [];
       this.size += bytes.length;
       this.state = 'discarding';

@@ -10,8 +10,10 @@ import {
   type Identifier,
   type Location,
   type Practitioner,
+  type SourceTime,
 } from '../events/index.js';
-import { enterprisePatientId, systemForHl7Authority } from '../identity/index.js';
+import { enterprisePatientId, resolveHl7Authority, systemForHl7Authority } from '../identity/index.js';
+import { checkIdentifier } from '../identity/hygiene.js';
 import {
   addressUseFor,
   codingSystemFor,
@@ -22,7 +24,7 @@ import {
   V2_TABLE,
 } from './codes.js';
 import { fieldName, loc, refuse, type Msg, type Seg } from './message.js';
-import { parseHl7Date, parseHl7Timestamp } from './time.js';
+import { parseHl7Date, parseHl7DateTime, type Hl7Time } from './time.js';
 import type { MapContext, MessageHeader } from './types.js';
 
 /** A deterministic id for the message itself: EventMeta.correlationId of all its events. */
@@ -33,6 +35,13 @@ export function messageCorrelationId(
 }
 
 const nonEmpty = (s: string): string | null => (s === '' ? null : s);
+
+/** The UTC instant of a time read from the message; null stays null. */
+export const instantOf = (t: Hl7Time | null): number | null => (t === null ? null : t.instant);
+
+function sourceTime(field: string, t: Hl7Time): SourceTime {
+  return { field, precision: t.precision, offsetMinutes: t.offsetMinutes, zoned: t.zoned };
+}
 
 /** Hub ids of visits, orders and reports: name-based, so they carry no identifier value (PHI-free keys). */
 export function encounterIdFor(visit: Identifier): string {
@@ -67,8 +76,13 @@ export class MapScope {
     this.sourceFacility = nonEmpty(msh.get(4, 1) || msh.get(4, 2));
   }
 
-  /** Envelope of the next event; the index makes ids distinct within a message and equal across resends. */
-  meta(eventType: EventType, occurredAt: number): EventMeta {
+  /**
+   * Envelope of the next event; the index makes ids distinct within a message and equal across resends.
+   * `times` names the event's other instant fields (path in the event, e.g. `admittedAt`,
+   * `observations[0].observedAt`) with the times read for them, so that `sourceTimes` keeps the
+   * precision and offset the sender meant for each; null entries (field not sent) are skipped.
+   */
+  meta(eventType: EventType, occurredAt: Hl7Time, times: Record<string, Hl7Time | null> = {}): EventMeta {
     const h = this.header;
     const index = this.nextIndex++;
     return {
@@ -80,12 +94,18 @@ export class MapScope {
         String(index),
       ]),
       eventType,
-      occurredAt,
+      occurredAt: occurredAt.instant,
       recordedAt: this.ctx.recordedAt,
       source: { system: this.sourceSystem, facility: this.sourceFacility, messageId: h.controlId },
       correlationId: this.correlationId,
       causationId: null,
       rawMessageRef: this.ctx.rawMessageRef,
+      sourceTimes: [
+        sourceTime('meta.occurredAt', occurredAt),
+        ...Object.entries(times)
+          .filter((e): e is [string, Hl7Time] => e[1] !== null)
+          .map(([field, t]) => sourceTime(field, t)),
+      ],
     };
   }
 
@@ -111,10 +131,14 @@ export class MapScope {
     return v;
   }
 
-  /** A timestamp field: null when empty, AE 102 when malformed. */
-  time(seg: Seg | undefined, field: number, rep = 0): number | null {
+  /**
+   * A timestamp field read in the sender's zone (ctx.timeZone, unless the value has an offset):
+   * null when empty, AE 102 when malformed. The result keeps precision and offset; events take
+   * `.instant` (see {@link instantOf}) and pass the time itself to {@link meta}.
+   */
+  time(seg: Seg | undefined, field: number, rep = 0): Hl7Time | null {
     if (!seg) return null;
-    const t = parseHl7Timestamp(seg.get(field, 1, undefined, rep));
+    const t = parseHl7DateTime(seg.get(field, 1, undefined, rep), this.ctx.timeZone);
     if (t === 'invalid') {
       throw refuse('AE', '102', `${fieldName(seg, field)} is not a valid HL7 date/time`, loc(seg, field));
     }
@@ -122,7 +146,7 @@ export class MapScope {
   }
 
   /** MSH-7: required, the last fallback of every clinical time. */
-  messageTime(): number {
+  messageTime(): Hl7Time {
     const msh = this.msg.msh;
     const t = this.time(msh, 7);
     if (t === null)
@@ -131,24 +155,48 @@ export class MapScope {
   }
 
   /** When an ADT event happened: EVN-6 (event occurred), EVN-2 (recorded), MSH-7. */
-  eventTime(): number {
+  eventTime(): Hl7Time {
     const evn = this.msg.first('EVN');
     return this.time(evn, 6) ?? this.time(evn, 2) ?? this.messageTime();
   }
 
+  /**
+   * One identifying part of an id (its value, or its assigning authority's namespace or
+   * universal id) through identifier hygiene (libs/identity/hygiene.ts): NFC and trimmed;
+   * AE 102 naming the field when it holds invisible, bidi, control, compatibility or
+   * mixed-script characters, which would otherwise make a second patient that looks the same.
+   */
+  private idPart(
+    seg: Seg,
+    field: number,
+    component: number,
+    sub: number | undefined,
+    rep: number,
+    what: 'identifier' | 'assigning authority',
+  ): string {
+    const raw = seg.get(field, component, sub, rep);
+    if (raw === '') return '';
+    const r = checkIdentifier(raw);
+    if (r.ok) return r.value;
+    const c = component === 1 ? undefined : component;
+    throw refuse('AE', '102', `${fieldName(seg, field, c)} (${what}) ${r.message}`, loc(seg, field, c));
+  }
+
   /** CX repetition → Identifier, or null when CX.1 is empty. */
   cx(seg: Seg, field: number, rep = 0): Identifier | null {
-    const value = seg.get(field, 1, undefined, rep);
+    const value = this.idPart(seg, field, 1, undefined, rep, 'identifier');
     if (value === '') return null;
-    const system = systemForHl7Authority(
+    const { system, authority } = resolveHl7Authority(
       {
-        namespaceId: seg.get(field, 4, 1, rep),
-        universalId: seg.get(field, 4, 2, rep),
+        namespaceId: this.idPart(seg, field, 4, 1, rep, 'assigning authority'),
+        universalId: this.idPart(seg, field, 4, 2, rep, 'assigning authority'),
         universalIdType: seg.get(field, 4, 3, rep),
       },
       this.ctx.policy,
     );
-    return { system, value, type: nonEmpty(seg.get(field, 5, undefined, rep)) };
+    // CX-5 as sent; when empty, the type the site registered for the authority (site configuration).
+    const type = nonEmpty(seg.get(field, 5, undefined, rep)) ?? authority?.identifierType ?? null;
+    return { system, value, type };
   }
 
   /** Every non-empty CX repetition of a field, assigning authority kept. */
@@ -164,10 +212,14 @@ export class MapScope {
   /** EI (entity identifier: id ^ namespace ^ universal id ^ type) → Identifier, e.g. an order number. */
   ei(seg: Seg | undefined, field: number): Identifier | null {
     if (!seg) return null;
-    const value = seg.get(field, 1);
+    const value = this.idPart(seg, field, 1, undefined, 0, 'identifier');
     if (value === '') return null;
     const system = systemForHl7Authority(
-      { namespaceId: seg.get(field, 2), universalId: seg.get(field, 3), universalIdType: seg.get(field, 4) },
+      {
+        namespaceId: this.idPart(seg, field, 2, undefined, 0, 'assigning authority'),
+        universalId: this.idPart(seg, field, 3, undefined, 0, 'assigning authority'),
+        universalIdType: seg.get(field, 4),
+      },
       this.ctx.policy,
     );
     return { system, value, type: null };
@@ -218,7 +270,8 @@ export class MapScope {
     return lines.length === 0 && !a.city && !a.state && !a.postalCode && !a.country ? null : a;
   }
 
-  private telecom(seg: Seg, field: number, fallbackUse: string): ContactPoint[] {
+  /** XTN repetitions of one field; `part` says which telecom part (PID-13 home / PID-14 work) they are. */
+  private telecom(seg: Seg, field: number, fallbackUse: string, part: string): ContactPoint[] {
     const out: ContactPoint[] = [];
     for (let r = 0; r < seg.repetitionCount(field); r++) {
       const use2 = seg.get(field, 2, undefined, r);
@@ -238,7 +291,7 @@ export class MapScope {
         seg.get(field, 1, undefined, r) ||
         composed;
       if (value === '') continue;
-      out.push({ system, value, use: telecomUseFor(use2, equip, fallbackUse) });
+      out.push({ system, value, use: telecomUseFor(use2, equip, fallbackUse), part });
     }
     return out;
   }
@@ -272,34 +325,75 @@ export class MapScope {
     return this.code(seg, field, 0, V2_TABLE(table));
   }
 
+  /**
+   * PID → Demographics with HL7 v2 chapter 2 null semantics: a field not sent (empty) is named in
+   * `notSent` (readers keep their stored value), a field sent as `""` in `cleared` (readers delete
+   * it), and a sent field is the new value (a repeating field replaces the whole stored list).
+   * PID-13 and PID-14 are the separate parts telecom.home / telecom.work (ContactPoint.part).
+   */
   demographics(pid: Seg, identifiers: Identifier[]): Demographics {
+    const notSent: string[] = [];
+    const cleared: string[] = [];
+    /** Whether field n carries a value to read; otherwise records it as not sent or cleared. */
+    const sent = (n: number, name: string): boolean => {
+      if (pid.isNull(n)) cleared.push(name);
+      else if (!pid.isSent(n)) notSent.push(name);
+      else return true;
+      return false;
+    };
     const names: HumanName[] = [];
-    for (let r = 0; r < pid.repetitionCount(5); r++) {
-      const n = this.name(pid, 5, r);
-      if (n) names.push(n);
+    if (sent(5, 'names')) {
+      for (let r = 0; r < pid.repetitionCount(5); r++) {
+        const n = this.name(pid, 5, r);
+        if (n) names.push(n);
+      }
     }
-    const birth = parseHl7Date(pid.get(7));
-    if (birth === 'invalid') {
-      throw refuse('AE', '102', 'PID-7 (date of birth) is not a valid HL7 date', loc(pid, 7));
+    let birthDate: string | null = null;
+    if (sent(7, 'birthDate')) {
+      const birth = parseHl7Date(pid.get(7));
+      if (birth === 'invalid') {
+        throw refuse('AE', '102', 'PID-7 (date of birth) is not a valid HL7 date', loc(pid, 7));
+      }
+      birthDate = birth.date;
     }
+    const administrativeGender = sent(8, 'administrativeGender') ? genderFor(pid.get(8)) : null;
     const addresses: Address[] = [];
-    for (let r = 0; r < pid.repetitionCount(11); r++) {
-      const a = this.address(pid, 11, r);
-      if (a) addresses.push(a);
+    if (sent(11, 'addresses')) {
+      for (let r = 0; r < pid.repetitionCount(11); r++) {
+        const a = this.address(pid, 11, r);
+        if (a) addresses.push(a);
+      }
     }
-    const deceasedFlag = pid.get(30).toUpperCase();
-    const deceasedAt = this.time(pid, 29);
+    const telecom = [
+      ...(sent(13, 'telecom.home') ? this.telecom(pid, 13, 'home', 'home') : []),
+      ...(sent(14, 'telecom.work') ? this.telecom(pid, 14, 'work', 'work') : []),
+    ];
+    const language = sent(15, 'language') ? this.code(pid, 15) : null;
+    const maritalStatus = sent(16, 'maritalStatus') ? this.tableCode(pid, 16, '0002') : null;
+    // PID-29 (death time) and PID-30 (death indicator) are two fields; a death time also says
+    // "deceased", and an explicit N deletes a stored death time that would contradict it.
+    const deceasedAt = pid.isSent(29) && !pid.isNull(29) ? instantOf(this.time(pid, 29)) : null;
+    const flag = pid.isNull(30) ? '' : pid.get(30).toUpperCase();
+    let deceased: boolean | null = null;
+    if (deceasedAt !== null || flag === 'Y') deceased = true;
+    else if (flag === 'N') deceased = false;
+    else if (pid.isNull(30)) cleared.push('deceased');
+    else if (!pid.isSent(30)) notSent.push('deceased');
+    if (pid.isNull(29)) cleared.push('deceasedAt');
+    else if (!pid.isSent(29)) (deceased === false ? cleared : notSent).push('deceasedAt');
     return {
       identifiers,
       names,
-      birthDate: birth.date,
-      administrativeGender: genderFor(pid.get(8)),
-      deceased: deceasedFlag === 'Y' || deceasedAt !== null ? true : deceasedFlag === 'N' ? false : null,
+      birthDate,
+      administrativeGender,
+      deceased,
       deceasedAt,
       addresses,
-      telecom: [...this.telecom(pid, 13, 'home'), ...this.telecom(pid, 14, 'work')],
-      maritalStatus: this.tableCode(pid, 16, '0002'),
-      language: this.code(pid, 15),
+      telecom,
+      maritalStatus,
+      language,
+      notSent,
+      cleared,
     };
   }
 
@@ -318,7 +412,7 @@ export class MapScope {
   /** XCN (id ^ family ^ given ^ middle ^ suffix ^ prefix ^ ... ^ authority(9)) → Practitioner; null when empty. */
   practitioner(seg: Seg | undefined, field: number, rep = 0): Practitioner | null {
     if (!seg) return null;
-    const idValue = seg.get(field, 1, undefined, rep);
+    const idValue = this.idPart(seg, field, 1, undefined, rep, 'identifier');
     const family = seg.get(field, 2, 1, rep);
     const given = [seg.get(field, 3, undefined, rep), seg.get(field, 4, undefined, rep)].filter(
       (g) => g !== '',
@@ -330,8 +424,8 @@ export class MapScope {
         : {
             system: systemForHl7Authority(
               {
-                namespaceId: seg.get(field, 9, 1, rep),
-                universalId: seg.get(field, 9, 2, rep),
+                namespaceId: this.idPart(seg, field, 9, 1, rep, 'assigning authority'),
+                universalId: this.idPart(seg, field, 9, 2, rep, 'assigning authority'),
                 universalIdType: seg.get(field, 9, 3, rep),
               },
               this.ctx.policy,
@@ -356,7 +450,7 @@ export class MapScope {
   practitionerNdl(seg: Seg | undefined, field: number): Practitioner | null {
     if (!seg) return null;
     const sub = (n: number) => seg.get(field, 1, n);
-    const idValue = sub(1);
+    const idValue = this.idPart(seg, field, 1, 1, 0, 'identifier');
     const family = sub(2);
     const given = [sub(3), sub(4)].filter((g) => g !== '');
     if (idValue === '' && family === '' && given.length === 0) return null;
@@ -366,7 +460,11 @@ export class MapScope {
           ? null
           : {
               system: systemForHl7Authority(
-                { namespaceId: sub(9), universalId: sub(10), universalIdType: sub(11) },
+                {
+                  namespaceId: this.idPart(seg, field, 1, 9, 0, 'assigning authority'),
+                  universalId: this.idPart(seg, field, 1, 10, 0, 'assigning authority'),
+                  universalIdType: sub(11),
+                },
                 this.ctx.policy,
               ),
               value: idValue,

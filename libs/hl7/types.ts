@@ -62,4 +62,10 @@ export interface MapContext {
   policy: IdentityPolicy;
   /** Pointer to the raw message kept for re-mapping (EventMeta.rawMessageRef). */
   rawMessageRef: string | null;
+  /**
+   * IANA zone of the sender (e.g. America/New_York), chosen by the adapter from the site
+   * configuration (the sender's own zone by MSH-3/MSH-4, else defaultTimeZone). HL7 v2 times
+   * without an offset are the sender's local time and are read in this zone.
+   */
+  timeZone: string;
 }

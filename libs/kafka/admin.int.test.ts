@@ -1,4 +1,4 @@
-import { Kafka, logLevel } from 'kafkajs';
+import kafkajs, { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endpoints, eventually, uniqueId } from '../../test/support/harness.js';
 import { HubError } from '../errors/index.js';
@@ -101,6 +101,55 @@ describe('ensureTopics (real broker)', () => {
       code: 'HUB_KAFKA_ERROR',
       message: `topic ${name} has 1 partitions, the catalog says 6`,
     });
+  });
+
+  it('raises max.message.bytes of an existing topic (an older install) and keeps its own settings', async () => {
+    // given a topic created before the limit existed, with the log's retention and the default limit
+    const name = `test.limit.${uniqueId('ensure')}`;
+    created.push(name);
+    await ensureTopics(kafka, [{ name, partitions: 1, replicationFactor: 1, retentionMs: -1 }]);
+    const configsOf = async () => {
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const r = await admin.describeConfigs({
+          resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name }],
+          includeSynonyms: false,
+        });
+        return new Map(r.resources[0]!.configEntries.map((e) => [e.configName, e.configValue]));
+      } finally {
+        await admin.disconnect();
+      }
+    };
+    expect(Number((await configsOf()).get('max.message.bytes'))).toBeLessThan(20 * 1024 * 1024);
+    // when it is ensured with a 20 MiB limit
+    const def = {
+      name,
+      partitions: 1,
+      replicationFactor: 1,
+      retentionMs: -1,
+      maxMessageBytes: 20 * 1024 * 1024,
+    };
+    const [report] = await ensureTopics(kafka, [def]);
+    // then the limit is raised and retention.ms is still -1 (a full replace would have reset it)
+    expect(report).toMatchObject({ name, action: 'exists', raisedMaxMessageBytes: { to: 20 * 1024 * 1024 } });
+    await eventually(
+      async () => {
+        const c = await configsOf();
+        return c.get('max.message.bytes') === String(20 * 1024 * 1024) ? c : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
+    const after = await configsOf();
+    expect(after.get('retention.ms')).toBe('-1');
+    expect(after.get('cleanup.policy')).toBe('delete');
+    // and ensuring again changes nothing; a smaller definition never lowers it
+    expect((await ensureTopics(kafka, [def]))[0]).toEqual({ name, action: 'exists' });
+    expect((await ensureTopics(kafka, [{ ...def, maxMessageBytes: 2 * 1024 * 1024 }]))[0]).toEqual({
+      name,
+      action: 'exists',
+    });
+    expect((await configsOf()).get('max.message.bytes')).toBe(String(20 * 1024 * 1024));
   });
 
   it('waitForGroupCoordinator returns once a group coordinator answers', async () => {

@@ -1,4 +1,4 @@
-import type { Admin, ITopicConfig } from 'kafkajs';
+import kafkajs, { type Admin, type ConfigSource, type ITopicConfig } from 'kafkajs';
 import { HubError } from '../errors/index.js';
 import type { KafkaClient } from './client.js';
 
@@ -9,11 +9,19 @@ export interface TopicDefinition {
   /** -1 keeps everything: event topics are the source of truth. */
   retentionMs: number;
   cleanupPolicy?: 'delete' | 'compact';
+  /**
+   * Topic `max.message.bytes` (largest record batch the broker accepts),
+   * when the broker default (1 MiB) is too small: raw messages, dead
+   * letters, attachments. Raised on existing topics too, never lowered.
+   */
+  maxMessageBytes?: number;
 }
 
 export interface TopicReport {
   name: string;
   action: 'created' | 'exists';
+  /** An existing topic's max.message.bytes was raised from `from` (an upgrade of an older install). */
+  raisedMaxMessageBytes?: { from: number; to: number };
 }
 
 /** Bounds of the waits below. */
@@ -30,7 +38,9 @@ const MAX_BACKOFF_MS = 2_000;
 export type TopicAdmin = Pick<
   Admin,
   'listTopics' | 'createTopics' | 'fetchTopicMetadata' | 'fetchTopicOffsets'
->;
+> &
+  // Only needed to raise max.message.bytes of existing topics (stand-ins in unit tests may lack them).
+  Partial<Pick<Admin, 'describeConfigs' | 'alterConfigs'>>;
 
 /**
  * Creates missing topics and verifies existing ones, then waits (bounded, with
@@ -65,8 +75,88 @@ export async function ensureTopicsWith(
 ): Promise<TopicReport[]> {
   const deadline = new Deadline(opts.timeoutMs ?? DEFAULT_WAIT_MS);
   const existedBefore = await createMissing(admin, topics, deadline);
+  const raised = await raiseMaxMessageBytes(admin, topics, existedBefore, deadline);
   await waitForTopicsReady(admin, topics, existedBefore, deadline);
-  return topics.map((t) => ({ name: t.name, action: existedBefore.has(t.name) ? 'exists' : 'created' }));
+  return topics.map((t) => {
+    const r = raised.get(t.name);
+    return {
+      name: t.name,
+      action: existedBefore.has(t.name) ? 'exists' : 'created',
+      ...(r ? { raisedMaxMessageBytes: r } : {}),
+    };
+  });
+}
+
+const MAX_MESSAGE_BYTES = 'max.message.bytes';
+// kafkajs is CommonJS: Node's ESM loader does not see these as named exports.
+const { ConfigResourceTypes } = kafkajs;
+/** kafkajs ConfigSource.TOPIC_CONFIG: a value set on the topic itself (not a broker default). */
+const TOPIC_CONFIG = 1 as ConfigSource;
+
+/**
+ * Raises `max.message.bytes` of existing topics whose definition asks for
+ * more than they have, so that an install created before the limit existed
+ * is upgraded by the same `ensureTopics` that created it. Never lowers it (an
+ * operator may have raised it further).
+ *
+ * kafkajs only offers the non-incremental AlterConfigs, which replaces every
+ * dynamic config of the topic: the topic's own settings (retention.ms=-1 and
+ * the rest) are read first and sent back with the new limit, or the event
+ * log would silently fall back to the broker's 7-day retention.
+ */
+async function raiseMaxMessageBytes(
+  admin: TopicAdmin,
+  topics: TopicDefinition[],
+  existedBefore: Set<string>,
+  deadline: Deadline,
+): Promise<Map<string, { from: number; to: number }>> {
+  const raised = new Map<string, { from: number; to: number }>();
+  const wanted = topics.filter((t) => t.maxMessageBytes !== undefined && existedBefore.has(t.name));
+  if (wanted.length === 0) return raised;
+  const { describeConfigs, alterConfigs } = admin;
+  if (!describeConfigs || !alterConfigs) {
+    throw new HubError('HUB_INTERNAL', 'raising max.message.bytes needs describeConfigs and alterConfigs');
+  }
+  const names = wanted.map((t) => t.name).join(', ');
+  const described = await retrying(deadline, `topics ${names}: configs not described`, () =>
+    describeConfigs.call(admin, {
+      resources: wanted.map((t) => ({ type: ConfigResourceTypes.TOPIC, name: t.name })),
+      includeSynonyms: false,
+    }),
+  );
+  for (const t of wanted) {
+    const res = described.resources.find((r) => r.resourceName === t.name);
+    if (!res) continue;
+    const entries = res.configEntries;
+    const current = Number(entries.find((e) => e.configName === MAX_MESSAGE_BYTES)?.configValue ?? NaN);
+    const target = t.maxMessageBytes!;
+    if (Number.isFinite(current) && current >= target) continue;
+    const own = entries.filter((e) => e.configSource === TOPIC_CONFIG && e.configName !== MAX_MESSAGE_BYTES);
+    if (own.some((e) => e.isSensitive || e.configValue === null)) {
+      // Its value is not readable, so a full replace would erase it: leave it to an operator.
+      throw new HubError(
+        'HUB_KAFKA_ERROR',
+        `topic ${t.name}: max.message.bytes must be raised to ${target}, but the topic has a sensitive config that a replace would erase; raise it with kafka-configs --alter`,
+      );
+    }
+    await retrying(deadline, `topic ${t.name}: max.message.bytes not raised`, () =>
+      alterConfigs.call(admin, {
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.TOPIC,
+            name: t.name,
+            configEntries: [
+              ...own.map((e) => ({ name: e.configName, value: e.configValue })),
+              { name: MAX_MESSAGE_BYTES, value: String(target) },
+            ],
+          },
+        ],
+      }),
+    );
+    raised.set(t.name, { from: Number.isFinite(current) ? current : 0, to: target });
+  }
+  return raised;
 }
 
 function topicConfig(t: TopicDefinition): ITopicConfig {
@@ -79,6 +169,9 @@ function topicConfig(t: TopicDefinition): ITopicConfig {
       { name: 'cleanup.policy', value: t.cleanupPolicy ?? 'delete' },
       // acks=all is only durable if the write reached every in-sync replica.
       { name: 'min.insync.replicas', value: String(Math.min(2, t.replicationFactor)) },
+      ...(t.maxMessageBytes === undefined
+        ? []
+        : [{ name: MAX_MESSAGE_BYTES, value: String(t.maxMessageBytes) }]),
     ],
   };
 }

@@ -91,6 +91,62 @@ export interface ProducerOptions {
    * resend without writing twice); health() still uses it. Default true.
    */
   rejectAtAckTimeout?: boolean;
+  /**
+   * Records of concurrent callers are coalesced into one produce request up
+   * to about this many bytes; a record larger than this goes in a request of
+   * its own. See DEFAULT_MAX_REQUEST_BYTES.
+   */
+  maxRequestBytes?: number;
+}
+
+/**
+ * Bound of one coalesced produce request. Kafka checks `max.message.bytes`
+ * per partition batch (1 MiB by default on the clinical topics) and
+ * `socket.request.max.bytes` (100 MiB) per request: unbounded coalescing
+ * let many messages of one patient, or a few 16 MiB HL7 frames, add up past
+ * either, and the whole request was refused. Under 1 MiB with room for the
+ * per-record overhead; large records (raw frames, attachments, on topics
+ * with a raised limit) are sent one per request.
+ */
+export const DEFAULT_MAX_REQUEST_BYTES = 768 * 1024;
+
+function recordBytes(r: RawRecord): number {
+  let n = (r.value?.length ?? 0) + (r.key === null ? 0 : Buffer.byteLength(r.key));
+  for (const [k, v] of Object.entries(r.headers ?? {})) {
+    n += k.length;
+    if (typeof v === 'string' || Buffer.isBuffer(v)) n += Buffer.byteLength(v);
+    else if (Array.isArray(v)) for (const x of v) n += Buffer.byteLength(x);
+  }
+  return n;
+}
+
+/**
+ * Splits a batch of callers' records into requests of at most `max` bytes,
+ * in order; a single record larger than `max` is a request of its own. A
+ * caller's records may span requests: it is answered once all of them are
+ * acknowledged (or with the first failure).
+ */
+export function requestChunks<P extends { records: readonly RawRecord[] }>(
+  batch: readonly P[],
+  max: number,
+): { owner: P; record: RawRecord }[][] {
+  const chunks: { owner: P; record: RawRecord }[][] = [];
+  let current: { owner: P; record: RawRecord }[] = [];
+  let size = 0;
+  for (const owner of batch) {
+    for (const record of owner.records) {
+      const n = recordBytes(record);
+      if (current.length > 0 && size + n > max) {
+        chunks.push(current);
+        current = [];
+        size = 0;
+      }
+      current.push({ owner, record });
+      size += n;
+    }
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 /** Maps a kafkajs failure to the hub's error model; `what` names the operation in the message. */
@@ -127,6 +183,7 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
   let flushing: Promise<void> | null = null;
   let connected = false;
   const stallMs = opts.ackTimeoutMs ?? 5_000;
+  const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   /** enqueuedAt of the oldest record in the batch being sent; null when none is in flight. */
   let sendingSince: number | null = null;
   let lastOkAt = 0;
@@ -141,31 +198,41 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
       while (queue.length > 0) {
         const batch = queue;
         queue = [];
-        const byTopic = new Map<string, Message[]>();
-        for (const p of batch) {
-          for (const r of p.records) {
-            let list = byTopic.get(r.topic);
-            if (!list) byTopic.set(r.topic, (list = []));
-            list.push({ key: r.key, value: r.value, headers: r.headers ?? {} });
-          }
-        }
-        const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
         sendingSince = batch[0]?.enqueuedAt ?? performance.now();
+        const failed = new Map<Pending, unknown>();
         try {
-          await producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
-          lastOkAt = performance.now();
+          for (const chunk of requestChunks(batch, maxRequestBytes)) {
+            const byTopic = new Map<string, Message[]>();
+            for (const { record: r } of chunk) {
+              let list = byTopic.get(r.topic);
+              if (!list) byTopic.set(r.topic, (list = []));
+              list.push({ key: r.key, value: r.value, headers: r.headers ?? {} });
+            }
+            const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({
+              topic,
+              messages,
+            }));
+            try {
+              await producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+              lastOkAt = performance.now();
+            } catch (err) {
+              lastFailAt = performance.now();
+              const mapped = mapKafkaError(err);
+              for (const { owner } of chunk) if (!failed.has(owner)) failed.set(owner, mapped);
+            }
+          }
           if (opts.onProduced) {
             const now = performance.now();
             for (const p of batch) {
+              if (failed.has(p)) continue;
               for (const t of new Set(p.records.map((r) => r.topic)))
                 opts.onProduced(t, (now - p.enqueuedAt) / 1000);
             }
           }
-          for (const p of batch) p.resolve();
-        } catch (err) {
-          lastFailAt = performance.now();
-          const mapped = mapKafkaError(err);
-          for (const p of batch) p.reject(mapped);
+          for (const p of batch) {
+            if (failed.has(p)) p.reject(failed.get(p));
+            else p.resolve();
+          }
         } finally {
           sendingSince = null;
         }

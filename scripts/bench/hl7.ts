@@ -69,7 +69,7 @@ export function hl7Message(run: string, n: number): Hl7Message {
   return { text: adtMissingPid3(id), kind: 'bad', expect: 'AE' };
 }
 
-const mapCtx = { recordedAt: 0, policy: DEFAULT_IDENTITY_POLICY, rawMessageRef: null };
+const mapCtx = { recordedAt: 0, policy: DEFAULT_IDENTITY_POLICY, rawMessageRef: null, timeZone: 'UTC' };
 
 /** The portal row a sampled order or result lands in (ids are deterministic). */
 function visibleKey(m: Hl7Message): string | null {
@@ -375,7 +375,12 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
     const profDir = process.env['BENCH_CPU_PROF'] ? await mkdtemp(join(tmpdir(), 'hub-cpuprof-')) : undefined;
     const adapter = await startService(env, 'adapter-hl7', {
       script: 'services/adapter-hl7/main.ts',
-      env: serviceEnv(env, suffix, { MLLP_PORT: String(mllpPort), HTTP_PORT: '0' }),
+      env: serviceEnv(env, suffix, {
+        MLLP_PORT: String(mllpPort),
+        HTTP_PORT: '0',
+        // The adapter needs a zone; the fixtures' times are read as UTC, as before.
+        HUB_SITE_CONFIG: process.env['HUB_SITE_CONFIG'] || 'test/fixtures/site/utc.yaml',
+      }),
       ready: async () => {
         (await RawMllpClient.connect(mllpPort)).close();
         return true;

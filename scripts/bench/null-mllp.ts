@@ -21,6 +21,7 @@ const server = createMllpServer(
         recordedAt: now,
         policy: DEFAULT_IDENTITY_POLICY,
         rawMessageRef: null,
+        timeZone: 'UTC',
       });
       const code = out.kind === 'mapped' ? 'AA' : 'AE';
       return Promise.resolve([

@@ -230,7 +230,8 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser(
       ['application/fhir+json', 'application/json'],
-      { parseAs: 'string', bodyLimit: cfg.maxBodyBytes },
+      // Bytes, not a string: fastify would decode invalid UTF-8 to U+FFFD; parseJsonBody refuses it.
+      { parseAs: 'buffer', bodyLimit: cfg.maxBodyBytes },
       (_req, body, next) => next(null, body),
     );
     scope.addHook('onRequest', (req, reply, next) => {
@@ -268,7 +269,7 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
       }
       const requestId = requestIdOf(req);
       if (requestId !== null && typeof requestId !== 'string') return sendInvalid(reply, requestId);
-      const parsed = parseJsonBody(typeof req.body === 'string' ? req.body : '');
+      const parsed = parseJsonBody(req.body instanceof Uint8Array ? req.body : '');
       if (!parsed.ok) return sendInvalid(reply, parsed);
       const v = validateFhirResource(parsed.value, type);
       if (!v.ok) return sendInvalid(reply, v);
@@ -331,7 +332,7 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
     scope.post('/', async (req, reply) => {
       const requestId = requestIdOf(req);
       if (requestId !== null && typeof requestId !== 'string') return sendInvalid(reply, requestId);
-      const parsed = parseJsonBody(typeof req.body === 'string' ? req.body : '');
+      const parsed = parseJsonBody(req.body instanceof Uint8Array ? req.body : '');
       if (!parsed.ok) return sendInvalid(reply, parsed);
       const b = parsed.value as Partial<Bundle>;
       if (b.resourceType !== 'Bundle' || (b.type !== 'batch' && b.type !== 'transaction')) {

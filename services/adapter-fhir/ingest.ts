@@ -17,6 +17,7 @@ import {
 import { errorIssue } from '../../libs/fhir/outcome.js';
 import { invalid, type Invalid } from '../../libs/fhir/validate.js';
 import { enterpriseIdentifier, type IdentityPolicy } from '../../libs/identity/index.js';
+import { checkIdentifier } from '../../libs/identity/hygiene.js';
 import { keyOf, type FhirStore, type StoredResource } from './store.js';
 
 /**
@@ -212,12 +213,19 @@ export class Planner {
           errorIssue('not-supported', 'If-None-Exist supports only identifier=system|value', 'If-None-Exist'),
         ]);
       }
-      const hit = await this.findByIdentifier(
-        type,
-        toHubIdentifier({ system: ident.slice(0, bar), value: ident.slice(bar + 1) }, this.ctx.policy)!
-          .system,
-        ident.slice(bar + 1),
-      );
+      // The same hygiene as Identifier elements, so the search matches the stored canonical form.
+      const checked = [ident.slice(0, bar), ident.slice(bar + 1)].map(checkIdentifier);
+      const bad = checked.find((c) => !c.ok);
+      if (bad && !bad.ok) {
+        return invalid('identifier-invalid', 400, [
+          errorIssue('value', `If-None-Exist identifier ${bad.message}`, 'If-None-Exist'),
+        ]);
+      }
+      const wanted = toHubIdentifier(
+        { system: ident.slice(0, bar), value: ident.slice(bar + 1) },
+        this.ctx.policy,
+      )!;
+      const hit = await this.findByIdentifier(type, wanted.system, wanted.value);
       if (hit)
         return {
           kind: 'noop',

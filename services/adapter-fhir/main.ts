@@ -15,7 +15,12 @@ import { createDb } from '../../libs/db/index.js';
 import { EVENT_CONTRACTS } from '../../libs/events/index.js';
 import { createEventCodec } from '../../libs/events/codec.js';
 import { createRegistryClient } from '../../libs/events/registry.js';
-import { identityPolicyFromEnv } from '../../libs/identity/index.js';
+import {
+  deprecatedIdentityVariables,
+  identityEnvDeprecation,
+  identityPolicyFromSite,
+} from '../../libs/identity/index.js';
+import { siteConfigFromEnv } from '../../libs/site-config/index.js';
 import { createKafkaClient } from '../../libs/kafka/client.js';
 import { createEventProducer } from '../../libs/kafka/producer.js';
 import { createTransactionalProducer } from '../../libs/kafka/transactional.js';
@@ -43,14 +48,22 @@ const config = loadConfig(
     FHIR_TRANSACTIONAL_ID: z.string().min(1).optional(),
     FHIR_IMPORT_CHUNK_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
     DLQ_TOPIC: z.string().optional(),
+    /** Path of the site configuration (JSON or YAML): assigning authorities, enterprise systems. */
+    HUB_SITE_CONFIG: z.string().optional(),
+    /** Deprecated (one release): use `enterpriseSystems` / `authorities` in HUB_SITE_CONFIG. */
     HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
     HUB_AUTHORITY_ALIASES: z.string().optional(),
   }),
 );
+// Validated once here (HUB_CONFIG_INVALID listing every problem); unset: no registered authorities.
+const site = siteConfigFromEnv(config.HUB_SITE_CONFIG);
+const policy = identityPolicyFromSite(site, config);
 
 const topic = topicNamer(config.HUB_TOPIC_SUFFIX);
 const topicFor = (t: keyof typeof EVENT_CONTRACTS) => topic(EVENT_CONTRACTS[t].topic);
 const logger = createLogger({ name: 'adapter-fhir', level: config.LOG_LEVEL });
+const deprecation = identityEnvDeprecation(config);
+if (deprecation) logger.warn({ deprecated: deprecatedIdentityVariables(config) }, deprecation);
 const metrics = createMetrics();
 const db = createDb(config.DATABASE_URL);
 const kafka = createKafkaClient({
@@ -83,7 +96,7 @@ const svc = buildFhirAdapter(
     txProducer,
     logger,
     metrics,
-    policy: identityPolicyFromEnv(config),
+    policy,
   },
   {
     schema: config.FHIR_STORE_SCHEMA,

@@ -15,6 +15,19 @@ export interface Prepared {
 }
 
 export function prepare(item: ImportItem, label: string): Prepared[] {
+  if (item.invalidUtf8) {
+    return [
+      {
+        item,
+        bad: {
+          ok: false,
+          reason: 'json-invalid-utf8',
+          status: 400,
+          issues: [errorIssue('structure', 'the line is not valid UTF-8')],
+        },
+      },
+    ];
+  }
   if (item.text === '') {
     return [
       {

@@ -76,6 +76,8 @@ describe('adapter-hl7 over MLLP', () => {
         clock: () => FIXED_NOW,
         idGenerator: () => `ACK${++ackSeq}`,
         policy: DEFAULT_IDENTITY_POLICY,
+        // Every sender's times without an offset are read as UTC (the site configuration's job in main.ts).
+        timeZoneFor: () => 'UTC',
         mapper: mapHl7Message,
       },
       {
@@ -421,6 +423,8 @@ describe('adapter-hl7 over MLLP', () => {
       KAFKA_BROKERS: ctx.ep.kafkaBrokers.join(','),
       SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
       HUB_TOPIC_SUFFIX: ctx.id,
+      // As the adapter above: every sender in UTC (remap zones times as the adapter does).
+      HUB_SITE_CONFIG: 'test/fixtures/site/utc.yaml',
     });
     expect(r.stderr).toContain('2 message(s)');
     expect(r.status).toBe(0);
@@ -436,6 +440,7 @@ describe('adapter-hl7 over MLLP', () => {
       KAFKA_BROKERS: ctx.ep.kafkaBrokers.join(','),
       SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
       HUB_TOPIC_SUFFIX: ctx.id,
+      HUB_SITE_CONFIG: 'test/fixtures/site/utc.yaml',
     };
     const range = runHub(
       [
@@ -531,6 +536,8 @@ describe('adapter-hl7 over MLLP', () => {
           clock: () => FIXED_NOW,
           idGenerator: () => 'TLSACK',
           policy: DEFAULT_IDENTITY_POLICY,
+          // Every sender's times without an offset are read as UTC (the site configuration's job in main.ts).
+          timeZoneFor: () => 'UTC',
           mapper: mapHl7Message,
         },
         {

@@ -28,6 +28,13 @@ import type { HubMetrics } from '../../libs/telemetry/metrics.js';
 
 export type Hl7Mapper = (bytes: Buffer, ctx: MapContext) => MapOutcome;
 
+/**
+ * The IANA zone of a sender (MSH-3.1 application, MSH-4.1 facility), from the
+ * site configuration (libs/site-config senderTimeZones): HL7 v2 times without
+ * an offset are the sender's local time.
+ */
+export type SenderTimeZones = (sendingApplication: string, sendingFacility: string) => string;
+
 export interface Hl7AdapterDeps {
   producer: EventProducer;
   logger: Logger;
@@ -36,6 +43,8 @@ export interface Hl7AdapterDeps {
   /** MSH-10 of the ACKs this adapter sends. */
   idGenerator: () => string;
   policy: IdentityPolicy;
+  /** Zone of each sender's times without an offset; main.ts refuses to start without one. */
+  timeZoneFor: SenderTimeZones;
   /** libs/hl7/map.ts mapHl7Message in production. */
   mapper: Hl7Mapper;
 }
@@ -105,6 +114,15 @@ function typeLabel(msh: SniffedMsh | null): string {
 
 function hd(field: string, msh: SniffedMsh): string {
   return field.split(msh.encodingCharacters.charAt(0))[0] ?? '';
+}
+
+/**
+ * The zone a message's times without an offset are read in: its sender's
+ * (MSH-3.1, MSH-4.1). An unreadable MSH still gets one (the default), as the
+ * mapper refuses such a message anyway.
+ */
+export function senderZone(msh: SniffedMsh | null, timeZoneFor: SenderTimeZones): string {
+  return timeZoneFor(msh ? hd(msh.sendingApplication, msh) : '', msh ? hd(msh.sendingFacility, msh) : '');
 }
 
 /**
@@ -234,6 +252,7 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
         recordedAt: receivedAt,
         policy: deps.policy,
         rawMessageRef: `${cfg.rawTopic}/${rawId}`,
+        timeZone: senderZone(msh, deps.timeZoneFor),
       });
     } catch (err) {
       // The mapper is meant to be total; a throw is our bug, answered like one.

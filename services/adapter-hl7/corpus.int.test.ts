@@ -33,7 +33,12 @@ describe('adapter-hl7: the HL7 corpus over a real socket', () => {
 
   /** The ACK codes the policy promises for a file, from the mapper's own outcome. */
   function expectedCodes(bytes: Buffer): AckCode[] {
-    const o = mapHl7Message(bytes, { recordedAt: 0, policy: DEFAULT_IDENTITY_POLICY, rawMessageRef: null });
+    const o = mapHl7Message(bytes, {
+      recordedAt: 0,
+      policy: DEFAULT_IDENTITY_POLICY,
+      rawMessageRef: null,
+      timeZone: 'UTC',
+    });
     const d: Disposition =
       o.kind === 'mapped' ? 'accepted' : o.refusal.ack === 'AE' ? 'content-error' : 'rejected';
     return ackCodesFor(sniffMsh(bytes), d);
@@ -52,6 +57,8 @@ describe('adapter-hl7: the HL7 corpus over a real socket', () => {
           return () => `C${++n}`;
         })(),
         policy: DEFAULT_IDENTITY_POLICY,
+        // Every sender in UTC, as the mapper's own outcome below is computed.
+        timeZoneFor: () => 'UTC',
         mapper: mapHl7Message,
       },
       {
@@ -108,6 +115,7 @@ describe('adapter-hl7: the HL7 corpus over a real socket', () => {
       recordedAt: 0,
       policy: DEFAULT_IDENTITY_POLICY,
       rawMessageRef: null,
+      timeZone: 'UTC',
     });
     const msh = sniffMsh(bytes);
     const got = acks.get(f)!;
@@ -146,6 +154,7 @@ describe('adapter-hl7: the HL7 corpus over a real socket', () => {
         recordedAt: 0,
         policy: DEFAULT_IDENTITY_POLICY,
         rawMessageRef: null,
+        timeZone: 'UTC',
       });
       if (outcome.kind === 'mapped') {
         for (const e of outcome.events)

@@ -33,6 +33,7 @@ export function adtMissingPid3(controlId: string): string {
     `MSH|^~\\&|EHR|GENHOSP|HUB|HUBFAC|20260101120000||ADT^A08^ADT_A01|${controlId}|P|2.5.1`,
     'EVN|A08|20260101120000',
     `PID|1||||${CANARY_FAMILY}^Jane||19800101|F`,
+    'PV1|1|I',
   ].join('\r');
 }
 

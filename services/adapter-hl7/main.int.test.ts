@@ -29,6 +29,7 @@ describe('adapter-hl7 main (own process)', () => {
       MLLP_PORT: String(mllpPort),
       HTTP_PORT: String(httpPort),
       LOG_LEVEL: 'debug',
+      HUB_SITE_CONFIG: join('test', 'fixtures', 'site', 'utc.yaml'),
     });
     await proc.waitFor(/adapter-hl7 ready/);
   });
@@ -83,5 +84,42 @@ describe('adapter-hl7 main (own process)', () => {
     expect(out).not.toContain(CANARY_FAMILY);
     expect(out).not.toContain(CANARY_MRN);
     expect(out).not.toContain('19800101');
+  });
+});
+
+/**
+ * HL7 v2 times without an offset are the sender's local time: without a
+ * configured zone the adapter would have to guess (UTC), shifting every such
+ * time, so it does not start at all.
+ */
+describe('adapter-hl7 main without a time zone', () => {
+  async function exitOf(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+    const p = startProcess([join('services', 'adapter-hl7', 'main.ts')], {
+      HUB_SITE_CONFIG: '',
+      MLLP_PORT: String(await freePort()),
+      HTTP_PORT: String(await freePort()),
+      ...env,
+    });
+    const code = await new Promise<number | null>((resolve) => p.child.once('exit', resolve));
+    return { code, out: p.output() };
+  }
+
+  it('given no HUB_SITE_CONFIG, when started, then it exits non-zero with HUB_CONFIG_INVALID naming HUB_SITE_CONFIG', async () => {
+    const { code, out } = await exitOf({});
+    expect(code).not.toBe(0);
+    expect(out).toContain('HUB_CONFIG_INVALID');
+    expect(out).toMatch(
+      /HUB_SITE_CONFIG is not set: the HL7 adapter needs a site configuration with defaultTimeZone/,
+    );
+    expect(out).not.toMatch(/adapter-hl7 ready/);
+  });
+
+  it('given a site configuration without defaultTimeZone, when started, then it exits non-zero naming the file and field', async () => {
+    const file = join('test', 'fixtures', 'site', 'no-zone.yaml');
+    const { code, out } = await exitOf({ HUB_SITE_CONFIG: file });
+    expect(code).not.toBe(0);
+    expect(out).toContain('HUB_CONFIG_INVALID');
+    expect(out).toContain(`invalid site configuration ${file}`);
+    expect(out).toMatch(/defaultTimeZone: required by the HL7 adapter/);
   });
 });

@@ -10,13 +10,22 @@ import {
   portEnv,
   startEnv,
 } from '../../libs/config/index.js';
-import { HubError } from '../../libs/errors/index.js';
 import { createEventCodec } from '../../libs/events/codec.js';
-import { INGEST_TOPICS, catalogTopicDefinitions } from '../../libs/events/contracts.js';
+import {
+  INGEST_TOPICS,
+  catalogTopicDefinitions,
+  largeRecordTopicBytes,
+} from '../../libs/events/contracts.js';
 import { EVENT_CONTRACTS } from '../../libs/events/index.js';
 import { createRegistryClient } from '../../libs/events/registry.js';
 import { mapHl7Message } from '../../libs/hl7/map.js';
-import { identityPolicyFromEnv } from '../../libs/identity/index.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../libs/hl7/mllp.js';
+import {
+  deprecatedIdentityVariables,
+  identityEnvDeprecation,
+  identityPolicyFromSite,
+} from '../../libs/identity/index.js';
+import { senderTimeZones, siteConfigFromEnv } from '../../libs/site-config/index.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
 import { createKafkaClient } from '../../libs/kafka/client.js';
 import { createEventProducer } from '../../libs/kafka/producer.js';
@@ -37,12 +46,23 @@ const config = loadConfig(
       MLLP_PORT: portEnv(2575),
       MLLP_TLS_CERT: z.string().min(1).optional(),
       MLLP_TLS_KEY: z.string().min(1).optional(),
-      MLLP_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(16_000_000).default(262_144),
+      // 16 MiB: lab and imaging systems send PDF reports as base64 ED in OBX-5 (1-10 MB is
+      // normal). Above 64 MiB one message would approach Kafka's 100 MiB request limit
+      // (raw copy + decoded attachment); see docs/large-messages.md.
+      MLLP_MAX_MESSAGE_BYTES: z.coerce
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(DEFAULT_MAX_MESSAGE_BYTES),
       MLLP_FRAME_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
       MLLP_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1000),
       MLLP_STOP_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
       HL7_RECENT_IDS: z.coerce.number().int().min(0).default(100_000),
       KAFKA_PRODUCER_RETRIES: z.coerce.number().int().min(0).max(20).default(5),
+      /** Path of the site configuration (JSON or YAML): sender time zones, assigning authorities. */
+      HUB_SITE_CONFIG: z.string().optional(),
+      /** Deprecated (one release): use `enterpriseSystems` / `authorities` in HUB_SITE_CONFIG. */
       HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
       HUB_AUTHORITY_ALIASES: z.string().optional(),
     })
@@ -52,15 +72,16 @@ const config = loadConfig(
     }),
 );
 
-let policy;
-try {
-  policy = identityPolicyFromEnv(config);
-} catch (cause) {
-  throw new HubError('HUB_CONFIG_INVALID', 'HUB_AUTHORITY_ALIASES is malformed', { cause });
-}
+// Refuses to start (HUB_CONFIG_INVALID) on an invalid file, and without a time zone: HL7 v2 times
+// without an offset are the sender's local time, and assuming UTC would shift every one of them.
+const site = siteConfigFromEnv(config.HUB_SITE_CONFIG);
+const timeZoneFor = senderTimeZones(site, config.HUB_SITE_CONFIG);
+const policy = identityPolicyFromSite(site, config);
 
 const topic = topicNamer(config.HUB_TOPIC_SUFFIX);
 const logger = createLogger({ name: 'adapter-hl7', level: config.LOG_LEVEL });
+const deprecation = identityEnvDeprecation(config);
+if (deprecation) logger.warn({ deprecated: deprecatedIdentityVariables(config) }, deprecation);
 const kafka = createKafkaClient({
   brokers: config.KAFKA_BROKERS,
   clientId: config.KAFKA_CLIENT_ID ?? 'adapter-hl7',
@@ -83,8 +104,18 @@ const producer = createEventProducer({
 });
 const rawTopic = topic(INGEST_TOPICS.hl7Raw);
 const dlqTopic = topic(INGEST_TOPICS.hl7Dlq);
+const attachmentTopic = topicFor('AttachmentStored');
 const adapter = buildHl7Adapter(
-  { producer, logger, metrics, clock: Date.now, idGenerator: randomUUID, policy, mapper: mapHl7Message },
+  {
+    producer,
+    logger,
+    metrics,
+    clock: Date.now,
+    idGenerator: randomUUID,
+    policy,
+    timeZoneFor,
+    mapper: mapHl7Message,
+  },
   {
     host: config.MLLP_HOST,
     port: config.MLLP_PORT,
@@ -122,11 +153,14 @@ await startService({
   producer,
   steps: [
     {
-      name: 'kafka (raw and dead-letter topics)',
+      // Also raises max.message.bytes of these topics on an existing install, to fit the frame limit.
+      name: 'kafka (raw, dead-letter and attachment topics)',
       run: () =>
         ensureTopics(
           kafka,
-          catalogTopicDefinitions(topic).filter((t) => t.name === rawTopic || t.name === dlqTopic),
+          catalogTopicDefinitions(topic)
+            .filter((t) => t.name === rawTopic || t.name === dlqTopic || t.name === attachmentTopic)
+            .map((t) => ({ ...t, maxMessageBytes: largeRecordTopicBytes(config.MLLP_MAX_MESSAGE_BYTES) })),
         ).then(() => undefined),
     },
     { name: 'schema registry (event schemas)', run: () => codec.warmUp(undefined, topicFor) },

@@ -1,7 +1,8 @@
 import type { ClinicalEvent } from '../../libs/events/index.js';
 import type { IdentityPolicy } from '../../libs/identity/index.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
-import type { Hl7Mapper } from './app.js';
+import { sniffMsh } from '../../libs/hl7/ack.js';
+import { senderZone, type Hl7Mapper, type SenderTimeZones } from './app.js';
 import type { StoredRecord } from './raw-store.js';
 
 export interface RemapSelection {
@@ -52,6 +53,8 @@ export async function remap(
   deps: {
     mapper: Hl7Mapper;
     policy: IdentityPolicy;
+    /** As the adapter reads them: the sender's zone from the site configuration. */
+    timeZoneFor: SenderTimeZones;
     producer: EventProducer | null;
     rawTopic: string;
     onProgress?: (done: number) => void;
@@ -66,6 +69,7 @@ export async function remap(
       recordedAt: Number.isFinite(receivedAt) ? receivedAt : r.timestamp,
       policy: deps.policy,
       rawMessageRef: `${deps.rawTopic}/${rawId}`,
+      timeZone: senderZone(sniffMsh(r.value), deps.timeZoneFor),
     });
     const base = {
       rawId,

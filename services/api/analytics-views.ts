@@ -63,6 +63,14 @@ export const VIEW_SPECS: readonly ViewSpec[] = [
     sums: ['events'],
     others: [],
   },
+  {
+    // Data quality: authorities the site configuration does not register (one row per identifier system).
+    name: 'v_unregistered_authorities',
+    dated: false,
+    dims: ['system', 'kinds', 'sources', 'first_seen', 'last_seen'],
+    sums: [],
+    others: ['events'],
+  },
 ];
 
 export const VIEW_NAMES = VIEW_SPECS.map((v) => v.name);

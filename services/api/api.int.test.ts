@@ -17,7 +17,8 @@ import type { ClinicalEvent } from '../../libs/events/index.js';
 import { buildAnalyticsProjector } from '../projector-analytics/app.js';
 import { buildBillingProjector } from '../projector-billing/app.js';
 import { buildPortalProjector } from '../projector-portal/app.js';
-import { at, hospitalDay, obs, registered, resulted } from '../../test/support/hospital-day.js';
+import { createHash } from 'node:crypto';
+import { at, attachment, hospitalDay, obs, registered, resulted } from '../../test/support/hospital-day.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
 import { runHub } from '../../test/support/processes.js';
 import { buildApi, type Api, type ApiConfig } from './app.js';
@@ -36,6 +37,11 @@ const CANARIES = [CANARY_FAMILY, CANARY_GIVEN, CANARY_MRN];
 
 const hgb = (v: number) => obs('718-7', 'Hemoglobin', v, 'g/dL', 'N', 'final');
 
+/** A PDF report of patient P9 (its own patient, so P1/P2 counts stay as they were). */
+const PDF = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(3000, 7)]);
+const PDF_ATT = attachment('P9', 'oru-pdf', at(16, 0), PDF);
+const PDF_SHA = createHash('sha256').update(PDF).digest('hex');
+
 function events(): ClinicalEvent[] {
   return [
     ...hospitalDay(),
@@ -44,6 +50,9 @@ function events(): ClinicalEvent[] {
     ...[1, 2, 3].map((i) =>
       resulted('P1', `RX${i}`, 'O1', 'E1', 'cbc', 'final', `oru-x${i}`, at(15, i), [hgb(10 + i / 10)]),
     ),
+    registered('P9', 'Pdf', 'Patty', 'reg-p9', at(7, 40)),
+    PDF_ATT.stored,
+    resulted('P9', 'RPDF', null, null, 'cbc', 'final', 'oru-pdf', at(16, 0), [PDF_ATT.observation]),
   ];
 }
 
@@ -305,6 +314,53 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
     expect((await get('/fhir/Observation', staff)).status).toBe(400);
   });
 
+  it('serves a report PDF: presentedForm in the report, Binary as bytes or as FHIR JSON, scoped to its patient', async () => {
+    const staff = tokens['staff'];
+    // given a released report of P9 that presents a PDF
+    const report = (await get('/fhir/DiagnosticReport?patient=P9', staff)).json<Bundle>().entry![0]!
+      .resource!;
+    // then presentedForm names it, with FHIR's hash (base64 SHA-1)
+    expect(report).toMatchObject({
+      presentedForm: [
+        {
+          contentType: 'application/pdf',
+          url: `Binary/${PDF_SHA}`,
+          size: PDF.length,
+          hash: createHash('sha1').update(PDF).digest('base64'),
+          title: 'Report PDF',
+        },
+      ],
+    });
+    loadFhirDefinitions();
+    expect(() => validateResource(report)).not.toThrow();
+    // when the Binary is read without FHIR JSON in Accept, the bytes come back as they were sent
+    const raw = await api.http.inject({
+      method: 'GET',
+      url: `/fhir/Binary/${PDF_SHA}`,
+      headers: { authorization: `Bearer ${staff}`, accept: 'application/pdf' },
+    });
+    audited++;
+    expect(raw.statusCode).toBe(200);
+    expect(raw.headers['content-type']).toBe('application/pdf');
+    expect(raw.rawPayload.equals(PDF)).toBe(true);
+    // and as a FHIR Binary with Accept: application/fhir+json
+    const res = await api.http.inject({
+      method: 'GET',
+      url: `/fhir/Binary/${PDF_SHA}`,
+      headers: { authorization: `Bearer ${staff}`, accept: 'application/fhir+json' },
+    });
+    audited++;
+    expect(res.headers['content-type']).toMatch(/application\/fhir\+json/);
+    const bin = res.json<{ resourceType: string; contentType: string; data: string }>();
+    expect(bin).toMatchObject({ resourceType: 'Binary', id: PDF_SHA, contentType: 'application/pdf' });
+    expect(Buffer.from(bin.data, 'base64').equals(PDF)).toBe(true);
+    // another patient's token, content no report presents, and a malformed id
+    expect((await get(`/fhir/Binary/${PDF_SHA}`, tokens['A'])).status).toBe(403);
+    expect((await get(`/fhir/Binary/${'0'.repeat(64)}`, staff)).status).toBe(404);
+    expect((await get('/fhir/Binary/not-a-hash', staff)).status).toBe(400);
+    expect((await get(`/fhir/Binary/${PDF_SHA}`)).status).toBe(401);
+  });
+
   it('authorization matrix: every protected route x every kind of token, on patient B', async () => {
     // [method, path, form body, the one token kind allowed]
     type Kind = 'staff' | 'billing' | 'analytics' | 'admin';
@@ -331,6 +387,7 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
       ['GET', '/admin/audit/events?patient=P2', undefined, 'admin'],
       ['GET', '/admin/audit/verify', undefined, 'admin'],
       ['GET', '/admin/access', undefined, 'admin'],
+      ['GET', `/fhir/Binary/${PDF_SHA}`, undefined, 'staff'],
     ];
     // Every route the OpenAPI document lists (bar the public metadata) is in the matrix.
     const doc = (await get('/docs/json')).json<{ paths: Record<string, Record<string, unknown>> }>();
@@ -343,7 +400,8 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
         .split('?')[0]!
         .replace(/\/Patient\/P2/, '/Patient/{id}')
         .replace(/\/accounts\/E2\//, '/accounts/{encounterId}/')
-        .replace(/\/views\/v_\w+/, '/views/{view}');
+        .replace(/\/views\/v_\w+/, '/views/{view}')
+        .replace(/\/Binary\/[0-9a-f]{64}/, '/Binary/{id}');
     expect([...new Set(routes.map(([m, p]) => `${m} ${template(p)}`))].sort()).toEqual(documented);
 
     const kinds = ['A', 'staff', 'billing', 'analytics', 'admin', 'none'] as const;
@@ -510,7 +568,15 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
     expect((await get('/analytics/views/v_turnaround', a)).status).toBe(200);
     expect((await get('/analytics/views/not_a_view', a)).status).toBe(400);
     const views = (await get('/analytics/views', a)).json<{ name: string }[]>();
-    expect(views.length).toBe(9);
+    expect(views.length).toBe(10);
+    // Data quality: with no site configuration here, every authority on the log is unregistered.
+    const unregistered = (await get('/analytics/views/v_unregistered_authorities', a)).json<{
+      columns: string[];
+      rows: { system: string; kinds: string; events: number; first_seen: string }[];
+    }>();
+    expect(unregistered.columns).toEqual(['system', 'kinds', 'sources', 'first_seen', 'last_seen', 'events']);
+    expect(unregistered.rows.map((r) => r.system)).toContain('urn:oid:2.16.840.1.113883.3.999.1');
+    expect(unregistered.rows.every((r) => r.events > 0 && /^\d{4}-\d\d-\d\dT/.test(r.first_seen))).toBe(true);
   });
 
   it('publishes metadata, OpenAPI and metrics without a token (route templates only)', async () => {

@@ -20,6 +20,7 @@ import type { HubMetrics } from '../../libs/telemetry/metrics.js';
 import { adminRoutes } from './admin.js';
 import { analyticsRoutes } from './analytics.js';
 import { billingRoutes } from './billing.js';
+import { createBinaryReader } from './binary.js';
 import { fhirRoutes } from './fhir.js';
 import { createPortalReader } from './queries.js';
 import { installSecurity } from './security.js';
@@ -154,7 +155,8 @@ export async function buildApi(deps: ApiDeps, cfg: ApiConfig): Promise<Api> {
 
   const baseUrl = (req: FastifyRequest) => cfg.publicBaseUrl ?? `${req.protocol}://${req.host}`;
   const reader = createPortalReader(deps.db, cfg.portalSchema, cfg.queryTimeoutMs);
-  await http.register(fhirRoutes, { prefix: '/fhir', reader, logger: log, baseUrl });
+  const binaries = createBinaryReader(deps.db, cfg.portalSchema, cfg.queryTimeoutMs);
+  await http.register(fhirRoutes, { prefix: '/fhir', reader, binaries, logger: log, baseUrl });
   await http.register(billingRoutes, {
     prefix: '/billing',
     db: deps.db,

@@ -9,6 +9,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { FHIR_TYPES, type FhirType } from '../../libs/auth/scopes.js';
 import { HubError, isHubError, toHubError, type ErrorCode } from '../../libs/errors/index.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
+import { binaryRoute, withAttachmentHashes, type BinaryReader } from './binary.js';
 import type { PortalReader } from './queries.js';
 import { bundleSchema, capabilitySchema, fhirErrors, resourceSchema } from './schemas.js';
 import {
@@ -132,6 +133,8 @@ export function capabilityStatement(): CapabilityStatement {
               },
             ],
           },
+          // The attachments of released reports (DiagnosticReport.presentedForm).
+          { type: 'Binary', interaction: [{ code: 'read' as const }] },
           ...(Object.keys(SEARCH_PARAMS) as SearchType[]).map((type) => ({
             type,
             interaction: [{ code: 'search-type' as const }],
@@ -160,6 +163,8 @@ export function capabilityStatement(): CapabilityStatement {
 
 export interface FhirRoutesOptions {
   reader: PortalReader;
+  /** Attachments of released reports (GET /fhir/Binary/:id, DiagnosticReport.presentedForm hashes). */
+  binaries?: BinaryReader;
   logger: Logger;
   baseUrl: (req: FastifyRequest) => string;
 }
@@ -285,6 +290,7 @@ export function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions): Promi
       }
       const { _count, _offset } = req.query;
       const page = await opts.reader.everything(patientId, types, _count, _offset);
+      page.resources = await withAttachmentHashes(opts.binaries, page.resources);
       const base = opts.baseUrl(req);
       const path = `/fhir/Patient/${encodeURIComponent(patientId)}/$everything`;
       const params = req.query._type ? { _type: req.query._type } : {};
@@ -359,6 +365,7 @@ export function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions): Promi
         statuses: q.status ? q.status.split(',').filter(Boolean) : [],
       };
       const page = await opts.reader.search(type, filters, q._count, q._offset);
+      page.resources = await withAttachmentHashes(opts.binaries, page.resources);
       const base = opts.baseUrl(req);
       // The next link names the patient the token is confined to, whatever was asked.
       const linkParams = {
@@ -408,6 +415,7 @@ export function fhirRoutes(app: FastifyInstance, opts: FhirRoutesOptions): Promi
       (req, reply) => search(req, reply, req.body),
     );
   }
+  if (opts.binaries) binaryRoute(app, opts.binaries);
   // Fastify awaits plugins; these register routes synchronously.
   return Promise.resolve();
 }

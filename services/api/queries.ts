@@ -1,6 +1,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import type { Knex } from 'knex';
 import type { FhirType } from '../../libs/auth/scopes.js';
+import { fhirDateTime } from '../../libs/fhir/datetime.js';
 import { timedRead } from './db.js';
 import type { DateRange, TokenFilter } from './search.js';
 
@@ -16,6 +17,38 @@ interface SearchTable {
   visible: string | null;
   dateExpr: string;
   hasCode: boolean;
+  /** Rows carry start/end_offset_minutes: the period is served in the sender's offset. */
+  offsets?: boolean;
+}
+
+interface Offsets {
+  start_offset_minutes?: number | null;
+  end_offset_minutes?: number | null;
+}
+
+/**
+ * Encounter.period as the sender meant it: the stored resource keeps UTC (so
+ * that date search and ordering compare like with like); the offset the
+ * sender expressed start and end in is stored beside it and applied here.
+ * Without one (rows from events recorded before offsets were kept) the value
+ * is served as stored, in UTC.
+ */
+export function inSenderOffsets(resource: Resource, o: Offsets): Resource {
+  if (resource.resourceType !== 'Encounter' || !resource.period) return resource;
+  const render = (v: string | undefined, offset: number | null | undefined): string | undefined => {
+    if (v === undefined || offset === null || offset === undefined) return v;
+    const ms = Date.parse(v);
+    return Number.isNaN(ms) ? v : fhirDateTime(ms, offset);
+  };
+  const { start, end } = resource.period;
+  return {
+    ...resource,
+    period: {
+      ...resource.period,
+      ...(start !== undefined ? { start: render(start, o.start_offset_minutes) } : {}),
+      ...(end !== undefined ? { end: render(end, o.end_offset_minutes) } : {}),
+    },
+  };
 }
 
 export const SEARCH_TABLES: Record<Exclude<FhirType, 'Patient'>, SearchTable> = {
@@ -24,6 +57,7 @@ export const SEARCH_TABLES: Record<Exclude<FhirType, 'Patient'>, SearchTable> = 
     visible: 'visible',
     dateExpr: "resource->'period'->>'start'",
     hasCode: false,
+    offsets: true,
   },
   Observation: {
     table: 'observations',
@@ -88,9 +122,13 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
           }
         });
       }
-      const rows = await run<{ resource: Resource; total: string }[]>(
+      const rows = await run<({ resource: Resource; total: string } & Offsets)[]>(
         q
-          .select('resource', db.raw('count(*) over () as total'))
+          .select(
+            'resource',
+            ...(t.offsets ? ['start_offset_minutes', 'end_offset_minutes'] : []),
+            db.raw('count(*) over () as total'),
+          )
           .orderByRaw(`${t.dateExpr} desc nulls last, resource->>'id'`)
           .limit(count)
           .offset(offset),
@@ -100,7 +138,7 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
         const c = await run<{ n: string }[]>(q.clone().clearSelect().clearOrder().count({ n: '*' }));
         total = Number(c[0]?.n ?? 0);
       }
-      return { total, resources: rows.map((r) => r.resource) };
+      return { total, resources: rows.map((r) => (t.offsets ? inSenderOffsets(r.resource, r) : r.resource)) };
     },
     async everything(patientId, types, count, offset) {
       const rows = await run<{ resource: Resource; total: string }[]>(
@@ -127,7 +165,29 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
         );
         total = Number(c[0]?.n ?? 0);
       }
-      return { total, resources: rows.map((r) => r.resource) };
+      // The view serves resources only; the page's encounters get their offsets in one more read.
+      const encounterIds = rows
+        .map((r) => r.resource)
+        .filter((r) => r.resourceType === 'Encounter' && r.id !== undefined)
+        .map((r) => r.id!);
+      const offsets = new Map<string, Offsets>();
+      if (encounterIds.length > 0) {
+        const o = await run<({ encounter_id: string } & Offsets)[]>(
+          db
+            .withSchema(schema)
+            .from('encounters')
+            .whereIn('encounter_id', encounterIds)
+            .select('encounter_id', 'start_offset_minutes', 'end_offset_minutes'),
+        );
+        for (const r of o) offsets.set(r.encounter_id, r);
+      }
+      return {
+        total,
+        resources: rows.map((r) => {
+          const o = r.resource.id === undefined ? undefined : offsets.get(r.resource.id);
+          return o ? inSenderOffsets(r.resource, o) : r.resource;
+        }),
+      };
     },
   };
 }

@@ -91,6 +91,13 @@ export const resourceSchema = {
     valueString: str,
     interpretation: { type: 'array', items: codeableConcept },
     referenceRange: { type: 'array', items: { type: 'object', properties: { text: str } } },
+    presentedForm: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { contentType: str, url: str, size: int, hash: str, title: str },
+      },
+    },
   },
 } as const;
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { patientRegistered, patientUpdated, patientsMerged } from '../../test/support/fixtures.js';
+import { at, demographicsUpdated, registered } from '../../test/support/hospital-day.js';
 import { evolve, type Rows } from './domain.js';
 
 const given = (...events: Parameters<typeof evolve>[1][]): Rows =>
@@ -51,5 +52,56 @@ describe('patient directory: evolve', () => {
       },
     });
     expect(after).toBe(before);
+  });
+});
+
+describe('patient directory: HL7 null semantics', () => {
+  const empty = { names: [], birthDate: null, administrativeGender: null };
+  const reg = registered('P1', 'Kept', 'Kim', 'r1', at(7));
+
+  it('given a registered patient, when an update leaves name, birth date and sex out, then they stay', () => {
+    const rows = given(
+      reg,
+      demographicsUpdated('P1', 'u1', at(8), {
+        ...empty,
+        notSent: ['names', 'birthDate', 'administrativeGender'],
+      }),
+    );
+    expect(rows.get('P1')).toMatchObject({
+      family: 'Kept',
+      given: ['Kim'],
+      birthDate: '1970-05-17',
+      gender: 'female',
+      version: 2,
+    });
+  });
+
+  it('given a registered patient, when an update clears the birth date (""), then it is null and the rest stays', () => {
+    const rows = given(
+      reg,
+      demographicsUpdated('P1', 'u1', at(8), {
+        ...empty,
+        cleared: ['birthDate'],
+        notSent: ['names', 'administrativeGender'],
+      }),
+    );
+    expect(rows.get('P1')).toMatchObject({ family: 'Kept', birthDate: null, gender: 'female' });
+  });
+
+  it('given a registered patient, when an update sends new names, then they replace the old ones', () => {
+    const rows = given(
+      reg,
+      demographicsUpdated('P1', 'u1', at(8), {
+        ...empty,
+        names: [{ family: 'New', given: [], prefix: null, suffix: null, use: 'official' }],
+        notSent: ['birthDate', 'administrativeGender'],
+      }),
+    );
+    expect(rows.get('P1')).toMatchObject({ family: 'New', given: [], birthDate: '1970-05-17' });
+  });
+
+  it('given an old full-snapshot update, then absent values are removed', () => {
+    const rows = given(reg, demographicsUpdated('P1', 'u1', at(8), { ...empty }));
+    expect(rows.get('P1')).toMatchObject({ family: null, given: [], birthDate: null, gender: null });
   });
 });

@@ -1,4 +1,5 @@
 import type { ClinicalEvent, Demographics, Identifier } from '../../libs/events/index.js';
+import { applyField, fieldState } from '../../libs/events/demographics.js';
 
 /**
  * The patient directory: one row per enterprise patient id with current
@@ -20,6 +21,11 @@ export interface PatientRow {
 
 export type Rows = ReadonlyMap<string, PatientRow>;
 
+/**
+ * HL7 null semantics (libs/events/demographics.ts): a field the sender did not send keeps the
+ * stored value, one sent as `""` is deleted, a sent one replaces it; a full snapshot (FHIR, old
+ * events) replaces everything.
+ */
 function fromDemographics(
   prev: PatientRow | undefined,
   patientId: string,
@@ -28,12 +34,13 @@ function fromDemographics(
   at: number,
 ): PatientRow {
   const name = d.names.find((n) => n.use === 'official') ?? d.names[0];
+  const names = fieldState(d, 'names');
   return {
     patientId,
-    family: name?.family ?? null,
-    given: name?.given ?? [],
-    birthDate: d.birthDate,
-    gender: d.administrativeGender,
+    family: applyField(names, name?.family ?? null, prev?.family, null),
+    given: applyField(names, name?.given ?? [], prev?.given, []),
+    birthDate: applyField(fieldState(d, 'birthDate'), d.birthDate, prev?.birthDate, null),
+    gender: applyField(fieldState(d, 'administrativeGender'), d.administrativeGender, prev?.gender, null),
     identifiers: d.identifiers,
     mergedInto: prev?.mergedInto ?? null,
     version: (prev?.version ?? 0) + 1,
@@ -115,6 +122,7 @@ export function evolve(rows: Rows, e: ClinicalEvent): Rows {
     case 'OrderStatusChanged':
     case 'ResultReported':
     case 'ResultCorrected':
+    case 'AttachmentStored':
       return rows;
   }
 }

@@ -7,6 +7,7 @@ import {
 } from '../../libs/projections/service.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
 import type { VersionHooks } from '../../libs/projections/versions.js';
+import type { IsRegistered } from './authorities.js';
 import { createDeadLetterTally } from './dead-letters.js';
 import { ANALYTICS_VIEWS, analyticsProjection, grantViews } from './projection.js';
 
@@ -14,6 +15,12 @@ export interface AnalyticsConfig extends ProjectorConfig {
   topicFor?: (catalogName: string) => string;
   /** Dead-letter topics whose records are counted in v_rejected_input (missing ones are skipped). */
   deadLetterTopics?: readonly string[];
+  /**
+   * Identifier systems the site configuration registers (libs/identity
+   * isRegisteredSystem); the rest are listed in v_unregistered_authorities.
+   * Default: none registered.
+   */
+  isRegistered?: IsRegistered;
 }
 
 /** Analysts see the documented views of the stable schema, never its tables. */
@@ -43,7 +50,7 @@ export function buildAnalyticsProjector(deps: ProjectorDeps, cfg: AnalyticsConfi
   const svc = buildProjectorService(
     deps,
     cfg,
-    analyticsProjection(clinicalTopics(cfg.topicFor)),
+    analyticsProjection(clinicalTopics(cfg.topicFor), cfg.isRegistered),
     ANALYTICS_VERSION_HOOKS,
   );
   const tally = createDeadLetterTally({

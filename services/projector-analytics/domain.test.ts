@@ -7,10 +7,12 @@ import {
   aggregateOf,
   at,
   discharged,
+  demographicsUpdated,
   dischargeCancelled,
   hospitalDay,
   obs,
   ordered,
+  registered,
   resulted,
   rng,
   transferCancelled,
@@ -110,6 +112,26 @@ describe('analytics: facts', () => {
         );
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('analytics: HL7 null semantics', () => {
+  it('given visits and orders, when a patient update leaves fields out or clears them, then no fact changes (this read model keeps no demographics)', () => {
+    const facts = [
+      registered('P1', 'Kept', 'Kim', 'r1', at(7)),
+      admitted('P1', 'E1', 'inpatient', '4WEST', 'a1', at(8)),
+      ordered('P1', 'O1', 'E1', 'cbc', 'stat', 'o1', at(9)),
+    ];
+    const update = demographicsUpdated('P1', 'u1', at(10), {
+      addresses: [],
+      telecom: [],
+      cleared: ['addresses'],
+      notSent: ['telecom.home', 'telecom.work'],
+    });
+    const tables = ['encounters', 'orders', 'results'] as const;
+    expect(snapshot(evolveAll<AnalyticsTables>(evolve, [...facts, update]), tables)).toBe(
+      snapshot(evolveAll<AnalyticsTables>(evolve, facts), tables),
     );
   });
 });

@@ -9,6 +9,7 @@ import {
   supersedes,
 } from '../../libs/projections/clinical.js';
 import type { Draft, Needs, Resolve } from '../../libs/projections/store.js';
+import type { UnregisteredAuthorityRow } from './authorities.js';
 
 /**
  * Analytics' read model: facts at the grain analysts aggregate from
@@ -87,6 +88,8 @@ export interface AnalyticsTables {
   results: ResultFact;
   event_log: EventLogRow;
   stream_clocks: StreamClock;
+  /** Counted by authorities.ts (needs the site configuration), not by evolve below. */
+  unregistered_authorities: UnregisteredAuthorityRow;
 }
 
 const aggregateOf = (type: ClinicalEvent['type']): string =>
@@ -112,6 +115,8 @@ const unitOf = (l: Location | null) => l?.unit ?? null;
 export function needs(e: ClinicalEvent, _resolve: Resolve): Needs<AnalyticsTables> {
   const base: Needs<AnalyticsTables> = { stream_clocks: [streamOf(e)] };
   switch (e.type) {
+    // Attachments are logged like every event (volume, lateness); no KPI reads one.
+    case 'AttachmentStored':
     case 'PatientRegistered':
     case 'PatientUpdated':
     case 'PatientsMerged':
@@ -203,6 +208,7 @@ export function evolve(draft: Draft<AnalyticsTables>, e: ClinicalEvent, resolve:
     case 'PatientRegistered':
     case 'PatientUpdated':
     case 'PatientsMerged':
+      // Only logged: analytics keeps no demographics, so notSent / cleared have nothing to apply to.
       return;
     case 'EncounterStarted': {
       const d = e.data;
@@ -291,6 +297,8 @@ export function evolve(draft: Draft<AnalyticsTables>, e: ClinicalEvent, resolve:
       return;
     case 'ResultCorrected':
       applyResult(draft, e.data, resolve(e.data.patientId), true);
+      return;
+    case 'AttachmentStored':
       return;
   }
 }

@@ -2,7 +2,14 @@
 // projector composition root, identically for every projector.
 import { z } from '../../libs/config/index.js';
 import { INGEST_TOPICS } from '../../libs/events/contracts.js';
+import {
+  deprecatedIdentityVariables,
+  identityEnvDeprecation,
+  identityPolicyFromSite,
+  isRegisteredSystem,
+} from '../../libs/identity/index.js';
 import { runProjectorMain } from '../../libs/projections/main.js';
+import { siteConfigFromEnv } from '../../libs/site-config/index.js';
 import { buildAnalyticsProjector } from './app.js';
 
 await runProjectorMain({
@@ -16,13 +23,23 @@ await runProjectorMain({
       .default(
         `${INGEST_TOPICS.hl7Dlq},hub.dlq.adapter-fhir,hub.dlq.patient-directory,hub.dlq.projector-billing,hub.dlq.projector-portal,hub.dlq.projector-analytics`,
       ),
+    /** The adapters' site configuration: its authorities are not listed as unregistered. */
+    HUB_SITE_CONFIG: z.string().optional(),
+    /** Deprecated (one release): use the site configuration. */
+    HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
+    HUB_AUTHORITY_ALIASES: z.string().optional(),
   },
-  build: (deps, cfg, env) =>
-    buildAnalyticsProjector(deps, {
+  build: (deps, cfg, env) => {
+    const deprecation = identityEnvDeprecation(env);
+    if (deprecation) deps.logger.warn({ deprecated: deprecatedIdentityVariables(env) }, deprecation);
+    const policy = identityPolicyFromSite(siteConfigFromEnv(env.HUB_SITE_CONFIG), env);
+    return buildAnalyticsProjector(deps, {
       ...cfg,
+      isRegistered: (system) => isRegisteredSystem(system, policy),
       deadLetterTopics: env.DEAD_LETTER_TOPICS.split(',')
         .map((t) => t.trim())
         .filter(Boolean)
         .map(cfg.topicFor),
-    }),
+    });
+  },
 });

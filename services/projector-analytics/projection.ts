@@ -3,6 +3,7 @@ import type { Projection } from '../../libs/db/projection.js';
 import type { DecodedRecord } from '../../libs/kafka/consumer.js';
 import { readModelProjection, type ReadModel } from '../../libs/projections/store.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
+import { authorityNeeds, countAuthorities, type IsRegistered } from './authorities.js';
 import { evolve, needs, type AnalyticsTables } from './domain.js';
 
 export const ANALYTICS_NAME = 'analytics';
@@ -26,6 +27,11 @@ export const analyticsTables = {
   // One row per applied event, never rewritten.
   event_log: { key: 'event_id', timeColumns: ['occurred_at', 'recorded_at'], appendOnly: true },
   stream_clocks: { key: 'stream', timeColumns: ['max_occurred_at'] },
+  unregistered_authorities: {
+    key: 'system',
+    jsonColumns: ['kinds', 'sources'],
+    timeColumns: ['first_seen_at', 'last_seen_at'],
+  },
 } as const;
 
 /**
@@ -145,6 +151,18 @@ export const ANALYTICS_VIEWS: readonly {
     ) => `select date_trunc('day', recorded_at at time zone 'UTC')::date as day, dlq_topic, source, reason,
         count(*)::int as records from ${s}.dead_letters group by 1, 2, 3, 4`,
   },
+  {
+    name: 'v_unregistered_authorities',
+    doc: 'Data quality: identifier systems of assigning authorities the site configuration does not register (patient identifiers, visit numbers, order numbers), with the events carrying them, first and last ingest time (UTC), which identifiers and which senders. Register each in the site configuration (docs/site-configuration.md).',
+    addedIn: '0304_unregistered_authorities',
+    sql: (s) => `select system,
+        (select string_agg(k, ', ' order by k) from jsonb_array_elements_text(kinds) k) as kinds,
+        (select string_agg(x, ', ' order by x) from jsonb_array_elements_text(sources) x) as sources,
+        events,
+        to_char(first_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as first_seen,
+        to_char(last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as last_seen
+      from ${s}.unregistered_authorities`,
+  },
 ];
 
 /**
@@ -185,13 +203,24 @@ async function recordDuplicates(trx: Knex.Transaction, schema: string, records: 
     .ignore();
 }
 
-export function analyticsModel(topics: readonly string[] = clinicalTopics()): ReadModel<AnalyticsTables> {
+/**
+ * `isRegistered` says which identifier systems the site configuration
+ * registers (libs/identity isRegisteredSystem); the others are counted as
+ * unregistered authorities. Default: none is registered.
+ */
+export function analyticsModel(
+  topics: readonly string[] = clinicalTopics(),
+  isRegistered: IsRegistered = () => false,
+): ReadModel<AnalyticsTables> {
   return {
     name: ANALYTICS_NAME,
     topics,
     tables: analyticsTables,
-    needs,
-    evolve: (draft, e, resolve) => evolve(draft, e, resolve),
+    needs: (e, resolve) => ({ ...needs(e, resolve), ...authorityNeeds(e, isRegistered) }),
+    evolve: (draft, e, resolve) => {
+      evolve(draft, e, resolve);
+      countAuthorities(draft, e, isRegistered);
+    },
     duplicates: recordDuplicates,
     migrations: [
       {
@@ -291,10 +320,34 @@ export function analyticsModel(topics: readonly string[] = clinicalTopics()): Re
           );
         },
       },
+      {
+        name: '0304_unregistered_authorities',
+        async up(knex: Knex, schema: string) {
+          // Written by the projection (authorities.ts): rebuilt from the log by a replay.
+          await knex.schema.withSchema(schema).createTable('unregistered_authorities', (t) => {
+            t.text('system').primary();
+            t.integer('events').notNullable();
+            t.timestamp('first_seen_at', { useTz: true }).notNullable();
+            t.timestamp('last_seen_at', { useTz: true }).notNullable();
+            t.jsonb('kinds').notNullable();
+            t.jsonb('sources').notNullable();
+          });
+          const added = ANALYTICS_VIEWS.filter((x) => x.addedIn === '0304_unregistered_authorities');
+          for (const v of added) {
+            await knex.raw(`create view ??.?? as ${v.sql(`"${schema}"`)}`, [schema, v.name]);
+            await knex.raw(`comment on view ??.?? is ${knex.raw('?', [v.doc]).toQuery()}`, [schema, v.name]);
+          }
+          await grantViews(
+            knex,
+            schema,
+            added.map((v) => v.name),
+          );
+        },
+      },
     ],
   };
 }
 
-export function analyticsProjection(topics?: readonly string[]): Projection {
-  return readModelProjection(analyticsModel(topics));
+export function analyticsProjection(topics?: readonly string[], isRegistered?: IsRegistered): Projection {
+  return readModelProjection(analyticsModel(topics, isRegistered));
 }

@@ -134,6 +134,8 @@ function applyResult(draft: Draft<BillingTables>, d: ResultReported, patientId: 
 
 export function needs(e: ClinicalEvent, resolve: Resolve): Needs<BillingTables> {
   switch (e.type) {
+    // Attachments (PDF reports) carry nothing billable: the result event bills.
+    case 'AttachmentStored':
     case 'PatientRegistered':
     case 'PatientUpdated':
     case 'PatientsMerged':
@@ -168,7 +170,8 @@ export function evolve(draft: Draft<BillingTables>, e: ClinicalEvent, resolve: R
     case 'PatientRegistered':
     case 'PatientUpdated':
     case 'PatientsMerged':
-      // Merges move rows in the store (patient_id columns); nothing else changes.
+      // Merges move rows in the store (patient_id columns); nothing else changes. Billing keeps no
+      // demographics, so an update's notSent / cleared (HL7 null semantics) have nothing to apply to.
       return;
     case 'EncounterStarted': {
       const d = e.data;
@@ -251,6 +254,8 @@ export function evolve(draft: Draft<BillingTables>, e: ClinicalEvent, resolve: R
     case 'ResultReported':
     case 'ResultCorrected':
       applyResult(draft, e.data, resolve(e.data.patientId));
+      return;
+    case 'AttachmentStored':
       return;
   }
 }

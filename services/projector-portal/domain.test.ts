@@ -7,6 +7,7 @@ import {
   aggregateOf,
   at,
   discharged,
+  demographicsUpdated,
   dischargeCancelled,
   hospitalDay,
   merged,
@@ -161,5 +162,123 @@ describe('portal: disorder', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('portal: HL7 null semantics on Patient', () => {
+  const ALL_LEFT_OUT = [
+    'names',
+    'birthDate',
+    'administrativeGender',
+    'deceased',
+    'deceasedAt',
+    'addresses',
+    'telecom.home',
+    'telecom.work',
+    'maritalStatus',
+    'language',
+  ];
+  const leftOutBut = (...sent: string[]) => ALL_LEFT_OUT.filter((f) => !sent.includes(f));
+  const empty = {
+    names: [],
+    birthDate: null,
+    administrativeGender: null,
+    addresses: [],
+    telecom: [],
+    maritalStatus: null,
+    language: null,
+  };
+  const reg = () => registered('P1', 'Kept', 'Kim', 'r1', at(7));
+  const phone = (value: string, part: string) => ({ system: 'phone', value, use: 'home', part });
+
+  it('given a registered patient, when an update leaves the phone out (not sent), then the phone stays', () => {
+    const d = run(
+      reg(),
+      demographicsUpdated('P1', 'u1', at(8), {
+        ...empty,
+        birthDate: '1970-05-18',
+        notSent: leftOutBut('birthDate'),
+      }),
+    );
+    const p = d.get('patients', 'P1')!.resource;
+    expect(p.telecom).toEqual([{ system: 'phone', value: '555-0100' }]);
+    expect(p.name).toMatchObject([{ family: 'Kept' }]);
+    expect(p.address).toMatchObject([{ line: ['1 Test Street'] }]);
+    expect(p.gender).toBe('female');
+    expect(p.birthDate).toBe('1970-05-18');
+  });
+
+  it('given a registered patient, when an update clears the address (""), then the address is gone and the rest stays', () => {
+    const d = run(
+      reg(),
+      demographicsUpdated('P1', 'u1', at(8), {
+        ...empty,
+        cleared: ['addresses'],
+        notSent: leftOutBut('addresses'),
+      }),
+    );
+    const p = d.get('patients', 'P1')!.resource;
+    expect(p.address).toEqual([]);
+    expect(p.telecom).toEqual([{ system: 'phone', value: '555-0100' }]);
+    expect(p.name).toMatchObject([{ family: 'Kept' }]);
+    expect(JSON.stringify(p)).not.toContain('""');
+  });
+
+  it('given a registered patient, when an update sends two phone repetitions, then the list is replaced by those two', () => {
+    const d = run(
+      reg(),
+      demographicsUpdated('P1', 'u1', at(8), {
+        ...empty,
+        telecom: [phone('555-0201', 'home'), phone('555-0202', 'home')],
+        notSent: leftOutBut('telecom.home', 'telecom.work'),
+      }),
+    );
+    expect(d.get('patients', 'P1')!.resource.telecom).toEqual([
+      { system: 'phone', value: '555-0201' },
+      { system: 'phone', value: '555-0202' },
+    ]);
+  });
+
+  it('given two partial updates, then each applies to the result of the one before', () => {
+    const d = run(
+      reg(),
+      demographicsUpdated('P1', 'u1', at(8), {
+        ...empty,
+        cleared: ['addresses'],
+        notSent: leftOutBut('addresses'),
+      }),
+      demographicsUpdated('P1', 'u2', at(9), {
+        ...empty,
+        maritalStatus: { system: 'http://terminology.hl7.org/CodeSystem/v2-0002', code: 'M', display: null },
+        notSent: leftOutBut('maritalStatus'),
+      }),
+    );
+    const row = d.get('patients', 'P1')!;
+    expect(row.resource.address).toEqual([]);
+    expect(row.resource.maritalStatus).toMatchObject({ coding: [{ code: 'M' }] });
+    expect(row.resource.telecom).toHaveLength(1);
+    expect(row.demographics).toMatchObject({ notSent: [], cleared: [] });
+  });
+
+  it('given an old event (no notSent, no cleared), then it is a full snapshot: absent values are removed', () => {
+    const d = run(
+      reg(),
+      demographicsUpdated('P1', 'u1', at(8), {
+        ...empty,
+        names: [{ family: 'Kept', given: [], prefix: null, suffix: null, use: null }],
+      }),
+    );
+    const p = d.get('patients', 'P1')!.resource;
+    expect(p.telecom).toEqual([]);
+    expect(p.address).toEqual([]);
+    expect(p.gender).toBeUndefined();
+  });
+
+  it('given an update before the registration (nothing stored), then fields not sent are simply absent', () => {
+    const d = run(demographicsUpdated('P1', 'u1', at(8), { ...empty, notSent: leftOutBut() }));
+    expect(d.get('patients', 'P1')).toMatchObject({
+      placeholder: false,
+      resource: { telecom: [], name: [] },
+    });
   });
 });

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import type {
+  Attachment,
   CodeableConcept,
   DiagnosticReport,
   Encounter,
@@ -13,9 +15,11 @@ import type {
   Code,
   Demographics,
   EncounterStarted,
+  EventMeta,
   ObservationValue,
   ResultReported,
 } from '../../libs/events/index.js';
+import { mergeDemographics } from '../../libs/events/demographics.js';
 import { undonePart, isReleasedStatus, resultRank, supersedes } from '../../libs/projections/clinical.js';
 import type { Draft, Needs, Resolve } from '../../libs/projections/store.js';
 
@@ -35,6 +39,11 @@ export interface PatientRow {
   placeholder: boolean;
   replaces: string[];
   resource: Patient;
+  /**
+   * The demographics the resource shows, after HL7 null semantics (fields not sent kept, `""`
+   * deleted): what the next partial update is applied to. Null on a placeholder.
+   */
+  demographics: Demographics | null;
 }
 
 export interface EncounterRow {
@@ -42,6 +51,13 @@ export interface EncounterRow {
   patient_id: string;
   visible: boolean;
   resource: Encounter;
+  /**
+   * UTC offset (minutes) the sender expressed period.start / period.end in
+   * (EventMeta.sourceTimes); null when not recorded (older events): the API
+   * then serves UTC. `resource` keeps UTC so that date search compares alike.
+   */
+  start_offset_minutes: number | null;
+  end_offset_minutes: number | null;
 }
 
 export interface ServiceRequestRow {
@@ -68,12 +84,61 @@ export interface ObservationRow {
   resource: Observation;
 }
 
+/**
+ * Content carried by AttachmentStored (a PDF report), stored once per
+ * content: keyed by its SHA-256, whoever it belongs to. Who may read it
+ * follows from the released reports that present it (services/api).
+ */
+export interface AttachmentRow {
+  sha256: string;
+  content_type: string;
+  size: number;
+  /** FHIR Attachment.hash: base64 SHA-1 of the data, computed when stored. */
+  sha1: string;
+  /** The bytes as Postgres bytea input (`\x` + hex): rows travel to the store as JSON. */
+  data: string;
+}
+
 export interface PortalTables {
   patients: PatientRow;
   encounters: EncounterRow;
   service_requests: ServiceRequestRow;
   reports: ReportRow;
   observations: ObservationRow;
+  attachments: AttachmentRow;
+}
+
+/** DiagnosticReport.presentedForm: the report's attachments, each once, served at Binary/<sha256>. */
+function presentedForm(observations: readonly ObservationValue[]): Attachment[] {
+  const seen = new Set<string>();
+  const out: Attachment[] = [];
+  for (const o of observations) {
+    const a = o.attachment;
+    if (!a || seen.has(a.sha256)) continue;
+    seen.add(a.sha256);
+    out.push({
+      contentType: a.contentType,
+      url: `Binary/${a.sha256}`,
+      size: a.size,
+      ...(a.title ? { title: a.title } : {}),
+    });
+  }
+  return out;
+}
+
+export function attachmentRow(d: { sha256: string; contentType: string; data: Buffer }): AttachmentRow {
+  return {
+    sha256: d.sha256,
+    content_type: d.contentType,
+    size: d.data.length,
+    sha1: createHash('sha1').update(d.data).digest('base64'),
+    data: `\\x${d.data.toString('hex')}`,
+  };
+}
+
+/** The offset an instant field of an event was sent in (meta.sourceTimes), null when not recorded. */
+function offsetOf(meta: EventMeta, field: string): number | null {
+  return meta.sourceTimes.find((t) => t.field === field)?.offsetMinutes ?? null;
 }
 
 const iso = (ms: number | null | undefined): string | undefined =>
@@ -162,6 +227,7 @@ function placeholderPatient(patientId: string): PatientRow {
     placeholder: true,
     ...row,
     resource: patientResource(patientId, null, row),
+    demographics: null,
   };
 }
 
@@ -180,6 +246,8 @@ function stubEncounter(encounterId: string, patientId: string): EncounterRow {
     encounter_id: encounterId,
     patient_id: patientId,
     visible: true,
+    start_offset_minutes: null,
+    end_offset_minutes: null,
     resource: {
       resourceType: 'Encounter',
       id: encounterId,
@@ -283,6 +351,8 @@ function applyResult(
     ...(obs.length > 0 ? { result: obs.map((o) => ({ reference: `Observation/${o.id}` })) } : {}),
     ...(released && d.reportText ? { conclusion: d.reportText } : {}),
   };
+  const forms = released ? presentedForm(d.observations) : [];
+  if (forms.length > 0) report.presentedForm = forms;
   draft.put('reports', d.resultId, {
     result_id: d.resultId,
     patient_id: patientId,
@@ -316,6 +386,9 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<PortalTables> {
     case 'ResultReported':
     case 'ResultCorrected':
       return { patients: [resolve(e.data.patientId)], reports: [e.data.resultId] };
+    case 'AttachmentStored':
+      // Written over whatever is stored (same sha256, same bytes): no need to load megabytes.
+      return {};
   }
 }
 
@@ -356,12 +429,15 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
     case 'PatientUpdated': {
       // Demographics of a retired id stay on its own (inactive) row; they must
       // not overwrite the survivor's.
+      // Fields the sender did not send keep the stored value; `""` deletes it (mergeDemographics).
       const id = e.data.patientId;
       const prev = draft.get('patients', id) ?? placeholderPatient(id);
+      const demographics = mergeDemographics(prev.demographics, e.data.demographics);
       draft.put('patients', id, {
         ...prev,
         placeholder: false,
-        resource: patientResource(id, e.data.demographics, prev),
+        resource: patientResource(id, demographics, prev),
+        demographics,
       });
       return;
     }
@@ -412,6 +488,8 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
         encounter_id: d.encounterId,
         patient_id: pid,
         visible: true,
+        start_offset_minutes: offsetOf(d.meta, d.admittedAt !== null ? 'admittedAt' : 'meta.occurredAt'),
+        end_offset_minutes: null,
         resource,
       });
       return;
@@ -442,6 +520,7 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
       const end = iso(e.data.endedAt)!;
       draft.put('encounters', e.data.encounterId, {
         ...prev,
+        end_offset_minutes: offsetOf(e.data.meta, 'endedAt'),
         resource: {
           ...prev.resource,
           status: prev.resource.status === 'entered-in-error' ? 'entered-in-error' : 'finished',
@@ -492,6 +571,7 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
         }
         draft.put('encounters', e.data.encounterId, {
           ...prev,
+          end_offset_minutes: null,
           resource: {
             ...prev.resource,
             status: prev.resource.status === 'finished' ? 'in-progress' : prev.resource.status,
@@ -551,5 +631,8 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
       applyResult(draft, e.data, pid);
       return;
     }
+    case 'AttachmentStored':
+      draft.put('attachments', e.data.sha256, attachmentRow(e.data));
+      return;
   }
 }

@@ -7,7 +7,7 @@ import { evolve, needs, type PortalTables } from './domain.js';
 export const PORTAL_NAME = 'portal';
 
 export const portalTables = {
-  patients: { key: 'patient_id', jsonColumns: ['resource', 'replaces'] },
+  patients: { key: 'patient_id', jsonColumns: ['resource', 'replaces', 'demographics'] },
   encounters: {
     key: 'encounter_id',
     patientColumn: 'patient_id',
@@ -33,6 +33,8 @@ export const portalTables = {
     subjectColumns: ['resource'],
     jsonColumns: ['resource'],
   },
+  // Content-addressed: one row per sha256, for every patient whose reports present it.
+  attachments: { key: 'sha256' },
 } as const;
 
 export function portalModel(topics: readonly string[] = clinicalTopics()): ReadModel<PortalTables> {
@@ -102,6 +104,49 @@ export function portalModel(topics: readonly string[] = clinicalTopics()): ReadM
                union all
                select patient_id, 'Observation', observation_id, resource from ??.observations`,
             [schema, schema, schema, schema, schema, schema],
+          );
+        },
+      },
+      {
+        // HL7 null semantics: an update that leaves a field out keeps the stored value, so the
+        // demographics behind the resource are kept to apply the next update to. Rows projected
+        // before this column have none: rebuild the portal (hub projections rebuild portal).
+        name: '0103_portal_patient_demographics',
+        async up(knex: Knex, schema: string) {
+          await knex.schema.withSchema(schema).alterTable('patients', (t) => {
+            t.jsonb('demographics');
+          });
+        },
+      },
+      {
+        // The UTC offset the sender expressed the encounter's start and end in
+        // (EventMeta.sourceTimes), so the API serves them as the sender meant
+        // (08:00-05:00, not 13:00Z). Null for rows projected before: served as UTC.
+        name: '0104_portal_encounter_offsets',
+        async up(knex: Knex, schema: string) {
+          await knex.schema.withSchema(schema).alterTable('encounters', (t) => {
+            t.integer('start_offset_minutes');
+            t.integer('end_offset_minutes');
+          });
+        },
+      },
+      {
+        // Attachments (PDF reports sent as HL7 ED) by content, and the index
+        // the API finds the reports presenting one by (who may read it).
+        name: '0110_portal_attachments',
+        async up(knex: Knex, schema: string) {
+          await knex.schema.withSchema(schema).createTable('attachments', (t) => {
+            t.text('sha256').primary();
+            t.text('content_type').notNullable();
+            t.integer('size').notNullable();
+            t.text('sha1').notNullable();
+            t.binary('data').notNullable();
+          });
+          // PDFs and images are compressed already: no second try at compressing them.
+          await knex.raw('alter table ??.attachments alter column data set storage external', [schema]);
+          await knex.raw(
+            `create index reports_presented_form on ??.reports using gin ((resource->'presentedForm') jsonb_path_ops)`,
+            [schema],
           );
         },
       },

@@ -11,6 +11,7 @@ export function meta(type: string, messageId: string, occurredAt = Date.UTC(2026
     correlationId: messageId,
     causationId: null,
     rawMessageRef: null,
+    sourceTimes: [],
   };
 }
 
@@ -31,6 +32,8 @@ export function patientRegistered(patientId: string, family: string, messageId: 
         telecom: [],
         maritalStatus: null,
         language: null,
+        notSent: [],
+        cleared: [],
       },
     },
   };

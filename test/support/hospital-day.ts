@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import {
   deterministicEventId,
   type ClinicalEvent,
+  type Demographics,
   type EventMeta,
   type ObservationValue,
 } from '../../libs/events/index.js';
@@ -24,6 +26,7 @@ function meta(system: string, messageId: string, type: string, occurredAt: numbe
     correlationId: messageId,
     causationId: null,
     rawMessageRef: null,
+    sourceTimes: [],
   };
 }
 
@@ -56,9 +59,11 @@ export function registered(
             use: 'home',
           },
         ],
-        telecom: [{ system: 'phone', value: '555-0100', use: 'home' }],
+        telecom: [{ system: 'phone', value: '555-0100', use: 'home', part: null }],
         maritalStatus: null,
         language: null,
+        notSent: [],
+        cleared: [],
       },
     },
   };
@@ -244,6 +249,7 @@ export function obs(
     interpretation: flag ? { system: 'HL7-0078', code: flag, display: null } : null,
     status,
     observedAt: null,
+    attachment: null,
   };
   return o;
 }
@@ -355,7 +361,7 @@ export function hospitalDay(): ClinicalEvent[] {
 }
 
 /** The topic (catalog aggregate) an event belongs to. */
-export function aggregateOf(e: ClinicalEvent): 'patient' | 'encounter' | 'order' | 'result' {
+export function aggregateOf(e: ClinicalEvent): 'patient' | 'encounter' | 'order' | 'result' | 'attachment' {
   switch (e.type) {
     case 'PatientRegistered':
     case 'PatientUpdated':
@@ -375,6 +381,8 @@ export function aggregateOf(e: ClinicalEvent): 'patient' | 'encounter' | 'order'
     case 'ResultReported':
     case 'ResultCorrected':
       return 'result';
+    case 'AttachmentStored':
+      return 'attachment';
   }
 }
 
@@ -485,6 +493,67 @@ export function dischargeCancelled(pid: string, eid: string, msg: string, t: num
       encounterId: eid,
       location: null,
       cancelledAt: t,
+    },
+  };
+}
+
+/**
+ * An HL7-style partial update of a patient registered with `registered()`: `change` replaces
+ * fields of that snapshot, and its notSent / cleared name the fields left out or deleted.
+ */
+export function demographicsUpdated(
+  pid: string,
+  msg: string,
+  t: number,
+  change: Partial<Demographics>,
+): ClinicalEvent {
+  const r = registered(pid, 'Unused', 'Unused', msg, t);
+  if (r.type !== 'PatientRegistered') throw new Error('unreachable');
+  return {
+    type: 'PatientUpdated',
+    data: {
+      ...r.data,
+      meta: meta(SOURCES.reg, msg, 'PatientUpdated', t),
+      demographics: { ...r.data.demographics, ...change },
+    },
+  };
+}
+
+/**
+ * An attachment (e.g. a PDF report) as the HL7 adapter lifts it out of an ED
+ * observation: the AttachmentStored event, and the observation of a report
+ * that refers to it.
+ */
+export function attachment(
+  pid: string,
+  msg: string,
+  t: number,
+  data: Buffer,
+  contentType = 'application/pdf',
+  title = 'Report PDF',
+): { stored: ClinicalEvent; observation: ObservationValue } {
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  return {
+    stored: {
+      type: 'AttachmentStored',
+      data: {
+        meta: {
+          ...meta(SOURCES.lab, msg, 'AttachmentStored', t),
+          eventId: deterministicEventId(['attachment', pid, sha256]),
+        },
+        patientId: pid,
+        sha256,
+        size: data.length,
+        contentType,
+        data,
+      },
+    },
+    observation: {
+      ...obs('11502-2', title, 0, '', null, 'final'),
+      valueType: 'ED',
+      valueNumber: null,
+      unit: null,
+      attachment: { sha256, size: data.length, contentType, title },
     },
   };
 }

@@ -6,7 +6,12 @@ import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
 import { INGEST_TOPICS } from '../../libs/events/contracts.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
 import { createMetrics, type HubMetrics } from '../../libs/telemetry/metrics.js';
-import { buildHl7Adapter, type Hl7Adapter, type Hl7AdapterConfig } from '../../services/adapter-hl7/app.js';
+import {
+  buildHl7Adapter,
+  type Hl7Adapter,
+  type Hl7AdapterConfig,
+  type SenderTimeZones,
+} from '../../services/adapter-hl7/app.js';
 import type { TestContext } from './harness.js';
 import { freePort, repoDir } from './processes.js';
 
@@ -68,7 +73,13 @@ export async function privateBroker(ctx: TestContext, name: string): Promise<Pri
 export function testHl7Adapter(
   ctx: TestContext,
   producer: EventProducer,
-  o: { controlIdPrefix: string; metrics?: HubMetrics; cfg?: Partial<Hl7AdapterConfig> },
+  o: {
+    controlIdPrefix: string;
+    metrics?: HubMetrics;
+    cfg?: Partial<Hl7AdapterConfig>;
+    /** Senders' zones as the site configuration gives them; UTC for every sender unless a test sets it. */
+    timeZoneFor?: SenderTimeZones;
+  },
 ): Hl7Adapter {
   let n = 0;
   return buildHl7Adapter(
@@ -79,6 +90,7 @@ export function testHl7Adapter(
       clock: Date.now,
       idGenerator: () => `${o.controlIdPrefix}${++n}`,
       policy: DEFAULT_IDENTITY_POLICY,
+      timeZoneFor: o.timeZoneFor ?? (() => 'UTC'),
       mapper: mapHl7Message,
     },
     {

@@ -5,7 +5,7 @@ import type { ProjectorService } from '../../libs/projections/service.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
 import { dropReadModel } from '../../libs/projections/versions.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
-import { buildAnalyticsProjector } from '../../services/projector-analytics/app.js';
+import { buildAnalyticsProjector, type AnalyticsConfig } from '../../services/projector-analytics/app.js';
 import { buildBillingProjector } from '../../services/projector-billing/app.js';
 import { buildPortalProjector } from '../../services/projector-portal/app.js';
 import { createTestContext, eventually, type TestContext } from './harness.js';
@@ -29,6 +29,8 @@ export interface ProjectorRun {
 export async function startProjectorRun(
   name: string,
   which: readonly ProjectorName[] = PROJECTORS,
+  /** Extra analytics configuration, e.g. the site's registered authorities. */
+  opts: { analytics?: Pick<AnalyticsConfig, 'isRegistered'> } = {},
 ): Promise<ProjectorRun> {
   const ctx = await createTestContext(name);
   const dlq = `hub.dlq.${ctx.id}`;
@@ -63,7 +65,7 @@ export async function startProjectorRun(
           ? buildPortalProjector(deps, common(p))
           : p === 'billing'
             ? buildBillingProjector(deps, common(p))
-            : buildAnalyticsProjector(deps, { ...common(p), deadLetterTopics: [dlq] });
+            : buildAnalyticsProjector(deps, { ...common(p), deadLetterTopics: [dlq], ...opts.analytics });
       built[p] = svc;
       await svc.start();
     }

@@ -1,0 +1,230 @@
+import type { Patient } from '@medplum/fhirtypes';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTokenVerifier, generateDevKeys, mintToken } from '../libs/auth/jwt.js';
+import { dropSchema } from '../libs/db/index.js';
+import { createMetrics } from '../libs/telemetry/metrics.js';
+import { RawMllpClient, ackField } from '../services/adapter-hl7/raw-client.js';
+import type { Hl7Adapter } from '../services/adapter-hl7/app.js';
+import { buildApi, type Api } from '../services/api/app.js';
+import { buildPatientDirectory, type PatientDirectory } from '../services/patient-directory/app.js';
+import { PATIENT_TOPIC } from '../services/patient-directory/projection.js';
+import { eventually } from './support/harness.js';
+import { testHl7Adapter } from './support/private-broker.js';
+import { startProjectorRun, type ProjectorRun } from './support/projectors.js';
+
+/**
+ * HL7 v2 null semantics through the whole path: messages over a real MLLP
+ * socket into the HL7 adapter, events on real Kafka, the portal projector
+ * and the patient directory in Postgres, the Patient read back as FHIR
+ * through the API with a bearer token. A field not sent keeps the stored
+ * value, `""` deletes it, a repeating field that is sent replaces the list.
+ */
+
+const MSH = (trigger: string, id: string) =>
+  `MSH|^~\\&|NULLEHR|NULLHOSP|HUB|HUB|20260115${id.slice(-2)}0000+0000||ADT^${trigger}^ADT_A01|${id}|P|2.5.1`;
+const EVN = (trigger: string, id: string) => `EVN|${trigger}|20260115${id.slice(-2)}0000+0000`;
+const PV1 = 'PV1|1|O|CLINIC^^^NULLHOSP||||||||||||||||NULLV1^^^NULLHOSP^VN';
+const NAME = 'Nullpath^Nadia';
+
+/** PID with the fields given by number (PID-3 and PID-5 always sent). */
+function pid(fields: Record<number, string>): string {
+  const f: string[] = Array.from({ length: 17 }, () => '');
+  f[1] = '1';
+  f[3] = 'MRNNULL1^^^NULLHOSP^MR';
+  f[5] = NAME;
+  for (const [k, v] of Object.entries(fields)) f[Number(k)] = v;
+  return `PID|${f.slice(1).join('|')}`;
+}
+
+const message = (trigger: string, id: string, pidFields: Record<number, string>) =>
+  [MSH(trigger, id), EVN(trigger, id), pid(pidFields), PV1].join('\r') + '\r';
+
+describe('HL7 null semantics end to end: MLLP -> Kafka -> portal -> API', () => {
+  let run: ProjectorRun;
+  let adapter: Hl7Adapter;
+  let client: RawMllpClient;
+  let directory: PatientDirectory;
+  let api: Api;
+  let token: string;
+  let dirSchema: string;
+  let auditSchema: string;
+  let patientId: string;
+
+  beforeAll(async () => {
+    run = await startProjectorRun('nulls');
+    const { ctx } = run;
+    adapter = testHl7Adapter(ctx, ctx.producer, { controlIdPrefix: 'NULLACK' });
+    const { port } = await adapter.start();
+    client = await RawMllpClient.connect(port);
+
+    dirSchema = `${ctx.schema}_dir`;
+    const dirDlq = `hub.dlq.patient-directory.${ctx.id}`;
+    ctx.extraTopics.push(dirDlq);
+    directory = buildPatientDirectory(
+      {
+        db: ctx.db,
+        kafka: ctx.kafka,
+        codec: ctx.codec,
+        producer: ctx.producer,
+        logger: ctx.logger,
+        metrics: createMetrics({ defaultMetrics: false }),
+      },
+      {
+        schema: dirSchema,
+        patientTopic: ctx.topic(PATIENT_TOPIC),
+        dlqTopic: dirDlq,
+        groupId: `hub.projection.${ctx.id}.dir`,
+      },
+    );
+    await directory.start();
+
+    auditSchema = `${ctx.schema}_audit`;
+    const auditTopic = `hub.audit.v1.${ctx.id}`;
+    ctx.extraTopics.push(auditTopic);
+    const keys = await generateDevKeys('nulls-key');
+    api = await buildApi(
+      {
+        db: ctx.db,
+        kafka: ctx.kafka,
+        producer: ctx.producer,
+        logger: ctx.logger,
+        metrics: createMetrics({ defaultMetrics: false }),
+        verifier: createTokenVerifier({
+          issuer: 'https://hub.local/dev-issuer',
+          audience: 'hub-api',
+          jwks: keys.jwks,
+        }),
+      },
+      {
+        portalSchema: run.stable.portal,
+        billingSchema: run.stable.billing,
+        analyticsSchema: run.stable.analytics,
+        auditSchema,
+        auditTopic,
+        auditProjector: false,
+        clinicalTopics: run.topics,
+        rateLimit: { max: 10_000, windowMs: 60_000 },
+        queryTimeoutMs: 5000,
+        bodyLimit: 16 * 1024,
+      },
+    );
+    await api.start();
+    token = await mintToken({ keys, subject: 'nurse-nulls', scope: ['user/*.rs'], ttlSec: 600 });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await api?.stop();
+    await directory?.stop();
+    await adapter?.stop();
+    if (run) {
+      await dropSchema(run.ctx.db, dirSchema).catch(() => undefined);
+      await dropSchema(run.ctx.db, auditSchema).catch(() => undefined);
+      await run.cleanup();
+    }
+  });
+
+  async function send(text: string): Promise<void> {
+    await client.send(text);
+    const ack = await client.nextAck();
+    expect(ackField(ack, 'MSA', 1), ackField(ack, 'ERR', 3)).toBe('AA');
+  }
+
+  /** The portal's Patient through the API, once `ready` holds for it. */
+  async function patientWhen(what: string, ready: (p: Patient) => boolean): Promise<Patient> {
+    return eventually(
+      async () => {
+        const res = await api.http.inject({
+          method: 'GET',
+          url: `/fhir/Patient/${encodeURIComponent(patientId)}`,
+          headers: { authorization: `Bearer ${token}` },
+        });
+        if (res.statusCode !== 200) return undefined;
+        const p = res.json<Patient>();
+        return ready(p) ? p : undefined;
+      },
+      { what, timeoutMs: 60_000 },
+    );
+  }
+
+  async function directoryRow(): Promise<Record<string, unknown>> {
+    const res = await directory.http.inject({
+      method: 'GET',
+      url: `/patients/${encodeURIComponent(patientId)}`,
+    });
+    expect(res.statusCode).toBe(200);
+    return res.json<Record<string, unknown>>();
+  }
+
+  it('registers a patient with phone, address and marital status', async () => {
+    await send(
+      message('A04', 'NULL01', {
+        7: '19790321',
+        8: 'F',
+        11: '7 Quiet Lane^^Nulltown^IL^62701^USA^H',
+        13: '^PRN^PH^^1^217^5550101',
+        16: 'M^Married^HL70002',
+      }),
+    );
+    patientId = await eventually(
+      async () => {
+        const rows = await run.ctx.db
+          .withSchema(run.schemaOf('portal'))
+          .from('patients')
+          .where({ placeholder: false })
+          .select<{ patient_id: string }[]>('patient_id');
+        return rows.length === 1 ? rows[0]!.patient_id : undefined;
+      },
+      { what: 'the registered patient in the portal', timeoutMs: 60_000 },
+    );
+    const p = await patientWhen('registration', (x) => (x.telecom?.length ?? 0) > 0);
+    expect(p.telecom).toEqual([{ system: 'phone', value: '+1 217 5550101' }]);
+    expect(p.address).toMatchObject([{ line: ['7 Quiet Lane'], city: 'Nulltown' }]);
+    expect(p.maritalStatus?.coding?.[0]?.code).toBe('M');
+    expect(p.birthDate).toBe('1979-03-21');
+  });
+
+  it('keeps the phone when an A08 does not send PID-13', async () => {
+    await send(
+      message('A08', 'NULL02', {
+        7: '19790321',
+        8: 'F',
+        11: '7 Quiet Lane^^Nulltown^IL^62701^USA^H',
+        16: 'S^Single^HL70002',
+      }),
+    );
+    const p = await patientWhen('the A08 without PID-13', (x) => x.maritalStatus?.coding?.[0]?.code === 'S');
+    expect(p.telecom).toEqual([{ system: 'phone', value: '+1 217 5550101' }]);
+    expect(p.address).toMatchObject([{ line: ['7 Quiet Lane'] }]);
+  });
+
+  it('deletes the address when an A08 sends PID-11 as ""; what it does not send stays', async () => {
+    await send(message('A08', 'NULL03', { 11: '""' }));
+    const p = await patientWhen('the A08 with PID-11 ""', (x) => (x.address ?? []).length === 0);
+    expect(p.telecom).toEqual([{ system: 'phone', value: '+1 217 5550101' }]);
+    expect(p.maritalStatus?.coding?.[0]?.code).toBe('S');
+    expect(p.birthDate).toBe('1979-03-21');
+    expect(p.gender).toBe('female');
+    expect(JSON.stringify(p)).not.toContain('\\"\\"');
+    // The patient directory applies the same rule to what it keeps.
+    const row = await eventually(
+      async () => {
+        const r = await directoryRow();
+        return r['version'] === 3 ? r : undefined;
+      },
+      { what: 'the directory at version 3', timeoutMs: 60_000 },
+    );
+    expect(row).toMatchObject({ family: 'Nullpath', birthDate: '1979-03-21', gender: 'female' });
+  });
+
+  it('replaces the phone list when an A08 sends two PID-13 repetitions', async () => {
+    await send(message('A08', 'NULL04', { 13: '^PRN^PH^^1^217^5550201~^PRN^CP^^1^217^5550202' }));
+    const p = await patientWhen('the A08 with two PID-13 repetitions', (x) => (x.telecom ?? []).length === 2);
+    expect(p.telecom).toEqual([
+      { system: 'phone', value: '+1 217 5550201' },
+      { system: 'phone', value: '+1 217 5550202' },
+    ]);
+    expect(p.address).toEqual([]);
+    expect(p.maritalStatus?.coding?.[0]?.code).toBe('S');
+  });
+});
