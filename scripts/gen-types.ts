@@ -10,10 +10,10 @@
  *   tsx scripts/gen-types.ts          write the file
  *   tsx scripts/gen-types.ts --check  exit 1 if the committed file has drifted
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { composeEvents, namedTypes, readSchemaDir } from '../libs/events/schema-source.js';
+import { writeOrCheck } from './generated-file.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const target = join(root, 'libs/events/generated.ts');
@@ -119,23 +119,8 @@ export function generate(): string {
   return out;
 }
 
-const check = process.argv.includes('--check');
-const fresh = generate();
-if (check) {
-  let current = '';
-  try {
-    current = readFileSync(target, 'utf8');
-  } catch {
-    current = '';
-  }
-  if (current !== fresh) {
-    console.error(
-      'libs/events/generated.ts is out of date with schemas/: run `npm run gen:types` and commit it.',
-    );
-    process.exit(1);
-  }
-  console.log('generated types match schemas/');
-} else {
-  writeFileSync(target, fresh);
-  console.log(`wrote ${target}`);
-}
+writeOrCheck(target, generate(), {
+  what: 'libs/events/generated.ts',
+  from: 'schemas/',
+  command: 'npm run gen:types',
+});

@@ -1,12 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropSchema } from '../libs/db/index.js';
-import { dropReadModel } from '../libs/projections/versions.js';
 import { at, hospitalDay, registered } from './support/hospital-day.js';
 import { createTestContext, eventually, type TestContext } from './support/harness.js';
-import { freePort, runHub, startProcess, type RunningProcess } from './support/processes.js';
+import { startPortalAndApi, type PortalApiProcesses } from './support/portal-api.js';
+import { runHub } from './support/processes.js';
 
 const CANARY_FAMILY = 'Zzcanarye2efamily';
 const CANARY_PID = 'CANARYE2E42';
@@ -20,51 +16,20 @@ const CANARY_PID = 'CANARYE2E42';
  */
 describe('query API end to end: CLI -> Kafka -> projector -> API -> audit', () => {
   let ctx: TestContext;
+  let services: PortalApiProcesses;
   let env: Record<string, string>;
-  let keysDir: string;
   let port: number;
-  const procs: RunningProcess[] = [];
-  let portal: string;
-  let audit: string;
 
   beforeAll(async () => {
     ctx = await createTestContext('apie2e');
-    keysDir = mkdtempSync(join(tmpdir(), 'hub-e2e-keys-'));
-    portal = `${ctx.schema}_portal`;
-    audit = `${ctx.schema}_audit`;
-    port = await freePort();
-    env = {
-      KAFKA_BROKERS: ctx.ep.kafkaBrokers.join(','),
-      SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
-      DATABASE_URL: ctx.ep.databaseUrl,
-      HUB_TOPIC_SUFFIX: ctx.id,
-      AUTH_DEV_KEYS_DIR: keysDir,
-      AUDIT_SCHEMA: audit,
-      LOG_LEVEL: 'debug',
-    };
-    ctx.extraTopics.push(`hub.dlq.projector-portal.${ctx.id}`, `hub.audit.v1.${ctx.id}`);
-    const projector = startProcess([join('services', 'projector-portal', 'main.ts')], {
-      ...env,
-      PROJECTION_SCHEMA: portal,
-      HTTP_PORT: String(await freePort()),
-    });
-    procs.push(projector);
-    await projector.waitFor(/projector-portal ready/);
-    const api = startProcess([join('services', 'api', 'main.ts')], {
-      ...env,
-      PORTAL_SCHEMA: portal,
-      HTTP_PORT: String(port),
-    });
-    procs.push(api);
-    await api.waitFor(/api ready/);
+    services = await startPortalAndApi(ctx, { logLevel: 'debug' });
+    env = services.env;
+    port = services.port;
   });
 
   afterAll(async () => {
-    for (const p of procs) await p.stop();
-    await dropReadModel(ctx.db, portal);
-    await dropSchema(ctx.db, audit);
-    await ctx.cleanup();
-    rmSync(keysDir, { recursive: true, force: true });
+    await services?.stop();
+    await ctx?.cleanup();
   });
 
   const token = (...args: string[]) => {
@@ -123,7 +88,7 @@ describe('query API end to end: CLI -> Kafka -> projector -> API -> audit', () =
     expect(verify.status, verify.stderr).toBe(0);
     expect(verify.stdout).toMatch(/audit chain ok: \d+ row/);
 
-    for (const p of procs) {
+    for (const p of services.procs) {
       expect(p.output().length).toBeGreaterThan(0);
       expect(p.output()).not.toContain(CANARY_FAMILY);
     }

@@ -3,20 +3,18 @@ import { Hl7Client } from '@medplum/hl7';
 import { Hl7Message } from '@medplum/core';
 import type { Bundle, DiagnosticReport } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTokenVerifier, generateDevKeys, mintToken } from '../libs/auth/jwt.js';
-import { dropSchema } from '../libs/db/index.js';
 import { INGEST_TOPICS } from '../libs/events/contracts.js';
-import { mapHl7Message } from '../libs/hl7/map.js';
-import { DEFAULT_IDENTITY_POLICY } from '../libs/identity/index.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../libs/hl7/mllp.js';
 import type { ProjectorService } from '../libs/projections/service.js';
 import { lagOf } from '../libs/projections/inspect.js';
 import { dropReadModel } from '../libs/projections/versions.js';
 import { createMetrics } from '../libs/telemetry/metrics.js';
-import { buildHl7Adapter, type Hl7Adapter } from '../services/adapter-hl7/app.js';
+import type { Hl7Adapter } from '../services/adapter-hl7/app.js';
 import { readTopic } from '../services/adapter-hl7/raw-store.js';
-import { buildApi, type Api } from '../services/api/app.js';
 import { buildPortalProjector } from '../services/projector-portal/app.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
+import { startTestApi, type TestApi } from './support/api.js';
+import { testHl7Adapter } from './support/private-broker.js';
 import { createTestContext, eventually, type TestContext } from './support/harness.js';
 
 /**
@@ -63,20 +61,15 @@ describe('large report: 5 MB ORU with a base64 PDF, MLLP -> Kafka -> portal -> A
   let ctx: TestContext;
   let adapter: Hl7Adapter;
   let portal: ProjectorService;
-  let api: Api;
+  let api: TestApi;
   let stable: string;
-  let audit: string;
-  let staffToken: string;
   let port: number;
-  let ackSeq = 0;
 
   beforeAll(async () => {
     ctx = await createTestContext('largerpt');
     stable = `${ctx.schema}_portal`;
-    audit = `${ctx.schema}_audit`;
-    const auditTopic = `hub.audit.v1.${ctx.id}`;
     const dlq = `hub.dlq.projector-portal.${ctx.id}`;
-    ctx.extraTopics.push(auditTopic, dlq);
+    ctx.extraTopics.push(dlq);
     const metrics = () => createMetrics({ defaultMetrics: false });
 
     portal = buildPortalProjector(
@@ -92,59 +85,22 @@ describe('large report: 5 MB ORU with a base64 PDF, MLLP -> Kafka -> portal -> A
     );
     await portal.start();
 
-    const keys = await generateDevKeys('large-report');
-    api = await buildApi(
-      {
-        db: ctx.db,
-        kafka: ctx.kafka,
-        producer: ctx.producer,
-        logger: ctx.logger,
-        metrics: metrics(),
-        verifier: createTokenVerifier({
-          issuer: 'https://hub.local/dev-issuer',
-          audience: 'hub-api',
-          jwks: keys.jwks,
-        }),
-      },
-      {
-        portalSchema: stable,
-        billingSchema: `${ctx.schema}_billing`,
-        analyticsSchema: `${ctx.schema}_analytics`,
-        auditSchema: audit,
-        auditTopic,
-        auditProjector: false,
-        clinicalTopics: clinicalTopics(ctx.topic),
-        rateLimit: { max: 10_000, windowMs: 60_000 },
-        queryTimeoutMs: 10_000,
-        bodyLimit: 16 * 1024,
-      },
-    );
-    await api.start();
-    staffToken = await mintToken({ keys, subject: 'pathologist-1', scope: ['user/*.rs'], ttlSec: 600 });
+    api = await startTestApi(ctx, {
+      portalSchema: stable,
+      clinicalTopics: clinicalTopics(ctx.topic),
+      subject: 'pathologist-1',
+    });
 
-    adapter = buildHl7Adapter(
-      {
-        producer: ctx.producer,
-        logger: ctx.logger,
-        metrics: metrics(),
-        clock: Date.now,
-        idGenerator: () => `ACK${++ackSeq}`,
-        policy: DEFAULT_IDENTITY_POLICY,
-        timeZoneFor: () => 'UTC',
-        mapper: mapHl7Message,
-      },
-      {
-        host: '127.0.0.1',
-        port: 0,
+    adapter = testHl7Adapter(ctx, ctx.producer, {
+      controlIdPrefix: 'ACK',
+      cfg: {
         // The production default (MLLP_MAX_MESSAGE_BYTES) is what is under test.
-        maxMessageBytes: 16 * 1024 * 1024,
+        maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
         frameTimeoutMs: 60_000,
-        rawTopic: ctx.topic(INGEST_TOPICS.hl7Raw),
-        dlqTopic: ctx.topic(INGEST_TOPICS.hl7Dlq),
         // A loaded 2-core test machine writes ~9 MB to Kafka more slowly than production would.
         ackTimeoutMs: 30_000,
       },
-    );
+    });
     port = (await adapter.start()).port;
   });
 
@@ -164,7 +120,6 @@ describe('large report: 5 MB ORU with a base64 PDF, MLLP -> Kafka -> portal -> A
     await api?.stop();
     await portal?.stop();
     await dropReadModel(ctx.db, stable).catch(() => undefined);
-    await dropSchema(ctx.db, audit).catch(() => undefined);
     await ctx?.cleanup();
   });
 
@@ -205,11 +160,7 @@ describe('large report: 5 MB ORU with a base64 PDF, MLLP -> Kafka -> portal -> A
       },
       { what: 'report and attachment projected', timeoutMs: 60_000 },
     );
-    const search = await api.http.inject({
-      method: 'GET',
-      url: `/fhir/DiagnosticReport?patient=${encodeURIComponent(patientId)}`,
-      headers: { authorization: `Bearer ${staffToken}` },
-    });
+    const search = await api.get(`/fhir/DiagnosticReport?patient=${encodeURIComponent(patientId)}`);
     expect(search.statusCode, search.body).toBe(200);
     const report = search.json<Bundle>().entry![0]!.resource as DiagnosticReport;
     expect(report.presentedForm).toEqual([
@@ -223,19 +174,11 @@ describe('large report: 5 MB ORU with a base64 PDF, MLLP -> Kafka -> portal -> A
     ]);
 
     // ... and the Binary it names is the PDF, byte for byte
-    const bytes = await api.http.inject({
-      method: 'GET',
-      url: `/fhir/${report.presentedForm![0]!.url!}`,
-      headers: { authorization: `Bearer ${staffToken}`, accept: 'application/pdf' },
-    });
+    const bytes = await api.get(`/fhir/${report.presentedForm![0]!.url!}`, 'application/pdf');
     expect(bytes.statusCode).toBe(200);
     expect(bytes.headers['content-type']).toBe('application/pdf');
     expect(createHash('sha256').update(bytes.rawPayload).digest('hex')).toBe(SHA256);
-    const asFhir = await api.http.inject({
-      method: 'GET',
-      url: `/fhir/${report.presentedForm![0]!.url!}`,
-      headers: { authorization: `Bearer ${staffToken}`, accept: 'application/fhir+json' },
-    });
+    const asFhir = await api.get(`/fhir/${report.presentedForm![0]!.url!}`, 'application/fhir+json');
     expect(asFhir.statusCode).toBe(200);
     const binary = asFhir.json<{ resourceType: string; contentType: string; data: string }>();
     expect(binary.resourceType).toBe('Binary');

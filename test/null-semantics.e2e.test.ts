@@ -1,13 +1,12 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTokenVerifier, generateDevKeys, mintToken } from '../libs/auth/jwt.js';
 import { dropSchema } from '../libs/db/index.js';
 import { createMetrics } from '../libs/telemetry/metrics.js';
 import { RawMllpClient, ackField } from '../services/adapter-hl7/raw-client.js';
 import type { Hl7Adapter } from '../services/adapter-hl7/app.js';
-import { buildApi, type Api } from '../services/api/app.js';
 import { buildPatientDirectory, type PatientDirectory } from '../services/patient-directory/app.js';
 import { PATIENT_TOPIC } from '../services/patient-directory/projection.js';
+import { startTestApi, type TestApi } from './support/api.js';
 import { eventually } from './support/harness.js';
 import { testHl7Adapter } from './support/private-broker.js';
 import { startProjectorRun, type ProjectorRun } from './support/projectors.js';
@@ -44,10 +43,8 @@ describe('HL7 null semantics end to end: MLLP -> Kafka -> portal -> API', () => 
   let adapter: Hl7Adapter;
   let client: RawMllpClient;
   let directory: PatientDirectory;
-  let api: Api;
-  let token: string;
+  let api: TestApi;
   let dirSchema: string;
-  let auditSchema: string;
   let patientId: string;
 
   beforeAll(async () => {
@@ -78,38 +75,13 @@ describe('HL7 null semantics end to end: MLLP -> Kafka -> portal -> API', () => 
     );
     await directory.start();
 
-    auditSchema = `${ctx.schema}_audit`;
-    const auditTopic = `hub.audit.v1.${ctx.id}`;
-    ctx.extraTopics.push(auditTopic);
-    const keys = await generateDevKeys('nulls-key');
-    api = await buildApi(
-      {
-        db: ctx.db,
-        kafka: ctx.kafka,
-        producer: ctx.producer,
-        logger: ctx.logger,
-        metrics: createMetrics({ defaultMetrics: false }),
-        verifier: createTokenVerifier({
-          issuer: 'https://hub.local/dev-issuer',
-          audience: 'hub-api',
-          jwks: keys.jwks,
-        }),
-      },
-      {
-        portalSchema: run.stable.portal,
-        billingSchema: run.stable.billing,
-        analyticsSchema: run.stable.analytics,
-        auditSchema,
-        auditTopic,
-        auditProjector: false,
-        clinicalTopics: run.topics,
-        rateLimit: { max: 10_000, windowMs: 60_000 },
-        queryTimeoutMs: 5000,
-        bodyLimit: 16 * 1024,
-      },
-    );
-    await api.start();
-    token = await mintToken({ keys, subject: 'nurse-nulls', scope: ['user/*.rs'], ttlSec: 600 });
+    api = await startTestApi(ctx, {
+      portalSchema: run.stable.portal,
+      billingSchema: run.stable.billing,
+      analyticsSchema: run.stable.analytics,
+      clinicalTopics: run.topics,
+      subject: 'nurse-nulls',
+    });
   });
 
   afterAll(async () => {
@@ -119,7 +91,6 @@ describe('HL7 null semantics end to end: MLLP -> Kafka -> portal -> API', () => 
     await adapter?.stop();
     if (run) {
       await dropSchema(run.ctx.db, dirSchema).catch(() => undefined);
-      await dropSchema(run.ctx.db, auditSchema).catch(() => undefined);
       await run.cleanup();
     }
   });
@@ -134,11 +105,7 @@ describe('HL7 null semantics end to end: MLLP -> Kafka -> portal -> API', () => 
   async function patientWhen(what: string, ready: (p: Patient) => boolean): Promise<Patient> {
     return eventually(
       async () => {
-        const res = await api.http.inject({
-          method: 'GET',
-          url: `/fhir/Patient/${encodeURIComponent(patientId)}`,
-          headers: { authorization: `Bearer ${token}` },
-        });
+        const res = await api.get(`/fhir/Patient/${encodeURIComponent(patientId)}`);
         if (res.statusCode !== 200) return undefined;
         const p = res.json<Patient>();
         return ready(p) ? p : undefined;

@@ -1,9 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropReadModel } from '../libs/projections/versions.js';
-import { dropSchema } from '../libs/db/index.js';
 import { EVENT_CONTRACTS } from '../libs/events/index.js';
 import {
   DEFAULT_IDENTITY_POLICY,
@@ -15,7 +10,8 @@ import { RawMllpClient, ackField } from '../services/adapter-hl7/raw-client.js';
 import { readTopic } from '../services/adapter-hl7/raw-store.js';
 import { createTestContext, eventually, type TestContext } from './support/harness.js';
 import { testHl7Adapter } from './support/private-broker.js';
-import { freePort, runHub, startProcess, type RunningProcess } from './support/processes.js';
+import { startPortalAndApi, type PortalApiProcesses } from './support/portal-api.js';
+import { runHub } from './support/processes.js';
 
 const ZONE = 'America/New_York';
 const MRN = 'MRN-TZ-E2E-1';
@@ -45,60 +41,23 @@ describe('sender time zone end to end: MLLP -> Kafka -> portal -> API', () => {
   let ctx: TestContext;
   let adapter: Hl7Adapter;
   let mllpPort: number;
-  let apiPort: number;
-  let keysDir: string;
-  let env: Record<string, string>;
-  let portal: string;
-  let audit: string;
-  const procs: RunningProcess[] = [];
+  let services: PortalApiProcesses;
 
   beforeAll(async () => {
     ctx = await createTestContext('tze2e');
-    keysDir = mkdtempSync(join(tmpdir(), 'hub-tz-keys-'));
-    portal = `${ctx.schema}_portal`;
-    audit = `${ctx.schema}_audit`;
     adapter = testHl7Adapter(ctx, ctx.producer, {
       controlIdPrefix: 'TZACK',
       // As the site configuration resolves it for this sender (MSH-3 EHR, MSH-4 MERCY).
       timeZoneFor: (app, facility) => (app === 'EHR' && facility === 'MERCY' ? ZONE : 'UTC'),
     });
     mllpPort = (await adapter.start()).port;
-    apiPort = await freePort();
-    env = {
-      KAFKA_BROKERS: ctx.ep.kafkaBrokers.join(','),
-      SCHEMA_REGISTRY_URL: ctx.ep.registryUrl,
-      DATABASE_URL: ctx.ep.databaseUrl,
-      HUB_TOPIC_SUFFIX: ctx.id,
-      AUTH_DEV_KEYS_DIR: keysDir,
-      AUDIT_SCHEMA: audit,
-      LOG_LEVEL: 'info',
-    };
-    ctx.extraTopics.push(`hub.dlq.projector-portal.${ctx.id}`, `hub.audit.v1.${ctx.id}`);
-    const projector = startProcess([join('services', 'projector-portal', 'main.ts')], {
-      ...env,
-      PROJECTION_SCHEMA: portal,
-      HTTP_PORT: String(await freePort()),
-    });
-    procs.push(projector);
-    await projector.waitFor(/projector-portal ready/);
-    const api = startProcess([join('services', 'api', 'main.ts')], {
-      ...env,
-      PORTAL_SCHEMA: portal,
-      HTTP_PORT: String(apiPort),
-    });
-    procs.push(api);
-    await api.waitFor(/api ready/);
+    services = await startPortalAndApi(ctx);
   }, 180_000);
 
   afterAll(async () => {
     await adapter?.stop();
-    for (const p of procs) await p.stop();
-    if (ctx) {
-      await dropReadModel(ctx.db, portal);
-      await dropSchema(ctx.db, audit);
-      await ctx.cleanup();
-    }
-    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+    await services?.stop();
+    await ctx?.cleanup();
   });
 
   it('an 08:00 local admission from a UTC-05:00 sender is 13:00Z on the event and 08:00-05:00 in Encounter.period.start', async () => {
@@ -139,11 +98,14 @@ describe('sender time zone end to end: MLLP -> Kafka -> portal -> API', () => {
       DEFAULT_IDENTITY_POLICY,
     );
     expect(patientId).toBeDefined();
-    const tok = runHub(['auth', 'token', '--ttl', '300', '--scope', 'user/*.rs', '--sub', 'tz-e2e'], env);
+    const tok = runHub(
+      ['auth', 'token', '--ttl', '300', '--scope', 'user/*.rs', '--sub', 'tz-e2e'],
+      services.env,
+    );
     expect(tok.status, tok.stderr).toBe(0);
     const token = tok.stdout.trim();
     const get = async (path: string) => {
-      const res = await fetch(`http://127.0.0.1:${apiPort}${path}`, {
+      const res = await fetch(`http://127.0.0.1:${services.port}${path}`, {
         headers: { authorization: `Bearer ${token}` },
       });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };

@@ -1,15 +1,12 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTokenVerifier, generateDevKeys, mintToken } from '../../libs/auth/jwt.js';
-import { dropSchema } from '../../libs/db/index.js';
 import { INGEST_TOPICS } from '../../libs/events/contracts.js';
 import { identityPolicyFromSite, isRegisteredSystem, patientKeyFor } from '../../libs/identity/index.js';
 import { loadSiteConfig } from '../../libs/site-config/index.js';
-import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { RawMllpClient } from '../../services/adapter-hl7/raw-client.js';
-import { buildApi, type Api } from '../../services/api/app.js';
 import { mllpFrame } from '../../libs/hl7/mllp.js';
+import { startTestApi, type TestApi } from '../support/api.js';
 import { freePort, repoDir, startProcess, type RunningProcess } from '../support/processes.js';
 import { startProjectorRun, type ProjectorRun } from '../support/projectors.js';
 import { CASES, PATIENTS } from './cases.js';
@@ -43,12 +40,9 @@ const HERE = join(repoDir, 'test', 'conformance');
 describe('HL7 v2 conformance corpus', () => {
   let run: ProjectorRun;
   let adapter: RunningProcess;
-  let api: Api;
+  let api: TestApi;
   let mllpPort: number;
   let log: TopicLog;
-  let token: string;
-  let auditSchema: string;
-  let auditGroup: string;
   const aliases = new Aliases();
   let env: ProbeEnv;
   let dlqTopic: string;
@@ -80,40 +74,14 @@ describe('HL7 v2 conformance corpus', () => {
     });
     await adapter.waitFor(/adapter-hl7 ready/, 90_000);
 
-    const keys = await generateDevKeys('conformance');
-    auditSchema = `${ctx.schema}_audit`;
-    auditGroup = `hub.audit.projector.${ctx.id}`;
-    const auditTopic = `hub.audit.v1.${ctx.id}`;
-    ctx.extraTopics.push(auditTopic);
-    api = await buildApi(
-      {
-        db: ctx.db,
-        kafka: ctx.kafka,
-        producer: ctx.producer,
-        logger: ctx.logger,
-        metrics: createMetrics({ defaultMetrics: false }),
-        verifier: createTokenVerifier({
-          issuer: 'https://hub.local/dev-issuer',
-          audience: 'hub-api',
-          jwks: keys.jwks,
-        }),
-      },
-      {
-        portalSchema: run.stable.portal,
-        billingSchema: run.stable.billing,
-        analyticsSchema: run.stable.analytics,
-        auditSchema,
-        auditTopic,
-        auditProjector: true,
-        auditGroupId: auditGroup,
-        clinicalTopics: run.topics,
-        rateLimit: { max: 100_000, windowMs: 60_000 },
-        queryTimeoutMs: 10_000,
-        bodyLimit: 64 * 1024,
-      },
-    );
-    await api.start();
-    token = await mintToken({ keys, subject: 'conformance-staff', scope: ['user/*.rs'], ttlSec: 3600 });
+    api = await startTestApi(ctx, {
+      portalSchema: run.stable.portal,
+      billingSchema: run.stable.billing,
+      analyticsSchema: run.stable.analytics,
+      clinicalTopics: run.topics,
+      auditProjector: true,
+      subject: 'conformance-staff',
+    });
 
     for (const [alias, id] of Object.entries(PATIENTS)) {
       aliases.preset('patient', alias, patientKeyFor({ system: id.system, value: id.value, type: 'MR' }));
@@ -122,11 +90,7 @@ describe('HL7 v2 conformance corpus', () => {
       aliases,
       schemas: run.stable,
       async fhirGet(path, accept) {
-        const res = await api.http.inject({
-          method: 'GET',
-          url: path,
-          headers: { authorization: `Bearer ${token}`, ...(accept ? { accept } : {}) },
-        });
+        const res = await api.get(path, accept);
         return {
           status: res.statusCode,
           type: String(res.headers['content-type'] ?? ''),
@@ -140,17 +104,10 @@ describe('HL7 v2 conformance corpus', () => {
   }, 240_000);
 
   afterAll(async () => {
-    await api?.stop().catch(() => undefined);
+    await api?.stop();
     await adapter?.stop();
     await log?.stop();
-    if (run) {
-      const admin = run.ctx.kafka.admin();
-      await admin.connect();
-      await admin.deleteGroups([auditGroup]).catch(() => undefined);
-      await admin.disconnect();
-      await dropSchema(run.ctx.db, auditSchema).catch(() => undefined);
-      await run.cleanup();
-    }
+    await run?.cleanup();
   }, 120_000);
 
   function messageBytes(c: Case): Buffer {
