@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Hl7Client } from '@medplum/hl7';
 import { Hl7Message } from '@medplum/core';
-import type { Bundle, DiagnosticReport } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectPdfPresented, pseudoPdf } from './support/reports.js';
 import { INGEST_TOPICS } from '../libs/events/contracts.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../libs/hl7/mllp.js';
 import type { ProjectorService } from '../libs/projections/service.js';
@@ -25,20 +25,6 @@ import { createTestContext, eventually, type TestContext } from './support/harne
  * projector stores the PDF by content; the API serves it as
  * DiagnosticReport.presentedForm -> Binary, byte-identical.
  */
-
-/** A deterministic pseudo-PDF: a PDF header, then bytes from a fixed LCG (incompressible, like a real one). */
-function pseudoPdf(size: number): Buffer {
-  const head = Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n', 'latin1');
-  const b = Buffer.alloc(size);
-  head.copy(b);
-  let x = 20260303;
-  for (let i = head.length; i < size - 6; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  b.write('%%EOF\n', size - 6, 'latin1');
-  return b;
-}
 
 const PDF = pseudoPdf(3_750_000); // 5.0 MB as base64
 const SHA256 = createHash('sha256').update(PDF).digest('hex');
@@ -149,35 +135,7 @@ describe('large report: 5 MB ORU with a base64 PDF, MLLP -> Kafka -> portal -> A
     expect(observations[1]!.attachment).toMatchObject({ sha256: SHA256, size: PDF.length });
 
     // when the portal has projected it, the report presents the PDF ...
-    const patientId = await eventually(
-      async () => {
-        const rows: { patient_id: string }[] = await ctx.db
-          .withSchema(stable)
-          .from('reports')
-          .select('patient_id');
-        const stored: unknown[] = await ctx.db.withSchema(stable).from('attachments').select('sha256');
-        return rows.length === 1 && stored.length === 1 ? rows[0]!.patient_id : undefined;
-      },
-      { what: 'report and attachment projected', timeoutMs: 60_000 },
-    );
-    const search = await api.get(`/fhir/DiagnosticReport?patient=${encodeURIComponent(patientId)}`);
-    expect(search.statusCode, search.body).toBe(200);
-    const report = search.json<Bundle>().entry![0]!.resource as DiagnosticReport;
-    expect(report.presentedForm).toEqual([
-      {
-        contentType: 'application/pdf',
-        url: `Binary/${SHA256}`,
-        size: PDF.length,
-        hash: createHash('sha1').update(PDF).digest('base64'),
-        title: 'Pathology report PDF',
-      },
-    ]);
-
-    // ... and the Binary it names is the PDF, byte for byte
-    const bytes = await api.get(`/fhir/${report.presentedForm![0]!.url!}`, 'application/pdf');
-    expect(bytes.statusCode).toBe(200);
-    expect(bytes.headers['content-type']).toBe('application/pdf');
-    expect(createHash('sha256').update(bytes.rawPayload).digest('hex')).toBe(SHA256);
+    const report = await expectPdfPresented(ctx, api, stable, PDF, 'Pathology report PDF');
     const asFhir = await api.get(`/fhir/${report.presentedForm![0]!.url!}`, 'application/fhir+json');
     expect(asFhir.statusCode).toBe(200);
     const binary = asFhir.json<{ resourceType: string; contentType: string; data: string }>();

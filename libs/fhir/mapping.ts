@@ -25,6 +25,8 @@ import {
 } from '../events/index.js';
 import { enterprisePatientId, patientKeyFor, resolveSystem, type IdentityPolicy } from '../identity/index.js';
 import { checkIdentifier } from '../identity/hygiene.js';
+import { MIME_TYPE_SYSTEM } from '../hl7/ed.js';
+import { decodeAttachment, type DecodedAttachment, type LinkedAttachment } from './attachments.js';
 import { errorIssue } from './outcome.js';
 import { invalid, type Invalid, type SupportedType } from './validate.js';
 
@@ -755,6 +757,131 @@ export function observationValue(o: Observation, sequence: number): ObservationV
   return base;
 }
 
+function attachmentRef(a: DecodedAttachment, fallbackTitle: string | null): ObservationValue['attachment'] {
+  return { sha256: a.sha256, size: a.size, contentType: a.contentType, title: a.title ?? fallbackTitle };
+}
+
+/**
+ * A presentedForm without data, as HL7 v2 carries a link to a document held elsewhere: an `RP`
+ * (reference pointer) value, the same shape libs/hl7 map-result.ts gives OBX-2 = RP. The pointer
+ * is valueString, the MIME type valueCode (BCP 13), the title the code's display (an ED value's
+ * title falls back on the same display). Nothing is fetched: the content stays where it is.
+ */
+/** An observation line that carries a document (ED content or an RP link) rather than a value. */
+function documentValue(
+  sequence: number,
+  code: Code,
+  status: string,
+  doc: Pick<ObservationValue, 'valueType' | 'valueString' | 'valueCode' | 'attachment'>,
+): ObservationValue {
+  return {
+    sequence,
+    code,
+    valueNumber: null,
+    valueComparator: null,
+    unit: null,
+    referenceRange: null,
+    interpretation: null,
+    status,
+    observedAt: null,
+    ...doc,
+  };
+}
+
+function linkValue(a: LinkedAttachment, sequence: number, c: Code, status: string): ObservationValue {
+  return documentValue(sequence, { ...c, display: a.title ?? c.display }, status, {
+    valueType: 'RP',
+    valueString: a.url,
+    valueCode: a.contentType ? { system: MIME_TYPE_SYSTEM, code: a.contentType, display: null } : null,
+    attachment: null,
+  });
+}
+
+/**
+ * The result's observations and the attachment content they refer to. A report's presentedForm
+ * entries follow its result Observations, one ED value each (code: the report's code), the way an
+ * HL7 ORU carries its PDF in an OBX of type ED, so every reader finds report attachments in one
+ * place: ObservationValue.attachment (the portal renders them back as presentedForm → Binary).
+ * A form without data (a url) is an RP value instead, as HL7 sends a link (linkValue).
+ * (FHIR R4 Observation has no valueAttachment: the validator refuses it as an unknown element.)
+ */
+function resultObservationsOf(
+  r: Observation | DiagnosticReport,
+  input: MapInput,
+  c: Code,
+  status: string,
+): { observations: ObservationValue[]; lifted: DecodedAttachment[] } | Invalid {
+  const lifted: DecodedAttachment[] = [];
+  const observations =
+    r.resourceType === 'Observation'
+      ? [observationValue(r, 1)]
+      : (input.resultObservations ?? []).map((o, i) => observationValue(o, i + 1));
+  if (r.resourceType === 'DiagnosticReport') {
+    const seen = new Set<string>();
+    const linked = new Set<string>();
+    for (const [i, form] of (r.presentedForm ?? []).entries()) {
+      const a = decodeAttachment(form, `DiagnosticReport.presentedForm[${i}]`);
+      if (!a.ok) return invalid('attachment-invalid', a.status, [a.issue]);
+      if (a.kind === 'link') {
+        // The same link twice is one form, as the same content is.
+        if (a.value.url !== null && linked.has(a.value.url)) continue;
+        if (a.value.url !== null) linked.add(a.value.url);
+        observations.push(linkValue(a.value, observations.length + 1, c, status));
+        continue;
+      }
+      // The same content twice is one form (the portal shows each sha256 once).
+      if (seen.has(a.value.sha256)) continue;
+      seen.add(a.value.sha256);
+      lifted.push(a.value);
+      observations.push(
+        documentValue(observations.length + 1, c, status, {
+          valueType: 'ED',
+          // The sender's own link to the same content (url and data both sent): kept, not served.
+          valueString: a.value.url,
+          valueCode: null,
+          attachment: attachmentRef(a.value, c.display),
+        }),
+      );
+    }
+  }
+  return { observations, lifted };
+}
+
+/**
+ * One AttachmentStored per content, ahead of the result that refers to it (one publish, before
+ * the 201). Its event id is derived from patient and sha256 alone, exactly as for HL7 (libs/hl7
+ * map-result.ts), so the same PDF sent by either route, again or in a correction, is one fact.
+ */
+function attachmentEvents(
+  lifted: readonly DecodedAttachment[],
+  patientId: string,
+  input: MapInput,
+  ctx: MapContext,
+  occurredAt: number,
+): ClinicalEvent[] {
+  const seen = new Set<string>();
+  const out: ClinicalEvent[] = [];
+  for (const a of lifted) {
+    if (seen.has(a.sha256)) continue;
+    seen.add(a.sha256);
+    out.push({
+      type: 'AttachmentStored',
+      data: {
+        meta: {
+          ...metaFor('AttachmentStored', out.length + 1, input, ctx, occurredAt),
+          eventId: deterministicEventId(['attachment', patientId, a.sha256]),
+        },
+        patientId,
+        sha256: a.sha256,
+        size: a.size,
+        contentType: a.contentType,
+        data: a.data,
+      },
+    });
+  }
+  return out;
+}
+
 function mapResult(r: Observation | DiagnosticReport, input: MapInput, ctx: MapContext): MapResult {
   const type = r.resourceType;
   const subject = needSubject(input, type);
@@ -776,10 +903,9 @@ function mapResult(r: Observation | DiagnosticReport, input: MapInput, ctx: MapC
     ]);
   }
   const resultId = input.previous?.hubId ?? hubIdOfResource(r, input.id, ctx.policy);
-  const observations =
-    r.resourceType === 'Observation'
-      ? [observationValue(r, 1)]
-      : (input.resultObservations ?? []).map((o, i) => observationValue(o, i + 1));
+  const lifting = resultObservationsOf(r, input, c, st.status);
+  if ('ok' in lifting) return lifting;
+  const { observations, lifted } = lifting;
   const effectiveAt = instant(r.effectiveDateTime ?? r.effectivePeriod?.start);
   const issuedAt = instant(r.issued);
   const common = {
@@ -811,7 +937,7 @@ function mapResult(r: Observation | DiagnosticReport, input: MapInput, ctx: MapC
     ),
   };
   // A result first seen as amended is still a correction of something the source reported before.
-  const events: ClinicalEvent[] =
+  const results: ClinicalEvent[] =
     st.kind === 'corrected'
       ? [
           {
@@ -829,6 +955,7 @@ function mapResult(r: Observation | DiagnosticReport, input: MapInput, ctx: MapC
             data: { ...common, meta: metaFor('ResultReported', 0, input, ctx, occurredAt, times) },
           },
         ];
+  const events = [...attachmentEvents(lifted, subject, input, ctx, occurredAt), ...results];
   return {
     ok: true,
     events,

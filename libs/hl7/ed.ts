@@ -114,6 +114,21 @@ const SUBTYPES: Readonly<Record<string, string>> = {
  * bytes only for what is unmistakable (`%PDF-`), else octet-stream.
  */
 export function edContentType(typeOfData: string, subtype: string, bytes: Buffer): string {
+  const declared = declaredContentType(typeOfData, subtype);
+  if (declared) return declared;
+  if (bytes.subarray(0, 5).toString('latin1') === '%PDF-') return 'application/pdf';
+  return 'application/octet-stream';
+}
+
+/** BCP 13 (MIME types), the code system FHIR binds Attachment.contentType to: an RP value's valueCode. */
+export const MIME_TYPE_SYSTEM = 'urn:ietf:bcp:13';
+
+/**
+ * The MIME type that a type of data and subtype name (ED.2/ED.3, RP.3/RP.4: both table 0191 and
+ * 0291, or MIME names), or null when they name none: an RP value points at content the hub does
+ * not hold, so there are no bytes to look at and no type is guessed.
+ */
+export function declaredContentType(typeOfData: string, subtype: string): string | null {
   const type = typeOfData.trim().toLowerCase();
   const sub = subtype.trim().toLowerCase();
   if (MIME_TOP.has(type) && TOKEN.test(sub)) return `${type}/${sub}`;
@@ -122,8 +137,7 @@ export function edContentType(typeOfData: string, subtype: string, bytes: Buffer
   if ((type === 'im' || type === 'si' || type === 'ns') && TOKEN.test(sub)) return `image/${sub}`;
   if (type === 'au' && TOKEN.test(sub)) return `audio/${sub}`;
   if (type === 'text' || type === 'tx' || type === 'ft') return 'text/plain';
-  if (bytes.subarray(0, 5).toString('latin1') === '%PDF-') return 'application/pdf';
-  return 'application/octet-stream';
+  return null;
 }
 
 /** Content address: lower-case hex SHA-256 (AttachmentRef.sha256). */

@@ -1,7 +1,7 @@
 import type { ClinicalEvent, ObservationValue } from '../events/index.js';
 import { deterministicEventId } from '../events/index.js';
 import { categoryForSection, resultStatusFor, V2_TABLE } from './codes.js';
-import { decodeEdData, edContentType, sha256Hex } from './ed.js';
+import { declaredContentType, decodeEdData, edContentType, MIME_TYPE_SYSTEM, sha256Hex } from './ed.js';
 import { fieldName, loc, refuse, type Seg } from './message.js';
 import { orderNumbers } from './map-order.js';
 import { encounterIdFor, instantOf, resultIdFor, type MapScope } from './scope.js';
@@ -166,6 +166,17 @@ function observation(
       }
       break;
     }
+    case 'RP': {
+      // A reference pointer (chapter 2A RP: pointer ^ application ID ^ type of data ^ subtype):
+      // a link to a document another system holds, e.g. a PACS. The same shape as a FHIR
+      // presentedForm with only a url (libs/fhir mapping.ts): pointer in valueString, MIME type
+      // (when type/subtype name one) in valueCode; the title is the code's display, as for ED.
+      // Seg.get decodes the escapes a pointer needs (\T\ for & in a URL, \S\, \F\, \E\).
+      v.valueString = obx.get(5, 1) || null;
+      const contentType = declaredContentType(obx.get(5, 3), obx.get(5, 4));
+      v.valueCode = contentType ? { system: MIME_TYPE_SYSTEM, code: contentType, display: null } : null;
+      break;
+    }
     case 'CE':
     case 'CWE':
     case 'CNE':
@@ -258,10 +269,8 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
       ...Object.fromEntries(r.obx.map((o, i) => [`observations[${i}].observedAt`, scope.time(o, 14)])),
     };
     // Without OBR-24: discrete values (numbers, codes, short strings) are lab-like;
-    // narrative-only reports are not assumed to be imaging.
-    const hasDiscrete = observations.some(
-      (o) => o.valueType !== 'TX' && o.valueType !== 'FT' && o.valueType !== 'ED' && o.valueType !== '',
-    );
+    // narrative-only reports (and documents: ED content, RP links) are not assumed to be imaging.
+    const hasDiscrete = observations.some((o) => !['TX', 'FT', 'ED', 'RP', ''].includes(o.valueType));
     const type = corrected ? 'ResultCorrected' : 'ResultReported';
     const occurredAt = issuedAt ?? effectiveAt ?? scope.messageTime();
     for (const item of lifted) stored.push({ patientId, item, occurredAt });

@@ -115,7 +115,7 @@ export const siteConfigSchema = z
       .meta({ description: 'Optional: where editors find this schema; ignored by the hub' }),
     defaultTimeZone: timeZoneSchema.optional().meta({
       description:
-        'IANA zone of HL7 v2 times sent without an offset, for senders not listed in `senders`. Required by the HL7 adapter: it refuses to start without a zone rather than assume UTC.',
+        'IANA zone of HL7 v2 times sent without an offset, for senders not listed in `senders`. Required by the HL7 adapter: it refuses to start without a zone rather than assume UTC. Also the reporting zone of the analytics views (their days are local days of this zone).',
     }),
     senders: z.array(senderSchema).default([]),
     authorities: z.array(authoritySchema).default([]),

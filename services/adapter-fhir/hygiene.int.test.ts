@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestFhirAdapter, type TestFhirAdapter } from '../../test/support/fhir-adapter.js';
 import { enterprisePatientId, type IdentityPolicy } from '../../libs/identity/index.js';
-import { createTransactionalProducer, type TransactionalProducer } from '../../libs/kafka/transactional.js';
-import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { startCollector, type Collector } from '../../test/fixtures/fhir/collector.js';
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
-import { buildFhirAdapter, type FhirAdapter } from './app.js';
+import type { FhirAdapter } from './app.js';
 
 const MRN = 'urn:oid:2.16.840.1.113883.3.999.1';
 const policy: IdentityPolicy = { enterpriseSystems: [MRN], authorityAliases: {} };
@@ -28,40 +27,19 @@ const patient = (mrn: string, family = 'Testperson') => ({
  */
 describe('adapter-fhir: identifiers are what they look like', () => {
   let ctx: TestContext;
-  let tx: TransactionalProducer;
+  let fhirAdapter: TestFhirAdapter;
   let adapter: FhirAdapter;
   let topics: Collector;
 
   beforeAll(async () => {
     ctx = await createTestContext('fhirhyg');
-    const dlq = `hub.dlq.adapter-fhir.${ctx.id}`;
-    ctx.extraTopics.push(dlq);
-    tx = createTransactionalProducer({
-      kafka: ctx.kafka,
-      codec: ctx.codec,
-      transactionalId: `tx-${ctx.id}`,
-      topicFor: ctx.topicFor,
-    });
-    await tx.connect();
-    adapter = buildFhirAdapter(
-      {
-        db: ctx.db,
-        kafka: ctx.kafka,
-        producer: ctx.producer,
-        txProducer: tx,
-        logger: ctx.logger,
-        metrics: createMetrics({ defaultMetrics: false }),
-        policy,
-      },
-      { schema: ctx.schema, dlqTopic: dlq, sourceSystem: 'fhir-test', maxBodyBytes: 64 * 1024 },
-    );
-    await adapter.start();
+    fhirAdapter = await startTestFhirAdapter(ctx, { policy, maxBodyBytes: 64 * 1024 });
+    adapter = fhirAdapter.adapter;
     topics = await startCollector(ctx, [ctx.topic('clinical.patient.v1')]);
   });
   afterAll(async () => {
     await topics?.stop();
-    await adapter?.stop();
-    await tx?.disconnect();
+    await fhirAdapter?.stop();
     await ctx?.cleanup();
   });
 

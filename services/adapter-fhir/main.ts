@@ -38,11 +38,13 @@ const config = loadConfig(
     HTTP_HOST: httpEnv.HTTP_HOST,
     HTTP_PORT: portEnv(8093),
     FHIR_STORE_SCHEMA: schemaNameEnv('adapter_fhir'),
+    // A DiagnosticReport carries its PDF base64 in presentedForm (docs/large-messages.md): 24 MiB
+    // of JSON is at most 18 MiB of content, under the attachment topic's 20 MiB max.message.bytes.
     FHIR_MAX_BODY_BYTES: z.coerce
       .number()
       .int()
       .min(1024)
-      .default(1024 * 1024),
+      .default(24 * 1024 * 1024),
     FHIR_SOURCE_SYSTEM: z.string().min(1).default('fhir-api'),
     FHIR_BASE_URL: z.url().optional(),
     FHIR_TRANSACTIONAL_ID: z.string().min(1).optional(),

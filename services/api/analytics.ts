@@ -91,7 +91,8 @@ export function analyticsRoutes(
     {
       schema: {
         tags: ['analytics'],
-        summary: 'Rows of one KPI view, by date range (UTC days, inclusive) and grouping; JSON or CSV',
+        summary:
+          'Rows of one KPI view, by date range (local days of the site reporting zone, inclusive) and grouping; JSON or CSV',
         params: {
           type: 'object',
           required: ['view'],

@@ -1,7 +1,6 @@
 import type { Resource } from '@medplum/fhirtypes';
 import type { Knex } from 'knex';
 import type { FhirType } from '../../libs/auth/scopes.js';
-import { fhirDateTime } from '../../libs/fhir/datetime.js';
 import { timedRead } from './db.js';
 import type { DateRange, TokenFilter } from './search.js';
 
@@ -15,66 +14,37 @@ interface SearchTable {
   table: string;
   /** Extra condition every row must meet (released, not withdrawn). */
   visible: string | null;
-  dateExpr: string;
   hasCode: boolean;
-  /** Rows carry start/end_offset_minutes: the period is served in the sender's offset. */
-  offsets?: boolean;
-}
-
-interface Offsets {
-  start_offset_minutes?: number | null;
-  end_offset_minutes?: number | null;
 }
 
 /**
- * Encounter.period as the sender meant it: the stored resource keeps UTC (so
- * that date search and ordering compare like with like); the offset the
- * sender expressed start and end in is stored beside it and applied here.
- * Without one (rows from events recorded before offsets were kept) the value
- * is served as stored, in UTC.
+ * Resources are stored as the portal serves them, times rendered in the
+ * sender's offset and precision (services/projector-portal/domain.ts); those
+ * strings do not sort as instants, so `date` search and ordering use each
+ * row's `date_at` (UTC timestamptz of the element the parameter is about:
+ * Encounter.period.start, ServiceRequest.authoredOn, effectiveDateTime).
  */
-export function inSenderOffsets(resource: Resource, o: Offsets): Resource {
-  if (resource.resourceType !== 'Encounter' || !resource.period) return resource;
-  const render = (v: string | undefined, offset: number | null | undefined): string | undefined => {
-    if (v === undefined || offset === null || offset === undefined) return v;
-    const ms = Date.parse(v);
-    return Number.isNaN(ms) ? v : fhirDateTime(ms, offset);
-  };
-  const { start, end } = resource.period;
-  return {
-    ...resource,
-    period: {
-      ...resource.period,
-      ...(start !== undefined ? { start: render(start, o.start_offset_minutes) } : {}),
-      ...(end !== undefined ? { end: render(end, o.end_offset_minutes) } : {}),
-    },
-  };
-}
+const DATE_COLUMN = 'date_at';
 
 export const SEARCH_TABLES: Record<Exclude<FhirType, 'Patient'>, SearchTable> = {
   Encounter: {
     table: 'encounters',
     visible: 'visible',
-    dateExpr: "resource->'period'->>'start'",
     hasCode: false,
-    offsets: true,
   },
   Observation: {
     table: 'observations',
     visible: null,
-    dateExpr: "resource->>'effectiveDateTime'",
     hasCode: true,
   },
   DiagnosticReport: {
     table: 'reports',
     visible: 'visible',
-    dateExpr: "resource->>'effectiveDateTime'",
     hasCode: true,
   },
   ServiceRequest: {
     table: 'service_requests',
     visible: null,
-    dateExpr: "resource->>'authoredOn'",
     hasCode: true,
   },
 };
@@ -110,8 +80,8 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
       const t = SEARCH_TABLES[type];
       let q = db.withSchema(schema).from(t.table).where({ patient_id: f.patientId });
       if (t.visible) q = q.whereRaw(`"${t.visible}"`);
-      if (f.date.from) q = q.whereRaw(`${t.dateExpr} >= ?`, [f.date.from]);
-      if (f.date.to) q = q.whereRaw(`${t.dateExpr} < ?`, [f.date.to]);
+      if (f.date.from) q = q.whereRaw(`${DATE_COLUMN} >= ?::timestamptz`, [f.date.from]);
+      if (f.date.to) q = q.whereRaw(`${DATE_COLUMN} < ?::timestamptz`, [f.date.to]);
       if (f.statuses.length > 0) q = q.whereRaw(`resource->>'status' = any(?)`, [f.statuses]);
       if (f.codes.length > 0 && t.hasCode) {
         const codes = f.codes;
@@ -122,14 +92,10 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
           }
         });
       }
-      const rows = await run<({ resource: Resource; total: string } & Offsets)[]>(
+      const rows = await run<{ resource: Resource; total: string }[]>(
         q
-          .select(
-            'resource',
-            ...(t.offsets ? ['start_offset_minutes', 'end_offset_minutes'] : []),
-            db.raw('count(*) over () as total'),
-          )
-          .orderByRaw(`${t.dateExpr} desc nulls last, resource->>'id'`)
+          .select('resource', db.raw('count(*) over () as total'))
+          .orderByRaw(`${DATE_COLUMN} desc nulls last, resource->>'id'`)
           .limit(count)
           .offset(offset),
       );
@@ -138,7 +104,7 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
         const c = await run<{ n: string }[]>(q.clone().clearSelect().clearOrder().count({ n: '*' }));
         total = Number(c[0]?.n ?? 0);
       }
-      return { total, resources: rows.map((r) => (t.offsets ? inSenderOffsets(r.resource, r) : r.resource)) };
+      return { total, resources: rows.map((r) => r.resource) };
     },
     async everything(patientId, types, count, offset) {
       const rows = await run<{ resource: Resource; total: string }[]>(
@@ -165,29 +131,7 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
         );
         total = Number(c[0]?.n ?? 0);
       }
-      // The view serves resources only; the page's encounters get their offsets in one more read.
-      const encounterIds = rows
-        .map((r) => r.resource)
-        .filter((r) => r.resourceType === 'Encounter' && r.id !== undefined)
-        .map((r) => r.id!);
-      const offsets = new Map<string, Offsets>();
-      if (encounterIds.length > 0) {
-        const o = await run<({ encounter_id: string } & Offsets)[]>(
-          db
-            .withSchema(schema)
-            .from('encounters')
-            .whereIn('encounter_id', encounterIds)
-            .select('encounter_id', 'start_offset_minutes', 'end_offset_minutes'),
-        );
-        for (const r of o) offsets.set(r.encounter_id, r);
-      }
-      return {
-        total,
-        resources: rows.map((r) => {
-          const o = r.resource.id === undefined ? undefined : offsets.get(r.resource.id);
-          return o ? inSenderOffsets(r.resource, o) : r.resource;
-        }),
-      };
+      return { total, resources: rows.map((r) => r.resource) };
     },
   };
 }

@@ -10,6 +10,7 @@ import type { VersionHooks } from '../../libs/projections/versions.js';
 import type { IsRegistered } from './authorities.js';
 import { createDeadLetterTally } from './dead-letters.js';
 import { ANALYTICS_VIEWS, analyticsProjection, grantViews } from './projection.js';
+import { checkReportingTimeZone, writeReportingTimeZone } from './reporting-zone.js';
 
 export interface AnalyticsConfig extends ProjectorConfig {
   topicFor?: (catalogName: string) => string;
@@ -21,6 +22,11 @@ export interface AnalyticsConfig extends ProjectorConfig {
    * Default: none registered.
    */
   isRegistered?: IsRegistered;
+  /**
+   * IANA zone the views count days in (reportingTimeZone: the site
+   * configuration's defaultTimeZone). Default UTC.
+   */
+  reportingTimeZone?: string;
 }
 
 /** Analysts see the documented views of the stable schema, never its tables. */
@@ -35,10 +41,14 @@ export async function grantStableViews(trx: Knex, stable: string): Promise<void>
   }
 }
 
-/** Grants on the stable views, and the dead-letter tally carried to a new version. */
+/**
+ * Grants on the stable views; the dead-letter tally and the reporting zone
+ * (written by the live projector, not derived from the log) carried to a
+ * new version, so a rebuild neither loses them nor needs the configuration.
+ */
 export const ANALYTICS_VERSION_HOOKS: VersionHooks = {
   afterSwitch: (trx, stable) => grantStableViews(trx, stable),
-  carryOver: ['dead_letters'],
+  carryOver: ['dead_letters', 'settings'],
 };
 
 /**
@@ -67,7 +77,11 @@ export function buildAnalyticsProjector(deps: ProjectorDeps, cfg: AnalyticsConfi
   return {
     ...svc,
     async start() {
+      const zone = cfg.reportingTimeZone ?? 'UTC';
+      await checkReportingTimeZone(deps.db, zone);
       await svc.start();
+      await writeReportingTimeZone(deps.db, cfg.stableSchema, zone);
+      deps.logger.info({ reportingTimeZone: zone }, 'analytics days are counted in the reporting time zone');
       await tally.start();
     },
     async stop() {

@@ -11,6 +11,7 @@ import {
 import { runProjectorMain } from '../../libs/projections/main.js';
 import { siteConfigFromEnv } from '../../libs/site-config/index.js';
 import { buildAnalyticsProjector } from './app.js';
+import { reportingTimeZone } from './reporting-zone.js';
 
 await runProjectorMain({
   name: 'projector-analytics',
@@ -23,7 +24,10 @@ await runProjectorMain({
       .default(
         `${INGEST_TOPICS.hl7Dlq},hub.dlq.adapter-fhir,hub.dlq.patient-directory,hub.dlq.projector-billing,hub.dlq.projector-portal,hub.dlq.projector-analytics`,
       ),
-    /** The adapters' site configuration: its authorities are not listed as unregistered. */
+    /**
+     * The adapters' site configuration: its authorities are not listed as
+     * unregistered; its defaultTimeZone is the zone days are counted in.
+     */
     HUB_SITE_CONFIG: z.string().optional(),
     /** Deprecated (one release): use the site configuration. */
     HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
@@ -32,10 +36,13 @@ await runProjectorMain({
   build: (deps, cfg, env) => {
     const deprecation = identityEnvDeprecation(env);
     if (deprecation) deps.logger.warn({ deprecated: deprecatedIdentityVariables(env) }, deprecation);
-    const policy = identityPolicyFromSite(siteConfigFromEnv(env.HUB_SITE_CONFIG), env);
+    const site = siteConfigFromEnv(env.HUB_SITE_CONFIG);
+    const policy = identityPolicyFromSite(site, env);
     return buildAnalyticsProjector(deps, {
       ...cfg,
       isRegistered: (system) => isRegisteredSystem(system, policy),
+      // Analysts' days are the site's local days (its defaultTimeZone; UTC when none).
+      reportingTimeZone: reportingTimeZone(site),
       deadLetterTopics: env.DEAD_LETTER_TOPICS.split(',')
         .map((t) => t.trim())
         .filter(Boolean)

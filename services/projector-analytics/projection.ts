@@ -35,46 +35,77 @@ export const analyticsTables = {
 } as const;
 
 /**
+ * The site's reporting zone as the views read it: the one-row `settings`
+ * table (migration 0305) that the projector writes at start from its
+ * validated configuration. Read when a view is queried, so changing the
+ * zone needs a restart, not a rebuild, and the fact tables (UTC instants)
+ * are the same whatever the zone: a replay stays deterministic.
+ */
+export const reportingZoneSql = (s: string) =>
+  `coalesce((select reporting_time_zone from ${s}.settings where id), 'UTC')`;
+
+/**
+ * A view's SQL over schema `s`. `tz` is the SQL expression of the zone days
+ * are counted in: absent, the literal 'UTC' the views had before 0305 (their
+ * migrations 0302–0304 are replayed as they were); given, the reporting zone,
+ * and dated views end with a `time_zone` column naming it.
+ */
+type ViewSql = (s: string, tz?: string) => string;
+
+const zoneOf = (tz: string | undefined) => tz ?? `'UTC'`;
+const zoneColumn = (tz: string | undefined) => (tz ? `, ${tz} as time_zone` : '');
+
+const DAYS_DOC =
+  "Days are calendar days in the site's reporting zone (column time_zone: the site configuration's defaultTimeZone, UTC when none is configured).";
+
+/**
  * The documented views: the only objects the analyst role can read. Times
- * are UTC; days are UTC calendar days. Minutes/hours are fractional.
+ * are UTC instants; days are calendar days in the reporting zone (above).
+ * Minutes/hours are fractional.
  */
 export const ANALYTICS_VIEWS: readonly {
   name: string;
   doc: string;
-  sql: (s: string) => string;
+  sql: ViewSql;
   /** The migration that creates it, when not the first views migration. */
   addedIn?: string;
+  /** Buckets by day: replaced by 0305 to count days in the reporting zone. */
+  zoned?: true;
 }[] = [
   {
     name: 'v_daily_admissions',
-    doc: 'Admissions (encounter starts, cancelled visits excluded) per UTC day, admitting unit and encounter class.',
-    sql: (s) => `select date_trunc('day', admitted_at at time zone 'UTC')::date as day,
-        coalesce(movements->0->>'unit', 'unknown') as unit, encounter_class, count(*)::int as admissions
+    doc: `Admissions (encounter starts, cancelled visits excluded) per day, admitting unit and encounter class. ${DAYS_DOC}`,
+    zoned: true,
+    sql: (s, tz) => `select date_trunc('day', admitted_at at time zone ${zoneOf(tz)})::date as day,
+        coalesce(movements->0->>'unit', 'unknown') as unit, encounter_class, count(*)::int as admissions${zoneColumn(tz)}
       from ${s}.encounters where not cancelled and admitted_at is not null group by 1, 2, 3`,
   },
   {
     name: 'v_daily_discharges',
-    doc: 'Discharges per UTC day, discharging unit (last movement) and encounter class.',
-    sql: (s) => `select date_trunc('day', discharged_at at time zone 'UTC')::date as day,
+    doc: `Discharges per day, discharging unit (last movement) and encounter class. ${DAYS_DOC}`,
+    zoned: true,
+    sql: (s, tz) => `select date_trunc('day', discharged_at at time zone ${zoneOf(tz)})::date as day,
         coalesce(movements->(jsonb_array_length(movements) - 1)->>'unit', 'unknown') as unit,
-        encounter_class, count(*)::int as discharges
+        encounter_class, count(*)::int as discharges${zoneColumn(tz)}
       from ${s}.encounters where not cancelled and discharged_at is not null group by 1, 2, 3`,
   },
   {
     name: 'v_daily_census',
-    doc: 'Midnight census: patients in house at the end of each UTC day (24:00), by the unit they were in then and class.',
-    sql: (s) => `with bounds as (
+    doc: `Midnight census: patients in house at the end of each day (24:00 local), by the unit they were in then and class. ${DAYS_DOC}`,
+    zoned: true,
+    // Days are local midnights; "(d + 1 day) at time zone" is the instant of the next local midnight (DST-aware).
+    sql: (s, tz) => `with bounds as (
         select min(admitted_at) as lo, max(greatest(admitted_at, coalesce(discharged_at, admitted_at))) as hi
           from ${s}.encounters where not cancelled),
-      days as (select generate_series(date_trunc('day', lo at time zone 'UTC'), date_trunc('day', hi at time zone 'UTC'), interval '1 day') as d from bounds)
-      select days.d::date as day, coalesce(u.unit, 'unknown') as unit, e.encounter_class, count(*)::int as census
+      days as (select generate_series(date_trunc('day', lo at time zone ${zoneOf(tz)}), date_trunc('day', hi at time zone ${zoneOf(tz)}), interval '1 day') as d from bounds)
+      select days.d::date as day, coalesce(u.unit, 'unknown') as unit, e.encounter_class, count(*)::int as census${zoneColumn(tz)}
         from days
         join ${s}.encounters e on not e.cancelled
-          and e.admitted_at < (days.d + interval '1 day') at time zone 'UTC'
-          and (e.discharged_at is null or e.discharged_at >= (days.d + interval '1 day') at time zone 'UTC')
+          and e.admitted_at < (days.d + interval '1 day') at time zone ${zoneOf(tz)}
+          and (e.discharged_at is null or e.discharged_at >= (days.d + interval '1 day') at time zone ${zoneOf(tz)})
         left join lateral (
           select m->>'unit' as unit from jsonb_array_elements(e.movements) m
-           where to_timestamp((m->>'at')::bigint / 1000.0) < (days.d + interval '1 day') at time zone 'UTC'
+           where to_timestamp((m->>'at')::bigint / 1000.0) < (days.d + interval '1 day') at time zone ${zoneOf(tz)}
            order by (m->>'at')::bigint desc limit 1) u on true
        group by 1, 2, 3`,
   },
@@ -104,12 +135,14 @@ export const ANALYTICS_VIEWS: readonly {
   },
   {
     name: 'v_ed_times',
-    doc: 'Emergency visits: arrival → departure (minutes) per UTC arrival day: count, p50, p90.',
+    doc: `Emergency visits: arrival → departure (minutes) per arrival day: count, p50, p90. ${DAYS_DOC}`,
+    zoned: true,
     sql: (
       s,
-    ) => `select date_trunc('day', admitted_at at time zone 'UTC')::date as day, count(*)::int as visits,
+      tz,
+    ) => `select date_trunc('day', admitted_at at time zone ${zoneOf(tz)})::date as day, count(*)::int as visits,
         round(percentile_cont(0.5) within group (order by extract(epoch from discharged_at - admitted_at) / 60)::numeric, 1) as p50_minutes,
-        round(percentile_cont(0.9) within group (order by extract(epoch from discharged_at - admitted_at) / 60)::numeric, 1) as p90_minutes
+        round(percentile_cont(0.9) within group (order by extract(epoch from discharged_at - admitted_at) / 60)::numeric, 1) as p90_minutes${zoneColumn(tz)}
       from ${s}.encounters where encounter_class = 'emergency' and not cancelled
         and admitted_at is not null and discharged_at is not null group by 1`,
   },
@@ -124,32 +157,40 @@ export const ANALYTICS_VIEWS: readonly {
   },
   {
     name: 'v_data_quality',
-    doc: 'Input quality per UTC day and source system: duplicates suppressed (resends), out-of-order arrivals (clinical time earlier than an event already seen on the same patient stream), results corrected.',
-    sql: (s) => `select date_trunc('day', recorded_at at time zone 'UTC')::date as day, source_system,
-          'duplicate_suppressed' as measure, count(*)::int as n from ${s}.duplicates group by 1, 2
+    doc: `Input quality per day (ingest time) and source system: duplicates suppressed (resends), out-of-order arrivals (clinical time earlier than an event already seen on the same patient stream), results corrected. ${DAYS_DOC}`,
+    zoned: true,
+    sql: (
+      s,
+      tz,
+    ) => `select date_trunc('day', recorded_at at time zone ${zoneOf(tz)})::date as day, source_system,
+          'duplicate_suppressed' as measure, count(*)::int as n${zoneColumn(tz)} from ${s}.duplicates group by 1, 2
       union all
-      select date_trunc('day', recorded_at at time zone 'UTC')::date, source_system, 'out_of_order_arrival', count(*)::int
+      select date_trunc('day', recorded_at at time zone ${zoneOf(tz)})::date, source_system, 'out_of_order_arrival', count(*)::int${zoneColumn(tz)}
         from ${s}.event_log where out_of_order group by 1, 2
       union all
-      select date_trunc('day', recorded_at at time zone 'UTC')::date, source_system, 'result_corrected', count(*)::int
+      select date_trunc('day', recorded_at at time zone ${zoneOf(tz)})::date, source_system, 'result_corrected', count(*)::int${zoneColumn(tz)}
         from ${s}.event_log where event_type = 'ResultCorrected' group by 1, 2`,
   },
   {
     name: 'v_events_per_source_day',
-    doc: 'System usage: events per UTC day (ingest time), source system and event type.',
+    doc: `System usage: events per day (ingest time), source system and event type. ${DAYS_DOC}`,
+    zoned: true,
     sql: (
       s,
-    ) => `select date_trunc('day', recorded_at at time zone 'UTC')::date as day, source_system, event_type,
-        count(*)::int as events from ${s}.event_log group by 1, 2, 3`,
+      tz,
+    ) => `select date_trunc('day', recorded_at at time zone ${zoneOf(tz)})::date as day, source_system, event_type,
+        count(*)::int as events${zoneColumn(tz)} from ${s}.event_log group by 1, 2, 3`,
   },
   {
     name: 'v_rejected_input',
-    doc: 'Input refused or parked on a dead-letter topic (adapters and projectors), per UTC day, dead-letter topic, source and reason code.',
+    doc: `Input refused or parked on a dead-letter topic (adapters and projectors), per day, dead-letter topic, source and reason code. ${DAYS_DOC}`,
     addedIn: '0303_dead_letters',
+    zoned: true,
     sql: (
       s,
-    ) => `select date_trunc('day', recorded_at at time zone 'UTC')::date as day, dlq_topic, source, reason,
-        count(*)::int as records from ${s}.dead_letters group by 1, 2, 3, 4`,
+      tz,
+    ) => `select date_trunc('day', recorded_at at time zone ${zoneOf(tz)})::date as day, dlq_topic, source, reason,
+        count(*)::int as records${zoneColumn(tz)} from ${s}.dead_letters group by 1, 2, 3, 4`,
   },
   {
     name: 'v_unregistered_authorities',
@@ -341,6 +382,35 @@ export function analyticsModel(
             knex,
             schema,
             added.map((v) => v.name),
+          );
+        },
+      },
+      {
+        name: '0305_reporting_time_zone',
+        async up(knex: Knex, schema: string) {
+          // One row, written by the projector at start (reporting-zone.ts) and
+          // carried over by a rebuild (ANALYTICS_VERSION_HOOKS): configuration,
+          // not derived from the log. Not granted to analysts; the dated views
+          // show it as their time_zone column.
+          await knex.raw(
+            `create table ??.settings (
+               id boolean primary key default true check (id),
+               reporting_time_zone text not null default 'UTC')`,
+            [schema],
+          );
+          await knex.raw('insert into ??.settings default values', [schema]);
+          // "create or replace" (same columns, time_zone appended) keeps the
+          // stable schema's views that select from these working in between.
+          const zoned = ANALYTICS_VIEWS.filter((x) => x.zoned);
+          for (const v of zoned) {
+            const sql = v.sql(`"${schema}"`, reportingZoneSql(`"${schema}"`));
+            await knex.raw(`create or replace view ??.?? as ${sql}`, [schema, v.name]);
+            await knex.raw(`comment on view ??.?? is ${knex.raw('?', [v.doc]).toQuery()}`, [schema, v.name]);
+          }
+          await grantViews(
+            knex,
+            schema,
+            zoned.map((v) => v.name),
           );
         },
       },

@@ -48,3 +48,57 @@ describe('portal: report attachments (HL7 ED lifted into AttachmentStored)', () 
     expect(d.all('reports').size).toBe(0);
   });
 });
+
+describe('portal: report links (RP values: HL7 reference pointer, FHIR presentedForm with a url only)', () => {
+  const link = (url: string | null, contentType: string | null, title: string | null, sequence: number) => ({
+    ...obs('18748-4', 'CT report', 0, '', null, 'final'),
+    code: { system: 'http://loinc.org', code: '18748-4', display: title },
+    sequence,
+    valueType: 'RP',
+    valueNumber: null,
+    unit: null,
+    valueString: url,
+    valueCode: contentType ? { system: 'urn:ietf:bcp:13', code: contentType, display: null } : null,
+  });
+
+  it('given a final report with a link beside a PDF and a value, then presentedForm lists both in report order; the link as sent (no size, no hash)', () => {
+    const a = attachment('P1', 'oru-rp', at(9), PDF);
+    const url = 'https://pacs.example/wado?study=1.2.3&type=pdf';
+    const d = run(
+      a.stored,
+      resulted('P1', 'R1', null, null, 'cbc', 'final', 'oru-rp', at(9), [
+        link(url, 'application/pdf', 'CT report (PACS)', 1),
+        { ...a.observation, sequence: 2 },
+        { ...obs('718-7', 'Hemoglobin', 12, 'g/dL', null, 'final'), sequence: 3 },
+        link(url, 'application/pdf', 'same link again', 4),
+        link('https://docs.example/2', null, null, 5),
+      ]),
+    );
+    const report = d.all('reports').get('R1')!.resource;
+    expect(report.presentedForm).toEqual([
+      { contentType: 'application/pdf', url, title: 'CT report (PACS)' },
+      { contentType: 'application/pdf', url: `Binary/${SHA}`, size: PDF.length, title: 'Report PDF' },
+      { url: 'https://docs.example/2' },
+    ]);
+    // then the documents' Observations carry no value, as the ED one does (the form is the report's)
+    const observations = d.all('observations');
+    for (const id of ['R1-1', 'R1-2', 'R1-4', 'R1-5']) {
+      const o = observations.get(id)!.resource;
+      expect([o.valueString, o.valueCodeableConcept, o.valueQuantity]).toEqual([
+        undefined,
+        undefined,
+        undefined,
+      ]);
+    }
+    expect(observations.get('R1-3')!.resource.valueQuantity?.value).toBe(12);
+  });
+
+  it('given a preliminary report with a link, then nothing presents it', () => {
+    const d = run(
+      resulted('P1', 'R1', null, null, 'cbc', 'preliminary', 'oru-rp', at(9), [
+        link('https://docs.example/1', 'application/pdf', 'x', 1),
+      ]),
+    );
+    expect(d.all('reports').size).toBe(0);
+  });
+});

@@ -17,9 +17,11 @@ import type {
   EncounterStarted,
   EventMeta,
   ObservationValue,
+  PatientRegistered,
   ResultReported,
 } from '../../libs/events/index.js';
-import { mergeDemographics } from '../../libs/events/demographics.js';
+import { fieldState, mergeDemographics } from '../../libs/events/demographics.js';
+import { renderDateTime, renderInstant, type SentAs } from '../../libs/fhir/datetime.js';
 import { undonePart, isReleasedStatus, resultRank, supersedes } from '../../libs/projections/clinical.js';
 import type { Draft, Needs, Resolve } from '../../libs/projections/store.js';
 
@@ -31,6 +33,14 @@ import type { Draft, Needs, Resolve } from '../../libs/projections/store.js';
  * orders with their status, and only released reports (final or corrected;
  * the highest version wins whatever the arrival order; preliminary never
  * shows; a cancelled report is withdrawn).
+ *
+ * Times: every dateTime/instant in a resource is rendered as the source sent
+ * it (offset and precision from EventMeta.sourceTimes, libs/fhir/datetime.ts),
+ * so every reader of the resource (API, GET /patients/:id/record) sees the
+ * sender's local time; events without sourceTimes render in UTC as before.
+ * Rendered strings with different offsets do not sort as instants, so each
+ * searchable table keeps the instant its FHIR `date` parameter is about in
+ * `date_at` (UTC timestamptz) for search and ordering.
  */
 export interface PatientRow {
   patient_id: string;
@@ -51,19 +61,16 @@ export interface EncounterRow {
   patient_id: string;
   visible: boolean;
   resource: Encounter;
-  /**
-   * UTC offset (minutes) the sender expressed period.start / period.end in
-   * (EventMeta.sourceTimes); null when not recorded (older events): the API
-   * then serves UTC. `resource` keeps UTC so that date search compares alike.
-   */
-  start_offset_minutes: number | null;
-  end_offset_minutes: number | null;
+  /** period.start as an instant (search `date`, ordering). */
+  date_at: number | null;
 }
 
 export interface ServiceRequestRow {
   order_id: string;
   patient_id: string;
   resource: ServiceRequest;
+  /** authoredOn as an instant (search `date`, ordering). */
+  date_at: number | null;
 }
 
 export interface ReportRow {
@@ -75,6 +82,8 @@ export interface ReportRow {
   version_at: number;
   version_event: string;
   resource: DiagnosticReport;
+  /** effectiveDateTime as an instant (search `date`, ordering). */
+  date_at: number | null;
 }
 
 export interface ObservationRow {
@@ -82,6 +91,8 @@ export interface ObservationRow {
   result_id: string;
   patient_id: string;
   resource: Observation;
+  /** effectiveDateTime as an instant (search `date`, ordering). */
+  date_at: number | null;
 }
 
 /**
@@ -108,20 +119,38 @@ export interface PortalTables {
   attachments: AttachmentRow;
 }
 
-/** DiagnosticReport.presentedForm: the report's attachments, each once, served at Binary/<sha256>. */
+/**
+ * DiagnosticReport.presentedForm: the report's attachments, each once, in report order. Content
+ * the hub holds (ED, `attachment`) is served at Binary/<sha256>; a link (RP: HL7 reference
+ * pointer, or a FHIR form sent with a url only) is given back as sent: its url, its MIME type
+ * (valueCode) and title (the code's display), no size or hash (the hub does not hold the bytes).
+ */
 function presentedForm(observations: readonly ObservationValue[]): Attachment[] {
   const seen = new Set<string>();
   const out: Attachment[] = [];
   for (const o of observations) {
     const a = o.attachment;
-    if (!a || seen.has(a.sha256)) continue;
-    seen.add(a.sha256);
-    out.push({
-      contentType: a.contentType,
-      url: `Binary/${a.sha256}`,
-      size: a.size,
-      ...(a.title ? { title: a.title } : {}),
-    });
+    if (a) {
+      if (seen.has(a.sha256)) continue;
+      seen.add(a.sha256);
+      out.push({
+        contentType: a.contentType,
+        url: `Binary/${a.sha256}`,
+        size: a.size,
+        ...(a.title ? { title: a.title } : {}),
+      });
+    } else if (o.valueType === 'RP') {
+      const link: Attachment = {
+        ...(o.valueCode ? { contentType: o.valueCode.code } : {}),
+        ...(o.valueString ? { url: o.valueString } : {}),
+        ...(o.code.display ? { title: o.code.display } : {}),
+      };
+      const key = `url:${o.valueString ?? ''}`;
+      // An empty Attachment is not FHIR (ele-1); the same url twice is one form.
+      if (Object.keys(link).length === 0 || (o.valueString && seen.has(key))) continue;
+      seen.add(key);
+      out.push(link);
+    }
   }
   return out;
 }
@@ -136,13 +165,14 @@ export function attachmentRow(d: { sha256: string; contentType: string; data: Bu
   };
 }
 
-/** The offset an instant field of an event was sent in (meta.sourceTimes), null when not recorded. */
-function offsetOf(meta: EventMeta, field: string): number | null {
-  return meta.sourceTimes.find((t) => t.field === field)?.offsetMinutes ?? null;
+/** How an instant field of an event was sent (meta.sourceTimes); undefined when not recorded: UTC. */
+function sentAs(meta: EventMeta, field: string): SentAs | undefined {
+  return meta.sourceTimes.find((t) => t.field === field);
 }
 
-const iso = (ms: number | null | undefined): string | undefined =>
-  ms === null || ms === undefined ? undefined : new Date(ms).toISOString();
+/** A dateTime element for an event's instant field, as the source sent it. */
+const dateTimeOf = (meta: EventMeta, field: string, ms: number): string =>
+  renderDateTime(ms, sentAs(meta, field));
 
 function concept(c: Code | null | undefined): CodeableConcept | undefined {
   if (!c) return undefined;
@@ -173,10 +203,15 @@ function linksOf(row: Pick<PatientRow, 'merged_into' | 'replaces'>): PatientLink
   return links.length > 0 ? links : undefined;
 }
 
+/**
+ * `deceasedDateTime`: deceasedAt as rendered from the event that sent it (the
+ * demographics keep only the instant); UTC when not given.
+ */
 export function patientResource(
   patientId: string,
   d: Demographics | null,
   row: Pick<PatientRow, 'merged_into' | 'replaces'>,
+  deceasedDateTime?: string,
 ): Patient {
   const link = linksOf(row);
   const base: Patient = { resourceType: 'Patient', id: patientId, active: row.merged_into === null };
@@ -200,7 +235,7 @@ export function patientResource(
     ...(d.birthDate ? { birthDate: d.birthDate } : {}),
     ...(gender ? { gender } : {}),
     ...(d.deceasedAt !== null
-      ? { deceasedDateTime: iso(d.deceasedAt)! }
+      ? { deceasedDateTime: deceasedDateTime ?? renderDateTime(d.deceasedAt, null) }
       : d.deceased !== null
         ? { deceasedBoolean: d.deceased }
         : {}),
@@ -218,6 +253,22 @@ export function patientResource(
     ...(d.maritalStatus ? { maritalStatus: concept(d.maritalStatus)! } : {}),
     ...(d.language ? { communication: [{ language: concept(d.language)! }] } : {}),
   };
+}
+
+/**
+ * Patient.deceasedDateTime after an update: a deceasedAt the update did not
+ * send keeps its stored rendering (HL7 null semantics); a sent one is
+ * rendered as sent (PID-29, `demographics.deceasedAt` in sourceTimes).
+ */
+function deceasedRendering(
+  prev: PatientRow,
+  data: Pick<PatientRegistered, 'demographics' | 'meta'>,
+  merged: Demographics,
+): string | undefined {
+  if (merged.deceasedAt === null) return undefined;
+  const kept = prev.resource.deceasedDateTime;
+  if (fieldState(data.demographics, 'deceasedAt') === 'notSent' && kept !== undefined) return kept;
+  return dateTimeOf(data.meta, 'demographics.deceasedAt', merged.deceasedAt);
 }
 
 function placeholderPatient(patientId: string): PatientRow {
@@ -246,8 +297,7 @@ function stubEncounter(encounterId: string, patientId: string): EncounterRow {
     encounter_id: encounterId,
     patient_id: patientId,
     visible: true,
-    start_offset_minutes: null,
-    end_offset_minutes: null,
+    date_at: null,
     resource: {
       resourceType: 'Encounter',
       id: encounterId,
@@ -266,11 +316,13 @@ function reportStatus(s: string): DiagnosticReport['status'] {
   return 'preliminary';
 }
 
+/** `effectiveDateTime`: observedAt as the source sent it. */
 function observationResource(
   resultId: string,
   patientId: string,
   encounterId: string | null,
   o: ObservationValue,
+  effectiveDateTime: string | undefined,
 ): Observation {
   const obs: Observation = {
     resourceType: 'Observation',
@@ -280,9 +332,14 @@ function observationResource(
     code: concept(o.code)!,
     subject: subject(patientId),
     ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
-    ...(o.observedAt !== null ? { effectiveDateTime: iso(o.observedAt)! } : {}),
+    ...(effectiveDateTime !== undefined ? { effectiveDateTime } : {}),
   };
-  if (o.valueNumber !== null) {
+  // A document (ED content, RP link) is the report's presentedForm: its Observation carries no
+  // value (not the MIME type as a coded value, nor the sender's url as a string).
+  const isDocument = o.valueType === 'ED' || o.valueType === 'RP';
+  if (isDocument) {
+    // no value[x]
+  } else if (o.valueNumber !== null) {
     obs.valueQuantity = {
       value: o.valueNumber,
       ...(o.unit ? { unit: o.unit } : {}),
@@ -317,15 +374,21 @@ function applyResult(
     if (id) draft.delete('observations', id);
   }
   const released = isReleasedStatus(d.status);
+  const observed = (o: ObservationValue, i: number) =>
+    o.observedAt === null ? undefined : dateTimeOf(d.meta, `observations[${i}].observedAt`, o.observedAt);
   const obs = released
-    ? d.observations.map((o) => observationResource(d.resultId, patientId, d.encounterId, o))
+    ? d.observations.map((o, i) => ({
+        resource: observationResource(d.resultId, patientId, d.encounterId, o, observed(o, i)),
+        at: o.observedAt,
+      }))
     : [];
   for (const o of obs) {
-    draft.put('observations', o.id!, {
-      observation_id: o.id!,
+    draft.put('observations', o.resource.id!, {
+      observation_id: o.resource.id!,
       result_id: d.resultId,
       patient_id: patientId,
-      resource: o,
+      resource: o.resource,
+      date_at: o.at,
     });
   }
   const report: DiagnosticReport = {
@@ -346,9 +409,12 @@ function applyResult(
     subject: subject(patientId),
     ...(d.orderId ? { basedOn: [{ reference: `ServiceRequest/${d.orderId}` }] } : {}),
     ...(d.encounterId ? { encounter: { reference: `Encounter/${d.encounterId}` } } : {}),
-    ...(d.effectiveAt !== null ? { effectiveDateTime: iso(d.effectiveAt)! } : {}),
-    ...(d.issuedAt !== null ? { issued: iso(d.issuedAt)! } : {}),
-    ...(obs.length > 0 ? { result: obs.map((o) => ({ reference: `Observation/${o.id}` })) } : {}),
+    ...(d.effectiveAt !== null
+      ? { effectiveDateTime: dateTimeOf(d.meta, 'effectiveAt', d.effectiveAt) }
+      : {}),
+    // DiagnosticReport.issued is an FHIR instant: full precision whatever was sent.
+    ...(d.issuedAt !== null ? { issued: renderInstant(d.issuedAt, sentAs(d.meta, 'issuedAt')) } : {}),
+    ...(obs.length > 0 ? { result: obs.map((o) => ({ reference: `Observation/${o.resource.id}` })) } : {}),
     ...(released && d.reportText ? { conclusion: d.reportText } : {}),
   };
   const forms = released ? presentedForm(d.observations) : [];
@@ -362,6 +428,7 @@ function applyResult(
     version_at: stamp.at,
     version_event: stamp.eventId,
     resource: report,
+    date_at: d.effectiveAt,
   });
 }
 
@@ -413,6 +480,7 @@ function stubRequest(orderId: string, patientId: string): ServiceRequestRow {
   return {
     order_id: orderId,
     patient_id: patientId,
+    date_at: null,
     resource: {
       resourceType: 'ServiceRequest',
       id: orderId,
@@ -436,7 +504,7 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
       draft.put('patients', id, {
         ...prev,
         placeholder: false,
-        resource: patientResource(id, demographics, prev),
+        resource: patientResource(id, demographics, prev, deceasedRendering(prev, e.data, demographics)),
         demographics,
       });
       return;
@@ -466,7 +534,8 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
       ensurePatient(draft, pid);
       const d = e.data;
       const display = locationDisplay(d.location);
-      const start = iso(d.admittedAt ?? d.meta.occurredAt)!;
+      const startAt = d.admittedAt ?? d.meta.occurredAt;
+      const start = dateTimeOf(d.meta, d.admittedAt !== null ? 'admittedAt' : 'meta.occurredAt', startAt);
       const resource: Encounter = {
         resourceType: 'Encounter',
         id: d.encounterId,
@@ -488,8 +557,7 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
         encounter_id: d.encounterId,
         patient_id: pid,
         visible: true,
-        start_offset_minutes: offsetOf(d.meta, d.admittedAt !== null ? 'admittedAt' : 'meta.occurredAt'),
-        end_offset_minutes: null,
+        date_at: startAt,
         resource,
       });
       return;
@@ -498,7 +566,7 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
       const pid = resolve(e.data.patientId);
       ensurePatient(draft, pid);
       const prev = draft.get('encounters', e.data.encounterId) ?? stubEncounter(e.data.encounterId, pid);
-      const at = iso(e.data.transferredAt)!;
+      const at = dateTimeOf(e.data.meta, 'transferredAt', e.data.transferredAt);
       const locations: EncounterLocation[] = (prev.resource.location ?? []).map((l) =>
         l.status === 'active' ? { ...l, status: 'completed', period: { ...l.period, end: at } } : l,
       );
@@ -517,10 +585,9 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
       const pid = resolve(e.data.patientId);
       ensurePatient(draft, pid);
       const prev = draft.get('encounters', e.data.encounterId) ?? stubEncounter(e.data.encounterId, pid);
-      const end = iso(e.data.endedAt)!;
+      const end = dateTimeOf(e.data.meta, 'endedAt', e.data.endedAt);
       draft.put('encounters', e.data.encounterId, {
         ...prev,
-        end_offset_minutes: offsetOf(e.data.meta, 'endedAt'),
         resource: {
           ...prev.resource,
           status: prev.resource.status === 'entered-in-error' ? 'entered-in-error' : 'finished',
@@ -571,7 +638,6 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
         }
         draft.put('encounters', e.data.encounterId, {
           ...prev,
-          end_offset_minutes: null,
           resource: {
             ...prev.resource,
             status: prev.resource.status === 'finished' ? 'in-progress' : prev.resource.status,
@@ -595,6 +661,7 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
       draft.put('service_requests', d.orderId, {
         order_id: d.orderId,
         patient_id: pid,
+        date_at: d.orderedAt,
         resource: {
           resourceType: 'ServiceRequest',
           id: d.orderId,
@@ -605,7 +672,7 @@ export function evolve(draft: Draft<PortalTables>, e: ClinicalEvent, resolve: Re
           subject: subject(pid),
           ...(priority ? { priority } : {}),
           ...(d.encounterId ? { encounter: { reference: `Encounter/${d.encounterId}` } } : {}),
-          authoredOn: iso(d.orderedAt)!,
+          authoredOn: dateTimeOf(d.meta, 'orderedAt', d.orderedAt),
           ...(d.placerOrderNumber
             ? { identifier: [{ system: d.placerOrderNumber.system, value: d.placerOrderNumber.value }] }
             : {}),

@@ -1,4 +1,6 @@
+import type { Encounter } from '@medplum/fhirtypes';
 import type { Knex } from 'knex';
+import { fhirDateTime } from '../../libs/fhir/datetime.js';
 import type { Projection } from '../../libs/db/projection.js';
 import { readModelProjection, type ReadModel } from '../../libs/projections/store.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
@@ -13,25 +15,28 @@ export const portalTables = {
     patientColumn: 'patient_id',
     subjectColumns: ['resource'],
     jsonColumns: ['resource'],
+    timeColumns: ['date_at'],
   },
   service_requests: {
     key: 'order_id',
     patientColumn: 'patient_id',
     subjectColumns: ['resource'],
     jsonColumns: ['resource'],
+    timeColumns: ['date_at'],
   },
   reports: {
     key: 'result_id',
     patientColumn: 'patient_id',
     subjectColumns: ['resource'],
     jsonColumns: ['resource'],
-    timeColumns: ['version_at'],
+    timeColumns: ['version_at', 'date_at'],
   },
   observations: {
     key: 'observation_id',
     patientColumn: 'patient_id',
     subjectColumns: ['resource'],
     jsonColumns: ['resource'],
+    timeColumns: ['date_at'],
   },
   // Content-addressed: one row per sha256, for every patient whose reports present it.
   attachments: { key: 'sha256' },
@@ -122,6 +127,7 @@ export function portalModel(topics: readonly string[] = clinicalTopics()): ReadM
         // The UTC offset the sender expressed the encounter's start and end in
         // (EventMeta.sourceTimes), so the API serves them as the sender meant
         // (08:00-05:00, not 13:00Z). Null for rows projected before: served as UTC.
+        // Superseded by 0111 (times rendered into the resource); no longer written.
         name: '0104_portal_encounter_offsets',
         async up(knex: Knex, schema: string) {
           await knex.schema.withSchema(schema).alterTable('encounters', (t) => {
@@ -150,8 +156,75 @@ export function portalModel(topics: readonly string[] = clinicalTopics()): ReadM
           );
         },
       },
+      {
+        // Every time in a resource is now rendered as the source sent it
+        // (offset and precision), so the resource's strings no longer sort
+        // as instants: `date_at` holds the instant search and ordering use,
+        // filled from the UTC strings rows hold so far. Encounters projected
+        // with 0104 offsets get them rendered into the resource, as the API
+        // served them; other times of older rows stay UTC until a rebuild
+        // (hub projections rebuild portal) renders them from the events.
+        name: '0111_portal_sender_times',
+        async up(knex: Knex, schema: string) {
+          for (const [table, path] of DATE_PATHS) {
+            await knex.schema.withSchema(schema).alterTable(table, (t) => {
+              t.timestamp('date_at', { useTz: true });
+              t.index(['patient_id', 'date_at']);
+            });
+            await knex.raw(`update ??.?? set date_at = (resource #>> ?)::timestamptz`, [
+              schema,
+              table,
+              `{${path.join(',')}}`,
+            ]);
+          }
+          await renderEncounterOffsets(knex, schema);
+        },
+      },
     ],
   };
+}
+
+/** The element each table's FHIR `date` search parameter is about. */
+const DATE_PATHS: readonly [string, readonly string[]][] = [
+  ['encounters', ['period', 'start']],
+  ['service_requests', ['authoredOn']],
+  ['reports', ['effectiveDateTime']],
+  ['observations', ['effectiveDateTime']],
+];
+
+interface OffsetRow {
+  encounter_id: string;
+  resource: Encounter;
+  start_offset_minutes: number | null;
+  end_offset_minutes: number | null;
+}
+
+/** Encounter.period in the 0104 offsets, rendered into the resource (precision was not kept: as served). */
+async function renderEncounterOffsets(knex: Knex, schema: string): Promise<void> {
+  const rows = await knex
+    .withSchema(schema)
+    .from('encounters')
+    .whereNotNull('start_offset_minutes')
+    .orWhereNotNull('end_offset_minutes')
+    .select<OffsetRow[]>('encounter_id', 'resource', 'start_offset_minutes', 'end_offset_minutes');
+  const render = (v: string | undefined, offset: number | null): string | undefined =>
+    v === undefined || offset === null || Number.isNaN(Date.parse(v))
+      ? v
+      : fhirDateTime(Date.parse(v), offset);
+  for (const r of rows) {
+    if (!r.resource.period) continue;
+    const { start, end } = r.resource.period;
+    const period = {
+      ...r.resource.period,
+      ...(start !== undefined ? { start: render(start, r.start_offset_minutes) } : {}),
+      ...(end !== undefined ? { end: render(end, r.end_offset_minutes) } : {}),
+    };
+    await knex
+      .withSchema(schema)
+      .from('encounters')
+      .where({ encounter_id: r.encounter_id })
+      .update({ resource: JSON.stringify({ ...r.resource, period }) });
+  }
 }
 
 export function portalProjection(topics?: readonly string[]): Projection {

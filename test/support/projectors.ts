@@ -29,8 +29,8 @@ export interface ProjectorRun {
 export async function startProjectorRun(
   name: string,
   which: readonly ProjectorName[] = PROJECTORS,
-  /** Extra analytics configuration, e.g. the site's registered authorities. */
-  opts: { analytics?: Pick<AnalyticsConfig, 'isRegistered'> } = {},
+  /** Extra analytics configuration, e.g. the site's registered authorities and reporting time zone. */
+  opts: { analytics?: Pick<AnalyticsConfig, 'isRegistered' | 'reportingTimeZone'> } = {},
 ): Promise<ProjectorRun> {
   const ctx = await createTestContext(name);
   const dlq = `hub.dlq.${ctx.id}`;
