@@ -1,15 +1,12 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startProjectorRun, type ProjectorRun } from './support/projectors.js';
 import { expectPdfPresented, pseudoPdf } from './support/reports.js';
 import { startTestFhirAdapter, type TestFhirAdapter } from './support/fhir-adapter.js';
-import type { ProjectorService } from '../libs/projections/service.js';
-import { dropReadModel } from '../libs/projections/versions.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
-import { createMetrics } from '../libs/telemetry/metrics.js';
 import type { FhirAdapter } from '../services/adapter-fhir/app.js';
-import { buildPortalProjector } from '../services/projector-portal/app.js';
 import { startTestApi, type TestApi } from './support/api.js';
-import { createTestContext, type TestContext } from './support/harness.js';
+import type { TestContext } from './support/harness.js';
 
 /**
  * The FHIR route of a real-size report: a DiagnosticReport whose presentedForm carries a 5 MB PDF
@@ -20,31 +17,17 @@ const PDF = pseudoPdf(5 * 1024 * 1024, 20260304);
 const MRN = 'urn:oid:2.16.840.1.113883.3.999.1';
 
 describe('large report over FHIR: presentedForm -> Kafka -> portal -> API Binary', () => {
+  let run: ProjectorRun;
   let ctx: TestContext;
   let fhirAdapter: TestFhirAdapter;
   let fhir: FhirAdapter;
-  let portal: ProjectorService;
   let api: TestApi;
   let stable: string;
 
   beforeAll(async () => {
-    ctx = await createTestContext('fhirlarge');
-    stable = `${ctx.schema}_portal`;
-    const dlq = `hub.dlq.projector-portal.${ctx.id}`;
-    ctx.extraTopics.push(dlq);
-    const metrics = () => createMetrics({ defaultMetrics: false });
-    portal = buildPortalProjector(
-      {
-        db: ctx.db,
-        kafka: ctx.kafka,
-        codec: ctx.codec,
-        producer: ctx.producer,
-        logger: ctx.logger,
-        metrics: metrics(),
-      },
-      { stableSchema: stable, dlqTopic: dlq, topicFor: ctx.topic, followEveryMs: 60_000 },
-    );
-    await portal.start();
+    run = await startProjectorRun('fhirlarge', ['portal']);
+    ctx = run.ctx;
+    stable = run.stable.portal;
     api = await startTestApi(ctx, {
       portalSchema: stable,
       clinicalTopics: clinicalTopics(ctx.topic),
@@ -61,9 +44,7 @@ describe('large report over FHIR: presentedForm -> Kafka -> portal -> API Binary
   afterAll(async () => {
     await fhirAdapter?.stop();
     await api?.stop();
-    await portal?.stop();
-    await dropReadModel(ctx.db, stable).catch(() => undefined);
-    await ctx?.cleanup();
+    await run?.cleanup();
   });
 
   it('serves the PDF posted in presentedForm back byte-identical through DiagnosticReport.presentedForm and Binary', async () => {

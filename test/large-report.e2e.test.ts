@@ -2,20 +2,18 @@ import { createHash } from 'node:crypto';
 import { Hl7Client } from '@medplum/hl7';
 import { Hl7Message } from '@medplum/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startProjectorRun, type ProjectorRun } from './support/projectors.js';
 import { expectPdfPresented, pseudoPdf } from './support/reports.js';
 import { INGEST_TOPICS } from '../libs/events/contracts.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../libs/hl7/mllp.js';
 import type { ProjectorService } from '../libs/projections/service.js';
 import { lagOf } from '../libs/projections/inspect.js';
-import { dropReadModel } from '../libs/projections/versions.js';
-import { createMetrics } from '../libs/telemetry/metrics.js';
 import type { Hl7Adapter } from '../services/adapter-hl7/app.js';
 import { readTopic } from '../services/adapter-hl7/raw-store.js';
-import { buildPortalProjector } from '../services/projector-portal/app.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
 import { startTestApi, type TestApi } from './support/api.js';
 import { testHl7Adapter } from './support/private-broker.js';
-import { createTestContext, eventually, type TestContext } from './support/harness.js';
+import { eventually, type TestContext } from './support/harness.js';
 
 /**
  * A real-size report end to end: a 5 MB ORU^R01 whose OBX-5 is a base64 PDF
@@ -44,6 +42,7 @@ function oru(controlId: string): string {
 }
 
 describe('large report: 5 MB ORU with a base64 PDF, MLLP -> Kafka -> portal -> API Binary', () => {
+  let run: ProjectorRun;
   let ctx: TestContext;
   let adapter: Hl7Adapter;
   let portal: ProjectorService;
@@ -52,24 +51,10 @@ describe('large report: 5 MB ORU with a base64 PDF, MLLP -> Kafka -> portal -> A
   let port: number;
 
   beforeAll(async () => {
-    ctx = await createTestContext('largerpt');
-    stable = `${ctx.schema}_portal`;
-    const dlq = `hub.dlq.projector-portal.${ctx.id}`;
-    ctx.extraTopics.push(dlq);
-    const metrics = () => createMetrics({ defaultMetrics: false });
-
-    portal = buildPortalProjector(
-      {
-        db: ctx.db,
-        kafka: ctx.kafka,
-        codec: ctx.codec,
-        producer: ctx.producer,
-        logger: ctx.logger,
-        metrics: metrics(),
-      },
-      { stableSchema: stable, dlqTopic: dlq, topicFor: ctx.topic, followEveryMs: 60_000 },
-    );
-    await portal.start();
+    run = await startProjectorRun('largerpt', ['portal']);
+    ctx = run.ctx;
+    stable = run.stable.portal;
+    portal = run.services.portal;
 
     api = await startTestApi(ctx, {
       portalSchema: stable,
@@ -104,9 +89,7 @@ describe('large report: 5 MB ORU with a base64 PDF, MLLP -> Kafka -> portal -> A
   afterAll(async () => {
     await adapter?.stop();
     await api?.stop();
-    await portal?.stop();
-    await dropReadModel(ctx.db, stable).catch(() => undefined);
-    await ctx?.cleanup();
+    await run?.cleanup();
   });
 
   it('answers AA and serves the PDF back byte-identical through DiagnosticReport.presentedForm and Binary', async () => {

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestFhirAdapter, type TestFhirAdapter } from '../../test/support/fhir-adapter.js';
 import { HubError } from '../../libs/errors/index.js';
 import type { ClinicalEvent } from '../../libs/events/index.js';
 import { enterprisePatientId, type IdentityPolicy } from '../../libs/identity/index.js';
-import { createTransactionalProducer, type TransactionalProducer } from '../../libs/kafka/transactional.js';
-import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
 import { startCollector, type Collector } from '../../test/fixtures/fhir/collector.js';
-import { buildFhirAdapter, type FhirAdapter } from './app.js';
+import type { FhirAdapter } from './app.js';
 
 const MRN = 'urn:oid:2.16.840.1.113883.3.999.1';
 const policy: IdentityPolicy = { enterpriseSystems: [MRN], authorityAliases: { HOSP: MRN } };
@@ -28,47 +27,24 @@ const patient = (mrn: string, family = 'Testperson', extra: object = {}) => ({
  */
 describe('adapter-fhir over HTTP', () => {
   let ctx: TestContext;
-  let tx: TransactionalProducer;
+  let fhirAdapter: TestFhirAdapter;
   let adapter: FhirAdapter;
   let topics: Collector;
-  let dlq: string;
   let failNextCommit = false;
 
   beforeAll(async () => {
     ctx = await createTestContext('fhir');
-    dlq = `hub.dlq.adapter-fhir.${ctx.id}`;
-    ctx.extraTopics.push(dlq);
-    tx = createTransactionalProducer({
-      kafka: ctx.kafka,
-      codec: ctx.codec,
-      transactionalId: `tx-${ctx.id}`,
-      topicFor: ctx.topicFor,
+    fhirAdapter = await startTestFhirAdapter(ctx, {
+      policy,
+      maxBodyBytes: 64 * 1024,
+      baseUrl: 'http://fhir.test',
       beforeCommit: () => {
         if (!failNextCommit) return Promise.resolve();
         failNextCommit = false;
         return Promise.reject(new HubError('HUB_KAFKA_UNAVAILABLE', 'injected failure before commit'));
       },
     });
-    await tx.connect();
-    adapter = buildFhirAdapter(
-      {
-        db: ctx.db,
-        kafka: ctx.kafka,
-        producer: ctx.producer,
-        txProducer: tx,
-        logger: ctx.logger,
-        metrics: createMetrics({ defaultMetrics: false }),
-        policy,
-      },
-      {
-        schema: ctx.schema,
-        dlqTopic: dlq,
-        sourceSystem: 'fhir-test',
-        maxBodyBytes: 64 * 1024,
-        baseUrl: 'http://fhir.test',
-      },
-    );
-    await adapter.start();
+    adapter = fhirAdapter.adapter;
     topics = await startCollector(ctx, [
       ctx.topic('clinical.patient.v1'),
       ctx.topic('clinical.encounter.v1'),
@@ -78,8 +54,7 @@ describe('adapter-fhir over HTTP', () => {
   });
   afterAll(async () => {
     await topics?.stop();
-    await adapter?.stop();
-    await tx?.disconnect();
+    await fhirAdapter?.stop();
     await ctx.cleanup();
   });
 
