@@ -220,6 +220,23 @@ export async function ensureAnalystRole(knex: Knex): Promise<void> {
     end $$`);
 }
 
+/**
+ * Creates the documented views a migration adds (the first views migration:
+ * those without `addedIn`), with their docs, and grants them to analysts.
+ */
+async function createViewsOf(knex: Knex, schema: string, migration: string | undefined): Promise<void> {
+  const added = ANALYTICS_VIEWS.filter((x) => x.addedIn === migration);
+  for (const v of added) {
+    await knex.raw(`create view ??.?? as ${v.sql(`"${schema}"`)}`, [schema, v.name]);
+    await knex.raw(`comment on view ??.?? is ${knex.raw('?', [v.doc]).toQuery()}`, [schema, v.name]);
+  }
+  await grantViews(
+    knex,
+    schema,
+    added.map((v) => v.name),
+  );
+}
+
 /** Grants the analyst role usage of a schema and select on the given views only. */
 export async function grantViews(knex: Knex, schema: string, views: readonly string[]): Promise<void> {
   await ensureAnalystRole(knex);
@@ -327,15 +344,7 @@ export function analyticsModel(
       {
         name: '0302_analytics_views',
         async up(knex: Knex, schema: string) {
-          for (const v of ANALYTICS_VIEWS.filter((x) => !x.addedIn)) {
-            await knex.raw(`create view ??.?? as ${v.sql(`"${schema}"`)}`, [schema, v.name]);
-            await knex.raw(`comment on view ??.?? is ${knex.raw('?', [v.doc]).toQuery()}`, [schema, v.name]);
-          }
-          await grantViews(
-            knex,
-            schema,
-            ANALYTICS_VIEWS.filter((x) => !x.addedIn).map((v) => v.name),
-          );
+          await createViewsOf(knex, schema, undefined);
         },
       },
       {
@@ -349,16 +358,7 @@ export function analyticsModel(
             t.text('reason').notNullable();
             t.timestamp('recorded_at', { useTz: true }).notNullable();
           });
-          const added = ANALYTICS_VIEWS.filter((x) => x.addedIn === '0303_dead_letters');
-          for (const v of added) {
-            await knex.raw(`create view ??.?? as ${v.sql(`"${schema}"`)}`, [schema, v.name]);
-            await knex.raw(`comment on view ??.?? is ${knex.raw('?', [v.doc]).toQuery()}`, [schema, v.name]);
-          }
-          await grantViews(
-            knex,
-            schema,
-            added.map((v) => v.name),
-          );
+          await createViewsOf(knex, schema, '0303_dead_letters');
         },
       },
       {
@@ -373,16 +373,7 @@ export function analyticsModel(
             t.jsonb('kinds').notNullable();
             t.jsonb('sources').notNullable();
           });
-          const added = ANALYTICS_VIEWS.filter((x) => x.addedIn === '0304_unregistered_authorities');
-          for (const v of added) {
-            await knex.raw(`create view ??.?? as ${v.sql(`"${schema}"`)}`, [schema, v.name]);
-            await knex.raw(`comment on view ??.?? is ${knex.raw('?', [v.doc]).toQuery()}`, [schema, v.name]);
-          }
-          await grantViews(
-            knex,
-            schema,
-            added.map((v) => v.name),
-          );
+          await createViewsOf(knex, schema, '0304_unregistered_authorities');
         },
       },
       {
