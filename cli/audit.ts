@@ -3,10 +3,9 @@ import { databaseEnv, kafkaEnv, loadConfig, topicNamer, z, schemaNameEnv } from 
 import { listAudit, verifyAuditChain } from '../libs/audit/store.js';
 import { createDb } from '../libs/db/index.js';
 import { HubError } from '../libs/errors/index.js';
-import { createKafkaClient } from '../libs/kafka/client.js';
 import { consumerGroupsOf } from '../libs/kafka/groups.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
-import { createLogger } from '../libs/telemetry/logger.js';
+import { cliKafka } from './env.js';
 
 function auditEnv() {
   return loadConfig(
@@ -69,8 +68,7 @@ export function registerAuditCommands(program: Command): void {
     .description('who reads the clinical topics directly: Kafka consumer groups with their topics')
     .action(async () => {
       const cfg = loadConfig(z.object({ ...kafkaEnv }));
-      const logger = createLogger({ name: 'hub-cli', level: 'error' });
-      const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: 'hub-cli', logger });
+      const kafka = cliKafka(cfg.KAFKA_BROKERS);
       const readers = await consumerGroupsOf(kafka, clinicalTopics(topicNamer(cfg.HUB_TOPIC_SUFFIX))).catch(
         (cause: unknown) => {
           throw new HubError('HUB_KAFKA_UNAVAILABLE', 'could not reach Kafka', { cause });

@@ -11,14 +11,107 @@ import { senderTimeZones, siteConfigFromEnv } from '../libs/site-config/index.js
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
 import { createLogger } from '../libs/telemetry/logger.js';
-import { readTopic } from '../services/adapter-hl7/raw-store.js';
-import { remap, selectRaw, type RemapSelection } from '../services/adapter-hl7/remap.js';
+import { readTopic } from '../libs/hl7/raw-store.js';
+import { remap, selectRaw, type RemapItem, type RemapSelection } from '../libs/hl7/remap.js';
 
 function instant(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const t = Date.parse(v);
   if (!Number.isFinite(t)) throw new HubError('HUB_INPUT_INVALID', `${flag}: expected an ISO-8601 instant`);
   return t;
+}
+
+interface RemapFlags {
+  since?: string;
+  until?: string;
+  controlIds?: string;
+  dryRun?: boolean;
+}
+
+/** Which raw messages the flags pick; refuses an empty or missing selection. */
+function remapSelection(o: RemapFlags): RemapSelection {
+  const sel: RemapSelection = {};
+  const since = instant('--since', o.since);
+  const until = instant('--until', o.until);
+  if (since !== undefined) sel.since = since;
+  if (until !== undefined) sel.until = until;
+  if (o.controlIds !== undefined) {
+    sel.controlIds = o.controlIds
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (sel.controlIds.length === 0) throw new HubError('HUB_INPUT_INVALID', '--control-ids is empty');
+  }
+  if (sel.since === undefined && sel.until === undefined && !sel.controlIds) {
+    throw new HubError('HUB_INPUT_INVALID', 'give --since/--until and/or --control-ids');
+  }
+  return sel;
+}
+
+function printRemap(
+  items: readonly RemapItem[],
+  o: { json: boolean; dryRun: boolean; scanned: number; rawTopic: string },
+): void {
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(items, null, 2)}\n`);
+    return;
+  }
+  for (const i of items) {
+    process.stdout.write(
+      `${i.controlId.padEnd(20)} ${i.messageType.padEnd(9)} ${i.outcome.padEnd(8)} events=${i.events} ${i.detail}\n`,
+    );
+  }
+  const events = items.reduce((n, i) => n + i.events, 0);
+  process.stderr.write(
+    `${items.length} message(s) of ${o.scanned} in ${o.rawTopic} re-mapped, ${events} event(s) ${o.dryRun ? 'not published (dry run)' : 'published'}\n`,
+  );
+}
+
+/** Reads the raw topic, re-maps the selection as the adapter would (same site configuration) and publishes. */
+async function runRemap(o: RemapFlags, json: boolean): Promise<void> {
+  const sel = remapSelection(o);
+  const cfg = loadConfig(
+    z.object({
+      ...kafkaEnv,
+      ...logEnv,
+      /** The adapter's site configuration: the same zones and authorities as when it first mapped. */
+      HUB_SITE_CONFIG: z.string().optional(),
+      /** Deprecated (one release): use the site configuration. */
+      HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
+      HUB_AUTHORITY_ALIASES: z.string().optional(),
+    }),
+  );
+  // As the adapter: refuses without a time zone rather than re-read local times as UTC.
+  const site = siteConfigFromEnv(cfg.HUB_SITE_CONFIG);
+  const timeZoneFor = senderTimeZones(site, cfg.HUB_SITE_CONFIG);
+  const policy = identityPolicyFromSite(site, cfg);
+  const deprecation = identityEnvDeprecation(cfg);
+  if (deprecation) process.stderr.write(`warning: ${deprecation}\n`);
+  const topic = topicNamer(cfg.HUB_TOPIC_SUFFIX);
+  const rawTopic = topic(INGEST_TOPICS.hl7Raw);
+  const logger = createLogger({ name: 'hub-cli', level: 'error' });
+  const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: 'hub-cli-hl7', logger });
+  const records = await readTopic(kafka, rawTopic).catch((err: unknown) => {
+    throw err instanceof HubError
+      ? err
+      : new HubError('HUB_KAFKA_UNAVAILABLE', `could not read ${rawTopic}`, { cause: err });
+  });
+  const selected = selectRaw(records, sel);
+  const producer = o.dryRun
+    ? null
+    : createEventProducer({
+        kafka,
+        codec: createEventCodec(createRegistryClient(cfg.SCHEMA_REGISTRY_URL)),
+        retries: 3,
+        topicFor: (t) => topic(EVENT_CONTRACTS[t].topic),
+      });
+  await producer?.connect();
+  try {
+    const items = await remap(selected, { mapper: mapHl7Message, policy, timeZoneFor, producer, rawTopic });
+    printRemap(items, { json, dryRun: Boolean(o.dryRun), scanned: records.length, rawTopic });
+  } finally {
+    await producer?.disconnect();
+  }
 }
 
 /** `hub hl7 …`: operations on the HL7 adapter's raw inbound topic. */
@@ -33,81 +126,5 @@ export function registerHl7Commands(program: Command): void {
     .option('--until <iso>', 'received before this instant')
     .option('--control-ids <ids>', 'comma-separated MSH-10 values')
     .option('--dry-run', 'map and report, publish nothing')
-    .action(async (o: { since?: string; until?: string; controlIds?: string; dryRun?: boolean }) => {
-      const sel: RemapSelection = {};
-      const since = instant('--since', o.since);
-      const until = instant('--until', o.until);
-      if (since !== undefined) sel.since = since;
-      if (until !== undefined) sel.until = until;
-      if (o.controlIds !== undefined) {
-        sel.controlIds = o.controlIds
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean);
-        if (sel.controlIds.length === 0) throw new HubError('HUB_INPUT_INVALID', '--control-ids is empty');
-      }
-      if (sel.since === undefined && sel.until === undefined && !sel.controlIds) {
-        throw new HubError('HUB_INPUT_INVALID', 'give --since/--until and/or --control-ids');
-      }
-      const cfg = loadConfig(
-        z.object({
-          ...kafkaEnv,
-          ...logEnv,
-          /** The adapter's site configuration: the same zones and authorities as when it first mapped. */
-          HUB_SITE_CONFIG: z.string().optional(),
-          /** Deprecated (one release): use the site configuration. */
-          HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
-          HUB_AUTHORITY_ALIASES: z.string().optional(),
-        }),
-      );
-      // As the adapter: refuses without a time zone rather than re-read local times as UTC.
-      const site = siteConfigFromEnv(cfg.HUB_SITE_CONFIG);
-      const timeZoneFor = senderTimeZones(site, cfg.HUB_SITE_CONFIG);
-      const policy = identityPolicyFromSite(site, cfg);
-      const deprecation = identityEnvDeprecation(cfg);
-      if (deprecation) process.stderr.write(`warning: ${deprecation}\n`);
-      const topic = topicNamer(cfg.HUB_TOPIC_SUFFIX);
-      const rawTopic = topic(INGEST_TOPICS.hl7Raw);
-      const logger = createLogger({ name: 'hub-cli', level: 'error' });
-      const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: 'hub-cli-hl7', logger });
-      const records = await readTopic(kafka, rawTopic).catch((err: unknown) => {
-        throw err instanceof HubError
-          ? err
-          : new HubError('HUB_KAFKA_UNAVAILABLE', `could not read ${rawTopic}`, { cause: err });
-      });
-      const selected = selectRaw(records, sel);
-      const producer = o.dryRun
-        ? null
-        : createEventProducer({
-            kafka,
-            codec: createEventCodec(createRegistryClient(cfg.SCHEMA_REGISTRY_URL)),
-            retries: 3,
-            topicFor: (t) => topic(EVENT_CONTRACTS[t].topic),
-          });
-      await producer?.connect();
-      try {
-        const items = await remap(selected, {
-          mapper: mapHl7Message,
-          policy,
-          timeZoneFor,
-          producer,
-          rawTopic,
-        });
-        const json = Boolean(program.opts()['json']);
-        if (json) process.stdout.write(`${JSON.stringify(items, null, 2)}\n`);
-        else {
-          for (const i of items) {
-            process.stdout.write(
-              `${i.controlId.padEnd(20)} ${i.messageType.padEnd(9)} ${i.outcome.padEnd(8)} events=${i.events} ${i.detail}\n`,
-            );
-          }
-          const events = items.reduce((n, i) => n + i.events, 0);
-          process.stderr.write(
-            `${items.length} message(s) of ${records.length} in ${rawTopic} re-mapped, ${events} event(s) ${o.dryRun ? 'not published (dry run)' : 'published'}\n`,
-          );
-        }
-      } finally {
-        await producer?.disconnect();
-      }
-    });
+    .action((o: RemapFlags) => runRemap(o, Boolean(program.opts()['json'])));
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { HubError } from '../libs/errors/index.js';
-import { stackConfig, stackStatus, startStack, stopStack, type StackProfile } from '../deploy/local/stack.js';
+import { HubError, toHubError } from '../libs/errors/index.js';
+import { stackConfig, stackStatus, startStack, stopStack, type StackProfile } from '../libs/stack/index.js';
 
 function profileOf(p: string): StackProfile {
   if (p !== 'dev' && p !== 'test')
@@ -20,10 +20,9 @@ export function runInfra(program: Command, _repoDir: string): void {
     .option('--profile <profile>', 'dev (persistent, standard ports) or test', 'dev')
     .action(async (o: { profile: string }) => {
       const cfg = stackConfig(profileOf(o.profile));
+      // Stack failures are HubErrors already; a driver's own error (pg, fs) becomes HUB_INFRA_FAILED.
       const h = await startStack(cfg, { log, detached: true }).catch((cause: unknown) => {
-        throw new HubError('HUB_INFRA_FAILED', cause instanceof Error ? cause.message : String(cause), {
-          cause,
-        });
+        throw toHubError(cause, 'HUB_INFRA_FAILED');
       });
       process.stdout.write(
         `KAFKA_BROKERS=${h.kafka.brokers.join(',')}\nSCHEMA_REGISTRY_URL=${h.registryUrl}\nDATABASE_URL=${h.databaseUrl}\n`,

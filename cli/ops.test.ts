@@ -6,7 +6,7 @@ import {
   sourceLabel,
 } from '../libs/telemetry/metrics.js';
 import { lastBySource, parseServiceUrls, projectionState, serviceTargets } from './ops.js';
-import { SERVICES } from './services.js';
+import { SERVICES } from '../libs/stack/services.js';
 
 describe('projectionState', () => {
   const now = 1_000_000;

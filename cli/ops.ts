@@ -5,33 +5,24 @@
  * hiding the rest of the picture.
  */
 import type { Command } from 'commander';
-import {
-  databaseEnv,
-  kafkaEnv,
-  loadConfig,
-  logEnv,
-  topicNamer,
-  z,
-  schemaNameEnv,
-} from '../libs/config/index.js';
+import { loadConfig, schemaNameEnv, topicNamer, z } from '../libs/config/index.js';
 import { createDb, toDbError, type Knex } from '../libs/db/index.js';
-import { HubError, toHubError } from '../libs/errors/index.js';
+import { HubError, toHubError, type ErrorCode } from '../libs/errors/index.js';
 import { createEventCodec, type EventCodec } from '../libs/events/codec.js';
 import { INGEST_TOPICS, catalogTopicDefinitions } from '../libs/events/contracts.js';
-import { createRegistryClient } from '../libs/events/registry.js';
+import { createRegistryClient, type RegistryClient } from '../libs/events/registry.js';
 import { consumerGroupLag, listTopics } from '../libs/kafka/admin.js';
 import { createKafkaClient, type KafkaClient } from '../libs/kafka/client.js';
-import { isDlqTopic } from '../libs/kafka/dlq.js';
+import { dlqTopicsOf } from '../libs/kafka/dlq.js';
+import { handledCounts } from '../libs/kafka/dlq-ops.js';
 import { partitionOffsets, scanTopic } from '../libs/kafka/scan.js';
 import { createLogger } from '../libs/telemetry/logger.js';
-import { registerDlqCommands, writeOut } from './dlq.js';
-import { formatTable } from './hub.js';
-import { SERVICES, localBaseUrl, probeReadiness, type Readiness } from './services.js';
+import { registerDlqCommands } from './dlq.js';
+import { commonEnvSchema } from './env.js';
+import { formatTable, isJsonOutput, writeOut } from './output.js';
+import { SERVICES, localBaseUrl, probeReadiness, type Readiness } from '../libs/stack/services.js';
 
-const statusEnv = z.object({
-  ...kafkaEnv,
-  ...databaseEnv,
-  ...logEnv,
+const statusEnv = commonEnvSchema.extend({
   HUB_OPS_SCHEMA: schemaNameEnv('hub_ops'),
   /** Stable schema of projector-analytics, whose v_unregistered_authorities `hub status` lists. */
   ANALYTICS_SCHEMA: schemaNameEnv('analytics'),
@@ -252,14 +243,18 @@ export function lastBySource(
     .sort((a, b) => a.source.localeCompare(b.source));
 }
 
-async function timed<T>(fn: () => Promise<T>, timeoutMs: number): Promise<{ ms: number; value: T }> {
+async function timed<T>(
+  fn: () => Promise<T>,
+  timeoutMs: number,
+  code: ErrorCode,
+): Promise<{ ms: number; value: T }> {
   const t0 = Date.now();
   let timer: NodeJS.Timeout | undefined;
   try {
     const value = await Promise.race([
       fn(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(() => reject(new HubError(code, `no answer within ${timeoutMs} ms`)), timeoutMs);
       }),
     ]);
     return { ms: Date.now() - t0, value };
@@ -304,6 +299,235 @@ async function sourcesFrom(
   return seen;
 }
 
+type StatusEnv = z.infer<typeof statusEnv>;
+
+/**
+ * What one `hub status` run has found so far and the connections it probes
+ * with; each section below reads it and adds its findings and problems.
+ */
+interface Probe {
+  cfg: StatusEnv;
+  kafka: KafkaClient;
+  db: Knex;
+  now: () => number;
+  problems: string[];
+  kafkaUp: boolean;
+  pgUp: boolean;
+  registryUp: boolean;
+  /** Topics on the broker. */
+  existing: ReadonlySet<string>;
+  /** The catalog topics' names, suffixed. */
+  catalog: readonly string[];
+  dlqTopics: readonly string[];
+  /** Partition offsets read so far, by topic: each topic is asked once. */
+  ends: Map<string, Map<number, { low: bigint; high: bigint }>>;
+}
+
+async function probeDependencies(
+  cfg: StatusEnv,
+  kafka: KafkaClient,
+  db: Knex,
+): Promise<{ deps: DependencyStatus[]; allTopics: string[] }> {
+  const deps: DependencyStatus[] = [];
+  let allTopics: string[] = [];
+  try {
+    const r = await timed(() => listTopics(kafka), 8000, 'HUB_KAFKA_UNAVAILABLE');
+    allTopics = r.value;
+    deps.push({ name: 'kafka', up: true, ms: r.ms, detail: `${allTopics.length} topics` });
+  } catch (err) {
+    deps.push({ name: 'kafka', up: false, ms: 0, detail: errText(err) });
+  }
+  try {
+    const r = await timed(
+      async () => {
+        const res = await fetch(`${cfg.SCHEMA_REGISTRY_URL.replace(/\/$/, '')}/subjects`);
+        if (!res.ok) throw new HubError('HUB_REGISTRY_UNAVAILABLE', `HTTP ${res.status}`);
+        return ((await res.json()) as unknown[]).length;
+      },
+      5000,
+      'HUB_REGISTRY_UNAVAILABLE',
+    );
+    deps.push({ name: 'registry', up: true, ms: r.ms, detail: `${r.value} subjects` });
+  } catch (err) {
+    deps.push({ name: 'registry', up: false, ms: 0, detail: errText(err) });
+  }
+  try {
+    // A timeout reads HUB_DB_ERROR, like any failure the driver does not class as a lost connection.
+    const r = await timed(() => db.raw('select 1'), 5000, 'HUB_DB_ERROR');
+    deps.push({ name: 'postgres', up: true, ms: r.ms, detail: 'select 1' });
+  } catch (err) {
+    deps.push({ name: 'postgres', up: false, ms: 0, detail: toDbError(err).code });
+  }
+  return { deps, allTopics };
+}
+
+async function offsetsOf(p: Probe, topic: string): Promise<Map<number, { low: bigint; high: bigint }>> {
+  let offs = p.ends.get(topic);
+  if (!offs) {
+    offs = await partitionOffsets(p.kafka, topic);
+    p.ends.set(topic, offs);
+  }
+  return offs;
+}
+
+/** The catalog and DLQ topics with their offsets; a missing catalog topic is a problem. */
+async function topicStatuses(p: Probe): Promise<TopicStatus[]> {
+  const topics: TopicStatus[] = [];
+  if (!p.kafkaUp) return topics;
+  for (const t of [...new Set([...p.catalog, ...p.dlqTopics])]) {
+    if (!p.existing.has(t)) {
+      topics.push({ topic: t, exists: false, partitions: 0, endOffset: '0', records: '0' });
+      if (p.catalog.includes(t)) p.problems.push(`catalog topic ${t} is missing: run \`hub topics create\``);
+      continue;
+    }
+    const offs = await offsetsOf(p, t);
+    let end = 0n;
+    let records = 0n;
+    for (const o of offs.values()) {
+      end += o.high;
+      records += o.high - o.low;
+    }
+    topics.push({
+      topic: t,
+      exists: true,
+      partitions: offs.size,
+      endOffset: end.toString(),
+      records: records.toString(),
+    });
+  }
+  return topics;
+}
+
+/** Committed offsets of every group reading the catalog topics, summed per group. */
+async function consumerGroupStatuses(p: Probe): Promise<GroupStatus[]> {
+  if (!p.kafkaUp) return [];
+  const lags = await consumerGroupLag(
+    p.kafka,
+    p.catalog.filter((t) => p.existing.has(t)),
+    // Throw-away scan groups of this tool are not consumers anyone runs.
+    { groupFilter: (g) => !g.startsWith('hub-scan-') },
+  ).catch((err: unknown) => {
+    p.problems.push(`consumer groups: ${toHubError(err).code}`);
+    return [];
+  });
+  const byGroup = new Map<string, { partitions: number; lag: bigint; topics: Set<string> }>();
+  for (const l of lags) {
+    let g = byGroup.get(l.groupId);
+    if (!g) {
+      g = { partitions: 0, lag: 0n, topics: new Set() };
+      byGroup.set(l.groupId, g);
+    }
+    g.partitions += 1;
+    g.lag += l.lag;
+    g.topics.add(l.topic);
+  }
+  return [...byGroup]
+    .map(([group, g]) => ({
+      group,
+      topics: [...g.topics].sort(),
+      partitions: g.partitions,
+      lag: g.lag.toString(),
+    }))
+    .sort((a, b) => a.group.localeCompare(b.group));
+}
+
+/** One projection schema: its checkpoints against the topics' end offsets. */
+async function projectionStatus(p: Probe, schema: string, stallAfterMs: number): Promise<ProjectionStatus> {
+  const q = p.db
+    .withSchema(schema)
+    .from('checkpoints')
+    .select('topic', 'partition', 'last_offset', 'updated_at');
+  const rows = (await q) as { topic: string; partition: number; last_offset: string; updated_at: Date }[];
+  const cpTopics = [...new Set(rows.map((x) => x.topic))].sort();
+  let lag = 0n;
+  let missing = false;
+  let newest: number | null = null;
+  for (const x of rows) {
+    const t = x.updated_at.getTime();
+    if (newest === null || t > newest) newest = t;
+  }
+  if (p.kafkaUp) {
+    const cp = new Map(rows.map((x) => [`${x.topic}|${x.partition}`, BigInt(x.last_offset) + 1n]));
+    for (const t of cpTopics) {
+      if (!p.ends.has(t) && !p.existing.has(t)) {
+        missing = true;
+        continue;
+      }
+      for (const [part, o] of await offsetsOf(p, t)) {
+        const next = cp.get(`${t}|${part}`) ?? o.low;
+        if (o.high > next) lag += o.high - next;
+      }
+    }
+  }
+  const state = missing ? 'missing-topic' : projectionState(lag, newest, p.now(), stallAfterMs);
+  if (state === 'stalled') p.problems.push(`projection ${schema} is stalled with lag ${lag}`);
+  return {
+    schema,
+    topics: cpTopics,
+    lag: lag.toString(),
+    lastCheckpointAt: newest === null ? null : new Date(newest).toISOString(),
+    state,
+  };
+}
+
+/** Every schema with a checkpoints table (matching `schemaLike`) is a projection. */
+async function projectionStatuses(
+  p: Probe,
+  schemaLike: string,
+  stallAfterMs: number,
+): Promise<ProjectionStatus[]> {
+  if (!p.pgUp) return [];
+  const r = await p.db.raw<{ rows: { schema: string }[] }>(
+    `select table_schema as schema from information_schema.tables
+      where table_name = 'checkpoints' and table_schema like ? order by table_schema`,
+    [schemaLike],
+  );
+  const out: ProjectionStatus[] = [];
+  for (const { schema } of r.rows) out.push(await projectionStatus(p, schema, stallAfterMs));
+  return out;
+}
+
+/** Records on each DLQ topic less those handled (`hub dlq` state); open ones are problems. */
+async function deadLetterStatuses(p: Probe): Promise<DlqStatus[]> {
+  if (!p.kafkaUp) return [];
+  const handled = p.pgUp ? await handledCounts(p.db, p.cfg.HUB_OPS_SCHEMA) : new Map<string, number>();
+  const out: DlqStatus[] = [];
+  for (const t of p.dlqTopics) {
+    let total = 0n;
+    for (const o of (await offsetsOf(p, t)).values()) total += o.high - o.low;
+    const h = handled.get(t) ?? 0;
+    const open = total - BigInt(h) > 0n ? total - BigInt(h) : 0n;
+    if (open > 0n) p.problems.push(`${open} open dead letter(s) on ${t}: run \`hub dlq list --topic ${t}\``);
+    out.push({ topic: t, total: total.toString(), handled: h, open: open.toString() });
+  }
+  return out;
+}
+
+async function sourceStatuses(p: Probe, registry: RegistryClient, sample: number): Promise<SourceStatus[]> {
+  if (!p.kafkaUp) return [];
+  const hl7Dlq = topicNamer(p.cfg.HUB_TOPIC_SUFFIX)(INGEST_TOPICS.hl7Dlq);
+  const sampleTopics = p.catalog.filter((t) => p.existing.has(t) && t !== hl7Dlq);
+  try {
+    const codec = p.registryUp ? createEventCodec(registry) : noCodec;
+    return lastBySource(await sourcesFrom(p.kafka, codec, sampleTopics, sample), p.now());
+  } catch (err) {
+    p.problems.push(`source times: ${toHubError(err).code}`);
+    return [];
+  }
+}
+
+async function unregisteredStatuses(p: Probe): Promise<UnregisteredAuthorityStatus[]> {
+  if (!p.pgUp) return [];
+  let unregistered: UnregisteredAuthorityStatus[] = [];
+  try {
+    unregistered = await unregisteredAuthorities(p.db, p.cfg.ANALYTICS_SCHEMA);
+  } catch (err) {
+    p.problems.push(`unregistered authorities: ${toDbError(err).code}`);
+  }
+  for (const a of unregistered) p.problems.push(unregisteredAuthorityProblem(a));
+  return unregistered;
+}
+
 export async function collectStatus(opts: {
   env?: NodeJS.ProcessEnv;
   schemaLike?: string;
@@ -315,7 +539,6 @@ export async function collectStatus(opts: {
 }): Promise<HubStatus> {
   const cfg = loadConfig(statusEnv, opts.env ?? process.env);
   const now = opts.now ?? Date.now;
-  const name = topicNamer(cfg.HUB_TOPIC_SUFFIX);
   const logger = createLogger({ name: 'hub-cli', level: 'silent' });
   const kafka = createKafkaClient({
     brokers: cfg.KAFKA_BROKERS,
@@ -323,237 +546,50 @@ export async function collectStatus(opts: {
     logger,
     connectionTimeoutMs: 2000,
   });
-  const registry = createRegistryClient(cfg.SCHEMA_REGISTRY_URL);
   const db: Knex = createDb(cfg.DATABASE_URL, { pool: { min: 0, max: 2 } });
-  const problems: string[] = [];
-  const deps: DependencyStatus[] = [];
   try {
-    let allTopics: string[] = [];
-    try {
-      const r = await timed(() => listTopics(kafka), 8000);
-      allTopics = r.value;
-      deps.push({ name: 'kafka', up: true, ms: r.ms, detail: `${allTopics.length} topics` });
-    } catch (err) {
-      deps.push({ name: 'kafka', up: false, ms: 0, detail: errText(err) });
-    }
-    try {
-      const r = await timed(async () => {
-        const res = await fetch(`${cfg.SCHEMA_REGISTRY_URL.replace(/\/$/, '')}/subjects`);
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        return ((await res.json()) as unknown[]).length;
-      }, 5000);
-      deps.push({ name: 'registry', up: true, ms: r.ms, detail: `${r.value} subjects` });
-    } catch (err) {
-      deps.push({ name: 'registry', up: false, ms: 0, detail: errText(err) });
-    }
-    try {
-      const r = await timed(() => db.raw('select 1'), 5000);
-      deps.push({ name: 'postgres', up: true, ms: r.ms, detail: 'select 1' });
-    } catch (err) {
-      deps.push({ name: 'postgres', up: false, ms: 0, detail: toDbError(err).code });
-    }
+    const { deps, allTopics } = await probeDependencies(cfg, kafka, db);
+    const problems: string[] = [];
     const servicesFrom = cfg.HUB_SERVICE_URLS ? 'HUB_SERVICE_URLS' : 'hub up defaults';
     const probed = cfg.HUB_SERVICE_URLS
       ? await probeServices(parseServiceUrls(cfg.HUB_SERVICE_URLS), true)
       : await probeServices(opts.defaultServices ?? serviceTargets(undefined), false);
-    const services = probed.services;
     problems.push(...probed.problems);
-    const kafkaUp = deps.find((d) => d.name === 'kafka')?.up ?? false;
-    const pgUp = deps.find((d) => d.name === 'postgres')?.up ?? false;
-    const registryUp = deps.find((d) => d.name === 'registry')?.up ?? false;
     for (const d of deps) if (!d.up) problems.push(`${d.name} unreachable: ${d.detail}`);
-
-    const existing = new Set(allTopics);
-    const catalog = catalogTopicDefinitions(name).map((t) => t.name);
-    const suffix = cfg.HUB_TOPIC_SUFFIX;
-    const dlqTopics = allTopics.filter(
-      (t) => isDlqTopic(t) && (suffix === undefined || t.endsWith(`.${suffix}`)),
-    );
-
-    const topics: TopicStatus[] = [];
-    const ends = new Map<string, Map<number, { low: bigint; high: bigint }>>();
-    if (kafkaUp) {
-      for (const t of [...new Set([...catalog, ...dlqTopics])]) {
-        if (!existing.has(t)) {
-          topics.push({ topic: t, exists: false, partitions: 0, endOffset: '0', records: '0' });
-          if (catalog.includes(t)) problems.push(`catalog topic ${t} is missing: run \`hub topics create\``);
-          continue;
-        }
-        const offs = await partitionOffsets(kafka, t);
-        ends.set(t, offs);
-        let end = 0n;
-        let records = 0n;
-        for (const o of offs.values()) {
-          end += o.high;
-          records += o.high - o.low;
-        }
-        topics.push({
-          topic: t,
-          exists: true,
-          partitions: offs.size,
-          endOffset: end.toString(),
-          records: records.toString(),
-        });
-      }
-    }
-
-    const consumerGroups: GroupStatus[] = [];
-    if (kafkaUp) {
-      const lags = await consumerGroupLag(
-        kafka,
-        catalog.filter((t) => existing.has(t)),
-        // Throw-away scan groups of this tool are not consumers anyone runs.
-        { groupFilter: (g) => !g.startsWith('hub-scan-') },
-      ).catch((err: unknown) => {
-        problems.push(`consumer groups: ${toHubError(err).code}`);
-        return [];
-      });
-      const byGroup = new Map<string, GroupStatus & { lagN: bigint; topicSet: Set<string> }>();
-      for (const l of lags) {
-        let g = byGroup.get(l.groupId);
-        if (!g) {
-          g = { group: l.groupId, topics: [], partitions: 0, lag: '0', lagN: 0n, topicSet: new Set() };
-          byGroup.set(l.groupId, g);
-        }
-        g.partitions += 1;
-        g.lagN += l.lag;
-        g.topicSet.add(l.topic);
-      }
-      for (const g of byGroup.values()) {
-        consumerGroups.push({
-          group: g.group,
-          topics: [...g.topicSet].sort(),
-          partitions: g.partitions,
-          lag: g.lagN.toString(),
-        });
-      }
-      consumerGroups.sort((a, b) => a.group.localeCompare(b.group));
-    }
-
-    const projections: ProjectionStatus[] = [];
-    if (pgUp) {
-      const r = await db.raw<{ rows: { schema: string }[] }>(
-        `select table_schema as schema from information_schema.tables
-          where table_name = 'checkpoints' and table_schema like ? order by table_schema`,
-        [opts.schemaLike ?? '%'],
-      );
-      for (const { schema } of r.rows) {
-        const q = db
-          .withSchema(schema)
-          .from('checkpoints')
-          .select('topic', 'partition', 'last_offset', 'updated_at');
-        const rows = (await q) as {
-          topic: string;
-          partition: number;
-          last_offset: string;
-          updated_at: Date;
-        }[];
-        const cpTopics = [...new Set(rows.map((x) => x.topic))].sort();
-        let lag = 0n;
-        let missing = false;
-        let newest: number | null = null;
-        for (const x of rows) {
-          const t = x.updated_at.getTime();
-          if (newest === null || t > newest) newest = t;
-        }
-        if (kafkaUp) {
-          const cp = new Map(rows.map((x) => [`${x.topic}|${x.partition}`, BigInt(x.last_offset) + 1n]));
-          for (const t of cpTopics) {
-            let offs = ends.get(t);
-            if (!offs && existing.has(t)) {
-              offs = await partitionOffsets(kafka, t);
-              ends.set(t, offs);
-            }
-            if (!offs) {
-              missing = true;
-              continue;
-            }
-            for (const [p, o] of offs) {
-              const next = cp.get(`${t}|${p}`) ?? o.low;
-              if (o.high > next) lag += o.high - next;
-            }
-          }
-        }
-        const state = missing
-          ? 'missing-topic'
-          : projectionState(lag, newest, now(), opts.stallAfterMs ?? 5 * 60_000);
-        if (state === 'stalled') problems.push(`projection ${schema} is stalled with lag ${lag}`);
-        projections.push({
-          schema,
-          topics: cpTopics,
-          lag: lag.toString(),
-          lastCheckpointAt: newest === null ? null : new Date(newest).toISOString(),
-          state,
-        });
-      }
-    }
-
-    const deadLetters: DlqStatus[] = [];
-    if (kafkaUp) {
-      const handled = new Map<string, number>();
-      if (pgUp) {
-        const has = await db.raw<{ rows: unknown[] }>(
-          `select 1 from information_schema.tables where table_schema = ? and table_name = 'dlq_state'`,
-          [cfg.HUB_OPS_SCHEMA],
-        );
-        if (has.rows.length > 0) {
-          const q = db
-            .withSchema(cfg.HUB_OPS_SCHEMA)
-            .from('dlq_state')
-            .select('dlq_topic')
-            .count({ n: '*' })
-            .groupBy('dlq_topic');
-          const rows = (await q) as { dlq_topic: string; n: string | number }[];
-          for (const x of rows) handled.set(x.dlq_topic, Number(x.n));
-        }
-      }
-      for (const t of dlqTopics) {
-        const offs = ends.get(t) ?? (await partitionOffsets(kafka, t));
-        let total = 0n;
-        for (const o of offs.values()) total += o.high - o.low;
-        const h = handled.get(t) ?? 0;
-        const open = total - BigInt(h) > 0n ? total - BigInt(h) : 0n;
-        if (open > 0n)
-          problems.push(`${open} open dead letter(s) on ${t}: run \`hub dlq list --topic ${t}\``);
-        deadLetters.push({ topic: t, total: total.toString(), handled: h, open: open.toString() });
-      }
-    }
-
-    let sources: SourceStatus[] = [];
-    if (kafkaUp) {
-      const codec = createEventCodec(registry);
-      const sampleTopics = [...catalog.filter((t) => existing.has(t) && t !== name(INGEST_TOPICS.hl7Dlq))];
-      try {
-        sources = lastBySource(
-          await sourcesFrom(kafka, registryUp ? codec : noCodec, sampleTopics, opts.sourceSample ?? 20),
-          now(),
-        );
-      } catch (err) {
-        problems.push(`source times: ${toHubError(err).code}`);
-      }
-    }
-
-    let unregistered: UnregisteredAuthorityStatus[] = [];
-    if (pgUp) {
-      try {
-        unregistered = await unregisteredAuthorities(db, cfg.ANALYTICS_SCHEMA);
-      } catch (err) {
-        problems.push(`unregistered authorities: ${toDbError(err).code}`);
-      }
-      for (const a of unregistered) problems.push(unregisteredAuthorityProblem(a));
-    }
-
+    const up = (name: DependencyStatus['name']) => deps.find((d) => d.name === name)?.up ?? false;
+    const p: Probe = {
+      cfg,
+      kafka,
+      db,
+      now,
+      problems,
+      kafkaUp: up('kafka'),
+      pgUp: up('postgres'),
+      registryUp: up('registry'),
+      existing: new Set(allTopics),
+      catalog: catalogTopicDefinitions(topicNamer(cfg.HUB_TOPIC_SUFFIX)).map((t) => t.name),
+      dlqTopics: dlqTopicsOf(allTopics, cfg.HUB_TOPIC_SUFFIX),
+      ends: new Map(),
+    };
+    // In this order: problems are listed in the order the sections find them.
+    const topics = await topicStatuses(p);
+    const consumerGroups = await consumerGroupStatuses(p);
+    const projections = await projectionStatuses(p, opts.schemaLike ?? '%', opts.stallAfterMs ?? 5 * 60_000);
+    const deadLetters = await deadLetterStatuses(p);
+    const registry = createRegistryClient(cfg.SCHEMA_REGISTRY_URL);
+    const sources = await sourceStatuses(p, registry, opts.sourceSample ?? 20);
+    const unregisteredAuthorities = await unregisteredStatuses(p);
     return {
       at: new Date(now()).toISOString(),
       dependencies: deps,
-      services,
+      services: probed.services,
       servicesFrom,
       topics,
       consumerGroups,
       projections,
       deadLetters,
       sources,
-      unregisteredAuthorities: unregistered,
+      unregisteredAuthorities,
       problems,
     };
   } finally {
@@ -664,8 +700,7 @@ export function registerOpsCommands(program: Command): void {
         stallAfterMs: stall * 1000,
         sourceSample: sample,
       });
-      const json = Boolean(program.opts()['json']);
-      await writeOut(json ? `${JSON.stringify(s, null, 2)}\n` : `${statusText(s)}\n`);
+      await writeOut(isJsonOutput(program) ? `${JSON.stringify(s, null, 2)}\n` : `${statusText(s)}\n`);
       const down = s.dependencies.find((d) => !d.up);
       if (down) {
         throw new HubError(

@@ -1,40 +1,22 @@
 import cliProgress from 'cli-progress';
-import { formatTable } from './hub.js';
+import { formatTable } from './output.js';
 import type { Command } from 'commander';
 import { databaseEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z } from '../libs/config/index.js';
 import { assertSqlIdentifier, createDb } from '../libs/db/index.js';
-import type { Projection } from '../libs/db/projection.js';
 import { HubError, toHubError } from '../libs/errors/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
 import { createRegistryClient } from '../libs/events/registry.js';
 import { identityPolicyFromSite, isRegisteredSystem } from '../libs/identity/index.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
+import { dlqTopicFor } from '../libs/kafka/dlq.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
 import { lagOf, tableHashes } from '../libs/projections/inspect.js';
 import { rebuildReadModel, type RebuildProgress } from '../libs/projections/rebuild.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
-import { listRegistry, readRegistry, type VersionHooks } from '../libs/projections/versions.js';
+import { listRegistry, readRegistry } from '../libs/projections/versions.js';
+import { READ_MODEL_NAMES, readModelNamed, type ReadModelDefinition } from '../libs/read-models/index.js';
 import { siteConfigFromEnv } from '../libs/site-config/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
-import { ANALYTICS_VERSION_HOOKS } from '../services/projector-analytics/app.js';
-import { analyticsProjection } from '../services/projector-analytics/projection.js';
-import { BILLING_VERSION_HOOKS, billingProjection } from '../services/projector-billing/projection.js';
-import { portalProjection } from '../services/projector-portal/projection.js';
-
-interface ReadModelEntry {
-  projection(topics: readonly string[]): Projection;
-  hooks: VersionHooks;
-}
-
-const READ_MODELS: Record<string, ReadModelEntry> = {
-  portal: { projection: portalProjection, hooks: {} },
-  billing: { projection: billingProjection, hooks: BILLING_VERSION_HOOKS },
-  analytics: {
-    // As projector-analytics: the site configuration says which authorities are registered.
-    projection: (topics) => analyticsProjection(topics, registeredSystemsFromEnv()),
-    hooks: ANALYTICS_VERSION_HOOKS,
-  },
-};
 
 /** libs/identity isRegisteredSystem under HUB_SITE_CONFIG (and the deprecated identity variables). */
 function registeredSystemsFromEnv(): (system: string) => boolean {
@@ -49,12 +31,12 @@ function registeredSystemsFromEnv(): (system: string) => boolean {
   return (system) => isRegisteredSystem(system, policy);
 }
 
-function entryOf(name: string): ReadModelEntry {
-  const e = READ_MODELS[name];
+function entryOf(name: string): ReadModelDefinition {
+  const e = readModelNamed(name);
   if (!e) {
     throw new HubError(
       'HUB_INPUT_INVALID',
-      `unknown projection ${JSON.stringify(name)}; one of: ${Object.keys(READ_MODELS).join(', ')}`,
+      `unknown projection ${JSON.stringify(name)}; one of: ${READ_MODEL_NAMES.join(', ')}`,
     );
   }
   return e;
@@ -123,6 +105,32 @@ function progressReporter(json: boolean): { update(p: RebuildProgress): void; st
   };
 }
 
+/** One row per read model (all, or those named): versions, the serving projector, lag, applied events. */
+async function statusRows(c: ReturnType<typeof connect>, only: readonly string[]) {
+  const rows = (await listRegistry(c.db)).filter((r) => only.length === 0 || only.includes(r.stable));
+  const out: Record<string, unknown>[] = [];
+  for (const r of rows) {
+    const l = await lagOf(c.db, c.kafka, r.active_schema, c.topics).catch(() => null);
+    const applied = (await c.db
+      .withSchema(r.active_schema)
+      .from('applied_events')
+      .count<{ n: string }[]>({ n: '*' })
+      .catch(() => [{ n: '?' }])) as { n: string }[];
+    out.push({
+      readModel: r.stable,
+      projection: r.projection,
+      active: r.active_schema,
+      serving: r.serving_schema,
+      servingSeenSecondsAgo: r.serving_at
+        ? Math.round((Date.now() - new Date(r.serving_at).getTime()) / 1000)
+        : null,
+      lag: l ? Number(l.lag) : null,
+      applied: Number(applied[0]?.n ?? 0),
+    });
+  }
+  return out;
+}
+
 /** `hub projections status|rebuild|hash`: versions of the read models, and rebuilding one without downtime. */
 export function registerProjectionsCommands(program: Command): void {
   const cmd = program
@@ -137,27 +145,7 @@ export function registerProjectionsCommands(program: Command): void {
     .action(async (only: string[]) => {
       const c = connect();
       try {
-        const rows = (await listRegistry(c.db)).filter((r) => only.length === 0 || only.includes(r.stable));
-        const out: Record<string, unknown>[] = [];
-        for (const r of rows) {
-          const l = await lagOf(c.db, c.kafka, r.active_schema, c.topics).catch(() => null);
-          const applied = (await c.db
-            .withSchema(r.active_schema)
-            .from('applied_events')
-            .count<{ n: string }[]>({ n: '*' })
-            .catch(() => [{ n: '?' }])) as { n: string }[];
-          out.push({
-            readModel: r.stable,
-            projection: r.projection,
-            active: r.active_schema,
-            serving: r.serving_schema,
-            servingSeenSecondsAgo: r.serving_at
-              ? Math.round((Date.now() - new Date(r.serving_at).getTime()) / 1000)
-              : null,
-            lag: l ? Number(l.lag) : null,
-            applied: Number(applied[0]?.n ?? 0),
-          });
-        }
+        const out = await statusRows(c, only);
         process.stdout.write(json() ? `${JSON.stringify(out, null, 2)}\n` : `${formatTable(out)}\n`);
       } catch (err) {
         throw toHubError(err, 'HUB_DB_UNAVAILABLE');
@@ -171,7 +159,7 @@ export function registerProjectionsCommands(program: Command): void {
     .description(
       'build the next version from offset 0 while the current one serves; switch atomically when caught up; drop the old one',
     )
-    .argument('<name>', `one of ${Object.keys(READ_MODELS).join(', ')}`)
+    .argument('<name>', `one of ${READ_MODEL_NAMES.join(', ')}`)
     .option('--schema <stable>', 'stable schema of the read model (default: the name)')
     .option('--keep-old', 'keep the previous version schema after the switch')
     .option('--handover-timeout <seconds>', 'wait this long for a running projector to move over', '60')
@@ -190,9 +178,10 @@ export function registerProjectionsCommands(program: Command): void {
           codec,
           producer,
           logger: c.logger,
-          projection: entry.projection(c.topics),
+          // As projector-analytics: the site configuration says which authorities are registered.
+          projection: entry.projection(c.topics, { registeredSystems: registeredSystemsFromEnv }),
           stable,
-          dlqTopic: c.topic(`hub.dlq.projector-${name}`),
+          dlqTopic: dlqTopicFor(`projector-${name}`, c.topic),
           hooks: entry.hooks,
           keepOld: Boolean(o.keepOld),
           handoverTimeoutMs: Number(o.handoverTimeout) * 1000,
@@ -214,7 +203,7 @@ export function registerProjectionsCommands(program: Command): void {
   cmd
     .command('hash')
     .description('digest of every content table of the active version (equal digests = equal read models)')
-    .argument('<name>', `one of ${Object.keys(READ_MODELS).join(', ')}`)
+    .argument('<name>', `one of ${READ_MODEL_NAMES.join(', ')}`)
     .option('--schema <stable>', 'stable schema of the read model (default: the name)')
     .action(async (name: string, o: { schema?: string }) => {
       entryOf(name);

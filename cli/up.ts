@@ -2,16 +2,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { startStack, stackConfig, type StackHandle } from '../deploy/local/stack.js';
-import { HubError } from '../libs/errors/index.js';
+import { startStack, stackConfig, type StackHandle } from '../libs/stack/index.js';
+import { HubError, toHubError } from '../libs/errors/index.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
 import { createRegistryClient } from '../libs/events/registry.js';
 import { ensureTopics, waitForGroupCoordinator } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { loadSiteConfig, localSiteConfigText, machineTimeZone } from '../libs/site-config/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
-import { SERVICES, localBaseUrl, type ServiceSpec } from './services.js';
-import { Supervisor } from './supervisor.js';
+import { SERVICES, localBaseUrl, type ServiceSpec } from '../libs/stack/services.js';
+import { Supervisor } from '../libs/stack/services-supervisor.js';
 
 /** Every service must be ready within this long of being started. */
 const START_TIMEOUT_MS = 120_000;
@@ -160,7 +160,7 @@ function printUp(say: Say, t0: number, stack: StackHandle, started: Supervised[]
 
 /**
  * `hub up`: infrastructure (child JVMs), schemas, topics, then the services
- * under a supervisor (cli/supervisor.ts): a service that exits is reported
+ * under a supervisor (libs/stack/services-supervisor.ts): a service that exits is reported
  * and restarted with backoff while the others keep running; one that uses up
  * its restart budget stops everything. Ctrl-C stops the services first
  * (adapters finish in-flight messages, projectors their batch), then whatever
@@ -175,7 +175,7 @@ export async function runUp(opts: { repoDir: string; services: boolean; only?: s
   const stackCfg = stackConfig('dev');
   const siteConfig = siteConfigForUp(opts.repoDir, stackCfg.dataDir, say);
   const stack = await startStack(stackCfg, { log: say }).catch((cause: unknown) => {
-    throw new HubError('HUB_INFRA_FAILED', cause instanceof Error ? cause.message : String(cause), { cause });
+    throw toHubError(cause, 'HUB_INFRA_FAILED');
   });
   const signal = onSignal();
   const interruptible = <T>(p: Promise<T>) =>

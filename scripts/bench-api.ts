@@ -1,9 +1,10 @@
 /**
  * Read throughput of the query API's main portal routes against real
  * Postgres: publishes synthetic clinical events to a private set of topics,
- * lets the real portal projector build its read model, starts the API as its
- * own process (services/api/main.ts, audit on: every request writes an
- * AuditEvent to Kafka before it is answered), then drives it with autocannon.
+ * builds the portal read model as projector-portal does (libs/read-models
+ * on the shared projector body), starts the API as its own process
+ * (services/api/main.ts, audit on: every request writes an AuditEvent to
+ * Kafka before it is answered), then drives it with autocannon.
  *
  *   npm run bench:api -- [--events 20000] [--duration 10] [--connections 16] [--keep]
  *
@@ -26,13 +27,15 @@ import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
 import { createRegistryClient } from '../libs/events/registry.js';
 import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
+import { dlqTopicFor } from '../libs/kafka/dlq.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
 import { lagOf } from '../libs/projections/inspect.js';
+import { buildProjectorService } from '../libs/projections/service.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
 import { dropReadModel } from '../libs/projections/versions.js';
+import { portalProjection } from '../libs/read-models/portal/model.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { createMetrics } from '../libs/telemetry/metrics.js';
-import { buildPortalProjector } from '../services/projector-portal/app.js';
 import { syntheticEvents } from '../test/support/hospital-day.js';
 
 const { values } = parseArgs({
@@ -56,7 +59,7 @@ const producer = createEventProducer({ kafka, codec, topicFor });
 const db = createDb(cfg.DATABASE_URL, { pool: { min: 0, max: 4 } });
 const stable = `${id}_portal`;
 const auditSchema = `${id}_audit`;
-const dlq = topic('hub.dlq.bench-api');
+const dlq = dlqTopicFor('bench-api', topic);
 const auditTopic = topic('hub.audit.v1');
 const keysDir = mkdtempSync(join(tmpdir(), 'hub-bench-keys-'));
 const port = Number(values.port);
@@ -102,9 +105,11 @@ async function drive(name: string, path: (i: number) => string, token: string): 
 }
 
 let api: ReturnType<typeof spawn> | null = null;
-const projector = buildPortalProjector(
+// The portal read model on the shared projector body (versions, registry), as projector-portal runs it.
+const projector = buildProjectorService(
   { db, kafka, codec, producer, logger, metrics: createMetrics({ defaultMetrics: false }) },
-  { stableSchema: stable, dlqTopic: dlq, topicFor: topic, groupPrefix: `hub.projection.${id}` },
+  { stableSchema: stable, dlqTopic: dlq, groupPrefix: `hub.projection.${id}` },
+  portalProjection(clinicalTopics(topic)),
 );
 try {
   await ensureTopics(kafka, [

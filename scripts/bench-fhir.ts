@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { importFile } from '../cli/fhir.js';
+import { importFile } from '../libs/fhir/import/file.js';
 import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
 import { createDb, dropSchema } from '../libs/db/index.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
@@ -20,6 +20,7 @@ import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
 import { createRegistryClient } from '../libs/events/registry.js';
 import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
+import { dlqTopicFor } from '../libs/kafka/dlq.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { generateResources } from '../test/fixtures/fhir/generate.js';
 
@@ -48,7 +49,7 @@ async function cleanup(): Promise<void> {
   if (values.keep) return;
   await deleteTopics(kafka, [
     ...catalogTopicDefinitions(topic).map((t) => t.name),
-    topic('hub.dlq.adapter-fhir'),
+    dlqTopicFor('adapter-fhir', topic),
   ]);
   for (const t of Object.keys(EVENT_CONTRACTS) as EventType[]) {
     await registry.deleteSubject(`${topicFor(t)}-${EVENT_CONTRACTS[t].fullName}`).catch(() => undefined);

@@ -24,8 +24,8 @@ import { createRegistryClient } from '../libs/events/registry.js';
 import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { createLogger } from '../libs/telemetry/logger.js';
-import { adtA01, adtMissingPid3, ormO01, oruR01 } from '../services/adapter-hl7/fixtures.js';
-import { RawMllpClient, ackField } from '../services/adapter-hl7/raw-client.js';
+import { adtA01, adtMissingPid3, ormO01, oruR01 } from '../test/support/hl7-fixtures.js';
+import { RawMllpClient, ackField } from '../test/support/raw-mllp-client.js';
 import { freePort } from './bench/services.js';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -81,15 +81,93 @@ async function runLoad(
   return { secs, latencies: latencies.sort((a, b) => a - b), codes, unexpected };
 }
 
-async function main(): Promise<void> {
-  const o = new Command('bench-hl7')
+interface BenchOptions {
+  connections: string;
+  messages: string;
+  warmup: string;
+  target?: string;
+  keep?: boolean;
+}
+
+function parseOptions(): BenchOptions {
+  return new Command('bench-hl7')
     .option('--connections <list>', 'comma-separated connection counts', '8,32')
     .option('--messages <n>', 'messages per run', '4000')
     .option('--warmup <n>', 'messages before measuring', '200')
     .option('--target <host:port>', 'an adapter that is already running')
     .option('--keep', 'keep the benchmark topics and subjects')
     .parse()
-    .opts<{ connections: string; messages: string; warmup: string; target?: string; keep?: boolean }>();
+    .opts<BenchOptions>();
+}
+
+/** Where the load goes, and how to stop the adapter when this run started it. */
+interface Target {
+  host: string;
+  port: number;
+  stop: (() => Promise<void>) | null;
+}
+
+/** main.ts as its own process on the run's topics; resolves once its MLLP port answers. */
+async function startAdapter(suffix: string): Promise<Target> {
+  const host = '127.0.0.1';
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', join('services', 'adapter-hl7', 'main.ts')], {
+    cwd: repoDir,
+    env: {
+      ...process.env,
+      HUB_TOPIC_SUFFIX: suffix,
+      MLLP_PORT: String(port),
+      HTTP_PORT: '0',
+      LOG_LEVEL: 'warn',
+      // The adapter needs a zone; the fixtures' times are read as UTC, as before.
+      HUB_SITE_CONFIG: process.env['HUB_SITE_CONFIG'] || 'test/fixtures/site/utc.yaml',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('adapter-hl7 ready')) resolve();
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`adapter exited (${code}):\n${out}`)));
+    // The adapter logs at warn here; its readiness line is info, so poll the port instead.
+    const poll = setInterval(() => {
+      RawMllpClient.connect(port, host).then(
+        (c) => {
+          c.close();
+          clearInterval(poll);
+          resolve();
+        },
+        () => undefined,
+      );
+    }, 250);
+    child.once('exit', () => clearInterval(poll));
+  });
+  return {
+    host,
+    port,
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function reportLine(connections: number, total: number, r: Awaited<ReturnType<typeof runLoad>>): string {
+  const codes = [...r.codes].map(([k, v]) => `${k}=${v}`).join(' ');
+  return (
+    `connections=${connections} messages=${total} time=${r.secs.toFixed(2)}s throughput=${(total / r.secs).toFixed(0)} msg/s ` +
+    `ack p50=${percentile(r.latencies, 50).toFixed(1)}ms p99=${percentile(r.latencies, 99).toFixed(1)}ms ` +
+    `max=${(r.latencies.at(-1) ?? NaN).toFixed(1)}ms codes: ${codes} unexpected=${r.unexpected}\n`
+  );
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions();
   const counts = o.connections.split(',').map((s) => Number(s.trim()));
   const total = Number(o.messages);
   const env = loadConfig(z.object({ ...kafkaEnv }));
@@ -100,58 +178,16 @@ async function main(): Promise<void> {
   const registry = createRegistryClient(env.SCHEMA_REGISTRY_URL);
   const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
 
-  let host = '127.0.0.1';
-  let port = 0;
-  let stopAdapter: (() => Promise<void>) | null = null;
+  let target: Target;
   if (o.target) {
     const [h, p] = o.target.split(':');
-    host = h ?? host;
-    port = Number(p);
+    target = { host: h ?? '127.0.0.1', port: Number(p), stop: null };
   } else {
     await ensureTopics(kafka, catalogTopicDefinitions(topic));
     await registerAllSchemas(registry, { topicFor });
-    port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', join('services', 'adapter-hl7', 'main.ts')], {
-      cwd: repoDir,
-      env: {
-        ...process.env,
-        HUB_TOPIC_SUFFIX: suffix,
-        MLLP_PORT: String(port),
-        HTTP_PORT: '0',
-        LOG_LEVEL: 'warn',
-        // The adapter needs a zone; the fixtures' times are read as UTC, as before.
-        HUB_SITE_CONFIG: process.env['HUB_SITE_CONFIG'] || 'test/fixtures/site/utc.yaml',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    await new Promise<void>((resolve, reject) => {
-      const onData = (b: Buffer) => {
-        out += b.toString();
-        if (out.includes('adapter-hl7 ready')) resolve();
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`adapter exited (${code}):\n${out}`)));
-      // The adapter logs at warn here; its readiness line is info, so poll the port instead.
-      const poll = setInterval(() => {
-        RawMllpClient.connect(port, host).then(
-          (c) => {
-            c.close();
-            clearInterval(poll);
-            resolve();
-          },
-          () => undefined,
-        );
-      }, 250);
-      child.once('exit', () => clearInterval(poll));
-    });
-    stopAdapter = async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    };
+    target = await startAdapter(suffix);
   }
+  const { host, port } = target;
 
   process.stdout.write(
     `adapter ${host}:${port}; machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}\n`,
@@ -159,17 +195,10 @@ async function main(): Promise<void> {
   try {
     const run = randomBytes(3).toString('hex');
     await runLoad(host, port, 4, Number(o.warmup), `W${run}`);
-    for (const n of counts) {
-      const r = await runLoad(host, port, n, total, `C${n}-${run}`);
-      const codes = [...r.codes].map(([k, v]) => `${k}=${v}`).join(' ');
-      process.stdout.write(
-        `connections=${n} messages=${total} time=${r.secs.toFixed(2)}s throughput=${(total / r.secs).toFixed(0)} msg/s ` +
-          `ack p50=${percentile(r.latencies, 50).toFixed(1)}ms p99=${percentile(r.latencies, 99).toFixed(1)}ms ` +
-          `max=${(r.latencies.at(-1) ?? NaN).toFixed(1)}ms codes: ${codes} unexpected=${r.unexpected}\n`,
-      );
-    }
+    for (const n of counts)
+      process.stdout.write(reportLine(n, total, await runLoad(host, port, n, total, `C${n}-${run}`)));
   } finally {
-    await stopAdapter?.();
+    await target.stop?.();
     if (!o.target && !o.keep) {
       await deleteTopics(
         kafka,

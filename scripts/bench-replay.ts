@@ -13,27 +13,20 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
 import { createDb, dropSchema } from '../libs/db/index.js';
-import { createProjectionRunner, migrateProjection, type Projection } from '../libs/db/projection.js';
+import { createProjectionRunner, migrateProjection } from '../libs/projections/runner.js';
 import { createEventCodec } from '../libs/events/codec.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
 import { createRegistryClient } from '../libs/events/registry.js';
 import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
+import { dlqTopicFor } from '../libs/kafka/dlq.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
 import { lagOf } from '../libs/projections/inspect.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
 import { createLogger } from '../libs/telemetry/logger.js';
-import { analyticsProjection } from '../services/projector-analytics/projection.js';
-import { billingProjection } from '../services/projector-billing/projection.js';
-import { portalProjection } from '../services/projector-portal/projection.js';
+import { READ_MODEL_NAMES, readModelNamed } from '../libs/read-models/index.js';
 import { syntheticEvents } from '../test/support/hospital-day.js';
-
-export const REPLAY_PROJECTIONS: Record<string, (t: readonly string[]) => Projection> = {
-  portal: portalProjection,
-  billing: billingProjection,
-  analytics: analyticsProjection,
-};
 
 export interface ReplayOptions {
   kafkaBrokers: string[];
@@ -77,8 +70,8 @@ export async function runReplayBench(o: ReplayOptions): Promise<ReplayResult> {
   const producer = createEventProducer({ kafka, codec, topicFor });
   const db = createDb(o.databaseUrl, { pool: { min: 0, max: 4 } });
   const topics = clinicalTopics(topic);
-  const dlq = topic('hub.dlq.bench');
-  const chosen = o.only ?? Object.keys(REPLAY_PROJECTIONS);
+  const dlq = dlqTopicFor('bench', topic);
+  const chosen = o.only ?? READ_MODEL_NAMES;
   const schemas: string[] = [];
   const result: ReplayResult = { published: 0, publishSeconds: 0, projections: [] };
   try {
@@ -105,9 +98,9 @@ export async function runReplayBench(o: ReplayOptions): Promise<ReplayResult> {
     out('');
     out('projection  events   seconds  events/s');
     for (const name of chosen) {
-      const make = REPLAY_PROJECTIONS[name];
-      if (!make) throw new Error(`unknown projection ${name}`);
-      const projection = make(topics);
+      const model = readModelNamed(name);
+      if (!model) throw new Error(`unknown projection ${name}`);
+      const projection = model.projection(topics);
       const schema = `${id}_${name}`;
       schemas.push(schema);
       await dropSchema(db, schema);

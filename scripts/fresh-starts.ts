@@ -20,9 +20,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { stackConfig, stopStack } from '../deploy/local/stack.js';
-import { SERVICES } from '../cli/services.js';
-import { loggedError } from '../cli/supervisor.js';
+import { stackConfig, stopStack } from '../libs/stack/index.js';
+import { SERVICES } from '../libs/stack/services.js';
+import { loggedError } from '../libs/stack/services-supervisor.js';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PORTS = { kafka: 39092, controller: 39093, registry: 38081 };

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../libs/events/index.js';
 import { endOffsets } from '../libs/kafka/admin.js';
 import { tableHashes } from '../libs/projections/inspect.js';
-import { ANALYST_ROLE } from '../services/projector-analytics/projection.js';
+import { ANALYST_ROLE } from '../libs/read-models/analytics/views.js';
 import { eventually } from './support/harness.js';
 import { aggregateOf, at, hospitalDay, ordered } from './support/hospital-day.js';
 import { PROJECTORS, startProjectorRun, type ProjectorRun } from './support/projectors.js';

@@ -9,7 +9,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from '../libs/hl7/mllp.js';
 import type { ProjectorService } from '../libs/projections/service.js';
 import { lagOf } from '../libs/projections/inspect.js';
 import type { Hl7Adapter } from '../services/adapter-hl7/app.js';
-import { readTopic } from '../services/adapter-hl7/raw-store.js';
+import { readTopic } from '../libs/hl7/raw-store.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
 import { startTestApi, type TestApi } from './support/api.js';
 import { testHl7Adapter } from './support/private-broker.js';

@@ -1,11 +1,10 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropSchema } from '../libs/db/index.js';
+import { dropReadModel } from '../libs/projections/versions.js';
 import { createMetrics } from '../libs/telemetry/metrics.js';
-import { RawMllpClient, ackField } from '../services/adapter-hl7/raw-client.js';
+import { RawMllpClient, ackField } from './support/raw-mllp-client.js';
 import type { Hl7Adapter } from '../services/adapter-hl7/app.js';
 import { buildPatientDirectory, type PatientDirectory } from '../services/patient-directory/app.js';
-import { PATIENT_TOPIC } from '../services/patient-directory/projection.js';
 import { startTestApi, type TestApi } from './support/api.js';
 import { eventually } from './support/harness.js';
 import { testHl7Adapter } from './support/private-broker.js';
@@ -67,10 +66,10 @@ describe('HL7 null semantics end to end: MLLP -> Kafka -> portal -> API', () => 
         metrics: createMetrics({ defaultMetrics: false }),
       },
       {
-        schema: dirSchema,
-        patientTopic: ctx.topic(PATIENT_TOPIC),
+        stableSchema: dirSchema,
+        topicFor: ctx.topic,
         dlqTopic: dirDlq,
-        groupId: `hub.projection.${ctx.id}.dir`,
+        groupPrefix: `hub.projection.${ctx.id}.dir`,
       },
     );
     await directory.start();
@@ -90,7 +89,7 @@ describe('HL7 null semantics end to end: MLLP -> Kafka -> portal -> API', () => 
     await directory?.stop();
     await adapter?.stop();
     if (run) {
-      await dropSchema(run.ctx.db, dirSchema).catch(() => undefined);
+      await dropReadModel(run.ctx.db, dirSchema).catch(() => undefined);
       await run.cleanup();
     }
   });

@@ -3,8 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { completeEvent } from '../cli/hub.js';
-import { createProjectionRunner, migrateProjection, type Projection } from '../libs/db/projection.js';
+import type { AuditEvent } from '@medplum/fhirtypes';
+import { completeEvent } from '../cli/publish.js';
+import { isAuditEvent, summarize } from '../libs/audit/event.js';
+import { createProjectionRunner, migrateProjection, type Projection } from '../libs/projections/runner.js';
 import { HubError } from '../libs/errors/index.js';
 import type { ClinicalEvent } from '../libs/events/index.js';
 import { ensureTopics } from '../libs/kafka/admin.js';
@@ -221,11 +223,15 @@ describe('ops: dead letters end to end', () => {
     expect(withPhi.stdout).toContain(CANARY);
     const audit = await scanTopic(ctx.kafka, `hub.audit.v1.${ctx.id}`);
     expect(audit).toHaveLength(1);
-    expect(JSON.parse(audit[0]!.value!.toString())).toMatchObject({
+    // A FHIR AuditEvent, as the API writes, so that the audit projector chains it into the table.
+    const event: unknown = JSON.parse(audit[0]!.value!.toString());
+    expect(isAuditEvent(event)).toBe(true);
+    expect(event).toMatchObject({ purposeOfEvent: [{ text: 'INC-42 mapping bug' }] });
+    expect(summarize(event as AuditEvent)).toMatchObject({
       action: 'dlq.show.include-phi',
-      actor: 'e2e-operator',
-      reason: 'INC-42 mapping bug',
-      target: { topic: dlq, partition: 0, offset: '0' },
+      agent: 'e2e-operator',
+      route: `${dlq}/0/0`,
+      patientId: 'OPS-POISON',
     });
   });
 

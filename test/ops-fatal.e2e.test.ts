@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { completeEvent } from '../cli/hub.js';
+import { completeEvent } from '../cli/publish.js';
 import { HubError } from '../libs/errors/index.js';
 import { ensureTopics } from '../libs/kafka/admin.js';
 import { createConsumerRunner, type ConsumerRunner } from '../libs/kafka/consumer.js';

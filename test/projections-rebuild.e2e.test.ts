@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tableHashes } from '../libs/projections/inspect.js';
 import { readRegistry } from '../libs/projections/versions.js';
-import { ANALYST_ROLE } from '../services/projector-analytics/projection.js';
+import { ANALYST_ROLE } from '../libs/read-models/analytics/views.js';
 import { eventually } from './support/harness.js';
 import { hospitalDay, ordered, at } from './support/hospital-day.js';
 import { startProcess } from './support/processes.js';

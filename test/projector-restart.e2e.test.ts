@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stackConfig } from '../deploy/local/stack.js';
+import { stackConfig } from '../libs/stack/index.js';
 import { consumerGroupLag, endOffsets, ensureTopics } from '../libs/kafka/admin.js';
 import { lagOf } from '../libs/projections/inspect.js';
 import { clinicalTopics } from '../libs/projections/topics.js';

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProjectionRunner, migrateProjection } from '../libs/db/projection.js';
+import { createProjectionRunner, migrateProjection } from '../libs/projections/runner.js';
 import { dropSchema } from '../libs/db/index.js';
 import { endOffsets, ensureTopics } from '../libs/kafka/admin.js';
 import { lagOf, tableHashes } from '../libs/projections/inspect.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
 import { dropReadModel, readRegistry } from '../libs/projections/versions.js';
-import { analyticsProjection } from '../services/projector-analytics/projection.js';
-import { billingProjection } from '../services/projector-billing/projection.js';
-import { portalProjection } from '../services/projector-portal/projection.js';
+import { analyticsProjection } from '../libs/read-models/analytics/model.js';
+import { billingProjection } from '../libs/read-models/billing/model.js';
+import { portalProjection } from '../libs/read-models/portal/model.js';
 import { createTestContext, eventually, type TestContext } from './support/harness.js';
 import { syntheticEvents } from './support/hospital-day.js';
 import { freePort, startProcess } from './support/processes.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endOffsets } from '../libs/kafka/admin.js';
 import { rebuildReadModel } from '../libs/projections/rebuild.js';
-import { portalProjection } from '../services/projector-portal/projection.js';
+import { portalProjection } from '../libs/read-models/portal/model.js';
 import { patientRegistered } from './support/fixtures.js';
 import { eventually } from './support/harness.js';
 import { startProjectorRun, type ProjectorRun } from './support/projectors.js';

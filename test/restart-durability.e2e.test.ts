@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startStack, stackConfig, type StackHandle } from '../deploy/local/stack.js';
+import { startStack, stackConfig, type StackHandle } from '../libs/stack/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../libs/events/index.js';

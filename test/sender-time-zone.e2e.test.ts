@@ -6,8 +6,8 @@ import {
   systemForHl7Authority,
 } from '../libs/identity/index.js';
 import type { Hl7Adapter } from '../services/adapter-hl7/app.js';
-import { RawMllpClient, ackField } from '../services/adapter-hl7/raw-client.js';
-import { readTopic } from '../services/adapter-hl7/raw-store.js';
+import { RawMllpClient, ackField } from './support/raw-mllp-client.js';
+import { readTopic } from '../libs/hl7/raw-store.js';
 import { createTestContext, eventually, type TestContext } from './support/harness.js';
 import { testHl7Adapter } from './support/private-broker.js';
 import { startPortalAndApi, type PortalApiProcesses } from './support/portal-api.js';

@@ -1,10 +1,12 @@
 // The test stack on a host that has a Docker engine: the same three servers
-// as deploy/local/stack.ts and deploy/compose.yaml, started by testcontainers.
+// as libs/stack and deploy/compose.yaml, started by testcontainers.
 // Used by the test global setup only when a Docker engine answers; the build
 // machines have none, so there the JVM stack runs instead. Importing this
 // module has no side effects.
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { HubError } from '../../libs/errors/index.js';
+import { DEFAULT_APICURIO_VERSION, DEFAULT_KAFKA_VERSION } from '../../libs/stack/config.js';
 
 export interface ContainerStack {
   brokers: string[];
@@ -28,7 +30,8 @@ export async function dockerEngineAvailable(env: NodeJS.ProcessEnv = process.env
     const client = await getContainerRuntimeClient();
     return Boolean(client.info.containerRuntime.host);
   } catch {
-    if (mode === 'docker') throw new Error('HUB_TEST_INFRA=docker but no Docker engine answers');
+    if (mode === 'docker')
+      throw new HubError('HUB_INFRA_FAILED', 'HUB_TEST_INFRA=docker but no Docker engine answers');
     return false;
   }
 }
@@ -46,7 +49,10 @@ function freePort(): Promise<number> {
 }
 
 export async function startContainerStack(
-  versions: { kafka: string; apicurio: string } = { kafka: '4.1.1', apicurio: '3.0.9' },
+  versions: { kafka: string; apicurio: string } = {
+    kafka: DEFAULT_KAFKA_VERSION,
+    apicurio: DEFAULT_APICURIO_VERSION,
+  },
 ): Promise<ContainerStack> {
   const { GenericContainer, Network, Wait } = await import('testcontainers');
   const network = await new Network().start();

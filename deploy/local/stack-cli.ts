@@ -3,8 +3,9 @@
 // `up` prints KEY=value lines on stdout and progress on stderr, so
 //   set -a; eval "$(npx tsx deploy/local/stack-cli.ts up)"; set +a
 // exports the endpoints into the calling shell.
-import { stackConfig, stackStatus, startStack, stopStack } from './stack.js';
-import type { StackProfile } from './stack.js';
+import { HubError } from '../../libs/errors/index.js';
+import { stackConfig, stackStatus, startStack, stopStack } from '../../libs/stack/index.js';
+import type { StackProfile } from '../../libs/stack/index.js';
 
 const USAGE = 'usage: stack-cli.ts up|down|status [--profile dev|test]';
 
@@ -15,7 +16,7 @@ function parseArgs(argv: string[]): { command: 'up' | 'down' | 'status'; profile
     const a = argv[i] ?? '';
     if (a === '--profile' || a === '-p') {
       const v = argv[++i];
-      if (v === undefined) throw new Error(`--profile needs a value; ${USAGE}`);
+      if (v === undefined) throw new HubError('HUB_INPUT_INVALID', `--profile needs a value; ${USAGE}`);
       profile = v;
     } else if (a.startsWith('--profile=')) {
       profile = a.slice('--profile='.length);
@@ -25,11 +26,13 @@ function parseArgs(argv: string[]): { command: 'up' | 'down' | 'status'; profile
     } else if (command === undefined && !a.startsWith('-')) {
       command = a;
     } else {
-      throw new Error(`unexpected argument "${a}"; ${USAGE}`);
+      throw new HubError('HUB_INPUT_INVALID', `unexpected argument "${a}"; ${USAGE}`);
     }
   }
-  if (command !== 'up' && command !== 'down' && command !== 'status') throw new Error(USAGE);
-  if (profile !== 'dev' && profile !== 'test') throw new Error(`unknown profile "${profile}"; ${USAGE}`);
+  if (command !== 'up' && command !== 'down' && command !== 'status')
+    throw new HubError('HUB_INPUT_INVALID', USAGE);
+  if (profile !== 'dev' && profile !== 'test')
+    throw new HubError('HUB_INPUT_INVALID', `unknown profile "${profile}"; ${USAGE}`);
   return { command, profile };
 }
 

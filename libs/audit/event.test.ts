@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildAuditEvent, isAuditEvent, outcomeOf, summarize } from './event.js';
+import { buildAuditEvent, buildOperatorAuditEvent, isAuditEvent, outcomeOf, summarize } from './event.js';
 
 const base = {
   id: '7f9c2b2e-1f1a-4c1e-9a53-2d2f1f0c0a11',
@@ -56,5 +56,63 @@ describe('AuditEvent', () => {
   it('given something else on the topic, when checked, then it is not an AuditEvent', () => {
     expect(isAuditEvent({ resourceType: 'Patient', id: 'x' })).toBe(false);
     expect(isAuditEvent(null)).toBe(false);
+  });
+  it('given an operator action from the CLI, when built, then it is an AuditEvent the table summarizes by operator, action, target and patient', () => {
+    const e = buildOperatorAuditEvent({
+      id: base.id,
+      recorded: base.recorded,
+      action: 'dlq.redrive',
+      crud: 'E',
+      target: 'hub.dlq.portal/0/7',
+      patientId: 'P1',
+      operator: 'alice',
+      host: 'ops-box',
+      reason: 'INC-9 fixed',
+      detail: { to: 'clinical.patient.v1' },
+      observer: 'hub-cli',
+    });
+    expect(isAuditEvent(e)).toBe(true);
+    expect(e).toMatchObject({
+      action: 'E',
+      outcome: '0',
+      purposeOfEvent: [{ text: 'INC-9 fixed' }],
+      agent: [{ who: { identifier: { value: 'alice' } }, network: { address: 'ops-box', type: '1' } }],
+      entity: [
+        { what: { reference: 'Patient/P1' } },
+        {
+          what: { display: 'hub.dlq.portal/0/7' },
+          detail: [{ type: 'to', valueString: 'clinical.patient.v1' }],
+        },
+      ],
+    });
+    expect(summarize(e)).toEqual({
+      auditId: base.id,
+      recordedAt: '2026-11-25T12:00:00.000Z',
+      patientId: 'P1',
+      agent: 'alice',
+      clientId: null,
+      action: 'dlq.redrive',
+      route: 'hub.dlq.portal/0/7',
+      outcome: '0',
+      sourceAddress: 'ops-box',
+    });
+  });
+  it('given an operator action without reason, patient or detail, when built, then none is invented', () => {
+    const e = buildOperatorAuditEvent({
+      id: base.id,
+      recorded: base.recorded,
+      action: 'dlq.discard',
+      crud: 'U',
+      target: 'hl7.dlq.v1/0/3',
+      patientId: null,
+      operator: 'bob',
+      host: 'h',
+      reason: null,
+      detail: {},
+      observer: 'hub-cli',
+    });
+    expect(e.purposeOfEvent).toBeUndefined();
+    expect(e.entity).toEqual([expect.not.objectContaining({ detail: expect.anything() as unknown })]);
+    expect(summarize(e).patientId).toBeNull();
   });
 });

@@ -40,18 +40,26 @@ export const AUDIT_SYSTEMS = {
   hubSubject: 'urn:hub:oauth-subject',
   hubScope: 'urn:hub:oauth-scope',
   hubDeny: 'urn:hub:deny-reason',
+  hubEventType: 'urn:hub:audit-event-type',
+  hubOperator: 'urn:hub:operator',
+  hubOperatorAction: 'urn:hub:operator-action',
 } as const;
+
+type AuditEntity = NonNullable<AuditEvent['entity']>[number];
+
+/** The entity naming whose data it was; summarize() reads the patient column from it. */
+function patientEntity(patientId: string): AuditEntity {
+  return {
+    what: { reference: `Patient/${patientId}` },
+    type: { system: AUDIT_SYSTEMS.entityType, code: '1', display: 'Person' },
+    role: { system: AUDIT_SYSTEMS.objectRole, code: '1', display: 'Patient' },
+  };
+}
 
 export function buildAuditEvent(i: AuditInput): AuditEvent {
   const outcome = outcomeOf(i.status);
   const entity: NonNullable<AuditEvent['entity']> = [];
-  if (i.patientId) {
-    entity.push({
-      what: { reference: `Patient/${i.patientId}` },
-      type: { system: AUDIT_SYSTEMS.entityType, code: '1', display: 'Person' },
-      role: { system: AUDIT_SYSTEMS.objectRole, code: '1', display: 'Patient' },
-    });
-  }
+  if (i.patientId) entity.push(patientEntity(i.patientId));
   entity.push({
     what: { display: i.route },
     type: { system: AUDIT_SYSTEMS.entityType, code: '2', display: 'System Object' },
@@ -84,6 +92,66 @@ export function buildAuditEvent(i: AuditInput): AuditEvent {
             }
           : {}),
         network: { address: i.sourceAddress, type: '2' },
+      },
+    ],
+    source: { observer: { display: i.observer } },
+    entity,
+  };
+}
+
+/**
+ * An operator's action through the `hub` CLI rather than an API request: a
+ * dead-letter redrive or discard, or reading a dead letter's payload. It is
+ * the same resource in the same chained table as API requests, so that
+ * `hub audit verify` covers it and a patient's access report lists it.
+ */
+export interface OperatorActionInput {
+  id: string;
+  recorded: number;
+  /** What was done, e.g. `dlq.redrive`: the table's `action` column. */
+  action: string;
+  /** FHIR AuditEvent.action: R read, U update, E execute. */
+  crud: 'R' | 'U' | 'E';
+  /** What was acted on, e.g. a Kafka record `topic/partition/offset`: the table's `route` column. */
+  target: string;
+  /** Whose data it was, when the target names a patient. */
+  patientId: string | null;
+  operator: string;
+  /** The machine the command ran on. */
+  host: string;
+  /** Why, in the operator's words. */
+  reason: string | null;
+  /** Facts about the action (e.g. where a record was redriven to); codes and names, never data. */
+  detail: Readonly<Record<string, string>>;
+  observer: string;
+}
+
+/** Pure, like buildAuditEvent; an operator action always succeeded (a refused one is not performed). */
+export function buildOperatorAuditEvent(i: OperatorActionInput): AuditEvent {
+  const entity: NonNullable<AuditEvent['entity']> = [];
+  if (i.patientId) entity.push(patientEntity(i.patientId));
+  const detail = Object.entries(i.detail).map(([type, valueString]) => ({ type, valueString }));
+  entity.push({
+    what: { display: i.target },
+    type: { system: AUDIT_SYSTEMS.entityType, code: '2', display: 'System Object' },
+    ...(detail.length > 0 ? { detail } : {}),
+  });
+  return {
+    resourceType: 'AuditEvent',
+    id: i.id,
+    // No code of the standard value set fits a maintenance action on the hub's own topics.
+    type: { system: AUDIT_SYSTEMS.hubEventType, code: 'operator', display: 'Operator action' },
+    subtype: [{ system: AUDIT_SYSTEMS.hubOperatorAction, code: i.action }],
+    action: i.crud,
+    recorded: new Date(i.recorded).toISOString(),
+    outcome: '0',
+    ...(i.reason ? { purposeOfEvent: [{ text: i.reason }] } : {}),
+    agent: [
+      {
+        requestor: true,
+        who: { identifier: { system: AUDIT_SYSTEMS.hubOperator, value: i.operator } },
+        // Network access point type 1: a machine name.
+        network: { address: i.host, type: '1' },
       },
     ],
     source: { observer: { display: i.observer } },

@@ -4,7 +4,7 @@ import { toHubError } from '../errors/index.js';
 import { ensureTopics } from '../kafka/admin.js';
 import type { KafkaClient } from '../kafka/client.js';
 import { FAST_REJOIN, watchGroupMembership } from '../kafka/membership.js';
-import type { EventProducer } from '../kafka/producer.js';
+import type { EventProducer, RawRecord } from '../kafka/producer.js';
 import type { Logger } from '../telemetry/logger.js';
 import { isAuditEvent } from './event.js';
 import { appendAudit } from './store.js';
@@ -25,20 +25,29 @@ export async function ensureAuditTopic(kafka: KafkaClient, topic: string): Promi
 export interface AuditSink {
   /** Resolves once the broker has acknowledged (acks=all): an API answers only after that. */
   record(event: AuditEvent): Promise<void>;
+  /** Many events in one produce request, in order; resolves once all are acknowledged. */
+  recordAll(events: readonly AuditEvent[]): Promise<void>;
+}
+
+/** The record an AuditEvent travels as: keyed by its patient (or "-"), JSON, FHIR media type. Pure. */
+export function auditRecord(topic: string, event: AuditEvent): RawRecord {
+  const patient = event.entity?.find((e) => e.what?.reference?.startsWith('Patient/'))?.what?.reference;
+  return {
+    topic,
+    key: patient ? patient.slice('Patient/'.length) : '-',
+    value: Buffer.from(JSON.stringify(event), 'utf8'),
+    headers: { 'content-type': 'application/fhir+json', 'hub-audit-id': event.id ?? '' },
+  };
 }
 
 export function createAuditSink(producer: EventProducer, topic: string): AuditSink {
   return {
     async record(event) {
-      const patient = event.entity?.find((e) => e.what?.reference?.startsWith('Patient/'))?.what?.reference;
-      await producer.publishRaw([
-        {
-          topic,
-          key: patient ? patient.slice('Patient/'.length) : '-',
-          value: Buffer.from(JSON.stringify(event), 'utf8'),
-          headers: { 'content-type': 'application/fhir+json', 'hub-audit-id': event.id ?? '' },
-        },
-      ]);
+      await producer.publishRaw([auditRecord(topic, event)]);
+    },
+    async recordAll(events) {
+      if (events.length === 0) return;
+      await producer.publishRaw(events.map((e) => auditRecord(topic, e)));
     },
   };
 }

@@ -171,7 +171,7 @@ describe('FHIR mapping records source times', () => {
   });
 
   it('given an Encounter whose start is absent (ingest time stands in), when mapped, then no meta.occurredAt source time', () => {
-    const e: Encounter = { ...encounter('2026-01-15T08:00:00Z'), period: undefined };
+    const { period: _absent, ...e }: Encounter = encounter('2026-01-15T08:00:00Z');
     const r = mapResource(input(e), ctx);
     if (!r.ok) throw new Error('refused');
     expect(r.events[0]?.data.meta.sourceTimes).toEqual([]);

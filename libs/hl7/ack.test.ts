@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ackCodesFor, buildAck, charsetOf, encodeAck, hl7Escape, sniffMsh } from './ack.js';
+import { HubError } from '../errors/index.js';
+import { ackCodesFor, ackErrorFor, buildAck, charsetOf, encodeAck, hl7Escape, sniffMsh } from './ack.js';
 
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
 const adt =
@@ -137,5 +138,44 @@ describe('sniffMsh delimiters', () => {
     expect(sniffMsh(Buffer.from('MSH^||||'))).toBeNull();
     expect(sniffMsh(Buffer.from('MSH|^^\\&|A'))).toBeNull();
     expect(sniffMsh(Buffer.from('MSH|^A\\&|A'))).toBeNull();
+  });
+});
+
+describe('ackErrorFor (the HL7 edge of ERROR_CODES)', () => {
+  it('given a broker that did not acknowledge, when answered, then AR 207 with the text given', () => {
+    expect(
+      ackErrorFor(new HubError('HUB_KAFKA_UNAVAILABLE', 'x'), 'Message not stored, resend later'),
+    ).toEqual({
+      ack: 'AR',
+      error: { hl7ErrorCode: '207', severity: 'E', text: 'Message not stored, resend later' },
+    });
+  });
+
+  it("given invalid content, when answered, then AE, keeping a refusal's own table 0357 code", () => {
+    expect(ackErrorFor(new HubError('HUB_INPUT_INVALID', 'PID-7 is not a date'))).toEqual({
+      ack: 'AE',
+      error: { hl7ErrorCode: '102', severity: 'E' },
+    });
+    const refused = new HubError('HUB_INPUT_INVALID', 'x', { details: { hl7ErrorCode: '101' } });
+    expect(ackErrorFor(refused).error.hl7ErrorCode).toBe('101');
+    const odd = new HubError('HUB_INPUT_INVALID', 'x', { details: { hl7ErrorCode: 'toString' } });
+    expect(ackErrorFor(odd).error.hl7ErrorCode).toBe('102');
+  });
+
+  it("given an unknown throw or a code no sender causes, when answered, then AR 207 (our bug, not the sender's)", () => {
+    expect(ackErrorFor(new Error('boom'))).toEqual({
+      ack: 'AR',
+      error: { hl7ErrorCode: '207', severity: 'E' },
+    });
+    expect(ackErrorFor(new HubError('HUB_FORBIDDEN', 'x'))).toMatchObject({
+      ack: 'AR',
+      error: { hl7ErrorCode: '207' },
+    });
+  });
+
+  it('given the ERR it makes, when built into an ACK, then ERR-3 carries the code and the table wording', () => {
+    const { error } = ackErrorFor(new HubError('HUB_DB_ERROR', 'x'));
+    const ack = buildAck(sniffMsh(Buffer.from(adt)), { code: 'AR', ackControlId: 'A1', now: NOW, error });
+    expect(ack.split('\r')).toContain('ERR|||207^Application internal error^HL70357|E');
   });
 });

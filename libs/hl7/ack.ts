@@ -1,3 +1,4 @@
+import { errorSpec, toHubError } from '../errors/index.js';
 import type { ErrorLocation } from './types.js';
 
 /**
@@ -140,6 +141,23 @@ const TABLE_0357: Record<string, string> = {
   '206': 'Application record locked',
   '207': 'Application internal error',
 };
+
+const INTERNAL_ERROR = { ack: 'AR', code: '207' } as const;
+
+/**
+ * The application ACK code and ERR for a failure, from its code's HL7 edge
+ * (libs/errors ERROR_CODES[code].hl7). A HubError that names its own table
+ * 0357 code (details.hl7ErrorCode, as refusals do) keeps it; a code no sender
+ * causes answers as an internal error (AR 207): the sender did nothing wrong.
+ * `text` is ERR-3.2 (PHI-free); the table's wording when omitted.
+ */
+export function ackErrorFor(err: unknown, text?: string): { ack: 'AE' | 'AR'; error: AckError } {
+  const h = toHubError(err);
+  const edge = errorSpec(h.code).hl7 ?? INTERNAL_ERROR;
+  const own = h.details['hl7ErrorCode'];
+  const hl7ErrorCode = typeof own === 'string' && Object.hasOwn(TABLE_0357, own) ? own : edge.code;
+  return { ack: edge.ack, error: { hl7ErrorCode, severity: 'E', ...(text !== undefined ? { text } : {}) } };
+}
 
 export interface AckOptions {
   code: AckCode;

@@ -358,6 +358,13 @@ describe('the structure table', () => {
     expect(matchSegments(g, ['MSH', 'AAA', 'BBB', 'BBB', 'CCC'])).toEqual({ ok: false, unexpected: 3 });
     expect(() => new SegmentGrammar('MSH [ PID')).toThrow();
     expect(() => new SegmentGrammar('MSH pid')).toThrow();
+    // A table bug, never a sender's: HUB_INTERNAL, naming the token, not a message's content.
+    expect(() => parseSyntax('MSH { PID')).toThrow(
+      expect.objectContaining({
+        code: 'HUB_INTERNAL',
+        message: 'message structure syntax: missing }',
+      }) as Error,
+    );
     expect(parseSyntax('[{ XYZ }]')).toEqual({
       kind: 'seq',
       optional: false,

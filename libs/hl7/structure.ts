@@ -1,3 +1,4 @@
+import { HubError } from '../errors/index.js';
 import { fieldName, loc, refuse, type Msg, type Seg } from './message.js';
 import {
   CODED_FIELDS,
@@ -72,9 +73,14 @@ function inRange(v: Version, from: string | undefined, to: string | undefined): 
 type Node =
   { kind: 'seg'; name: string } | { kind: 'seq'; items: Node[]; optional: boolean; repeating: boolean };
 
-/** Parses the standard's notation (`[ ]` optional, `{ }` repeating) into a tree. */
+/**
+ * Parses the standard's notation (`[ ]` optional, `{ }` repeating) into a tree.
+ * The syntax comes from structure-tables.ts, never from a message: a bad one
+ * is the hub's own bug (HUB_INTERNAL), and the tests build every table's.
+ */
 export function parseSyntax(syntax: string): Node {
   const tokens = syntax.match(/\[|\]|\{|\}|[^\s[\]{}]+/g) ?? [];
+  const bad = (why: string) => new HubError('HUB_INTERNAL', `message structure syntax: ${why}`);
   let i = 0;
   const seq = (close: string | undefined): Node[] => {
     const items: Node[] = [];
@@ -91,14 +97,14 @@ export function parseSyntax(syntax: string): Node {
           items.push({ kind: 'seq', items: inner, optional: t === '[', repeating: t === '{' });
         }
       } else if (t === ']' || t === '}') {
-        throw new Error(`unbalanced ${t} in message structure`);
+        throw bad(`unbalanced ${t}`);
       } else if (SEGMENT_ID.test(t)) {
         items.push({ kind: 'seg', name: t });
       } else {
-        throw new Error(`${t} is not a segment id in message structure`);
+        throw bad(`${t} is not a segment id`);
       }
     }
-    if (close !== undefined) throw new Error(`missing ${close} in message structure`);
+    if (close !== undefined) throw bad(`missing ${close}`);
     return items;
   };
   return { kind: 'seq', items: seq(undefined), optional: false, repeating: false };

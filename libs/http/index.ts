@@ -1,7 +1,10 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Gauge, type Registry } from 'prom-client';
-import { ERROR_CODES, toHubError, type ErrorCode } from '../errors/index.js';
+import { toHubError } from '../errors/index.js';
+import { jsonErrorHandler } from './errors.js';
 import type { Logger } from '../telemetry/logger.js';
+
+export { FHIR_JSON, fhirErrorHandler, jsonErrorHandler, type HttpErrorHandler } from './errors.js';
 
 export type ReadinessCheck = () => Promise<{ ok: boolean; detail?: string }>;
 
@@ -13,18 +16,6 @@ export interface HttpAppOptions {
   bodyLimit?: number;
   readinessTimeoutMs?: number;
 }
-
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  HUB_INPUT_INVALID: 400,
-  HUB_EVENT_INVALID: 422,
-  HUB_NOT_FOUND: 404,
-  HUB_UNAUTHENTICATED: 401,
-  HUB_FORBIDDEN: 403,
-  HUB_AUTH_UNAVAILABLE: 503,
-  HUB_KAFKA_UNAVAILABLE: 503,
-  HUB_REGISTRY_UNAVAILABLE: 503,
-  HUB_DB_UNAVAILABLE: 503,
-};
 
 /**
  * The app/server split (as in fastify's own guidance): this builds an app
@@ -43,23 +34,7 @@ export function createHttpApp(opts: HttpAppOptions): FastifyInstance {
   };
   const app = Fastify(serverOpts);
 
-  app.setErrorHandler((err, _req, reply) => {
-    const e = err as { statusCode?: number; code?: unknown; message?: string };
-    if (e.statusCode && e.statusCode < 500 && !String(e.code).startsWith('HUB_')) {
-      // Fastify's own 4xx (bad JSON, body too large, proto poisoning) say
-      // nothing about the data, so their message is safe to return.
-      return reply
-        .status(e.statusCode)
-        .send({ code: 'HUB_INPUT_INVALID', message: e.message ?? 'bad request' });
-    }
-    const h = toHubError(err);
-    const status = STATUS[h.code] ?? 500;
-    if (status >= 500) app.log.error({ code: h.code, retriable: h.retriable }, 'request failed');
-    // Internal errors answer with the code's description, not the message,
-    // which could come from a driver and quote data.
-    const message = status >= 500 && h.code === 'HUB_INTERNAL' ? ERROR_CODES[h.code].description : h.message;
-    return reply.status(status).send({ code: h.code, message, retriable: h.retriable });
-  });
+  app.setErrorHandler(jsonErrorHandler);
 
   app.get('/health', () => ({ status: 'ok' }));
 

@@ -63,6 +63,10 @@ describe('enterprise patient id', () => {
       authorityAliases: { HOSP: 'urn:oid:1', LAB: 'urn:oid:2' },
     });
     expect(() => identityPolicyFromEnv({ HUB_AUTHORITY_ALIASES: 'HOSP' })).toThrow(/HUB_AUTHORITY_ALIASES/);
+    // A HubError at the source, so that no caller wraps it by hand.
+    expect(() => identityPolicyFromEnv({ HUB_AUTHORITY_ALIASES: 'HOSP' })).toThrow(
+      expect.objectContaining({ code: 'HUB_CONFIG_INVALID' }) as Error,
+    );
   });
 });
 
@@ -191,6 +195,9 @@ describe('identityPolicyFromSite', () => {
   it('given a malformed alias list, then HUB_CONFIG_INVALID', () => {
     expect(() => identityPolicyFromSite(site, { HUB_AUTHORITY_ALIASES: 'HOSP' })).toThrow(
       /HUB_AUTHORITY_ALIASES/,
+    );
+    expect(() => identityPolicyFromSite(site, { HUB_AUTHORITY_ALIASES: 'HOSP=' })).toThrow(
+      expect.objectContaining({ code: 'HUB_CONFIG_INVALID' }) as Error,
     );
   });
 });

@@ -262,7 +262,8 @@ export function identityEnvDeprecation(env: IdentityEnv): string | undefined {
  * Reads the deprecated policy variables:
  * HUB_ENTERPRISE_ID_SYSTEMS="urn:oid:1.2.3.4,http://hospital.example/mrn"
  * HUB_AUTHORITY_ALIASES="HOSP=urn:oid:1.2.3.4,LAB=urn:oid:1.2.3.5"
- * Kept for one release; identityPolicyFromSite merges them in.
+ * Kept for one release; identityPolicyFromSite merges them in. A malformed
+ * alias list is HUB_CONFIG_INVALID here, so that no caller wraps it by hand.
  */
 export function identityPolicyFromEnv(env: IdentityEnv): IdentityPolicy {
   const list = (s: string | undefined) =>
@@ -274,7 +275,10 @@ export function identityPolicyFromEnv(env: IdentityEnv): IdentityPolicy {
   for (const pair of list(env.HUB_AUTHORITY_ALIASES)) {
     const eq = pair.indexOf('=');
     if (eq <= 0 || eq === pair.length - 1) {
-      throw new Error(`HUB_AUTHORITY_ALIASES: expected NAME=system, got an entry without "="`);
+      throw new HubError(
+        'HUB_CONFIG_INVALID',
+        'HUB_AUTHORITY_ALIASES is malformed: expected NAME=system,... (an entry has no "=")',
+      );
     }
     authorityAliases[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
   }
@@ -286,20 +290,14 @@ export function identityPolicyFromEnv(env: IdentityEnv): IdentityPolicy {
  * deprecated HUB_ENTERPRISE_ID_SYSTEMS / HUB_AUTHORITY_ALIASES still work for
  * one release and are merged in: their enterprise systems come after the
  * file's, and their aliases are consulted only when no registered authority
- * matches (the file wins). A malformed alias list is HUB_CONFIG_INVALID.
+ * matches (the file wins). A malformed alias list is HUB_CONFIG_INVALID
+ * (thrown by identityPolicyFromEnv).
  */
 export function identityPolicyFromSite(
   site: Pick<SiteConfig, 'authorities' | 'enterpriseSystems'>,
   env: IdentityEnv = {},
 ): IdentityPolicy {
-  let legacy: IdentityPolicy;
-  try {
-    legacy = identityPolicyFromEnv(env);
-  } catch (cause) {
-    throw new HubError('HUB_CONFIG_INVALID', 'HUB_AUTHORITY_ALIASES is malformed: expected NAME=system,...', {
-      cause,
-    });
-  }
+  const legacy = identityPolicyFromEnv(env);
   const enterpriseSystems = [...site.enterpriseSystems];
   for (const e of legacy.enterpriseSystems) {
     if (!enterpriseSystems.some((x) => fold(x) === fold(e))) enterpriseSystems.push(e);

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../errors/index.js';
-import { isDlqTopic, matches, parseDeadLetter, redriveRecord, safeHeaders } from './dlq.js';
+import {
+  dlqTopicFor,
+  dlqTopicsOf,
+  isDlqTopic,
+  matches,
+  parseDeadLetter,
+  redriveRecord,
+  safeHeaders,
+} from './dlq.js';
 import type { ScannedRecord } from './scan.js';
 
 const rec = (headers: Record<string, string>, value: Buffer | null = Buffer.from([0, 0, 0, 0, 1, 2])) =>
@@ -34,6 +42,27 @@ describe('isDlqTopic', () => {
     expect(isDlqTopic('hub.dlq.abc_12')).toBe(true);
     expect(isDlqTopic('clinical.patient.v1')).toBe(false);
     expect(isDlqTopic('hub.dlqx')).toBe(false);
+  });
+});
+
+describe('dlqTopicFor', () => {
+  it("names a consumer's dead-letter topic, with the deployment's topic naming applied", () => {
+    expect(dlqTopicFor('patient-directory')).toBe('hub.dlq.patient-directory');
+    expect(dlqTopicFor('adapter-fhir', (n) => `${n}.test_1`)).toBe('hub.dlq.adapter-fhir.test_1');
+    expect(isDlqTopic(dlqTopicFor('projector-portal'))).toBe(true);
+  });
+});
+
+describe('dlqTopicsOf', () => {
+  it('keeps the DLQ topics of this deployment only', () => {
+    const all = ['hub.dlq.a', 'hub.dlq.a.t1', 'hl7.dlq.v1.t1', 'clinical.patient.v1.t1', 'hub.dlq.b.t2'];
+    expect(dlqTopicsOf(all, 't1')).toEqual(['hub.dlq.a.t1', 'hl7.dlq.v1.t1']);
+    expect(dlqTopicsOf(all, undefined)).toEqual([
+      'hub.dlq.a',
+      'hub.dlq.a.t1',
+      'hl7.dlq.v1.t1',
+      'hub.dlq.b.t2',
+    ]);
   });
 });
 

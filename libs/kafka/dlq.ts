@@ -39,9 +39,22 @@ export interface DeadLetterInfo {
   redrivable: boolean;
 }
 
+/**
+ * The one place a consumer's dead-letter topic is named: `hub.dlq.<consumer>`,
+ * then the deployment's topic naming (e.g. a test or site suffix) applied.
+ */
+export function dlqTopicFor(consumer: string, topicFor: (catalogName: string) => string = (n) => n): string {
+  return topicFor(`hub.dlq.${consumer}`);
+}
+
 /** DLQ topics by naming convention: `hub.dlq.<consumer>[.<suffix>]`, `hl7.dlq.v1[.<suffix>]`, `*.dlq.*`. */
 export function isDlqTopic(name: string): boolean {
   return /(^|\.)dlq(\.|$)/.test(name);
+}
+
+/** The DLQ topics among `topics` that belong to this deployment (its topic suffix, when it has one). Pure. */
+export function dlqTopicsOf(topics: readonly string[], suffix: string | undefined): string[] {
+  return topics.filter((t) => isDlqTopic(t) && (suffix === undefined || t.endsWith(`.${suffix}`)));
 }
 
 function iso(ms: number): string | null {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IHeaders } from 'kafkajs';
 import { HubError } from '../errors/index.js';
 import type { KafkaClient } from './client.js';
+import { mapKafkaError } from './producer.js';
 
 // Bounded reads of non-event topics (dead letters, raw inbound messages,
 // audit): tools and tests read what is there now, not a subscription.
@@ -131,7 +132,8 @@ export async function scanTopic(
         })
         .catch((err: unknown) => {
           clearTimeout(timer);
-          reject(err instanceof Error ? err : new Error(String(err)));
+          // The consumer's own error, as a HubError naming the operation (never the broker's text).
+          reject(mapKafkaError(err, `reading ${topic}`));
         });
     });
   } finally {

@@ -18,15 +18,21 @@ export interface ShutdownOptions {
 /** Stops the service once, then exits with `code` (1 if a stop step failed). */
 export type Shutdown = (why: string, code?: number) => Promise<void>;
 
-/**
- * How every service stops: SIGTERM and SIGINT (and a fatal error, through the
- * returned function) run the stop steps once and then exit. Called from a
- * main.ts, the only place that installs signal handlers. Only the error's
- * code is logged: a failed stop can carry a query or a payload.
- */
 /** Set once a shutdown began: start-up then stops retrying and leaves the exit code to the shutdown. */
 let shuttingDown = false;
 
+/** Whether a stop began: what fails after it is the stop's doing, and the stop owns the exit code. */
+export function shutdownBegun(): boolean {
+  return shuttingDown;
+}
+
+/**
+ * How every service stops: SIGTERM and SIGINT (and a fatal error, through the
+ * returned function) run the stop steps once and then exit. Called by the
+ * service kit (libs/service runService), the only place that installs signal
+ * handlers. Only the error's code is logged: a failed stop can carry a query
+ * or a payload.
+ */
 export function installShutdown(o: ShutdownOptions): Shutdown {
   let stopping = false;
   const shutdown: Shutdown = async (why, code = 0) => {
@@ -52,7 +58,7 @@ export interface ServiceStartOptions {
   name: string;
   logger: Logger;
   http: FastifyInstance;
-  /** Where to listen and the start-up retry budget (httpEnv, startEnv), as validated in main.ts. */
+  /** Where to listen and the start-up retry budget (httpEnv, startEnv), as validated by the service kit. */
   config: { HTTP_HOST: string; HTTP_PORT: number; HUB_START_BUDGET_MS: number };
   /** Every service writes to Kafka: connecting its producer is always the first step. */
   producer: { connect(): Promise<void> };

@@ -1,34 +1,20 @@
-import {
-  databaseEnv,
-  httpEnv,
-  kafkaEnv,
-  loadConfig,
-  logEnv,
-  topicNamer,
-  z,
-  schemaNameEnv,
-  portEnv,
-  startEnv,
-} from '../config/index.js';
-import { createDb } from '../db/index.js';
-import { createEventCodec } from '../events/codec.js';
-import { createRegistryClient } from '../events/registry.js';
-import { createKafkaClient } from '../kafka/client.js';
-import { createEventProducer } from '../kafka/producer.js';
-import { createLogger } from '../telemetry/logger.js';
-import { createMetrics, producerMetricsHooks } from '../telemetry/metrics.js';
+import { databaseEnv, schemaNameEnv, z } from '../config/index.js';
+import { dlqTopicFor } from '../kafka/dlq.js';
+import { runService } from '../service/index.js';
+import { producerMetricsHooks } from '../telemetry/metrics.js';
 import type { ProjectorConfig, ProjectorDeps, ProjectorService } from './service.js';
-import { installShutdown, startService } from '../lifecycle/index.js';
 
-const baseEnv = {
-  ...kafkaEnv,
-  ...databaseEnv,
-  ...logEnv,
-  ...startEnv,
-  HTTP_HOST: httpEnv.HTTP_HOST,
-  DLQ_TOPIC: z.string().optional(),
-  CONSUMER_GROUP_PREFIX: z.string().optional(),
-};
+/** What every projector reads besides the shared service variables. */
+function projectorEnv(defaultSchema: string) {
+  return {
+    ...databaseEnv,
+    PROJECTION_SCHEMA: schemaNameEnv(defaultSchema),
+    DLQ_TOPIC: z.string().optional(),
+    CONSUMER_GROUP_PREFIX: z.string().optional(),
+  };
+}
+
+type ProjectorEnv = z.infer<z.ZodObject<ReturnType<typeof projectorEnv>>>;
 
 export interface ProjectorMainSpec<E extends z.ZodRawShape> {
   /** Service name: logger, Kafka client id and dead-letter topic `hub.dlq.<name>`. */
@@ -45,78 +31,48 @@ export interface ProjectorMainSpec<E extends z.ZodRawShape> {
 }
 
 /**
- * The composition root shared by the projector services. Each service's
- * main.ts is a single call to this, so config validation, connections,
- * signals and exit codes behave identically in all of them: SIGTERM/SIGINT
- * finish the batch in flight and exit 0; a consumer that gave up after its
- * bounded retries exits 1 so that the supervisor restarts it and alerts fire.
+ * The service kit (libs/service) for a projector: each projector's main.ts
+ * is a single call to this, so that they differ only in their read model.
+ * A consumer that gave up after its bounded retries is already not-ready;
+ * the process then stops and exits 1, for the supervisor to restart it and
+ * alerts to fire.
  */
 export async function runProjectorMain<E extends z.ZodRawShape>(spec: ProjectorMainSpec<E>): Promise<void> {
-  const shape = {
-    ...baseEnv,
-    HTTP_PORT: portEnv(spec.defaultPort),
-    PROJECTION_SCHEMA: schemaNameEnv(spec.defaultSchema),
-    ...(spec.env ?? {}),
-  };
-  const config = loadConfig(z.object(shape)) as z.infer<z.ZodObject<typeof baseEnv>> & {
-    HTTP_PORT: number;
-    PROJECTION_SCHEMA: string;
-  };
-  const topic = topicNamer(config.HUB_TOPIC_SUFFIX);
-  const logger = createLogger({ name: spec.name, level: config.LOG_LEVEL });
-  const db = createDb(config.DATABASE_URL);
-  const kafka = createKafkaClient({
-    brokers: config.KAFKA_BROKERS,
-    clientId: config.KAFKA_CLIENT_ID ?? spec.name,
-    logger,
-  });
-  const codec = createEventCodec(createRegistryClient(config.SCHEMA_REGISTRY_URL));
-  const metrics = createMetrics();
-  const producer = createEventProducer({
-    kafka,
-    codec,
-    ackTimeoutMs: config.KAFKA_ACK_TIMEOUT_MS,
-    ...producerMetricsHooks(metrics),
-  });
-
-  const shutdown = installShutdown({
-    logger,
-    async stop() {
-      await svc.stop();
-      await producer.disconnect();
-      await db.destroy();
-    },
-  });
-
-  const svc = spec.build(
-    {
-      db,
-      kafka,
-      codec,
-      producer,
-      logger,
-      metrics,
-      onFatal: (err) => {
-        logger.fatal({ code: err.code }, 'consumer gave up after its retries; exiting');
-        void shutdown(`fatal ${err.code}`, 1);
-      },
-    },
-    {
-      stableSchema: config.PROJECTION_SCHEMA,
-      dlqTopic: config.DLQ_TOPIC ?? topic(`hub.dlq.${spec.name}`),
-      topicFor: topic,
-      ...(config.CONSUMER_GROUP_PREFIX ? { groupPrefix: config.CONSUMER_GROUP_PREFIX } : {}),
-    },
-    config as unknown as z.infer<z.ZodObject<E>>,
-  );
-
-  await startService({
+  await runService({
     name: spec.name,
-    logger,
-    http: svc.http,
-    config,
-    producer,
-    steps: [{ name: 'postgres (read model) and kafka (consumer group)', run: () => svc.start() }],
-    readyFields: () => ({ schema: svc.activeSchema() }),
+    port: spec.defaultPort,
+    env: { ...projectorEnv(spec.defaultSchema), ...(spec.env ?? ({} as E)) },
+    producer: (k) => producerMetricsHooks(k.metrics),
+    connect: (k) => ({ db: k.database((k.config as ProjectorEnv).DATABASE_URL) }),
+    build: (k, { db }) => {
+      const env = k.config as ProjectorEnv;
+      const svc = spec.build(
+        {
+          db,
+          kafka: k.kafka,
+          codec: k.codec,
+          producer: k.producer,
+          logger: k.logger,
+          metrics: k.metrics,
+          onFatal: (err) => {
+            k.logger.fatal({ code: err.code }, 'consumer gave up after its retries; exiting');
+            void k.exit(`fatal ${err.code}`, 1);
+          },
+        },
+        {
+          stableSchema: env.PROJECTION_SCHEMA,
+          dlqTopic: env.DLQ_TOPIC ?? dlqTopicFor(spec.name, k.topic),
+          topicFor: k.topic,
+          ...(env.CONSUMER_GROUP_PREFIX ? { groupPrefix: env.CONSUMER_GROUP_PREFIX } : {}),
+        },
+        k.config as z.infer<z.ZodObject<E>>,
+      );
+      return {
+        http: svc.http,
+        steps: [{ name: 'postgres (read model) and kafka (consumer group)', run: () => svc.start() }],
+        stop: () => svc.stop(),
+        readyFields: () => ({ schema: svc.activeSchema() }),
+      };
+    },
   });
 }

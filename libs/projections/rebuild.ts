@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { dropSchema } from '../db/index.js';
-import { createProjectionRunner, migrateProjection, type Projection } from '../db/projection.js';
+import { createProjectionRunner, migrateProjection, type Projection } from './runner.js';
 import type { EventCodec } from '../events/codec.js';
 import { ensureTopics } from '../kafka/admin.js';
 import type { KafkaClient } from '../kafka/client.js';

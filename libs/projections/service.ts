@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
-import { createProjectionRunner, type Projection } from '../db/projection.js';
+import { createProjectionRunner, type Projection } from './runner.js';
 import { toHubError, type HubError } from '../errors/index.js';
 import type { EventCodec } from '../events/codec.js';
 import { createHttpApp } from '../http/index.js';
@@ -79,6 +79,58 @@ export function meteredProjectionRunner(
   });
 }
 
+/** A metered runner, started; a half-started one is let go, so that start() can be tried again. */
+async function startedRunner(
+  deps: ProjectorDeps,
+  o: Parameters<typeof meteredProjectionRunner>[1],
+): Promise<ConsumerRunner> {
+  const r = meteredProjectionRunner(deps, o);
+  try {
+    await r.start();
+  } catch (err) {
+    await r.stop().catch(() => undefined);
+    throw err;
+  }
+  return r;
+}
+
+/**
+ * /health, /ready (Postgres answers; the consumer started, has not given up
+ * and made progress within `stallAfterMs`), /metrics and /version.
+ */
+function projectorHttp(
+  deps: ProjectorDeps,
+  log: Logger,
+  o: {
+    stallAfterMs: number;
+    state(): { fatal: HubError | null; runner: ConsumerRunner | null };
+    version(): { stable: string; schema: string | null };
+  },
+): FastifyInstance {
+  const clock = deps.clock ?? Date.now;
+  const http = createHttpApp({
+    logger: log,
+    metrics: deps.metrics.registry,
+    readiness: {
+      postgres: async () => {
+        await deps.db.raw('select 1');
+        return { ok: true };
+      },
+      consumer: () => {
+        const { fatal, runner } = o.state();
+        if (fatal) return Promise.resolve({ ok: false, detail: fatal.code });
+        if (!runner) return Promise.resolve({ ok: false, detail: 'starting' });
+        const idle = clock() - runner.lastProgressAt();
+        return Promise.resolve(
+          idle < o.stallAfterMs ? { ok: true } : { ok: false, detail: `no progress for ${idle} ms` },
+        );
+      },
+    },
+  });
+  http.get('/version', () => o.version());
+  return http;
+}
+
 /**
  * The shared body of the three projector services: a projection runner on
  * the active version of a read model, following the registry across
@@ -91,7 +143,6 @@ export function buildProjectorService(
   projection: Projection,
   hooks: VersionHooks = {},
 ): ProjectorService {
-  const clock = deps.clock ?? Date.now;
   const log = deps.logger.child({ svc: `projector-${projection.name}` });
   let runner: ConsumerRunner | null = null;
   let schema: string | null = null;
@@ -99,12 +150,11 @@ export function buildProjectorService(
   let follow: NodeJS.Timeout | null = null;
   let switching: Promise<void> | null = null;
   let stopped = false;
-  const stallAfter = cfg.stallAfterMs ?? 60_000;
 
   const groupOf = (s: string) => `${cfg.groupPrefix ?? 'hub.projection'}.${projection.name}.${s}`;
 
-  function makeRunner(s: string): ConsumerRunner {
-    return meteredProjectionRunner(deps, {
+  async function attach(s: string): Promise<void> {
+    runner = await startedRunner(deps, {
       projection,
       schema: s,
       groupId: groupOf(s),
@@ -115,18 +165,6 @@ export function buildProjectorService(
         deps.onFatal?.(err);
       },
     });
-  }
-
-  async function attach(s: string): Promise<void> {
-    const r = makeRunner(s);
-    try {
-      await r.start();
-    } catch (err) {
-      // A half-started consumer is let go, so that start() can be tried again.
-      await r.stop().catch(() => undefined);
-      throw err;
-    }
-    runner = r;
     schema = s;
     await markServing(deps.db, cfg.stableSchema, s);
     log.info({ schema: s }, 'serving version');
@@ -155,25 +193,11 @@ export function buildProjectorService(
     }
   }
 
-  const http = createHttpApp({
-    logger: log,
-    metrics: deps.metrics.registry,
-    readiness: {
-      postgres: async () => {
-        await deps.db.raw('select 1');
-        return { ok: true };
-      },
-      consumer: () => {
-        if (fatal) return Promise.resolve({ ok: false, detail: fatal.code });
-        if (!runner) return Promise.resolve({ ok: false, detail: 'starting' });
-        const idle = clock() - runner.lastProgressAt();
-        return Promise.resolve(
-          idle < stallAfter ? { ok: true } : { ok: false, detail: `no progress for ${idle} ms` },
-        );
-      },
-    },
+  const http = projectorHttp(deps, log, {
+    stallAfterMs: cfg.stallAfterMs ?? 60_000,
+    state: () => ({ fatal, runner }),
+    version: () => ({ stable: cfg.stableSchema, schema }),
   });
-  http.get('/version', () => ({ stable: cfg.stableSchema, schema }));
 
   return {
     http,

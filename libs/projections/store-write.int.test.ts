@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, dropSchema, sqlArray, type Knex } from '../db/index.js';
-import { KeyExists, migrateProjection, type Projection } from '../db/projection.js';
+import { KeyExists, migrateProjection, type Projection } from './runner.js';
 import type { DecodedRecord } from '../kafka/consumer.js';
 import { endpoints, eventually, uniqueId } from '../../test/support/harness.js';
 import { at, registered } from '../../test/support/hospital-day.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateProjection, type Projection } from '../db/projection.js';
+import { migrateProjection, type Projection } from './runner.js';
 import type { ClinicalEvent } from '../events/index.js';
 import type { DecodedRecord } from '../kafka/consumer.js';
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
@@ -11,8 +11,8 @@ import {
   registered,
   syntheticEvents,
 } from '../../test/support/hospital-day.js';
-import { billingProjection } from '../../services/projector-billing/projection.js';
-import { portalProjection } from '../../services/projector-portal/projection.js';
+import { billingProjection } from '../read-models/billing/model.js';
+import { portalProjection } from '../read-models/portal/model.js';
 
 let offset = 0n;
 const rec = (event: ClinicalEvent): DecodedRecord => ({

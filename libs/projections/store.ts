@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { assertSqlIdentifier, sqlArray, type Migration } from '../db/index.js';
-import { insertAssumingNew, type Projection } from '../db/projection.js';
+import { insertAssumingNew, type Projection } from './runner.js';
 import type { ClinicalEvent } from '../events/index.js';
 import type { DecodedRecord } from '../kafka/consumer.js';
 
@@ -38,6 +38,34 @@ export type TableSpecs<T> = { readonly [K in keyof T]: TableSpec };
 export type Needs<T> = { [K in keyof T]?: string[] };
 
 export type Resolve = (patientId: string) => string;
+
+/** The event(s) of the given type(s), narrowed as a switch case would. */
+export type EventOf<K extends ClinicalEvent['type']> = Extract<ClinicalEvent, { type: K }>;
+
+/** What one event type does to a read model's draft. Pure, as evolve. */
+export type EvolveHandler<T extends { [K in keyof T]: object }, E extends ClinicalEvent = ClinicalEvent> = (
+  draft: Draft<T>,
+  e: E,
+  resolve: Resolve,
+) => void;
+
+/**
+ * An evolve as a table of one handler per event type: a new event type
+ * without its handler does not compile, as with an exhaustive switch, and
+ * each handler reads on its own.
+ */
+export type EvolveHandlers<T extends { [K in keyof T]: object }> = {
+  [K in ClinicalEvent['type']]: EvolveHandler<T, EventOf<K>>;
+};
+
+/** The evolve that dispatches each event to its type's handler. */
+export function evolveByType<T extends { [K in keyof T]: object }>(
+  handlers: EvolveHandlers<T>,
+): EvolveHandler<T> {
+  // The table's key and the handler's event type are the same K; TypeScript
+  // cannot correlate them through the union, so the lookup is widened once here.
+  return (draft, e, resolve) => (handlers[e.type] as EvolveHandler<T>)(draft, e, resolve);
+}
 
 /**
  * The mutable working set of one batch. Not I/O: the domain reads rows that
@@ -321,7 +349,7 @@ async function applyMerges(
   }
 }
 
-/** Turns a read model into a Projection for the shared runner (libs/db/projection.ts). */
+/** Turns a read model into a Projection for the shared runner (runner.ts). */
 export function readModelProjection<T extends { [K in keyof T]: object }>(model: ReadModel<T>): Projection {
   const tables = model.tables as unknown as Record<string, TableSpec>;
   return {

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { assertSqlIdentifier } from '../db/index.js';
-import { migrateProjection, type Projection } from '../db/projection.js';
+import { migrateProjection, type Projection } from './runner.js';
 
 /**
  * Versioned read models, for rebuilds without downtime.

@@ -10,7 +10,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { importFile } from '../../cli/fhir.js';
+import { importFile } from '../../libs/fhir/import/file.js';
 import { topicNamer } from '../../libs/config/index.js';
 import { createDb, dropSchema } from '../../libs/db/index.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../../libs/events/contracts.js';
@@ -18,6 +18,7 @@ import { EVENT_CONTRACTS, type EventType } from '../../libs/events/index.js';
 import { createRegistryClient } from '../../libs/events/registry.js';
 import { deleteTopics, ensureTopics } from '../../libs/kafka/admin.js';
 import { createKafkaClient } from '../../libs/kafka/client.js';
+import { dlqTopicFor } from '../../libs/kafka/dlq.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { generateResources } from '../../test/fixtures/fhir/generate.js';
 import { latencySummary, progressBar, type BenchEnv, type Figure, type ScenarioResult } from './lib.js';
@@ -107,7 +108,7 @@ export async function fhirScenario(env: BenchEnv): Promise<ScenarioResult> {
   const kafka = createKafkaClient({ brokers: env.stack.kafka.brokers, clientId: 'bench-fhir', logger });
   await ensureTopics(kafka, [
     ...catalogTopicDefinitions(topic),
-    { name: topic('hub.dlq.adapter-fhir'), partitions: 1, replicationFactor: 1, retentionMs: -1 },
+    { name: dlqTopicFor('adapter-fhir', topic), partitions: 1, replicationFactor: 1, retentionMs: -1 },
   ]);
   await registerAllSchemas(createRegistryClient(env.stack.registryUrl), { topicFor });
   const figures: Figure[] = [];
@@ -184,7 +185,7 @@ export async function fhirScenario(env: BenchEnv): Promise<ScenarioResult> {
     await db.destroy();
     await deleteTopics(kafka, [
       ...catalogTopicDefinitions(topic).map((t) => t.name),
-      topic('hub.dlq.adapter-fhir'),
+      dlqTopicFor('adapter-fhir', topic),
     ]).catch(() => undefined);
   }
   return {

@@ -21,10 +21,11 @@ import { createDb, dropSchema } from '../../libs/db/index.js';
 import { mapHl7Message } from '../../libs/hl7/map.js';
 import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
 import { deleteTopics, ensureTopics } from '../../libs/kafka/admin.js';
-import { createKafkaClient } from '../../libs/kafka/client.js';
+import { createKafkaClient, type KafkaClient } from '../../libs/kafka/client.js';
+import { dlqTopicFor } from '../../libs/kafka/dlq.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
-import { adtA01, adtMissingPid3, ormO01 } from '../../services/adapter-hl7/fixtures.js';
-import { RawMllpClient, ackField } from '../../services/adapter-hl7/raw-client.js';
+import { adtA01, adtMissingPid3, ormO01 } from '../../test/support/hl7-fixtures.js';
+import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
 import { kafkaLimitFigures, measureKafkaLimits } from './kafka-limits.js';
 import {
   latencySummary,
@@ -329,13 +330,467 @@ function p99Note(
 function ms(x: number): number {
   return Math.round(x * 100) / 100;
 }
-
 interface Hl7Options {
   connections: number[];
   /** Measure the Kafka tool limits too (skipped by the memory-only run). */
   limits: boolean;
   openLoop: boolean;
   nullListener: boolean;
+}
+
+/** One run of the scenario: what it set up (for the clean-up), what it started, what it found. */
+interface Hl7Run {
+  env: BenchEnv;
+  o: Hl7Options;
+  seconds: number;
+  warmup: number;
+  slices: number;
+  /** HUB_TOPIC_SUFFIX of the run's services: topics and schemas of its own. */
+  suffix: string;
+  topic: (name: string) => string;
+  topicFor: (t: EventType) => string;
+  kafka: KafkaClient;
+  db: pg.Client;
+  portalSchema: string;
+  /** Where the projector keeps its tables (its /version says); the views live in portalSchema. */
+  portalTables: string;
+  children: ServiceChild[];
+  nul: ServiceChild | null;
+  mllpPort: number;
+  nullPort: number;
+  profDir: string | undefined;
+  idle: Record<string, number>;
+  peak: Record<string, number>;
+  run: string;
+  sliceNo: number;
+  figures: Figure[];
+  /** Listed after the hub's figures (the table reads hub first, then its limits). */
+  nullFigures: Figure[];
+  notes: string[];
+}
+
+/** The run's own topics, schemas and database connection. */
+async function prepareRun(env: BenchEnv, o: Hl7Options): Promise<Hl7Run> {
+  const seconds = env.seconds;
+  const suffix = `bench_${randomBytes(3).toString('hex')}`;
+  const topic = topicNamer(suffix);
+  const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
+  const logger = createLogger({ name: 'bench-hl7', level: 'silent' });
+  const kafka = createKafkaClient({ brokers: env.stack.kafka.brokers, clientId: 'bench-hl7', logger });
+  await ensureTopics(kafka, catalogTopicDefinitions(topic));
+  await registerAllSchemas(createRegistryClient(env.stack.registryUrl), { topicFor });
+  const db = new pg.Client({ connectionString: env.databaseUrl });
+  await db.connect();
+  return {
+    env,
+    o,
+    seconds,
+    // As long as a phase: after 5 s the first 1-connection slice still ran
+    // 40% slower than the last in every run (msg/s ratio 0.09-0.10 rising to
+    // 0.15-0.17); after 15 s the rise was smaller (0.13-0.15 to 0.15-0.19).
+    warmup: Math.max(3, seconds),
+    slices: Math.max(1, env.slices),
+    suffix,
+    topic,
+    topicFor,
+    kafka,
+    db,
+    portalSchema: `portal_${suffix}`,
+    portalTables: '',
+    children: [],
+    nul: null,
+    mllpPort: 0,
+    nullPort: 0,
+    profDir: undefined,
+    idle: {},
+    peak: {},
+    run: '',
+    sliceNo: 0,
+    figures: [],
+    nullFigures: [],
+    notes: [],
+  };
+}
+
+/** adapter-hl7 and projector-portal as child processes, and the null listener beside them. */
+async function startServices(r: Hl7Run): Promise<void> {
+  const { env, suffix } = r;
+  r.mllpPort = await freePort();
+  r.profDir = process.env['BENCH_CPU_PROF'] ? await mkdtemp(join(tmpdir(), 'hub-cpuprof-')) : undefined;
+  const mllpPort = r.mllpPort;
+  const adapter = await startService(env, 'adapter-hl7', {
+    script: 'services/adapter-hl7/main.ts',
+    env: serviceEnv(env, suffix, {
+      MLLP_PORT: String(mllpPort),
+      HTTP_PORT: '0',
+      // The adapter needs a zone; the fixtures' times are read as UTC, as before.
+      HUB_SITE_CONFIG: process.env['HUB_SITE_CONFIG'] || 'test/fixtures/site/utc.yaml',
+    }),
+    ready: async () => {
+      (await RawMllpClient.connect(mllpPort)).close();
+      return true;
+    },
+    ...(r.profDir ? { cpuProfDir: r.profDir } : {}),
+  });
+  r.children.push(adapter);
+  const portalHttp = await freePort();
+  const portal = await startService(env, 'projector-portal', {
+    script: 'services/projector-portal/main.ts',
+    env: serviceEnv(env, suffix, { HTTP_PORT: String(portalHttp), PROJECTION_SCHEMA: r.portalSchema }),
+    ready: async () => {
+      const res = await fetch(`http://127.0.0.1:${portalHttp}/version`);
+      const v = (await res.json()) as { schema?: string | null };
+      return res.ok && Boolean(v.schema);
+    },
+  });
+  r.children.push(portal);
+  const version = (await (await fetch(`http://127.0.0.1:${portalHttp}/version`)).json()) as {
+    schema: string;
+  };
+  r.portalTables = version.schema;
+  for (const c of r.children) r.idle[c.name] = await c.rssMiB();
+  r.run = randomBytes(3).toString('hex');
+  // The null listener runs beside the hub from the start: its slices
+  // alternate with the hub's in every phase (see measurePhase), so that a
+  // change in machine load hits both sides of a ratio alike.
+  r.nullPort = r.o.nullListener ? await freePort() : 0;
+  if (r.o.nullListener) {
+    const nullPort = r.nullPort;
+    r.nul = await startService(env, 'null-mllp', {
+      script: 'scripts/bench/null-mllp.ts',
+      env: { ...process.env, NULL_MLLP_PORT: String(nullPort) },
+      ready: async () => {
+        (await RawMllpClient.connect(nullPort)).close();
+        return true;
+      },
+    });
+  }
+}
+
+/** Peak RSS of each hub child, sampled while the hub is under load. */
+function sampleRss(r: Hl7Run): void {
+  for (const c of r.children) {
+    void c.rssMiB().then(
+      (v) => (r.peak[c.name] = Math.max(r.peak[c.name] ?? 0, v)),
+      () => undefined,
+    );
+  }
+}
+
+async function warmUp(r: Hl7Run): Promise<void> {
+  const warmUps: [number, string][] = [[r.mllpPort, 'hl7']];
+  if (r.nul) warmUps.push([r.nullPort, 'null']);
+  for (const [port, side] of warmUps) {
+    await driveLoad({
+      port,
+      connections: 8,
+      seconds: r.warmup,
+      run: `W${side}${r.run}`,
+      label: `${side} warm-up`,
+    });
+  }
+}
+
+interface SliceOptions {
+  connections: number;
+  seconds: number;
+  run: string;
+  label: string;
+  rate: number | undefined;
+  sampleEvery: number;
+}
+
+/** One slice against the null listener, pooled; its msg/s. */
+async function nullSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<number> {
+  const res = await driveLoad({
+    port: r.nullPort,
+    connections: s.connections,
+    seconds: s.seconds,
+    run: s.run,
+    label: `null ${s.label}`,
+    ...(s.rate ? { rate: s.rate } : {}),
+  });
+  addToPool(pool, res);
+  return res.messages / res.seconds;
+}
+
+/** One slice against the hub, pooled with the CPU each process spent on it; its msg/s. */
+async function hubSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<number> {
+  const probe = new VisibilityProbe(r.db, r.portalTables);
+  const cpu0 = await Promise.all(r.children.map((c) => cpuSecondsOf(c.pid)));
+  const ownCpu0 = process.cpuUsage();
+  const res = await driveLoad({
+    port: r.mllpPort,
+    connections: s.connections,
+    seconds: s.seconds,
+    run: s.run,
+    probe,
+    sampleEvery: s.sampleEvery,
+    label: `hub ${s.label}`,
+    onTick: () => sampleRss(r),
+    ...(s.rate ? { rate: s.rate } : {}),
+  });
+  const own = process.cpuUsage(ownCpu0);
+  const cpu1 = await Promise.all(r.children.map((c) => cpuSecondsOf(c.pid)));
+  r.children.forEach((_, k) => (pool.cpu[k]! += cpu1[k]! - cpu0[k]!));
+  pool.ownCpu += (own.user + own.system) / 1e6;
+  addToPool(pool, res);
+  return res.messages / res.seconds;
+}
+
+interface PhaseResult {
+  hub: Pool;
+  nul: Pool | null;
+  /** msg/s of each hub slice over its paired null slice. */
+  pairRatios: number[];
+}
+
+/**
+ * One phase as `slices` pairs of a hub slice and a null slice, ABBA
+ * order (hub first in even pairs, null first in odd ones) so that a
+ * steady drift in load cancels too. A hub slice ends only when its
+ * sampled rows are visible, so the projector has caught up before the
+ * null listener gets the machine.
+ */
+async function measurePhase(
+  r: Hl7Run,
+  p: { label: string; connections: number; rate?: number; sampleEvery: number; seconds?: number },
+): Promise<PhaseResult> {
+  const phaseSeconds = p.seconds ?? r.seconds;
+  // Slices as long as in the other phases: a longer phase gets more of them.
+  const phaseSlices = Math.max(1, Math.round((r.slices * phaseSeconds) / r.seconds));
+  const hub = emptyPool(r.children.length);
+  const nulPool = emptyPool(0);
+  const pairRatios: number[] = [];
+  for (let i = 0; i < phaseSlices; i++) {
+    const order: ('hub' | 'null')[] = i % 2 === 0 ? ['hub', 'null'] : ['null', 'hub'];
+    let hubRate = 0;
+    let nullRate = 0;
+    for (const side of order) {
+      const s: SliceOptions = {
+        connections: p.connections,
+        seconds: phaseSeconds / phaseSlices,
+        run: `${side === 'hub' ? 'H' : 'N'}${r.sliceNo++}${r.run}`,
+        label: `${p.label} ${i + 1}/${phaseSlices}`,
+        rate: p.rate,
+        sampleEvery: p.sampleEvery,
+      };
+      if (side === 'hub') hubRate = await hubSlice(r, hub, s);
+      else if (r.nul) nullRate = await nullSlice(r, nulPool, s);
+    }
+    if (nullRate > 0) pairRatios.push(hubRate / nullRate);
+  }
+  return { hub, nul: r.nul ? nulPool : null, pairRatios };
+}
+
+type LatencySummary = ReturnType<typeof latencySummary>;
+
+/** The figures of one closed-loop phase: the hub's, each against its null-listener limit. */
+function closedFigures(n: number, rate: number, hub: Pool, a: LatencySummary, v: LatencySummary): Figure[] {
+  return [
+    {
+      name: `hub ${n} conn closed msg/s`,
+      value: rate,
+      unit: 'msg/s',
+      better: 'higher',
+      limit: `null ${n} conn closed msg/s`,
+    },
+    {
+      name: `hub ${n} conn ACK p50`,
+      value: a.p50,
+      unit: 'ms',
+      better: 'lower',
+      limit: `null ${n} conn ACK p50`,
+    },
+    {
+      name: `hub ${n} conn ACK p99`,
+      value: sliceMedianP99(hub),
+      unit: 'ms',
+      better: 'lower',
+      limit: `null ${n} conn ACK p99`,
+    },
+    { name: `hub ${n} conn ACK p99.9`, value: a.p999, unit: 'ms', better: 'lower' },
+    { name: `hub ${n} conn visible p50`, value: v.p50, unit: 'ms', better: 'lower' },
+    { name: `hub ${n} conn visible p99`, value: v.p99, unit: 'ms', better: 'lower' },
+  ];
+}
+
+/** Notes, log line and figures of one closed-loop phase. */
+function reportClosed(r: Hl7Run, n: number, { hub, nul, pairRatios }: PhaseResult): void {
+  const rate = hub.messages / hub.seconds;
+  // Cores each process kept busy during the hub slices: which one is the hottest.
+  const busy = r.children.map((c, i) => `${c.name} ${(hub.cpu[i]! / hub.seconds).toFixed(2)}`);
+  busy.push(`load generator ${(hub.ownCpu / hub.seconds).toFixed(2)}`);
+  r.notes.push(`${n} connections closed loop, CPU cores busy: ${busy.join(', ')}.`);
+  if (pairRatios.length > 1) {
+    r.notes.push(
+      `${n} connections closed loop, msg/s ratio of each hub/null slice pair: ${pairRatios.map((x) => x.toFixed(2)).join(', ')}.`,
+    );
+  }
+  const a = latencySummary(hub.ackNs);
+  const na = nul ? latencySummary(nul.ackNs) : null;
+  r.notes.push(p99Note(`${n} connections closed loop`, hub, a.p99, nul, na?.p99));
+  const v = latencySummary(hub.visibleNs);
+  r.env.log(
+    `hl7 closed ${n}: ${Math.round(rate)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms` +
+      (nul ? `; null ${Math.round(nul.messages / nul.seconds)} msg/s` : ''),
+  );
+  r.figures.push(...closedFigures(n, rate, hub, a, v));
+  if (nul && na) {
+    r.nullFigures.push(
+      {
+        name: `null ${n} conn closed msg/s`,
+        value: nul.messages / nul.seconds,
+        unit: 'msg/s',
+        better: 'higher',
+      },
+      { name: `null ${n} conn ACK p50`, value: na.p50, unit: 'ms', better: 'lower' },
+      { name: `null ${n} conn ACK p99`, value: sliceMedianP99(nul), unit: 'ms', better: 'lower' },
+    );
+  }
+  if (hub.unexpected) r.notes.push(`${n} connections: ${hub.unexpected} ACKs with an unexpected code.`);
+  if (hub.visibleMissing)
+    r.notes.push(`${n} connections: ${hub.visibleMissing} sampled rows not visible within 30 s.`);
+}
+
+/** Closed loop at each connection count; the msg/s at the largest one. */
+async function closedLoop(r: Hl7Run): Promise<number> {
+  let max32 = 0;
+  const nMax = Math.max(...r.o.connections);
+  for (const n of r.o.connections) {
+    const phase = await measurePhase(r, { label: `closed ${n} conn`, connections: n, sampleEvery: 10 });
+    if (n === nMax) max32 = phase.hub.messages / phase.hub.seconds;
+    reportClosed(r, n, phase);
+  }
+  lastMemory = { idle: r.idle, load: { ...r.peak } };
+  return max32;
+}
+
+/** Open loop at half the closed-loop maximum (or BENCH_OPEN_RATE); the rate it ran at, 0 when skipped. */
+async function openLoop(r: Hl7Run, max32: number): Promise<number> {
+  if (!r.o.openLoop || max32 <= 0) return 0;
+  const { env } = r;
+  const nMax = Math.max(...r.o.connections);
+  const openRate = env.openRate ?? Math.max(1, Math.round(max32 / 2));
+  if (openRate > max32 / 2) {
+    r.notes.push(
+      `open loop at ${openRate} msg/s is above half of this run's ${nMax}-connection maximum (${Math.round(max32)} msg/s).`,
+    );
+  }
+  const { hub, nul } = await measurePhase(r, {
+    label: `open ${openRate}/s`,
+    connections: nMax,
+    rate: openRate,
+    sampleEvery: 5,
+    seconds: env.openSeconds,
+  });
+  const a = latencySummary(hub.ackNs);
+  const v = latencySummary(hub.visibleNs);
+  env.log(
+    `hl7 open ${openRate}/s: ${Math.round(hub.messages / hub.seconds)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms`,
+  );
+  r.figures.push(
+    {
+      name: `hub open ${nMax} conn msg/s`,
+      value: hub.messages / hub.seconds,
+      unit: 'msg/s',
+      better: 'higher',
+    },
+    { name: `hub open ACK p50`, value: a.p50, unit: 'ms', better: 'lower', limit: 'null open ACK p50' },
+    {
+      name: `hub open ACK p99`,
+      value: sliceMedianP99(hub),
+      unit: 'ms',
+      better: 'lower',
+      limit: 'null open ACK p99',
+    },
+    { name: `hub open ACK p99.9`, value: a.p999, unit: 'ms', better: 'lower' },
+    { name: `hub open visible p50`, value: v.p50, unit: 'ms', better: 'lower' },
+    { name: `hub open visible p99`, value: v.p99, unit: 'ms', better: 'lower' },
+  );
+  const na = nul ? latencySummary(nul.ackNs) : null;
+  if (nul && na) {
+    r.nullFigures.push(
+      { name: 'null open ACK p50', value: na.p50, unit: 'ms', better: 'lower' },
+      { name: 'null open ACK p99', value: sliceMedianP99(nul), unit: 'ms', better: 'lower' },
+    );
+  }
+  r.notes.push(p99Note('open loop', hub, a.p99, nul, na?.p99));
+  if (hub.visibleMissing)
+    r.notes.push(`open loop: ${hub.visibleMissing} sampled rows not visible within 30 s.`);
+  lastMemory = { idle: r.idle, load: { ...r.peak } };
+  return openRate;
+}
+
+/** Stops the services (before the Kafka tools run, so that they have the machine to themselves) and writes the profile summary. */
+async function stopServices(r: Hl7Run): Promise<void> {
+  for (const c of r.children.splice(0)) await c.stop();
+  if (r.nul) await r.nul.stop();
+  if (!r.profDir) return;
+  lastProfileDir = r.profDir;
+  const summary = await summariseProfileFile(r.profDir, 25);
+  const out = join(r.env.cfg.repoDir, 'docs', 'benchmarks', 'profile-adapter-hl7.md');
+  await mkdir(join(r.env.cfg.repoDir, 'docs', 'benchmarks'), { recursive: true });
+  await writeFile(
+    out,
+    `# CPU profile: adapter-hl7 under the hl7 scenario load (${new Date().toISOString()})\n\n` +
+      `Whole process life (start-up, warm-up, every phase). Profile: ${summary.file}\n\n${profileMarkdown(summary)}\n`,
+  );
+  r.notes.push(
+    `CPU profile of adapter-hl7 under this load: ${summary.file}, summary in docs/benchmarks/profile-adapter-hl7.md.`,
+  );
+}
+
+/** Kafka's own tools at the hub's median record size: the ceiling the hub's records/s is read against. */
+async function kafkaLimits(r: Hl7Run, max32: number): Promise<void> {
+  const { env } = r;
+  const size = await recordSizes(env.stack.registryUrl, r.topicFor);
+  r.notes.push(
+    `Hub median Kafka record size for this mix: ${size.median} B (Avro events with registry header, and raw messages); ` +
+      `${size.perMessage.toFixed(2)} records per message.`,
+  );
+  const limits = await measureKafkaLimits(env, size.median, Math.round(200_000 * env.scale));
+  r.figures.push(...kafkaLimitFigures(limits));
+  r.notes.push(
+    `ProducerPerformance runs (records/s; the median is the limit): ${limits.producerRuns.map((x) => Math.round(x).toLocaleString('en-US')).join(', ')}.`,
+  );
+  // Messages/s to Kafka records/s: each message of the mix writes its raw copy plus its events.
+  r.figures.push({
+    name: `hub ${Math.max(...r.o.connections)} conn closed records/s`,
+    value: max32 * size.perMessage,
+    unit: 'records/s',
+    better: 'higher',
+    limit: 'kafka ProducerPerformance',
+  });
+}
+
+function setupText(r: Hl7Run, openRate: number): string {
+  const { env, o, seconds } = r;
+  return (
+    `Mix: 40% ADT^A01, 35% ORU^R01 with 5 OBX, 20% ORM^O01, 5% content errors (AE); messages ${mixSizes()}. ` +
+    `Warm-up ${r.warmup}s at 8 connections (hub and null listener each), then ${seconds}s per phase and side: closed loop ` +
+    `(one message in flight per connection) at ${o.connections.join(', ')} connections, then open loop for ${env.openSeconds}s per side at ${openRate} msg/s ` +
+    `(${env.openRate ? 'BENCH_OPEN_RATE' : "half this run's closed-loop maximum"}) over ${Math.max(...o.connections)} connections, latency counted from the scheduled send time. ` +
+    `Each phase is cut into slices of ${Math.round(seconds / r.slices)}s per side, hub and null listener alternating (ABBA); ` +
+    `figures are pooled over the slices, except ACK p99, which is the median of the slices' p99s (each slice's p99 and the pooled p99 are in the notes). ` +
+    `Visible = sampled ORM/ORU until its row is in the portal read model (polled every 5 ms). Load generator, adapter, ` +
+    `projector, Kafka, registry and Postgres share the machine. Null listener = same MLLP server, parser, mapper and ACK, no Kafka.`
+  );
+}
+
+/** The bench stack outlives a run: what this run made goes, so that runs do not pile up topics and read models (nine runs had left 63 topics). */
+async function cleanUp(r: Hl7Run): Promise<void> {
+  for (const c of r.children) await c.stop().catch(() => undefined);
+  await r.nul?.stop().catch(() => undefined);
+  await deleteTopics(r.kafka, [
+    ...catalogTopicDefinitions(r.topic).map((t) => t.name),
+    // Created by the projector itself, for its dead letters.
+    dlqTopicFor('projector-portal', r.topic),
+  ]).catch(() => undefined);
+  await r.db.end();
+  const knex = createDb(r.env.databaseUrl);
+  for (const s of [r.portalSchema, r.portalTables]) if (s) await dropSchema(knex, s).catch(() => undefined);
+  await knex.destroy();
 }
 
 export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}): Promise<ScenarioResult> {
@@ -346,355 +801,23 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
     nullListener: true,
     ...opt,
   };
-  const seconds = env.seconds;
-  // As long as a phase: after 5 s the first 1-connection slice still ran
-  // 40% slower than the last in every run (msg/s ratio 0.09-0.10 rising to
-  // 0.15-0.17); after 15 s the rise was smaller (0.13-0.15 to 0.15-0.19).
-  const warmup = Math.max(3, seconds);
-  const suffix = `bench_${randomBytes(3).toString('hex')}`;
-  const topic = topicNamer(suffix);
-  const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
-  const logger = createLogger({ name: 'bench-hl7', level: 'silent' });
-  const kafka = createKafkaClient({ brokers: env.stack.kafka.brokers, clientId: 'bench-hl7', logger });
-  await ensureTopics(kafka, catalogTopicDefinitions(topic));
-  await registerAllSchemas(createRegistryClient(env.stack.registryUrl), { topicFor });
-
-  const figures: Figure[] = [];
-  // Listed after the hub's figures (the table reads hub first, then its limits).
-  const nullFigures: Figure[] = [];
-  const notes: string[] = [];
-  const children: ServiceChild[] = [];
-  let nul: ServiceChild | null = null;
-  const db = new pg.Client({ connectionString: env.databaseUrl });
-  const portalSchema = `portal_${suffix}`;
-  // Where the projector keeps its tables (its /version says); the views live in portalSchema.
-  let portalTables: string | null = null;
-  await db.connect();
+  const r = await prepareRun(env, o);
   try {
-    const mllpPort = await freePort();
-    const profDir = process.env['BENCH_CPU_PROF'] ? await mkdtemp(join(tmpdir(), 'hub-cpuprof-')) : undefined;
-    const adapter = await startService(env, 'adapter-hl7', {
-      script: 'services/adapter-hl7/main.ts',
-      env: serviceEnv(env, suffix, {
-        MLLP_PORT: String(mllpPort),
-        HTTP_PORT: '0',
-        // The adapter needs a zone; the fixtures' times are read as UTC, as before.
-        HUB_SITE_CONFIG: process.env['HUB_SITE_CONFIG'] || 'test/fixtures/site/utc.yaml',
-      }),
-      ready: async () => {
-        (await RawMllpClient.connect(mllpPort)).close();
-        return true;
-      },
-      ...(profDir ? { cpuProfDir: profDir } : {}),
-    });
-    children.push(adapter);
-    const portalHttp = await freePort();
-    const portal = await startService(env, 'projector-portal', {
-      script: 'services/projector-portal/main.ts',
-      env: serviceEnv(env, suffix, { HTTP_PORT: String(portalHttp), PROJECTION_SCHEMA: portalSchema }),
-      ready: async () => {
-        const r = await fetch(`http://127.0.0.1:${portalHttp}/version`);
-        const v = (await r.json()) as { schema?: string | null };
-        return r.ok && Boolean(v.schema);
-      },
-    });
-    children.push(portal);
-    const version = (await (await fetch(`http://127.0.0.1:${portalHttp}/version`)).json()) as {
-      schema: string;
-    };
-    portalTables = version.schema;
-    const idle: Record<string, number> = {};
-    for (const c of children) idle[c.name] = await c.rssMiB();
-    const peak: Record<string, number> = {};
-    const sampleRss = () => {
-      for (const c of children) {
-        void c.rssMiB().then(
-          (v) => (peak[c.name] = Math.max(peak[c.name] ?? 0, v)),
-          () => undefined,
-        );
-      }
-    };
-    const run = randomBytes(3).toString('hex');
-    // The null listener runs beside the hub from the start: its slices
-    // alternate with the hub's in every phase (see measurePhase), so that a
-    // change in machine load hits both sides of a ratio alike.
-    const nullPort = o.nullListener ? await freePort() : 0;
-    if (o.nullListener) {
-      nul = await startService(env, 'null-mllp', {
-        script: 'scripts/bench/null-mllp.ts',
-        env: { ...process.env, NULL_MLLP_PORT: String(nullPort) },
-        ready: async () => {
-          (await RawMllpClient.connect(nullPort)).close();
-          return true;
-        },
-      });
-    }
-    const warmUps: [number, string][] = [[mllpPort, 'hl7']];
-    if (nul) warmUps.push([nullPort, 'null']);
-    for (const [port, side] of warmUps) {
-      await driveLoad({
-        port,
-        connections: 8,
-        seconds: warmup,
-        run: `W${side}${run}`,
-        label: `${side} warm-up`,
-      });
-    }
-
-    const slices = Math.max(1, env.slices);
-    let sliceNo = 0;
-    /**
-     * One phase as `slices` pairs of a hub slice and a null slice, ABBA
-     * order (hub first in even pairs, null first in odd ones) so that a
-     * steady drift in load cancels too. A hub slice ends only when its
-     * sampled rows are visible, so the projector has caught up before the
-     * null listener gets the machine.
-     */
-    async function measurePhase(
-      label: string,
-      n: number,
-      rate: number | undefined,
-      sampleEvery: number,
-      phaseSeconds = seconds,
-    ) {
-      // Slices as long as in the other phases: a longer phase gets more of them.
-      const phaseSlices = Math.max(1, Math.round((slices * phaseSeconds) / seconds));
-      const sliceSeconds = phaseSeconds / phaseSlices;
-      const hub = emptyPool(children.length);
-      const nulPool = emptyPool(0);
-      const pairRatios: number[] = [];
-      for (let i = 0; i < phaseSlices; i++) {
-        const order: ('hub' | 'null')[] = i % 2 === 0 ? ['hub', 'null'] : ['null', 'hub'];
-        let hubRate = 0;
-        let nullRate = 0;
-        for (const side of order) {
-          const tag = `${label} ${i + 1}/${phaseSlices}`;
-          const runId = `${side === 'hub' ? 'H' : 'N'}${sliceNo++}${run}`;
-          if (side === 'null') {
-            if (!nul) continue;
-            const r = await driveLoad({
-              port: nullPort,
-              connections: n,
-              seconds: sliceSeconds,
-              run: runId,
-              label: `null ${tag}`,
-              ...(rate ? { rate } : {}),
-            });
-            addToPool(nulPool, r);
-            nullRate = r.messages / r.seconds;
-            continue;
-          }
-          const probe = new VisibilityProbe(db, version.schema);
-          const cpu0 = await Promise.all(children.map((c) => cpuSecondsOf(c.pid)));
-          const ownCpu0 = process.cpuUsage();
-          const r = await driveLoad({
-            port: mllpPort,
-            connections: n,
-            seconds: sliceSeconds,
-            run: runId,
-            probe,
-            sampleEvery,
-            label: `hub ${tag}`,
-            onTick: sampleRss,
-            ...(rate ? { rate } : {}),
-          });
-          const own = process.cpuUsage(ownCpu0);
-          const cpu1 = await Promise.all(children.map((c) => cpuSecondsOf(c.pid)));
-          children.forEach((_, k) => (hub.cpu[k]! += cpu1[k]! - cpu0[k]!));
-          hub.ownCpu += (own.user + own.system) / 1e6;
-          addToPool(hub, r);
-          hubRate = r.messages / r.seconds;
-        }
-        if (nullRate > 0) pairRatios.push(hubRate / nullRate);
-      }
-      return { hub, nul: nul ? nulPool : null, pairRatios };
-    }
-
-    let max32 = 0;
-    const nMax = Math.max(...o.connections);
-    for (const n of o.connections) {
-      const { hub: r, nul: nr, pairRatios } = await measurePhase(`closed ${n} conn`, n, undefined, 10);
-      const rate = r.messages / r.seconds;
-      // Cores each process kept busy during the hub slices: which one is the hottest.
-      const busy = children.map((c, i) => `${c.name} ${(r.cpu[i]! / r.seconds).toFixed(2)}`);
-      busy.push(`load generator ${(r.ownCpu / r.seconds).toFixed(2)}`);
-      notes.push(`${n} connections closed loop, CPU cores busy: ${busy.join(', ')}.`);
-      if (pairRatios.length > 1) {
-        notes.push(
-          `${n} connections closed loop, msg/s ratio of each hub/null slice pair: ${pairRatios.map((x) => x.toFixed(2)).join(', ')}.`,
-        );
-      }
-      if (n === nMax) max32 = rate;
-      const a = latencySummary(r.ackNs);
-      const na = nr ? latencySummary(nr.ackNs) : null;
-      notes.push(p99Note(`${n} connections closed loop`, r, a.p99, nr, na?.p99));
-      const v = latencySummary(r.visibleNs);
-      env.log(
-        `hl7 closed ${n}: ${Math.round(rate)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms` +
-          (nr ? `; null ${Math.round(nr.messages / nr.seconds)} msg/s` : ''),
-      );
-      figures.push(
-        {
-          name: `hub ${n} conn closed msg/s`,
-          value: rate,
-          unit: 'msg/s',
-          better: 'higher',
-          limit: `null ${n} conn closed msg/s`,
-        },
-        {
-          name: `hub ${n} conn ACK p50`,
-          value: a.p50,
-          unit: 'ms',
-          better: 'lower',
-          limit: `null ${n} conn ACK p50`,
-        },
-        {
-          name: `hub ${n} conn ACK p99`,
-          value: sliceMedianP99(r),
-          unit: 'ms',
-          better: 'lower',
-          limit: `null ${n} conn ACK p99`,
-        },
-        { name: `hub ${n} conn ACK p99.9`, value: a.p999, unit: 'ms', better: 'lower' },
-        { name: `hub ${n} conn visible p50`, value: v.p50, unit: 'ms', better: 'lower' },
-        { name: `hub ${n} conn visible p99`, value: v.p99, unit: 'ms', better: 'lower' },
-      );
-      if (nr && na) {
-        nullFigures.push(
-          {
-            name: `null ${n} conn closed msg/s`,
-            value: nr.messages / nr.seconds,
-            unit: 'msg/s',
-            better: 'higher',
-          },
-          { name: `null ${n} conn ACK p50`, value: na.p50, unit: 'ms', better: 'lower' },
-          { name: `null ${n} conn ACK p99`, value: sliceMedianP99(nr), unit: 'ms', better: 'lower' },
-        );
-      }
-      if (r.unexpected) notes.push(`${n} connections: ${r.unexpected} ACKs with an unexpected code.`);
-      if (r.visibleMissing)
-        notes.push(`${n} connections: ${r.visibleMissing} sampled rows not visible within 30 s.`);
-    }
-    lastMemory = { idle, load: { ...peak } };
-
-    let openRate = 0;
-    if (o.openLoop && max32 > 0) {
-      openRate = env.openRate ?? Math.max(1, Math.round(max32 / 2));
-      if (openRate > max32 / 2) {
-        notes.push(
-          `open loop at ${openRate} msg/s is above half of this run's ${nMax}-connection maximum (${Math.round(max32)} msg/s).`,
-        );
-      }
-      const { hub: r, nul: nr } = await measurePhase(
-        `open ${openRate}/s`,
-        nMax,
-        openRate,
-        5,
-        env.openSeconds,
-      );
-      const a = latencySummary(r.ackNs);
-      const v = latencySummary(r.visibleNs);
-      env.log(
-        `hl7 open ${openRate}/s: ${Math.round(r.messages / r.seconds)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms`,
-      );
-      figures.push(
-        {
-          name: `hub open ${nMax} conn msg/s`,
-          value: r.messages / r.seconds,
-          unit: 'msg/s',
-          better: 'higher',
-        },
-        { name: `hub open ACK p50`, value: a.p50, unit: 'ms', better: 'lower', limit: 'null open ACK p50' },
-        {
-          name: `hub open ACK p99`,
-          value: sliceMedianP99(r),
-          unit: 'ms',
-          better: 'lower',
-          limit: 'null open ACK p99',
-        },
-        { name: `hub open ACK p99.9`, value: a.p999, unit: 'ms', better: 'lower' },
-        { name: `hub open visible p50`, value: v.p50, unit: 'ms', better: 'lower' },
-        { name: `hub open visible p99`, value: v.p99, unit: 'ms', better: 'lower' },
-      );
-      const na = nr ? latencySummary(nr.ackNs) : null;
-      if (nr && na) {
-        nullFigures.push(
-          { name: 'null open ACK p50', value: na.p50, unit: 'ms', better: 'lower' },
-          { name: 'null open ACK p99', value: sliceMedianP99(nr), unit: 'ms', better: 'lower' },
-        );
-      }
-      notes.push(p99Note('open loop', r, a.p99, nr, na?.p99));
-      if (r.visibleMissing)
-        notes.push(`open loop: ${r.visibleMissing} sampled rows not visible within 30 s.`);
-      lastMemory = { idle, load: { ...peak } };
-    }
-    figures.push(...nullFigures);
-    for (const c of children.splice(0)) await c.stop();
-    // Stopped before the Kafka tools run, so that they have the machine to themselves.
-    if (nul) await nul.stop();
-    if (profDir) {
-      lastProfileDir = profDir;
-      const summary = await summariseProfileFile(profDir, 25);
-      const out = join(env.cfg.repoDir, 'docs', 'benchmarks', 'profile-adapter-hl7.md');
-      await mkdir(join(env.cfg.repoDir, 'docs', 'benchmarks'), { recursive: true });
-      await writeFile(
-        out,
-        `# CPU profile: adapter-hl7 under the hl7 scenario load (${new Date().toISOString()})\n\n` +
-          `Whole process life (start-up, warm-up, every phase). Profile: ${summary.file}\n\n${profileMarkdown(summary)}\n`,
-      );
-      notes.push(
-        `CPU profile of adapter-hl7 under this load: ${summary.file}, summary in docs/benchmarks/profile-adapter-hl7.md.`,
-      );
-    }
-
-    if (o.limits) {
-      const size = await recordSizes(env.stack.registryUrl, topicFor);
-      notes.push(
-        `Hub median Kafka record size for this mix: ${size.median} B (Avro events with registry header, and raw messages); ` +
-          `${size.perMessage.toFixed(2)} records per message.`,
-      );
-      const limits = await measureKafkaLimits(env, size.median, Math.round(200_000 * env.scale));
-      figures.push(...kafkaLimitFigures(limits));
-      notes.push(
-        `ProducerPerformance runs (records/s; the median is the limit): ${limits.producerRuns.map((x) => Math.round(x).toLocaleString('en-US')).join(', ')}.`,
-      );
-      // Messages/s to Kafka records/s: each message of the mix writes its raw copy plus its events.
-      figures.push({
-        name: `hub ${Math.max(...o.connections)} conn closed records/s`,
-        value: max32 * size.perMessage,
-        unit: 'records/s',
-        better: 'higher',
-        limit: 'kafka ProducerPerformance',
-      });
-    }
+    await startServices(r);
+    await warmUp(r);
+    const max32 = await closedLoop(r);
+    const openRate = await openLoop(r, max32);
+    r.figures.push(...r.nullFigures);
+    await stopServices(r);
+    if (o.limits) await kafkaLimits(r, max32);
     return {
       scenario: '1. HL7 end to end (adapter-hl7 + projector-portal)',
-      setup:
-        `Mix: 40% ADT^A01, 35% ORU^R01 with 5 OBX, 20% ORM^O01, 5% content errors (AE); messages ${mixSizes()}. ` +
-        `Warm-up ${warmup}s at 8 connections (hub and null listener each), then ${seconds}s per phase and side: closed loop ` +
-        `(one message in flight per connection) at ${o.connections.join(', ')} connections, then open loop for ${env.openSeconds}s per side at ${openRate} msg/s ` +
-        `(${env.openRate ? 'BENCH_OPEN_RATE' : "half this run's closed-loop maximum"}) over ${Math.max(...o.connections)} connections, latency counted from the scheduled send time. ` +
-        `Each phase is cut into slices of ${Math.round(seconds / slices)}s per side, hub and null listener alternating (ABBA); ` +
-        `figures are pooled over the slices, except ACK p99, which is the median of the slices' p99s (each slice's p99 and the pooled p99 are in the notes). ` +
-        `Visible = sampled ORM/ORU until its row is in the portal read model (polled every 5 ms). Load generator, adapter, ` +
-        `projector, Kafka, registry and Postgres share the machine. Null listener = same MLLP server, parser, mapper and ACK, no Kafka.`,
-      figures,
-      notes,
+      setup: setupText(r, openRate),
+      figures: r.figures,
+      notes: r.notes,
     };
   } finally {
-    for (const c of children) await c.stop().catch(() => undefined);
-    await nul?.stop().catch(() => undefined);
-    // The bench stack outlives a run: what this run made goes, so that runs
-    // do not pile up topics and read models (nine runs had left 63 topics).
-    await deleteTopics(kafka, [
-      ...catalogTopicDefinitions(topic).map((t) => t.name),
-      // Created by the projector itself, for its dead letters.
-      topic('hub.dlq.projector-portal'),
-    ]).catch(() => undefined);
-    await db.end();
-    const knex = createDb(env.databaseUrl);
-    for (const s of [portalSchema, portalTables]) if (s) await dropSchema(knex, s).catch(() => undefined);
-    await knex.destroy();
+    await cleanUp(r);
   }
 }
 

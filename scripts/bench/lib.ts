@@ -7,7 +7,7 @@ import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import pg from 'pg';
-import { startStack, stackConfig, type StackConfig, type StackHandle } from '../../deploy/local/stack.js';
+import { startStack, stackConfig, type StackConfig, type StackHandle } from '../../libs/stack/index.js';
 
 export interface Figure {
   name: string;

@@ -1,13 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { importFile } from '../../cli/fhir.js';
+import { hashAndCount, importFile } from '../../libs/fhir/import/file.js';
+import { runImport } from '../../libs/fhir/import/import.js';
+import { createFhirStore } from '../../libs/fhir/import/store.js';
 import { enterprisePatientId, type IdentityPolicy } from '../../libs/identity/index.js';
 import { createTransactionalProducer, type TransactionalProducer } from '../../libs/kafka/transactional.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { startCollector, type Collector } from '../../test/fixtures/fhir/collector.js';
 import { generateResources, MRN_SYSTEM, ndjson } from '../../test/fixtures/fhir/generate.js';
+import { storeFailingOnSave } from '../../test/support/fhir-adapter.js';
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
 import { runHub } from '../../test/support/processes.js';
 import { buildFhirAdapter, type FhirAdapter } from './app.js';
@@ -164,14 +167,27 @@ describe('FHIR bulk import', () => {
     expect(whole).toMatchObject({ lastLine: 400, counts: { created: 400, invalid: 0 } });
 
     // B: crash after chunk 3's events are acknowledged but before its checkpoint, then resume.
+    // The crashing run is importFile's own pipeline with the CLI's key, label and source system.
+    const store = createFhirStore(b.db, b.schema);
+    await store.migrate();
     await expect(
-      importFile({
-        file,
-        chunkSize: 50,
-        progress: false,
-        crashAfterPublishingChunk: 3,
-        env: { ...process.env, ...envFor(b) },
-      }),
+      runImport(
+        {
+          store: storeFailingOnSave(store, 3),
+          producer: b.producer,
+          policy,
+          sourceSystem: 'fhir-bulk-import',
+          dlqTopic: b.topic('hub.dlq.adapter-fhir'),
+          logger: b.logger,
+        },
+        createReadStream(file),
+        {
+          importKey: `file:${(await hashAndCount(file)).sha256}`,
+          format: 'ndjson',
+          label: 'resume.ndjson',
+          chunkSize: 50,
+        },
+      ),
     ).rejects.toThrow(/simulated crash/);
     const resumed = await importFile({
       file,

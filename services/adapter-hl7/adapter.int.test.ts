@@ -27,9 +27,9 @@ import {
   ormO01,
   oruR01,
   unsupportedType,
-} from './fixtures.js';
-import { RawMllpClient, ackField } from './raw-client.js';
-import { readTopic } from './raw-store.js';
+} from '../../test/support/hl7-fixtures.js';
+import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
+import { readTopic } from '../../libs/hl7/raw-store.js';
 
 const FIXED_NOW = Date.UTC(2026, 2, 3, 4, 5, 6);
 

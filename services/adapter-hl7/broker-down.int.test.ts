@@ -6,9 +6,9 @@ import { createKafkaClient, type KafkaClient } from '../../libs/kafka/client.js'
 import { createEventProducer, type EventProducer } from '../../libs/kafka/producer.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
 import { type Hl7Adapter } from './app.js';
-import { adtA01 } from './fixtures.js';
-import { RawMllpClient, ackField } from './raw-client.js';
-import { readTopic } from './raw-store.js';
+import { adtA01 } from '../../test/support/hl7-fixtures.js';
+import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
+import { readTopic } from '../../libs/hl7/raw-store.js';
 
 const EVENT_TOPICS = ['clinical.patient.v1', 'clinical.encounter.v1'];
 

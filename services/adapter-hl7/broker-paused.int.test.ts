@@ -10,9 +10,9 @@ import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
 import { buildFhirAdapter, type FhirAdapter } from '../adapter-fhir/app.js';
 import { type Hl7Adapter } from './app.js';
-import { adtA01 } from './fixtures.js';
-import { RawMllpClient, ackField } from './raw-client.js';
-import { readTopic } from './raw-store.js';
+import { adtA01 } from '../../test/support/hl7-fixtures.js';
+import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
+import { readTopic } from '../../libs/hl7/raw-store.js';
 
 const ACK_TIMEOUT_MS = 1_500;
 const MRN_SYSTEM = 'urn:oid:2.16.840.1.113883.3.999.1';

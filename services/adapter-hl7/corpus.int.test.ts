@@ -11,8 +11,8 @@ import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
 import { repoDir } from '../../test/support/processes.js';
 import { buildHl7Adapter, type Hl7Adapter } from './app.js';
-import { RawMllpClient, ackField } from './raw-client.js';
-import { readTopic } from './raw-store.js';
+import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
+import { readTopic } from '../../libs/hl7/raw-store.js';
 
 const FIXTURES = join(repoDir, 'test', 'fixtures', 'hl7');
 const files = readdirSync(FIXTURES)

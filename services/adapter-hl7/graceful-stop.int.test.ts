@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
 import { type Hl7Adapter } from './app.js';
-import { adtA01 } from './fixtures.js';
-import { RawMllpClient, ackField } from './raw-client.js';
+import { adtA01 } from '../../test/support/hl7-fixtures.js';
+import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
 
 const GRACE_MS = 10_000;
 

@@ -6,9 +6,9 @@ import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
 import { buildHl7Adapter, type Hl7Adapter } from './app.js';
-import { adtA01 } from './fixtures.js';
-import { RawMllpClient, ackField } from './raw-client.js';
-import { readTopic } from './raw-store.js';
+import { adtA01 } from '../../test/support/hl7-fixtures.js';
+import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
+import { readTopic } from '../../libs/hl7/raw-store.js';
 
 /**
  * Identifier hygiene and text validity through the real HL7 adapter (MLLP

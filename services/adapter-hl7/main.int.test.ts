@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mllpFrame } from '../../libs/hl7/mllp.js';
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
 import { freePort, startProcess, type RunningProcess } from '../../test/support/processes.js';
-import { CANARY_FAMILY, CANARY_MRN, adtA01, adtMissingPid3 } from './fixtures.js';
-import { RawMllpClient, ackField } from './raw-client.js';
+import { CANARY_FAMILY, CANARY_MRN, adtA01, adtMissingPid3 } from '../../test/support/hl7-fixtures.js';
+import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
 
 /**
  * The adapter as an operator runs it: main.ts in its own process, configured

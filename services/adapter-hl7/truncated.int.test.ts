@@ -3,8 +3,8 @@ import { INGEST_TOPICS, catalogTopicDefinitions } from '../../libs/events/contra
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
 import { testHl7Adapter } from '../../test/support/private-broker.js';
 import type { Hl7Adapter } from './app.js';
-import { RawMllpClient, ackField } from './raw-client.js';
-import { readTopic } from './raw-store.js';
+import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
+import { readTopic } from '../../libs/hl7/raw-store.js';
 
 /**
  * Issue 15, item 4: a message cut off inside a segment is not a result. Over

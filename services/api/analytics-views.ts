@@ -1,10 +1,12 @@
 import { HubError } from '../../libs/errors/index.js';
+import { ANALYTICS_VIEWS } from '../../libs/read-models/analytics/views.js';
 
 /**
- * The analytics KPI views (services/projector-analytics) as the API exposes
- * them: which column is the day, which columns are dimensions, which measures
- * can be summed when rows are grouped more coarsely. Views with percentiles
- * or means cannot be re-aggregated and are served at their own grain only.
+ * The analytics KPI views as the API exposes them, from the one catalogue
+ * the analytics read model creates them from (libs/read-models/analytics):
+ * which column is the day, which columns are dimensions, which measures can
+ * be summed when rows are grouped more coarsely. Views with percentiles or
+ * means cannot be re-aggregated and are served at their own grain only.
  * Pure: builds SQL text from whitelisted names and renders CSV.
  */
 export interface ViewSpec {
@@ -17,61 +19,11 @@ export interface ViewSpec {
   others: readonly string[];
 }
 
-export const VIEW_SPECS: readonly ViewSpec[] = [
-  {
-    name: 'v_daily_admissions',
-    dated: true,
-    dims: ['unit', 'encounter_class'],
-    sums: ['admissions'],
-    others: [],
-  },
-  {
-    name: 'v_daily_discharges',
-    dated: true,
-    dims: ['unit', 'encounter_class'],
-    sums: ['discharges'],
-    others: [],
-  },
-  { name: 'v_daily_census', dated: true, dims: ['unit', 'encounter_class'], sums: ['census'], others: [] },
-  {
-    name: 'v_length_of_stay',
-    dated: false,
-    dims: ['encounter_class'],
-    sums: [],
-    others: ['encounters', 'mean_hours', 'p50_hours', 'p90_hours'],
-  },
-  {
-    name: 'v_turnaround',
-    dated: false,
-    dims: ['category', 'code', 'display', 'priority'],
-    sums: [],
-    others: ['orders', 'p50_minutes', 'p90_minutes', 'p95_minutes'],
-  },
-  { name: 'v_ed_times', dated: true, dims: [], sums: [], others: ['visits', 'p50_minutes', 'p90_minutes'] },
-  {
-    name: 'v_result_volumes',
-    dated: false,
-    dims: ['code', 'display'],
-    sums: [],
-    others: ['observations', 'abnormal', 'abnormal_rate'],
-  },
-  { name: 'v_data_quality', dated: true, dims: ['source_system', 'measure'], sums: ['n'], others: [] },
-  {
-    name: 'v_events_per_source_day',
-    dated: true,
-    dims: ['source_system', 'event_type'],
-    sums: ['events'],
-    others: [],
-  },
-  {
-    // Data quality: authorities the site configuration does not register (one row per identifier system).
-    name: 'v_unregistered_authorities',
-    dated: false,
-    dims: ['system', 'kinds', 'sources', 'first_seen', 'last_seen'],
-    sums: [],
-    others: ['events'],
-  },
-];
+export const VIEW_SPECS: readonly ViewSpec[] = ANALYTICS_VIEWS.filter((v) => v.inApi !== false).map((v) => ({
+  name: v.name,
+  dated: v.zoned === true,
+  ...v.columns,
+}));
 
 export const VIEW_NAMES = VIEW_SPECS.map((v) => v.name);
 export const ALL_DIMS = [...new Set(VIEW_SPECS.flatMap((v) => v.dims))];

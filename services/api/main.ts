@@ -1,16 +1,6 @@
+// Entry point: config, connections, signals and start-up are the shared service kit's (libs/service).
 import { resolve } from 'node:path';
-import {
-  loadConfig,
-  databaseEnv,
-  httpEnv,
-  kafkaEnv,
-  logEnv,
-  topicNamer,
-  z,
-  schemaNameEnv,
-  portEnv,
-  startEnv,
-} from '../../libs/config/index.js';
+import { databaseEnv, schemaNameEnv, z } from '../../libs/config/index.js';
 import { AUDIT_TOPIC } from '../../libs/audit/topic.js';
 import {
   DEV_AUDIENCE,
@@ -18,26 +8,37 @@ import {
   cachedVerifier,
   createTokenVerifier,
   ensureDevKeys,
+  type TokenVerifier,
 } from '../../libs/auth/jwt.js';
-import { createDb } from '../../libs/db/index.js';
-import { createEventCodec } from '../../libs/events/codec.js';
-import { createRegistryClient } from '../../libs/events/registry.js';
-import { createKafkaClient } from '../../libs/kafka/client.js';
-import { createEventProducer } from '../../libs/kafka/producer.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
-import { createLogger } from '../../libs/telemetry/logger.js';
-import { createMetrics } from '../../libs/telemetry/metrics.js';
+import { runService } from '../../libs/service/index.js';
+import type { Logger } from '../../libs/telemetry/logger.js';
 import { buildApi } from './app.js';
-import { installShutdown, startService } from '../../libs/lifecycle/index.js';
 
-const config = loadConfig(
-  z.object({
-    ...kafkaEnv,
+interface AuthEnv {
+  AUTH_JWKS_URL?: string | undefined;
+  AUTH_DEV_KEYS_DIR: string;
+  AUTH_ISSUER: string;
+  AUTH_AUDIENCE: string;
+}
+
+/** Production: the identity provider's key set. Without AUTH_JWKS_URL: the local development key (created once). */
+async function tokenVerifier(env: AuthEnv, logger: Logger): Promise<TokenVerifier> {
+  const claims = { issuer: env.AUTH_ISSUER, audience: env.AUTH_AUDIENCE };
+  if (env.AUTH_JWKS_URL) return createTokenVerifier({ ...claims, jwksUrl: env.AUTH_JWKS_URL });
+  const keys = await ensureDevKeys(resolve(env.AUTH_DEV_KEYS_DIR));
+  logger.warn(
+    { dir: env.AUTH_DEV_KEYS_DIR },
+    'no AUTH_JWKS_URL: accepting tokens signed by the local development key',
+  );
+  return createTokenVerifier({ ...claims, jwks: keys.jwks });
+}
+
+await runService({
+  name: 'api',
+  port: 8098,
+  env: {
     ...databaseEnv,
-    ...logEnv,
-    ...startEnv,
-    HTTP_HOST: httpEnv.HTTP_HOST,
-    HTTP_PORT: portEnv(8098),
     PUBLIC_BASE_URL: z.url().optional(),
     /** Production: the identity provider's JWKS endpoint. Without it, the local dev key set is used. */
     AUTH_JWKS_URL: z.url().optional(),
@@ -62,78 +63,42 @@ const config = loadConfig(
       .int()
       .min(1024)
       .default(16 * 1024),
+  },
+  // The producer only writes raw JSON audit records: the shared one, without event topics.
+  connect: async (k) => ({
+    db: k.database(k.config.DATABASE_URL, { pool: { min: 0, max: 10 } }),
+    verifier: cachedVerifier(await tokenVerifier(k.config, k.logger)),
   }),
-);
-
-const topic = topicNamer(config.HUB_TOPIC_SUFFIX);
-const logger = createLogger({ name: 'api', level: config.LOG_LEVEL });
-const db = createDb(config.DATABASE_URL, { pool: { min: 0, max: 10 } });
-const kafka = createKafkaClient({
-  brokers: config.KAFKA_BROKERS,
-  clientId: config.KAFKA_CLIENT_ID ?? 'api',
-  logger,
-});
-// The producer only writes raw JSON audit records; the codec is never used for them.
-const codec = createEventCodec(createRegistryClient(config.SCHEMA_REGISTRY_URL));
-const producer = createEventProducer({ kafka, codec, ackTimeoutMs: config.KAFKA_ACK_TIMEOUT_MS });
-const metrics = createMetrics();
-
-let stopApi: (() => Promise<void>) | null = null;
-installShutdown({
-  logger,
-  async stop() {
-    if (stopApi) await stopApi();
-    await producer.disconnect();
-    await db.destroy();
+  build: async (k, c) => {
+    const cfg = k.config;
+    const api = await buildApi(
+      { ...c, kafka: k.kafka, producer: k.producer, logger: k.logger, metrics: k.metrics },
+      {
+        portalSchema: cfg.PORTAL_SCHEMA,
+        billingSchema: cfg.BILLING_SCHEMA,
+        analyticsSchema: cfg.ANALYTICS_SCHEMA,
+        auditSchema: cfg.AUDIT_SCHEMA,
+        auditTopic: cfg.AUDIT_TOPIC ?? k.topic(AUDIT_TOPIC),
+        auditProjector: cfg.AUDIT_PROJECTOR,
+        clinicalTopics: clinicalTopics(k.topic),
+        ...(cfg.PUBLIC_BASE_URL ? { publicBaseUrl: cfg.PUBLIC_BASE_URL.replace(/\/$/, '') } : {}),
+        rateLimit: { max: cfg.RATE_LIMIT_MAX, windowMs: cfg.RATE_LIMIT_WINDOW_MS },
+        queryTimeoutMs: cfg.QUERY_TIMEOUT_MS,
+        bodyLimit: cfg.BODY_LIMIT,
+      },
+    );
+    // Slow clients and stuck requests are cut off rather than holding sockets.
+    api.http.server.requestTimeout = cfg.REQUEST_TIMEOUT_MS;
+    api.http.server.headersTimeout = Math.min(cfg.REQUEST_TIMEOUT_MS, 10_000);
+    return {
+      http: api.http,
+      steps: [
+        {
+          name: 'postgres (audit schema) and kafka (audit topic and consumer group)',
+          run: () => api.start(),
+        },
+      ],
+      stop: () => api.stop(),
+    };
   },
-});
-
-let verifier;
-if (config.AUTH_JWKS_URL) {
-  verifier = createTokenVerifier({
-    issuer: config.AUTH_ISSUER,
-    audience: config.AUTH_AUDIENCE,
-    jwksUrl: config.AUTH_JWKS_URL,
-  });
-} else {
-  const keys = await ensureDevKeys(resolve(config.AUTH_DEV_KEYS_DIR));
-  logger.warn(
-    { dir: config.AUTH_DEV_KEYS_DIR },
-    'no AUTH_JWKS_URL: accepting tokens signed by the local development key',
-  );
-  verifier = createTokenVerifier({
-    issuer: config.AUTH_ISSUER,
-    audience: config.AUTH_AUDIENCE,
-    jwks: keys.jwks,
-  });
-}
-const api = await buildApi(
-  { db, kafka, producer, logger, metrics, verifier: cachedVerifier(verifier) },
-  {
-    portalSchema: config.PORTAL_SCHEMA,
-    billingSchema: config.BILLING_SCHEMA,
-    analyticsSchema: config.ANALYTICS_SCHEMA,
-    auditSchema: config.AUDIT_SCHEMA,
-    auditTopic: config.AUDIT_TOPIC ?? topic(AUDIT_TOPIC),
-    auditProjector: config.AUDIT_PROJECTOR,
-    clinicalTopics: clinicalTopics(topic),
-    ...(config.PUBLIC_BASE_URL ? { publicBaseUrl: config.PUBLIC_BASE_URL.replace(/\/$/, '') } : {}),
-    rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
-    queryTimeoutMs: config.QUERY_TIMEOUT_MS,
-    bodyLimit: config.BODY_LIMIT,
-  },
-);
-stopApi = () => api.stop();
-// Slow clients and stuck requests are cut off rather than holding sockets.
-api.http.server.requestTimeout = config.REQUEST_TIMEOUT_MS;
-api.http.server.headersTimeout = Math.min(config.REQUEST_TIMEOUT_MS, 10_000);
-await startService({
-  name: 'api',
-  logger,
-  http: api.http,
-  config,
-  producer,
-  steps: [
-    { name: 'postgres (audit schema) and kafka (audit topic and consumer group)', run: () => api.start() },
-  ],
 });

@@ -27,7 +27,7 @@ const identifier = {
 /**
  * The union of the fields the portal read model writes into Patient,
  * Encounter, ServiceRequest, DiagnosticReport and Observation resources
- * (services/projector-portal/domain.ts). One schema for all, so Bundles of
+ * (libs/read-models/portal/resources.ts). One schema for all, so Bundles of
  * mixed types serialise without anyOf; each resource only has its own fields.
  */
 export const resourceSchema = {
@@ -196,6 +196,10 @@ export const fhirErrors = {
   500: operationOutcomeSchema,
   503: operationOutcomeSchema,
 } as const;
+
+/** A JSON array of objects with these properties. */
+export const arrayOf = (properties: Record<string, object>) =>
+  ({ type: 'array', items: { type: 'object', properties } }) as const;
 
 export const problemSchema = {
   type: 'object',

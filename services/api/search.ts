@@ -1,12 +1,21 @@
+import type { FhirType } from '../../libs/auth/scopes.js';
 import { HubError } from '../../libs/errors/index.js';
 
 /**
  * FHIR search parameters the portal supports, parsed into plain filters.
- * Pure; the SQL is in queries.ts.
+ * Pure; the SQL is in readers/portal.ts, paging in paging.ts.
  */
-export const COUNT_DEFAULT = 50;
-export const COUNT_MAX = 200;
-export const OFFSET_MAX = 100_000;
+export type SearchType = Exclude<FhirType, 'Patient'>;
+
+/** The searchable types: whether they take `code`, and what `date` means for each (CapabilityStatement). */
+export const SEARCH_PARAMS: Record<SearchType, { code: boolean; docs: string }> = {
+  Encounter: { code: false, docs: 'date = period.start' },
+  Observation: { code: true, docs: 'date = effectiveDateTime' },
+  DiagnosticReport: { code: true, docs: 'date = effectiveDateTime; released (final/corrected) reports only' },
+  ServiceRequest: { code: true, docs: 'date = authoredOn' },
+};
+
+export const SEARCH_TYPES = Object.keys(SEARCH_PARAMS) as SearchType[];
 
 /** A half-open instant range [from, to) as ISO strings; either end open. */
 export interface DateRange {
@@ -120,31 +129,4 @@ export function parsePatientRef(v: string): string {
   if (!/^[A-Za-z0-9\-.:_]{1,128}$/.test(id))
     throw new HubError('HUB_INPUT_INVALID', 'patient must be a patient id');
   return id;
-}
-
-export function asList(v: string | readonly string[] | undefined): string[] {
-  if (v === undefined) return [];
-  return typeof v === 'string' ? [v] : [...v];
-}
-
-/**
- * The `next` link of a page: the same query with the offset moved on. Only
- * parameters the route accepted are carried, and the patient is the one the
- * request was confined to, so a link cannot widen what a token may see.
- */
-export function nextLink(
-  base: string,
-  path: string,
-  params: Record<string, string | readonly string[] | undefined>,
-  offset: number,
-  count: number,
-): string {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) {
-    if (k === '_offset' || k === '_count') continue;
-    for (const x of asList(v)) q.append(k, x);
-  }
-  q.set('_count', String(count));
-  q.set('_offset', String(offset));
-  return `${base}${path}?${q.toString()}`;
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { AuditEvent } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { buildAuditEvent, type AuditInput } from '../../libs/audit/event.js';
 import type { AuditSink } from '../../libs/audit/topic.js';
@@ -10,7 +11,9 @@ import {
   type Decision,
   type Principal,
 } from '../../libs/auth/scopes.js';
-import { HubError, toHubError } from '../../libs/errors/index.js';
+import { HubError, httpStatusOf, publicMessage, toHubError } from '../../libs/errors/index.js';
+import { toOperationOutcome } from '../../libs/fhir/outcome.js';
+import { FHIR_JSON } from '../../libs/http/errors.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
 
 /**
@@ -22,7 +25,11 @@ import type { Logger } from '../../libs/telemetry/logger.js';
  *   preValidation  401 without a valid token; 400 for query parameters the route does not declare
  *   preHandler     decide() from the validated request; 401/403 when denied
  *   onSend         publish an AuditEvent, allowed or denied, and wait for the broker's ack;
- *                  if the audit cannot be written the answer becomes 503 (fail closed)
+ *                  if the audit cannot be built or written the answer becomes 503 (fail closed)
+ *
+ * The hooks are added to the root instance, not to a route plugin, so the
+ * routes of every plugin run under them: a route with `config.security` is
+ * audited whatever its plugin does, and whatever fails before or inside it.
  */
 export interface RouteSecurity {
   /** What the request asks for, from its validated params and query. */
@@ -50,7 +57,8 @@ declare module 'fastify' {
 
 export interface SecurityOptions {
   verifier: TokenVerifier;
-  audit: AuditSink;
+  /** Only `record` is used: one AuditEvent per answer. */
+  audit: Pick<AuditSink, 'record'>;
   observer: string;
   logger: Logger;
   onAudit?(outcome: string): void;
@@ -79,15 +87,9 @@ function undeclaredParams(req: FastifyRequest): string[] {
   return out;
 }
 
-export function installSecurity(app: FastifyInstance, opts: SecurityOptions): void {
-  const log = opts.logger.child({ component: 'security' });
-  app.decorateRequest('principal', null);
-  app.decorateRequest('authProblem', null);
-  app.decorateRequest('decision', null);
-  app.decorateRequest('auditPatient', null);
-  app.decorateRequest('denyReason', null);
-
-  app.addHook('onRequest', async (req) => {
+/** Verifies the bearer token; a bad one is remembered, and refused after the rate limiter has counted it. */
+function authenticate(verifier: TokenVerifier) {
+  return async (req: FastifyRequest): Promise<void> => {
     if (!req.routeOptions.config.security) return;
     const token = bearer(req);
     if (token === null) {
@@ -99,7 +101,7 @@ export function installSecurity(app: FastifyInstance, opts: SecurityOptions): vo
       return;
     }
     try {
-      req.principal = await opts.verifier(token);
+      req.principal = await verifier(token);
     } catch (err) {
       req.authProblem = toHubError(err, 'HUB_UNAUTHENTICATED');
       if (req.authProblem.code !== 'HUB_UNAUTHENTICATED') {
@@ -107,100 +109,122 @@ export function installSecurity(app: FastifyInstance, opts: SecurityOptions): vo
         throw req.authProblem;
       }
     }
+  };
+}
+
+/** 401 without a valid token; 400 for query parameters the route does not declare. */
+function precheck(req: FastifyRequest): void {
+  if (req.authProblem) {
+    req.denyReason = 'unauthenticated';
+    throw req.authProblem;
+  }
+  const unknown = undeclaredParams(req);
+  if (unknown.length > 0) {
+    // Names only (bounded), never values.
+    const names = unknown.slice(0, 5).map((k) => k.slice(0, 40).replace(/[^\w.:-]/g, '?'));
+    throw new HubError('HUB_INPUT_INVALID', `unknown query parameter(s): ${names.join(', ')}`);
+  }
+}
+
+function authorize(req: FastifyRequest, sec: RouteSecurity): void {
+  const access = sec.access(req);
+  if ('patientId' in access) req.auditPatient = access.patientId;
+  const d = decide(req.principal, access);
+  req.decision = d;
+  if (!d.allow) {
+    req.denyReason = d.reason;
+    const status = denyStatus(d.reason);
+    throw new HubError(
+      status === 401 ? 'HUB_UNAUTHENTICATED' : status === 400 ? 'HUB_INPUT_INVALID' : 'HUB_FORBIDDEN',
+      status === 400 ? 'a patient parameter is required' : `access denied (${d.reason})`,
+    );
+  }
+  if (d.patientId) req.auditPatient = d.patientId;
+}
+
+/** A hook step that runs only on protected routes; whatever it throws becomes a HubError answer. */
+const step =
+  (fn: (req: FastifyRequest, sec: RouteSecurity) => void) =>
+  (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+    const sec = req.routeOptions.config.security;
+    if (!sec) return done();
+    try {
+      fn(req, sec);
+      done();
+    } catch (err) {
+      done(toHubError(err));
+    }
+  };
+
+/** The AuditEvent of a request as answered: who, which patient, what route, what status, why refused. */
+function auditEventOf(req: FastifyRequest, status: number, sec: RouteSecurity, observer: string): AuditEvent {
+  let patient = req.auditPatient;
+  if (patient === null && sec.patientOf) {
+    try {
+      patient = sec.patientOf(req);
+    } catch {
+      patient = null;
+    }
+  }
+  return buildAuditEvent({
+    id: randomUUID(),
+    recorded: Date.now(),
+    interaction: sec.interaction,
+    route: `${req.method} ${req.routeOptions.url ?? ''}`,
+    resourceType: sec.resourceType,
+    status,
+    patientId: sec.namesPatient === false ? null : patient,
+    who: req.principal
+      ? { subject: req.principal.subject, clientId: req.principal.clientId, scopes: req.principal.scopes }
+      : null,
+    denyReason: req.denyReason,
+    sourceAddress: req.ip,
+    observer,
   });
+}
 
-  /** 401 without a valid token; 400 for query parameters the route does not declare. */
-  function precheck(req: FastifyRequest): void {
-    if (req.authProblem) {
-      req.denyReason = 'unauthenticated';
-      throw req.authProblem;
-    }
-    const unknown = undeclaredParams(req);
-    if (unknown.length > 0) {
-      // Names only (bounded), never values.
-      const names = unknown.slice(0, 5).map((k) => k.slice(0, 40).replace(/[^\w.:-]/g, '?'));
-      throw new HubError('HUB_INPUT_INVALID', `unknown query parameter(s): ${names.join(', ')}`);
-    }
+/** The answer that replaces one whose audit record was not written: 503, in the route's error dialect. */
+function unauditedAnswer(req: FastifyRequest, reply: FastifyReply): string {
+  const err = new HubError('HUB_KAFKA_UNAVAILABLE', 'audit unavailable, try again');
+  reply.code(httpStatusOf(err));
+  if (req.url.startsWith('/fhir/')) {
+    reply.type(FHIR_JSON);
+    return JSON.stringify(toOperationOutcome(err).outcome);
   }
+  reply.type('application/json; charset=utf-8');
+  return JSON.stringify({ code: err.code, message: publicMessage(err), retriable: err.retriable });
+}
 
-  function authorize(req: FastifyRequest, sec: RouteSecurity): void {
-    const access = sec.access(req);
-    if ('patientId' in access) req.auditPatient = access.patientId;
-    const d = decide(req.principal, access);
-    req.decision = d;
-    if (!d.allow) {
-      req.denyReason = d.reason;
-      const status = denyStatus(d.reason);
-      throw new HubError(
-        status === 401 ? 'HUB_UNAUTHENTICATED' : status === 400 ? 'HUB_INPUT_INVALID' : 'HUB_FORBIDDEN',
-        status === 400 ? 'a patient parameter is required' : `access denied (${d.reason})`,
-      );
-    }
-    if (d.patientId) req.auditPatient = d.patientId;
-  }
-
-  const step =
-    (fn: (req: FastifyRequest, sec: RouteSecurity) => void) =>
-    (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
-      const sec = req.routeOptions.config.security;
-      if (!sec) return done();
-      try {
-        fn(req, sec);
-        done();
-      } catch (err) {
-        done(toHubError(err));
-      }
-    };
-  app.addHook('preValidation', step(precheck));
-  app.addHook('preHandler', step(authorize));
-
-  app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+/** Records every protected answer before it leaves; no record, no answer. */
+function auditAnswers(opts: SecurityOptions) {
+  const log = opts.logger.child({ component: 'security' });
+  return async (req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> => {
     const sec = req.routeOptions.config.security;
     if (!sec) return payload;
     // PHI must not be kept by browsers or shared caches.
     reply.header('cache-control', 'no-store');
     reply.header('x-content-type-options', 'nosniff');
-    let patient = req.auditPatient;
-    if (patient === null && sec.patientOf) {
-      try {
-        patient = sec.patientOf(req);
-      } catch {
-        patient = null;
-      }
-    }
-    const event = buildAuditEvent({
-      id: randomUUID(),
-      recorded: Date.now(),
-      interaction: sec.interaction,
-      route: `${req.method} ${req.routeOptions.url ?? ''}`,
-      resourceType: sec.resourceType,
-      status: reply.statusCode,
-      patientId: sec.namesPatient === false ? null : patient,
-      who: req.principal
-        ? { subject: req.principal.subject, clientId: req.principal.clientId, scopes: req.principal.scopes }
-        : null,
-      denyReason: req.denyReason,
-      sourceAddress: req.ip,
-      observer: opts.observer,
-    });
     try {
+      const event = auditEventOf(req, reply.statusCode, sec, opts.observer);
       await opts.audit.record(event);
       opts.onAudit?.(event.outcome ?? '');
       return payload;
     } catch (err) {
       opts.onAuditFailure?.();
       log.error({ code: toHubError(err).code }, 'audit record not written, refusing the answer');
-      const message = 'audit unavailable, try again';
-      reply.code(503);
-      if (req.url.startsWith('/fhir/')) {
-        reply.type('application/fhir+json; charset=utf-8');
-        return JSON.stringify({
-          resourceType: 'OperationOutcome',
-          issue: [{ severity: 'fatal', code: 'transient', diagnostics: message }],
-        });
-      }
-      reply.type('application/json; charset=utf-8');
-      return JSON.stringify({ code: 'HUB_KAFKA_UNAVAILABLE', message, retriable: true });
+      return unauditedAnswer(req, reply);
     }
-  });
+  };
+}
+
+export function installSecurity(app: FastifyInstance, opts: SecurityOptions): void {
+  app.decorateRequest('principal', null);
+  app.decorateRequest('authProblem', null);
+  app.decorateRequest('decision', null);
+  app.decorateRequest('auditPatient', null);
+  app.decorateRequest('denyReason', null);
+  app.addHook('onRequest', authenticate(opts.verifier));
+  app.addHook('preValidation', step(precheck));
+  app.addHook('preHandler', step(authorize));
+  app.addHook('onSend', auditAnswers(opts));
 }

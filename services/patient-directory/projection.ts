@@ -1,44 +1,28 @@
 import type { Knex } from 'knex';
-import type { Projection } from '../../libs/db/projection.js';
-import { TOPIC_CATALOG } from '../../libs/events/index.js';
-import { evolve, touchedPatients, type PatientRow, type Rows } from './domain.js';
+import { EVENT_CONTRACTS } from '../../libs/events/index.js';
+import type { Projection } from '../../libs/projections/runner.js';
+import { readModelProjection, type ReadModel, type TableSpecs } from '../../libs/projections/store.js';
+import { evolve, needs, type DirectoryTables, type PatientRow } from './domain.js';
 
-export const PATIENT_TOPIC = TOPIC_CATALOG.find((t) => t.aggregate === 'patient')!.name;
+/** The one topic the directory reads (catalog name; a deployment's suffix is applied by the caller). */
+export const PATIENT_TOPIC = EVENT_CONTRACTS.PatientRegistered.topic;
 
-interface DbRow {
-  patient_id: string;
-  family: string | null;
-  given: string[];
-  birth_date: string | null;
-  gender: string | null;
-  identifiers: PatientRow['identifiers'];
-  merged_into: string | null;
-  version: number;
-  last_event_id: string;
-  updated_at: Date;
-}
+export const directoryTables: TableSpecs<DirectoryTables> = {
+  // No patientColumn: a merge marks the retired row (merged_into) instead of moving it.
+  patients: { key: 'patient_id', jsonColumns: ['identifiers'], timeColumns: ['updated_at'] },
+};
 
-function toRow(r: DbRow): PatientRow {
-  return {
-    patientId: r.patient_id,
-    family: r.family,
-    given: r.given,
-    birthDate: r.birth_date,
-    gender: r.gender,
-    identifiers: r.identifiers,
-    mergedInto: r.merged_into,
-    version: r.version,
-    lastEventId: r.last_event_id,
-    updatedAt: r.updated_at.getTime(),
-  };
-}
-
-export function patientDirectoryProjection(topic: string = PATIENT_TOPIC): Projection {
+export function directoryModel(topic: string = PATIENT_TOPIC): ReadModel<DirectoryTables> {
   return {
     name: 'patient-directory',
     topics: [topic],
+    tables: directoryTables,
+    needs,
+    evolve,
     migrations: [
       {
+        // Name and shape as before the directory ran on the projector kit: an
+        // adopted unversioned schema (legacy.ts) has this one applied already.
         name: '0001_patients',
         async up(knex: Knex, schema: string) {
           await knex.schema.withSchema(schema).createTable('patients', (t) => {
@@ -56,49 +40,20 @@ export function patientDirectoryProjection(topic: string = PATIENT_TOPIC): Proje
         },
       },
     ],
-    async apply(trx, schema, records) {
-      const ids = [...new Set(records.flatMap((r) => touchedPatients(r.event)))];
-      const current = (await trx
-        .withSchema(schema)
-        .from('patients')
-        .whereIn('patient_id', ids)
-        .forUpdate()
-        .select('*')) as DbRow[];
-      let rows: Rows = new Map(current.map((r) => [r.patient_id, toRow(r)]));
-      const before = rows;
-      for (const r of records) rows = evolve(rows, r.event);
-      const changed = [...rows.values()].filter((r) => before.get(r.patientId) !== r);
-      if (changed.length === 0) return;
-      // One multi-row upsert per batch, not one statement per event.
-      await trx
-        .withSchema(schema)
-        .into('patients')
-        .insert(
-          changed.map((r) => ({
-            patient_id: r.patientId,
-            family: r.family,
-            given: r.given,
-            birth_date: r.birthDate,
-            gender: r.gender,
-            identifiers: JSON.stringify(r.identifiers),
-            merged_into: r.mergedInto,
-            version: r.version,
-            last_event_id: r.lastEventId,
-            updated_at: new Date(r.updatedAt),
-          })),
-        )
-        .onConflict('patient_id')
-        .merge();
-    },
   };
 }
 
+export function patientDirectoryProjection(topic: string = PATIENT_TOPIC): Projection {
+  return readModelProjection(directoryModel(topic));
+}
+
+/** A patient's row as stored (times as epoch ms), read through `schema` (the stable schema's view in the service). */
 export async function findPatient(
   db: Knex,
   schema: string,
   patientId: string,
 ): Promise<PatientRow | undefined> {
   const r = (await db.withSchema(schema).from('patients').where({ patient_id: patientId }).first()) as
-    DbRow | undefined;
-  return r ? toRow(r) : undefined;
+    (Omit<PatientRow, 'updated_at'> & { updated_at: Date }) | undefined;
+  return r ? { ...r, updated_at: r.updated_at.getTime() } : undefined;
 }

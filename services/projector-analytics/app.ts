@@ -1,4 +1,3 @@
-import type { Knex } from 'knex';
 import {
   buildProjectorService,
   type ProjectorConfig,
@@ -6,10 +5,10 @@ import {
   type ProjectorService,
 } from '../../libs/projections/service.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
-import type { VersionHooks } from '../../libs/projections/versions.js';
-import type { IsRegistered } from './authorities.js';
+import type { IsRegistered } from '../../libs/read-models/analytics/authorities.js';
+import { ANALYTICS_VERSION_HOOKS, analyticsProjection } from '../../libs/read-models/analytics/model.js';
+import { ANALYTICS_VIEWS } from '../../libs/read-models/analytics/views.js';
 import { createDeadLetterTally } from './dead-letters.js';
-import { ANALYTICS_VIEWS, analyticsProjection, grantViews } from './projection.js';
 import { checkReportingTimeZone, writeReportingTimeZone } from './reporting-zone.js';
 
 export interface AnalyticsConfig extends ProjectorConfig {
@@ -28,28 +27,6 @@ export interface AnalyticsConfig extends ProjectorConfig {
    */
   reportingTimeZone?: string;
 }
-
-/** Analysts see the documented views of the stable schema, never its tables. */
-export async function grantStableViews(trx: Knex, stable: string): Promise<void> {
-  await grantViews(
-    trx,
-    stable,
-    ANALYTICS_VIEWS.map((v) => v.name),
-  );
-  for (const v of ANALYTICS_VIEWS) {
-    await trx.raw(`comment on view ??.?? is ${trx.raw('?', [v.doc]).toQuery()}`, [stable, v.name]);
-  }
-}
-
-/**
- * Grants on the stable views; the dead-letter tally and the reporting zone
- * (written by the live projector, not derived from the log) carried to a
- * new version, so a rebuild neither loses them nor needs the configuration.
- */
-export const ANALYTICS_VERSION_HOOKS: VersionHooks = {
-  afterSwitch: (trx, stable) => grantStableViews(trx, stable),
-  carryOver: ['dead_letters', 'settings'],
-};
 
 /**
  * projector-analytics: clinical topics → facts and documented SQL views

@@ -2,14 +2,10 @@
 // projector composition root, identically for every projector.
 import { z } from '../../libs/config/index.js';
 import { INGEST_TOPICS } from '../../libs/events/contracts.js';
-import {
-  deprecatedIdentityVariables,
-  identityEnvDeprecation,
-  identityPolicyFromSite,
-  isRegisteredSystem,
-} from '../../libs/identity/index.js';
+import { isRegisteredSystem } from '../../libs/identity/index.js';
+import { dlqTopicFor } from '../../libs/kafka/dlq.js';
 import { runProjectorMain } from '../../libs/projections/main.js';
-import { siteConfigFromEnv } from '../../libs/site-config/index.js';
+import { loadSite, siteEnv } from '../../libs/service/site.js';
 import { buildAnalyticsProjector } from './app.js';
 import { reportingTimeZone } from './reporting-zone.js';
 
@@ -22,22 +18,25 @@ await runProjectorMain({
     DEAD_LETTER_TOPICS: z
       .string()
       .default(
-        `${INGEST_TOPICS.hl7Dlq},hub.dlq.adapter-fhir,hub.dlq.patient-directory,hub.dlq.projector-billing,hub.dlq.projector-portal,hub.dlq.projector-analytics`,
+        [
+          INGEST_TOPICS.hl7Dlq,
+          ...[
+            'adapter-fhir',
+            'patient-directory',
+            'projector-billing',
+            'projector-portal',
+            'projector-analytics',
+          ].map((c) => dlqTopicFor(c)),
+        ].join(','),
       ),
     /**
      * The adapters' site configuration: its authorities are not listed as
      * unregistered; its defaultTimeZone is the zone days are counted in.
      */
-    HUB_SITE_CONFIG: z.string().optional(),
-    /** Deprecated (one release): use the site configuration. */
-    HUB_ENTERPRISE_ID_SYSTEMS: z.string().optional(),
-    HUB_AUTHORITY_ALIASES: z.string().optional(),
+    ...siteEnv,
   },
   build: (deps, cfg, env) => {
-    const deprecation = identityEnvDeprecation(env);
-    if (deprecation) deps.logger.warn({ deprecated: deprecatedIdentityVariables(env) }, deprecation);
-    const site = siteConfigFromEnv(env.HUB_SITE_CONFIG);
-    const policy = identityPolicyFromSite(site, env);
+    const { site, policy } = loadSite(env, deps.logger);
     return buildAnalyticsProjector(deps, {
       ...cfg,
       isRegistered: (system) => isRegisteredSystem(system, policy),

@@ -4,8 +4,9 @@ import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { eventually } from '../../test/support/harness.js';
 import { admitted, discharged } from '../../test/support/hospital-day.js';
 import { startProjectorRun, type ProjectorRun } from '../../test/support/projectors.js';
-import { ANALYTICS_VERSION_HOOKS, buildAnalyticsProjector } from './app.js';
-import { ANALYST_ROLE, analyticsProjection } from './projection.js';
+import { ANALYTICS_VERSION_HOOKS, analyticsProjection } from '../../libs/read-models/analytics/model.js';
+import { ANALYST_ROLE } from '../../libs/read-models/analytics/views.js';
+import { buildAnalyticsProjector } from './app.js';
 
 type Row = Record<string, unknown>;
 

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { ANALYTICS_VIEWS, reportingZoneSql } from './projection.js';
 import { reportingTimeZone } from './reporting-zone.js';
 
 describe('analytics: the reporting time zone', () => {
@@ -9,49 +8,5 @@ describe('analytics: the reporting time zone', () => {
 
   it('given no defaultTimeZone (no HL7 feeds, no site file), then days are UTC days', () => {
     expect(reportingTimeZone({})).toBe('UTC');
-  });
-
-  it('given the dated views, when built with the reporting zone, then every day bucket reads it and a time_zone column names it', () => {
-    const zone = reportingZoneSql('"analytics_v1"');
-    const zoned = ANALYTICS_VIEWS.filter((v) => v.zoned);
-    expect(zoned.map((v) => v.name)).toEqual([
-      'v_daily_admissions',
-      'v_daily_discharges',
-      'v_daily_census',
-      'v_ed_times',
-      'v_data_quality',
-      'v_events_per_source_day',
-      'v_rejected_input',
-    ]);
-    for (const v of zoned) {
-      const sql = v.sql('"analytics_v1"', zone);
-      expect(sql, v.name).not.toContain(`'UTC')::date`);
-      expect(sql, v.name).not.toMatch(/at time zone 'UTC'/);
-      expect(sql, v.name).toContain(`at time zone ${zone}`);
-      expect(sql, v.name).toContain(`${zone} as time_zone`);
-      expect(v.doc, v.name).toMatch(/reporting zone \(column time_zone/);
-    }
-  });
-
-  it('given the views without a zone (as migrations 0302–0304 create them), then they are the UTC views without a time_zone column', () => {
-    for (const v of ANALYTICS_VIEWS.filter((x) => x.zoned)) {
-      const sql = v.sql('"analytics_v1"');
-      expect(sql, v.name).toMatch(/at time zone 'UTC'/);
-      expect(sql, v.name).not.toContain('time_zone');
-      expect(sql, v.name).not.toContain('settings');
-    }
-  });
-
-  it('given a view without days, then it does not depend on the zone', () => {
-    for (const v of ANALYTICS_VIEWS.filter((x) => !x.zoned)) {
-      expect(v.sql('"s"', reportingZoneSql('"s"')), v.name).toBe(v.sql('"s"'));
-      expect(v.sql('"s"'), v.name).not.toContain('date_trunc');
-    }
-  });
-
-  it('the zone expression reads the one settings row and falls back to UTC when it is missing', () => {
-    expect(reportingZoneSql('"a"')).toBe(
-      `coalesce((select reporting_time_zone from "a".settings where id), 'UTC')`,
-    );
   });
 });

@@ -6,7 +6,7 @@ import {
   type ProjectorService,
 } from '../../libs/projections/service.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
-import { BILLING_VERSION_HOOKS, billingProjection } from './projection.js';
+import { BILLING_VERSION_HOOKS, billingProjection } from '../../libs/read-models/billing/model.js';
 
 export interface BillingConfig extends ProjectorConfig {
   topicFor?: (catalogName: string) => string;

@@ -7,7 +7,7 @@ import {
   type ProjectorService,
 } from '../../libs/projections/service.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
-import { portalProjection } from './projection.js';
+import { portalProjection } from '../../libs/read-models/portal/model.js';
 
 export interface PortalConfig extends ProjectorConfig {
   /** Names the clinical topics (catalog name → actual name, e.g. with a suffix). */

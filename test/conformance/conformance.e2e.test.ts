@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INGEST_TOPICS } from '../../libs/events/contracts.js';
 import { identityPolicyFromSite, isRegisteredSystem, patientKeyFor } from '../../libs/identity/index.js';
 import { loadSiteConfig } from '../../libs/site-config/index.js';
-import { RawMllpClient } from '../../services/adapter-hl7/raw-client.js';
+import { RawMllpClient } from '../support/raw-mllp-client.js';
 import { mllpFrame } from '../../libs/hl7/mllp.js';
 import { startTestApi, type TestApi } from '../support/api.js';
 import { freePort, repoDir, startProcess, type RunningProcess } from '../support/processes.js';

@@ -1,7 +1,17 @@
+import type { ClinicalEvent } from '../../libs/events/index.js';
+import {
+  keyOf,
+  type FhirStore,
+  type ImportCheckpoint,
+  type StoredResource,
+} from '../../libs/fhir/import/store.js';
 import type { IdentityPolicy } from '../../libs/identity/index.js';
+import type { EventProducer, RawRecord } from '../../libs/kafka/producer.js';
 import { createTransactionalProducer, type TransactionalProducer } from '../../libs/kafka/transactional.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { buildFhirAdapter, type FhirAdapter } from '../../services/adapter-fhir/app.js';
+import { createWriter, type Writer } from '../../services/adapter-fhir/writer.js';
+import { MRN_SYSTEM } from '../fixtures/fhir/generate.js';
 import type { TestContext } from './harness.js';
 
 /** The FHIR adapter in-process on a test's topics and schema, with its own transactional producer. */
@@ -57,5 +67,127 @@ export async function startTestFhirAdapter(
       await adapter.stop();
       await tx.disconnect();
     },
+  };
+}
+
+/**
+ * A store whose n-th save (1-based) fails: an import then stops after that chunk's
+ * events were acknowledged and before its rows and checkpoint were written, as a
+ * process killed at that moment would.
+ */
+export function storeFailingOnSave(store: FhirStore, n: number): FhirStore {
+  let saves = 0;
+  return {
+    ...store,
+    save(rows) {
+      saves++;
+      if (saves === n) return Promise.reject(new Error(`simulated crash after publishing chunk ${n}`));
+      return store.save(rows);
+    },
+  };
+}
+
+/** The adapter's store in memory, for route tests without Postgres; `rows` is what was saved. */
+export function memoryFhirStore(): FhirStore & { rows: Map<string, StoredResource> } {
+  const rows = new Map<string, StoredResource>();
+  const byIdentifier = new Map<string, string>();
+  const checkpoints = new Map<string, ImportCheckpoint>();
+  return {
+    rows,
+    migrate: () => Promise.resolve(),
+    getMany(keys) {
+      const out = new Map<string, StoredResource>();
+      for (const k of keys) {
+        const row = rows.get(keyOf(k.type, k.id));
+        if (row) out.set(keyOf(k.type, k.id), structuredClone(row));
+      }
+      return Promise.resolve(out);
+    },
+    findByIdentifier(type, system, value) {
+      const key = byIdentifier.get(`${type}|${system}|${value}`);
+      const row = key ? rows.get(key) : undefined;
+      return Promise.resolve(row ? structuredClone(row) : undefined);
+    },
+    save(saved) {
+      for (const r of saved) {
+        rows.set(keyOf(r.type, r.id), structuredClone(r));
+        for (const i of r.identifiers)
+          byIdentifier.set(`${r.type}|${i.system}|${i.value}`, keyOf(r.type, r.id));
+      }
+      return Promise.resolve();
+    },
+    getCheckpoint: (importKey) => Promise.resolve(checkpoints.get(importKey)),
+    saveCheckpoint(cp) {
+      checkpoints.set(cp.importKey, structuredClone(cp));
+      return Promise.resolve();
+    },
+  };
+}
+
+/**
+ * Producers that record instead of publishing. `failWith` makes every later write
+ * reject with that error (a broker that stopped acknowledging), until set back to null.
+ */
+export interface RecordingProducers {
+  producer: Pick<EventProducer, 'publish' | 'publishRaw'>;
+  txProducer: Pick<TransactionalProducer, 'publishAtomically'>;
+  published: ClinicalEvent[];
+  transactions: ClinicalEvent[][];
+  raw: RawRecord[];
+  failWith: Error | null;
+}
+
+export function recordingProducers(): RecordingProducers {
+  const rec: RecordingProducers = {
+    published: [],
+    transactions: [],
+    raw: [],
+    failWith: null,
+    producer: {
+      publish(events) {
+        if (rec.failWith) return Promise.reject(rec.failWith);
+        rec.published.push(...events);
+        return Promise.resolve(events.map((e) => ({ topic: e.type, eventId: e.data.meta.eventId })));
+      },
+      publishRaw(records) {
+        if (rec.failWith) return Promise.reject(rec.failWith);
+        rec.raw.push(...records);
+        return Promise.resolve();
+      },
+    },
+    txProducer: {
+      publishAtomically(events) {
+        if (rec.failWith) return Promise.reject(rec.failWith);
+        rec.transactions.push([...events]);
+        return Promise.resolve(events.map((e) => ({ topic: e.type, eventId: e.data.meta.eventId })));
+      },
+    },
+  };
+  return rec;
+}
+
+/** What a route test writes through: the adapter's Writer over an in-memory store and recording producers. */
+export interface InMemoryWrites {
+  writer: Writer;
+  store: ReturnType<typeof memoryFhirStore>;
+  rec: RecordingProducers;
+}
+
+export function inMemoryWrites(clock: () => number = Date.now): InMemoryWrites {
+  const rec = recordingProducers();
+  const store = memoryFhirStore();
+  const policy: IdentityPolicy = { enterpriseSystems: [MRN_SYSTEM], authorityAliases: {} };
+  return { rec, store, writer: createWriter({ ...rec, store, policy, sourceSystem: 'fhir-test', clock }) };
+}
+
+/** A valid Patient whose MRN (in MRN_SYSTEM, the enterprise system of inMemoryWrites) is `mrn`. */
+export function testPatient(mrn: string, extra: object = {}): object {
+  return {
+    resourceType: 'Patient',
+    identifier: [{ system: MRN_SYSTEM, value: mrn }],
+    name: [{ family: 'Testperson' }],
+    gender: 'female',
+    birthDate: '1980-02-03',
+    ...extra,
   };
 }

@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { startStack, stackConfig, type StackHandle } from '../../deploy/local/stack.js';
+import { startStack, stackConfig, type StackHandle } from '../../libs/stack/index.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

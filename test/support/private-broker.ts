@@ -1,17 +1,13 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { stackConfig, startStack, type StackConfig, type StackHandle } from '../../deploy/local/stack.js';
+import { stackConfig, startStack, type StackConfig, type StackHandle } from '../../libs/stack/index.js';
 import { mapHl7Message } from '../../libs/hl7/map.js';
 import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
 import { INGEST_TOPICS } from '../../libs/events/contracts.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
 import { createMetrics, type HubMetrics } from '../../libs/telemetry/metrics.js';
-import {
-  buildHl7Adapter,
-  type Hl7Adapter,
-  type Hl7AdapterConfig,
-  type SenderTimeZones,
-} from '../../services/adapter-hl7/app.js';
+import type { SenderTimeZones } from '../../libs/hl7/map-context.js';
+import { buildHl7Adapter, type Hl7Adapter, type Hl7AdapterConfig } from '../../services/adapter-hl7/app.js';
 import type { TestContext } from './harness.js';
 import { freePort, repoDir } from './processes.js';
 

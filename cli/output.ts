@@ -1,0 +1,54 @@
+/**
+ * How every `hub` command prints: an aligned table for people, JSON with
+ * `--json` for scripts. A leaf module (it imports nothing of the CLI) so that
+ * command modules share it without importing the entry point, cli/hub.ts.
+ */
+import type { Command } from 'commander';
+
+/** Rows as an aligned text table under upper-case headers; `(none)` when empty. Pure. */
+export function formatTable(rows: Record<string, unknown>[]): string {
+  if (rows.length === 0) return '(none)';
+  const cols = Object.keys(rows[0]!);
+  const cell = (v: unknown): string => {
+    if (v === null || v === undefined) return '';
+    if (typeof v === 'string') return v;
+    if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return v.toString();
+    return JSON.stringify(v);
+  };
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join(
+    '\n',
+  );
+}
+
+/** Indented JSON in which bigints (offsets, lags) are decimal strings. Pure. */
+export function toJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x), 2);
+}
+
+/** Whether the global `--json` option is set. */
+export function isJsonOutput(program: Command): boolean {
+  return Boolean(program.opts()['json']);
+}
+
+/** Writes synchronously-enough for short output: JSON with `--json`, else the table text. */
+export function print(json: boolean, value: unknown, table: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${table()}\n`);
+}
+
+/** Resolves once written: hub.ts exits right after the action, which would cut a piped write short. */
+export function writeOut(text: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    process.stdout.write(text, (err) => (err ? reject(err) : resolve())),
+  );
+}
+
+/** Like print, but resolves once the output is written (for output that can be long). */
+export function printAll(json: boolean, value: unknown, table: () => string): Promise<void> {
+  return writeOut(json ? `${toJson(value)}\n` : `${table()}\n`);
+}

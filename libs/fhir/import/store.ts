@@ -1,0 +1,230 @@
+import type { Resource } from '@medplum/fhirtypes';
+import type { Knex } from 'knex';
+import { assertSqlIdentifier, migrateSchema, toDbError, type Migration } from '../../db/index.js';
+import type { Location } from '../../events/index.js';
+
+/**
+ * The adapter's own small store: FHIR resource id ↔ identifiers ↔ patient
+ * key, versions, and import checkpoints. Written only after Kafka has
+ * acknowledged the events (the log stays the truth); if a write here is
+ * lost, the retry maps to the same version and so to the same event ids.
+ */
+export interface StoredResource {
+  type: string;
+  id: string;
+  version: number;
+  contentHash: string;
+  hubId: string;
+  patientKey: string;
+  status: string | null;
+  location: Location | null;
+  resource: Resource;
+  /** canonical system|value pairs of the resource's identifiers. */
+  identifiers: { system: string; value: string }[];
+}
+
+export interface ImportCheckpoint {
+  importKey: string;
+  lastLine: number;
+  counts: Record<string, number>;
+}
+
+export interface FhirStore {
+  migrate(): Promise<void>;
+  getMany(keys: readonly { type: string; id: string }[]): Promise<Map<string, StoredResource>>;
+  findByIdentifier(type: string, system: string, value: string): Promise<StoredResource | undefined>;
+  save(rows: readonly StoredResource[]): Promise<void>;
+  getCheckpoint(importKey: string): Promise<ImportCheckpoint | undefined>;
+  saveCheckpoint(cp: ImportCheckpoint): Promise<void>;
+}
+
+export const keyOf = (type: string, id: string): string => `${type}/${id}`;
+
+const migrations: Migration[] = [
+  {
+    name: '0001_fhir_store',
+    async up(knex, schema) {
+      await knex.schema.withSchema(schema).createTable('resources', (t) => {
+        t.text('resource_type').notNullable();
+        t.text('resource_id').notNullable();
+        t.integer('version').notNullable();
+        t.text('content_hash').notNullable();
+        t.text('hub_id').notNullable();
+        t.text('patient_key').notNullable();
+        t.text('status');
+        t.jsonb('location');
+        // json, not jsonb: the stored copy is served back with its original key order.
+        t.json('resource').notNullable();
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        t.primary(['resource_type', 'resource_id']);
+        t.index(['patient_key']);
+      });
+      await knex.schema.withSchema(schema).createTable('identifiers', (t) => {
+        t.text('resource_type').notNullable();
+        t.text('system').notNullable();
+        t.text('value').notNullable();
+        t.text('resource_id').notNullable();
+        t.primary(['resource_type', 'system', 'value']);
+      });
+      await knex.schema.withSchema(schema).createTable('import_checkpoints', (t) => {
+        t.text('import_key').primary();
+        t.bigInteger('last_line').notNullable();
+        t.jsonb('counts').notNullable();
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+      });
+    },
+  },
+];
+
+interface Row {
+  resource_type: string;
+  resource_id: string;
+  version: number;
+  content_hash: string;
+  hub_id: string;
+  patient_key: string;
+  status: string | null;
+  location: Location | null;
+  resource: Resource;
+}
+
+function fromRow(r: Row): StoredResource {
+  return {
+    type: r.resource_type,
+    id: r.resource_id,
+    version: r.version,
+    contentHash: r.content_hash,
+    hubId: r.hub_id,
+    patientKey: r.patient_key,
+    status: r.status,
+    location: r.location,
+    resource: r.resource,
+    identifiers: [],
+  };
+}
+
+async function db<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toDbError(err);
+  }
+}
+
+export function createFhirStore(knex: Knex, schemaName: string): FhirStore {
+  const schema = assertSqlIdentifier(schemaName);
+  return {
+    async migrate() {
+      await migrateSchema(knex, schema, migrations);
+    },
+    getMany(keys) {
+      return db(async () => {
+        const out = new Map<string, StoredResource>();
+        const uniq = [...new Map(keys.map((k) => [keyOf(k.type, k.id), k])).values()];
+        // Chunks keep the statement under Postgres' bind-parameter limit.
+        for (let i = 0; i < uniq.length; i += 2000) {
+          const part = uniq.slice(i, i + 2000);
+          if (part.length === 0) continue;
+          const rows = (await knex
+            .withSchema(schema)
+            .from('resources')
+            .whereIn(
+              ['resource_type', 'resource_id'],
+              part.map((k) => [k.type, k.id]),
+            )
+            .select('*')) as Row[];
+          for (const r of rows) out.set(keyOf(r.resource_type, r.resource_id), fromRow(r));
+        }
+        return out;
+      });
+    },
+    findByIdentifier(type, system, value) {
+      return db(async () => {
+        const rows: Row[] = await knex
+          .withSchema(schema)
+          .from('resources as r')
+          .join(knex.raw('??.identifiers as i', [schema]), function () {
+            this.on('i.resource_type', '=', 'r.resource_type').andOn('i.resource_id', '=', 'r.resource_id');
+          })
+          .where({ 'i.resource_type': type, 'i.system': system, 'i.value': value })
+          .select('r.*');
+        return rows[0] ? fromRow(rows[0]) : undefined;
+      });
+    },
+    save(rows) {
+      if (rows.length === 0) return Promise.resolve();
+      // Last write per resource wins within one call (an import chunk can touch a resource twice).
+      const last = [...new Map(rows.map((r) => [keyOf(r.type, r.id), r])).values()];
+      return db(() =>
+        knex.transaction(async (trx) => {
+          for (let i = 0; i < last.length; i += 500) {
+            const part = last.slice(i, i + 500);
+            await trx
+              .withSchema(schema)
+              .into('resources')
+              .insert(
+                part.map((r) => ({
+                  resource_type: r.type,
+                  resource_id: r.id,
+                  version: r.version,
+                  content_hash: r.contentHash,
+                  hub_id: r.hubId,
+                  patient_key: r.patientKey,
+                  status: r.status,
+                  location: r.location === null ? null : JSON.stringify(r.location),
+                  resource: JSON.stringify(r.resource),
+                  updated_at: trx.fn.now(),
+                })),
+              )
+              .onConflict(['resource_type', 'resource_id'])
+              .merge();
+            const ids = [
+              ...new Map(
+                part.flatMap((r) =>
+                  r.identifiers.map((x) => [
+                    `${r.type}|${x.system}|${x.value}`,
+                    { resource_type: r.type, system: x.system, value: x.value, resource_id: r.id },
+                  ]),
+                ),
+              ).values(),
+            ];
+            if (ids.length > 0) {
+              await trx
+                .withSchema(schema)
+                .into('identifiers')
+                .insert(ids)
+                .onConflict(['resource_type', 'system', 'value'])
+                .merge();
+            }
+          }
+        }),
+      );
+    },
+    getCheckpoint(importKey) {
+      return db(async () => {
+        const rows = (await knex
+          .withSchema(schema)
+          .from('import_checkpoints')
+          .where({ import_key: importKey })
+          .select('*')) as { import_key: string; last_line: string; counts: Record<string, number> }[];
+        const r = rows[0];
+        return r ? { importKey: r.import_key, lastLine: Number(r.last_line), counts: r.counts } : undefined;
+      });
+    },
+    saveCheckpoint(cp) {
+      return db(async () => {
+        await knex
+          .withSchema(schema)
+          .into('import_checkpoints')
+          .insert({
+            import_key: cp.importKey,
+            last_line: cp.lastLine,
+            counts: JSON.stringify(cp.counts),
+            updated_at: knex.fn.now(),
+          })
+          .onConflict('import_key')
+          .merge();
+      });
+    },
+  };
+}

@@ -1,0 +1,298 @@
+import type { Knex } from 'knex';
+import { HubError, isHubError } from '../errors/index.js';
+import type { EventCodec } from '../events/codec.js';
+import type { KafkaClient } from '../kafka/client.js';
+import {
+  createConsumerRunner,
+  type ConsumerRunner,
+  type ConsumerRunnerOptions,
+  type DeadLetter,
+  type DecodedRecord,
+  type PartitionBatch,
+} from '../kafka/consumer.js';
+import type { EventProducer } from '../kafka/producer.js';
+import type { Logger } from '../telemetry/logger.js';
+import { assertSqlIdentifier, migrateSchema, sqlArray, toDbError, type Migration } from '../db/index.js';
+
+const UNIQUE_VIOLATION = '23505';
+
+/**
+ * Thrown inside a projection transaction when an insert that assumed its keys
+ * were new met one that exists (a resent event id, or a row another instance
+ * created after this batch read it): the runner rolls the batch back and
+ * applies it again with `careful` set. Conflicts are rare, and the plain
+ * insert spares an index probe per row that `on conflict` costs.
+ */
+export class KeyExists extends Error {}
+
+/** Runs an insert that assumes its keys are new; a unique violation becomes KeyExists. */
+export async function insertAssumingNew(run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    if ((err as { code?: unknown } | null)?.code === UNIQUE_VIOLATION) throw new KeyExists();
+    throw err;
+  }
+}
+
+export interface ApplyOptions {
+  /**
+   * False on a batch's first attempt: rows the batch read and did not find may
+   * be inserted with insertAssumingNew. True when it is applied again after
+   * KeyExists: every write de-duplicates or upserts.
+   */
+  careful: boolean;
+}
+
+/**
+ * Exactly-once in effect: each batch is applied, de-duplicated by event id and
+ * checkpointed (per topic-partition offset) in one Postgres transaction; on
+ * start the consumer seeks to those checkpoints. Kafka's group offsets are
+ * committed afterwards (when `commitGroupOffsets` is set) only as a hint for
+ * tooling.
+ */
+export interface Projection {
+  /** Stable name; used for the consumer group and the checkpoint rows. */
+  name: string;
+  topics: readonly string[];
+  migrations: readonly Migration[];
+  /** Applies events that were not applied before, in log order, inside the transaction. */
+  apply(
+    trx: Knex.Transaction,
+    schema: string,
+    records: readonly DecodedRecord[],
+    opts?: ApplyOptions,
+  ): Promise<void>;
+  /** Optional: sees resends suppressed by event id (a data-quality measure), in the same transaction. */
+  duplicates?(trx: Knex.Transaction, schema: string, records: readonly DecodedRecord[]): Promise<void>;
+}
+
+export const projectionBaseMigrations: readonly Migration[] = [
+  {
+    name: '0000_projection_bookkeeping',
+    async up(knex, schema) {
+      await knex.schema.withSchema(schema).createTable('checkpoints', (t) => {
+        t.text('topic').notNullable();
+        t.integer('partition').notNullable();
+        t.bigInteger('last_offset').notNullable();
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        t.primary(['topic', 'partition']);
+      });
+      await knex.schema.withSchema(schema).createTable('applied_events', (t) => {
+        t.uuid('event_id').primary();
+        t.text('topic').notNullable();
+        t.integer('partition').notNullable();
+        t.bigInteger('offset').notNullable();
+        t.timestamp('applied_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+      });
+    },
+  },
+];
+
+export async function migrateProjection(
+  knex: Knex,
+  schema: string,
+  projection: Projection,
+): Promise<string[]> {
+  return migrateSchema(knex, schema, [...projectionBaseMigrations, ...projection.migrations]);
+}
+
+export async function storedOffsets(
+  knex: Knex,
+  schema: string,
+  topic: string,
+  partitions?: readonly number[],
+): Promise<Map<number, bigint>> {
+  let q = knex.withSchema(schema).from('checkpoints').select('partition', 'last_offset').where({ topic });
+  if (partitions) q = q.whereIn('partition', [...partitions]);
+  const rows = (await q) as { partition: number; last_offset: string }[];
+  return new Map(rows.map((r) => [r.partition, BigInt(r.last_offset)]));
+}
+
+export interface ProjectionRunnerOptions {
+  projection: Projection;
+  schema: string;
+  groupId?: string;
+  db: Knex;
+  kafka: KafkaClient;
+  codec: EventCodec;
+  producer: EventProducer;
+  dlqTopic: string;
+  logger: Logger;
+  maxRetries?: number;
+  onDeadLetter?(dl: DeadLetter): void;
+  onApplied?(topic: string, count: number): void;
+  onFatal?(err: HubError): void;
+  onBatch?: ConsumerRunnerOptions['onBatch'];
+  /**
+   * Also commit the checkpointed offsets to the consumer group, after the
+   * transaction (see ConsumerRunnerOptions): for long-lived groups, whose
+   * offsets kafka-consumer-groups, lag exporters and `hub status` show.
+   * Off by default: a throw-away group (a rebuild's, one per run) would stay
+   * listed with a growing lag for the broker's offset retention (7 days).
+   * Resuming reads the checkpoints either way.
+   */
+  commitGroupOffsets?: boolean;
+}
+
+/** Where a runner applies its batches. */
+interface BatchTarget {
+  db: Knex;
+  schema: string;
+  projection: Projection;
+}
+
+/**
+ * Records the pending events' ids and returns those to apply: each id once,
+ * never one applied before. Resends are rare, so first as a plain insert
+ * (nothing returned, no `on conflict` probe); a batch that meets an id
+ * already held, or holds one twice, is redone de-duplicating (KeyExists).
+ */
+async function recordApplied(
+  schema: string,
+  trx: Knex.Transaction,
+  pending: DecodedRecord[],
+  careful: boolean,
+): Promise<DecodedRecord[]> {
+  // Columns as arrays (unnest), not a VALUES list: a fixed handful of
+  // parameters whatever the batch size, nothing for knex or Postgres to number.
+  const bindings = [
+    schema,
+    sqlArray(pending.map((r) => r.event.data.meta.eventId)),
+    sqlArray(pending.map((r) => r.topic)),
+    sqlArray(pending.map((r) => String(r.partition))),
+    sqlArray(pending.map((r) => r.offset.toString())),
+  ];
+  const insert = `insert into ??.applied_events (event_id, topic, partition, "offset")
+    select * from unnest(?::uuid[], ?::text[], ?::int[], ?::bigint[])`;
+  if (!careful) {
+    await insertAssumingNew(() => trx.raw(insert, bindings));
+    return pending;
+  }
+  const inserted = await trx.raw<{ rows: { event_id: string }[] }>(
+    `${insert} on conflict (event_id) do nothing returning event_id`,
+    bindings,
+  );
+  const fresh = new Set(inserted.rows.map((r) => r.event_id));
+  // The same event id can appear twice in one batch (a resend); only
+  // its first occurrence is applied.
+  const seen = new Set<string>();
+  return pending.filter((r) => {
+    const id = r.event.data.meta.eventId;
+    if (!fresh.has(id) || seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+/**
+ * One transaction for the batches of one or more partitions: the same
+ * statements whatever their number, which is what grouping saves (live
+ * traffic brings a few records per partition and fetch).
+ */
+async function applyBatches(
+  target: BatchTarget,
+  batches: readonly PartitionBatch[],
+  careful: boolean,
+): Promise<void> {
+  const { db, schema, projection } = target;
+  await db.transaction(async (trx) => {
+    // Row locks on the checkpoints serialise two instances that were both
+    // (briefly, during a rebalance) given a partition; taken in key order,
+    // so two groups cannot deadlock on them.
+    const rows: { topic: string; partition: number; last_offset: string }[] = await trx
+      .withSchema(schema)
+      .from('checkpoints')
+      .whereIn(
+        ['topic', 'partition'],
+        batches.map((b) => [b.topic, b.partition]),
+      )
+      .orderBy(['topic', 'partition'])
+      .forUpdate()
+      .select('topic', 'partition', 'last_offset');
+    const doneBy = new Map(rows.map((r) => [`${r.topic}\u0000${r.partition}`, BigInt(r.last_offset)]));
+    const done = (b: PartitionBatch) => doneBy.get(`${b.topic}\u0000${b.partition}`) ?? -1n;
+    const pending = batches.flatMap((b) => {
+      const d = done(b);
+      return b.records.filter((r) => r.offset > d);
+    });
+    if (pending.length > 0) {
+      const toApply = await recordApplied(schema, trx, pending, careful);
+      if (toApply.length > 0) await projection.apply(trx, schema, toApply, { careful });
+      if (projection.duplicates && toApply.length < pending.length) {
+        const applied = new Set(toApply);
+        await projection.duplicates(
+          trx,
+          schema,
+          pending.filter((r) => !applied.has(r)),
+        );
+      }
+    }
+    const moved = batches.filter((b) => b.lastOffset > done(b));
+    if (moved.length > 0) {
+      await trx
+        .withSchema(schema)
+        .into('checkpoints')
+        .insert(
+          moved.map((b) => ({
+            topic: b.topic,
+            partition: b.partition,
+            last_offset: b.lastOffset.toString(),
+            updated_at: trx.fn.now(),
+          })),
+        )
+        .onConflict(['topic', 'partition'])
+        .merge();
+    }
+  });
+}
+
+export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerRunner {
+  const { db, projection } = opts;
+  const schema = assertSqlIdentifier(opts.schema);
+  const groupId = opts.groupId ?? `hub.projection.${projection.name}.${schema}`;
+  const target: BatchTarget = { db, schema, projection };
+
+  async function handleGroup(batches: PartitionBatch[]): Promise<void> {
+    try {
+      try {
+        await applyBatches(target, batches, false);
+      } catch (err) {
+        if (!(err instanceof KeyExists)) throw err;
+        await applyBatches(target, batches, true);
+      }
+    } catch (err) {
+      if (isHubError(err)) throw err;
+      const mapped = toDbError(err);
+      if (mapped.code === 'HUB_DB_ERROR') {
+        throw new HubError(
+          'HUB_PROJECTION_FAILED',
+          `${projection.name} could not apply a batch: ${mapped.message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+      throw mapped;
+    }
+  }
+
+  return createConsumerRunner({
+    kafka: opts.kafka,
+    codec: opts.codec,
+    producer: opts.producer,
+    groupId,
+    topics: projection.topics,
+    dlqTopic: opts.dlqTopic,
+    logger: opts.logger.child({ projection: projection.name, schema }),
+    handle: (batch) => handleGroup([batch]),
+    handleGroup,
+    storedOffsets: (topic, partitions) => storedOffsets(db, schema, topic, partitions),
+    ...(opts.maxRetries === undefined ? {} : { maxRetries: opts.maxRetries }),
+    ...(opts.onDeadLetter ? { onDeadLetter: opts.onDeadLetter } : {}),
+    ...(opts.onApplied ? { onApplied: opts.onApplied } : {}),
+    ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
+    ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
+    commitGroupOffsets: opts.commitGroupOffsets ?? false,
+  });
+}

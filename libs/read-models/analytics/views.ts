@@ -1,0 +1,299 @@
+import type { Knex } from 'knex';
+
+/**
+ * The analytics view catalogue: the documented views analysts read (role
+ * hub_analyst), as the migrations create them and the query API serves
+ * them, plus the grants that make them the only objects analysts can read.
+ */
+
+/** The read-only role analysts use (directly or via `grant hub_analyst to <login>`). */
+export const ANALYST_ROLE = 'hub_analyst';
+
+/**
+ * The site's reporting zone as the views read it: the one-row `settings`
+ * table (migration 0305) that the projector writes at start from its
+ * validated configuration. Read when a view is queried, so changing the
+ * zone needs a restart, not a rebuild, and the fact tables (UTC instants)
+ * are the same whatever the zone: a replay stays deterministic.
+ */
+export const reportingZoneSql = (s: string) =>
+  `coalesce((select reporting_time_zone from ${s}.settings where id), 'UTC')`;
+
+/**
+ * A view's SQL over schema `s`. `tz` is the SQL expression of the zone days
+ * are counted in: absent, the literal 'UTC' the views had before 0305 (their
+ * migrations 0302–0304 are replayed as they were); given, the reporting zone,
+ * and dated views end with a `time_zone` column naming it.
+ */
+type ViewSql = (s: string, tz?: string) => string;
+
+const zoneOf = (tz: string | undefined) => tz ?? `'UTC'`;
+const zoneColumn = (tz: string | undefined) => (tz ? `, ${tz} as time_zone` : '');
+
+const DAYS_DOC =
+  "Days are calendar days in the site's reporting zone (column time_zone: the site configuration's defaultTimeZone, UTC when none is configured).";
+
+/**
+ * One documented view: its SQL (migrations), its documentation (`comment on
+ * view`, GET /views of projector-analytics) and its columns as the query API
+ * reads them (services/api/analytics-views.ts). Declared once, here, so the
+ * view the projector creates and the one the API queries cannot drift.
+ */
+export interface AnalyticsView {
+  name: string;
+  doc: string;
+  sql: ViewSql;
+  /** The migration that creates it, when not the first views migration. */
+  addedIn?: string;
+  /**
+   * Buckets by day (a `day` column, "dated" in the API): replaced by 0305 to
+   * count days in the reporting zone.
+   */
+  zoned?: true;
+  /** Its columns besides `day`: dimensions, measures that can be summed when regrouped, other measures. */
+  columns: { dims: readonly string[]; sums: readonly string[]; others: readonly string[] };
+  /** False: not served by the query API. */
+  inApi?: false;
+}
+
+/**
+ * The documented views: the only objects the analyst role can read. Times
+ * are UTC instants; days are calendar days in the reporting zone (above).
+ * Minutes/hours are fractional.
+ */
+export const ANALYTICS_VIEWS: readonly AnalyticsView[] = [
+  {
+    name: 'v_daily_admissions',
+    columns: { dims: ['unit', 'encounter_class'], sums: ['admissions'], others: [] },
+    doc: `Admissions (encounter starts, cancelled visits excluded) per day, admitting unit and encounter class. ${DAYS_DOC}`,
+    zoned: true,
+    sql: (s, tz) => `select date_trunc('day', admitted_at at time zone ${zoneOf(tz)})::date as day,
+        coalesce(movements->0->>'unit', 'unknown') as unit, encounter_class, count(*)::int as admissions${zoneColumn(tz)}
+      from ${s}.encounters where not cancelled and admitted_at is not null group by 1, 2, 3`,
+  },
+  {
+    name: 'v_daily_discharges',
+    columns: { dims: ['unit', 'encounter_class'], sums: ['discharges'], others: [] },
+    doc: `Discharges per day, discharging unit (last movement) and encounter class. ${DAYS_DOC}`,
+    zoned: true,
+    sql: (s, tz) => `select date_trunc('day', discharged_at at time zone ${zoneOf(tz)})::date as day,
+        coalesce(movements->(jsonb_array_length(movements) - 1)->>'unit', 'unknown') as unit,
+        encounter_class, count(*)::int as discharges${zoneColumn(tz)}
+      from ${s}.encounters where not cancelled and discharged_at is not null group by 1, 2, 3`,
+  },
+  {
+    name: 'v_daily_census',
+    columns: { dims: ['unit', 'encounter_class'], sums: ['census'], others: [] },
+    doc: `Midnight census: patients in house at the end of each day (24:00 local), by the unit they were in then and class. ${DAYS_DOC}`,
+    zoned: true,
+    // Days are local midnights; "(d + 1 day) at time zone" is the instant of the next local midnight (DST-aware).
+    sql: (s, tz) => `with bounds as (
+        select min(admitted_at) as lo, max(greatest(admitted_at, coalesce(discharged_at, admitted_at))) as hi
+          from ${s}.encounters where not cancelled),
+      days as (select generate_series(date_trunc('day', lo at time zone ${zoneOf(tz)}), date_trunc('day', hi at time zone ${zoneOf(tz)}), interval '1 day') as d from bounds)
+      select days.d::date as day, coalesce(u.unit, 'unknown') as unit, e.encounter_class, count(*)::int as census${zoneColumn(tz)}
+        from days
+        join ${s}.encounters e on not e.cancelled
+          and e.admitted_at < (days.d + interval '1 day') at time zone ${zoneOf(tz)}
+          and (e.discharged_at is null or e.discharged_at >= (days.d + interval '1 day') at time zone ${zoneOf(tz)})
+        left join lateral (
+          select m->>'unit' as unit from jsonb_array_elements(e.movements) m
+           where to_timestamp((m->>'at')::bigint / 1000.0) < (days.d + interval '1 day') at time zone ${zoneOf(tz)}
+           order by (m->>'at')::bigint desc limit 1) u on true
+       group by 1, 2, 3`,
+  },
+  {
+    name: 'v_length_of_stay',
+    columns: {
+      dims: ['encounter_class'],
+      sums: [],
+      others: ['encounters', 'mean_hours', 'p50_hours', 'p90_hours'],
+    },
+    doc: 'Length of stay (hours) of discharged, not cancelled encounters by class: count, mean, median, p90.',
+    sql: (s) => `select encounter_class, count(*)::int as encounters,
+        round(avg(extract(epoch from discharged_at - admitted_at) / 3600)::numeric, 2) as mean_hours,
+        round(percentile_cont(0.5) within group (order by extract(epoch from discharged_at - admitted_at) / 3600)::numeric, 2) as p50_hours,
+        round(percentile_cont(0.9) within group (order by extract(epoch from discharged_at - admitted_at) / 3600)::numeric, 2) as p90_hours
+      from ${s}.encounters where not cancelled and discharged_at is not null and admitted_at is not null group by 1`,
+  },
+  {
+    name: 'v_turnaround',
+    columns: {
+      dims: ['category', 'code', 'display', 'priority'],
+      sums: [],
+      others: ['orders', 'p50_minutes', 'p90_minutes', 'p95_minutes'],
+    },
+    doc: 'Order placed → first final result (minutes), by category, order code and priority: count, p50, p90, p95. Cancelled orders excluded.',
+    sql: (s) => `with t as (
+        select o.category, o.code, o.display, o.priority,
+               extract(epoch from min(r.first_final_at) - o.ordered_at) / 60 as minutes
+          from ${s}.orders o join ${s}.results r on r.order_id = o.order_id
+         where not o.cancelled and o.ordered_at is not null and r.first_final_at is not null
+         group by o.order_id, o.category, o.code, o.display, o.priority, o.ordered_at)
+      select category, code, max(display) as display, priority, count(*)::int as orders,
+        round(percentile_cont(0.5) within group (order by minutes)::numeric, 1) as p50_minutes,
+        round(percentile_cont(0.9) within group (order by minutes)::numeric, 1) as p90_minutes,
+        round(percentile_cont(0.95) within group (order by minutes)::numeric, 1) as p95_minutes
+      from t group by category, code, priority`,
+  },
+  {
+    name: 'v_ed_times',
+    columns: { dims: [], sums: [], others: ['visits', 'p50_minutes', 'p90_minutes'] },
+    doc: `Emergency visits: arrival → departure (minutes) per arrival day: count, p50, p90. ${DAYS_DOC}`,
+    zoned: true,
+    sql: (
+      s,
+      tz,
+    ) => `select date_trunc('day', admitted_at at time zone ${zoneOf(tz)})::date as day, count(*)::int as visits,
+        round(percentile_cont(0.5) within group (order by extract(epoch from discharged_at - admitted_at) / 60)::numeric, 1) as p50_minutes,
+        round(percentile_cont(0.9) within group (order by extract(epoch from discharged_at - admitted_at) / 60)::numeric, 1) as p90_minutes${zoneColumn(tz)}
+      from ${s}.encounters where encounter_class = 'emergency' and not cancelled
+        and admitted_at is not null and discharged_at is not null group by 1`,
+  },
+  {
+    name: 'v_result_volumes',
+    columns: { dims: ['code', 'display'], sums: [], others: ['observations', 'abnormal', 'abnormal_rate'] },
+    doc: 'Released results (final/corrected, latest version) by observation code: observations, abnormal count and rate.',
+    sql: (s) => `select o->>'code' as code, max(o->>'display') as display, count(*)::int as observations,
+        count(*) filter (where (o->>'abnormal')::boolean)::int as abnormal,
+        round(count(*) filter (where (o->>'abnormal')::boolean)::numeric / count(*), 4) as abnormal_rate
+      from ${s}.results r, jsonb_array_elements(r.observations) o
+      where r.version_rank in (2, 3) group by 1`,
+  },
+  {
+    name: 'v_data_quality',
+    columns: { dims: ['source_system', 'measure'], sums: ['n'], others: [] },
+    doc: `Input quality per day (ingest time) and source system: duplicates suppressed (resends), out-of-order arrivals (clinical time earlier than an event already seen on the same patient stream), results corrected. ${DAYS_DOC}`,
+    zoned: true,
+    sql: (
+      s,
+      tz,
+    ) => `select date_trunc('day', recorded_at at time zone ${zoneOf(tz)})::date as day, source_system,
+          'duplicate_suppressed' as measure, count(*)::int as n${zoneColumn(tz)} from ${s}.duplicates group by 1, 2
+      union all
+      select date_trunc('day', recorded_at at time zone ${zoneOf(tz)})::date, source_system, 'out_of_order_arrival', count(*)::int${zoneColumn(tz)}
+        from ${s}.event_log where out_of_order group by 1, 2
+      union all
+      select date_trunc('day', recorded_at at time zone ${zoneOf(tz)})::date, source_system, 'result_corrected', count(*)::int${zoneColumn(tz)}
+        from ${s}.event_log where event_type = 'ResultCorrected' group by 1, 2`,
+  },
+  {
+    name: 'v_events_per_source_day',
+    columns: { dims: ['source_system', 'event_type'], sums: ['events'], others: [] },
+    doc: `System usage: events per day (ingest time), source system and event type. ${DAYS_DOC}`,
+    zoned: true,
+    sql: (
+      s,
+      tz,
+    ) => `select date_trunc('day', recorded_at at time zone ${zoneOf(tz)})::date as day, source_system, event_type,
+        count(*)::int as events${zoneColumn(tz)} from ${s}.event_log group by 1, 2, 3`,
+  },
+  {
+    name: 'v_rejected_input',
+    columns: { dims: ['dlq_topic', 'source', 'reason'], sums: ['records'], others: [] },
+    // Never listed by the query API (GET /analytics/views); serving it there is a decision of
+    // its own (dead-letter sources and reasons): analysts read it in SQL.
+    inApi: false,
+    doc: `Input refused or parked on a dead-letter topic (adapters and projectors), per day, dead-letter topic, source and reason code. ${DAYS_DOC}`,
+    addedIn: '0303_dead_letters',
+    zoned: true,
+    sql: (
+      s,
+      tz,
+    ) => `select date_trunc('day', recorded_at at time zone ${zoneOf(tz)})::date as day, dlq_topic, source, reason,
+        count(*)::int as records${zoneColumn(tz)} from ${s}.dead_letters group by 1, 2, 3, 4`,
+  },
+  {
+    name: 'v_unregistered_authorities',
+    columns: {
+      dims: ['system', 'kinds', 'sources', 'first_seen', 'last_seen'],
+      sums: [],
+      others: ['events'],
+    },
+    doc: 'Data quality: identifier systems of assigning authorities the site configuration does not register (patient identifiers, visit numbers, order numbers), with the events carrying them, first and last ingest time (UTC), which identifiers and which senders. Register each in the site configuration (docs/site-configuration.md).',
+    addedIn: '0304_unregistered_authorities',
+    sql: (s) => `select system,
+        (select string_agg(k, ', ' order by k) from jsonb_array_elements_text(kinds) k) as kinds,
+        (select string_agg(x, ', ' order by x) from jsonb_array_elements_text(sources) x) as sources,
+        events,
+        to_char(first_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as first_seen,
+        to_char(last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as last_seen
+      from ${s}.unregistered_authorities`,
+  },
+];
+
+/**
+ * Role creation is cluster-wide and races when several schemas migrate at
+ * once (parallel tests, a rebuild next to the live version): create only if
+ * missing and treat "already exists" as success.
+ */
+export async function ensureAnalystRole(knex: Knex): Promise<void> {
+  await knex.raw(`do $$ begin
+      if not exists (select 1 from pg_roles where rolname = '${ANALYST_ROLE}') then
+        create role ${ANALYST_ROLE} nologin;
+      end if;
+    exception when duplicate_object or unique_violation then null;
+    end $$`);
+}
+
+/**
+ * Creates the documented views a migration adds (the first views migration:
+ * those without `addedIn`), with their docs, and grants them to analysts.
+ */
+export async function createViewsOf(
+  knex: Knex,
+  schema: string,
+  migration: string | undefined,
+): Promise<void> {
+  const added = ANALYTICS_VIEWS.filter((x) => x.addedIn === migration);
+  for (const v of added) {
+    await knex.raw(`create view ??.?? as ${v.sql(`"${schema}"`)}`, [schema, v.name]);
+    await commentOnView(knex, schema, v);
+  }
+  await grantViews(
+    knex,
+    schema,
+    added.map((v) => v.name),
+  );
+}
+
+/**
+ * Migration 0305: every dated view counts days in the reporting zone and
+ * ends with a `time_zone` column. "create or replace" (same columns,
+ * time_zone appended) keeps the stable schema's views that select from
+ * these working in between.
+ */
+export async function zoneDatedViews(knex: Knex, schema: string): Promise<void> {
+  const zoned = ANALYTICS_VIEWS.filter((x) => x.zoned);
+  for (const v of zoned) {
+    const sql = v.sql(`"${schema}"`, reportingZoneSql(`"${schema}"`));
+    await knex.raw(`create or replace view ??.?? as ${sql}`, [schema, v.name]);
+    await commentOnView(knex, schema, v);
+  }
+  await grantViews(
+    knex,
+    schema,
+    zoned.map((v) => v.name),
+  );
+}
+
+async function commentOnView(knex: Knex, schema: string, v: AnalyticsView): Promise<void> {
+  await knex.raw(`comment on view ??.?? is ${knex.raw('?', [v.doc]).toQuery()}`, [schema, v.name]);
+}
+
+/** Grants the analyst role usage of a schema and select on the given views only. */
+export async function grantViews(knex: Knex, schema: string, views: readonly string[]): Promise<void> {
+  await ensureAnalystRole(knex);
+  await knex.raw(`grant usage on schema ?? to ${ANALYST_ROLE}`, [schema]);
+  for (const v of views) await knex.raw(`grant select on ??.?? to ${ANALYST_ROLE}`, [schema, v]);
+}
+
+/** Analysts see the documented views of the stable schema, never its tables. */
+export async function grantStableViews(trx: Knex, stable: string): Promise<void> {
+  await grantViews(
+    trx,
+    stable,
+    ANALYTICS_VIEWS.map((v) => v.name),
+  );
+  for (const v of ANALYTICS_VIEWS) await commentOnView(trx, stable, v);
+}

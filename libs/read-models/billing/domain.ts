@@ -1,0 +1,277 @@
+import type { ClinicalEvent, ResultReported } from '../../events/index.js';
+import { undonePart, classOf, isReleasedStatus } from '../../projections/clinical.js';
+import {
+  evolveByType,
+  type Draft,
+  type EventOf,
+  type EvolveHandlers,
+  type Needs,
+  type Resolve,
+} from '../../projections/store.js';
+
+/**
+ * Billing's read model: an account per encounter and one charge line per
+ * order. Pure: evolves a draft of rows, no I/O.
+ *
+ * A line's own lifecycle is decided here (`lineStatus`): pending when
+ * ordered, billable once a final (or corrected) result exists, voided when
+ * the order is cancelled. Keyed by order id, so a correction or a resend
+ * can never add a second charge. Voiding by a cancelled encounter, and the
+ * price, are joined at read time (views `charges`, `billing_problems`), so an
+ * encounter cancelled before or after its orders arrive, or a chargemaster
+ * edit, gives the same answer.
+ */
+export type AccountStatus = 'placeholder' | 'open' | 'discharged' | 'cancelled';
+export type LineStatus = 'pending' | 'billable' | 'voided' | 'unordered';
+
+export interface AccountRow {
+  encounter_id: string;
+  patient_id: string;
+  encounter_class: string | null;
+  admitted_at: number | null;
+  discharged_at: number | null;
+  status: AccountStatus;
+  payer: string | null;
+}
+
+export interface ChargeLineRow {
+  line_id: string;
+  patient_id: string;
+  order_id: string | null;
+  encounter_id: string | null;
+  code: string;
+  code_system: string;
+  description: string | null;
+  category: string;
+  priority: string | null;
+  ordered_at: number | null;
+  placed: boolean;
+  order_cancelled: boolean;
+  first_final_at: number | null;
+  final_result_id: string | null;
+  status: LineStatus;
+}
+
+export interface BillingTables {
+  accounts: AccountRow;
+  charge_lines: ChargeLineRow;
+}
+
+export function lineStatus(
+  l: Pick<ChargeLineRow, 'placed' | 'order_cancelled' | 'first_final_at'>,
+): LineStatus {
+  if (l.order_cancelled) return 'voided';
+  if (!l.placed) return 'unordered';
+  return l.first_final_at !== null ? 'billable' : 'pending';
+}
+
+const lineKeyOfResult = (d: { orderId: string | null; resultId: string }) =>
+  d.orderId ?? `result:${d.resultId}`;
+
+function stubAccount(encounterId: string, patientId: string): AccountRow {
+  return {
+    encounter_id: encounterId,
+    patient_id: patientId,
+    encounter_class: null,
+    admitted_at: null,
+    discharged_at: null,
+    status: 'placeholder',
+    payer: null,
+  };
+}
+
+function stubLine(key: string, patientId: string): ChargeLineRow {
+  return {
+    line_id: key,
+    patient_id: patientId,
+    order_id: null,
+    encounter_id: null,
+    code: '',
+    code_system: '',
+    description: null,
+    category: 'other',
+    priority: null,
+    ordered_at: null,
+    placed: false,
+    order_cancelled: false,
+    first_final_at: null,
+    final_result_id: null,
+    status: 'unordered',
+  };
+}
+
+function putLine(draft: Draft<BillingTables>, l: ChargeLineRow): void {
+  draft.put('charge_lines', l.line_id, { ...l, status: lineStatus(l) });
+}
+
+function ensureAccount(draft: Draft<BillingTables>, encounterId: string | null, patientId: string): void {
+  if (encounterId && !draft.get('accounts', encounterId))
+    draft.put('accounts', encounterId, stubAccount(encounterId, patientId));
+}
+
+function applyResult(draft: Draft<BillingTables>, d: ResultReported, patientId: string): void {
+  const key = lineKeyOfResult(d);
+  const prev = draft.get('charge_lines', key) ?? {
+    ...stubLine(key, patientId),
+    order_id: d.orderId,
+    code: d.code.code,
+    code_system: d.code.system,
+    description: d.code.display,
+    category: d.category,
+  };
+  const encounterId = prev.encounter_id ?? d.encounterId;
+  // Only the event's own encounter was loaded; a line's earlier encounter got its account then.
+  if (prev.encounter_id === null) ensureAccount(draft, d.encounterId, patientId);
+  if (!isReleasedStatus(d.status)) {
+    if (!draft.get('charge_lines', key)) putLine(draft, { ...prev, encounter_id: encounterId });
+    return;
+  }
+  const at = d.issuedAt ?? d.meta.occurredAt;
+  // The first release bills; a correction or a resend finds it already there.
+  const first =
+    prev.first_final_at === null ||
+    at < prev.first_final_at ||
+    (at === prev.first_final_at && d.resultId < (prev.final_result_id ?? ''));
+  putLine(draft, {
+    ...prev,
+    encounter_id: encounterId,
+    ...(first ? { first_final_at: at, final_result_id: d.resultId } : {}),
+  });
+}
+
+export function needs(e: ClinicalEvent, resolve: Resolve): Needs<BillingTables> {
+  switch (e.type) {
+    // Attachments (PDF reports) carry nothing billable: the result event bills.
+    case 'AttachmentStored':
+    case 'PatientRegistered':
+    case 'PatientUpdated':
+    case 'PatientsMerged':
+      return {};
+    case 'EncounterStarted':
+    case 'EncounterTransferred':
+    case 'EncounterEnded':
+    case 'EncounterCancelled':
+    case 'EncounterTransferCancelled':
+    case 'EncounterDischargeCancelled':
+      return { accounts: [e.data.encounterId] };
+    case 'OrderPlaced':
+      return {
+        charge_lines: [e.data.orderId],
+        ...(e.data.encounterId ? { accounts: [e.data.encounterId] } : {}),
+      };
+    case 'OrderCancelled':
+    case 'OrderStatusChanged':
+      return { charge_lines: [e.data.orderId] };
+    case 'ResultReported':
+    case 'ResultCorrected':
+      void resolve;
+      return {
+        charge_lines: [lineKeyOfResult(e.data)],
+        ...(e.data.encounterId ? { accounts: [e.data.encounterId] } : {}),
+      };
+  }
+}
+
+function encounterStarted(
+  draft: Draft<BillingTables>,
+  e: EventOf<'EncounterStarted'>,
+  resolve: Resolve,
+): void {
+  const d = e.data;
+  const pid = resolve(d.patientId);
+  const prev = draft.get('accounts', d.encounterId);
+  draft.put('accounts', d.encounterId, {
+    encounter_id: d.encounterId,
+    patient_id: pid,
+    encounter_class: classOf(d.encounterClass),
+    admitted_at: d.admittedAt ?? d.meta.occurredAt,
+    discharged_at: prev?.discharged_at ?? null,
+    status: prev?.status === 'cancelled' ? 'cancelled' : prev?.discharged_at ? 'discharged' : 'open',
+    payer: d.payer ?? prev?.payer ?? null,
+  });
+}
+
+const accountOf = (draft: Draft<BillingTables>, encounterId: string, patientId: string): AccountRow =>
+  draft.get('accounts', encounterId) ?? stubAccount(encounterId, patientId);
+
+function encounterEnded(draft: Draft<BillingTables>, e: EventOf<'EncounterEnded'>, resolve: Resolve): void {
+  const prev = accountOf(draft, e.data.encounterId, resolve(e.data.patientId));
+  draft.put('accounts', e.data.encounterId, {
+    ...prev,
+    discharged_at: e.data.endedAt,
+    status: prev.status === 'cancelled' ? 'cancelled' : 'discharged',
+  });
+}
+
+function encounterUndone(
+  draft: Draft<BillingTables>,
+  e: EventOf<'EncounterCancelled' | 'EncounterTransferCancelled' | 'EncounterDischargeCancelled'>,
+  resolve: Resolve,
+): void {
+  const prev = accountOf(draft, e.data.encounterId, resolve(e.data.patientId));
+  const part = undonePart(e);
+  if (part === 'visit') draft.put('accounts', e.data.encounterId, { ...prev, status: 'cancelled' });
+  else if (part === 'discharge')
+    draft.put('accounts', e.data.encounterId, {
+      ...prev,
+      discharged_at: null,
+      status: prev.status === 'cancelled' ? 'cancelled' : 'open',
+    });
+  else if (!draft.get('accounts', e.data.encounterId)) draft.put('accounts', e.data.encounterId, prev);
+}
+
+function orderPlaced(draft: Draft<BillingTables>, e: EventOf<'OrderPlaced'>, resolve: Resolve): void {
+  const d = e.data;
+  const pid = resolve(d.patientId);
+  const prev = draft.get('charge_lines', d.orderId) ?? stubLine(d.orderId, pid);
+  const encounterId = d.encounterId ?? prev.encounter_id;
+  ensureAccount(draft, d.encounterId, pid);
+  putLine(draft, {
+    ...prev,
+    patient_id: pid,
+    order_id: d.orderId,
+    encounter_id: encounterId,
+    code: d.code.code,
+    code_system: d.code.system,
+    description: d.code.display,
+    category: d.category,
+    priority: d.priority,
+    ordered_at: d.orderedAt,
+    placed: true,
+  });
+}
+
+function orderCancelled(draft: Draft<BillingTables>, e: EventOf<'OrderCancelled'>, resolve: Resolve): void {
+  const pid = resolve(e.data.patientId);
+  const prev = draft.get('charge_lines', e.data.orderId) ?? {
+    ...stubLine(e.data.orderId, pid),
+    order_id: e.data.orderId,
+  };
+  putLine(draft, { ...prev, order_cancelled: true });
+}
+
+/** Events that change nothing billable. */
+const nothingBillable = (): void => undefined;
+
+const HANDLERS: EvolveHandlers<BillingTables> = {
+  // Merges move rows in the store (patient_id columns); nothing else changes. Billing keeps no
+  // demographics, so an update's notSent / cleared (HL7 null semantics) have nothing to apply to.
+  PatientRegistered: nothingBillable,
+  PatientUpdated: nothingBillable,
+  PatientsMerged: nothingBillable,
+  EncounterStarted: encounterStarted,
+  EncounterTransferred: (draft, e, resolve) =>
+    ensureAccount(draft, e.data.encounterId, resolve(e.data.patientId)),
+  EncounterEnded: encounterEnded,
+  EncounterCancelled: encounterUndone,
+  EncounterTransferCancelled: encounterUndone,
+  EncounterDischargeCancelled: encounterUndone,
+  OrderPlaced: orderPlaced,
+  OrderCancelled: orderCancelled,
+  OrderStatusChanged: nothingBillable,
+  ResultReported: (draft, e, resolve) => applyResult(draft, e.data, resolve(e.data.patientId)),
+  ResultCorrected: (draft, e, resolve) => applyResult(draft, e.data, resolve(e.data.patientId)),
+  AttachmentStored: nothingBillable,
+};
+
+export const evolve = evolveByType(HANDLERS);

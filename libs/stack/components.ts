@@ -1,0 +1,48 @@
+// The two JVM components the stack runs, as the supervisor sees them: where they
+// listen, how to tell they are ready, and where their pid and log files live.
+import { join } from 'node:path';
+import type { ComponentName, StackConfig } from './config.js';
+import { httpOk, kafkaAnswers } from './probes.js';
+
+const KAFKA_READY_MS = 60_000;
+const REGISTRY_READY_MS = 120_000;
+
+export interface ComponentSpec {
+  name: ComponentName;
+  port: number;
+  host: string;
+  /** Substring of the JVM command line, to tell our process from a recycled pid. */
+  cmdlineMarker: string;
+  readyMs: number;
+  answers(): Promise<boolean>;
+}
+
+/** Ready and also the Confluent-compatible API we hand out (a Confluent registry on 8081 is not). */
+async function registryAnswers(cfg: StackConfig): Promise<boolean> {
+  const base = `http://${cfg.registry.host}:${cfg.registry.port}`;
+  return (await httpOk(`${base}/health/ready`)) && (await httpOk(`${cfg.registry.url}/subjects`));
+}
+
+export function components(cfg: StackConfig): Record<ComponentName, ComponentSpec> {
+  return {
+    kafka: {
+      name: 'kafka',
+      port: cfg.kafka.port,
+      host: cfg.kafka.host,
+      cmdlineMarker: 'kafka.Kafka',
+      readyMs: KAFKA_READY_MS,
+      answers: () => kafkaAnswers(cfg.kafka.host, cfg.kafka.port),
+    },
+    registry: {
+      name: 'registry',
+      port: cfg.registry.port,
+      host: cfg.registry.host,
+      cmdlineMarker: 'apicurio-registry-app',
+      readyMs: REGISTRY_READY_MS,
+      answers: () => registryAnswers(cfg),
+    },
+  };
+}
+
+export const pidFile = (cfg: StackConfig, name: ComponentName) => join(cfg.dataDir, `${name}.pid`);
+export const logFile = (cfg: StackConfig, name: ComponentName) => join(cfg.dataDir, 'logs', `${name}.log`);

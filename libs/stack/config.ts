@@ -1,0 +1,215 @@
+// The stack's configuration: which ports, directories, versions and database
+// the local Kafka, registry and PostgreSQL use, read once from the environment.
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { HubError } from '../errors/index.js';
+
+export type StackProfile = 'dev' | 'test';
+export type Log = (msg: string) => void;
+export type ComponentName = 'kafka' | 'registry';
+
+export interface StackConfig {
+  profile: StackProfile;
+  repoDir: string;
+  /** Holds pid files, logs and (for Kafka) the event store itself. */
+  dataDir: string;
+  cacheDir: string;
+  kafka: {
+    version: string;
+    host: string;
+    port: number;
+    controllerPort: number;
+    logDir: string;
+    libsDir: string;
+  };
+  registry: {
+    version: string;
+    host: string;
+    port: number;
+    database: string;
+    distDir: string;
+    jar: string;
+    /** Confluent-compatible API base, what Confluent-style clients are given. */
+    url: string;
+  };
+  postgres: {
+    host: string;
+    port: number;
+    user: string;
+    password: string;
+    /** App database name (hub / hub_test). */
+    database: string;
+    /** App database URL handed to the hub. */
+    url: string;
+    /** True when DATABASE_URL was supplied: that server is someone else's to start. */
+    external: boolean;
+  };
+}
+
+export const DEFAULT_KAFKA_VERSION = '4.1.1';
+export const DEFAULT_APICURIO_VERSION = '3.0.9';
+
+const emptyAsUndefined = (v: unknown): unknown => (v === '' ? undefined : v);
+const portSchema = z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(65535).optional());
+const strSchema = z.preprocess(emptyAsUndefined, z.string().optional());
+const versionSchema = z.preprocess(
+  emptyAsUndefined,
+  z
+    .string()
+    .regex(/^\d+\.\d+\.\d+$/, 'expected a plain x.y.z version')
+    .optional(),
+);
+
+const envSchema = z.object({
+  // Dev and test read separate port variables on purpose: a HUB_KAFKA_PORT exported
+  // for a dev shell must never point the test run at the dev event store.
+  HUB_KAFKA_PORT: portSchema,
+  HUB_KAFKA_CONTROLLER_PORT: portSchema,
+  HUB_REGISTRY_PORT: portSchema,
+  HUB_TEST_KAFKA_PORT: portSchema,
+  HUB_TEST_KAFKA_CONTROLLER_PORT: portSchema,
+  HUB_TEST_REGISTRY_PORT: portSchema,
+  HUB_DATA_DIR: strSchema,
+  /** The registry's own database (dev profile); lets a second stack keep its schemas apart. */
+  HUB_REGISTRY_DATABASE: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]*$/, 'expected a lower-case SQL identifier')
+      .optional(),
+  ),
+  HUB_CACHE_DIR: strSchema,
+  KAFKA_VERSION: versionSchema,
+  APICURIO_VERSION: versionSchema,
+  PG_HOST: strSchema,
+  PG_PORT: portSchema,
+  PG_USER: strSchema,
+  PG_PASSWORD: z.string().optional(),
+  DATABASE_URL: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .refine((s) => /^postgres(ql)?:\/\//.test(s), 'expected a postgres:// URL')
+      .optional(),
+  ),
+});
+type StackEnv = z.infer<typeof envSchema>;
+
+/** Repository root: the nearest ancestor holding the Kafka pom, so this also works from dist/. */
+function findRepoDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'deploy', 'local', 'kafka-deps.pom.xml'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir)
+      throw new HubError(
+        'HUB_INFRA_FAILED',
+        'cannot locate the repository root (deploy/local/kafka-deps.pom.xml)',
+      );
+    dir = parent;
+  }
+}
+
+function pgUrl(user: string, password: string, host: string, port: number, db: string): string {
+  const auth = password
+    ? `${encodeURIComponent(user)}:${encodeURIComponent(password)}`
+    : encodeURIComponent(user);
+  return `postgres://${auth}@${host}:${port}/${db}`;
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+/** The variable that sets a port for a profile, for messages that tell the operator what to change. */
+export function portVariable(
+  profile: StackProfile,
+  port: 'KAFKA_PORT' | 'KAFKA_CONTROLLER_PORT' | 'REGISTRY_PORT',
+): string {
+  return `HUB_${profile === 'test' ? 'TEST_' : ''}${port}`;
+}
+
+/** The three JVM ports of a profile; dev and test defaults never overlap. */
+function stackPorts(e: StackEnv, dev: boolean): { kafka: number; controller: number; registry: number } {
+  const kafka = (dev ? e.HUB_KAFKA_PORT : e.HUB_TEST_KAFKA_PORT) ?? (dev ? 9092 : 29092);
+  const controller =
+    (dev ? e.HUB_KAFKA_CONTROLLER_PORT : e.HUB_TEST_KAFKA_CONTROLLER_PORT) ?? (dev ? 9093 : 29093);
+  const registry = (dev ? e.HUB_REGISTRY_PORT : e.HUB_TEST_REGISTRY_PORT) ?? (dev ? 8081 : 28081);
+  if (new Set([kafka, controller, registry]).size !== 3) {
+    throw new HubError(
+      'HUB_CONFIG_INVALID',
+      `stack ports must differ (kafka ${kafka}, controller ${controller}, registry ${registry})`,
+    );
+  }
+  return { kafka, controller, registry };
+}
+
+function postgresConfig(e: StackEnv, dev: boolean): StackConfig['postgres'] {
+  const appDb = dev ? 'hub' : 'hub_test';
+  let host: string, port: number, user: string, password: string, url: string;
+  if (e.DATABASE_URL) {
+    const u = new URL(e.DATABASE_URL);
+    host = u.hostname || '127.0.0.1';
+    port = u.port ? Number(u.port) : 5432;
+    user = decodeURIComponent(u.username) || 'postgres';
+    password = decodeURIComponent(u.password);
+    // Tests always get hub_test, even when a dev DATABASE_URL is exported in the shell.
+    url = dev ? e.DATABASE_URL : withDatabase(e.DATABASE_URL, appDb);
+  } else {
+    host = e.PG_HOST ?? '127.0.0.1';
+    port = e.PG_PORT ?? 5432;
+    user = e.PG_USER ?? 'postgres';
+    password = e.PG_PASSWORD ?? '';
+    url = pgUrl(user, password, host, port, appDb);
+  }
+  const database = decodeURIComponent(new URL(url).pathname.slice(1)) || appDb;
+  return { host, port, user, password, database, url, external: e.DATABASE_URL !== undefined };
+}
+
+export function stackConfig(profile: StackProfile, env: NodeJS.ProcessEnv = process.env): StackConfig {
+  if (profile !== 'dev' && profile !== 'test')
+    throw new HubError('HUB_CONFIG_INVALID', `unknown profile "${String(profile)}"`);
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success)
+    throw new HubError('HUB_CONFIG_INVALID', `invalid stack environment: ${z.prettifyError(parsed.error)}`);
+  const e = parsed.data;
+  const repoDir = findRepoDir();
+  const dev = profile === 'dev';
+  const ports = stackPorts(e, dev);
+
+  // The test data dir is wiped on fresh starts, so it is never taken from the environment.
+  const dataDir = dev && e.HUB_DATA_DIR ? resolve(e.HUB_DATA_DIR) : join(repoDir, '.hub', profile);
+  const cacheDir = resolve(e.HUB_CACHE_DIR ?? join(homedir(), '.cache', 'clinical-hub'));
+  const kafkaVersion = e.KAFKA_VERSION ?? DEFAULT_KAFKA_VERSION;
+  const apicurioVersion = e.APICURIO_VERSION ?? DEFAULT_APICURIO_VERSION;
+  const distDir = join(cacheDir, `apicurio-registry-${apicurioVersion}`, 'dist');
+  return {
+    profile,
+    repoDir,
+    dataDir,
+    cacheDir,
+    kafka: {
+      version: kafkaVersion,
+      host: '127.0.0.1',
+      port: ports.kafka,
+      controllerPort: ports.controller,
+      logDir: join(dataDir, 'kafka'),
+      libsDir: join(cacheDir, `kafka-${kafkaVersion}`, 'libs'),
+    },
+    registry: {
+      version: apicurioVersion,
+      host: '127.0.0.1',
+      port: ports.registry,
+      database: dev ? (e.HUB_REGISTRY_DATABASE ?? 'hub_registry') : 'hub_registry_test',
+      distDir,
+      jar: join(distDir, `apicurio-registry-app-${apicurioVersion}-runner.jar`),
+      url: `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`,
+    },
+    postgres: postgresConfig(e, dev),
+  };
+}

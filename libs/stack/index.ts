@@ -1,0 +1,132 @@
+// Local infrastructure without Docker: a single-node KRaft Kafka broker and an
+// Apicurio schema registry run as plain JVM processes from Maven Central jars,
+// next to the host's PostgreSQL. Importing this module has no side effects.
+//
+// This file composes the parts under stack/: config (environment), artifacts
+// (Maven fetch), postgres, lock, kafka, registry, supervisor (pid files, start,
+// stop) and status; importers use only what is exported here.
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureArtifacts } from './artifacts.js';
+import { components, type ComponentSpec } from './components.js';
+import type { ComponentName, Log, StackConfig } from './config.js';
+import { startKafka } from './kafka.js';
+import { acquireLock } from './lock.js';
+import { ensureDatabase, ensurePostgres } from './postgres.js';
+import { isAlive, noop, signalGroup } from './process.js';
+import { startRegistry } from './registry.js';
+import { presence, reuseOrStart, stopSpawned, type Presence, type Spawned } from './supervisor.js';
+
+export { stackConfig } from './config.js';
+export type { ComponentName, Log, StackConfig, StackProfile } from './config.js';
+export { ensureArtifacts } from './artifacts.js';
+export { stopStack } from './supervisor.js';
+export { stackStatus, type ComponentStatus } from './status.js';
+
+export interface StartOptions {
+  log?: Log;
+  /** Leave the JVMs running after this process exits (infra:up). */
+  detached?: boolean;
+}
+
+export interface StackHandle {
+  kafka: { brokers: string[] };
+  /** Confluent-compatible base URL (…/apis/ccompat/v7). */
+  registryUrl: string;
+  databaseUrl: string;
+  /** Components this call spawned; only these are stopped by stop(). */
+  started: ComponentName[];
+  stop(): Promise<void>;
+}
+
+type SpawnedSet = Partial<Record<ComponentName, Spawned>>;
+
+/** Everything the JVMs need before they start: a clean test data dir, jars, Postgres and its databases. */
+async function prepare(cfg: StackConfig, kafkaP: Presence, registryP: Presence, log: Log): Promise<void> {
+  const test = cfg.profile === 'test';
+  if (test && kafkaP.kind === 'absent' && registryP.kind === 'absent') {
+    // Fresh test stack: clear every leftover (old logs, pid files, Kafka data) but the lock we hold.
+    for (const entry of await readdir(cfg.dataDir)) {
+      if (entry !== 'stack.lock') await rm(join(cfg.dataDir, entry), { recursive: true, force: true });
+    }
+  }
+  // The artifact fetch is skipped when both parts are already up.
+  if (kafkaP.kind === 'absent' || registryP.kind === 'absent') await ensureArtifacts(cfg, log);
+  await ensurePostgres(cfg, log);
+  await ensureDatabase(cfg, cfg.postgres.database, false, log);
+  // The registry's own schema lives in its database; a clean test registry needs a clean DB.
+  await ensureDatabase(cfg, cfg.registry.database, test && registryP.kind === 'absent', log);
+}
+
+/** Starts (or adopts) both JVMs side by side; records in `spawned` whatever this call started. */
+async function startComponents(
+  cfg: StackConfig,
+  specs: Record<ComponentName, ComponentSpec>,
+  found: Record<ComponentName, Presence>,
+  spawned: SpawnedSet,
+  log: Log,
+): Promise<void> {
+  const fresh = cfg.profile === 'test';
+  // Independent JVMs: starting them side by side halves the wait.
+  const [k, r] = await Promise.allSettled([
+    reuseOrStart(cfg, specs.kafka, found.kafka, () => startKafka(cfg, specs.kafka, log, fresh), log),
+    reuseOrStart(cfg, specs.registry, found.registry, () => startRegistry(cfg, specs.registry, log), log),
+  ]);
+  if (k.status === 'fulfilled' && k.value) spawned.kafka = k.value;
+  if (r.status === 'fulfilled' && r.value) spawned.registry = r.value;
+  const failed = [k, r].find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+function stackHandle(cfg: StackConfig, spawned: SpawnedSet, opts: StartOptions, log: Log): StackHandle {
+  const started = (['kafka', 'registry'] as const).filter((n) => spawned[n] !== undefined);
+  // Without detached, JVMs must not outlive the caller; 'exit' handlers are synchronous, so
+  // SIGTERM is all that can be sent and each JVM then shuts itself down cleanly.
+  const onExit = () => {
+    for (const n of started) {
+      const s = spawned[n];
+      if (s && isAlive(s.pid)) signalGroup(s.pid, 'SIGTERM');
+    }
+  };
+  if (!opts.detached && started.length) process.once('exit', onExit);
+
+  let stopping: Promise<void> | null = null;
+  return {
+    kafka: { brokers: [`${cfg.kafka.host}:${cfg.kafka.port}`] },
+    registryUrl: cfg.registry.url,
+    databaseUrl: cfg.postgres.url,
+    started: [...started],
+    stop() {
+      stopping ??= (async () => {
+        process.removeListener('exit', onExit);
+        await stopSpawned(cfg, spawned, log);
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * Brings the stack up, reusing whatever of it already runs. Only what this call
+ * started is stopped by the handle's stop() (and at process exit unless detached).
+ */
+export async function startStack(cfg: StackConfig, opts: StartOptions = {}): Promise<StackHandle> {
+  const log = opts.log ?? noop;
+  const specs = components(cfg);
+  await mkdir(cfg.dataDir, { recursive: true });
+  const release = await acquireLock(cfg.dataDir, log);
+  const spawned: SpawnedSet = {};
+  try {
+    // Probes first: the artifact fetch and DB work are skipped for parts already up.
+    const found = { kafka: await presence(cfg, specs.kafka), registry: await presence(cfg, specs.registry) };
+    await prepare(cfg, found.kafka, found.registry, log);
+    await startComponents(cfg, specs, found, spawned, log);
+  } catch (err) {
+    // Leave nothing half-up behind: whatever this call managed to start goes down again.
+    await stopSpawned(cfg, spawned, noop).catch(() => undefined);
+    throw err;
+  } finally {
+    await release();
+  }
+  return stackHandle(cfg, spawned, opts, log);
+}

@@ -1,0 +1,184 @@
+import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { EntryRequest, Planned, PlannedOk } from '../../../libs/fhir/import/ingest.js';
+import type { MappableResource } from '../../../libs/fhir/mapping.js';
+import { toHubError } from '../../../libs/errors/index.js';
+import { errorIssue, outcome, toOperationOutcome } from '../../../libs/fhir/outcome.js';
+import { invalid, validateFhirResource, type Invalid } from '../../../libs/fhir/validate.js';
+import { FHIR_JSON } from '../../../libs/http/errors.js';
+import type { Writer } from '../writer.js';
+import {
+  fhirJsonScope,
+  isRefused,
+  jsonBody,
+  refusal,
+  requestIdOf,
+  sendRefusal,
+  type Links,
+  type Refusal,
+} from './common.js';
+
+/** POST / with a Bundle of type transaction (all or nothing, one Kafka transaction) or batch (per entry). */
+export interface BundleRoutesOptions {
+  writer: Writer;
+  maxBodyBytes: number;
+  baseUrl?: string | undefined;
+}
+
+/** A failed batch commit, answered on every entry. */
+type CommitError = ReturnType<typeof toOperationOutcome>;
+type Outcome = { refused: Invalid[] } | { results: (PlannedOk | Invalid)[]; commitError: CommitError | null };
+
+const statusLine = (status: number): string => `${status} ${STATUS_CODES[status]}`;
+
+function bundleOf(body: unknown): { atomic: boolean; entries: BundleEntry[] } | Refusal {
+  const b = body as Partial<Bundle>;
+  if (b.resourceType !== 'Bundle' || (b.type !== 'batch' && b.type !== 'transaction')) {
+    return refusal(400, 'invalid', 'POST / takes a Bundle of type batch or transaction', 'Bundle.type');
+  }
+  if (b.entry !== undefined && !Array.isArray(b.entry)) {
+    return refusal(400, 'structure', 'Bundle.entry must be an array', 'Bundle.entry');
+  }
+  return { atomic: b.type === 'transaction', entries: b.entry ?? [] };
+}
+
+/** Validation issues name the element from the entry (`Bundle.entry[i].resource...`). */
+function prefixed(bad: Invalid, type: string, prefix: string): Invalid {
+  return {
+    ...bad,
+    issues: bad.issues.map((i) => ({
+      ...i,
+      ...(i.expression
+        ? { expression: i.expression.map((x) => x.replace(new RegExp(`^(${type}|\\$)`), prefix)) }
+        : {}),
+    })),
+  };
+}
+
+function resourceTypeOf(v: unknown): string {
+  const t = (v as { resourceType?: unknown } | undefined)?.resourceType;
+  return typeof t === 'string' ? t : '$';
+}
+
+/** One entry, validated: an EntryRequest to plan, or why it is refused. */
+function entryRequestOf(e: BundleEntry, i: number, requestId: string | null): EntryRequest | Invalid {
+  const where = `Bundle.entry[${i}]`;
+  const method = e.request?.method;
+  const url = e.request?.url ?? '';
+  const [urlType, urlId] = url.replace(/^\//, '').split('?')[0]!.split('/');
+  if (method !== 'POST' && method !== 'PUT') {
+    return invalid('unmappable', 400, [
+      errorIssue('not-supported', 'entry.request.method must be POST or PUT', `${where}.request.method`),
+    ]);
+  }
+  const v = validateFhirResource(e.resource, urlType);
+  if (!v.ok) return prefixed(v, resourceTypeOf(e.resource), `${where}.resource`);
+  if (v.value.resourceType === 'Bundle') {
+    return invalid('unsupported-type', 422, [
+      errorIssue('not-supported', 'nested Bundle', `${where}.resource`),
+    ]);
+  }
+  if (method === 'PUT' && (!urlId || (v.value.id !== undefined && v.value.id !== urlId))) {
+    return invalid('unmappable', 400, [
+      errorIssue('invalid', 'PUT needs {type}/{id} matching the resource id', `${where}.request.url`),
+    ]);
+  }
+  return {
+    resource: v.value as MappableResource,
+    method,
+    id: method === 'PUT' ? urlId : undefined,
+    ifNoneExist: method === 'POST' ? e.request?.ifNoneExist : undefined,
+    fullUrl: e.fullUrl,
+    requestKey: requestId ? `${requestId}#${i}` : null,
+    messageId: requestId,
+  };
+}
+
+/**
+ * Plans every entry under the lock of all their targets, then commits: a transaction
+ * with any refused entry writes nothing; a batch commits what is valid, and a failed
+ * batch commit is reported on every entry rather than failing the request.
+ */
+async function planAndCommit(
+  writer: Writer,
+  prepared: readonly (EntryRequest | Invalid)[],
+  atomic: boolean,
+  requestId: string | null,
+  req: FastifyRequest,
+): Promise<Outcome> {
+  const pl = writer.planner(requestId);
+  const valid = prepared.filter((p): p is EntryRequest => !isRefused(p));
+  return writer.lock.run(
+    valid.map((e) => pl.targetKey(e)),
+    async (): Promise<Outcome> => {
+      await pl.prefetch(valid);
+      const results: Planned[] = [];
+      for (const [i, p] of prepared.entries()) {
+        results.push(isRefused(p) ? p : await pl.plan(p, `Bundle.entry[${i}].resource`));
+      }
+      const failed = results.filter((r): r is Invalid => isRefused(r));
+      if (atomic && failed.length > 0) return { refused: failed };
+      try {
+        await writer.commit(
+          results.filter((r): r is PlannedOk => !isRefused(r)),
+          atomic,
+        );
+        return { results, commitError: null };
+      } catch (err) {
+        if (atomic) throw err;
+        req.log.error({ code: toHubError(err).code }, 'batch commit failed');
+        return { results, commitError: toOperationOutcome(err) };
+      }
+    },
+  );
+}
+
+function responseBundle(
+  results: readonly (PlannedOk | Invalid)[],
+  commitError: CommitError | null,
+  atomic: boolean,
+  link: Links,
+  req: FastifyRequest,
+): Bundle {
+  return {
+    resourceType: 'Bundle',
+    type: atomic ? 'transaction-response' : 'batch-response',
+    entry: results.map((r): BundleEntry => {
+      if (isRefused(r)) return { response: { status: statusLine(r.status), outcome: outcome(r.issues) } };
+      if (commitError)
+        return { response: { status: statusLine(commitError.status), outcome: commitError.outcome } };
+      return {
+        fullUrl: `${link.base(req)}/${r.type}/${r.id}`,
+        resource: r.kind === 'write' ? r.row.resource : r.resource,
+        response: {
+          status: statusLine(r.kind === 'write' && r.created ? 201 : 200),
+          location: link.location(req, r),
+          etag: `W/"${r.version}"`,
+        },
+      };
+    }),
+  };
+}
+
+export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = (scope, o) => {
+  const link = fhirJsonScope(scope, o);
+
+  scope.post('/', async (req, reply) => {
+    const requestId = requestIdOf(req);
+    if (isRefused(requestId)) return sendRefusal(reply, requestId);
+    const parsed = jsonBody(req);
+    if (!parsed.ok) return sendRefusal(reply, parsed);
+    const bundle = bundleOf(parsed.value);
+    if (isRefused(bundle)) return sendRefusal(reply, bundle);
+    const prepared = bundle.entries.map((e, i) => entryRequestOf(e, i, requestId));
+    const done = await planAndCommit(o.writer, prepared, bundle.atomic, requestId, req);
+    if ('refused' in done) {
+      const status = done.refused.some((f) => f.status === 400) ? 400 : 422;
+      return sendRefusal(reply, { ok: false, status, issues: done.refused.flatMap((f) => f.issues) });
+    }
+    const response = responseBundle(done.results, done.commitError, bundle.atomic, link, req);
+    return reply.status(200).type(FHIR_JSON).send(response);
+  });
+  return Promise.resolve();
+};
