@@ -17,8 +17,9 @@ export function nameUuid(name: string, namespace: string): string {
     namespaceBytes.set(namespace, ns);
   }
   const h = createHash('sha1').update(ns).update(name, 'utf8').digest();
-  h[6] = (h[6]! & 0x0f) | 0x50;
-  h[8] = (h[8]! & 0x3f) | 0x80;
+  // Version 5 in the high nibble of byte 6, the RFC variant in the top bits of byte 8.
+  h[6] = (h.readUInt8(6) & 0x0f) | 0x50;
+  h[8] = (h.readUInt8(8) & 0x3f) | 0x80;
   const x = h.toString('hex', 0, 16);
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }

@@ -40,93 +40,68 @@ function statusOf(err: unknown): number | undefined {
   return undefined;
 }
 
-export function createRegistryClient(url: string): RegistryClient {
-  const base = url.replace(/\/+$/, '');
-  const lib = new SchemaRegistry({ host: base, retry: { retries: 3 } });
+interface RegistryResponse {
+  status: number;
+  json: unknown;
+}
+
+/** One call of the registry's REST API; an unreachable registry is HUB_REGISTRY_UNAVAILABLE. */
+async function registryHttp(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<RegistryResponse> {
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers: { 'content-type': CT, accept: CT },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  } catch (cause) {
+    throw new HubError('HUB_REGISTRY_UNAVAILABLE', `schema registry at ${base} is unreachable`, { cause });
+  }
+  const text = await res.text();
+  let json: unknown = undefined;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json };
+}
+
+/** A failure of the schema library, in the hub's terms: only a 5xx or no answer is "registry down" (retriable). */
+function mapRegistryError(err: unknown, subject: string): HubError {
+  const status = statusOf(err);
+  const msg = registryMessage(err);
+  if (status === 409 || /incompatible/i.test(msg)) {
+    return new HubError('HUB_SCHEMA_INCOMPATIBLE', `registry refused ${subject}: ${msg}`, {
+      cause: err,
+      details: { subject },
+    });
+  }
+  if (status === 404) {
+    return new HubError('HUB_SCHEMA_NOT_REGISTERED', `no schema registered for ${subject}`, { cause: err });
+  }
+  if (status === undefined || status >= 500) {
+    return new HubError('HUB_REGISTRY_UNAVAILABLE', `registry error for ${subject}: ${msg}`, {
+      cause: err,
+    });
+  }
+  return new HubError('HUB_SCHEMA_INVALID', `registry rejected ${subject}: ${msg}`, { cause: err });
+}
+
+/**
+ * The calls made over plain REST: reading versions and writer schemas,
+ * compatibility rules and checks, listing and deleting subjects. Writer
+ * schemas are parsed once per id.
+ */
+function restCalls(base: string): Omit<RegistryClient, 'url' | 'register' | 'idOf'> {
+  const http = (method: string, path: string, body?: unknown) => registryHttp(base, method, path, body);
   const parsed = new Map<number, avsc.Type>();
-
-  async function http(
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<{ status: number; json: unknown }> {
-    let res: Response;
-    try {
-      res = await fetch(`${base}${path}`, {
-        method,
-        headers: { 'content-type': CT, accept: CT },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-    } catch (cause) {
-      throw new HubError('HUB_REGISTRY_UNAVAILABLE', `schema registry at ${base} is unreachable`, { cause });
-    }
-    const text = await res.text();
-    let json: unknown = undefined;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = text;
-    }
-    return { status: res.status, json };
-  }
-
-  function mapError(err: unknown, subject: string): HubError {
-    const status = statusOf(err);
-    const msg = registryMessage(err);
-    if (status === 409 || /incompatible/i.test(msg)) {
-      return new HubError('HUB_SCHEMA_INCOMPATIBLE', `registry refused ${subject}: ${msg}`, {
-        cause: err,
-        details: { subject },
-      });
-    }
-    if (status === 404) {
-      return new HubError('HUB_SCHEMA_NOT_REGISTERED', `no schema registered for ${subject}`, { cause: err });
-    }
-    if (status === undefined || status >= 500) {
-      return new HubError('HUB_REGISTRY_UNAVAILABLE', `registry error for ${subject}: ${msg}`, {
-        cause: err,
-      });
-    }
-    return new HubError('HUB_SCHEMA_INVALID', `registry rejected ${subject}: ${msg}`, { cause: err });
-  }
-
   return {
-    url: base,
-    async register(subject, schema, compatibility) {
-      // Set the subject's rule before the first version so that the rule is
-      // already in force for the second one.
-      const current = await this.getCompatibility(subject);
-      if (current !== compatibility) await this.setCompatibility(subject, compatibility);
-      try {
-        const { id } = await lib.register(
-          { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
-          { subject, compatibility: compatibility as never, updateConfig: false },
-        );
-        return id;
-      } catch (err) {
-        throw mapError(err, subject);
-      }
-    },
-    async idOf(subject, schema) {
-      try {
-        return await lib.getRegistryIdBySchema(subject, {
-          type: SchemaType.AVRO,
-          schema: JSON.stringify(schema),
-        });
-      } catch (err) {
-        // The library answers a 404 here with its bare base error and drops
-        // the status; without this, "not registered" read as "registry down"
-        // (retriable) and a service would retry a missing schema forever.
-        if (err instanceof Error && err.name === 'ConfluentSchemaRegistryError') {
-          throw new HubError(
-            'HUB_SCHEMA_NOT_REGISTERED',
-            `no schema registered for ${subject} (run \`hub schemas register\`)`,
-            { cause: err },
-          );
-        }
-        throw mapError(err, subject);
-      }
-    },
     async typeOf(id) {
       const hit = parsed.get(id);
       if (hit) return hit;
@@ -181,6 +156,55 @@ export function createRegistryClient(url: string): RegistryClient {
       await http('DELETE', `/subjects/${encodeURIComponent(subject)}`);
       await http('DELETE', `/subjects/${encodeURIComponent(subject)}?permanent=true`);
     },
+  };
+}
+
+/**
+ * Registering and looking up a schema's id go through the Confluent library,
+ * whose id cache keeps the codec off the registry per message; the rest is
+ * plain REST (restCalls).
+ */
+export function createRegistryClient(url: string): RegistryClient {
+  const base = url.replace(/\/+$/, '');
+  const lib = new SchemaRegistry({ host: base, retry: { retries: 3 } });
+  return {
+    url: base,
+    async register(subject, schema, compatibility) {
+      // Set the subject's rule before the first version so that the rule is
+      // already in force for the second one.
+      const current = await this.getCompatibility(subject);
+      if (current !== compatibility) await this.setCompatibility(subject, compatibility);
+      try {
+        const { id } = await lib.register(
+          { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
+          { subject, compatibility: compatibility as never, updateConfig: false },
+        );
+        return id;
+      } catch (err) {
+        throw mapRegistryError(err, subject);
+      }
+    },
+    async idOf(subject, schema) {
+      try {
+        return await lib.getRegistryIdBySchema(subject, {
+          type: SchemaType.AVRO,
+          schema: JSON.stringify(schema),
+        });
+      } catch (err) {
+        // The library answers a 404 here with its bare base error and drops
+        // the status; without this, "not registered" read as "registry down"
+        // (retriable) and a service would retry a missing schema forever.
+        if (err instanceof Error && err.name === 'ConfluentSchemaRegistryError') {
+          throw new HubError(
+            'HUB_SCHEMA_NOT_REGISTERED',
+            `no schema registered for ${subject} (run \`hub schemas register\`)`,
+            { cause: err },
+          );
+        }
+        throw mapRegistryError(err, subject);
+      }
+    },
+    ...restCalls(base),
   };
 }
 

@@ -111,7 +111,10 @@ async function raiseMaxMessageBytes(
   deadline: Deadline,
 ): Promise<Map<string, { from: number; to: number }>> {
   const raised = new Map<string, { from: number; to: number }>();
-  const wanted = topics.filter((t) => t.maxMessageBytes !== undefined && existedBefore.has(t.name));
+  const wanted = topics.filter(
+    (t): t is TopicDefinition & { maxMessageBytes: number } =>
+      t.maxMessageBytes !== undefined && existedBefore.has(t.name),
+  );
   if (wanted.length === 0) return raised;
   const { describeConfigs, alterConfigs } = admin;
   if (!describeConfigs || !alterConfigs) {
@@ -129,7 +132,7 @@ async function raiseMaxMessageBytes(
     if (!res) continue;
     const entries = res.configEntries;
     const current = Number(entries.find((e) => e.configName === MAX_MESSAGE_BYTES)?.configValue ?? NaN);
-    const target = t.maxMessageBytes!;
+    const target = t.maxMessageBytes;
     if (Number.isFinite(current) && current >= target) continue;
     const own = entries.filter((e) => e.configSource === TOPIC_CONFIG && e.configName !== MAX_MESSAGE_BYTES);
     if (own.some((e) => e.isSensitive || e.configValue === null)) {
@@ -372,7 +375,9 @@ const sortedList = (ns: number[]) => [...ns].sort((a, b) => a - b).join(',');
 
 /** Broker and protocol messages name topics and partitions, not record contents. */
 function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 160);
+  const text = err instanceof Error ? err.message : String(err);
+  const end = text.indexOf('\n');
+  return (end < 0 ? text : text.slice(0, end)).slice(0, 160);
 }
 
 export async function deleteTopics(kafka: KafkaClient, names: string[]): Promise<void> {

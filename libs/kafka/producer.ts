@@ -165,8 +165,9 @@ export function mapKafkaError(err: unknown, what = 'kafka write'): HubError {
   );
 }
 
-export function createEventProducer(opts: ProducerOptions): EventProducer {
-  const producer: Producer = opts.kafka.producer({
+/** One idempotent acks=all producer per process; the partitioner and retry bound are the hub's contract. */
+function idempotentProducer(kafka: KafkaClient, retries: number): Producer {
+  return kafka.producer({
     // murmur2, as the Java client: a key lands in the same partition whoever
     // produces it, which co-partitioning across topics depends on.
     createPartitioner: HubPartitioner,
@@ -176,84 +177,173 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
     // Bounded so that a dead broker surfaces as an error (and no AA) instead
     // of an ack that never comes; a resend after the error is de-duplicated
     // downstream by the deterministic event id.
-    retry: { retries: opts.retries ?? 10, initialRetryTime: 100, maxRetryTime: 3000 },
+    retry: { retries, initialRetryTime: 100, maxRetryTime: 3000 },
   });
+}
+
+/** One produce request's records, by topic, in order. */
+function topicMessagesOf(chunk: readonly { record: RawRecord }[]): TopicMessages[] {
+  const byTopic = new Map<string, Message[]>();
+  for (const { record: r } of chunk) {
+    let list = byTopic.get(r.topic);
+    if (!list) byTopic.set(r.topic, (list = []));
+    list.push({ key: r.key, value: r.value, headers: r.headers ?? {} });
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+/**
+ * Coalesces the records of concurrent callers: what is enqueued while a
+ * batch is in flight forms the next one, sent in requests of at most
+ * `maxRequestBytes`. Each caller is answered once all its records are
+ * acknowledged, or with the first failure among them. Also what health()
+ * reads: the oldest write waiting and whether the last one failed.
+ */
+class CoalescingWriter {
+  private queue: Pending[] = [];
+  /** Set while a flush is scheduled or running. */
+  private flushing: Promise<void> | null = null;
+  /** enqueuedAt of the oldest record in the batch being sent; null when none is in flight. */
+  private sendingSince: number | null = null;
+  private lastOkAt = 0;
+  private lastFailAt = 0;
+
+  constructor(
+    private readonly producer: Producer,
+    private readonly opts: Pick<ProducerOptions, 'onProduced'>,
+    private readonly maxRequestBytes: number,
+  ) {}
+
+  enqueue(records: RawRecord[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ records, resolve, reject, enqueuedAt: performance.now() });
+      // setImmediate lets every caller in this turn of the event loop join the batch.
+      this.flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
+    });
+  }
+
+  /** Resolves once every write enqueued so far is answered. */
+  async drain(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  health(stallMs: number): { ok: boolean; detail?: string } {
+    const oldest = this.sendingSince ?? this.queue[0]?.enqueuedAt;
+    const waited = oldest === undefined ? 0 : performance.now() - oldest;
+    if (waited > stallMs) {
+      return { ok: false, detail: `a write has waited ${(waited / 1000).toFixed(1)}s for Kafka acks` };
+    }
+    if (this.lastFailAt > this.lastOkAt) return { ok: false, detail: 'last write to Kafka failed' };
+    return { ok: true };
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        await this.send(batch);
+      }
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  private async send(batch: Pending[]): Promise<void> {
+    this.sendingSince = batch[0]?.enqueuedAt ?? performance.now();
+    const failed = new Map<Pending, unknown>();
+    try {
+      for (const chunk of requestChunks(batch, this.maxRequestBytes)) {
+        const topicMessages = topicMessagesOf(chunk);
+        try {
+          await this.producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+          this.lastOkAt = performance.now();
+        } catch (err) {
+          this.lastFailAt = performance.now();
+          const mapped = mapKafkaError(err);
+          for (const { owner } of chunk) if (!failed.has(owner)) failed.set(owner, mapped);
+        }
+      }
+      if (this.opts.onProduced) {
+        const now = performance.now();
+        for (const p of batch) {
+          if (failed.has(p)) continue;
+          for (const t of new Set(p.records.map((r) => r.topic)))
+            this.opts.onProduced(t, (now - p.enqueuedAt) / 1000);
+        }
+      }
+      for (const p of batch) {
+        if (failed.has(p)) p.reject(failed.get(p));
+        else p.resolve();
+      }
+    } finally {
+      this.sendingSince = null;
+    }
+  }
+}
+
+/** The records of `events`, encoded in order, keyed by patient, with the hub's headers. */
+async function eventRecords(
+  codec: EventCodec,
+  events: readonly ClinicalEvent[],
+  topicFor: (type: ClinicalEvent['type']) => string,
+  extraHeaders: IHeaders,
+): Promise<RawRecord[]> {
+  const records: RawRecord[] = [];
+  for (const e of events) {
+    const topic = topicFor(e.type);
+    const value = await codec.encode(e, topic);
+    records.push({
+      topic,
+      key: e.data.patientId,
+      value,
+      headers: {
+        ...extraHeaders,
+        'hub-event-type': e.type,
+        'hub-event-id': e.data.meta.eventId,
+        // A system name, not PHI: lets `hub status` find each source's last message without decoding.
+        'hub-source': e.data.meta.source.system,
+      },
+    });
+  }
+  return records;
+}
+
+/** Tells the metrics what was acknowledged: per topic and type, and per source system. */
+function reportPublished(
+  opts: Pick<ProducerOptions, 'onPublished' | 'onSources'>,
+  events: readonly ClinicalEvent[],
+  topicFor: (type: ClinicalEvent['type']) => string,
+): void {
+  const counts = new Map<string, number>();
+  for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
+  for (const [type, n] of counts) opts.onPublished?.(topicFor(type as ClinicalEvent['type']), type, n);
+  if (opts.onSources) {
+    const bySource = new Map<string, number>();
+    for (const e of events) {
+      const sys = e.data.meta.source.system;
+      bySource.set(sys, (bySource.get(sys) ?? 0) + 1);
+    }
+    opts.onSources(bySource, Date.now());
+  }
+}
+
+export function createEventProducer(opts: ProducerOptions): EventProducer {
+  const producer = idempotentProducer(opts.kafka, opts.retries ?? 10);
   const topicFor = opts.topicFor ?? ((type: ClinicalEvent['type']) => EVENT_CONTRACTS[type].topic);
-  let queue: Pending[] = [];
-  let flushing: Promise<void> | null = null;
+  const writer = new CoalescingWriter(producer, opts, opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
   let connected = false;
   const stallMs = opts.ackTimeoutMs ?? 5_000;
-  const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-  /** enqueuedAt of the oldest record in the batch being sent; null when none is in flight. */
-  let sendingSince: number | null = null;
-  let lastOkAt = 0;
-  let lastFailAt = 0;
   const deadline = <T>(p: Promise<T>): Promise<T> =>
     opts.ackTimeoutMs === undefined || opts.rejectAtAckTimeout === false
       ? p
       : withAckDeadline(p, opts.ackTimeoutMs);
-
-  async function flush(): Promise<void> {
-    try {
-      while (queue.length > 0) {
-        const batch = queue;
-        queue = [];
-        sendingSince = batch[0]?.enqueuedAt ?? performance.now();
-        const failed = new Map<Pending, unknown>();
-        try {
-          for (const chunk of requestChunks(batch, maxRequestBytes)) {
-            const byTopic = new Map<string, Message[]>();
-            for (const { record: r } of chunk) {
-              let list = byTopic.get(r.topic);
-              if (!list) byTopic.set(r.topic, (list = []));
-              list.push({ key: r.key, value: r.value, headers: r.headers ?? {} });
-            }
-            const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({
-              topic,
-              messages,
-            }));
-            try {
-              await producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
-              lastOkAt = performance.now();
-            } catch (err) {
-              lastFailAt = performance.now();
-              const mapped = mapKafkaError(err);
-              for (const { owner } of chunk) if (!failed.has(owner)) failed.set(owner, mapped);
-            }
-          }
-          if (opts.onProduced) {
-            const now = performance.now();
-            for (const p of batch) {
-              if (failed.has(p)) continue;
-              for (const t of new Set(p.records.map((r) => r.topic)))
-                opts.onProduced(t, (now - p.enqueuedAt) / 1000);
-            }
-          }
-          for (const p of batch) {
-            if (failed.has(p)) p.reject(failed.get(p));
-            else p.resolve();
-          }
-        } finally {
-          sendingSince = null;
-        }
-      }
-    } finally {
-      flushing = null;
-    }
-  }
-
-  function enqueue(records: RawRecord[]): Promise<void> {
-    if (!connected) {
-      return Promise.reject(
-        new HubError('HUB_KAFKA_UNAVAILABLE', 'producer is not connected', { retriable: true }),
-      );
-    }
-    return new Promise<void>((resolve, reject) => {
-      queue.push({ records, resolve, reject, enqueuedAt: performance.now() });
-      // setImmediate lets every caller in this turn of the event loop join the batch.
-      flushing ??= new Promise<void>((r) => setImmediate(r)).then(flush);
-    });
-  }
+  const enqueue = (records: RawRecord[]): Promise<void> =>
+    connected
+      ? writer.enqueue(records)
+      : Promise.reject(
+          new HubError('HUB_KAFKA_UNAVAILABLE', 'producer is not connected', { retriable: true }),
+        );
 
   return {
     async connect() {
@@ -265,52 +355,18 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
       }
     },
     async publish(events, extraHeaders = {}) {
-      const records: RawRecord[] = [];
-      for (const e of events) {
-        const topic = topicFor(e.type);
-        const value = await opts.codec.encode(e, topic);
-        records.push({
-          topic,
-          key: e.data.patientId,
-          value,
-          headers: {
-            ...extraHeaders,
-            'hub-event-type': e.type,
-            'hub-event-id': e.data.meta.eventId,
-            // A system name, not PHI: lets `hub status` find each source's last message without decoding.
-            'hub-source': e.data.meta.source.system,
-          },
-        });
-      }
+      const records = await eventRecords(opts.codec, events, topicFor, extraHeaders);
       await deadline(enqueue(records));
-      const counts = new Map<string, number>();
-      for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
-      for (const [type, n] of counts) opts.onPublished?.(topicFor(type as ClinicalEvent['type']), type, n);
-      if (opts.onSources) {
-        const bySource = new Map<string, number>();
-        for (const e of events) {
-          const sys = e.data.meta.source.system;
-          bySource.set(sys, (bySource.get(sys) ?? 0) + 1);
-        }
-        opts.onSources(bySource, Date.now());
-      }
+      reportPublished(opts, events, topicFor);
       return events.map((e) => ({ topic: topicFor(e.type), eventId: e.data.meta.eventId }));
     },
     async publishRaw(records) {
       await deadline(enqueue([...records]));
     },
-    health() {
-      const oldest = sendingSince ?? queue[0]?.enqueuedAt;
-      const waited = oldest === undefined ? 0 : performance.now() - oldest;
-      if (waited > stallMs) {
-        return { ok: false, detail: `a write has waited ${(waited / 1000).toFixed(1)}s for Kafka acks` };
-      }
-      if (lastFailAt > lastOkAt) return { ok: false, detail: 'last write to Kafka failed' };
-      return { ok: true };
-    },
+    health: () => writer.health(stallMs),
     async disconnect() {
       // Let queued writes finish before closing: they are owed an answer.
-      while (flushing) await flushing;
+      await writer.drain();
       connected = false;
       await producer.disconnect();
     },

@@ -1,0 +1,297 @@
+/**
+ * What lands from one fetched batch: decoding, retries, grouping with other
+ * partitions' batches, isolating a poison record and dead-lettering it. The
+ * runner (consumer.ts) owns the group membership around it: when a batch
+ * starts, and what is committed once it is done.
+ */
+import type { Batch, EachBatchPayload, IHeaders, KafkaMessage } from 'kafkajs';
+import { HubError, isRetriable, toHubError } from '../errors/index.js';
+import type { ClinicalEvent } from '../events/index.js';
+import type { EventCodec } from '../events/codec.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { EventProducer } from './producer.js';
+
+export interface DecodedRecord {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  key: string | null;
+  timestamp: number;
+  event: ClinicalEvent;
+}
+
+/**
+ * What a handler receives: the decodable records of one topic-partition
+ * batch, plus the batch's last offset, which a checkpointing handler must
+ * record even when that last record was dead-lettered or filtered out.
+ */
+export interface PartitionBatch {
+  topic: string;
+  partition: number;
+  records: DecodedRecord[];
+  lastOffset: bigint;
+}
+
+export interface DeadLetter {
+  consumer: string;
+  reasonCode: string;
+  reason: string;
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+/** Reason text safe to send to another system: codes and our own messages only, never driver text. */
+export function safeReason(err: unknown): { code: string; reason: string } {
+  const h = toHubError(err, 'HUB_PROJECTION_FAILED');
+  if (err instanceof HubError) return { code: h.code, reason: h.message };
+  // Foreign error messages (pg, avsc) can quote values, which may be PHI.
+  const name = err instanceof Error ? err.name : 'Error';
+  const pgCode = (err as { code?: unknown } | null)?.code;
+  return { code: h.code, reason: `${name}${typeof pgCode === 'string' ? ` (${pgCode})` : ''}` };
+}
+
+/** A record as fetched and as decoded: a dead letter copies the fetched one, never a re-encoding. */
+export interface Decoded {
+  msg: KafkaMessage;
+  rec: DecodedRecord;
+}
+
+/** The runner's options that decide what happens to a batch, read when they are used. */
+export interface BatchOptions {
+  codec: Pick<EventCodec, 'decode' | 'decodeIfResolved'>;
+  producer: Pick<EventProducer, 'publishRaw'>;
+  groupId: string;
+  dlqTopic: string;
+  onDeadLetter?(dl: DeadLetter): void;
+}
+
+export interface RetryPolicy {
+  maxRetries: number;
+  baseMs: number;
+  sleep(ms: number): Promise<void>;
+  log: Logger;
+  /** Told whenever an attempt returns, failed or not: the runner is not stuck. */
+  step(): void;
+}
+
+/** What handling one batch needs from its runner. */
+export interface BatchContext {
+  opts: BatchOptions;
+  log: Logger;
+  /** The handler; calls never overlap. */
+  handle(batch: PartitionBatch): Promise<void>;
+  retry: RetryPolicy;
+}
+
+type Heartbeat = () => Promise<void>;
+
+/**
+ * Runs `fn` until it succeeds, with exponential back-off (at most 15 s) for a
+ * retriable failure, at most `maxRetries` times; heartbeats after each wait,
+ * so that a long back-off does not cost the member its partitions.
+ */
+export async function withRetry<T>(
+  policy: RetryPolicy,
+  what: string,
+  fn: () => Promise<T>,
+  heartbeat: Heartbeat,
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const result = await fn();
+      policy.step();
+      return result;
+    } catch (err) {
+      policy.step();
+      if (!isRetriable(err) || attempt >= policy.maxRetries) throw err;
+      const delay = Math.min(policy.baseMs * 2 ** attempt, 15_000);
+      policy.log.warn(
+        { attempt: attempt + 1, delayMs: delay, code: toHubError(err).code },
+        `${what} failed, retrying`,
+      );
+      await policy.sleep(delay);
+      await heartbeat().catch(() => undefined);
+    }
+  }
+}
+
+/** Copies the fetched record to the DLQ topic with the reason in headers (codes only, no PHI). */
+export async function deadLetter(
+  ctx: BatchContext,
+  msg: KafkaMessage,
+  topic: string,
+  partition: number,
+  err: unknown,
+): Promise<void> {
+  const { opts, log } = ctx;
+  const { code, reason } = safeReason(err);
+  const headers: IHeaders = {
+    ...(msg.headers ?? {}),
+    'hub-dlq-reason-code': code,
+    'hub-dlq-reason': reason,
+    'hub-dlq-consumer': opts.groupId,
+    'hub-dlq-source-topic': topic,
+    'hub-dlq-source-partition': String(partition),
+    'hub-dlq-source-offset': msg.offset,
+    'hub-dlq-failed-at': new Date().toISOString(),
+  };
+  await opts.producer.publishRaw([{ topic: opts.dlqTopic, key: msg.key, value: msg.value, headers }]);
+  log.warn({ reasonCode: code, topic, partition, offset: msg.offset }, 'record dead-lettered');
+  opts.onDeadLetter?.({
+    consumer: opts.groupId,
+    reasonCode: code,
+    reason,
+    topic,
+    partition,
+    offset: msg.offset,
+  });
+}
+
+/**
+ * Decodes a batch's records in order; a record that cannot be decoded for
+ * good is dead-lettered on the spot, and a retriable failure (the registry
+ * down) fails the batch, which kafkajs then fetches again.
+ */
+export async function decodeBatch(
+  ctx: BatchContext,
+  batch: Pick<Batch, 'topic' | 'partition' | 'messages'>,
+  heartbeat: Heartbeat,
+): Promise<Decoded[]> {
+  const { topic, partition } = batch;
+  const decoded: Decoded[] = [];
+  for (const msg of batch.messages) {
+    try {
+      const value = msg.value ?? Buffer.alloc(0);
+      // Without a promise per record once the schema is known: a batch has thousands.
+      const event =
+        ctx.opts.codec.decodeIfResolved(value) ??
+        (await withRetry(ctx.retry, 'decode', () => ctx.opts.codec.decode(value), heartbeat));
+      decoded.push({
+        msg,
+        rec: {
+          topic,
+          partition,
+          offset: BigInt(msg.offset),
+          key: msg.key ? msg.key.toString('utf8') : null,
+          timestamp: Number(msg.timestamp),
+          event,
+        },
+      });
+    } catch (err) {
+      if (isRetriable(err)) throw err;
+      await withRetry(ctx.retry, 'dead-letter', () => deadLetter(ctx, msg, topic, partition, err), heartbeat);
+    }
+  }
+  return decoded;
+}
+
+/**
+ * One batch through `handle`, with retries; a batch that fails for good is
+ * applied record by record so that everything else in it still lands and
+ * only the poison record(s) are parked. False when the consumer stopped or
+ * lost the partition meanwhile (nothing is resolved then).
+ */
+export async function handleAlone(
+  ctx: BatchContext,
+  whole: PartitionBatch,
+  decoded: readonly Decoded[],
+  { heartbeat, isRunning, isStale }: Pick<EachBatchPayload, 'heartbeat' | 'isRunning' | 'isStale'>,
+): Promise<boolean> {
+  const { topic, partition, lastOffset } = whole;
+  const retry = <T>(what: string, fn: () => Promise<T>) => withRetry(ctx.retry, what, fn, heartbeat);
+  try {
+    await retry('handler', () => ctx.handle(whole));
+  } catch (err) {
+    if (isRetriable(err)) throw err;
+    ctx.log.warn({ topic, partition, code: toHubError(err).code }, 'batch failed, isolating records');
+    for (const [i, d] of decoded.entries()) {
+      if (!isRunning() || isStale()) return false;
+      const upTo = i === decoded.length - 1 ? lastOffset : d.rec.offset;
+      try {
+        await retry('handler', () => ctx.handle({ topic, partition, records: [d.rec], lastOffset: upTo }));
+      } catch (e) {
+        if (isRetriable(e)) throw e;
+        await retry('dead-letter', () => deadLetter(ctx, d.msg, topic, partition, e));
+        await retry('checkpoint', () => ctx.handle({ topic, partition, records: [], lastOffset: upTo }));
+      }
+    }
+    if (decoded.length === 0) {
+      await retry('checkpoint', () => ctx.handle({ topic, partition, records: [], lastOffset }));
+    }
+  }
+  return true;
+}
+
+/** Runs the functions it is given one at a time, in call order. */
+export function createExclusive(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
+
+interface GroupMember {
+  batch: PartitionBatch;
+  /** True once the group holding the batch was applied; false: handle it on its own. */
+  settle(applied: boolean): void;
+}
+
+/**
+ * Collects the batches submitted in one turn of the event loop (kafkajs
+ * starts the partitions of a fetch together) into groups of at most
+ * `maxRecords` records, and runs each group through `exclusive`. A batch
+ * left on its own takes the ordinary path at once: as a group of one it
+ * would be the same transaction, and a failure would run it twice.
+ */
+export function createGrouper(
+  handleGroup: (batches: PartitionBatch[]) => Promise<void>,
+  maxRecords: number,
+  exclusive: <T>(fn: () => Promise<T>) => Promise<T>,
+  onFailed: (err: unknown, size: number) => void,
+): (batch: PartitionBatch) => Promise<boolean> {
+  let forming: GroupMember[] = [];
+  let scheduled = false;
+  const run = (group: GroupMember[]) => {
+    if (group.length < 2) {
+      for (const m of group) m.settle(false);
+      return;
+    }
+    void exclusive(async () => {
+      try {
+        await handleGroup(group.map((m) => m.batch));
+        for (const m of group) m.settle(true);
+      } catch (err) {
+        onFailed(err, group.length);
+        for (const m of group) m.settle(false);
+      }
+    });
+  };
+  const flush = () => {
+    scheduled = false;
+    const members = forming;
+    forming = [];
+    let group: GroupMember[] = [];
+    let records = 0;
+    for (const m of members) {
+      if (group.length > 0 && records + m.batch.records.length > maxRecords) {
+        run(group);
+        group = [];
+        records = 0;
+      }
+      group.push(m);
+      records += m.batch.records.length;
+    }
+    if (group.length > 0) run(group);
+  };
+  return (batch) =>
+    new Promise<boolean>((settle) => {
+      forming.push({ batch, settle });
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    });
+}
