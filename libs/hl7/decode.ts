@@ -121,8 +121,8 @@ export function sniffMsh18(bytes: Buffer): string {
 /** Byte offset of the first byte that does not start or continue a valid UTF-8 sequence; -1 when valid. */
 export function firstInvalidUtf8(b: Uint8Array): number {
   let i = 0;
-  while (i < b.length) {
-    const x = b[i]!;
+  // Reading past the end gives undefined, which ends the scan.
+  for (let x = b[i]; x !== undefined; x = b[i]) {
     if (x < 0x80) {
       i++;
       continue;

@@ -1,4 +1,4 @@
-import type { ClinicalEvent } from '../events/index.js';
+import type { ClinicalEvent, Identifier } from '../events/index.js';
 import { encounterClassFor, V2_TABLE } from './codes.js';
 import { loc, refuse, type Seg } from './message.js';
 import { instantOf, type MapScope } from './scope.js';
@@ -23,12 +23,23 @@ function isAdtTrigger(t: string): t is AdtTrigger {
   return (ADT_TRIGGERS as readonly string[]).includes(t);
 }
 
+/** The patient every ADT trigger but A40 is about: its PID and the enterprise patient PID-3 names. */
+interface AdtPatient {
+  pid: Seg;
+  patientId: string;
+  identifiers: Identifier[];
+}
+
 /**
  * ADT → patient and encounter events. Messages that register a patient or
  * start a visit (A01/A04/A05/A28) also emit PatientRegistered with the full
  * PID snapshot, and A08/A31 emit PatientUpdated, so the patient read models
  * get demographics whatever order the patient and encounter topics are read
  * in. Visit-only events (A02/A03/A11/A12/A13) do not repeat the demographics.
+ *
+ * Each mapper below reads the message in the order the refusals are checked
+ * and the events' metas are made: a meta's place in that order is part of
+ * its deterministic event id.
  */
 export function mapAdt(scope: MapScope, trigger: string): ClinicalEvent[] {
   if (!isAdtTrigger(trigger)) {
@@ -36,156 +47,182 @@ export function mapAdt(scope: MapScope, trigger: string): ClinicalEvent[] {
   }
   if (trigger === 'A40') return mapMerge(scope);
   const pid = scope.requireSegment('PID');
-  const { patientId, identifiers } = scope.patient(pid);
-  const requirePv1 = (): Seg => scope.requireSegment('PV1');
-  const events: ClinicalEvent[] = [];
-
-  const demographics = (type: 'PatientRegistered' | 'PatientUpdated'): void => {
-    const occurredAt = scope.eventTime();
-    const data = {
-      meta: scope.meta(type, occurredAt, { 'demographics.deceasedAt': scope.time(pid, 29) }),
-      patientId,
-      demographics: scope.demographics(pid, identifiers),
-    };
-    events.push(type === 'PatientRegistered' ? { type, data } : { type, data });
-  };
-
+  const patient: AdtPatient = { pid, ...scope.patient(pid) };
   switch (trigger) {
     case 'A01':
     case 'A04':
-    case 'A05': {
-      const visitSeg = requirePv1();
-      demographics('PatientRegistered');
-      const { visit, encounterId } = scope.requireVisit(visitSeg, pid);
-      const pv1_2 = scope.requireField(visitSeg, 2, 1, 'patient class');
-      const admitted = scope.time(visitSeg, 44);
-      const evn = scope.msg.first('EVN');
-      const occurredAt = scope.time(evn, 6) ?? admitted ?? scope.eventTime();
-      // A pre-admit (A05) has no admission time until PV1-44 says so.
-      const admittedAt = trigger === 'A05' ? admitted : (admitted ?? occurredAt);
-      const in1 = scope.msg.first('IN1');
-      events.push({
-        type: 'EncounterStarted',
-        data: {
-          meta: scope.meta('EncounterStarted', occurredAt, { admittedAt }),
-          patientId,
-          encounterId,
-          visitNumber: visit,
-          encounterClass: encounterClassFor(pv1_2),
-          status: trigger === 'A05' ? 'planned' : 'in-progress',
-          location: scope.location(visitSeg, 3),
-          hospitalService: scope.tableCode(visitSeg, 10, '0069'),
-          attendingPractitioner: scope.practitioner(visitSeg, 7),
-          admittedAt: instantOf(admittedAt),
-          payer: in1 ? in1.get(4, 1) || in1.get(2, 1) || null : null,
-        },
-      });
-      return events;
-    }
+    case 'A05':
+      return mapVisitStart(scope, patient, trigger);
     case 'A28':
-      demographics('PatientRegistered');
-      return events;
+      return [demographicsEvent(scope, patient, 'PatientRegistered')];
     case 'A08':
     case 'A31':
-      demographics('PatientUpdated');
-      return events;
-    case 'A02': {
-      const visitSeg = requirePv1();
-      const { encounterId } = scope.requireVisit(visitSeg, pid);
-      const toLocation = scope.location(visitSeg, 3);
-      if (!toLocation) {
-        throw refuse(
-          'AE',
-          '101',
-          'required field PV1-3 (assigned patient location) is missing',
-          loc(visitSeg, 3),
-        );
-      }
-      const at = scope.eventTime();
-      events.push({
-        type: 'EncounterTransferred',
-        data: {
-          meta: scope.meta('EncounterTransferred', at, { transferredAt: at }),
-          patientId,
-          encounterId,
-          fromLocation: scope.location(visitSeg, 6),
-          toLocation,
-          transferredAt: at.instant,
-        },
-      });
-      return events;
-    }
-    case 'A03': {
-      const visitSeg = requirePv1();
-      const { encounterId } = scope.requireVisit(visitSeg, pid);
-      const evn = scope.msg.first('EVN');
-      const at = scope.time(visitSeg, 45) ?? scope.time(evn, 6) ?? scope.eventTime();
-      events.push({
-        type: 'EncounterEnded',
-        data: {
-          meta: scope.meta('EncounterEnded', at, { endedAt: at }),
-          patientId,
-          encounterId,
-          endedAt: at.instant,
-          dischargeDisposition: scope.tableCode(visitSeg, 36, '0112'),
-        },
-      });
-      return events;
-    }
-    case 'A11': {
-      const visitSeg = requirePv1();
-      const { encounterId } = scope.requireVisit(visitSeg, pid);
-      const at = scope.eventTime();
-      events.push({
-        type: 'EncounterCancelled',
-        data: {
-          meta: scope.meta('EncounterCancelled', at),
-          patientId,
-          encounterId,
-          reason: scope.code(scope.msg.first('EVN'), 4, 0, V2_TABLE('0062')),
-          cancelledEventType: 'admit',
-        },
-      });
-      return events;
-    }
-    case 'A12': {
-      const visitSeg = requirePv1();
-      const { encounterId } = scope.requireVisit(visitSeg, pid);
-      const at = scope.eventTime();
-      events.push({
-        type: 'EncounterTransferCancelled',
-        data: {
-          meta: scope.meta('EncounterTransferCancelled', at, { cancelledAt: at }),
-          patientId,
-          encounterId,
-          location: scope.location(visitSeg, 3),
-          cancelledLocation: scope.location(visitSeg, 6),
-          cancelledAt: at.instant,
-        },
-      });
-      return events;
-    }
-    case 'A13': {
-      const visitSeg = requirePv1();
-      const { encounterId } = scope.requireVisit(visitSeg, pid);
-      const at = scope.eventTime();
-      events.push({
-        type: 'EncounterDischargeCancelled',
-        data: {
-          meta: scope.meta('EncounterDischargeCancelled', at, { cancelledAt: at }),
-          patientId,
-          encounterId,
-          location: scope.location(visitSeg, 3),
-          cancelledAt: at.instant,
-        },
-      });
-      return events;
-    }
+      return [demographicsEvent(scope, patient, 'PatientUpdated')];
+    case 'A02':
+      return [encounterTransferred(scope, patient)];
+    case 'A03':
+      return [encounterEnded(scope, patient)];
+    case 'A11':
+      return [encounterCancelled(scope, patient)];
+    case 'A12':
+      return [transferCancelled(scope, patient)];
+    case 'A13':
+      return [dischargeCancelled(scope, patient)];
     default: {
       const unreachable: never = trigger;
       return unreachable;
     }
   }
+}
+
+/** The full PID snapshot, as PatientRegistered or PatientUpdated. */
+function demographicsEvent(
+  scope: MapScope,
+  { pid, patientId, identifiers }: AdtPatient,
+  type: 'PatientRegistered' | 'PatientUpdated',
+): ClinicalEvent {
+  const occurredAt = scope.eventTime();
+  const data = {
+    meta: scope.meta(type, occurredAt, { 'demographics.deceasedAt': scope.time(pid, 29) }),
+    patientId,
+    demographics: scope.demographics(pid, identifiers),
+  };
+  return type === 'PatientRegistered' ? { type, data } : { type, data };
+}
+
+/** The visit PV1 names (PV1-19, else PID-18): AE 101 when PV1 or the visit number is missing. */
+function visitOf(scope: MapScope, pid: Seg): { visitSeg: Seg; encounterId: string } {
+  const visitSeg = scope.requireSegment('PV1');
+  const { encounterId } = scope.requireVisit(visitSeg, pid);
+  return { visitSeg, encounterId };
+}
+
+/** A01/A04/A05: the patient's demographics, then EncounterStarted (planned for a pre-admit). */
+function mapVisitStart(
+  scope: MapScope,
+  patient: AdtPatient,
+  trigger: 'A01' | 'A04' | 'A05',
+): ClinicalEvent[] {
+  // PV1 is checked before the demographics are read: when both are wrong, the missing PV1 is the refusal the sender gets.
+  const visitSeg = scope.requireSegment('PV1');
+  const registered = demographicsEvent(scope, patient, 'PatientRegistered');
+  const { visit, encounterId } = scope.requireVisit(visitSeg, patient.pid);
+  const pv1_2 = scope.requireField(visitSeg, 2, 1, 'patient class');
+  const admitted = scope.time(visitSeg, 44);
+  const evn = scope.msg.first('EVN');
+  const occurredAt = scope.time(evn, 6) ?? admitted ?? scope.eventTime();
+  // A pre-admit (A05) has no admission time until PV1-44 says so.
+  const admittedAt = trigger === 'A05' ? admitted : (admitted ?? occurredAt);
+  const in1 = scope.msg.first('IN1');
+  const started: ClinicalEvent = {
+    type: 'EncounterStarted',
+    data: {
+      meta: scope.meta('EncounterStarted', occurredAt, { admittedAt }),
+      patientId: patient.patientId,
+      encounterId,
+      visitNumber: visit,
+      encounterClass: encounterClassFor(pv1_2),
+      status: trigger === 'A05' ? 'planned' : 'in-progress',
+      location: scope.location(visitSeg, 3),
+      hospitalService: scope.tableCode(visitSeg, 10, '0069'),
+      attendingPractitioner: scope.practitioner(visitSeg, 7),
+      admittedAt: instantOf(admittedAt),
+      payer: in1 ? in1.get(4, 1) || in1.get(2, 1) || null : null,
+    },
+  };
+  return [registered, started];
+}
+
+/** A02: the new location (PV1-3, required) and the one left (PV1-6). */
+function encounterTransferred(scope: MapScope, { pid, patientId }: AdtPatient): ClinicalEvent {
+  const { visitSeg, encounterId } = visitOf(scope, pid);
+  const toLocation = scope.location(visitSeg, 3);
+  if (!toLocation) {
+    throw refuse(
+      'AE',
+      '101',
+      'required field PV1-3 (assigned patient location) is missing',
+      loc(visitSeg, 3),
+    );
+  }
+  const at = scope.eventTime();
+  return {
+    type: 'EncounterTransferred',
+    data: {
+      meta: scope.meta('EncounterTransferred', at, { transferredAt: at }),
+      patientId,
+      encounterId,
+      fromLocation: scope.location(visitSeg, 6),
+      toLocation,
+      transferredAt: at.instant,
+    },
+  };
+}
+
+/** A03: ended at the discharge time (PV1-45), else when the event occurred. */
+function encounterEnded(scope: MapScope, { pid, patientId }: AdtPatient): ClinicalEvent {
+  const { visitSeg, encounterId } = visitOf(scope, pid);
+  const evn = scope.msg.first('EVN');
+  const at = scope.time(visitSeg, 45) ?? scope.time(evn, 6) ?? scope.eventTime();
+  return {
+    type: 'EncounterEnded',
+    data: {
+      meta: scope.meta('EncounterEnded', at, { endedAt: at }),
+      patientId,
+      encounterId,
+      endedAt: at.instant,
+      dischargeDisposition: scope.tableCode(visitSeg, 36, '0112'),
+    },
+  };
+}
+
+/** A11: the admit is cancelled, with the EVN-4 reason. */
+function encounterCancelled(scope: MapScope, { pid, patientId }: AdtPatient): ClinicalEvent {
+  const { encounterId } = visitOf(scope, pid);
+  const at = scope.eventTime();
+  return {
+    type: 'EncounterCancelled',
+    data: {
+      meta: scope.meta('EncounterCancelled', at),
+      patientId,
+      encounterId,
+      reason: scope.code(scope.msg.first('EVN'), 4, 0, V2_TABLE('0062')),
+      cancelledEventType: 'admit',
+    },
+  };
+}
+
+/** A12: the transfer is cancelled; the patient is back at PV1-3, not at PV1-6. */
+function transferCancelled(scope: MapScope, { pid, patientId }: AdtPatient): ClinicalEvent {
+  const { visitSeg, encounterId } = visitOf(scope, pid);
+  const at = scope.eventTime();
+  return {
+    type: 'EncounterTransferCancelled',
+    data: {
+      meta: scope.meta('EncounterTransferCancelled', at, { cancelledAt: at }),
+      patientId,
+      encounterId,
+      location: scope.location(visitSeg, 3),
+      cancelledLocation: scope.location(visitSeg, 6),
+      cancelledAt: at.instant,
+    },
+  };
+}
+
+/** A13: the discharge is cancelled; the patient is at PV1-3 again. */
+function dischargeCancelled(scope: MapScope, { pid, patientId }: AdtPatient): ClinicalEvent {
+  const { visitSeg, encounterId } = visitOf(scope, pid);
+  const at = scope.eventTime();
+  return {
+    type: 'EncounterDischargeCancelled',
+    data: {
+      meta: scope.meta('EncounterDischargeCancelled', at, { cancelledAt: at }),
+      patientId,
+      encounterId,
+      location: scope.location(visitSeg, 3),
+      cancelledAt: at.instant,
+    },
+  };
 }
 
 /**

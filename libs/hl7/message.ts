@@ -116,10 +116,9 @@ export class Seg {
    */
   isNull(n: number): boolean {
     const reps = this.repsOf(n);
-    if (reps.length !== 1) return false;
-    const comps = reps[0]!;
-    if (comps.length !== 1) return false;
-    const raw = comps[0]!;
+    const comps = reps.length === 1 ? reps[0] : undefined;
+    const raw = comps?.length === 1 ? comps[0] : undefined;
+    if (raw === undefined) return false;
     return raw.trim() === HL7_NULL || this.msg.decode(raw).trim() === HL7_NULL;
   }
 }

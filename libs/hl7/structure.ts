@@ -82,10 +82,11 @@ export function parseSyntax(syntax: string): Node {
   const tokens = syntax.match(/\[|\]|\{|\}|[^\s[\]{}]+/g) ?? [];
   const bad = (why: string) => new HubError('HUB_INTERNAL', `message structure syntax: ${why}`);
   let i = 0;
+  // Past the last token, reading gives undefined: that ends every open sequence.
+  const next = (): string | undefined => tokens[i++];
   const seq = (close: string | undefined): Node[] => {
     const items: Node[] = [];
-    while (i < tokens.length) {
-      const t = tokens[i++]!;
+    for (let t = next(); t !== undefined; t = next()) {
       if (t === close) return items;
       if (t === '[' || t === '{') {
         const inner = seq(t === '[' ? ']' : '}');
@@ -112,6 +113,11 @@ export function parseSyntax(syntax: string): Node {
 
 type State = { seg: string; next: number } | { eps: number[] } | { accept: true };
 
+/** State numbers only ever come from SegmentGrammar itself: an unknown one is a bug there. */
+function noState(s: number): HubError {
+  return new HubError('HUB_INTERNAL', `segment grammar has no state ${s}`);
+}
+
 /** Thompson NFA over segment names; state 0 is the start. */
 export class SegmentGrammar {
   private readonly states: State[] = [];
@@ -132,6 +138,12 @@ export class SegmentGrammar {
     return this.states.length - 1;
   }
 
+  private state(s: number): State {
+    const st = this.states[s];
+    if (st === undefined) throw noState(s);
+    return st;
+  }
+
   /** Builds `node` so that it continues to `next`; returns its entry state. */
   private build(node: Node, next: number, names: Set<string>): number {
     if (node.kind === 'seg') {
@@ -145,9 +157,10 @@ export class SegmentGrammar {
       return node.optional ? this.add({ eps: [entry, next] }) : entry;
     }
     // One or more: after the body, loop back or leave.
-    const loop = this.add({ eps: [] });
+    const back: number[] = [];
+    const loop = this.add({ eps: back });
     const entry = body(loop);
-    (this.states[loop] as { eps: number[] }).eps.push(entry, next);
+    back.push(entry, next);
     return node.optional ? this.add({ eps: [entry, next] }) : entry;
   }
 
@@ -157,18 +170,21 @@ export class SegmentGrammar {
   private closure(set: Iterable<number>): Set<number> {
     if (this.closures.length === 0) this.closures = this.states.map((_, i) => this.closureFrom(i));
     const out = new Set<number>();
-    for (const s of set) for (const c of this.closures[s]!) out.add(c);
+    for (const s of set) {
+      const closure = this.closures[s];
+      if (closure === undefined) throw noState(s);
+      for (const c of closure) out.add(c);
+    }
     return out;
   }
 
   private closureFrom(start: number): number[] {
     const out = new Set<number>();
     const stack = [start];
-    while (stack.length > 0) {
-      const s = stack.pop()!;
+    for (let s = stack.pop(); s !== undefined; s = stack.pop()) {
       if (out.has(s)) continue;
       out.add(s);
-      const st = this.states[s]!;
+      const st = this.state(s);
       if ('eps' in st) stack.push(...st.eps);
     }
     return [...out];
@@ -181,14 +197,14 @@ export class SegmentGrammar {
   step(set: Set<number>, name: string): Set<number> {
     const next: number[] = [];
     for (const s of set) {
-      const st = this.states[s]!;
+      const st = this.state(s);
       if ('seg' in st && st.seg === name) next.push(st.next);
     }
     return this.closure(next);
   }
 
   accepts(set: Set<number>): boolean {
-    for (const s of set) if ('accept' in this.states[s]!) return true;
+    for (const s of set) if ('accept' in this.state(s)) return true;
     return false;
   }
 
@@ -196,7 +212,7 @@ export class SegmentGrammar {
   expected(set: Set<number>): string[] {
     const out = new Set<string>();
     for (const s of [...set].sort((a, b) => b - a)) {
-      const st = this.states[s]!;
+      const st = this.state(s);
       if ('seg' in st) out.add(st.seg);
     }
     return [...out];
@@ -213,15 +229,15 @@ export type StructureResult =
  */
 export function matchSegments(g: SegmentGrammar, names: readonly string[]): StructureResult {
   let set = g.initial();
-  for (let i = 0; i < names.length; i++) {
-    const next = g.step(set, names[i]!);
+  for (const [i, name] of names.entries()) {
+    const next = g.step(set, name);
     if (next.size === 0) {
       // A segment the structure needs here, after which this one would fit, and
       // which does not come later anyway: the sender left it out.
       const later = new Set(names.slice(i + 1));
       const missing = g
         .expected(set)
-        .find((n) => !later.has(n) && n !== names[i] && g.step(g.step(set, n), names[i]!).size > 0);
+        .find((n) => !later.has(n) && n !== name && g.step(g.step(set, n), name).size > 0);
       return missing !== undefined ? { ok: false, missing, before: i } : { ok: false, unexpected: i };
     }
     set = next;
@@ -311,6 +327,19 @@ export function validateStructure(
   header: MessageHeader,
   input: StructureInput,
 ): StructureDef | undefined {
+  checkSegmentIds(msg, input);
+  const def = structureFor(header);
+  if (!def) return undefined;
+  const g = grammarOf(def);
+  const used = msg.segments.filter((s) => g.names.has(s.name));
+  checkSegmentOrder(msg, header, def, used);
+  checkRequiredFields(msg, parseVersion(header.version), used, input);
+  checkValues(msg, used, input);
+  return def;
+}
+
+/** Rule 1: every segment id is three upper-case letters/digits (AE 100). */
+function checkSegmentIds(msg: Msg, input: StructureInput): void {
   for (const s of msg.segments) {
     if (!SEGMENT_ID.test(s.name)) {
       throw refuse(
@@ -322,39 +351,48 @@ export function validateStructure(
       );
     }
   }
-  const def = structureFor(header);
-  if (!def) return undefined;
-  const v = parseVersion(header.version);
-  const g = grammarOf(def);
-  const used = msg.segments.filter((s) => g.names.has(s.name));
+}
 
+/** The segment matchSegments pointed at: its indexes are into `used`, so a miss is a bug here. */
+function usedAt(used: readonly Seg[], i: number): Seg {
+  const s = used[i];
+  if (s === undefined) throw new HubError('HUB_INTERNAL', `structure match points past the segments (${i})`);
+  return s;
+}
+
+/** Rule 2: the structure's segments in its order, groups and required segments (AE 100). */
+function checkSegmentOrder(msg: Msg, header: MessageHeader, def: StructureDef, used: readonly Seg[]): void {
   const r = matchSegments(
-    g,
+    grammarOf(def),
     used.map((s) => s.name),
   );
-  if (!r.ok) {
-    if ('unexpected' in r) {
-      const s = used[r.unexpected]!;
-      throw refuse(
-        'AE',
-        '100',
-        `segment ${s.name} #${s.sequence} is not allowed at this position in ${def.id} (v${header.version})`,
-        loc(s),
-      );
-    }
-    const sequence =
-      msg.all(r.missing).filter((s) => r.before === undefined || s.position < used[r.before]!.position)
-        .length + 1;
-    const where =
-      r.before === undefined ? '' : ` before ${used[r.before]!.name} #${used[r.before]!.sequence}`;
+  if (r.ok) return;
+  if ('unexpected' in r) {
+    const s = usedAt(used, r.unexpected);
     throw refuse(
       'AE',
       '100',
-      `required segment ${r.missing} is missing${where} (${def.id}, v${header.version})`,
-      { segment: r.missing, segmentSequence: sequence },
+      `segment ${s.name} #${s.sequence} is not allowed at this position in ${def.id} (v${header.version})`,
+      loc(s),
     );
   }
+  const before = r.before === undefined ? undefined : usedAt(used, r.before);
+  const sequence =
+    msg.all(r.missing).filter((s) => before === undefined || s.position < before.position).length + 1;
+  const where = before === undefined ? '' : ` before ${before.name} #${before.sequence}`;
+  throw refuse(
+    'AE',
+    '100',
+    `required segment ${r.missing} is missing${where} (${def.id}, v${header.version})`,
+    {
+      segment: r.missing,
+      segmentSequence: sequence,
+    },
+  );
+}
 
+/** Rule 3: every field the standard marks R at this version is valued (AE 101); MSH first. */
+function checkRequiredFields(msg: Msg, v: Version, used: readonly Seg[], input: StructureInput): void {
   for (const s of [msg.msh, ...used.filter((x) => x.name !== 'MSH')]) {
     for (const req of requiredFor(s.name, v)) {
       if (!valued(s, req.field)) {
@@ -367,7 +405,10 @@ export function validateStructure(
       }
     }
   }
+}
 
+/** Rule 4: coded fields hold a value of their table (AE 103); NM observations are numbers (AE 102). */
+function checkValues(msg: Msg, used: readonly Seg[], input: StructureInput): void {
   for (const s of used) {
     for (const c of CODED_FIELDS) {
       if (c.segment !== s.name || !valued(s, c.field)) continue;
@@ -395,5 +436,4 @@ export function validateStructure(
       }
     }
   }
-  return def;
 }

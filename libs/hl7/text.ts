@@ -40,13 +40,18 @@ export function locateAt(text: string, index: number, d: Delimiters): ErrorLocat
   const fields = line.split(d.field);
   // MSH-1 is the field separator itself, so MSH fields count one further.
   const field = fields.length - 1 + (name === 'MSH' ? 1 : 0);
-  const component = (fields[fields.length - 1] ?? '').split(d.repetition).pop()!.split(d.component).length;
+  const component = afterLast(afterLast(line, d.field), d.repetition).split(d.component).length;
   return {
     segment: name,
     segmentSequence: sequence,
     ...(field > 0 ? { field } : {}),
     ...(field > 0 && component > 1 ? { component } : {}),
   };
+}
+
+/** The text after the last `sep` (all of it when there is none); Msg.parse has checked that delimiters are not empty. */
+function afterLast(text: string, sep: string): string {
+  return text.slice(text.lastIndexOf(sep) + 1);
 }
 
 function fieldLabel(l: ErrorLocation): string {
@@ -117,16 +122,13 @@ export function checkMessageText(msg: Msg, text: string, invalidUtf8Prefix?: str
     const sequence = (counts.get(name) ?? 0) + 1;
     counts.set(name, sequence);
     if (!line.includes(d.escape)) continue;
-    const fields = line.split(d.field);
-    for (let fi = 1; fi < fields.length; fi++) {
-      // MSH-2 is the encoding characters, escape character included.
-      if (name === 'MSH' && fi === 1) continue;
-      const f = fields[fi]!;
+    for (const [fi, f] of line.split(d.field).entries()) {
+      // Field 0 is the segment id; MSH-2 is the encoding characters, escape character included.
+      if (fi === 0 || (name === 'MSH' && fi === 1)) continue;
       if (!f.includes(d.escape)) continue;
       for (const rep of f.split(d.repetition)) {
-        const comps = rep.split(d.component);
-        for (let ci = 0; ci < comps.length; ci++) {
-          for (const leaf of comps[ci]!.split(d.subcomponent)) {
+        for (const [ci, comp] of rep.split(d.component).entries()) {
+          for (const leaf of comp.split(d.subcomponent)) {
             const p = leafEscapeProblem(leaf, d.escape, msg.charset);
             if (p === null) continue;
             const l: ErrorLocation = {

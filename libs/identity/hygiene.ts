@@ -35,6 +35,8 @@
  * Problems are named, never quoted: identifier values are PHI.
  */
 
+import { HubError } from '../errors/index.js';
+
 export type IdentifierProblem =
   | 'empty'
   | 'lone-surrogate'
@@ -137,6 +139,13 @@ function scriptsOf(cp: number): ReadonlySet<string> | null {
   return out;
 }
 
+/** The code point of one character of a for-of over a string (never empty: for-of yields whole code points). */
+function codePointOf(ch: string): number {
+  const cp = ch.codePointAt(0);
+  if (cp === undefined) throw new HubError('HUB_INTERNAL', 'a string iterated to an empty character');
+  return cp;
+}
+
 /** Intersection of the script sets; null means "all scripts" (only Common/Inherited characters). */
 function resolve(sets: readonly ReadonlySet<string>[]): Set<string> | null {
   const [first, ...rest] = sets;
@@ -150,7 +159,7 @@ function resolve(sets: readonly ReadonlySet<string>[]): Set<string> | null {
 export function isHighlyRestrictive(value: string): boolean {
   const sets: ReadonlySet<string>[] = [];
   for (const ch of value) {
-    const s = scriptsOf(ch.codePointAt(0)!);
+    const s = scriptsOf(codePointOf(ch));
     if (s) sets.push(s);
   }
   const all = resolve(sets);
@@ -174,7 +183,7 @@ function hasMixedNumbers(value: string): boolean {
   let zero: number | undefined;
   for (const ch of value) {
     if (!DECIMAL_DIGIT.test(ch)) continue;
-    const z = zeroOf(ch.codePointAt(0)!);
+    const z = zeroOf(codePointOf(ch));
     if (zero !== undefined && z !== zero) return true;
     zero = z;
   }
