@@ -96,16 +96,20 @@ function principalOf(p: JWTPayload): Principal {
   };
 }
 
-export function createTokenVerifier(cfg: VerifierConfig): TokenVerifier {
-  if (Boolean(cfg.jwksUrl) === Boolean(cfg.jwks)) {
-    throw new HubError('HUB_CONFIG_INVALID', 'give exactly one of a JWKS URL or a local key set');
+/** The verifier's keys: exactly one of a JWKS URL or a local key set, else a configuration error. */
+function keySetOf(cfg: VerifierConfig) {
+  if (cfg.jwksUrl && !cfg.jwks) {
+    return createRemoteJWKSet(new URL(cfg.jwksUrl), {
+      cooldownDuration: cfg.jwksCooldownMs ?? 30_000,
+      cacheMaxAge: 10 * 60_000,
+    });
   }
-  const keys = cfg.jwksUrl
-    ? createRemoteJWKSet(new URL(cfg.jwksUrl), {
-        cooldownDuration: cfg.jwksCooldownMs ?? 30_000,
-        cacheMaxAge: 10 * 60_000,
-      })
-    : createLocalJWKSet(cfg.jwks!);
+  if (cfg.jwks && !cfg.jwksUrl) return createLocalJWKSet(cfg.jwks);
+  throw new HubError('HUB_CONFIG_INVALID', 'give exactly one of a JWKS URL or a local key set');
+}
+
+export function createTokenVerifier(cfg: VerifierConfig): TokenVerifier {
+  const keys = keySetOf(cfg);
   return async (token) => {
     try {
       const { payload } = await jwtVerify(token, keys, {

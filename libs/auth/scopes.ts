@@ -61,10 +61,11 @@ function permsOf(p: string): Set<Permission> | null {
 /** Parses one scope; anything that is not a resource scope (openid, launch/patient, ...) is null. */
 export function parseScope(s: string): Scope | null {
   const m = /^(patient|user|system)\/([A-Za-z*]+)\.([a-z*]+)$/.exec(s);
-  if (!m) return null;
-  const perms = permsOf(m[3]!);
+  const [, context, resource, letters] = m ?? [];
+  if (context === undefined || resource === undefined || letters === undefined) return null;
+  const perms = permsOf(letters);
   if (!perms) return null;
-  return { context: m[1] as ScopeContext, resource: m[2]!, perms };
+  return { context: context as ScopeContext, resource, perms };
 }
 
 export function parseScopes(scope: string | readonly string[]): Scope[] {

@@ -62,198 +62,224 @@ function render(root: string, path: readonly (string | number)[]): string {
 const LONE_SURROGATE = /\p{Cs}/u;
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
-export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): StrictJsonResult {
-  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
-  const root = sniffRoot(text);
-  const path: (string | number)[] = [];
-  let i = 0;
+/** The one-character escapes after a backslash and what each stands for. */
+const SIMPLE_ESCAPES: ReadonlyMap<string, string> = new Map([
+  ['"', '"'],
+  ['\\', '\\'],
+  ['/', '/'],
+  ['b', '\b'],
+  ['f', '\f'],
+  ['n', '\n'],
+  ['r', '\r'],
+  ['t', '\t'],
+]);
 
-  const fail = (code: JsonProblemCode, message: string, at: (string | number)[] = path): never => {
-    throw new Stop({ code, expression: render(root, at), message });
-  };
+/**
+ * One pass over one document: the cursor, the path to the value being read
+ * (for problem locations) and one method per JSON production. A class rather
+ * than closures so each rule reads on its own.
+ */
+class StrictJsonReader {
+  private i = 0;
+  private readonly path: (string | number)[] = [];
+
+  constructor(
+    private readonly text: string,
+    private readonly root: string,
+    private readonly maxDepth: number,
+  ) {}
+
+  /** The whole input is one value, with nothing after it but whitespace. */
+  document(): unknown {
+    const v = this.value(0, false);
+    this.ws();
+    if (this.i !== this.text.length) this.fail('invalid-json', 'trailing content after the JSON value', []);
+    return v;
+  }
+
+  private fail(code: JsonProblemCode, message: string, at: (string | number)[] = this.path): never {
+    throw new Stop({ code, expression: render(this.root, at), message });
+  }
+
+  private ws(): void {
+    for (;;) {
+      const c = this.text.charCodeAt(this.i);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.i++;
+      else return;
+    }
+  }
+
+  private value(depth: number, nullAllowed: boolean): unknown {
+    this.ws();
+    const c = this.text[this.i];
+    if (c === '{') return this.object(depth);
+    if (c === '[') return this.array(depth);
+    if (c === '"') {
+      const s = this.str();
+      if (s === '') this.fail('empty-string', 'empty string value');
+      return s;
+    }
+    return this.literal(nullAllowed);
+  }
+
+  private object(depth: number): Record<string, unknown> {
+    if (depth >= this.maxDepth) this.fail('too-deep', `nesting deeper than ${this.maxDepth}`);
+    this.i++;
+    const obj: Record<string, unknown> = {};
+    const seen = new Set<string>();
+    this.ws();
+    if (this.text[this.i] === '}') {
+      this.i++;
+      return obj;
+    }
+    for (;;) {
+      const key = this.propertyName(seen);
+      this.path.push(key);
+      // Arrays of primitive extensions (`_given`) use null to align with their values.
+      obj[key] = this.value(depth + 1, false);
+      this.path.pop();
+      if (this.endOfList('}')) return obj;
+    }
+  }
+
+  /** After a member or element: true at the closing bracket, false after a comma (either consumed). */
+  private endOfList(close: '}' | ']'): boolean {
+    this.ws();
+    if (this.text[this.i] === ',') {
+      this.i++;
+      return false;
+    }
+    if (this.text[this.i] === close) {
+      this.i++;
+      return true;
+    }
+    return this.fail('invalid-json', `expected "," or "${close}"`);
+  }
+
+  /** Reads `"key":`, refusing empty, forbidden and repeated names. */
+  private propertyName(seen: Set<string>): string {
+    this.ws();
+    if (this.text[this.i] !== '"') this.fail('invalid-json', 'expected a property name');
+    const key = this.str();
+    if (key === '') this.fail('empty-string', 'empty property name');
+    if (FORBIDDEN_KEYS.has(key))
+      this.fail('forbidden-key', `property name "${key}" is not allowed`, [...this.path, key]);
+    if (seen.has(key)) this.fail('duplicate-key', `duplicate property "${key}"`, [...this.path, key]);
+    seen.add(key);
+    this.ws();
+    if (this.text[this.i] !== ':') this.fail('invalid-json', 'expected ":"');
+    this.i++;
+    return key;
+  }
+
+  private array(depth: number): unknown[] {
+    if (depth >= this.maxDepth) this.fail('too-deep', `nesting deeper than ${this.maxDepth}`);
+    this.i++;
+    const arr: unknown[] = [];
+    const key = this.path[this.path.length - 1];
+    const alignedNulls = typeof key === 'string' && key.startsWith('_');
+    this.ws();
+    if (this.text[this.i] === ']') {
+      this.i++;
+      return arr;
+    }
+    for (;;) {
+      this.path.push(arr.length);
+      arr.push(this.value(depth + 1, alignedNulls));
+      this.path.pop();
+      if (this.endOfList(']')) return arr;
+    }
+  }
+
+  /** true, false, null (where allowed) or a number. */
+  private literal(nullAllowed: boolean): unknown {
+    const { text } = this;
+    if (text.startsWith('true', this.i)) {
+      this.i += 4;
+      return true;
+    }
+    if (text.startsWith('false', this.i)) {
+      this.i += 5;
+      return false;
+    }
+    if (text.startsWith('null', this.i)) {
+      if (!nullAllowed) this.fail('null-value', 'null is not allowed here');
+      this.i += 4;
+      return null;
+    }
+    NUMBER.lastIndex = this.i;
+    const m = NUMBER.exec(text);
+    if (m) {
+      this.i += m[0].length;
+      return Number(m[0]);
+    }
+    return this.fail(
+      'invalid-json',
+      this.i >= text.length ? 'unexpected end of input' : 'unexpected character',
+    );
+  }
+
+  private str(): string {
+    const { text } = this;
+    // Caller has checked the opening quote.
+    this.i++;
+    let out = '';
+    let start = this.i;
+    for (;;) {
+      if (this.i >= text.length) this.fail('invalid-json', 'unterminated string');
+      const c = text.charCodeAt(this.i);
+      if (c === 0x22) {
+        out += text.slice(start, this.i);
+        this.i++;
+        return this.checkedString(out);
+      }
+      if (c < 0x20) this.fail('invalid-json', 'control character in string');
+      if (c === 0x5c) {
+        out += text.slice(start, this.i) + this.escape();
+        start = this.i;
+        continue;
+      }
+      this.i++;
+    }
+  }
+
+  /** Decodes the escape at the cursor (a backslash) and moves past it. */
+  private escape(): string {
+    const e = this.text[this.i + 1];
+    const simple = e === undefined ? undefined : SIMPLE_ESCAPES.get(e);
+    if (simple !== undefined) {
+      this.i += 2;
+      return simple;
+    }
+    if (e !== 'u') return this.fail('invalid-json', 'bad escape in string');
+    const hex = this.text.slice(this.i + 2, this.i + 6);
+    if (!/^[0-9a-fA-F]{4}$/.test(hex)) this.fail('invalid-json', 'bad \\u escape');
+    this.i += 6;
+    return String.fromCharCode(parseInt(hex, 16));
+  }
+
+  private checkedString(out: string): string {
+    // "\ud800" escapes (or such text handed in) are not Unicode: no UTF-8 encoding, no
+    // Avro string, no PostgreSQL text. U+0000 cannot be stored in PostgreSQL text or jsonb.
+    if (LONE_SURROGATE.test(out))
+      this.fail('lone-surrogate', 'string is not valid Unicode (unpaired surrogate)');
+    if (out.includes('\u0000')) this.fail('nul-character', 'string contains U+0000 (NUL)');
+    // One stored form for canonically equivalent text (a name sent composed or decomposed).
+    return normaliseText(out);
+  }
+}
+
+export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): StrictJsonResult {
+  const root = sniffRoot(text);
   if (opts.maxLength !== undefined && text.length > opts.maxLength) {
     return {
       ok: false,
       problem: { code: 'too-large', expression: root, message: `input exceeds ${opts.maxLength} characters` },
     };
   }
-
-  const ws = () => {
-    for (;;) {
-      const c = text.charCodeAt(i);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
-      else return;
-    }
-  };
-
-  const str = (): string => {
-    // Caller has checked the opening quote.
-    i++;
-    let out = '';
-    let start = i;
-    for (;;) {
-      if (i >= text.length) fail('invalid-json', 'unterminated string');
-      const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        out += text.slice(start, i);
-        i++;
-        // "\ud800" escapes (or such text handed in) are not Unicode: no UTF-8 encoding, no
-        // Avro string, no PostgreSQL text. U+0000 cannot be stored in PostgreSQL text or jsonb.
-        if (LONE_SURROGATE.test(out))
-          fail('lone-surrogate', 'string is not valid Unicode (unpaired surrogate)');
-        if (out.includes('\u0000')) fail('nul-character', 'string contains U+0000 (NUL)');
-        // One stored form for canonically equivalent text (a name sent composed or decomposed).
-        return normaliseText(out);
-      }
-      if (c < 0x20) fail('invalid-json', 'control character in string');
-      if (c === 0x5c) {
-        out += text.slice(start, i);
-        const e = text[i + 1];
-        switch (e) {
-          case '"':
-          case '\\':
-          case '/':
-            out += e;
-            i += 2;
-            break;
-          case 'b':
-            out += '\b';
-            i += 2;
-            break;
-          case 'f':
-            out += '\f';
-            i += 2;
-            break;
-          case 'n':
-            out += '\n';
-            i += 2;
-            break;
-          case 'r':
-            out += '\r';
-            i += 2;
-            break;
-          case 't':
-            out += '\t';
-            i += 2;
-            break;
-          case 'u': {
-            const hex = text.slice(i + 2, i + 6);
-            if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('invalid-json', 'bad \\u escape');
-            out += String.fromCharCode(parseInt(hex, 16));
-            i += 6;
-            break;
-          }
-          case undefined:
-          default:
-            fail('invalid-json', 'bad escape in string');
-        }
-        start = i;
-        continue;
-      }
-      i++;
-    }
-  };
-
-  const value = (depth: number, nullAllowed: boolean): unknown => {
-    ws();
-    const c = text[i];
-    if (c === '{') {
-      if (depth >= maxDepth) fail('too-deep', `nesting deeper than ${maxDepth}`);
-      i++;
-      const obj: Record<string, unknown> = {};
-      const seen = new Set<string>();
-      ws();
-      if (text[i] === '}') {
-        i++;
-        return obj;
-      }
-      for (;;) {
-        ws();
-        if (text[i] !== '"') fail('invalid-json', 'expected a property name');
-        const key = str();
-        if (key === '') fail('empty-string', 'empty property name');
-        if (FORBIDDEN_KEYS.has(key))
-          fail('forbidden-key', `property name "${key}" is not allowed`, [...path, key]);
-        if (seen.has(key)) fail('duplicate-key', `duplicate property "${key}"`, [...path, key]);
-        seen.add(key);
-        ws();
-        if (text[i] !== ':') fail('invalid-json', 'expected ":"');
-        i++;
-        path.push(key);
-        // Arrays of primitive extensions (`_given`) use null to align with their values.
-        obj[key] = value(depth + 1, false);
-        path.pop();
-        ws();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        if (text[i] === '}') {
-          i++;
-          return obj;
-        }
-        fail('invalid-json', 'expected "," or "}"');
-      }
-    }
-    if (c === '[') {
-      if (depth >= maxDepth) fail('too-deep', `nesting deeper than ${maxDepth}`);
-      i++;
-      const arr: unknown[] = [];
-      const key = path[path.length - 1];
-      const alignedNulls = typeof key === 'string' && key.startsWith('_');
-      ws();
-      if (text[i] === ']') {
-        i++;
-        return arr;
-      }
-      for (;;) {
-        path.push(arr.length);
-        arr.push(value(depth + 1, alignedNulls));
-        path.pop();
-        ws();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        if (text[i] === ']') {
-          i++;
-          return arr;
-        }
-        fail('invalid-json', 'expected "," or "]"');
-      }
-    }
-    if (c === '"') {
-      const s = str();
-      if (s === '') fail('empty-string', 'empty string value');
-      return s;
-    }
-    if (text.startsWith('true', i)) {
-      i += 4;
-      return true;
-    }
-    if (text.startsWith('false', i)) {
-      i += 5;
-      return false;
-    }
-    if (text.startsWith('null', i)) {
-      if (!nullAllowed) fail('null-value', 'null is not allowed here');
-      i += 4;
-      return null;
-    }
-    NUMBER.lastIndex = i;
-    const m = NUMBER.exec(text);
-    if (m) {
-      i += m[0].length;
-      return Number(m[0]);
-    }
-    return fail('invalid-json', i >= text.length ? 'unexpected end of input' : 'unexpected character');
-  };
-
   try {
-    const v = value(0, false);
-    ws();
-    if (i !== text.length) fail('invalid-json', 'trailing content after the JSON value', []);
-    return { ok: true, value: v };
+    const value = new StrictJsonReader(text, root, opts.maxDepth ?? DEFAULT_MAX_DEPTH).document();
+    return { ok: true, value };
   } catch (err) {
     if (err instanceof Stop) return { ok: false, problem: err.problem };
     throw err;

@@ -241,7 +241,8 @@ function practitioner(ref: Reference | undefined, policy: IdentityPolicy): Pract
 export function parseLiteralReference(ref: string | undefined): { type: string; id: string } | undefined {
   if (!ref) return undefined;
   const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(ref);
-  return m ? { type: m[1]!, id: m[2]! } : undefined;
+  const [, type, id] = m ?? [];
+  return type !== undefined && id !== undefined ? { type, id } : undefined;
 }
 
 /** A subject given as a logical identifier needs no lookup: the key is derived as for a Patient. */
@@ -366,9 +367,9 @@ export function demographicsOf(p: Patient, policy: IdentityPolicy): Demographics
       country: a.country ?? null,
       use: a.use ?? null,
     })),
-    telecom: (p.telecom ?? [])
-      .filter((t) => t.value)
-      .map((t) => ({ system: t.system ?? 'other', value: t.value!, use: t.use ?? null, part: null })),
+    telecom: (p.telecom ?? []).flatMap((t) =>
+      t.value ? [{ system: t.system ?? 'other', value: t.value, use: t.use ?? null, part: null }] : [],
+    ),
     maritalStatus: concept(p.maritalStatus),
     language: concept(p.communication?.find((c) => c.preferred)?.language ?? p.communication?.[0]?.language),
     // A FHIR create or update (PUT) is the whole resource: an absent element is no value, not
@@ -458,111 +459,129 @@ function sameLocation(a: Location | null, b: Location | null): boolean {
 
 const ENCOUNTER_ACTIVE = new Set(['planned', 'arrived', 'triaged', 'in-progress', 'onleave']);
 
-function mapEncounter(e: Encounter, input: MapInput, ctx: MapContext): MapResult {
-  const subject = needSubject(input, 'Encounter');
-  if (typeof subject !== 'string') return subject;
-  const encounterId = input.previous?.hubId ?? hubIdOfResource(e, input.id, ctx.policy);
-  const location = encounterLocation(e);
-  const prevStatus = input.previous?.status ?? null;
+/** What every event of one Encounter write shares. */
+interface EncounterWrite {
+  e: Encounter;
+  input: MapInput;
+  ctx: MapContext;
+  subject: string;
+  encounterId: string;
+  location: Location | null;
+  prevStatus: string | null;
+}
+
+function encounterStarted(w: EncounterWrite, seq: number): ClinicalEvent {
+  const { e, input, ctx } = w;
+  const ids = identifiers(e.identifier, ctx.policy);
+  const attending = e.participant?.find((p) =>
+    p.type?.some((t) => t.coding?.some((c) => c.code === 'ATND')),
+  )?.individual;
   const start = instant(e.period?.start);
-  const events: ClinicalEvent[] = [];
-  let seq = 0;
-  const started = (): ClinicalEvent => {
-    const ids = identifiers(e.identifier, ctx.policy);
-    const attending = e.participant?.find((p) =>
-      p.type?.some((t) => t.coding?.some((c) => c.code === 'ATND')),
-    )?.individual;
-    return {
-      type: 'EncounterStarted',
-      data: {
-        meta: metaFor('EncounterStarted', seq++, input, ctx, start ?? ctx.recordedAt, {
-          'meta.occurredAt': e.period?.start,
-          admittedAt: e.period?.start,
-        }),
-        patientId: subject,
-        encounterId,
-        visitNumber: preferred(ids, 'VN') ?? null,
-        encounterClass: code(e.class) ?? { system: 'urn:hub:unknown-system', code: 'unknown', display: null },
-        status: e.status === 'planned' ? 'planned' : 'in-progress',
-        location,
-        hospitalService: concept(e.serviceType),
-        attendingPractitioner: practitioner(attending, ctx.policy),
-        admittedAt: start,
-        payer: null,
-      },
-    };
+  return {
+    type: 'EncounterStarted',
+    data: {
+      meta: metaFor('EncounterStarted', seq, input, ctx, start ?? ctx.recordedAt, {
+        'meta.occurredAt': e.period?.start,
+        admittedAt: e.period?.start,
+      }),
+      patientId: w.subject,
+      encounterId: w.encounterId,
+      visitNumber: preferred(ids, 'VN') ?? null,
+      encounterClass: code(e.class) ?? { system: 'urn:hub:unknown-system', code: 'unknown', display: null },
+      status: e.status === 'planned' ? 'planned' : 'in-progress',
+      location: w.location,
+      hospitalService: concept(e.serviceType),
+      attendingPractitioner: practitioner(attending, ctx.policy),
+      admittedAt: start,
+      payer: null,
+    },
   };
-  switch (e.status) {
+}
+
+/**
+ * planned … onleave: a start when the visit was not active before, a transfer when an active
+ * visit moved, a start when a pre-admit became an admission; else (a repeat) nothing.
+ */
+function activeEncounterEvents(w: EncounterWrite): ClinicalEvent[] {
+  const { e, input, ctx, location, prevStatus } = w;
+  const wasActive = prevStatus !== null && ENCOUNTER_ACTIVE.has(prevStatus);
+  if (!wasActive) return [encounterStarted(w, 0)];
+  if (location && !sameLocation(location, input.previous?.location ?? null) && e.status !== 'planned') {
+    return [
+      {
+        type: 'EncounterTransferred',
+        data: {
+          meta: metaFor('EncounterTransferred', 0, input, ctx, ctx.recordedAt),
+          patientId: w.subject,
+          encounterId: w.encounterId,
+          fromLocation: input.previous?.location ?? null,
+          toLocation: location,
+          transferredAt: ctx.recordedAt,
+        },
+      },
+    ];
+  }
+  // Pre-admit became an admission: a start of the real visit.
+  if (prevStatus === 'planned' && e.status !== 'planned') return [encounterStarted(w, 0)];
+  return [];
+}
+
+function finishedEncounterEvents(w: EncounterWrite): ClinicalEvent[] {
+  const { e, input, ctx, prevStatus } = w;
+  // A backfill may send a visit only once it is over: it still started.
+  const events = prevStatus === null ? [encounterStarted(w, 0)] : [];
+  if (prevStatus === 'finished') return events;
+  const end = instant(e.period?.end) ?? ctx.recordedAt;
+  events.push({
+    type: 'EncounterEnded',
+    data: {
+      meta: metaFor('EncounterEnded', events.length, input, ctx, end, {
+        'meta.occurredAt': e.period?.end,
+        endedAt: e.period?.end,
+      }),
+      patientId: w.subject,
+      encounterId: w.encounterId,
+      endedAt: end,
+      dischargeDisposition: concept(e.hospitalization?.dischargeDisposition),
+    },
+  });
+  return events;
+}
+
+function cancelledEncounterEvents(w: EncounterWrite): ClinicalEvent[] {
+  const { e, input, ctx, prevStatus } = w;
+  if (prevStatus === 'cancelled' || prevStatus === 'entered-in-error') return [];
+  return [
+    {
+      type: 'EncounterCancelled',
+      data: {
+        meta: metaFor('EncounterCancelled', 0, input, ctx, ctx.recordedAt),
+        patientId: w.subject,
+        encounterId: w.encounterId,
+        reason:
+          e.status === 'entered-in-error'
+            ? { system: 'http://hl7.org/fhir/encounter-status', code: 'entered-in-error', display: null }
+            : null,
+        cancelledEventType: prevStatus === 'finished' ? 'discharge' : 'admit',
+      },
+    },
+  ];
+}
+
+/** The events a write of this status means, given the status the hub knew before. */
+function encounterEvents(w: EncounterWrite): ClinicalEvent[] | Invalid {
+  switch (w.e.status) {
     case 'planned':
     case 'arrived':
     case 'triaged':
     case 'in-progress':
-    case 'onleave': {
-      const wasActive = prevStatus !== null && ENCOUNTER_ACTIVE.has(prevStatus);
-      if (!wasActive) {
-        events.push(started());
-      } else if (
-        location &&
-        !sameLocation(location, input.previous?.location ?? null) &&
-        e.status !== 'planned'
-      ) {
-        events.push({
-          type: 'EncounterTransferred',
-          data: {
-            meta: metaFor('EncounterTransferred', seq++, input, ctx, ctx.recordedAt),
-            patientId: subject,
-            encounterId,
-            fromLocation: input.previous?.location ?? null,
-            toLocation: location,
-            transferredAt: ctx.recordedAt,
-          },
-        });
-      } else if (prevStatus === 'planned' && e.status !== 'planned') {
-        // Pre-admit became an admission: a start of the real visit.
-        events.push(started());
-      }
-      break;
-    }
-    case 'finished': {
-      // A backfill may send a visit only once it is over: it still started.
-      if (prevStatus === null) events.push(started());
-      const end = instant(e.period?.end) ?? ctx.recordedAt;
-      if (prevStatus !== 'finished') {
-        events.push({
-          type: 'EncounterEnded',
-          data: {
-            meta: metaFor('EncounterEnded', seq++, input, ctx, end, {
-              'meta.occurredAt': e.period?.end,
-              endedAt: e.period?.end,
-            }),
-            patientId: subject,
-            encounterId,
-            endedAt: end,
-            dischargeDisposition: concept(e.hospitalization?.dischargeDisposition),
-          },
-        });
-      }
-      break;
-    }
+    case 'onleave':
+      return activeEncounterEvents(w);
+    case 'finished':
+      return finishedEncounterEvents(w);
     case 'cancelled':
-    case 'entered-in-error': {
-      if (prevStatus !== 'cancelled' && prevStatus !== 'entered-in-error') {
-        events.push({
-          type: 'EncounterCancelled',
-          data: {
-            meta: metaFor('EncounterCancelled', seq++, input, ctx, ctx.recordedAt),
-            patientId: subject,
-            encounterId,
-            reason:
-              e.status === 'entered-in-error'
-                ? { system: 'http://hl7.org/fhir/encounter-status', code: 'entered-in-error', display: null }
-                : null,
-            cancelledEventType: prevStatus === 'finished' ? 'discharge' : 'admit',
-          },
-        });
-      }
-      break;
-    }
+    case 'entered-in-error':
+      return cancelledEncounterEvents(w);
     case 'unknown':
     case undefined:
       return invalid('unmappable', 422, [
@@ -573,6 +592,16 @@ function mapEncounter(e: Encounter, input: MapInput, ctx: MapContext): MapResult
         ),
       ]);
   }
+}
+
+function mapEncounter(e: Encounter, input: MapInput, ctx: MapContext): MapResult {
+  const subject = needSubject(input, 'Encounter');
+  if (typeof subject !== 'string') return subject;
+  const encounterId = input.previous?.hubId ?? hubIdOfResource(e, input.id, ctx.policy);
+  const location = encounterLocation(e);
+  const prevStatus = input.previous?.status ?? null;
+  const events = encounterEvents({ e, input, ctx, subject, encounterId, location, prevStatus });
+  if (!Array.isArray(events)) return events;
   return {
     ok: true,
     events,

@@ -49,7 +49,8 @@ function textOf(
   if (oversize) return { text: '' };
   let text: string;
   try {
-    text = utf8.decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    const [first] = parts;
+    text = utf8.decode(parts.length === 1 && first ? first : Buffer.concat(parts));
   } catch {
     return { text: '', invalidUtf8: true };
   }
@@ -150,8 +151,10 @@ export async function* readBundleEntries(
   for await (const chunk of input) {
     const s = toBuffer(chunk);
     let segStart = 0;
-    for (let i = 0; i < s.length; i++) {
-      const c = s[i]!;
+    // Reading past the end of a Buffer gives undefined: that is the loop's end.
+    for (let i = 0; ; i++) {
+      const c = s[i];
+      if (c === undefined) break;
       if (inString) {
         if (escape) escape = false;
         else if (c === BACKSLASH) escape = true;

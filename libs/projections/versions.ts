@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { assertSqlIdentifier } from '../db/index.js';
+import { HubError } from '../errors/index.js';
 import { migrateProjection, type Projection } from './runner.js';
 
 /**
@@ -168,7 +169,11 @@ export async function resolveActiveVersion(
       RegistryRow | undefined;
     if (!again) await pointStableAt(trx, stable, projection.name, first, 1, hooks);
   });
-  return (await readRegistry(db, stable))!.active_schema;
+  const registered = await readRegistry(db, stable);
+  // The transaction above wrote the row unless another process had: either way it exists now.
+  if (!registered)
+    throw new HubError('HUB_INTERNAL', `read model ${stable} has no registry row after registering it`);
+  return registered.active_schema;
 }
 
 export async function markServing(db: Knex, stable: string, schema: string): Promise<void> {

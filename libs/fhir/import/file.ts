@@ -62,7 +62,8 @@ export async function hashAndCount(file: string): Promise<{ sha256: string; line
     const b = chunk as Buffer;
     h.update(b);
     for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) lines++;
-    if (b.length > 0) last = b[b.length - 1]!;
+    const end = b.at(-1);
+    if (end !== undefined) last = end;
   }
   if (last !== 10) lines++;
   return { sha256: h.digest('hex'), lines };

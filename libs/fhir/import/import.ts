@@ -7,7 +7,8 @@ import type { IdentityPolicy } from '../../identity/index.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { Planner, type PlannedOk } from './ingest.js';
 import { inlinePreparer, type Prepared, type Preparer } from './prepare-pool.js';
-import type { FhirStore, StoredResource } from './store.js';
+import type { FhirStore, ImportCheckpoint, StoredResource } from './store.js';
+import type { Invalid } from '../validate.js';
 
 /**
  * Bulk import: streams NDJSON (one resource per line) or a Bundle document,
@@ -64,8 +65,7 @@ export function emptyCounts(): ImportCounts {
   return { created: 0, updated: 0, unchanged: 0, invalid: 0, skipped: 0 };
 }
 
-function deadLetter(p: Prepared, req: ImportRequest, topic: string): RawRecord {
-  const bad = p.bad!;
+function deadLetter(p: Prepared, bad: Invalid, req: ImportRequest, topic: string): RawRecord {
   const headers: IHeaders = {
     'hub-dlq-reason-code': bad.reason,
     'hub-dlq-source': 'fhir-import',
@@ -88,47 +88,91 @@ function deadLetter(p: Prepared, req: ImportRequest, topic: string): RawRecord {
   return { topic, key: req.importKey ?? 'fhir-import', value: Buffer.from(JSON.stringify(value)), headers };
 }
 
-export async function runImport(
-  deps: ImportDeps,
-  input: Readable,
+/**
+ * Plans each prepared item in order (a refused plan turns the item into a dead letter) and
+ * returns the plans and the dead letters of the chunk.
+ */
+async function planChunk(
+  planner: Planner,
+  prepared: Prepared[],
   req: ImportRequest,
-): Promise<ImportSummary> {
-  const clock = deps.clock ?? Date.now;
-  const preparer = deps.preparer ?? inlinePreparer();
-  const chunkSize = req.chunkSize ?? 1000;
-  const cp = req.importKey ? await deps.store.getCheckpoint(req.importKey) : undefined;
-  const resumedAfterLine = cp?.lastLine ?? 0;
-  const counts: ImportCounts = { ...emptyCounts(), ...(cp?.counts ?? {}) };
-  const fullUrls = new Map<string, string>();
-  let events = 0;
-  let deadLetters = 0;
-  let lastLine = resumedAfterLine;
-  const log = deps.logger.child({ component: 'fhir-import', importKey: req.importKey });
-  if (resumedAfterLine > 0) log.info({ resumedAfterLine }, 'resuming import from checkpoint');
+  dlqTopic: string,
+): Promise<{ plans: PlannedOk[]; dlq: RawRecord[] }> {
+  await planner.prefetch(prepared.flatMap((p) => (p.entry ? [p.entry] : [])));
+  const plans: PlannedOk[] = [];
+  const dlq: RawRecord[] = [];
+  for (const p of prepared) {
+    if (p.entry) {
+      const planned = await planner.plan(p.entry);
+      if ('ok' in planned) p.bad = planned;
+      else plans.push(planned);
+    }
+    if (p.bad) dlq.push(deadLetter(p, p.bad, req, dlqTopic));
+  }
+  return { plans, dlq };
+}
+
+/**
+ * One import's running totals, the fullUrl → id map shared by its chunks, and the chunk
+ * being committed.
+ *
+ * Two-stage pipeline: parsing and validating chunk n+1 (CPU) overlaps the
+ * Kafka and Postgres round trips of chunk n. Planning waits for chunk n's
+ * store writes, so references across chunks resolve, and checkpoints stay in order.
+ */
+class ImportRun {
+  readonly counts: ImportCounts;
+  events = 0;
+  deadLetters = 0;
+  lastLine: number;
+  private readonly clock: () => number;
+  private readonly preparer: Preparer;
+  private readonly fullUrls = new Map<string, string>();
+  /** The commit in flight: resolves to null, or to what it failed with. */
+  private inFlight: Promise<unknown> = Promise.resolve(null);
+
+  constructor(
+    private readonly deps: ImportDeps,
+    private readonly req: ImportRequest,
+    cp: ImportCheckpoint | undefined,
+  ) {
+    this.clock = deps.clock ?? Date.now;
+    this.preparer = deps.preparer ?? inlinePreparer();
+    this.counts = { ...emptyCounts(), ...(cp?.counts ?? {}) };
+    this.lastLine = cp?.lastLine ?? 0;
+  }
+
+  async submit(items: ImportItem[]): Promise<void> {
+    const last = items.at(-1);
+    if (last === undefined) return;
+    const prepared = await this.preparer.prepare(items, this.req.label);
+    await this.settled();
+    this.inFlight = this.commit(last.line, prepared).then(
+      () => null,
+      (err: unknown) => err,
+    );
+  }
+
+  /** Waits for the commit in flight and rethrows its failure. */
+  async settled(): Promise<void> {
+    const failure = await this.inFlight;
+    if (failure) throw asError(failure);
+  }
 
   /** Plans against the store (which holds every earlier chunk), publishes, saves, checkpoints. */
-  async function commit(items: readonly ImportItem[], prepared: Prepared[]): Promise<void> {
+  private async commit(lastLine: number, prepared: Prepared[]): Promise<void> {
+    const { deps, req, counts } = this;
     const planner = new Planner(
       {
         store: deps.store,
         policy: deps.policy,
         sourceSystem: deps.sourceSystem,
-        recordedAt: clock(),
+        recordedAt: this.clock(),
         correlationId: req.importKey,
       },
-      fullUrls,
+      this.fullUrls,
     );
-    await planner.prefetch(prepared.flatMap((p) => (p.entry ? [p.entry] : [])));
-    const plans: PlannedOk[] = [];
-    const dlq: RawRecord[] = [];
-    for (const p of prepared) {
-      if (p.entry) {
-        const planned = await planner.plan(p.entry);
-        if ('ok' in planned) p.bad = planned;
-        else plans.push(planned);
-      }
-      if (p.bad) dlq.push(deadLetter(p, req, deps.dlqTopic));
-    }
+    const { plans, dlq } = await planChunk(planner, prepared, req, deps.dlqTopic);
     const writes = plans.flatMap((p) => (p.kind === 'write' ? [p] : []));
     const evts = writes.flatMap((w) => w.events);
     await Promise.all([
@@ -143,27 +187,25 @@ export async function runImport(
       else counts.updated++;
     }
     counts.invalid += dlq.length;
-    events += evts.length;
-    deadLetters += dlq.length;
-    lastLine = items[items.length - 1]!.line;
+    this.events += evts.length;
+    this.deadLetters += dlq.length;
+    this.lastLine = lastLine;
     if (req.importKey) await deps.store.saveCheckpoint({ importKey: req.importKey, lastLine, counts });
     req.onProgress?.(lastLine, counts);
   }
+}
 
-  // Two-stage pipeline: parsing and validating chunk n+1 (CPU) overlaps the
-  // Kafka and Postgres round trips of chunk n. Planning waits for chunk n's
-  // store writes, so references across chunks resolve, and checkpoints stay in order.
-  let inFlight: Promise<unknown> = Promise.resolve(null);
-  async function submit(items: ImportItem[]): Promise<void> {
-    if (items.length === 0) return;
-    const prepared = await preparer.prepare(items, req.label);
-    const failure = await inFlight;
-    if (failure) throw asError(failure);
-    inFlight = commit(items, prepared).then(
-      () => null,
-      (err: unknown) => err,
-    );
-  }
+export async function runImport(
+  deps: ImportDeps,
+  input: Readable,
+  req: ImportRequest,
+): Promise<ImportSummary> {
+  const chunkSize = req.chunkSize ?? 1000;
+  const cp = req.importKey ? await deps.store.getCheckpoint(req.importKey) : undefined;
+  const run = new ImportRun(deps, req, cp);
+  const resumedAfterLine = run.lastLine;
+  const log = deps.logger.child({ component: 'fhir-import', importKey: req.importKey });
+  if (resumedAfterLine > 0) log.info({ resumedAfterLine }, 'resuming import from checkpoint');
 
   // A line (or entry) this long is dead-lettered as too large rather than parsed.
   const maxLength = req.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
@@ -180,13 +222,13 @@ export async function runImport(
     }
     chunk.push(item);
     if (chunk.length >= chunkSize) {
-      await submit(chunk);
+      await run.submit(chunk);
       chunk = [];
     }
   }
-  await submit(chunk);
-  const failure = await inFlight;
-  if (failure) throw asError(failure);
+  await run.submit(chunk);
+  await run.settled();
+  const { counts, lastLine, events, deadLetters } = run;
   counts.skipped = skippedNow;
   log.info({ lastLine, events, deadLetters, skipped: skippedNow }, 'import finished');
   return { importKey: req.importKey, resumedAfterLine, lastLine, counts, events, deadLetters };

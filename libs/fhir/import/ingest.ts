@@ -16,6 +16,7 @@ import {
   type PriorVersion,
   type ResourceState,
 } from '../mapping.js';
+import { HubError } from '../../errors/index.js';
 import { errorIssue } from '../outcome.js';
 import { invalid, type Invalid } from '../validate.js';
 import { enterpriseIdentifier, type IdentityPolicy } from '../../identity/index.js';
@@ -285,7 +286,9 @@ export class Planner {
     const wanted = toHubIdentifier(
       { system: ident.slice(0, bar), value: ident.slice(bar + 1) },
       this.ctx.policy,
-    )!;
+    );
+    // Null only for an empty value, which the checks above refused.
+    if (!wanted) throw new HubError('HUB_INTERNAL', 'If-None-Exist identifier lost its value after checking');
     const hit = await this.findByIdentifier(type, wanted.system, wanted.value);
     if (!hit) return undefined;
     return { kind: 'noop', reason: 'exists', type, id: hit.id, version: hit.version, resource: hit.resource };
@@ -310,8 +313,10 @@ export class Planner {
   private async resultObservations(r: DiagnosticReport): Promise<Observation[]> {
     const out: Observation[] = [];
     for (const ref of r.result ?? []) {
-      if (ref.reference?.startsWith('#')) {
-        const c = r.contained?.find((x) => x.id === ref.reference!.slice(1));
+      const reference = ref.reference;
+      if (reference?.startsWith('#')) {
+        const localId = reference.slice(1);
+        const c = r.contained?.find((x) => x.id === localId);
         if (c?.resourceType === 'Observation') out.push(c);
         continue;
       }

@@ -111,120 +111,147 @@ async function db<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+function getMany(
+  knex: Knex,
+  schema: string,
+  keys: readonly { type: string; id: string }[],
+): Promise<Map<string, StoredResource>> {
+  return db(async () => {
+    const out = new Map<string, StoredResource>();
+    const uniq = [...new Map(keys.map((k) => [keyOf(k.type, k.id), k])).values()];
+    // Chunks keep the statement under Postgres' bind-parameter limit.
+    for (let i = 0; i < uniq.length; i += 2000) {
+      const part = uniq.slice(i, i + 2000);
+      if (part.length === 0) continue;
+      const rows = (await knex
+        .withSchema(schema)
+        .from('resources')
+        .whereIn(
+          ['resource_type', 'resource_id'],
+          part.map((k) => [k.type, k.id]),
+        )
+        .select('*')) as Row[];
+      for (const r of rows) out.set(keyOf(r.resource_type, r.resource_id), fromRow(r));
+    }
+    return out;
+  });
+}
+
+function findByIdentifier(
+  knex: Knex,
+  schema: string,
+  type: string,
+  system: string,
+  value: string,
+): Promise<StoredResource | undefined> {
+  return db(async () => {
+    const rows: Row[] = await knex
+      .withSchema(schema)
+      .from('resources as r')
+      .join(knex.raw('??.identifiers as i', [schema]), function () {
+        this.on('i.resource_type', '=', 'r.resource_type').andOn('i.resource_id', '=', 'r.resource_id');
+      })
+      .where({ 'i.resource_type': type, 'i.system': system, 'i.value': value })
+      .select('r.*');
+    return rows[0] ? fromRow(rows[0]) : undefined;
+  });
+}
+
+function save(knex: Knex, schema: string, rows: readonly StoredResource[]): Promise<void> {
+  if (rows.length === 0) return Promise.resolve();
+  // Last write per resource wins within one call (an import chunk can touch a resource twice).
+  const last = [...new Map(rows.map((r) => [keyOf(r.type, r.id), r])).values()];
+  return db(() =>
+    knex.transaction(async (trx) => {
+      for (let i = 0; i < last.length; i += 500) await savePart(trx, schema, last.slice(i, i + 500));
+    }),
+  );
+}
+
+/** One batch of resource rows and their identifiers, inside save's transaction. */
+async function savePart(
+  trx: Knex.Transaction,
+  schema: string,
+  part: readonly StoredResource[],
+): Promise<void> {
+  await trx
+    .withSchema(schema)
+    .into('resources')
+    .insert(
+      part.map((r) => ({
+        resource_type: r.type,
+        resource_id: r.id,
+        version: r.version,
+        content_hash: r.contentHash,
+        hub_id: r.hubId,
+        patient_key: r.patientKey,
+        status: r.status,
+        location: r.location === null ? null : JSON.stringify(r.location),
+        resource: JSON.stringify(r.resource),
+        updated_at: trx.fn.now(),
+      })),
+    )
+    .onConflict(['resource_type', 'resource_id'])
+    .merge();
+  const ids = [
+    ...new Map(
+      part.flatMap((r) =>
+        r.identifiers.map((x) => [
+          `${r.type}|${x.system}|${x.value}`,
+          { resource_type: r.type, system: x.system, value: x.value, resource_id: r.id },
+        ]),
+      ),
+    ).values(),
+  ];
+  if (ids.length > 0) {
+    await trx
+      .withSchema(schema)
+      .into('identifiers')
+      .insert(ids)
+      .onConflict(['resource_type', 'system', 'value'])
+      .merge();
+  }
+}
+
+function getCheckpoint(knex: Knex, schema: string, importKey: string): Promise<ImportCheckpoint | undefined> {
+  return db(async () => {
+    const rows = (await knex
+      .withSchema(schema)
+      .from('import_checkpoints')
+      .where({ import_key: importKey })
+      .select('*')) as { import_key: string; last_line: string; counts: Record<string, number> }[];
+    const r = rows[0];
+    return r ? { importKey: r.import_key, lastLine: Number(r.last_line), counts: r.counts } : undefined;
+  });
+}
+
+function saveCheckpoint(knex: Knex, schema: string, cp: ImportCheckpoint): Promise<void> {
+  return db(async () => {
+    await knex
+      .withSchema(schema)
+      .into('import_checkpoints')
+      .insert({
+        import_key: cp.importKey,
+        last_line: cp.lastLine,
+        counts: JSON.stringify(cp.counts),
+        updated_at: knex.fn.now(),
+      })
+      .onConflict('import_key')
+      .merge();
+  });
+}
+
+/** A plain object of bound functions (not a class): callers wrap a store by spreading it. */
 export function createFhirStore(knex: Knex, schemaName: string): FhirStore {
   const schema = assertSqlIdentifier(schemaName);
   return {
     async migrate() {
       await migrateSchema(knex, schema, migrations);
     },
-    getMany(keys) {
-      return db(async () => {
-        const out = new Map<string, StoredResource>();
-        const uniq = [...new Map(keys.map((k) => [keyOf(k.type, k.id), k])).values()];
-        // Chunks keep the statement under Postgres' bind-parameter limit.
-        for (let i = 0; i < uniq.length; i += 2000) {
-          const part = uniq.slice(i, i + 2000);
-          if (part.length === 0) continue;
-          const rows = (await knex
-            .withSchema(schema)
-            .from('resources')
-            .whereIn(
-              ['resource_type', 'resource_id'],
-              part.map((k) => [k.type, k.id]),
-            )
-            .select('*')) as Row[];
-          for (const r of rows) out.set(keyOf(r.resource_type, r.resource_id), fromRow(r));
-        }
-        return out;
-      });
-    },
-    findByIdentifier(type, system, value) {
-      return db(async () => {
-        const rows: Row[] = await knex
-          .withSchema(schema)
-          .from('resources as r')
-          .join(knex.raw('??.identifiers as i', [schema]), function () {
-            this.on('i.resource_type', '=', 'r.resource_type').andOn('i.resource_id', '=', 'r.resource_id');
-          })
-          .where({ 'i.resource_type': type, 'i.system': system, 'i.value': value })
-          .select('r.*');
-        return rows[0] ? fromRow(rows[0]) : undefined;
-      });
-    },
-    save(rows) {
-      if (rows.length === 0) return Promise.resolve();
-      // Last write per resource wins within one call (an import chunk can touch a resource twice).
-      const last = [...new Map(rows.map((r) => [keyOf(r.type, r.id), r])).values()];
-      return db(() =>
-        knex.transaction(async (trx) => {
-          for (let i = 0; i < last.length; i += 500) {
-            const part = last.slice(i, i + 500);
-            await trx
-              .withSchema(schema)
-              .into('resources')
-              .insert(
-                part.map((r) => ({
-                  resource_type: r.type,
-                  resource_id: r.id,
-                  version: r.version,
-                  content_hash: r.contentHash,
-                  hub_id: r.hubId,
-                  patient_key: r.patientKey,
-                  status: r.status,
-                  location: r.location === null ? null : JSON.stringify(r.location),
-                  resource: JSON.stringify(r.resource),
-                  updated_at: trx.fn.now(),
-                })),
-              )
-              .onConflict(['resource_type', 'resource_id'])
-              .merge();
-            const ids = [
-              ...new Map(
-                part.flatMap((r) =>
-                  r.identifiers.map((x) => [
-                    `${r.type}|${x.system}|${x.value}`,
-                    { resource_type: r.type, system: x.system, value: x.value, resource_id: r.id },
-                  ]),
-                ),
-              ).values(),
-            ];
-            if (ids.length > 0) {
-              await trx
-                .withSchema(schema)
-                .into('identifiers')
-                .insert(ids)
-                .onConflict(['resource_type', 'system', 'value'])
-                .merge();
-            }
-          }
-        }),
-      );
-    },
-    getCheckpoint(importKey) {
-      return db(async () => {
-        const rows = (await knex
-          .withSchema(schema)
-          .from('import_checkpoints')
-          .where({ import_key: importKey })
-          .select('*')) as { import_key: string; last_line: string; counts: Record<string, number> }[];
-        const r = rows[0];
-        return r ? { importKey: r.import_key, lastLine: Number(r.last_line), counts: r.counts } : undefined;
-      });
-    },
-    saveCheckpoint(cp) {
-      return db(async () => {
-        await knex
-          .withSchema(schema)
-          .into('import_checkpoints')
-          .insert({
-            import_key: cp.importKey,
-            last_line: cp.lastLine,
-            counts: JSON.stringify(cp.counts),
-            updated_at: knex.fn.now(),
-          })
-          .onConflict('import_key')
-          .merge();
-      });
-    },
+    getMany: (keys) => getMany(knex, schema, keys),
+    findByIdentifier: (type, system, value) => findByIdentifier(knex, schema, type, system, value),
+    save: (rows) => save(knex, schema, rows),
+    getCheckpoint: (importKey) => getCheckpoint(knex, schema, importKey),
+    saveCheckpoint: (cp) => saveCheckpoint(knex, schema, cp),
   };
 }

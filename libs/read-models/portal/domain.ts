@@ -254,9 +254,11 @@ function transferUndone(prev: EncounterRow): EncounterRow {
   const locs = [...(prev.resource.location ?? [])];
   if (locs.length >= 2) {
     locs.pop();
-    const last = locs[locs.length - 1]!;
-    const { end: _end, ...period } = last.period ?? {};
-    locs[locs.length - 1] = { ...last, status: 'active', period };
+    const last = locs[locs.length - 1];
+    if (last) {
+      const { end: _end, ...period } = last.period ?? {};
+      locs[locs.length - 1] = { ...last, status: 'active', period };
+    }
   }
   return { ...prev, resource: { ...prev.resource, location: locs } };
 }
@@ -343,18 +345,21 @@ function resultReported(
   const released = isReleasedStatus(d.status);
   const observed = (o: ObservationValue, i: number) =>
     o.observedAt === null ? undefined : dateTimeOf(d.meta, `observations[${i}].observedAt`, o.observedAt);
-  const obs = released
-    ? d.observations.map((o, i) => observationResource(d.resultId, pid, d.encounterId, o, observed(o, i)))
+  const shown = released
+    ? d.observations.map((o, i) => ({
+        o,
+        resource: observationResource(d.resultId, pid, d.encounterId, o, observed(o, i)),
+      }))
     : [];
-  obs.forEach((resource, i) => {
-    draft.put('observations', resource.id!, {
-      observation_id: resource.id!,
+  for (const { o, resource } of shown) {
+    draft.put('observations', resource.id, {
+      observation_id: resource.id,
       result_id: d.resultId,
       patient_id: pid,
       resource,
-      date_at: d.observations[i]!.observedAt,
+      date_at: o.observedAt,
     });
-  });
+  }
   draft.put('reports', d.resultId, {
     result_id: d.resultId,
     patient_id: pid,
@@ -366,7 +371,7 @@ function resultReported(
     resource: diagnosticReportResource(
       d,
       pid,
-      obs.map((o) => o.id!),
+      shown.map(({ resource }) => resource.id),
     ),
     date_at: d.effectiveAt,
   });

@@ -71,6 +71,9 @@ export function sentAs(meta: EventMeta, field: string): SentAs | undefined {
 export const dateTimeOf = (meta: EventMeta, field: string, ms: number): string =>
   renderDateTime(ms, sentAs(meta, field));
 
+/** A Code as a CodeableConcept; the overloads let a present code give a concept without `!`. */
+export function concept(c: Code): CodeableConcept;
+export function concept(c: Code | null | undefined): CodeableConcept | undefined;
 export function concept(c: Code | null | undefined): CodeableConcept | undefined {
   if (!c) return undefined;
   return { coding: [{ system: c.system, code: c.code, ...(c.display ? { display: c.display } : {}) }] };
@@ -147,8 +150,8 @@ export function patientResource(
       system: t.system as NonNullable<NonNullable<Patient['telecom']>[number]['system']>,
       value: t.value,
     })),
-    ...(d.maritalStatus ? { maritalStatus: concept(d.maritalStatus)! } : {}),
-    ...(d.language ? { communication: [{ language: concept(d.language)! }] } : {}),
+    ...(d.maritalStatus ? { maritalStatus: concept(d.maritalStatus) } : {}),
+    ...(d.language ? { communication: [{ language: concept(d.language) }] } : {}),
   };
 }
 
@@ -166,20 +169,20 @@ export function reportStatus(s: string): DiagnosticReport['status'] {
   return 'preliminary';
 }
 
-/** `effectiveDateTime`: observedAt as the source sent it. */
+/** `effectiveDateTime`: observedAt as the source sent it. Always has an id (the row's key). */
 export function observationResource(
   resultId: string,
   patientId: string,
   encounterId: string | null,
   o: ObservationValue,
   effectiveDateTime: string | undefined,
-): Observation {
-  const obs: Observation = {
+): Observation & { id: string } {
+  const obs: Observation & { id: string } = {
     resourceType: 'Observation',
     id: `${resultId}-${o.sequence}`,
     status:
       reportStatus(o.status) === 'preliminary' ? 'final' : (reportStatus(o.status) as Observation['status']),
-    code: concept(o.code)!,
+    code: concept(o.code),
     subject: subject(patientId),
     ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
     ...(effectiveDateTime !== undefined ? { effectiveDateTime } : {}),
@@ -196,11 +199,11 @@ export function observationResource(
       ...(o.valueComparator ? { comparator: o.valueComparator as '<' | '<=' | '>=' | '>' } : {}),
     };
   } else if (o.valueCode) {
-    obs.valueCodeableConcept = concept(o.valueCode)!;
+    obs.valueCodeableConcept = concept(o.valueCode);
   } else if (o.valueString !== null) {
     obs.valueString = o.valueString;
   }
-  if (o.interpretation) obs.interpretation = [concept(o.interpretation)!];
+  if (o.interpretation) obs.interpretation = [concept(o.interpretation)];
   if (o.referenceRange) obs.referenceRange = [{ text: o.referenceRange }];
   return obs;
 }
@@ -237,7 +240,7 @@ export function encounterResource(d: EncounterStarted, patientId: string, start:
     subject: subject(patientId),
     period: { start },
     ...(d.visitNumber ? { identifier: [{ system: d.visitNumber.system, value: d.visitNumber.value }] } : {}),
-    ...(d.hospitalService ? { serviceType: concept(d.hospitalService)! } : {}),
+    ...(d.hospitalService ? { serviceType: concept(d.hospitalService) } : {}),
     ...(display ? { location: [{ location: { display }, status: 'active', period: { start } }] } : {}),
   };
 }
@@ -257,7 +260,7 @@ export function serviceRequestResource(
     status,
     intent: 'order',
     category: [{ text: d.category }],
-    code: concept(d.code)!,
+    code: concept(d.code),
     subject: subject(patientId),
     ...(priority ? { priority } : {}),
     ...(d.encounterId ? { encounter: { reference: `Encounter/${d.encounterId}` } } : {}),
@@ -293,7 +296,7 @@ export function diagnosticReportResource(
         ],
       },
     ],
-    code: concept(d.code)!,
+    code: concept(d.code),
     subject: subject(patientId),
     ...(d.orderId ? { basedOn: [{ reference: `ServiceRequest/${d.orderId}` }] } : {}),
     ...(d.encounterId ? { encounter: { reference: `Encounter/${d.encounterId}` } } : {}),
