@@ -264,8 +264,8 @@ async function timed<T>(
 }
 
 function errText(err: unknown): string {
-  // Driver messages of connection failures name hosts and ports, not data.
-  return err instanceof Error ? err.message.split('\n')[0]!.slice(0, 160) : String(err);
+  // Driver messages of connection failures name hosts and ports, not data; their first line is enough.
+  return err instanceof Error ? err.message.replace(/\n.*/s, '').slice(0, 160) : String(err);
 }
 
 /** Sources from the newest records: the `hub-source`/`hl7-sender` header, else the decoded meta.source.system. */

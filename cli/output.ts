@@ -7,23 +7,25 @@ import type { Command } from 'commander';
 
 /** Rows as an aligned text table under upper-case headers; `(none)` when empty. Pure. */
 export function formatTable(rows: Record<string, unknown>[]): string {
-  if (rows.length === 0) return '(none)';
-  const cols = Object.keys(rows[0]!);
+  const [first] = rows;
+  if (!first) return '(none)';
   const cell = (v: unknown): string => {
     if (v === null || v === undefined) return '';
     if (typeof v === 'string') return v;
     if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return v.toString();
     return JSON.stringify(v);
   };
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) =>
-    vals
-      .map((v, i) => v.padEnd(widths[i]!))
+  // The first row's keys are the columns; each as wide as its header or its widest cell.
+  const cols = Object.keys(first).map((name) => ({
+    name,
+    width: Math.max(name.length, ...rows.map((r) => cell(r[name]).length)),
+  }));
+  const line = (text: (col: string) => string) =>
+    cols
+      .map((c) => text(c.name).padEnd(c.width))
       .join('  ')
       .trimEnd();
-  return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join(
-    '\n',
-  );
+  return [line((c) => c.toUpperCase()), ...rows.map((r) => line((c) => cell(r[c])))].join('\n');
 }
 
 /** Indented JSON in which bigints (offsets, lags) are decimal strings. Pure. */

@@ -13,7 +13,7 @@ import {
   type ClinicalEvent,
 } from '../libs/events/index.js';
 import { createRegistryClient } from '../libs/events/registry.js';
-import { createEventProducer } from '../libs/kafka/producer.js';
+import { createEventProducer, type PublishedEvent } from '../libs/kafka/producer.js';
 import { cliKafka, commonEnv } from './env.js';
 import { formatTable, isJsonOutput, print } from './output.js';
 
@@ -69,6 +69,17 @@ function parseEventsInput(text: string): unknown[] {
     .map((l) => JSON.parse(l) as unknown);
 }
 
+/** One row per event: the producer answers one PublishedEvent per event, in order. */
+function publishedTable(events: readonly ClinicalEvent[], published: readonly PublishedEvent[]): string {
+  return formatTable(
+    published.map((p, i) => {
+      const e = events[i];
+      if (!e) throw new HubError('HUB_INTERNAL', `${published.length} events published for ${events.length}`);
+      return { type: e.type, topic: p.topic, eventId: p.eventId };
+    }),
+  );
+}
+
 async function runPublish(json: boolean, file: string): Promise<void> {
   const cfg = commonEnv();
   const text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
@@ -91,9 +102,7 @@ async function runPublish(json: boolean, file: string): Promise<void> {
   await producer.connect();
   try {
     const published = await producer.publish(events);
-    print(json, published, () =>
-      formatTable(published.map((p, i) => ({ type: events[i]!.type, topic: p.topic, eventId: p.eventId }))),
-    );
+    print(json, published, () => publishedTable(events, published));
   } finally {
     await producer.disconnect();
   }

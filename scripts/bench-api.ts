@@ -124,7 +124,9 @@ try {
   for (let i = 0; i < events.length; i += 1000) await producer.publish(events.slice(i, i + 1000));
   await projector.start();
   for (;;) {
-    const lag = await lagOf(db, kafka, projector.activeSchema()!, clinicalTopics(topic));
+    const schema = projector.activeSchema();
+    if (!schema) throw new Error('the projector has started but has no active schema');
+    const lag = await lagOf(db, kafka, schema, clinicalTopics(topic));
     if (lag.lag === 0n) break;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -160,7 +162,8 @@ try {
     await new Promise((r) => setTimeout(r, 500));
   }
   const staff = await mintToken({ keys, subject: 'bench-staff', scope: ['user/*.rs'], ttlSec: 3600 });
-  const own = patients[7]!;
+  const own = patients[7];
+  if (own === undefined) throw new Error(`--events ${values.events} gives fewer than 8 patients`);
   const patientTok = await mintToken({
     keys,
     subject: 'bench-patient',
@@ -168,7 +171,11 @@ try {
     patient: own,
     ttlSec: 3600,
   });
-  const pick = (i: number) => encodeURIComponent(patients[(i * 7919) % patients.length]!);
+  const pick = (i: number) => {
+    const patient = patients[(i * 7919) % patients.length];
+    if (patient === undefined) throw new Error(`no patient at ${i}`);
+    return encodeURIComponent(patient);
+  };
   // Warm-up: connection pools, JIT, Postgres caches.
   await autocannon({
     url: `${base}/fhir/Patient/${encodeURIComponent(own)}`,
@@ -245,9 +252,10 @@ try {
     `\naudit: ${last} rows written (one per request); hub audit verify: ${verdict.ok ? 'ok' : 'BROKEN'} in ${secs.toFixed(1)}s (${Math.round(last / secs)} rows/s)`,
   );
 } finally {
-  if (api && api.exitCode === null) {
-    const exited = new Promise((r) => api!.once('exit', r));
-    api.kill('SIGTERM');
+  const child = api;
+  if (child && child.exitCode === null) {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
     await exited;
   }
   await projector.stop().catch(() => undefined);

@@ -89,20 +89,17 @@ function runEnv(dataDir: string, appDb: string, registryDb: string): NodeJS.Proc
 
 /** Follows a `hub up`: the "hub is up in Xs" time, restarts, error lines (code and message only). */
 class Watch {
-  upSeconds: number | undefined;
   restarts: string[] = [];
   errors: string[] = [];
-  private onUp: (() => void) | undefined;
-  readonly up = new Promise<void>((resolve) => (this.onUp = resolve));
+  private onUp: ((seconds: number) => void) | undefined;
+  /** The X of "hub is up in Xs", once that line is printed. */
+  readonly up = new Promise<number>((resolve) => (this.onUp = resolve));
 
   line(l: string): void {
-    const up = /hub is up in ([\d.]+)s/.exec(l);
-    if (up) {
-      this.upSeconds = Number(up[1]);
-      this.onUp?.();
-    }
-    const restart = /^(\S+): restarting in/.exec(l);
-    if (restart) this.restarts.push(restart[1]!);
+    const up = /hub is up in ([\d.]+)s/.exec(l)?.[1];
+    if (up) this.onUp?.(Number(up));
+    const restart = /^(\S+): restarting in/.exec(l)?.[1];
+    if (restart) this.restarts.push(restart);
     const sep = l.indexOf('| ');
     const err = sep > 0 ? loggedError(l.slice(sep + 2)) : undefined;
     if (err) this.errors.push(`${l.slice(0, sep).trim()}: ${[err.code, err.msg].filter(Boolean).join(' ')}`);
@@ -165,13 +162,14 @@ async function oneRun(n: number, timeoutMs: number, logDir: string): Promise<Run
   current = child;
   try {
     const exited = exitOf(child).then((code) => ({ exited: code }));
-    const first = await Promise.race([watch.up.then(() => 'up' as const), exited, sleep(timeoutMs)]);
-    if (first !== 'up') {
+    const first = await Promise.race([watch.up, exited, sleep(timeoutMs)]);
+    if (typeof first !== 'number') {
       const why = first
         ? `hub up exited with code ${first.exited} before it was up`
         : `not up after ${timeoutMs / 1000}s`;
       return failure(watch, why, logPath);
     }
+    const upSeconds = first;
     const wall = (Date.now() - t0) / 1000;
     const t1 = Date.now();
     child.kill('SIGINT');
@@ -183,8 +181,8 @@ async function oneRun(n: number, timeoutMs: number, logDir: string): Promise<Run
     const restarts = watch.restarts.length ? `; restarts: ${watch.restarts.join(', ')}` : '';
     return {
       ok: true,
-      upSeconds: watch.upSeconds!,
-      line: `up in ${watch.upSeconds} s (wall ${wall.toFixed(1)} s), stopped in ${((Date.now() - t1) / 1000).toFixed(1)} s${restarts}`,
+      upSeconds,
+      line: `up in ${upSeconds} s (wall ${wall.toFixed(1)} s), stopped in ${((Date.now() - t1) / 1000).toFixed(1)} s${restarts}`,
     };
   } finally {
     current = undefined;

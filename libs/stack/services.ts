@@ -78,6 +78,6 @@ export async function probeReadiness(base: string, timeoutMs = 3000): Promise<Re
     if (refused(err)) return { state: 'not running', failing: '' };
     const e = err as { name?: unknown; message?: unknown };
     const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : String(e.message ?? err);
-    return { state: 'not-ready', failing: why.split('\n')[0]!.slice(0, 160) };
+    return { state: 'not-ready', failing: why.replace(/\n.*/s, '').slice(0, 160) };
   }
 }

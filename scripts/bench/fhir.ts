@@ -98,10 +98,87 @@ async function bundleLoad(
   return { resources, seconds: (performance.now() - t0) / 1000, latNs, failed };
 }
 
+/** What the phases of one run share. */
+interface FhirRun {
+  env: BenchEnv;
+  suffix: string;
+  /** For resource ids: FHIR ids allow [A-Za-z0-9.-] only. */
+  idPrefix: string;
+  figures: Figure[];
+  notes: string[];
+}
+
+/** Transaction, then batch bundles against adapter-fhir as a child process, after a warm-up. */
+async function bundlePhase(run: FhirRun, storeSchema: string, warmup: number): Promise<void> {
+  const { env, suffix, idPrefix } = run;
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const svc = await startService(env, 'adapter-fhir', {
+    script: 'services/adapter-fhir/main.ts',
+    env: serviceEnv(env, suffix, {
+      HTTP_PORT: String(port),
+      FHIR_STORE_SCHEMA: storeSchema,
+      FHIR_TRANSACTIONAL_ID: `tx-${suffix}`,
+      FHIR_MAX_BODY_BYTES: String(8 * 1024 * 1024),
+    }),
+    ready: async () => (await fetch(`${base}/ready`)).ok,
+  });
+  try {
+    await bundleLoad(base, 'batch', warmup, `w${idPrefix}`);
+    for (const type of ['transaction', 'batch'] as const) {
+      const r = await bundleLoad(base, type, env.seconds, `${type[0]}${idPrefix}`);
+      const l = latencySummary(r.latNs);
+      run.figures.push(
+        {
+          name: `${type} bundle ingest`,
+          value: r.resources / r.seconds,
+          unit: 'resources/s',
+          better: 'higher',
+        },
+        { name: `${type} bundle p50`, value: l.p50, unit: 'ms', better: 'lower' },
+        { name: `${type} bundle p99`, value: l.p99, unit: 'ms', better: 'lower' },
+      );
+      if (r.failed)
+        run.notes.push(`${type}: ${r.failed} bundles answered with an error status or rejected entries.`);
+      env.log(`fhir ${type}: ${Math.round(r.resources / r.seconds)} resources/s`);
+    }
+  } finally {
+    await svc.stop();
+  }
+}
+
+/** `count` generated resources written to an NDJSON file in `dir`, then imported with importFile. */
+async function importPhase(run: FhirRun, storeSchema: string, dir: string, count: number): Promise<void> {
+  const { env, suffix, idPrefix } = run;
+  const file = join(dir, `bench-${count}.ndjson`);
+  const out = createWriteStream(file);
+  for (const r of generateResources(count, { prefix: `i${idPrefix}` })) {
+    if (!out.write(`${JSON.stringify(r)}\n`)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+  const size = (await stat(file)).size;
+  const r = await importFile({
+    file,
+    progress: true,
+    env: serviceEnv(env, suffix, { FHIR_STORE_SCHEMA: storeSchema, LOG_LEVEL: 'error' }),
+  });
+  run.figures.push({
+    name: 'NDJSON import',
+    value: r.resourcesPerSecond,
+    unit: 'resources/s',
+    better: 'higher',
+  });
+  run.notes.push(
+    `NDJSON import: ${r.lines.toLocaleString('en-US')} resources (${(size / 1e6).toFixed(1)} MB), ${r.counts.created} created, ` +
+      `${r.counts.invalid} invalid, ${r.events} events in ${r.seconds.toFixed(1)} s.`,
+  );
+  env.log(`fhir import: ${Math.round(r.resourcesPerSecond)} resources/s`);
+}
+
 export async function fhirScenario(env: BenchEnv): Promise<ScenarioResult> {
   const suffix = `bench_${randomBytes(3).toString('hex')}`;
-  // FHIR ids allow [A-Za-z0-9.-] only.
-  const idPrefix = suffix.replace('_', '-');
+  const run: FhirRun = { env, suffix, idPrefix: suffix.replace('_', '-'), figures: [], notes: [] };
   const topic = topicNamer(suffix);
   const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
   const logger = createLogger({ name: 'bench-fhir', level: 'silent' });
@@ -111,73 +188,14 @@ export async function fhirScenario(env: BenchEnv): Promise<ScenarioResult> {
     { name: dlqTopicFor('adapter-fhir', topic), partitions: 1, replicationFactor: 1, retentionMs: -1 },
   ]);
   await registerAllSchemas(createRegistryClient(env.stack.registryUrl), { topicFor });
-  const figures: Figure[] = [];
-  const notes: string[] = [];
   const httpSchema = `${suffix}_http`;
   const importSchema = `${suffix}_import`;
   const dir = await mkdtemp(join(tmpdir(), 'bench-fhir-'));
   const warmup = Math.max(3, Math.round(env.seconds / 3));
   const count = Math.max(1000, Math.round(100_000 * env.scale));
   try {
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const svc = await startService(env, 'adapter-fhir', {
-      script: 'services/adapter-fhir/main.ts',
-      env: serviceEnv(env, suffix, {
-        HTTP_PORT: String(port),
-        FHIR_STORE_SCHEMA: httpSchema,
-        FHIR_TRANSACTIONAL_ID: `tx-${suffix}`,
-        FHIR_MAX_BODY_BYTES: String(8 * 1024 * 1024),
-      }),
-      ready: async () => (await fetch(`${base}/ready`)).ok,
-    });
-    try {
-      await bundleLoad(base, 'batch', warmup, `w${idPrefix}`);
-      for (const type of ['transaction', 'batch'] as const) {
-        const r = await bundleLoad(base, type, env.seconds, `${type[0]}${idPrefix}`);
-        const l = latencySummary(r.latNs);
-        figures.push(
-          {
-            name: `${type} bundle ingest`,
-            value: r.resources / r.seconds,
-            unit: 'resources/s',
-            better: 'higher',
-          },
-          { name: `${type} bundle p50`, value: l.p50, unit: 'ms', better: 'lower' },
-          { name: `${type} bundle p99`, value: l.p99, unit: 'ms', better: 'lower' },
-        );
-        if (r.failed)
-          notes.push(`${type}: ${r.failed} bundles answered with an error status or rejected entries.`);
-        env.log(`fhir ${type}: ${Math.round(r.resources / r.seconds)} resources/s`);
-      }
-    } finally {
-      await svc.stop();
-    }
-
-    const file = join(dir, `bench-${count}.ndjson`);
-    const out = createWriteStream(file);
-    for (const r of generateResources(count, { prefix: `i${idPrefix}` })) {
-      if (!out.write(`${JSON.stringify(r)}\n`)) await once(out, 'drain');
-    }
-    out.end();
-    await once(out, 'finish');
-    const size = (await stat(file)).size;
-    const r = await importFile({
-      file,
-      progress: true,
-      env: serviceEnv(env, suffix, { FHIR_STORE_SCHEMA: importSchema, LOG_LEVEL: 'error' }),
-    });
-    figures.push({
-      name: 'NDJSON import',
-      value: r.resourcesPerSecond,
-      unit: 'resources/s',
-      better: 'higher',
-    });
-    notes.push(
-      `NDJSON import: ${r.lines.toLocaleString('en-US')} resources (${(size / 1e6).toFixed(1)} MB), ${r.counts.created} created, ` +
-        `${r.counts.invalid} invalid, ${r.events} events in ${r.seconds.toFixed(1)} s.`,
-    );
-    env.log(`fhir import: ${Math.round(r.resourcesPerSecond)} resources/s`);
+    await bundlePhase(run, httpSchema, warmup);
+    await importPhase(run, importSchema, dir, count);
   } finally {
     await rm(dir, { recursive: true, force: true });
     const db = createDb(env.databaseUrl);
@@ -194,7 +212,7 @@ export async function fhirScenario(env: BenchEnv): Promise<ScenarioResult> {
       `adapter-fhir as a child process; warm-up ${warmup}s, then ${env.seconds}s each of transaction and batch bundles ` +
       `(${BUNDLE_SIZE} PUT entries each: patients, encounters, orders, results, always new ids) from ${CLIENTS} concurrent HTTP clients. ` +
       `NDJSON import: ${count.toLocaleString('en-US')} resources of the same generator through importFile (hub fhir import), default chunking and workers.`,
-    figures,
-    notes: [...notes, 'Target: FHIR ingest >= 10,000 resources/s.'],
+    figures: run.figures,
+    notes: [...run.notes, 'Target: FHIR ingest >= 10,000 resources/s.'],
   };
 }

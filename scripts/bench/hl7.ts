@@ -270,14 +270,14 @@ export let lastProfileDir: string | null = null;
 /** Load results of several slices of one phase, pooled (messages, seconds and samples added up). */
 interface Pool extends LoadResult {
   /** CPU seconds of each hub child over the pooled slices. */
-  cpu: number[];
+  cpu: { child: ServiceChild; seconds: number }[];
   /** CPU seconds of the load generator (this process) over the pooled slices. */
   ownCpu: number;
   /** ACK p99 of each slice (ms). */
   sliceP99: number[];
 }
 
-function emptyPool(children: number): Pool {
+function emptyPool(children: readonly ServiceChild[]): Pool {
   return {
     messages: 0,
     seconds: 0,
@@ -285,7 +285,7 @@ function emptyPool(children: number): Pool {
     unexpected: 0,
     visibleNs: [],
     visibleMissing: 0,
-    cpu: Array.from({ length: children }, () => 0),
+    cpu: children.map((child) => ({ child, seconds: 0 })),
     ownCpu: 0,
     sliceP99: [],
   };
@@ -517,7 +517,7 @@ async function nullSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<number
 /** One slice against the hub, pooled with the CPU each process spent on it; its msg/s. */
 async function hubSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<number> {
   const probe = new VisibilityProbe(r.db, r.portalTables);
-  const cpu0 = await Promise.all(r.children.map((c) => cpuSecondsOf(c.pid)));
+  const cpu0 = await Promise.all(pool.cpu.map(async (c) => ({ c, at: await cpuSecondsOf(c.child.pid) })));
   const ownCpu0 = process.cpuUsage();
   const res = await driveLoad({
     port: r.mllpPort,
@@ -531,8 +531,10 @@ async function hubSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<number>
     ...(s.rate ? { rate: s.rate } : {}),
   });
   const own = process.cpuUsage(ownCpu0);
-  const cpu1 = await Promise.all(r.children.map((c) => cpuSecondsOf(c.pid)));
-  r.children.forEach((_, k) => (pool.cpu[k]! += cpu1[k]! - cpu0[k]!));
+  const cpu1 = await Promise.all(
+    cpu0.map(async ({ c, at }) => ({ c, used: (await cpuSecondsOf(c.child.pid)) - at })),
+  );
+  for (const { c, used } of cpu1) c.seconds += used;
   pool.ownCpu += (own.user + own.system) / 1e6;
   addToPool(pool, res);
   return res.messages / res.seconds;
@@ -559,8 +561,8 @@ async function measurePhase(
   const phaseSeconds = p.seconds ?? r.seconds;
   // Slices as long as in the other phases: a longer phase gets more of them.
   const phaseSlices = Math.max(1, Math.round((r.slices * phaseSeconds) / r.seconds));
-  const hub = emptyPool(r.children.length);
-  const nulPool = emptyPool(0);
+  const hub = emptyPool(r.children);
+  const nulPool = emptyPool([]);
   const pairRatios: number[] = [];
   for (let i = 0; i < phaseSlices; i++) {
     const order: ('hub' | 'null')[] = i % 2 === 0 ? ['hub', 'null'] : ['null', 'hub'];
@@ -619,7 +621,7 @@ function closedFigures(n: number, rate: number, hub: Pool, a: LatencySummary, v:
 function reportClosed(r: Hl7Run, n: number, { hub, nul, pairRatios }: PhaseResult): void {
   const rate = hub.messages / hub.seconds;
   // Cores each process kept busy during the hub slices: which one is the hottest.
-  const busy = r.children.map((c, i) => `${c.name} ${(hub.cpu[i]! / hub.seconds).toFixed(2)}`);
+  const busy = hub.cpu.map((c) => `${c.child.name} ${(c.seconds / hub.seconds).toFixed(2)}`);
   busy.push(`load generator ${(hub.ownCpu / hub.seconds).toFixed(2)}`);
   r.notes.push(`${n} connections closed loop, CPU cores busy: ${busy.join(', ')}.`);
   if (pairRatios.length > 1) {

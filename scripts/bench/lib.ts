@@ -99,9 +99,9 @@ export async function openBenchEnv(log: (m: string) => void): Promise<BenchEnv> 
 }
 
 export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
+  // Undefined only when there is nothing to rank (i is -1).
+  return sorted[i] ?? Number.NaN;
 }
 
 /** The middle element by `key` (the upper one of an even count): the limit of a repeated measurement. */

@@ -25,11 +25,10 @@ export interface ProfileRow {
 /** Where a script URL belongs: a package, a hub folder, or node internals. */
 function areaOf(url: string): string {
   if (!url) return '(native/vm)';
-  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
-  if (nm) return nm[1]!;
-  if (url.startsWith('node:')) return url.split('/')[0]!;
-  const hub = /\/(libs\/[^/]+|services\/[^/]+|scripts\/[^/]+)/.exec(url);
-  return hub ? hub[1]! : url;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
+  if (pkg) return pkg;
+  if (url.startsWith('node:')) return url.replace(/\/.*/s, '');
+  return /\/(libs\/[^/]+|services\/[^/]+|scripts\/[^/]+)/.exec(url)?.[1] ?? url;
 }
 
 export function summariseProfile(
@@ -38,10 +37,7 @@ export function summariseProfile(
 ): { total: number; functions: ProfileRow[]; areas: ProfileRow[] } {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) {
-    const id = p.samples[i]!;
-    self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
-  }
+  for (const [i, id] of p.samples.entries()) self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
   const fn = new Map<string, number>();
   const area = new Map<string, number>();
   let total = 0;
@@ -81,9 +77,10 @@ export async function summariseProfileFile(path: string, top = 20) {
     // With --import tsx there is one profile per thread (the loader hooks run in a
     // worker); the main thread's is by far the largest.
     const f = (await readdir(path)).filter((x) => x.endsWith('.cpuprofile'));
-    if (!f.length) throw new Error(`no .cpuprofile in ${path}`);
     const sized = await Promise.all(f.map(async (x) => ({ x, size: (await stat(join(path, x))).size })));
-    file = join(path, sized.sort((a, b) => b.size - a.size)[0]!.x);
+    const [largest] = sized.sort((a, b) => b.size - a.size);
+    if (!largest) throw new Error(`no .cpuprofile in ${path}`);
+    file = join(path, largest.x);
   }
   return { file, ...summariseProfile(JSON.parse(await readFile(file, 'utf8')) as CpuProfile, top) };
 }

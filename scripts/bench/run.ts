@@ -21,7 +21,7 @@ import {
 
 type Scenario = (env: BenchEnv) => Promise<ScenarioResult>;
 
-const SCENARIOS: Record<string, Scenario> = {
+const SCENARIOS = {
   hl7: (env) => hl7Scenario(env),
   kafka: async (env) => {
     const limits = await measureKafkaLimits(env, 800, Math.round(200_000 * env.scale));
@@ -35,7 +35,10 @@ const SCENARIOS: Record<string, Scenario> = {
   replay: replayScenario,
   codec: codecScenario,
   memory: memoryScenario,
-};
+} satisfies Record<string, Scenario>;
+
+type ScenarioName = keyof typeof SCENARIOS;
+const isScenario = (name: string): name is ScenarioName => Object.hasOwn(SCENARIOS, name);
 
 function build(): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -49,14 +52,14 @@ function build(): Promise<void> {
 
 async function main(): Promise<void> {
   const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-  const unknown = asked.filter((a) => !(a in SCENARIOS));
+  const unknown = asked.filter((a) => !isScenario(a));
   if (unknown.length) {
     process.stderr.write(
       `unknown scenario(s): ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}\n`,
     );
     process.exit(2);
   }
-  const names = asked.length ? asked : Object.keys(SCENARIOS);
+  const names = (asked.length ? asked : Object.keys(SCENARIOS)).filter(isScenario);
   const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
   // The services under test run from the build output (as deployed); a stale dist/ would measure old code.
   log('building dist/ (npm run build)');
@@ -69,7 +72,7 @@ async function main(): Promise<void> {
     for (const n of names) {
       log(`scenario ${n}`);
       try {
-        results.push(await SCENARIOS[n]!(env));
+        results.push(await SCENARIOS[n](env));
       } catch (err) {
         // One broken scenario must not throw away the others' figures; the run still fails.
         failed.push(n);

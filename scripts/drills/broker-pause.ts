@@ -62,8 +62,11 @@ interface SenderStats {
 
 /** One original-mode sender: each message until AA, then the next, until told to stop. */
 async function sender(n: number, stop: { now: boolean }, stats: SenderStats): Promise<void> {
-  const [host, port] = args.mllp.split(':');
-  let client = new Hl7Client({ host: host!, port: Number(port) });
+  // --mllp is host:port.
+  const host = args.mllp.replace(/:.*/s, '');
+  const port = Number(args.mllp.split(':')[1]);
+  const connect = () => new Hl7Client({ host, port });
+  let client = connect();
   for (let i = 0; !stop.now; i++) {
     const id = `DRILL-${run}-${n}-${i}`;
     const msg = Hl7Message.parse(adt(id, `MRN-DRILL-${run}-${n}`));
@@ -80,7 +83,7 @@ async function sender(n: number, stop: { now: boolean }, stats: SenderStats): Pr
           `sender ${n}: no answer to ${id} within ${args['sender-timeout']}s (sent at ${((t - t0) / 1000).toFixed(1)}s)`,
         );
         await client.close().catch(() => undefined);
-        client = new Hl7Client({ host: host!, port: Number(port) });
+        client = connect();
       }
       stats.maxWaitMs = Math.max(stats.maxWaitMs, Date.now() - t);
       if (code !== 'AA') say(`sender ${n}: ${code} after ${Date.now() - t} ms`);
@@ -90,7 +93,7 @@ async function sender(n: number, stop: { now: boolean }, stats: SenderStats): Pr
       // an answered sendAndWait, and when it fires it deletes the pending entry of
       // a later resend with the same MSH-10, whose ACK is then dropped as unknown.
       await client.close().catch(() => undefined);
-      client = new Hl7Client({ host: host!, port: Number(port) });
+      client = connect();
       await new Promise((r) => setTimeout(r, 200));
     }
   }

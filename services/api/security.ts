@@ -68,8 +68,8 @@ export interface SecurityOptions {
 function bearer(req: FastifyRequest): string | null {
   const h = req.headers.authorization;
   if (!h) return null;
-  const m = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)$/i.exec(h);
-  return m ? m[1]! : '';
+  // '' for an Authorization header that is not a well-formed bearer token.
+  return /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)$/i.exec(h)?.[1] ?? '';
 }
 
 /** Parameters a route does not declare, in its query string or form body (names only). */

@@ -66,7 +66,7 @@ function entryRequestOf(e: BundleEntry, i: number, requestId: string | null): En
   const where = `Bundle.entry[${i}]`;
   const method = e.request?.method;
   const url = e.request?.url ?? '';
-  const [urlType, urlId] = url.replace(/^\//, '').split('?')[0]!.split('/');
+  const [urlType, urlId] = url.replace(/^\//, '').replace(/\?.*/s, '').split('/');
   if (method !== 'POST' && method !== 'PUT') {
     return invalid('unmappable', 400, [
       errorIssue('not-supported', 'entry.request.method must be POST or PUT', `${where}.request.method`),

@@ -10,7 +10,8 @@ export const JSON_TYPES = new Set(['application/fhir+json', 'application/json'])
 export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function mediaType(req: FastifyRequest): string {
-  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  // Without parameters (charset, fhirVersion).
+  return (req.headers['content-type'] ?? '').replace(/;.*/s, '').trim().toLowerCase();
 }
 
 export function sendOutcome(reply: FastifyReply, status: number, oo: OperationOutcome): FastifyReply {

@@ -65,10 +65,7 @@ export function createBinaryReader(db: Knex, schema: string, timeoutMs: number):
   };
 }
 
-const shaOf = (a: Attachment): string | null => {
-  const m = /^Binary\/([0-9a-f]{64})$/.exec(a.url ?? '');
-  return m ? m[1]! : null;
-};
+const shaOf = (a: Attachment): string | null => /^Binary\/([0-9a-f]{64})$/.exec(a.url ?? '')?.[1] ?? null;
 
 /**
  * Adds Attachment.hash to the presentedForm of DiagnosticReports. The hash
