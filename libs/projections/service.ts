@@ -132,10 +132,11 @@ function projectorHttp(
 }
 
 /**
- * The shared body of the three projector services: a projection runner on
- * the active version of a read model, following the registry across
- * rebuilds, with /health, /ready and /metrics. Built from injected clients;
- * each service's main.ts owns config, connections and signals.
+ * The shared body of the projector services (portal, billing, analytics,
+ * patient-directory): a projection runner on the active version of a read
+ * model, following the registry across rebuilds, with /health, /ready and
+ * /metrics. Built from injected clients; config, connections and signals are
+ * the service kit's (libs/service), through each main.ts.
  */
 export function buildProjectorService(
   deps: ProjectorDeps,

@@ -72,10 +72,10 @@ function createListener(cfg: Hl7AdapterConfig, log: Logger, handler: Hl7FrameHan
 
 /**
  * The HL7 v2 adapter: MLLP in, events + raw message out, ACK back once Kafka
- * has acknowledged. Composable: every client is injected; main.ts owns
- * config, connections and signals. What is decided where: ingest.ts (map,
- * publish or dead-letter), handler.ts (frames, resends), acks.ts (ACKs),
- * readiness.ts (/ready).
+ * has acknowledged. Composable: every client is injected; main.ts (through the
+ * service kit, libs/service) owns config, connections and signals. What is
+ * decided where: ingest.ts (map, publish or dead-letter), handler.ts (frames,
+ * resends), acks.ts (ACKs), readiness.ts (/ready).
  */
 export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl7Adapter {
   const log = deps.logger.child({ svc: 'adapter-hl7' });

@@ -110,8 +110,9 @@ async function startAuditProjector(deps: ApiDeps, cfg: ApiConfig, log: Logger): 
 
 /**
  * The query API: FHIR portal, billing, analytics and admin routes over the
- * read models, every PHI request authenticated, scoped and audited. Built
- * from injected clients; main.ts owns config, connections and signals.
+ * read models, every PHI request authenticated, scoped and audited. Built from
+ * injected clients; main.ts (through libs/service) owns config, connections
+ * and signals.
  */
 export async function buildApi(deps: ApiDeps, cfg: ApiConfig): Promise<Api> {
   const log = deps.logger.child({ svc: 'api' });
