@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { buildAuditEvent, buildOperatorAuditEvent, isAuditEvent, outcomeOf, summarize } from './event.js';
+import {
+  auditRejectReason,
+  buildAuditEvent,
+  buildOperatorAuditEvent,
+  hasNulCharacter,
+  isAuditEvent,
+  outcomeOf,
+  summarize,
+} from './event.js';
 
 const base = {
   id: '7f9c2b2e-1f1a-4c1e-9a53-2d2f1f0c0a11',
@@ -114,5 +122,28 @@ describe('AuditEvent', () => {
     expect(e.purposeOfEvent).toBeUndefined();
     expect(e.entity).toEqual([expect.not.objectContaining({ detail: expect.anything() as unknown })]);
     expect(summarize(e).patientId).toBeNull();
+  });
+});
+
+describe('auditRejectReason (issue #17: a NUL in an audit event stopped the audit table)', () => {
+  const ok = buildAuditEvent({ ...base, status: 200, patientId: 'P1', who: null, denyReason: null });
+  it('given a well-formed AuditEvent, then it can be appended', () => {
+    expect(auditRejectReason(ok)).toBeNull();
+  });
+  it('given a patient reference with U+0000 (as a JSON escape on the wire), then it is refused as nul-character', () => {
+    const wire = JSON.stringify(
+      buildAuditEvent({ ...base, status: 200, patientId: 'P1\u0000', who: null, denyReason: null }),
+    );
+    expect(wire).toContain('\\u0000');
+    expect(auditRejectReason(JSON.parse(wire))).toBe('nul-character');
+  });
+  it('given U+0000 in an object key or deep in an array, then it is found', () => {
+    expect(hasNulCharacter({ a: [{ b: ['x', 'y\u0000'] }] })).toBe(true);
+    expect(hasNulCharacter({ 'k\u0000': 1 })).toBe(true);
+    expect(hasNulCharacter({ a: [1, null, true, 'x'] })).toBe(false);
+  });
+  it('given something that is not an AuditEvent, then it is refused as not-an-audit-event', () => {
+    expect(auditRejectReason(null)).toBe('not-an-audit-event');
+    expect(auditRejectReason({ ...ok, id: 'nope' })).toBe('not-an-audit-event');
   });
 });

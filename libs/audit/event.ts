@@ -189,6 +189,30 @@ export function summarize(e: AuditEvent): AuditSummary {
   };
 }
 
+/**
+ * Why a record from the audit topic can never be appended, as a code (never
+ * its content: it may carry PHI), or null when it can. `nul-character`: a
+ * string (or key) holds U+0000, which Postgres text and jsonb cannot store,
+ * so appending it would fail the same way on every retry.
+ */
+export type AuditRejectReason = 'not-an-audit-event' | 'nul-character';
+
+export function auditRejectReason(v: unknown): AuditRejectReason | null {
+  if (!isAuditEvent(v)) return 'not-an-audit-event';
+  if (hasNulCharacter(v)) return 'nul-character';
+  return null;
+}
+
+/** True when any string or object key in a JSON value contains U+0000. */
+export function hasNulCharacter(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (Array.isArray(v)) return v.some(hasNulCharacter);
+  if (typeof v === 'object' && v !== null) {
+    for (const [k, x] of Object.entries(v)) if (k.includes('\u0000') || hasNulCharacter(x)) return true;
+  }
+  return false;
+}
+
 /** A minimal shape check for what arrives on the audit topic. */
 export function isAuditEvent(v: unknown): v is AuditEvent {
   if (typeof v !== 'object' || v === null) return false;

@@ -178,6 +178,22 @@ export async function appendAudit(
   return rows.length;
 }
 
+/**
+ * The SQLSTATE of a Postgres data exception (class 22: invalid text, a bad
+ * uuid, a value out of range...), else null. Such a statement fails the same
+ * way however often it is retried, unlike a lost connection. Looks through a
+ * wrapping error's cause.
+ */
+export function dataErrorCode(err: unknown): string | null {
+  let e: unknown = err;
+  for (let depth = 0; typeof e === 'object' && e !== null && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
 /** Walks the whole chain in seq order, page by page. */
 export async function verifyAuditChain(db: Knex, schema: string, pageSize = 2000): Promise<ChainVerdict> {
   assertSqlIdentifier(schema);

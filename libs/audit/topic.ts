@@ -6,8 +6,8 @@ import type { KafkaClient } from '../kafka/client.js';
 import { FAST_REJOIN, watchGroupMembership } from '../kafka/membership.js';
 import type { EventProducer, RawRecord } from '../kafka/producer.js';
 import type { Logger } from '../telemetry/logger.js';
-import { isAuditEvent } from './event.js';
-import { appendAudit } from './store.js';
+import { auditRejectReason } from './event.js';
+import { appendAudit, dataErrorCode } from './store.js';
 
 /**
  * The audit topic carries FHIR AuditEvent resources as JSON (not Avro, and
@@ -60,8 +60,11 @@ export interface AuditProjector {
 
 /**
  * Consumes the audit topic into the chained table. Redelivery is harmless
- * (append skips known ids); a record that is not an AuditEvent is counted
- * and skipped, never written into the chain.
+ * (append skips known ids); a record that is not an AuditEvent, or that
+ * Postgres can never store (a NUL character, any other SQLSTATE class 22
+ * data error), is counted and skipped, never written into the chain, so one
+ * poison record cannot stop the table. Other failures throw: the batch is
+ * fetched again.
  */
 export function createAuditProjector(opts: {
   kafka: KafkaClient;
@@ -106,7 +109,12 @@ export function createAuditProjector(opts: {
         autoCommitInterval: 1000,
         eachBatchAutoResolve: false,
         eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, heartbeat }) => {
-          const events: AuditEvent[] = [];
+          const reject = (offset: string, reason: string): void => {
+            opts.onRejected?.();
+            // The reason code and where it is, never the content: it may be PHI.
+            log.warn({ partition: batch.partition, offset, reason }, 'audit record rejected, skipped');
+          };
+          const events: { event: AuditEvent; offset: string }[] = [];
           for (const m of batch.messages) {
             let parsed: unknown = null;
             try {
@@ -114,14 +122,33 @@ export function createAuditProjector(opts: {
             } catch {
               parsed = null;
             }
-            if (isAuditEvent(parsed)) events.push(parsed);
-            else {
-              opts.onRejected?.();
-              log.warn({ partition: batch.partition, offset: m.offset }, 'not an AuditEvent, skipped');
-            }
+            const reason = auditRejectReason(parsed);
+            if (reason === null) events.push({ event: parsed as AuditEvent, offset: m.offset });
+            else reject(m.offset, reason);
           }
+          const append = (es: readonly AuditEvent[]): Promise<number> =>
+            opts.db.transaction((trx) => appendAudit(trx, opts.schema, es));
           try {
-            const n = await opts.db.transaction((trx) => appendAudit(trx, opts.schema, events));
+            let n: number;
+            try {
+              n = await append(events.map((e) => e.event));
+            } catch (err) {
+              if (dataErrorCode(err) === null) throw err;
+              // A record Postgres can never store fails the whole batch: append
+              // one at a time (each on the chain's current head) and skip it.
+              log.warn({ code: toHubError(err).code }, 'audit batch refused as data, appending one by one');
+              n = 0;
+              for (const e of events) {
+                try {
+                  n += await append([e.event]);
+                } catch (one) {
+                  const code = dataErrorCode(one);
+                  if (code === null) throw one;
+                  reject(e.offset, `sqlstate-${code}`);
+                }
+                await heartbeat();
+              }
+            }
             opts.onAppended?.(n);
           } catch (err) {
             log.error({ code: toHubError(err).code }, 'could not append audit batch');

@@ -491,6 +491,18 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
     expect((await get('/billing/accounts?__proto__=x', tokens['billing'])).status).toBe(400);
   });
 
+  // Regression (#17): a NUL in an id reached the audit topic and stalled the audit
+  // projector. The final audit test below proves these requests left rows and
+  // that every later request still reached the table.
+  it('refuses a NUL in a FHIR id with 400 before any read, with or without a token', async () => {
+    for (const token of [tokens['A'], undefined]) {
+      const r = await get('/fhir/Patient/P1%00', token);
+      expect(r.status).toBe(400);
+      expect(r.json<OperationOutcome>().issue[0]).toMatchObject({ code: 'invalid' });
+      expect(r.text).not.toContain('\\u0000');
+    }
+  });
+
   it('searches with a form body too (POST _search), within the body limit', async () => {
     const post = async (path: string, body: string) => {
       const r = await call('POST', path, tokens['A'], body);

@@ -20,8 +20,11 @@ import type { Logger } from '../../libs/telemetry/logger.js';
  * Authentication, authorization, unknown-parameter refusal and the audit
  * record, as hooks around every protected route:
  *
- *   onRequest      verify the bearer token (remember the outcome, do not answer yet,
+ *   onRequest      400 for a control character in any path parameter or query string
+ *                  (every route, first, before anything else looks at the input);
+ *                  verify the bearer token (remember the outcome, do not answer yet,
  *                  so that the rate limiter can key on the verified client)
+ *   preValidation  400 for a control character in a form body
  *   preValidation  401 without a valid token; 400 for query parameters the route does not declare
  *   preHandler     decide() from the validated request; 401/403 when denied
  *   onSend         publish an AuditEvent, allowed or denied, and wait for the broker's ack;
@@ -52,6 +55,8 @@ declare module 'fastify' {
     decision: Decision | null;
     auditPatient: string | null;
     denyReason: string | null;
+    /** Refused at the edge for a control character: audited as denied, with nothing taken from the input. */
+    inputRejected: boolean;
   }
 }
 
@@ -85,6 +90,48 @@ function undeclaredParams(req: FastifyRequest): string[] {
   check(req.query, schema?.querystring?.properties);
   if (req.method === 'POST') check(req.body, schema?.body?.properties);
   return out;
+}
+
+/** U+0000–U+001F and U+007F: never part of an id or a search value (a NUL stalls Postgres writers). */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHAR = /[\u0000-\u001f\u007f]/;
+
+/** A parameter name fit for a diagnostic: bounded, only harmless characters. */
+const safeName = (k: string) => k.slice(0, 40).replace(/[^\w.:$*-]/g, '?');
+
+/** The first name or value in `given` (params, query or form) holding a control character, or null. */
+function controlCharIn(given: unknown): string | null {
+  if (typeof given !== 'object' || given === null) return null;
+  for (const [k, v] of Object.entries(given as Record<string, unknown>)) {
+    const values = Array.isArray(v) ? (v as unknown[]) : [v];
+    if (CONTROL_CHAR.test(k) || values.some((x) => typeof x === 'string' && CONTROL_CHAR.test(x))) {
+      return safeName(k);
+    }
+  }
+  return null;
+}
+
+/**
+ * Refuses a control character in a path parameter, query parameter or form
+ * field with 400, naming the parameter and never quoting the value. The
+ * request is still audited as denied (`invalid-input`), but without a patient
+ * taken from its input: a NUL in the audit trail would stall its projector.
+ */
+function rejectControlChars(where: 'url' | 'body') {
+  return (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
+    const found =
+      where === 'url'
+        ? [
+            ['path parameter', controlCharIn(req.params)] as const,
+            ['query parameter', controlCharIn(req.query)] as const,
+          ]
+        : [['form parameter', req.method === 'POST' ? controlCharIn(req.body) : null] as const];
+    const hit = found.find(([, name]) => name !== null);
+    if (!hit) return done();
+    req.inputRejected = true;
+    req.denyReason = 'invalid-input';
+    done(new HubError('HUB_INPUT_INVALID', `control character in ${hit[0]} '${hit[1]}'`));
+  };
 }
 
 /** Verifies the bearer token; a bad one is remembered, and refused after the rate limiter has counted it. */
@@ -158,8 +205,8 @@ const step =
 
 /** The AuditEvent of a request as answered: who, which patient, what route, what status, why refused. */
 function auditEventOf(req: FastifyRequest, status: number, sec: RouteSecurity, observer: string): AuditEvent {
-  let patient = req.auditPatient;
-  if (patient === null && sec.patientOf) {
+  let patient = req.inputRejected ? null : req.auditPatient;
+  if (patient === null && sec.patientOf && !req.inputRejected) {
     try {
       patient = sec.patientOf(req);
     } catch {
@@ -223,7 +270,11 @@ export function installSecurity(app: FastifyInstance, opts: SecurityOptions): vo
   app.decorateRequest('decision', null);
   app.decorateRequest('auditPatient', null);
   app.decorateRequest('denyReason', null);
+  app.decorateRequest('inputRejected', false);
+  // Before the token check, the rate limiter, the audit and the route: none of them sees a control character.
+  app.addHook('onRequest', rejectControlChars('url'));
   app.addHook('onRequest', authenticate(opts.verifier));
+  app.addHook('preValidation', rejectControlChars('body'));
   app.addHook('preValidation', step(precheck));
   app.addHook('preHandler', step(authorize));
   app.addHook('onSend', auditAnswers(opts));
