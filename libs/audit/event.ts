@@ -1,4 +1,5 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
+import { unstorableTextPaths } from '../events/index.js';
 
 /**
  * FHIR R4 AuditEvent for one API request that touched (or tried to touch)
@@ -191,26 +192,17 @@ export function summarize(e: AuditEvent): AuditSummary {
 
 /**
  * Why a record from the audit topic can never be appended, as a code (never
- * its content: it may carry PHI), or null when it can. `nul-character`: a
- * string (or key) holds U+0000, which Postgres text and jsonb cannot store,
- * so appending it would fail the same way on every retry.
+ * its content: it may carry PHI). `unstorable-text`: a string or key holds
+ * U+0000 or a lone surrogate (libs/events' rule), which Postgres text and
+ * jsonb cannot store, so appending it would fail the same way on every retry.
  */
-export type AuditRejectReason = 'not-an-audit-event' | 'nul-character';
+export type AuditRejectReason = 'not-an-audit-event' | 'unstorable-text';
 
-export function auditRejectReason(v: unknown): AuditRejectReason | null {
-  if (!isAuditEvent(v)) return 'not-an-audit-event';
-  if (hasNulCharacter(v)) return 'nul-character';
-  return null;
-}
-
-/** True when any string or object key in a JSON value contains U+0000. */
-export function hasNulCharacter(v: unknown): boolean {
-  if (typeof v === 'string') return v.includes('\u0000');
-  if (Array.isArray(v)) return v.some(hasNulCharacter);
-  if (typeof v === 'object' && v !== null) {
-    for (const [k, x] of Object.entries(v)) if (k.includes('\u0000') || hasNulCharacter(x)) return true;
-  }
-  return false;
+/** A record from the audit topic: the event to append, or why it never can be. */
+export function auditRecordOf(v: unknown): { event: AuditEvent } | { rejected: AuditRejectReason } {
+  if (!isAuditEvent(v)) return { rejected: 'not-an-audit-event' };
+  if (unstorableTextPaths(v).length > 0) return { rejected: 'unstorable-text' };
+  return { event: v };
 }
 
 /** A minimal shape check for what arrives on the audit topic. */

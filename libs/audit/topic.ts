@@ -6,7 +6,7 @@ import type { KafkaClient } from '../kafka/client.js';
 import { FAST_REJOIN, watchGroupMembership } from '../kafka/membership.js';
 import type { EventProducer, RawRecord } from '../kafka/producer.js';
 import type { Logger } from '../telemetry/logger.js';
-import { auditRejectReason } from './event.js';
+import { auditRecordOf } from './event.js';
 import { appendAudit, dataErrorCode } from './store.js';
 
 /**
@@ -56,6 +56,44 @@ export interface AuditProjector {
   start(): Promise<void>;
   stop(): Promise<void>;
   lastProgressAt(): number;
+}
+
+interface OffsetEvent {
+  event: AuditEvent;
+  offset: string;
+}
+
+/**
+ * Appends a batch in one transaction. A record Postgres can never store
+ * (a data error, SQLSTATE class 22) fails the whole batch: then each event is
+ * appended alone, on the chain's current head, and the ones refused as data
+ * are rejected; any other failure is thrown for the batch to be retried.
+ */
+async function appendSkippingDataErrors(
+  events: readonly OffsetEvent[],
+  append: (es: readonly AuditEvent[]) => Promise<number>,
+  reject: (offset: string, reason: string) => void,
+  heartbeat: () => Promise<void>,
+  log: Logger,
+): Promise<number> {
+  try {
+    return await append(events.map((e) => e.event));
+  } catch (err) {
+    if (dataErrorCode(err) === null) throw err;
+    log.warn({ code: toHubError(err).code }, 'audit batch refused as data, appending one by one');
+  }
+  let n = 0;
+  for (const e of events) {
+    try {
+      n += await append([e.event]);
+    } catch (one) {
+      const code = dataErrorCode(one);
+      if (code === null) throw one;
+      reject(e.offset, `sqlstate-${code}`);
+    }
+    await heartbeat();
+  }
+  return n;
 }
 
 /**
@@ -114,7 +152,7 @@ export function createAuditProjector(opts: {
             // The reason code and where it is, never the content: it may be PHI.
             log.warn({ partition: batch.partition, offset, reason }, 'audit record rejected, skipped');
           };
-          const events: { event: AuditEvent; offset: string }[] = [];
+          const events: OffsetEvent[] = [];
           for (const m of batch.messages) {
             let parsed: unknown = null;
             try {
@@ -122,33 +160,14 @@ export function createAuditProjector(opts: {
             } catch {
               parsed = null;
             }
-            const reason = auditRejectReason(parsed);
-            if (reason === null) events.push({ event: parsed as AuditEvent, offset: m.offset });
-            else reject(m.offset, reason);
+            const r = auditRecordOf(parsed);
+            if ('event' in r) events.push({ event: r.event, offset: m.offset });
+            else reject(m.offset, r.rejected);
           }
           const append = (es: readonly AuditEvent[]): Promise<number> =>
             opts.db.transaction((trx) => appendAudit(trx, opts.schema, es));
           try {
-            let n: number;
-            try {
-              n = await append(events.map((e) => e.event));
-            } catch (err) {
-              if (dataErrorCode(err) === null) throw err;
-              // A record Postgres can never store fails the whole batch: append
-              // one at a time (each on the chain's current head) and skip it.
-              log.warn({ code: toHubError(err).code }, 'audit batch refused as data, appending one by one');
-              n = 0;
-              for (const e of events) {
-                try {
-                  n += await append([e.event]);
-                } catch (one) {
-                  const code = dataErrorCode(one);
-                  if (code === null) throw one;
-                  reject(e.offset, `sqlstate-${code}`);
-                }
-                await heartbeat();
-              }
-            }
+            const n = await appendSkippingDataErrors(events, append, reject, heartbeat, log);
             opts.onAppended?.(n);
           } catch (err) {
             log.error({ code: toHubError(err).code }, 'could not append audit batch');

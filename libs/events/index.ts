@@ -58,6 +58,18 @@ function unstorableText(v: unknown, path: string[], out: string[]): void {
 }
 
 /**
+ * Paths of strings and keys in any JSON-like value that no strict UTF-8
+ * reader, Postgres text or jsonb column can hold (never the values: they may
+ * be PHI). Events are checked here before encoding; other records that are
+ * written to Postgres (audit events) use the same rule.
+ */
+export function unstorableTextPaths(v: unknown): string[] {
+  const out: string[] = [];
+  unstorableText(v, [], out);
+  return out;
+}
+
+/**
  * Checks an event against its Avro contract and returns the offending field
  * paths (never values: values may be PHI). Also refuses text that is not
  * valid Unicode (lone surrogates) or holds NUL: every event passes here
