@@ -1,38 +1,10 @@
 // Entry point: config, connections, signals and start-up are the shared service kit's (libs/service).
-import { resolve } from 'node:path';
 import { databaseEnv, schemaNameEnv, z } from '../../libs/config/index.js';
 import { AUDIT_TOPIC } from '../../libs/audit/topic.js';
-import {
-  DEV_AUDIENCE,
-  DEV_ISSUER,
-  cachedVerifier,
-  createTokenVerifier,
-  ensureDevKeys,
-  type TokenVerifier,
-} from '../../libs/auth/jwt.js';
+import { authEnv, verifierFromEnv } from '../../libs/auth/env.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
 import { runService } from '../../libs/service/index.js';
-import type { Logger } from '../../libs/telemetry/logger.js';
 import { buildApi } from './app.js';
-
-interface AuthEnv {
-  AUTH_JWKS_URL?: string | undefined;
-  AUTH_DEV_KEYS_DIR: string;
-  AUTH_ISSUER: string;
-  AUTH_AUDIENCE: string;
-}
-
-/** Production: the identity provider's key set. Without AUTH_JWKS_URL: the local development key (created once). */
-async function tokenVerifier(env: AuthEnv, logger: Logger): Promise<TokenVerifier> {
-  const claims = { issuer: env.AUTH_ISSUER, audience: env.AUTH_AUDIENCE };
-  if (env.AUTH_JWKS_URL) return createTokenVerifier({ ...claims, jwksUrl: env.AUTH_JWKS_URL });
-  const keys = await ensureDevKeys(resolve(env.AUTH_DEV_KEYS_DIR));
-  logger.warn(
-    { dir: env.AUTH_DEV_KEYS_DIR },
-    'no AUTH_JWKS_URL: accepting tokens signed by the local development key',
-  );
-  return createTokenVerifier({ ...claims, jwks: keys.jwks });
-}
 
 await runService({
   name: 'api',
@@ -40,11 +12,7 @@ await runService({
   env: {
     ...databaseEnv,
     PUBLIC_BASE_URL: z.url().optional(),
-    /** Production: the identity provider's JWKS endpoint. Without it, the local dev key set is used. */
-    AUTH_JWKS_URL: z.url().optional(),
-    AUTH_DEV_KEYS_DIR: z.string().default('.hub/dev-keys'),
-    AUTH_ISSUER: z.string().min(1).default(DEV_ISSUER),
-    AUTH_AUDIENCE: z.string().min(1).default(DEV_AUDIENCE),
+    ...authEnv(),
     PORTAL_SCHEMA: schemaNameEnv('portal'),
     BILLING_SCHEMA: schemaNameEnv('billing'),
     ANALYTICS_SCHEMA: schemaNameEnv('analytics'),
@@ -67,7 +35,7 @@ await runService({
   // The producer only writes raw JSON audit records: the shared one, without event topics.
   connect: async (k) => ({
     db: k.database(k.config.DATABASE_URL, { pool: { min: 0, max: 10 } }),
-    verifier: cachedVerifier(await tokenVerifier(k.config, k.logger)),
+    verifier: await verifierFromEnv(k.config, k.logger),
   }),
   build: async (k, c) => {
     const cfg = k.config;
