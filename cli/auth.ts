@@ -22,7 +22,7 @@ export function registerAuthCommands(program: Command): void {
   auth
     .command('token')
     .description(
-      `mint a development bearer token, e.g. --scope patient/*.rs --patient P1 | --scope user/*.rs | --scope ${HUB_SCOPES.billing}`,
+      `mint a development bearer token, e.g. --scope patient/*.rs --patient P1 | --scope user/*.rs | --scope ${HUB_SCOPES.billing}; for the FHIR adapter: --scope system/*.cud --client lab-system --audience hub-ingest`,
     )
     .requiredOption(
       '--scope <scopes...>',

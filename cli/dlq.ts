@@ -10,10 +10,9 @@ import type { Command } from 'commander';
 import { hostname, userInfo } from 'node:os';
 import { AUDIT_TOPIC } from '../libs/audit/topic.js';
 import { loadConfig, schemaNameEnv, topicNamer, z } from '../libs/config/index.js';
-import { assertSqlIdentifier, createDb, type Knex } from '../libs/db/index.js';
+import { assertSqlIdentifier, type Knex } from '../libs/db/index.js';
 import { HubError, isHubError } from '../libs/errors/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
-import { createRegistryClient } from '../libs/events/registry.js';
 import { listTopics } from '../libs/kafka/admin.js';
 import type { KafkaClient } from '../libs/kafka/client.js';
 import { dlqTopicsOf, matches, safeHeaders, type DlqFilter } from '../libs/kafka/dlq.js';
@@ -34,7 +33,7 @@ import {
 } from '../libs/kafka/dlq-ops.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
 import type { ScannedRecord } from '../libs/kafka/scan.js';
-import { cliKafka, commonEnvSchema } from './env.js';
+import { cliDb, cliKafka, cliRegistry, commonEnvSchema } from './env.js';
 import { formatTable, isJsonOutput, printAll, toJson } from './output.js';
 
 const dlqEnv = commonEnvSchema.extend({
@@ -74,8 +73,8 @@ interface Session {
 
 function open(): Session {
   const cfg = loadConfig(dlqEnv);
-  const kafka = cliKafka(cfg.KAFKA_BROKERS, 'hub-cli-dlq');
-  const db = createDb(cfg.DATABASE_URL, { pool: { min: 0, max: 2 } });
+  const kafka = cliKafka(cfg, 'hub-cli-dlq');
+  const db = cliDb(cfg, { min: 0, max: 2 });
   return {
     cfg,
     kafka,
@@ -99,7 +98,7 @@ async function withSession<T>(fn: (s: Session) => Promise<T>): Promise<T> {
 async function withActionDeps<T>(s: Session, fn: (deps: DlqActionDeps) => Promise<T>): Promise<T> {
   const producer = createEventProducer({
     kafka: s.kafka,
-    codec: createEventCodec(createRegistryClient(s.cfg.SCHEMA_REGISTRY_URL)),
+    codec: createEventCodec(cliRegistry(s.cfg)),
     retries: 3,
   });
   await producer.connect().catch(kafkaUnavailable('connect to Kafka'));
@@ -206,7 +205,7 @@ async function decodePayload(cfg: DlqEnv, rec: ScannedRecord): Promise<unknown> 
   if (!v) return null;
   if (v.length > 5 && v[0] === 0) {
     try {
-      const codec = createEventCodec(createRegistryClient(cfg.SCHEMA_REGISTRY_URL));
+      const codec = createEventCodec(cliRegistry(cfg));
       return await codec.decode(v);
     } catch (err) {
       return {

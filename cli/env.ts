@@ -7,7 +7,11 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { databaseEnv, kafkaEnv, loadConfig, logEnv, z } from '../libs/config/index.js';
-import { createKafkaClient, type KafkaClient } from '../libs/kafka/client.js';
+import { createDb, type Knex } from '../libs/db/index.js';
+import { createRegistryClientFromEnv, type RegistryClient } from '../libs/events/registry.js';
+import type { RegistrySecurityEnv } from '../libs/events/registry-security.js';
+import { createKafkaClientFromEnv, type KafkaClient } from '../libs/kafka/client.js';
+import type { KafkaSecurityEnv } from '../libs/kafka/security.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 
 /** The repository root: schemas/, services/ and the git history `hub schemas check` reads. */
@@ -21,8 +25,27 @@ export function commonEnv(): CommonEnv {
   return loadConfig(commonEnvSchema);
 }
 
-/** A Kafka client that logs errors only: the command reports failures itself, by code. */
-export function cliKafka(brokers: string[], clientId = 'hub-cli'): KafkaClient {
+/**
+ * A Kafka client that logs errors only: the command reports failures itself,
+ * by code. TLS and SASL from the shared variables, as in every service.
+ */
+export function cliKafka(
+  cfg: KafkaSecurityEnv & { KAFKA_BROKERS: string[] },
+  clientId = 'hub-cli',
+): KafkaClient {
   const logger = createLogger({ name: 'hub-cli', level: 'error' });
-  return createKafkaClient({ brokers, clientId, logger });
+  return createKafkaClientFromEnv(cfg, { clientId, logger });
+}
+
+/** The schema registry, with its authentication and CA from the shared variables. */
+export function cliRegistry(cfg: RegistrySecurityEnv & { SCHEMA_REGISTRY_URL: string }): RegistryClient {
+  return createRegistryClientFromEnv(cfg);
+}
+
+/** Postgres at DATABASE_URL (TLS in the URL), the password from DATABASE_PASSWORD_FILE when set. */
+export function cliDb(
+  cfg: { DATABASE_URL: string; DATABASE_PASSWORD_FILE?: string | undefined },
+  pool?: { min: number; max: number },
+): Knex {
+  return createDb(cfg.DATABASE_URL, { pool, passwordFile: cfg.DATABASE_PASSWORD_FILE });
 }

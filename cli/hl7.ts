@@ -4,15 +4,13 @@ import { HubError } from '../libs/errors/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
 import { INGEST_TOPICS } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS } from '../libs/events/index.js';
-import { createRegistryClient } from '../libs/events/registry.js';
 import { mapHl7Message } from '../libs/hl7/map.js';
 import { identityEnvDeprecation, identityPolicyFromSite } from '../libs/identity/index.js';
 import { senderTimeZones, siteConfigFromEnv } from '../libs/site-config/index.js';
-import { createKafkaClient } from '../libs/kafka/client.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
-import { createLogger } from '../libs/telemetry/logger.js';
 import { readTopic } from '../libs/hl7/raw-store.js';
 import { remap, selectRaw, type RemapItem, type RemapSelection } from '../libs/hl7/remap.js';
+import { cliKafka, cliRegistry } from './env.js';
 
 function instant(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -89,8 +87,7 @@ async function runRemap(o: RemapFlags, json: boolean): Promise<void> {
   if (deprecation) process.stderr.write(`warning: ${deprecation}\n`);
   const topic = topicNamer(cfg.HUB_TOPIC_SUFFIX);
   const rawTopic = topic(INGEST_TOPICS.hl7Raw);
-  const logger = createLogger({ name: 'hub-cli', level: 'error' });
-  const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: 'hub-cli-hl7', logger });
+  const kafka = cliKafka(cfg, 'hub-cli-hl7');
   const records = await readTopic(kafka, rawTopic).catch((err: unknown) => {
     throw err instanceof HubError
       ? err
@@ -101,7 +98,7 @@ async function runRemap(o: RemapFlags, json: boolean): Promise<void> {
     ? null
     : createEventProducer({
         kafka,
-        codec: createEventCodec(createRegistryClient(cfg.SCHEMA_REGISTRY_URL)),
+        codec: createEventCodec(cliRegistry(cfg)),
         retries: 3,
         topicFor: (t) => topic(EVENT_CONTRACTS[t].topic),
       });

@@ -1,11 +1,43 @@
 import type { Command } from 'commander';
 import { HubError, toHubError } from '../libs/errors/index.js';
-import { stackConfig, stackStatus, startStack, stopStack, type StackProfile } from '../libs/stack/index.js';
+import {
+  clientSecurityEnv,
+  stackConfig,
+  stackStatus,
+  startStack,
+  stopStack,
+  type StackHandle,
+  type StackProfile,
+} from '../libs/stack/index.js';
 
-function profileOf(p: string): StackProfile {
-  if (p !== 'dev' && p !== 'test')
-    throw new HubError('HUB_INPUT_INVALID', `--profile must be dev or test, not ${p}`);
+/** `--secure` is the secure profile (SASL_SSL, SCRAM users, ACLs), with its own ports and data dir. */
+function profileOf(o: { profile: string; secure?: boolean }): StackProfile {
+  const p = o.secure ? 'secure' : o.profile;
+  if (o.secure && o.profile !== 'dev' && o.profile !== 'secure')
+    throw new HubError('HUB_INPUT_INVALID', `--secure is a profile of its own; drop --profile ${o.profile}`);
+  if (p !== 'dev' && p !== 'test' && p !== 'secure')
+    throw new HubError('HUB_INPUT_INVALID', `--profile must be dev, test or secure, not ${p}`);
   return p;
+}
+
+/**
+ * The endpoints as KEY=value lines; on the secure profile also the operator's
+ * (`hub`) Kafka credentials (the password as a file, never its value), and
+ * where each service's env file is.
+ */
+export function upOutput(h: Pick<StackHandle, 'kafka' | 'registryUrl' | 'databaseUrl' | 'secure'>): string {
+  const env: Record<string, string> = {
+    KAFKA_BROKERS: h.kafka.brokers.join(','),
+    SCHEMA_REGISTRY_URL: h.registryUrl,
+    DATABASE_URL: h.databaseUrl,
+    ...(h.secure ? clientSecurityEnv(h.secure.material, 'hub') : {}),
+  };
+  const lines = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  if (h.secure) {
+    lines.push('# each service runs with its own principal: set -a; . <file>; set +a');
+    for (const [principal, file] of Object.entries(h.secure.envFiles)) lines.push(`# ${principal}: ${file}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /** `hub infra up|down|status`: the local Kafka + registry (+ Postgres check), detached. */
@@ -17,31 +49,35 @@ export function runInfra(program: Command, _repoDir: string): void {
   infra
     .command('up')
     .description('start them in the background (idempotent) and print their endpoints')
-    .option('--profile <profile>', 'dev (persistent, standard ports) or test', 'dev')
-    .action(async (o: { profile: string }) => {
-      const cfg = stackConfig(profileOf(o.profile));
+    .option('--profile <profile>', 'dev (persistent, standard ports), test or secure', 'dev')
+    .option(
+      '--secure',
+      'the secure profile: Kafka on SASL_SSL, a SCRAM user per service, ACLs (own ports, data)',
+    )
+    .action(async (o: { profile: string; secure?: boolean }) => {
+      const cfg = stackConfig(profileOf(o));
       // Stack failures are HubErrors already; a driver's own error (pg, fs) becomes HUB_INFRA_FAILED.
       const h = await startStack(cfg, { log, detached: true }).catch((cause: unknown) => {
         throw toHubError(cause, 'HUB_INFRA_FAILED');
       });
-      process.stdout.write(
-        `KAFKA_BROKERS=${h.kafka.brokers.join(',')}\nSCHEMA_REGISTRY_URL=${h.registryUrl}\nDATABASE_URL=${h.databaseUrl}\n`,
-      );
+      process.stdout.write(upOutput(h));
     });
   infra
     .command('down')
     .description('stop what `infra up` started (data is kept)')
-    .option('--profile <profile>', 'dev or test', 'dev')
-    .action(async (o: { profile: string }) => {
-      const stopped = await stopStack(stackConfig(profileOf(o.profile)), log);
+    .option('--profile <profile>', 'dev, test or secure', 'dev')
+    .option('--secure', 'the secure profile')
+    .action(async (o: { profile: string; secure?: boolean }) => {
+      const stopped = await stopStack(stackConfig(profileOf(o)), log);
       process.stdout.write(stopped.length ? `stopped: ${stopped.join(', ')}\n` : 'nothing was running\n');
     });
   infra
     .command('status')
     .description('which components run, with pid, port and URL')
-    .option('--profile <profile>', 'dev or test', 'dev')
-    .action(async (o: { profile: string }) => {
-      const st = await stackStatus(stackConfig(profileOf(o.profile)));
+    .option('--profile <profile>', 'dev, test or secure', 'dev')
+    .option('--secure', 'the secure profile')
+    .action(async (o: { profile: string; secure?: boolean }) => {
+      const st = await stackStatus(stackConfig(profileOf(o)));
       const json = Boolean(program.opts()['json']);
       if (json) process.stdout.write(`${JSON.stringify(st, null, 2)}\n`);
       else

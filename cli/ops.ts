@@ -6,19 +6,22 @@
  */
 import type { Command } from 'commander';
 import { loadConfig, schemaNameEnv, topicNamer, z } from '../libs/config/index.js';
-import { createDb, toDbError, type Knex } from '../libs/db/index.js';
+import { toDbError, type Knex } from '../libs/db/index.js';
 import { HubError, toHubError, type ErrorCode } from '../libs/errors/index.js';
 import { createEventCodec, type EventCodec } from '../libs/events/codec.js';
 import { INGEST_TOPICS, catalogTopicDefinitions } from '../libs/events/contracts.js';
-import { createRegistryClient, type RegistryClient } from '../libs/events/registry.js';
+import type { RegistryClient } from '../libs/events/registry.js';
 import { consumerGroupLag, listTopics } from '../libs/kafka/admin.js';
-import { createKafkaClient, type KafkaClient } from '../libs/kafka/client.js';
+import { createKafkaClientFromEnv, type KafkaClient } from '../libs/kafka/client.js';
 import { dlqTopicsOf } from '../libs/kafka/dlq.js';
 import { handledCounts } from '../libs/kafka/dlq-ops.js';
 import { partitionOffsets, scanTopic } from '../libs/kafka/scan.js';
 import { createLogger } from '../libs/telemetry/logger.js';
+import { auditTrailEnv } from '../libs/audit/key.js';
+import { auditLag } from '../libs/audit/lag.js';
+import { AUDIT_TOPIC } from '../libs/audit/topic.js';
 import { registerDlqCommands } from './dlq.js';
-import { commonEnvSchema } from './env.js';
+import { cliDb, cliRegistry, commonEnvSchema } from './env.js';
 import { formatTable, isJsonOutput, writeOut } from './output.js';
 import { SERVICES, localBaseUrl, probeReadiness, type Readiness } from '../libs/stack/services.js';
 
@@ -31,6 +34,10 @@ const statusEnv = commonEnvSchema.extend({
    * Unset: the services `hub up` runs, on their local ports.
    */
   HUB_SERVICE_URLS: z.string().optional(),
+  /** The audit trail: the projector group is `hub.audit.projector.<AUDIT_SCHEMA>`. */
+  AUDIT_SCHEMA: schemaNameEnv('audit'),
+  AUDIT_TOPIC: z.string().min(1).optional(),
+  AUDIT_MAX_LAG: auditTrailEnv.AUDIT_MAX_LAG,
 });
 
 export interface ServiceStatus {
@@ -154,6 +161,16 @@ export interface UnregisteredAuthorityStatus {
   lastSeen: string;
 }
 
+/** Audit events on the audit topic not yet in the audit table nor dead-lettered (libs/audit/lag.ts). */
+export interface AuditTrailStatus {
+  topic: string;
+  group: string;
+  lag: number;
+  committed: number;
+  end: number;
+  state: 'ok' | 'lagging' | 'missing-topic' | 'unknown';
+}
+
 export interface HubStatus {
   at: string;
   dependencies: DependencyStatus[];
@@ -167,6 +184,8 @@ export interface HubStatus {
   sources: SourceStatus[];
   /** From the analytics read model; empty when it is not there. */
   unregisteredAuthorities: UnregisteredAuthorityStatus[];
+  /** Null when Kafka is down. */
+  audit?: AuditTrailStatus | null;
   problems: string[];
 }
 
@@ -340,9 +359,8 @@ async function probeDependencies(
   try {
     const r = await timed(
       async () => {
-        const res = await fetch(`${cfg.SCHEMA_REGISTRY_URL.replace(/\/$/, '')}/subjects`);
-        if (!res.ok) throw new HubError('HUB_REGISTRY_UNAVAILABLE', `HTTP ${res.status}`);
-        return ((await res.json()) as unknown[]).length;
+        // Through the registry client: its authentication and CA (docs/security.md).
+        return (await cliRegistry(cfg).subjects()).length;
       },
       5000,
       'HUB_REGISTRY_UNAVAILABLE',
@@ -528,6 +546,28 @@ async function unregisteredStatuses(p: Probe): Promise<UnregisteredAuthorityStat
   return unregistered;
 }
 
+async function auditTrailStatus(p: Probe): Promise<AuditTrailStatus | null> {
+  if (!p.kafkaUp) return null;
+  const topic = p.cfg.AUDIT_TOPIC ?? topicNamer(p.cfg.HUB_TOPIC_SUFFIX)(AUDIT_TOPIC);
+  const group = `hub.audit.projector.${p.cfg.AUDIT_SCHEMA}`;
+  const none = { topic, group, lag: 0, committed: 0, end: 0 };
+  // No audit topic: the API has not run yet, nothing to lag behind.
+  if (!p.existing.has(topic)) return { ...none, state: 'missing-topic' };
+  try {
+    const l = await auditLag(p.kafka, topic, group);
+    const lagging = l.lag > p.cfg.AUDIT_MAX_LAG;
+    if (lagging) {
+      p.problems.push(
+        `audit lag ${l.lag} > ${p.cfg.AUDIT_MAX_LAG}: audit events are not reaching the audit table (docs/runbook.md#hubauditlag)`,
+      );
+    }
+    return { topic, group, ...l, state: lagging ? 'lagging' : 'ok' };
+  } catch (err) {
+    p.problems.push(`audit lag: ${toHubError(err).code}`);
+    return { ...none, state: 'unknown' };
+  }
+}
+
 export async function collectStatus(opts: {
   env?: NodeJS.ProcessEnv;
   schemaLike?: string;
@@ -540,13 +580,12 @@ export async function collectStatus(opts: {
   const cfg = loadConfig(statusEnv, opts.env ?? process.env);
   const now = opts.now ?? Date.now;
   const logger = createLogger({ name: 'hub-cli', level: 'silent' });
-  const kafka = createKafkaClient({
-    brokers: cfg.KAFKA_BROKERS,
+  const kafka = createKafkaClientFromEnv(cfg, {
     clientId: 'hub-cli-status',
     logger,
     connectionTimeoutMs: 2000,
   });
-  const db: Knex = createDb(cfg.DATABASE_URL, { pool: { min: 0, max: 2 } });
+  const db: Knex = cliDb(cfg, { min: 0, max: 2 });
   try {
     const { deps, allTopics } = await probeDependencies(cfg, kafka, db);
     const problems: string[] = [];
@@ -576,9 +615,10 @@ export async function collectStatus(opts: {
     const consumerGroups = await consumerGroupStatuses(p);
     const projections = await projectionStatuses(p, opts.schemaLike ?? '%', opts.stallAfterMs ?? 5 * 60_000);
     const deadLetters = await deadLetterStatuses(p);
-    const registry = createRegistryClient(cfg.SCHEMA_REGISTRY_URL);
+    const registry = cliRegistry(cfg);
     const sources = await sourceStatuses(p, registry, opts.sourceSample ?? 20);
     const unregisteredAuthorities = await unregisteredStatuses(p);
+    const audit = await auditTrailStatus(p);
     return {
       at: new Date(now()).toISOString(),
       dependencies: deps,
@@ -590,6 +630,7 @@ export async function collectStatus(opts: {
       deadLetters,
       sources,
       unregisteredAuthorities,
+      audit,
       problems,
     };
   } finally {
@@ -644,6 +685,20 @@ export function statusText(s: HubStatus): string {
     section(
       'consumer groups (committed offsets vs end offsets)',
       s.consumerGroups.map((g) => ({ group: g.group, partitions: g.partitions, lag: g.lag })),
+    ),
+    section(
+      'audit trail (audit topic end offsets vs the audit projector’s committed offsets)',
+      s.audit
+        ? [
+            {
+              topic: s.audit.topic,
+              group: s.audit.group,
+              state: s.audit.state,
+              lag: s.audit.lag,
+              end: s.audit.end,
+            },
+          ]
+        : [],
     ),
     section(
       'dead letters',

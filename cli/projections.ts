@@ -2,12 +2,10 @@ import cliProgress from 'cli-progress';
 import { formatTable } from './output.js';
 import type { Command } from 'commander';
 import { databaseEnv, kafkaEnv, loadConfig, logEnv, topicNamer, z } from '../libs/config/index.js';
-import { assertSqlIdentifier, createDb } from '../libs/db/index.js';
+import { assertSqlIdentifier } from '../libs/db/index.js';
 import { HubError, toHubError } from '../libs/errors/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
-import { createRegistryClient } from '../libs/events/registry.js';
 import { identityPolicyFromSite, isRegisteredSystem } from '../libs/identity/index.js';
-import { createKafkaClient } from '../libs/kafka/client.js';
 import { dlqTopicFor } from '../libs/kafka/dlq.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
 import { lagOf, tableHashes } from '../libs/projections/inspect.js';
@@ -17,6 +15,7 @@ import { listRegistry, readRegistry } from '../libs/projections/versions.js';
 import { READ_MODEL_NAMES, readModelNamed, type ReadModelDefinition } from '../libs/read-models/index.js';
 import { siteConfigFromEnv } from '../libs/site-config/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
+import { cliDb, cliKafka, cliRegistry } from './env.js';
 
 /** libs/identity isRegisteredSystem under HUB_SITE_CONFIG (and the deprecated identity variables). */
 function registeredSystemsFromEnv(): (system: string) => boolean {
@@ -49,8 +48,8 @@ function env() {
 function connect() {
   const cfg = env();
   const logger = createLogger({ name: 'hub-projections', level: 'error' });
-  const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: 'hub-projections', logger });
-  const db = createDb(cfg.DATABASE_URL);
+  const kafka = cliKafka(cfg, 'hub-projections');
+  const db = cliDb(cfg);
   const topic = topicNamer(cfg.HUB_TOPIC_SUFFIX);
   return { cfg, logger, kafka, db, topic, topics: clinicalTopics(topic) };
 }
@@ -167,7 +166,7 @@ export function registerProjectionsCommands(program: Command): void {
       const entry = entryOf(name);
       const stable = assertSqlIdentifier(o.schema ?? name);
       const c = connect();
-      const codec = createEventCodec(createRegistryClient(c.cfg.SCHEMA_REGISTRY_URL));
+      const codec = createEventCodec(cliRegistry(c.cfg));
       const producer = createEventProducer({ kafka: c.kafka, codec });
       const progress = progressReporter(json());
       try {

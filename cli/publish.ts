@@ -12,9 +12,8 @@ import {
   isEventType,
   type ClinicalEvent,
 } from '../libs/events/index.js';
-import { createRegistryClient } from '../libs/events/registry.js';
 import { createEventProducer, type PublishedEvent } from '../libs/kafka/producer.js';
-import { cliKafka, commonEnv } from './env.js';
+import { cliKafka, cliRegistry, commonEnv } from './env.js';
 import { formatTable, isJsonOutput, print } from './output.js';
 
 /** Fills what a caller may omit (recordedAt, eventType, defaults, a deterministic eventId). */
@@ -91,10 +90,10 @@ async function runPublish(json: boolean, file: string): Promise<void> {
   }
   const now = Date.now();
   const events = items.map((it, i) => completeEvent(it, i + 1, now));
-  const codec = createEventCodec(createRegistryClient(cfg.SCHEMA_REGISTRY_URL));
+  const codec = createEventCodec(cliRegistry(cfg));
   const topic = topicNamer(cfg.HUB_TOPIC_SUFFIX);
   const producer = createEventProducer({
-    kafka: cliKafka(cfg.KAFKA_BROKERS),
+    kafka: cliKafka(cfg),
     codec,
     retries: 3,
     topicFor: (t) => topic(EVENT_CONTRACTS[t].topic),

@@ -13,9 +13,8 @@ import {
   type CompatibilityFinding,
 } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS } from '../libs/events/index.js';
-import { createRegistryClient } from '../libs/events/registry.js';
 import { composeEvents, readSchemaDir, type ComposedEvent } from '../libs/events/schema-source.js';
-import { commonEnv, repoDir } from './env.js';
+import { cliRegistry, commonEnv, repoDir } from './env.js';
 import { formatTable, isJsonOutput, print } from './output.js';
 
 function findingsTable(findings: CompatibilityFinding[]): string {
@@ -78,7 +77,7 @@ async function runCheck(json: boolean, o: { gitHistory?: boolean }): Promise<voi
   const candidates = composeEvents(files, catalog);
   const findings = o.gitHistory
     ? checkGitHistory(json, candidates)
-    : await checkCompatibility(createRegistryClient(commonEnv().SCHEMA_REGISTRY_URL), candidates);
+    : await checkCompatibility(cliRegistry(commonEnv()), candidates);
   print(json, findings, () => findingsTable(findings));
   assertAllCompatible(findings);
 }
@@ -86,7 +85,7 @@ async function runCheck(json: boolean, o: { gitHistory?: boolean }): Promise<voi
 async function runRegister(json: boolean): Promise<void> {
   const cfg = commonEnv();
   const topic = topicNamer(cfg.HUB_TOPIC_SUFFIX);
-  const results = await registerAllSchemas(createRegistryClient(cfg.SCHEMA_REGISTRY_URL), {
+  const results = await registerAllSchemas(cliRegistry(cfg), {
     topicFor: (t) => topic(EVENT_CONTRACTS[t].topic),
   });
   print(json, results, () => formatTable(results.map((r) => ({ ...r }))));

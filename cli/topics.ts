@@ -10,7 +10,7 @@ import { formatTable, isJsonOutput, print } from './output.js';
 async function runCreate(json: boolean): Promise<void> {
   const cfg = commonEnv();
   const report = await ensureTopics(
-    cliKafka(cfg.KAFKA_BROKERS),
+    cliKafka(cfg),
     catalogTopicDefinitions(topicNamer(cfg.HUB_TOPIC_SUFFIX)),
   ).catch((err: unknown) => {
     throw isHubError(err)
@@ -32,7 +32,7 @@ async function runCreate(json: boolean): Promise<void> {
 
 async function runList(json: boolean): Promise<void> {
   const cfg = commonEnv();
-  const names = await listTopics(cliKafka(cfg.KAFKA_BROKERS)).catch((err: unknown) => {
+  const names = await listTopics(cliKafka(cfg)).catch((err: unknown) => {
     throw new HubError('HUB_KAFKA_UNAVAILABLE', 'could not reach Kafka', { cause: err });
   });
   print(json, names, () => names.join('\n'));

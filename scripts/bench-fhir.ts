@@ -17,9 +17,9 @@ import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
 import { createDb, dropSchema } from '../libs/db/index.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
-import { createRegistryClient } from '../libs/events/registry.js';
+import { createRegistryClientFromEnv } from '../libs/events/registry.js';
 import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
-import { createKafkaClient } from '../libs/kafka/client.js';
+import { createKafkaClientFromEnv } from '../libs/kafka/client.js';
 import { dlqTopicFor } from '../libs/kafka/dlq.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { generateResources } from '../test/fixtures/fhir/generate.js';
@@ -39,8 +39,8 @@ const id = `bench_${randomBytes(3).toString('hex')}`;
 const topic = (n: string) => `${n}.${id}`;
 const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
 const logger = createLogger({ name: 'bench-fhir', level: 'error' });
-const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: id, logger });
-const registry = createRegistryClient(cfg.SCHEMA_REGISTRY_URL);
+const kafka = createKafkaClientFromEnv(cfg, { clientId: id, logger });
+const registry = createRegistryClientFromEnv(cfg);
 const dir = mkdtempSync(join(tmpdir(), 'bench-fhir-'));
 const file = join(dir, `bench-${count}.ndjson`);
 
@@ -54,7 +54,7 @@ async function cleanup(): Promise<void> {
   for (const t of Object.keys(EVENT_CONTRACTS) as EventType[]) {
     await registry.deleteSubject(`${topicFor(t)}-${EVENT_CONTRACTS[t].fullName}`).catch(() => undefined);
   }
-  const db = createDb(cfg.DATABASE_URL);
+  const db = createDb(cfg.DATABASE_URL, { passwordFile: cfg.DATABASE_PASSWORD_FILE });
   await dropSchema(db, id);
   await db.destroy();
 }

@@ -20,9 +20,9 @@ import { Command } from 'commander';
 import { kafkaEnv, loadConfig, topicNamer, z } from '../libs/config/index.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
-import { createRegistryClient } from '../libs/events/registry.js';
+import { createRegistryClientFromEnv } from '../libs/events/registry.js';
 import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
-import { createKafkaClient } from '../libs/kafka/client.js';
+import { createKafkaClientFromEnv } from '../libs/kafka/client.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { adtA01, adtMissingPid3, ormO01, oruR01 } from '../test/support/hl7-fixtures.js';
 import { RawMllpClient, ackField } from '../test/support/raw-mllp-client.js';
@@ -174,8 +174,8 @@ async function main(): Promise<void> {
   const suffix = `bench_${randomBytes(3).toString('hex')}`;
   const topic = topicNamer(suffix);
   const logger = createLogger({ name: 'bench-hl7', level: 'error' });
-  const kafka = createKafkaClient({ brokers: env.KAFKA_BROKERS, clientId: 'bench-hl7', logger });
-  const registry = createRegistryClient(env.SCHEMA_REGISTRY_URL);
+  const kafka = createKafkaClientFromEnv(env, { clientId: 'bench-hl7', logger });
+  const registry = createRegistryClientFromEnv(env);
   const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
 
   let target: Target;

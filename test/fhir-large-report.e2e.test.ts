@@ -52,7 +52,7 @@ describe('large report over FHIR: presentedForm -> Kafka -> portal -> API Binary
     const res = await fhir.http.inject({
       method: 'POST',
       url: '/',
-      headers: { 'content-type': 'application/fhir+json' },
+      headers: { 'content-type': 'application/fhir+json', ...fhirAdapter.auth },
       payload: JSON.stringify({
         resourceType: 'Bundle',
         type: 'transaction',

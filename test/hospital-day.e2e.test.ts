@@ -303,20 +303,26 @@ describe('hospital day: billing, analytics and portal read models', () => {
     });
   });
 
-  it('serves the read models over HTTP: a FHIR Bundle per patient, an account with its charges, the view catalogue', async () => {
-    const rec = await live.services.portal.http.inject({ url: '/patients/P1/record' });
-    expect(rec.statusCode).toBe(200);
-    expect(rec.json()).toMatchObject({ resourceType: 'Bundle', type: 'searchset', total: 7 });
-    expect((await live.services.portal.http.inject({ url: '/patients/NOPE/record' })).statusCode).toBe(404);
-    const acct = await live.services.billing.http.inject({ url: '/accounts/E1' });
-    expect(acct.json()).toMatchObject({
-      account: { status: 'discharged' },
-      charges: [{ line_id: 'O1' }, { line_id: 'O2' }],
-    });
-    const views = await live.services.analytics.http.inject({ url: '/views' });
-    expect(views.json<{ view: string }[]>().map((v) => v.view)).toContain(
-      `${live.stable.analytics}.v_turnaround`,
-    );
+  it("keeps the read models in Postgres and off the services' ports: a record, an account, the view catalogue (#17)", async () => {
+    // What the API serves scoped and audited ($everything, /billing/accounts/{id}/charges) is in the read models...
+    expect(
+      await q(`select count(*)::int as n from ${live.stable.portal}.patient_record where patient_id = 'P1'`),
+    ).toEqual([{ n: 7 }]);
+    expect(await q(`select status from ${live.stable.billing}.accounts where encounter_id = 'E1'`)).toEqual([
+      { status: 'discharged' },
+    ]);
+    expect(
+      await q(`select line_id from ${live.stable.billing}.charges where encounter_id = 'E1' order by 1`),
+    ).toEqual([{ line_id: 'O1' }, { line_id: 'O2' }]);
+    expect(
+      await q(
+        `select 1 from information_schema.views where table_schema = '${live.stable.analytics}' and table_name = 'v_turnaround'`,
+      ),
+    ).toHaveLength(1);
+    // ...and the projectors' own ports answer none of it, nor their operator routes without a token.
+    expect((await live.services.portal.http.inject({ url: '/patients/P1/record' })).statusCode).toBe(404);
+    expect((await live.services.billing.http.inject({ url: '/accounts/E1' })).statusCode).toBe(404);
+    expect((await live.services.analytics.http.inject({ url: '/views' })).statusCode).toBe(401);
     for (const p of PROJECTORS)
       expect((await live.services[p].http.inject({ url: '/ready' })).statusCode).toBe(200);
   });

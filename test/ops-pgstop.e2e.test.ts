@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completeEvent } from '../cli/publish.js';
@@ -8,6 +8,7 @@ import { createDb, type Knex } from '../libs/db/index.js';
 import type { ClinicalEvent } from '../libs/events/index.js';
 import { scanTopic } from '../libs/kafka/scan.js';
 import { createTestContext, eventually, type TestContext } from './support/harness.js';
+import { isRoot, pgBin, runPg } from './support/private-postgres.js';
 import { freePort, startProcess, type RunningProcess } from './support/processes.js';
 
 /**
@@ -16,22 +17,10 @@ import { freePort, startProcess, type RunningProcess } from './support/processes
  * projector pauses, reports not-ready, resumes when Postgres is back and
  * drains the lag: every event applied exactly once, nothing dead-lettered.
  */
-function pgBin(): string | undefined {
-  const base = '/usr/lib/postgresql';
-  if (!existsSync(base)) return undefined;
-  const versions = readdirSync(base).sort((a, b) => Number(b) - Number(a));
-  for (const v of versions) if (existsSync(join(base, v, 'bin', 'pg_ctl'))) return join(base, v, 'bin');
-  return undefined;
-}
-
 const bin = pgBin();
-const isRoot = userInfo().uid === 0;
 
 function pg(cmd: string, args: string[]): void {
-  const full = join(bin!, cmd);
-  // initdb and postgres refuse to run as root.
-  if (isRoot) execFileSync('runuser', ['-u', 'postgres', '--', full, ...args], { stdio: 'pipe' });
-  else execFileSync(full, args, { stdio: 'pipe' });
+  runPg(bin ?? '', cmd, args);
 }
 
 function patientEvent(i: number): ClinicalEvent {

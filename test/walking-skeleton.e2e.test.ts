@@ -2,6 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureDevKeys, mintToken } from '../libs/auth/jwt.js';
+import { HUB_SCOPES } from '../libs/auth/scopes.js';
+import { OPERATOR_AUDIENCE } from '../libs/http/operator.js';
 import { dropReadModel } from '../libs/projections/versions.js';
 import { PATIENT_TOPIC } from '../services/patient-directory/projection.js';
 import { createTestContext, eventually, type TestContext } from './support/harness.js';
@@ -33,10 +36,12 @@ const hasIndependentReader =
 /**
  * The walking skeleton through public interfaces only: the `hub publish` CLI
  * writes a PatientRegistered event to Kafka; the patient-directory service
- * (its own process, started from main.ts) projects it into Postgres; its HTTP
- * endpoint serves it back. Then a restart must resume without duplicates.
+ * (its own process, started from main.ts) projects it into Postgres, where a
+ * downstream team reads it in SQL (the service's port serves no patient: PHI
+ * over HTTP goes through the API only). Then a restart must resume without
+ * duplicates.
  */
-describe('walking skeleton: CLI -> Kafka -> projection -> HTTP', () => {
+describe('walking skeleton: CLI -> Kafka -> projection -> Postgres read model', () => {
   let ctx: TestContext;
   let env: Record<string, string>;
   let svc: RunningProcess | undefined;
@@ -72,29 +77,46 @@ describe('walking skeleton: CLI -> Kafka -> projection -> HTTP', () => {
     return p;
   }
 
-  const get = async (path: string) => {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  const get = async (path: string, token?: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+    });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
 
-  it('publishes with the CLI and reads the patient back over HTTP', async () => {
+  /** The row a downstream team reads: the stable schema's view, in SQL. */
+  const patient = async (id: string) =>
+    (await ctx.db.withSchema(ctx.schema).from('patients').where({ patient_id: id }).first()) as
+      Record<string, unknown> | undefined;
+
+  it('publishes with the CLI and reads the patient back from the read model', async () => {
     svc = await startService();
     const pub = runHub(['publish', '-'], env, JSON.stringify(event('E2E-1', CANARY_FAMILY, 'msg-1')));
     expect(pub.stderr).toBe('');
     expect(pub.status).toBe(0);
     expect(pub.stdout).toContain(`${PATIENT_TOPIC}.${ctx.id}`);
 
-    const found = await eventually(async () => {
-      const r = await get('/patients/E2E-1');
-      return r.status === 200 ? r.body : undefined;
-    });
+    const found = await eventually(() => patient('E2E-1'));
     expect(found).toMatchObject({
-      patientId: 'E2E-1',
+      patient_id: 'E2E-1',
       family: CANARY_FAMILY,
-      birthDate: '1961-07-04',
+      birth_date: '1961-07-04',
       version: 1,
     });
-    expect(await get('/patients/NOPE')).toMatchObject({ status: 404, body: { code: 'HUB_NOT_FOUND' } });
+    // The service's own port serves no patient, and /version only to an operator token (#17).
+    const served = await get('/patients/E2E-1');
+    expect(served.status).toBe(404);
+    expect(JSON.stringify(served.body)).not.toContain(CANARY_FAMILY);
+    expect((await get('/version')).status).toBe(401);
+    // An operator token signed by the dev key the service verifies (no AUTH_JWKS_URL here) opens it.
+    const keys = await ensureDevKeys(join(repoDir, '.hub', 'dev-keys'));
+    const mint = (scope: string[]) =>
+      mintToken({ keys, subject: 'ops', scope, audience: OPERATOR_AUDIENCE, ttlSec: 300 });
+    expect((await get('/version', await mint([HUB_SCOPES.admin]))).status).toBe(403);
+    expect(await get('/version', await mint([HUB_SCOPES.operator]))).toMatchObject({
+      status: 200,
+      body: { stable: ctx.schema, schema: `${ctx.schema}_v1` },
+    });
     expect((await get('/ready')).status).toBe(200);
     expect((await get('/health')).status).toBe(200);
   });
@@ -145,14 +167,11 @@ describe('walking skeleton: CLI -> Kafka -> projection -> HTTP', () => {
     expect(pub.status, pub.stderr).toBe(0);
 
     svc = await startService();
-    const p2 = await eventually(async () => {
-      const r = await get('/patients/E2E-2');
-      return r.status === 200 ? r.body : undefined;
-    });
+    const p2 = await eventually(() => patient('E2E-2'));
     expect(p2).toMatchObject({ version: 1 });
     const p1 = await eventually(async () => {
-      const r = await get('/patients/E2E-1');
-      return r.status === 200 && r.body['version'] === 2 ? r.body : undefined;
+      const r = await patient('E2E-1');
+      return r?.['version'] === 2 ? r : undefined;
     });
     expect(p1).toMatchObject({ family: `${CANARY_FAMILY}-upd` });
 

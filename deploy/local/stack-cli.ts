@@ -1,13 +1,19 @@
-// tsx deploy/local/stack-cli.ts up|down|status [--profile dev|test]
+// tsx deploy/local/stack-cli.ts up|down|status [--profile dev|test|secure] [--secure]
 //
 // `up` prints KEY=value lines on stdout and progress on stderr, so
 //   set -a; eval "$(npx tsx deploy/local/stack-cli.ts up)"; set +a
 // exports the endpoints into the calling shell.
 import { HubError } from '../../libs/errors/index.js';
-import { stackConfig, stackStatus, startStack, stopStack } from '../../libs/stack/index.js';
+import {
+  clientSecurityEnv,
+  stackConfig,
+  stackStatus,
+  startStack,
+  stopStack,
+} from '../../libs/stack/index.js';
 import type { StackProfile } from '../../libs/stack/index.js';
 
-const USAGE = 'usage: stack-cli.ts up|down|status [--profile dev|test]';
+const USAGE = 'usage: stack-cli.ts up|down|status [--profile dev|test|secure] [--secure]';
 
 function parseArgs(argv: string[]): { command: 'up' | 'down' | 'status'; profile: StackProfile } {
   let command: string | undefined;
@@ -18,6 +24,8 @@ function parseArgs(argv: string[]): { command: 'up' | 'down' | 'status'; profile
       const v = argv[++i];
       if (v === undefined) throw new HubError('HUB_INPUT_INVALID', `--profile needs a value; ${USAGE}`);
       profile = v;
+    } else if (a === '--secure') {
+      profile = 'secure';
     } else if (a.startsWith('--profile=')) {
       profile = a.slice('--profile='.length);
     } else if (a === '-h' || a === '--help') {
@@ -31,7 +39,7 @@ function parseArgs(argv: string[]): { command: 'up' | 'down' | 'status'; profile
   }
   if (command !== 'up' && command !== 'down' && command !== 'status')
     throw new HubError('HUB_INPUT_INVALID', USAGE);
-  if (profile !== 'dev' && profile !== 'test')
+  if (profile !== 'dev' && profile !== 'test' && profile !== 'secure')
     throw new HubError('HUB_INPUT_INVALID', `unknown profile "${profile}"; ${USAGE}`);
   return { command, profile };
 }
@@ -71,6 +79,11 @@ async function main(): Promise<void> {
           `KAFKA_BROKERS=${shellValue(h.kafka.brokers.join(','))}`,
           `SCHEMA_REGISTRY_URL=${shellValue(h.registryUrl)}`,
           `DATABASE_URL=${shellValue(h.databaseUrl)}`,
+          // The operator's credentials (a file, never the password); each service has its own env file.
+          ...Object.entries(h.secure ? clientSecurityEnv(h.secure.material, 'hub') : {}).map(
+            ([k, v]) => `${k}=${shellValue(v)}`,
+          ),
+          ...Object.entries(h.secure?.envFiles ?? {}).map(([p, file]) => `# ${p}: ${file}`),
           '',
         ].join('\n'),
       );

@@ -11,8 +11,8 @@ export type AuditOutcome = '0' | '4' | '8' | '12';
 export interface AuditInput {
   id: string;
   recorded: number;
-  /** FHIR restful-interaction code: read, search-type, operation. */
-  interaction: 'read' | 'search-type' | 'operation';
+  /** FHIR restful-interaction code: read, search-type, operation; create, update, batch and transaction at the FHIR adapter. */
+  interaction: 'read' | 'search-type' | 'operation' | 'create' | 'update' | 'batch' | 'transaction';
   /** The route template, e.g. `GET /fhir/Observation`. */
   route: string;
   resourceType: string | null;
@@ -48,6 +48,17 @@ export const AUDIT_SYSTEMS = {
 
 type AuditEntity = NonNullable<AuditEvent['entity']>[number];
 
+/** AuditEvent.action (C create, R read, U update, E execute) of each interaction. */
+const ACTION: Record<AuditInput['interaction'], NonNullable<AuditEvent['action']>> = {
+  read: 'R',
+  'search-type': 'R',
+  operation: 'E',
+  create: 'C',
+  update: 'U',
+  batch: 'E',
+  transaction: 'E',
+};
+
 /** The entity naming whose data it was; summarize() reads the patient column from it. */
 function patientEntity(patientId: string): AuditEntity {
   return {
@@ -72,7 +83,7 @@ export function buildAuditEvent(i: AuditInput): AuditEvent {
     id: i.id,
     type: { system: AUDIT_SYSTEMS.type, code: 'rest', display: 'RESTful Operation' },
     subtype: [{ system: AUDIT_SYSTEMS.interaction, code: i.interaction }],
-    action: i.interaction === 'operation' ? 'E' : 'R',
+    action: ACTION[i.interaction],
     recorded: new Date(i.recorded).toISOString(),
     outcome,
     ...(i.denyReason

@@ -1,5 +1,6 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Knex } from 'knex';
+import { HubError } from '../errors/index.js';
 import { assertSqlIdentifier, migrateSchema, toDbError, type Migration } from '../db/index.js';
 import { ChainVerifier, GENESIS_HASH, rowHash, type ChainVerdict, type ChainedRow } from './chain.js';
 import { summarize, type AuditSummary } from './event.js';
@@ -56,6 +57,15 @@ export const auditMigrations: readonly Migration[] = [
       );
     },
   },
+  {
+    // Rows already there keep version 1 (sha256) and keep verifying; keyed appends write 2 (chain.ts).
+    name: '0602_audit_chain_version',
+    async up(knex, schema) {
+      await knex.schema.withSchema(schema).alterTable(AUDIT_TABLE, (t) => {
+        t.smallint('chain_version').notNullable().defaultTo(1);
+      });
+    },
+  },
 ];
 
 export async function migrateAudit(db: Knex, schema: string): Promise<void> {
@@ -76,6 +86,7 @@ interface DbRow {
   event: unknown;
   prev_hash: string;
   hash: string;
+  chain_version: number;
 }
 
 /** The columns every reader of the table gets. */
@@ -112,6 +123,7 @@ function fromDb(r: DbRow): ChainedRow & { hash: string } {
     ...viewFromDb(r),
     event: r.event,
     prevHash: r.prev_hash,
+    ...(Number(r.chain_version) === 2 ? { chainVersion: 2 as const } : {}),
     hash: r.hash,
   };
 }
@@ -119,12 +131,16 @@ function fromDb(r: DbRow): ChainedRow & { hash: string } {
 /**
  * Appends events in order, skipping ids already in the log (a redelivered
  * record), in the caller's transaction. The advisory lock serialises
- * appenders, whichever process they run in: the chain has one head.
+ * appenders, whichever process they run in: the chain has one head. With
+ * `key` the rows are keyed (version 2); without it only an unkeyed chain can
+ * grow: after a keyed head it refuses, rather than write a row that breaks
+ * the chain as a downgrade.
  */
 export async function appendAudit(
   trx: Knex.Transaction,
   schema: string,
   events: readonly AuditEvent[],
+  key: Buffer | null = null,
 ): Promise<number> {
   assertSqlIdentifier(schema);
   if (events.length === 0) return 0;
@@ -140,7 +156,13 @@ export async function appendAudit(
     .withSchema(schema)
     .from(AUDIT_TABLE)
     .orderBy('seq', 'desc')
-    .first<{ seq: string; hash: string } | undefined>('seq', 'hash');
+    .first<{ seq: string; hash: string; chain_version: number } | undefined>('seq', 'hash', 'chain_version');
+  if (!key && head && Number(head.chain_version) === 2) {
+    throw new HubError(
+      'HUB_CONFIG_INVALID',
+      'the audit chain is keyed: appending needs AUDIT_CHAIN_KEY_FILE',
+    );
+  }
   let seq = head ? Number(head.seq) : 0;
   let prev = head?.hash ?? GENESIS_HASH;
   const rows: Record<string, unknown>[] = [];
@@ -150,8 +172,8 @@ export async function appendAudit(
     const s = summarize(e);
     // Round-trip through JSON so that what is hashed is what jsonb gives back.
     const event = JSON.parse(JSON.stringify(e)) as unknown;
-    const row: ChainedRow = { seq: ++seq, ...s, event, prevHash: prev };
-    const hash = rowHash(row);
+    const row: ChainedRow = { seq: ++seq, ...s, event, prevHash: prev, ...(key ? { chainVersion: 2 } : {}) };
+    const hash = rowHash(row, key);
     prev = hash;
     rows.push({
       seq: row.seq,
@@ -167,6 +189,7 @@ export async function appendAudit(
       event: JSON.stringify(row.event),
       prev_hash: row.prevHash,
       hash,
+      chain_version: key ? 2 : 1,
     });
   }
   for (let i = 0; i < rows.length; i += 500) {
@@ -194,10 +217,15 @@ export function dataErrorCode(err: unknown): string | null {
   return null;
 }
 
-/** Walks the whole chain in seq order, page by page. */
-export async function verifyAuditChain(db: Knex, schema: string, pageSize = 2000): Promise<ChainVerdict> {
+/** Walks the whole chain in seq order, page by page; `key` checks the keyed rows. */
+export async function verifyAuditChain(
+  db: Knex,
+  schema: string,
+  opts: { key?: Buffer | null; pageSize?: number } = {},
+): Promise<ChainVerdict> {
   assertSqlIdentifier(schema);
-  const v = new ChainVerifier();
+  const pageSize = opts.pageSize ?? 2000;
+  const v = new ChainVerifier(opts.key ?? null);
   let after = 0;
   try {
     for (;;) {
@@ -207,7 +235,7 @@ export async function verifyAuditChain(db: Knex, schema: string, pageSize = 2000
         .where('seq', '>', after)
         .orderBy('seq')
         .limit(pageSize)
-        .select<DbRow[]>(...VIEW_COLUMNS, 'event', 'prev_hash', 'hash');
+        .select<DbRow[]>(...VIEW_COLUMNS, 'event', 'prev_hash', 'hash', 'chain_version');
       for (const r of page) if (!v.push(fromDb(r))) return v.verdict();
       const last = page[page.length - 1];
       if (!last || page.length < pageSize) return v.verdict();
@@ -234,4 +262,31 @@ export async function listAudit(
   if (q.beforeSeq) query = query.where('seq', '<', q.beforeSeq);
   const rows = await query.select<Omit<DbRow, 'event' | 'prev_hash' | 'hash'>[]>(...VIEW_COLUMNS);
   return rows.map(viewFromDb);
+}
+
+/** The newest row's seq (0 when empty): rows up to it are what a reconciliation accounts for. */
+export async function auditHeadSeq(db: Knex, schema: string): Promise<number> {
+  assertSqlIdentifier(schema);
+  const r = await db.withSchema(schema).from(AUDIT_TABLE).max<{ m: string | null }[]>({ m: 'seq' });
+  return Number(r[0]?.m ?? 0);
+}
+
+/** The stored events (and seq) of those of `ids` that are in the table, by audit id. */
+export async function storedAuditEvents(
+  db: Knex,
+  schema: string,
+  ids: readonly string[],
+): Promise<Map<string, { seq: number; event: unknown }>> {
+  assertSqlIdentifier(schema);
+  // Not-uuid text (a poison record's "id") would fail the cast: it cannot be in the table anyway.
+  const uuids = ids.filter((id) =>
+    /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id),
+  );
+  if (uuids.length === 0) return new Map();
+  const rows = await db
+    .withSchema(schema)
+    .from(AUDIT_TABLE)
+    .whereRaw('audit_id = any(?::uuid[])', [uuids])
+    .select<{ audit_id: string; seq: string; event: unknown }[]>('audit_id', 'seq', 'event');
+  return new Map(rows.map((r) => [r.audit_id, { seq: Number(r.seq), event: r.event }]));
 }

@@ -1,4 +1,14 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import {
   SignJWT,
@@ -188,17 +198,49 @@ export async function generateDevKeys(kid = `dev-${Date.now().toString(36)}`): P
   return { privateJwk: priv, jwks: { keys: [pub] }, kid };
 }
 
-/** Reads the dev key pair from `dir`, creating it on first use (private key file mode 0600). */
+/**
+ * Reads the dev key pair from `dir`, creating it on first use (private key
+ * file mode 0600). Services started together (`hub up`: the API, the FHIR
+ * adapter and every projector verify tokens) race to create it: each file is
+ * written whole under a private name first; the key set is published with an
+ * exclusive link, so exactly one process's pair wins and the others read it.
+ */
 export async function ensureDevKeys(dir: string): Promise<DevKeys> {
   const privPath = join(dir, 'private.jwk.json');
   const pubPath = join(dir, 'jwks.json');
   if (existsSync(privPath) && existsSync(pubPath)) return readDevKeys(dir);
   mkdirSync(dir, { recursive: true });
   const keys = await generateDevKeys();
-  writeFileSync(privPath, JSON.stringify(keys.privateJwk, null, 2), { mode: 0o600 });
-  chmodSync(privPath, 0o600);
-  writeFileSync(pubPath, JSON.stringify(keys.jwks, null, 2));
-  return keys;
+  const tmpPriv = join(dir, `.private.${randomUUID()}`);
+  const tmpPub = join(dir, `.jwks.${randomUUID()}`);
+  try {
+    writeFileSync(tmpPriv, JSON.stringify(keys.privateJwk, null, 2), { mode: 0o600 });
+    chmodSync(tmpPriv, 0o600);
+    writeFileSync(tmpPub, JSON.stringify(keys.jwks, null, 2));
+    try {
+      linkSync(tmpPub, pubPath);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'EEXIST') throw err;
+      return await publishedKeys(dir, privPath);
+    }
+    renameSync(tmpPriv, privPath);
+    return keys;
+  } finally {
+    rmSync(tmpPriv, { force: true });
+    rmSync(tmpPub, { force: true });
+  }
+}
+
+/** Another process won the race: its private key follows its key set within moments. */
+async function publishedKeys(dir: string, privPath: string): Promise<DevKeys> {
+  for (let i = 0; i < 100 && !existsSync(privPath); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!existsSync(privPath)) {
+    throw new HubError(
+      'HUB_CONFIG_INVALID',
+      `dev key set in ${dir} has no private key: remove the directory`,
+    );
+  }
+  return readDevKeys(dir);
 }
 
 export function readDevKeys(dir: string): DevKeys {

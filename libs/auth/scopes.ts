@@ -20,6 +20,8 @@ export const HUB_SCOPES = {
   billing: 'system/billing.read',
   analytics: 'system/analytics.read',
   admin: 'system/hub.admin',
+  /** Operator routes on the services' own ports (/version, /views): no PHI, but not for everyone. */
+  operator: 'system/hub.operator',
 } as const;
 
 export const FHIR_TYPES = [

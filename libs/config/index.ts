@@ -1,5 +1,11 @@
 import { z } from 'zod';
 import { HubError } from '../errors/index.js';
+import {
+  crossVariableProblems,
+  databaseSecurityEnv,
+  kafkaSecurityEnv,
+  registrySecurityEnv,
+} from './security.js';
 
 /**
  * Configuration is read once, in a service's main.ts, from the environment,
@@ -8,8 +14,16 @@ import { HubError } from '../errors/index.js';
  */
 export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const result = schema.safeParse(env);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  // Rules across variables (SASL needs credentials, a certificate its key),
+  // for the shared groups the schema contains; here rather than as object
+  // refinements so that every schema built from the shared shapes gets them,
+  // `.extend()`ed ones included.
+  const problems = result.success
+    ? typeof result.data === 'object' && result.data !== null
+      ? crossVariableProblems(result.data as Record<string, unknown>)
+      : []
+    : result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  if (result.success && problems.length === 0) return result.data;
   throw new HubError('HUB_CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`, {
     details: { problems },
   });
@@ -47,6 +61,9 @@ export const kafkaEnv = {
    * leader election, below the ACK timeouts senders are configured with.
    */
   KAFKA_ACK_TIMEOUT_MS: z.coerce.number().int().min(100).default(5_000),
+  /** TLS, SASL and registry authentication: docs/security.md. */
+  ...kafkaSecurityEnv,
+  ...registrySecurityEnv,
 };
 
 /** Shared by every service's main.ts: how long start-up may wait for its dependencies. */
@@ -63,6 +80,8 @@ export const databaseEnv = {
     .string()
     .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
     .default('postgres://postgres@127.0.0.1:5432/hub'),
+  /** TLS goes in DATABASE_URL (`sslmode=verify-full&sslrootcert=<file>`); the password here: docs/security.md. */
+  ...databaseSecurityEnv,
 };
 
 /** A TCP port (0: any free one), with the service's own default. */
@@ -88,3 +107,4 @@ export const logEnv = {
 };
 
 export { z };
+export { readSecret, secretOf, type Secret } from './security.js';

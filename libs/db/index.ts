@@ -1,12 +1,33 @@
 import knexFactory, { type Knex } from 'knex';
+import { readSecret } from '../config/index.js';
 import { HubError } from '../errors/index.js';
 
 export type { Knex };
 
-export function createDb(databaseUrl: string, opts: { pool?: { min: number; max: number } } = {}): Knex {
+export interface DbOptions {
+  pool?: { min: number; max: number } | undefined;
+  /** DATABASE_PASSWORD_FILE: the password, kept out of the URL and the environment. */
+  passwordFile?: string | undefined;
+}
+
+/**
+ * The URL with the password from the file in it. TLS stays in the URL
+ * itself (`sslmode=verify-full&sslrootcert=<file>`), read by pg: with the
+ * installed pg every sslmode other than disable/no-verify checks the chain
+ * and the host name (docs/security.md).
+ */
+export function connectionUrl(databaseUrl: string, passwordFile?: string): string {
+  if (passwordFile === undefined) return databaseUrl;
+  const url = new URL(databaseUrl);
+  // Encoded first: the setter leaves '%' as is, and pg decodes the component.
+  url.password = encodeURIComponent(readSecret({ file: passwordFile }, 'DATABASE_PASSWORD_FILE'));
+  return url.toString();
+}
+
+export function createDb(databaseUrl: string, opts: DbOptions = {}): Knex {
   return knexFactory({
     client: 'pg',
-    connection: databaseUrl,
+    connection: connectionUrl(databaseUrl, opts.passwordFile),
     pool: opts.pool ?? { min: 0, max: 5 },
     // Each projection names its schema explicitly; nothing relies on search_path.
     searchPath: ['public'],

@@ -77,6 +77,7 @@ const EDGES: Record<ErrorCode, [number, FhirIssueType, string, number, boolean]>
   HUB_INFRA_FAILED: [500, 'exception', '-', EXIT.UNAVAILABLE, false],
   HUB_UNAUTHENTICATED: [401, 'login', '-', EXIT.FAILED, true],
   HUB_FORBIDDEN: [403, 'forbidden', '-', EXIT.FAILED, true],
+  HUB_SENDER_NOT_ALLOWED: [403, 'forbidden', 'AR 103', EXIT.FAILED, true],
   HUB_AUDIT_CHAIN_BROKEN: [500, 'exception', '-', EXIT.FAILED, false],
   HUB_AUTH_UNAVAILABLE: [503, 'transient', '-', EXIT.UNAVAILABLE, false],
   HUB_INTERNAL: [500, 'exception', 'AR 207', EXIT.FAILED, false],

@@ -233,6 +233,19 @@ export const ERROR_CODES = {
     exitCode: EXIT.FAILED,
     expose: true,
   },
+  HUB_SENDER_NOT_ALLOWED: {
+    retriable: false,
+    description: 'the connection may not send messages as this sender',
+    httpStatus: 403,
+    fhirIssue: 'forbidden',
+    // Table 0357 (v2.5-v2.9) has no "not authorised" code. MSH-3/MSH-4 take their values
+    // from user tables 0361/0362, and the value sent is not in this peer's table of
+    // senders: "103 table value not found", at MSH-3, with AR (not AE): resending the
+    // same message over the same connection cannot succeed. 207 would say it is our fault.
+    hl7: { ack: 'AR', code: '103' },
+    exitCode: EXIT.FAILED,
+    expose: true,
+  },
   HUB_AUDIT_CHAIN_BROKEN: {
     retriable: false,
     description: 'the audit log hash chain does not verify',

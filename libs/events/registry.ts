@@ -1,6 +1,14 @@
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avsc from 'avsc';
 import { HubError } from '../errors/index.js';
+import {
+  registryHttpClient,
+  registrySecurityFromEnv,
+  type RegistrySecurity,
+  type RegistrySecurityEnv,
+} from './registry-security.js';
+
+export { registrySecurityFromEnv, type RegistrySecurity } from './registry-security.js';
 
 /**
  * Talks to a Confluent-compatible schema registry (Apicurio's ccompat API
@@ -25,8 +33,6 @@ export interface RegistryClient {
   deleteSubject(subject: string): Promise<void>;
 }
 
-const CT = 'application/vnd.schemaregistry.v1+json';
-
 function registryMessage(err: unknown): string {
   if (err && typeof err === 'object') {
     const e = err as { message?: unknown; status?: unknown };
@@ -38,38 +44,6 @@ function registryMessage(err: unknown): string {
 function statusOf(err: unknown): number | undefined {
   if (err && typeof err === 'object' && 'status' in err && typeof err.status === 'number') return err.status;
   return undefined;
-}
-
-interface RegistryResponse {
-  status: number;
-  json: unknown;
-}
-
-/** One call of the registry's REST API; an unreachable registry is HUB_REGISTRY_UNAVAILABLE. */
-async function registryHttp(
-  base: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<RegistryResponse> {
-  let res: Response;
-  try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      headers: { 'content-type': CT, accept: CT },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  } catch (cause) {
-    throw new HubError('HUB_REGISTRY_UNAVAILABLE', `schema registry at ${base} is unreachable`, { cause });
-  }
-  const text = await res.text();
-  let json: unknown = undefined;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = text;
-  }
-  return { status: res.status, json };
 }
 
 /** A failure of the schema library, in the hub's terms: only a 5xx or no answer is "registry down" (retriable). */
@@ -98,8 +72,9 @@ function mapRegistryError(err: unknown, subject: string): HubError {
  * compatibility rules and checks, listing and deleting subjects. Writer
  * schemas are parsed once per id.
  */
-function restCalls(base: string): Omit<RegistryClient, 'url' | 'register' | 'idOf'> {
-  const http = (method: string, path: string, body?: unknown) => registryHttp(base, method, path, body);
+function restCalls(
+  http: (method: string, path: string, body?: unknown) => Promise<{ status: number; json: unknown }>,
+): Omit<RegistryClient, 'url' | 'register' | 'idOf'> {
   const parsed = new Map<number, avsc.Type>();
   return {
     async typeOf(id) {
@@ -150,6 +125,8 @@ function restCalls(base: string): Omit<RegistryClient, 'url' | 'register' | 'idO
     },
     async subjects() {
       const r = await http('GET', '/subjects');
+      // A 401/403 is not an empty registry.
+      if (r.status !== 200) throw new HubError('HUB_REGISTRY_UNAVAILABLE', `registry answered ${r.status}`);
       return r.json as string[];
     },
     async deleteSubject(subject) {
@@ -164,9 +141,10 @@ function restCalls(base: string): Omit<RegistryClient, 'url' | 'register' | 'idO
  * whose id cache keeps the codec off the registry per message; the rest is
  * plain REST (restCalls).
  */
-export function createRegistryClient(url: string): RegistryClient {
+export function createRegistryClient(url: string, security?: RegistrySecurity): RegistryClient {
   const base = url.replace(/\/+$/, '');
-  const lib = new SchemaRegistry({ host: base, retry: { retries: 3 } });
+  const http = registryHttpClient(base, security);
+  const lib = new SchemaRegistry({ host: base, retry: { retries: 3 }, ...http.libraryOptions });
   return {
     url: base,
     async register(subject, schema, compatibility) {
@@ -204,8 +182,15 @@ export function createRegistryClient(url: string): RegistryClient {
         throw mapRegistryError(err, subject);
       }
     },
-    ...restCalls(base),
+    ...restCalls(http.call),
   };
+}
+
+/** The registry at SCHEMA_REGISTRY_URL with its authentication and CA from the shared variables. */
+export function createRegistryClientFromEnv(
+  env: RegistrySecurityEnv & { SCHEMA_REGISTRY_URL: string },
+): RegistryClient {
+  return createRegistryClient(env.SCHEMA_REGISTRY_URL, registrySecurityFromEnv(env));
 }
 
 /**

@@ -1,5 +1,3 @@
-import type { Readable } from 'node:stream';
-
 /**
  * Streaming readers for bulk input: neither reads a whole file into memory.
  * NDJSON: one resource per line (FHIR $export). Bundle document: one JSON
@@ -27,9 +25,8 @@ export interface ImportItem {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
-// A UTF-8 byte is at most one UTF-16 code unit, and 4 bytes make 2: more than 3 bytes per
-// allowed code unit is over any limit, so holding stops there.
-const BYTES_PER_UNIT = 3;
+/** The per-line (NDJSON) and per-entry (Bundle) limit when none is given: 16 MiB of UTF-8. */
+export const DEFAULT_MAX_ITEM_BYTES = 16 * 1024 * 1024;
 
 function isBlank(b: Buffer): boolean {
   for (const x of b) if (x !== 0x20 && (x < 0x09 || x > 0x0d)) return false;
@@ -41,62 +38,46 @@ function toBuffer(chunk: unknown): Buffer {
 }
 
 /** Decodes held parts into an item's text fields; over-limit and invalid items carry no text. */
-function textOf(
-  parts: readonly Buffer[],
-  oversize: boolean,
-  max: number | undefined,
-): { text: string; invalidUtf8?: true } {
+function textOf(parts: readonly Buffer[], oversize: boolean): { text: string; invalidUtf8?: true } {
   if (oversize) return { text: '' };
-  let text: string;
   try {
     const [first] = parts;
-    text = utf8.decode(parts.length === 1 && first ? first : Buffer.concat(parts));
+    return { text: utf8.decode(parts.length === 1 && first ? first : Buffer.concat(parts)) };
   } catch {
     return { text: '', invalidUtf8: true };
   }
-  return max !== undefined && text.length > max ? { text: '' } : { text };
 }
 
-export async function* readNdjson(
-  input: Readable,
-  opts: { maxLineLength?: number } = {},
-): AsyncGenerator<ImportItem> {
-  const max = opts.maxLineLength;
-  const byteCap = max === undefined ? Infinity : max * BYTES_PER_UNIT;
-  let parts: Buffer[] = [];
-  let held = 0;
-  let oversize = false;
-  let blank = true;
-  let line = 0;
+/**
+ * Cuts pushed chunks into NDJSON lines. The size limit is checked as the
+ * bytes arrive: once a line passes `maxLineBytes`, what was held of it is let
+ * go and the rest of it only counted, so a line of any length costs at most
+ * the limit plus the chunk being read (a 40 MB line no longer sits in memory
+ * before being found too long). It still comes out, empty, with its number:
+ * the import dead-letters it as too large and goes on with the next line.
+ */
+export class NdjsonSplitter {
+  private parts: Buffer[] = [];
+  private held = 0;
+  private oversize = false;
+  private blank = true;
+  private line = 0;
   // A CR ends a line; an LF right after it (maybe in the next chunk) belongs to the same break.
-  let afterCr = false;
+  private afterCr = false;
 
-  const take = (b: Buffer) => {
-    if (b.length === 0) return;
-    if (blank && !isBlank(b)) blank = false;
-    held += b.length;
-    if (held > byteCap) {
-      oversize = true;
-      parts = [];
-    } else if (!oversize) parts.push(b);
-  };
-  const finish = (): ImportItem | undefined => {
-    line++;
-    const item: ImportItem | undefined = blank
-      ? undefined
-      : { line, isEntry: false, ...textOf(parts, oversize, max) };
-    parts = [];
-    held = 0;
-    oversize = false;
-    blank = true;
-    return item;
-  };
+  constructor(private readonly maxLineBytes: number = DEFAULT_MAX_ITEM_BYTES) {}
 
-  for await (const chunk of input) {
-    const b = toBuffer(chunk);
-    if (b.length === 0) continue;
-    let start = afterCr && b[0] === 0x0a ? 1 : 0;
-    afterCr = false;
+  /** Bytes of the current line held in memory (0 once it is over the limit). */
+  get heldBytes(): number {
+    return this.oversize ? 0 : this.held;
+  }
+
+  /** The lines the chunk completes. */
+  push(b: Buffer): ImportItem[] {
+    const out: ImportItem[] = [];
+    if (b.length === 0) return out;
+    let start = this.afterCr && b[0] === 0x0a ? 1 : 0;
+    this.afterCr = false;
     // Native searches for the two terminators, each redone only once passed.
     let lf = b.indexOf(0x0a, start);
     let cr = b.indexOf(0x0d, start);
@@ -105,21 +86,56 @@ export async function* readNdjson(
       if (cr >= 0 && cr < start) cr = b.indexOf(0x0d, start);
       const end = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
       if (end < 0) break;
-      take(b.subarray(start, end));
-      const item = finish();
-      if (item) yield item;
+      this.take(b.subarray(start, end));
+      const item = this.finish();
+      if (item) out.push(item);
       start = end + 1;
       if (b[end] === 0x0d) {
-        if (start === b.length) afterCr = true;
+        if (start === b.length) this.afterCr = true;
         else if (b[start] === 0x0a) start++;
       }
     }
-    take(b.subarray(start));
+    this.take(b.subarray(start));
+    return out;
   }
-  if (held > 0 || !blank) {
-    const item = finish();
-    if (item) yield item;
+
+  /** The last line, when the input does not end with a line break. */
+  end(): ImportItem[] {
+    if (this.held === 0 && this.blank) return [];
+    const item = this.finish();
+    return item ? [item] : [];
   }
+
+  private take(b: Buffer): void {
+    if (b.length === 0) return;
+    if (this.blank && !isBlank(b)) this.blank = false;
+    this.held += b.length;
+    if (this.held > this.maxLineBytes) {
+      this.oversize = true;
+      this.parts = [];
+    } else if (!this.oversize) this.parts.push(b);
+  }
+
+  private finish(): ImportItem | undefined {
+    this.line++;
+    const item: ImportItem | undefined = this.blank
+      ? undefined
+      : { line: this.line, isEntry: false, ...textOf(this.parts, this.oversize) };
+    this.parts = [];
+    this.held = 0;
+    this.oversize = false;
+    this.blank = true;
+    return item;
+  }
+}
+
+export async function* readNdjson(
+  input: AsyncIterable<unknown>,
+  opts: { maxLineBytes?: number } = {},
+): AsyncGenerator<ImportItem> {
+  const splitter = new NdjsonSplitter(opts.maxLineBytes);
+  for await (const chunk of input) yield* splitter.push(toBuffer(chunk));
+  yield* splitter.end();
 }
 
 const QUOTE = 0x22;
@@ -131,11 +147,11 @@ const BACKSLASH = 0x5c;
  * that is not an object, or has no entry array, yields nothing.
  */
 export async function* readBundleEntries(
-  input: Readable,
-  opts: { maxEntryLength?: number } = {},
+  input: AsyncIterable<unknown>,
+  opts: { maxEntryBytes?: number } = {},
 ): AsyncGenerator<ImportItem> {
-  const max = opts.maxEntryLength ?? 16 * 1024 * 1024;
-  const byteCap = max * BYTES_PER_UNIT;
+  // Checked at the end of every chunk: an entry costs at most the limit plus one chunk.
+  const byteCap = opts.maxEntryBytes ?? DEFAULT_MAX_ITEM_BYTES;
   let depth = 0;
   let inString = false;
   let escape = false;
@@ -194,7 +210,7 @@ export async function* readBundleEntries(
             entryLen += part.length;
             if (!oversize && entryLen <= byteCap) entryBuf.push(part);
             n++;
-            yield { line: n, isEntry: true, ...textOf(entryBuf, oversize || entryLen > byteCap, max) };
+            yield { line: n, isEntry: true, ...textOf(entryBuf, oversize || entryLen > byteCap) };
             entryBuf = null;
           }
           if (inEntryArray && depth === 1) {

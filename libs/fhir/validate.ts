@@ -72,19 +72,23 @@ export type InvalidReason =
   | 'fhir-invalid'
   | 'identifier-invalid'
   | 'attachment-invalid'
-  | 'unmappable';
+  | 'unmappable'
+  /** The resource belongs to another source system (libs/fhir/import/ingest). */
+  | 'not-owned'
+  /** The client's token does not allow this write (services/adapter-fhir). */
+  | 'insufficient-scope';
 
 export interface Invalid {
   ok: false;
   reason: InvalidReason;
-  /** 400 for malformed JSON, 422 for well-formed but invalid resources. */
-  status: 400 | 422;
+  /** 400 for malformed JSON, 422 for well-formed but invalid resources, 403 for another source's resource. */
+  status: 400 | 403 | 422;
   issues: FhirIssue[];
 }
 
 export type Parsed<T> = { ok: true; value: T } | Invalid;
 
-export function invalid(reason: InvalidReason, status: 400 | 422, issues: FhirIssue[]): Invalid {
+export function invalid(reason: InvalidReason, status: Invalid['status'], issues: FhirIssue[]): Invalid {
   return { ok: false, reason, status, issues };
 }
 

@@ -1,7 +1,27 @@
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Logger } from '../telemetry/logger.js';
+import { PeerGate, type MllpCloseReason } from './mllp-gate.js';
 import { MllpFramer, mllpFrame, type FrameEvent } from './mllp.js';
+import { certificateNames, type SenderGrant } from './peers.js';
+
+export type { MllpCloseReason } from './mllp-gate.js';
+
+/**
+ * MLLP_IDLE_TIMEOUT_MS default: 5 minutes. Interface engines keep one
+ * persistent connection per channel and reconnect on their own when it is
+ * closed (Mirth, Rhapsody, Cloverleaf all do), so closing a quiet connection
+ * costs one reconnect; a feed quiet for 5 minutes at night is normal, a
+ * socket held open for hours by something that never sends is not.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+/**
+ * MLLP_MAX_CONNECTIONS_PER_PEER default: 32 per remote address. An engine
+ * opens one connection per outbound channel; 32 leaves room for an engine
+ * with many channels behind one address while one host can no longer take
+ * every one of MLLP_MAX_CONNECTIONS.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 32;
 
 /**
  * MLLP listener on node:net / node:tls. Each connection has its own framer
@@ -16,6 +36,11 @@ export interface MllpPeer {
   id: number;
   remoteAddress: string;
   tls: boolean;
+  /**
+   * With client certificates: the senders this connection may send as.
+   * Absent on a listener without client certificates (no identity to check).
+   */
+  grant?: SenderGrant;
 }
 
 export type BrokenFrame =
@@ -30,13 +55,34 @@ export interface MllpHandler {
   /** Returns the ACK messages to send (unframed), in order; may be empty. Must not throw. */
   onMessage(bytes: Buffer, peer: MllpPeer): Promise<Buffer[]>;
   onBroken(frame: BrokenFrame, peer: MllpPeer): Promise<Buffer[]>;
+  /** Blank bytes (CR/LF/space/tab) outside a frame; any other byte there closes the connection. */
   onJunk?(length: number, peer: MllpPeer): void;
 }
 
 export interface MllpServerOptions {
   host: string;
   port: number;
-  tls?: { cert: Buffer | string; key: Buffer | string } | undefined;
+  tls?:
+    | {
+        cert: Buffer | string;
+        key: Buffer | string;
+        /** CA(s) of client certificates: set, a client certificate it issued is required. */
+        clientCa?: Buffer | string | undefined;
+      }
+    | undefined;
+  /**
+   * The grant of a verified client certificate (libs/hl7/peers.ts); null
+   * closes the connection. Used only with `tls.clientCa`.
+   */
+  identify?: ((cert: PeerCertificate) => SenderGrant | null) | undefined;
+  /** Remote addresses allowed to connect (MLLP_ALLOW_CIDRS); null or absent: all. */
+  allowAddress?: ((address: string) => boolean) | null | undefined;
+  /** A connection with no bytes either way for this long, and nothing in hand, is closed. */
+  idleTimeoutMs?: number | undefined;
+  /** Connections open at once from one remote address; further ones are closed on accept. */
+  maxConnectionsPerPeer?: number | undefined;
+  /** Every connection the listener closes on its own initiative (a metric). */
+  onClosed?: ((reason: MllpCloseReason) => void) | undefined;
   maxMessageBytes: number;
   /** A frame must end this long after its start block, or it is abandoned. */
   frameTimeoutMs: number;
@@ -70,6 +116,8 @@ interface ConnContext {
   frameTimeoutMs: number;
   maxQueued: number;
   maxQueuedBytes: number;
+  idleTimeoutMs: number;
+  closed(reason: MllpCloseReason): void;
   stopping(): boolean;
 }
 
@@ -78,6 +126,7 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
   const conns = new Set<MllpConnection>();
   let nextId = 1;
   let stopping = false;
+  const closed = (reason: MllpCloseReason) => opts.onClosed?.(reason);
   const ctx: ConnContext = {
     handler,
     log,
@@ -85,20 +134,39 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
     frameTimeoutMs: opts.frameTimeoutMs,
     maxQueued: opts.maxQueuedFrames ?? 32,
     maxQueuedBytes: opts.maxQueuedBytes ?? 2 * opts.maxMessageBytes,
+    idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    closed,
     stopping: () => stopping,
   };
+  const gate = new PeerGate({
+    allowAddress: opts.allowAddress ?? null,
+    maxPerPeer: opts.maxConnectionsPerPeer ?? DEFAULT_MAX_CONNECTIONS_PER_PEER,
+    onClosed: closed,
+  });
 
   const onConnection = (socket: Socket, tls: boolean): void => {
     if (stopping) {
       socket.destroy();
       return;
     }
-    const peer: MllpPeer = { id: nextId++, remoteAddress: socket.remoteAddress ?? '', tls };
+    const id = nextId++;
+    const grant = tls && opts.tls?.clientCa ? identifyPeer(socket as TLSSocket, id, opts, log) : undefined;
+    if (grant === null) {
+      closed('certificate_not_configured');
+      socket.destroy();
+      return;
+    }
+    const peer: MllpPeer = {
+      id,
+      remoteAddress: socket.remoteAddress ?? '',
+      tls,
+      ...(grant ? { grant } : {}),
+    };
     const conn = new MllpConnection(socket, peer, ctx);
     conns.add(conn);
     socket.on('close', () => conns.delete(conn));
   };
-  const server = createListener(opts, log, onConnection);
+  const server = createListener(opts, log, gate, onConnection);
 
   return {
     listen: () => listenOn(server, opts.host, opts.port),
@@ -112,21 +180,67 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
   };
 }
 
-/** The node:net or node:tls listener, with the connection limit and its error logging. */
+/**
+ * The grant of a connection's verified client certificate, or null when the
+ * certificate is not configured (node:tls has already refused any certificate
+ * the CA did not issue, and a connection without one).
+ */
+function identifyPeer(
+  socket: TLSSocket,
+  id: number,
+  opts: MllpServerOptions,
+  log: Logger,
+): SenderGrant | null {
+  const cert = socket.getPeerCertificate();
+  const grant = opts.identify?.(cert) ?? null;
+  // A certificate names a system, not a patient: its names may be logged.
+  if (!grant)
+    log.warn({ conn: id, certificate: certificateNames(cert) }, 'client certificate not in mllp.peers');
+  else log.debug({ conn: id, certificate: grant.certificate }, 'client certificate accepted');
+  return grant;
+}
+
+/**
+ * The listener: node:net, with node:tls on top when configured. The gate sees
+ * every raw socket first, so an address not allowed, or one over its cap, is
+ * closed before a byte is read or a handshake is made; admitted sockets are
+ * handed to the TLS server ("connection" may be emitted by users to inject
+ * connections, node:tls docs), which never listens itself.
+ */
 function createListener(
   opts: MllpServerOptions,
   log: Logger,
+  gate: PeerGate,
   onConnection: (socket: Socket, tls: boolean) => void,
 ): Server {
-  const server: Server = opts.tls
-    ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, (s) => onConnection(s, true))
-    : createNetServer((s) => onConnection(s, false));
+  const { tls } = opts;
+  let accept: (raw: Socket) => void = (raw) => onConnection(raw, false);
+  if (tls) {
+    const clientCerts = tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {};
+    const tlsServer = createTlsServer(
+      {
+        cert: tls.cert,
+        key: tls.key,
+        ...clientCerts,
+        // A real handshake takes milliseconds; a client that never finishes one holds a descriptor.
+        handshakeTimeout: Math.min(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 30_000),
+      },
+      (s) => onConnection(s, true),
+    );
+    tlsServer.on('tlsClientError', (err, socket) => {
+      // node:tls does not close the socket on every handshake failure (a handshake timeout leaves it open).
+      socket.destroy();
+      opts.onClosed?.('tls_handshake');
+      // A failed handshake is the client's problem, not a reason to log its bytes.
+      log.debug({ err: errName(err) }, 'tls handshake failed');
+    });
+    accept = (raw) => tlsServer.emit('connection', raw);
+  }
+  const server = createNetServer((raw) => {
+    if (gate.admit(raw)) accept(raw);
+  });
   server.maxConnections = opts.maxConnections ?? 1000;
   server.on('error', (err) => log.error({ err: errName(err) }, 'listener error'));
-  if (opts.tls) {
-    // A failed handshake is the client's problem, not a reason to log its bytes.
-    server.on('tlsClientError', (err) => log.debug({ err: errName(err) }, 'tls handshake failed'));
-  }
   return server;
 }
 
@@ -187,6 +301,7 @@ class MllpConnection {
     this.framer = new MllpFramer({ maxMessageBytes: ctx.maxMessageBytes });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
+    socket.setTimeout(ctx.idleTimeoutMs, () => this.onIdle());
     ctx.log.debug({ conn: peer.id, tls: peer.tls }, 'connection opened');
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
@@ -211,6 +326,10 @@ class MllpConnection {
       return;
     }
     for (const ev of events) {
+      if (ev.kind === 'junk' && !ev.blank) {
+        this.refuseStream();
+        return;
+      }
       switch (ev.kind) {
         case 'frame':
           this.enqueue({ kind: 'message', bytes: ev.bytes });
@@ -229,6 +348,31 @@ class MllpConnection {
     // A frame ended in this read: the timeout restarts for whatever frame is open now.
     if (events.some((e) => e.kind !== 'junk')) this.clearFrameTimer();
     this.armFrameTimer();
+  }
+
+  /**
+   * Not MLLP (an HTTP request with a frame in its body, a TLS ClientHello on
+   * the plain port): nothing after this byte is read, and nothing is answered;
+   * frames that came before it are still handled, then the connection closes.
+   */
+  private refuseStream(): void {
+    this.closing = true;
+    this.clearFrameTimer();
+    this.socket.pause();
+    this.ctx.closed('not_mllp');
+    this.ctx.log.debug({ conn: this.peer.id }, 'bytes that are not MLLP; closing connection');
+    void this.idle.then(() => this.socket.destroy());
+  }
+
+  /**
+   * Node's socket timeout: no bytes either way for idleTimeoutMs. A message
+   * still being handled (waiting on Kafka) is our silence, not the sender's.
+   */
+  private onIdle(): void {
+    if (this.running || this.closing) return;
+    this.ctx.closed('idle_timeout');
+    this.ctx.log.debug({ conn: this.peer.id }, 'idle connection closed');
+    this.socket.destroy();
   }
 
   private armFrameTimer(): void {

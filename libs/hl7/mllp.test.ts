@@ -38,8 +38,24 @@ describe('MllpFramer', () => {
   it('given bytes before the start block, when pushed, then reports junk and still yields the frame', () => {
     const f = new MllpFramer({ maxMessageBytes: 10_000 });
     const out = f.push(Buffer.concat([Buffer.from('\r\nGARBAGE'), mllpFrame(msg('c'))]));
-    expect(out[0]).toEqual({ kind: 'junk', length: 9 });
+    expect(out[0]).toEqual({ kind: 'junk', length: 9, blank: false });
     expect(frames(out)).toEqual([msg('c')]);
+  });
+
+  it('given only CR/LF/space/tab between frames, when pushed, then the junk is reported as blank', () => {
+    const f = new MllpFramer({ maxMessageBytes: 10_000 });
+    const out = f.push(Buffer.concat([mllpFrame(msg('a')), Buffer.from('\n \t\r\n'), mllpFrame(msg('b'))]));
+    expect(out.filter((e) => e.kind === 'junk')).toEqual([{ kind: 'junk', length: 5, blank: true }]);
+    expect(frames(out)).toEqual([msg('a'), msg('b')]);
+  });
+
+  it('given an HTTP request line or a TLS ClientHello where a frame should start, when pushed, then the junk is not blank', () => {
+    for (const first of [Buffer.from('POST / HTTP/1.1\r\n'), Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00])]) {
+      const f = new MllpFramer({ maxMessageBytes: 10_000 });
+      // The non-blank byte may come in a later read than the blank ones before it.
+      expect(f.push(Buffer.from('\r\n'))).toEqual([{ kind: 'junk', length: 2, blank: true }]);
+      expect(f.push(first)).toEqual([{ kind: 'junk', length: first.length, blank: false }]);
+    }
   });
 
   it('given a lone FS inside the body, when pushed, then it is data, not an end block', () => {

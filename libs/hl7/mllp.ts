@@ -16,12 +16,19 @@ export const VT = 0x0b;
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const FS = 0x1c;
 export const CR = 0x0d;
+const LF = 0x0a;
+const SPACE = 0x20;
+const TAB = 0x09;
 
 export type FrameEvent =
   /** A complete message body (without VT / FS CR). */
   | { kind: 'frame'; bytes: Buffer }
-  /** Bytes outside any frame (before a start block, or after an end block). */
-  | { kind: 'junk'; length: number }
+  /**
+   * Bytes outside any frame (before a start block, or after an end block).
+   * `blank`: all of them CR, LF, space or tab, which some senders put between
+   * frames; anything else means the peer is not speaking MLLP.
+   */
+  | { kind: 'junk'; length: number; blank: boolean }
   /**
    * A frame grew past the maximum. Only its first `prefix` bytes are kept
    * (enough to read MSH for the refusal); the rest is skipped up to the end block.
@@ -45,6 +52,7 @@ export class MllpFramer {
   /** A frame's last byte was FS and the read ended: the next byte decides. */
   private pendingFs = false;
   private junk = 0;
+  private junkBlank = true;
   private prefix: Buffer = Buffer.alloc(0);
   private readonly max: number;
   private readonly keep: number;
@@ -71,11 +79,9 @@ export class MllpFramer {
     while (i < n) {
       if (this.state === 'idle') {
         const start = chunk.indexOf(VT, i);
-        if (start === -1) {
-          this.junk += n - i;
-          break;
-        }
-        this.junk += start - i;
+        const end = start === -1 ? n : start;
+        this.countJunk(chunk, i, end);
+        if (start === -1) break;
         this.flushJunk(out);
         this.begin();
         i = start + 1;
@@ -171,9 +177,18 @@ export class MllpFramer {
     this.reset();
   }
 
+  private countJunk(chunk: Buffer, from: number, to: number): void {
+    this.junk += to - from;
+    for (let k = from; k < to && this.junkBlank; k++) {
+      const b = chunk[k];
+      if (b !== CR && b !== LF && b !== SPACE && b !== TAB) this.junkBlank = false;
+    }
+  }
+
   private flushJunk(out: FrameEvent[]): void {
-    if (this.junk > 0) out.push({ kind: 'junk', length: this.junk });
+    if (this.junk > 0) out.push({ kind: 'junk', length: this.junk, blank: this.junkBlank });
     this.junk = 0;
+    this.junkBlank = true;
   }
 
   private reset(): void {

@@ -1,4 +1,9 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from 'fastify';
 import { Gauge, type Registry } from 'prom-client';
 import { toHubError } from '../errors/index.js';
 import { jsonErrorHandler } from './errors.js';
@@ -15,6 +20,25 @@ export interface HttpAppOptions {
   metrics?: Registry;
   bodyLimit?: number;
   readinessTimeoutMs?: number;
+  /**
+   * Answer an unknown route with `{ code: 'HUB_NOT_FOUND' }` only: fastify's
+   * own 404 quotes the request URL, which can carry an id. Off for an app
+   * that sets its own not-found handler (fastify allows one).
+   */
+  codeOnlyNotFound?: boolean;
+  /** The router's own refusals (an undecodable URL, an over-long parameter); default: pathlessFrameworkError. */
+  frameworkErrors?: FastifyServerOptions['frameworkErrors'];
+}
+
+/**
+ * Answers the router's refusals with 400 HUB_INPUT_INVALID: fastify's own
+ * answer quotes the raw path (`'/fhir/Patient/<id>%FF' is not a valid url component`),
+ * which can carry an id.
+ */
+export function pathlessFrameworkError(err: { code?: string }, _req: unknown, reply: FastifyReply): void {
+  const what =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the URL is not valid';
+  void reply.status(400).send({ code: 'HUB_INPUT_INVALID', message: what, retriable: false });
 }
 
 /**
@@ -31,10 +55,16 @@ export function createHttpApp(opts: HttpAppOptions): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    frameworkErrors: opts.frameworkErrors ?? pathlessFrameworkError,
   };
   const app = Fastify(serverOpts);
 
   app.setErrorHandler(jsonErrorHandler);
+  if (opts.codeOnlyNotFound) {
+    app.setNotFoundHandler((_req, reply) =>
+      reply.status(404).send({ code: 'HUB_NOT_FOUND', message: 'no such route', retriable: false }),
+    );
+  }
 
   app.get('/health', () => ({ status: 'ok' }));
 

@@ -1,5 +1,11 @@
 import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import type { Logger } from '../telemetry/logger.js';
+import {
+  kafkajsSecurity,
+  kafkaSecurityFromEnv,
+  type KafkaSecurity,
+  type KafkaSecurityEnv,
+} from './security.js';
 
 /**
  * The only module that constructs a kafkajs client; the rest of the hub sees
@@ -11,6 +17,8 @@ export interface KafkaClientOptions {
   logger: Logger;
   /** How long to keep retrying a broker connection before giving up (ms). */
   connectionTimeoutMs?: number;
+  /** TLS and SASL (libs/kafka/security.ts); plaintext and anonymous when absent. */
+  security?: KafkaSecurity | undefined;
 }
 
 export type KafkaClient = Kafka;
@@ -22,22 +30,50 @@ const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+/**
+ * Fields of a kafkajs log entry that could carry a credential if a future
+ * kafkajs logged its connection options: strings and objects under such
+ * names are replaced; numbers and booleans (`apiKey: 36`, `sasl: true`) kept.
+ */
+const CREDENTIAL_FIELD = /sasl|ssl|password|secret|token|key|cert|auth/i;
+
+export function redactLogFields(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    const couldHoldSecret = typeof v === 'string' || (typeof v === 'object' && v !== null);
+    out[k] = CREDENTIAL_FIELD.test(k) && couldHoldSecret ? '[redacted]' : v;
+  }
+  return out;
+}
+
 export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
   const log = opts.logger.child({ component: 'kafkajs' });
   const config: KafkaConfig = {
     clientId: opts.clientId,
     brokers: opts.brokers,
+    ...kafkajsSecurity(opts.security),
     connectionTimeout: opts.connectionTimeoutMs ?? 3000,
     retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5000 },
     logLevel: logLevel.WARN,
     // kafkajs log entries carry broker and protocol details, not record
-    // contents, so they are safe to forward.
+    // contents; a failed batch handler's error (a driver's, which can quote
+    // row values) is scrubbed by the hub logger (libs/telemetry/redact.ts)
+    // in the entry and in its message; credential-like fields are
+    // redacted all the same (kafkajs logs only `ssl: true, sasl: true`).
     logCreator:
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...rest } = entry;
-        log[levels[level] ?? 'info']({ ...rest, namespace: entry.namespace }, message);
+        log[levels[level] ?? 'info']({ ...redactLogFields(rest), namespace: entry.namespace }, message);
       },
   };
   return new Kafka(config);
+}
+
+/** A client from the shared variables (KAFKA_BROKERS and the security ones): what commands and scripts use. */
+export function createKafkaClientFromEnv(
+  env: KafkaSecurityEnv & { KAFKA_BROKERS: string[] },
+  opts: Omit<KafkaClientOptions, 'brokers' | 'security'>,
+): KafkaClient {
+  return createKafkaClient({ ...opts, brokers: env.KAFKA_BROKERS, security: kafkaSecurityFromEnv(env) });
 }

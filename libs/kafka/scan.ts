@@ -62,6 +62,8 @@ export async function scanTopic(
   opts: {
     range?: (partition: number, low: bigint, high: bigint) => PartitionRange | null;
     timeoutMs?: number;
+    /** Each batch's records in turn, awaited, instead of all of them returned: a long topic in bounded memory. */
+    each?: (records: ScannedRecord[]) => Promise<void>;
   } = {},
 ): Promise<ScannedRecord[]> {
   const offsets = await partitionOffsets(kafka, topic);
@@ -104,13 +106,14 @@ export async function scanTopic(
       consumer
         .run({
           autoCommit: false,
-          eachBatch: ({ batch }) => {
+          eachBatch: async ({ batch }) => {
             const r = remaining.get(batch.partition);
             if (r) {
+              const got: ScannedRecord[] = opts.each ? [] : out;
               for (const m of batch.messages) {
                 const off = BigInt(m.offset);
                 if (off < r.from || off >= r.to) continue;
-                out.push({
+                got.push({
                   topic,
                   partition: batch.partition,
                   offset: m.offset,
@@ -120,6 +123,7 @@ export async function scanTopic(
                   timestamp: Number(m.timestamp),
                 });
               }
+              if (opts.each && got.length > 0) await opts.each(got);
               // A compacted or transactional topic can skip offsets: the batch's end counts.
               if (BigInt(batch.lastOffset()) >= r.to - 1n) remaining.delete(batch.partition);
             }
@@ -127,7 +131,6 @@ export async function scanTopic(
               clearTimeout(timer);
               resolve();
             }
-            return Promise.resolve();
           },
         })
         .catch((err: unknown) => {

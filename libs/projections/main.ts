@@ -1,4 +1,6 @@
+import { authEnv, verifierFromEnv } from '../auth/env.js';
 import { databaseEnv, schemaNameEnv, z } from '../config/index.js';
+import { OPERATOR_AUDIENCE } from '../http/operator.js';
 import { dlqTopicFor } from '../kafka/dlq.js';
 import { runService } from '../service/index.js';
 import { producerMetricsHooks } from '../telemetry/metrics.js';
@@ -8,6 +10,8 @@ import type { ProjectorConfig, ProjectorDeps, ProjectorService } from './service
 function projectorEnv(defaultSchema: string) {
   return {
     ...databaseEnv,
+    // Operator tokens for /version and /views.
+    ...authEnv(OPERATOR_AUDIENCE),
     PROJECTION_SCHEMA: schemaNameEnv(defaultSchema),
     DLQ_TOPIC: z.string().optional(),
     CONSUMER_GROUP_PREFIX: z.string().optional(),
@@ -43,8 +47,11 @@ export async function runProjectorMain<E extends z.ZodRawShape>(spec: ProjectorM
     port: spec.defaultPort,
     env: { ...projectorEnv(spec.defaultSchema), ...(spec.env ?? ({} as E)) },
     producer: (k) => producerMetricsHooks(k.metrics),
-    connect: (k) => ({ db: k.database((k.config as ProjectorEnv).DATABASE_URL) }),
-    build: (k, { db }) => {
+    connect: async (k) => ({
+      db: k.database((k.config as ProjectorEnv).DATABASE_URL),
+      operatorVerifier: await verifierFromEnv(k.config as ProjectorEnv, k.logger),
+    }),
+    build: (k, { db, operatorVerifier }) => {
       const env = k.config as ProjectorEnv;
       const svc = spec.build(
         {
@@ -54,6 +61,7 @@ export async function runProjectorMain<E extends z.ZodRawShape>(spec: ProjectorM
           producer: k.producer,
           logger: k.logger,
           metrics: k.metrics,
+          operatorVerifier,
           onFatal: (err) => {
             k.logger.fatal({ code: err.code }, 'consumer gave up after its retries; exiting');
             void k.exit(`fatal ${err.code}`, 1);

@@ -4,6 +4,8 @@ import { createProjectionRunner, type Projection } from './runner.js';
 import { toHubError, type HubError } from '../errors/index.js';
 import type { EventCodec } from '../events/codec.js';
 import { createHttpApp } from '../http/index.js';
+import { operatorRoutes } from '../http/operator.js';
+import type { TokenVerifier } from '../auth/jwt.js';
 import { ensureTopics } from '../kafka/admin.js';
 import type { KafkaClient } from '../kafka/client.js';
 import type { ConsumerRunner } from '../kafka/consumer.js';
@@ -23,6 +25,11 @@ export interface ProjectorDeps {
   clock?: () => number;
   /** The consumer gave up after its bounded retries (already not-ready): main.ts should exit non-zero. */
   onFatal?(err: HubError): void;
+  /**
+   * Verifies operator tokens for the operator routes (/version, /views).
+   * Without it those routes answer 401 to everyone: closed, never open.
+   */
+  operatorVerifier?: TokenVerifier;
 }
 
 export interface ProjectorConfig {
@@ -96,7 +103,9 @@ async function startedRunner(
 
 /**
  * /health, /ready (Postgres answers; the consumer started, has not given up
- * and made progress within `stallAfterMs`), /metrics and /version.
+ * and made progress within `stallAfterMs`), /metrics, and /version for
+ * operators only. The port serves no read model: PHI is read through the
+ * query API, scoped and audited.
  */
 function projectorHttp(
   deps: ProjectorDeps,
@@ -111,6 +120,7 @@ function projectorHttp(
   const http = createHttpApp({
     logger: log,
     metrics: deps.metrics.registry,
+    codeOnlyNotFound: true,
     readiness: {
       postgres: async () => {
         await deps.db.raw('select 1');
@@ -127,7 +137,10 @@ function projectorHttp(
       },
     },
   });
-  http.get('/version', () => o.version());
+  void http.register(operatorRoutes, {
+    verifier: deps.operatorVerifier ?? null,
+    routes: (scope) => scope.get('/version', () => o.version()),
+  });
   return http;
 }
 

@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig, z } from '../config/index.js';
 import { HubError } from '../errors/index.js';
+import { registrySecurityFromEnv } from '../events/registry.js';
+import { kafkaSecurityFromEnv } from '../kafka/security.js';
 import { createMetrics } from '../telemetry/metrics.js';
 import { eventPublisher, runService, serviceEnvSchema, startFailure, type ServiceSpec } from './index.js';
 
@@ -44,6 +46,32 @@ describe('service kit: environment', () => {
 
   it('given a rule across variables that fails, then it is reported on its variable', () => {
     expect(() => loadConfig(serviceEnvSchema(spec), { CERT: 'bad' })).toThrow(/CERT: not that one/);
+  });
+
+  it('given SASL_SSL without credentials, then every service refuses to start, naming the missing variables', () => {
+    expect(() =>
+      loadConfig(serviceEnvSchema(spec), {
+        KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+        KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      }),
+    ).toThrow(/KAFKA_SASL_USERNAME: required[\s\S]*KAFKA_SASL_PASSWORD/);
+  });
+
+  it('given the security variables, then the settings the kit passes to the Kafka and registry clients follow them', () => {
+    const cfg = loadConfig(serviceEnvSchema(spec), {
+      KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+      KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      KAFKA_SASL_USERNAME: 'projector-portal',
+      KAFKA_SASL_PASSWORD: 'pw',
+      SCHEMA_REGISTRY_URL: 'https://registry.example/apis/ccompat/v7',
+      SCHEMA_REGISTRY_TOKEN: 'tok',
+    });
+    expect(kafkaSecurityFromEnv(cfg)).toEqual({
+      protocol: 'SASL_SSL',
+      tls: { caFile: undefined, certFile: undefined, keyFile: undefined, verifyHostname: true },
+      sasl: { mechanism: 'scram-sha-512', username: 'projector-portal', password: { value: 'pw' } },
+    });
+    expect(registrySecurityFromEnv(cfg)).toEqual({ auth: { token: { value: 'tok' } }, caFile: undefined });
   });
 });
 

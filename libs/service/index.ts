@@ -5,8 +5,9 @@ import { createDb } from '../db/index.js';
 import { isHubError, toHubError } from '../errors/index.js';
 import { createEventCodec, type EventCodec } from '../events/codec.js';
 import { EVENT_CONTRACTS, type EventType } from '../events/index.js';
-import { createRegistryClient } from '../events/registry.js';
+import { createRegistryClient, registrySecurityFromEnv } from '../events/registry.js';
 import { createKafkaClient, type KafkaClient } from '../kafka/client.js';
+import { kafkaSecurityFromEnv } from '../kafka/security.js';
 import { createEventProducer, type EventProducer, type ProducerOptions } from '../kafka/producer.js';
 import {
   installShutdown,
@@ -205,12 +206,19 @@ function createKit<S extends z.ZodRawShape, X>(
   const shared = sharedPart(config);
   const topic = topicNamer(shared.HUB_TOPIC_SUFFIX);
   const metrics = createMetrics();
+  // TLS, SASL and registry authentication from the shared variables: no
+  // service has code of its own for them (docs/security.md).
   const kafka = createKafkaClient({
     brokers: shared.KAFKA_BROKERS,
     clientId: shared.KAFKA_CLIENT_ID ?? spec.name,
     logger,
+    security: kafkaSecurityFromEnv(shared),
   });
-  const codec = createEventCodec(createRegistryClient(shared.SCHEMA_REGISTRY_URL));
+  const codec = createEventCodec(
+    createRegistryClient(shared.SCHEMA_REGISTRY_URL, registrySecurityFromEnv(shared)),
+  );
+  // A service that reads DATABASE_URL (databaseEnv) may have its password in a file.
+  const passwordFile = (config as { DATABASE_PASSWORD_FILE?: string }).DATABASE_PASSWORD_FILE;
   const closing = <T>(client: T, close: (client: T) => Promise<void>): T => {
     closers.push(() => close(client));
     return client;
@@ -226,7 +234,7 @@ function createKit<S extends z.ZodRawShape, X>(
     codec,
     closing,
     database: (url: string, opts?: { pool: { min: number; max: number } }) =>
-      closing(createDb(url, opts), (db) => db.destroy()),
+      closing(createDb(url, { ...opts, passwordFile }), (db) => db.destroy()),
     exit,
   };
   const producer = createEventProducer({

@@ -106,6 +106,62 @@ const authoritySchema = z
       'One assigning authority. A message naming it by namespace id only, by universal id only, or by both, gets the same system.',
   });
 
+/** TLS certificate names: a subject CN or DNS subject alternative name, as issued. */
+// eslint-disable-next-line no-control-regex -- control characters are what it refuses
+const CERTIFICATE_NAME = /^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$/;
+
+const mllpPeerSchema = z
+  .strictObject({
+    certificate: z
+      .string()
+      .regex(
+        CERTIFICATE_NAME,
+        'a certificate subject CN or DNS name (no control characters, no surrounding blanks), e.g. lab-engine.mercy.example',
+      )
+      .meta({
+        description:
+          'The client certificate: its subject CN, or one of its DNS subject alternative names (matched case-insensitively)',
+      }),
+    senders: z
+      .array(
+        z.strictObject({
+          application: hdValue('application').meta({
+            description: 'MSH-3.1 this peer may send as, matched case-insensitively',
+          }),
+          facility: hdValue('facility').optional().meta({
+            description: 'MSH-4.1 this peer may send as; omitted: any facility of that application',
+          }),
+        }),
+      )
+      .min(1),
+  })
+  .meta({
+    description:
+      'One sending system allowed on the MLLP listener (TLS with client certificates): the MSH-3/MSH-4 senders its certificate may send as. A message from any other sender is answered AR and not published.',
+  });
+
+const mllpSchema = z
+  .strictObject({
+    peers: z.array(mllpPeerSchema).default([]),
+  })
+  .superRefine((m, ctx) => {
+    const seen = new Map<string, number>();
+    m.peers.forEach((p, i) => {
+      const k = p.certificate.toLowerCase();
+      const first = seen.get(k);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['peers', i, 'certificate'],
+          message: `the same certificate as peers[${first}]`,
+        });
+      } else seen.set(k, i);
+    });
+  })
+  .meta({
+    description: "The HL7 adapter's MLLP listener: which client certificate may send as which senders",
+  });
+
 /** The site configuration file (JSON or YAML). */
 export const siteConfigSchema = z
   .strictObject({
@@ -123,6 +179,7 @@ export const siteConfigSchema = z
       description:
         'Identifier systems whose value is the enterprise patient identity, in priority order (usually the system of the hospital MRN authority)',
     }),
+    mllp: mllpSchema.optional(),
   })
   .superRefine((c, ctx) => {
     const problem = (path: (string | number)[], message: string) =>
@@ -186,6 +243,7 @@ export const siteConfigSchema = z
 export type SiteConfig = z.output<typeof siteConfigSchema>;
 export type SiteAuthority = SiteConfig['authorities'][number];
 export type SiteSender = SiteConfig['senders'][number];
+export type SiteMllpPeer = NonNullable<SiteConfig['mllp']>['peers'][number];
 
 /** No file: no zone, no authorities (every authority gets its deterministic system). */
 export const EMPTY_SITE_CONFIG: SiteConfig = { senders: [], authorities: [], enterpriseSystems: [] };

@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import type { ComponentName, StackConfig } from './config.js';
 import { httpOk, kafkaAnswers } from './probes.js';
+import { secureCaFile } from './secure.js';
 
 const KAFKA_READY_MS = 60_000;
 const REGISTRY_READY_MS = 120_000;
@@ -31,7 +32,12 @@ export function components(cfg: StackConfig): Record<ComponentName, ComponentSpe
       host: cfg.kafka.host,
       cmdlineMarker: 'kafka.Kafka',
       readyMs: KAFKA_READY_MS,
-      answers: () => kafkaAnswers(cfg.kafka.host, cfg.kafka.port),
+      answers: () => {
+        const dir = cfg.kafka.secureDir;
+        return dir
+          ? kafkaAnswers(cfg.kafka.host, cfg.kafka.port, 2000, { caFile: secureCaFile(dir) })
+          : kafkaAnswers(cfg.kafka.host, cfg.kafka.port);
+      },
     },
     registry: {
       name: 'registry',

@@ -32,6 +32,21 @@ describe('stackConfig', () => {
     expect(dev.postgres.external).toBe(false);
   });
 
+  it('gives the secure profile its own ports, databases, data dir and secure dir', () => {
+    const secure = cfg('secure', { HUB_KAFKA_PORT: '19092', HUB_DATA_DIR: '/elsewhere' });
+    expect([secure.kafka.port, secure.kafka.controllerPort, secure.registry.port]).toEqual([
+      39092, 39093, 38081,
+    ]);
+    expect(secure.dataDir).toBe(join(secure.repoDir, '.hub', 'secure'));
+    expect(secure.kafka.secureDir).toBe(join(secure.dataDir, 'secure'));
+    expect(secure.postgres.url).toBe('postgres://postgres@127.0.0.1:5432/hub_secure');
+    expect(secure.registry.database).toBe('hub_registry_secure');
+    expect(cfg('secure', { HUB_SECURE_KAFKA_PORT: '49092' }).kafka.port).toBe(49092);
+    expect(cfg('secure', { HUB_SECURE_DATA_DIR: '/tmp/s' }).dataDir).toBe('/tmp/s');
+    expect(cfg('dev').kafka.secureDir).toBeNull();
+    expect(portVariable('secure', 'KAFKA_PORT')).toBe('HUB_SECURE_KAFKA_PORT');
+  });
+
   it('reads dev ports from HUB_* and test ports only from HUB_TEST_*', () => {
     const env = { HUB_KAFKA_PORT: '19092', HUB_KAFKA_CONTROLLER_PORT: '19093', HUB_REGISTRY_PORT: '18081' };
     expect(cfg('dev', env).kafka.port).toBe(19092);

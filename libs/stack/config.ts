@@ -7,7 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { HubError } from '../errors/index.js';
 
-export type StackProfile = 'dev' | 'test';
+/**
+ * dev: persistent, standard ports; test: wiped on every fresh start; secure:
+ * persistent like dev, on its own ports and data dir, with Kafka on SASL_SSL
+ * and ACLs (libs/stack/secure.ts), so it never collides with the other two.
+ */
+export type StackProfile = 'dev' | 'test' | 'secure';
 export type Log = (msg: string) => void;
 export type ComponentName = 'kafka' | 'registry';
 
@@ -24,6 +29,8 @@ export interface StackConfig {
     controllerPort: number;
     logDir: string;
     libsDir: string;
+    /** Set in the secure profile: where its CA, certificates and credentials live (mode 0700). */
+    secureDir: string | null;
   };
   registry: {
     version: string;
@@ -72,7 +79,12 @@ const envSchema = z.object({
   HUB_TEST_KAFKA_PORT: portSchema,
   HUB_TEST_KAFKA_CONTROLLER_PORT: portSchema,
   HUB_TEST_REGISTRY_PORT: portSchema,
+  HUB_SECURE_KAFKA_PORT: portSchema,
+  HUB_SECURE_KAFKA_CONTROLLER_PORT: portSchema,
+  HUB_SECURE_REGISTRY_PORT: portSchema,
   HUB_DATA_DIR: strSchema,
+  /** The secure profile's own data dir (CA, credentials, event store); never HUB_DATA_DIR. */
+  HUB_SECURE_DATA_DIR: strSchema,
   /** The registry's own database (dev profile); lets a second stack keep its schemas apart. */
   HUB_REGISTRY_DATABASE: z.preprocess(
     emptyAsUndefined,
@@ -131,15 +143,30 @@ export function portVariable(
   profile: StackProfile,
   port: 'KAFKA_PORT' | 'KAFKA_CONTROLLER_PORT' | 'REGISTRY_PORT',
 ): string {
-  return `HUB_${profile === 'test' ? 'TEST_' : ''}${port}`;
+  return `HUB_${PORT_PREFIX[profile]}${port}`;
 }
 
-/** The three JVM ports of a profile; dev and test defaults never overlap. */
-function stackPorts(e: StackEnv, dev: boolean): { kafka: number; controller: number; registry: number } {
-  const kafka = (dev ? e.HUB_KAFKA_PORT : e.HUB_TEST_KAFKA_PORT) ?? (dev ? 9092 : 29092);
-  const controller =
-    (dev ? e.HUB_KAFKA_CONTROLLER_PORT : e.HUB_TEST_KAFKA_CONTROLLER_PORT) ?? (dev ? 9093 : 29093);
-  const registry = (dev ? e.HUB_REGISTRY_PORT : e.HUB_TEST_REGISTRY_PORT) ?? (dev ? 8081 : 28081);
+const PORT_PREFIX: Record<StackProfile, '' | 'TEST_' | 'SECURE_'> = {
+  dev: '',
+  test: 'TEST_',
+  secure: 'SECURE_',
+};
+const DEFAULT_PORTS: Record<StackProfile, { kafka: number; controller: number; registry: number }> = {
+  dev: { kafka: 9092, controller: 9093, registry: 8081 },
+  test: { kafka: 29092, controller: 29093, registry: 28081 },
+  secure: { kafka: 39092, controller: 39093, registry: 38081 },
+};
+
+/** The three JVM ports of a profile; the profiles' defaults never overlap. */
+function stackPorts(
+  e: StackEnv,
+  profile: StackProfile,
+): { kafka: number; controller: number; registry: number } {
+  const p = PORT_PREFIX[profile];
+  const d = DEFAULT_PORTS[profile];
+  const kafka = e[`HUB_${p}KAFKA_PORT`] ?? d.kafka;
+  const controller = e[`HUB_${p}KAFKA_CONTROLLER_PORT`] ?? d.controller;
+  const registry = e[`HUB_${p}REGISTRY_PORT`] ?? d.registry;
   if (new Set([kafka, controller, registry]).size !== 3) {
     throw new HubError(
       'HUB_CONFIG_INVALID',
@@ -149,8 +176,10 @@ function stackPorts(e: StackEnv, dev: boolean): { kafka: number; controller: num
   return { kafka, controller, registry };
 }
 
-function postgresConfig(e: StackEnv, dev: boolean): StackConfig['postgres'] {
-  const appDb = dev ? 'hub' : 'hub_test';
+function postgresConfig(e: StackEnv, profile: StackProfile): StackConfig['postgres'] {
+  // The secure profile is persistent like dev, with a database of its own.
+  const dev = profile !== 'test';
+  const appDb = { dev: 'hub', test: 'hub_test', secure: 'hub_secure' }[profile];
   let host: string, port: number, user: string, password: string, url: string;
   if (e.DATABASE_URL) {
     const u = new URL(e.DATABASE_URL);
@@ -172,7 +201,7 @@ function postgresConfig(e: StackEnv, dev: boolean): StackConfig['postgres'] {
 }
 
 export function stackConfig(profile: StackProfile, env: NodeJS.ProcessEnv = process.env): StackConfig {
-  if (profile !== 'dev' && profile !== 'test')
+  if (profile !== 'dev' && profile !== 'test' && profile !== 'secure')
     throw new HubError('HUB_CONFIG_INVALID', `unknown profile "${String(profile)}"`);
   const parsed = envSchema.safeParse(env);
   if (!parsed.success)
@@ -180,10 +209,11 @@ export function stackConfig(profile: StackProfile, env: NodeJS.ProcessEnv = proc
   const e = parsed.data;
   const repoDir = findRepoDir();
   const dev = profile === 'dev';
-  const ports = stackPorts(e, dev);
+  const ports = stackPorts(e, profile);
 
   // The test data dir is wiped on fresh starts, so it is never taken from the environment.
-  const dataDir = dev && e.HUB_DATA_DIR ? resolve(e.HUB_DATA_DIR) : join(repoDir, '.hub', profile);
+  const ownDir = { dev: e.HUB_DATA_DIR, test: undefined, secure: e.HUB_SECURE_DATA_DIR }[profile];
+  const dataDir = ownDir ? resolve(ownDir) : join(repoDir, '.hub', profile);
   const cacheDir = resolve(e.HUB_CACHE_DIR ?? join(homedir(), '.cache', 'clinical-hub'));
   const kafkaVersion = e.KAFKA_VERSION ?? DEFAULT_KAFKA_VERSION;
   const apicurioVersion = e.APICURIO_VERSION ?? DEFAULT_APICURIO_VERSION;
@@ -200,16 +230,21 @@ export function stackConfig(profile: StackProfile, env: NodeJS.ProcessEnv = proc
       controllerPort: ports.controller,
       logDir: join(dataDir, 'kafka'),
       libsDir: join(cacheDir, `kafka-${kafkaVersion}`, 'libs'),
+      secureDir: profile === 'secure' ? join(dataDir, 'secure') : null,
     },
     registry: {
       version: apicurioVersion,
       host: '127.0.0.1',
       port: ports.registry,
-      database: dev ? (e.HUB_REGISTRY_DATABASE ?? 'hub_registry') : 'hub_registry_test',
+      database: dev
+        ? (e.HUB_REGISTRY_DATABASE ?? 'hub_registry')
+        : profile === 'secure'
+          ? 'hub_registry_secure'
+          : 'hub_registry_test',
       distDir,
       jar: join(distDir, `apicurio-registry-app-${apicurioVersion}-runner.jar`),
       url: `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`,
     },
-    postgres: postgresConfig(e, dev),
+    postgres: postgresConfig(e, profile),
   };
 }

@@ -15,6 +15,13 @@ import { acquireLock } from './lock.js';
 import { ensureDatabase, ensurePostgres } from './postgres.js';
 import { isAlive, noop, signalGroup } from './process.js';
 import { startRegistry } from './registry.js';
+import {
+  bootstrapSecureKafka,
+  ensureSecureMaterial,
+  writeClientEnvFiles,
+  type ClientPrincipal,
+  type SecureMaterial,
+} from './secure.js';
 import { presence, reuseOrStart, stopSpawned, type Presence, type Spawned } from './supervisor.js';
 
 export { stackConfig } from './config.js';
@@ -22,11 +29,21 @@ export type { ComponentName, Log, StackConfig, StackProfile } from './config.js'
 export { ensureArtifacts } from './artifacts.js';
 export { stopStack } from './supervisor.js';
 export { stackStatus, type ComponentStatus } from './status.js';
+export { clientSecurity, clientSecurityEnv, type ClientPrincipal, type SecureMaterial } from './secure.js';
 
 export interface StartOptions {
   log?: Log;
   /** Leave the JVMs running after this process exits (infra:up). */
   detached?: boolean;
+  /** Secure profile: the names of the topics created up front (a suffix for tests); the catalog's by default. */
+  topicsFor?: (catalogName: string) => string;
+}
+
+/** What a client of the secure profile needs: the CA, the credentials and an env file per principal. */
+export interface SecureAccess {
+  material: SecureMaterial;
+  /** `<data dir>/secure/credentials/<principal>.env`, mode 0600: the agreed KAFKA_* variables. */
+  envFiles: Record<ClientPrincipal, string>;
 }
 
 export interface StackHandle {
@@ -34,6 +51,8 @@ export interface StackHandle {
   /** Confluent-compatible base URL (…/apis/ccompat/v7). */
   registryUrl: string;
   databaseUrl: string;
+  /** Set in the secure profile. */
+  secure: SecureAccess | null;
   /** Components this call spawned; only these are stopped by stop(). */
   started: ComponentName[];
   stop(): Promise<void>;
@@ -78,7 +97,13 @@ async function startComponents(
   if (failed) throw failed.reason;
 }
 
-function stackHandle(cfg: StackConfig, spawned: SpawnedSet, opts: StartOptions, log: Log): StackHandle {
+function stackHandle(
+  cfg: StackConfig,
+  spawned: SpawnedSet,
+  opts: StartOptions,
+  log: Log,
+  secure: SecureAccess | null,
+): StackHandle {
   const started = (['kafka', 'registry'] as const).filter((n) => spawned[n] !== undefined);
   // Without detached, JVMs must not outlive the caller; 'exit' handlers are synchronous, so
   // SIGTERM is all that can be sent and each JVM then shuts itself down cleanly.
@@ -95,6 +120,7 @@ function stackHandle(cfg: StackConfig, spawned: SpawnedSet, opts: StartOptions, 
     kafka: { brokers: [`${cfg.kafka.host}:${cfg.kafka.port}`] },
     registryUrl: cfg.registry.url,
     databaseUrl: cfg.postgres.url,
+    secure,
     started: [...started],
     stop() {
       stopping ??= (async () => {
@@ -116,11 +142,13 @@ export async function startStack(cfg: StackConfig, opts: StartOptions = {}): Pro
   await mkdir(cfg.dataDir, { recursive: true });
   const release = await acquireLock(cfg.dataDir, log);
   const spawned: SpawnedSet = {};
+  let secure: SecureAccess | null = null;
   try {
     // Probes first: the artifact fetch and DB work are skipped for parts already up.
     const found = { kafka: await presence(cfg, specs.kafka), registry: await presence(cfg, specs.registry) };
     await prepare(cfg, found.kafka, found.registry, log);
     await startComponents(cfg, specs, found, spawned, log);
+    if (cfg.kafka.secureDir) secure = await secureAccess(cfg, cfg.kafka.secureDir, opts, log);
   } catch (err) {
     // Leave nothing half-up behind: whatever this call managed to start goes down again.
     await stopSpawned(cfg, spawned, noop).catch(() => undefined);
@@ -128,5 +156,23 @@ export async function startStack(cfg: StackConfig, opts: StartOptions = {}): Pro
   } finally {
     await release();
   }
-  return stackHandle(cfg, spawned, opts, log);
+  return stackHandle(cfg, spawned, opts, log, secure);
+}
+
+/** ACLs and topics on the secure broker, and each principal's env file. */
+async function secureAccess(
+  cfg: StackConfig,
+  dir: string,
+  opts: StartOptions,
+  log: Log,
+): Promise<SecureAccess> {
+  const material = await ensureSecureMaterial(dir);
+  const brokers = [`${cfg.kafka.host}:${cfg.kafka.port}`];
+  await bootstrapSecureKafka(brokers, material, log, opts.topicsFor ? { topicsFor: opts.topicsFor } : {});
+  const envFiles = await writeClientEnvFiles(material, {
+    KAFKA_BROKERS: brokers.join(','),
+    SCHEMA_REGISTRY_URL: cfg.registry.url,
+    DATABASE_URL: cfg.postgres.url,
+  });
+  return { material, envFiles };
 }

@@ -1,6 +1,8 @@
 // Readiness probes: whether something on a port speaks the protocol we expect.
 import { get as httpGet } from 'node:http';
-import { connect } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 
 export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((res) => {
@@ -20,7 +22,13 @@ export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<b
  * serves requests, so an open port alone is not readiness; it also tells a Kafka
  * broker apart from an unrelated process squatting on the port.
  */
-export function kafkaAnswers(host: string, port: number, timeoutMs = 2000): Promise<boolean> {
+export function kafkaAnswers(
+  host: string,
+  port: number,
+  timeoutMs = 2000,
+  /** A TLS listener (the secure profile): ApiVersions is answered before SASL authentication. */
+  tls?: { caFile: string },
+): Promise<boolean> {
   return new Promise((res) => {
     const clientId = Buffer.from('hub-stack');
     const correlationId = 0x48554221;
@@ -32,7 +40,13 @@ export function kafkaAnswers(host: string, port: number, timeoutMs = 2000): Prom
     req.writeInt16BE(clientId.length, 12);
     clientId.copy(req, 14);
 
-    const sock = connect({ host, port });
+    let sock: Socket;
+    try {
+      sock = tls ? tlsConnect({ host, port, ca: readFileSync(tls.caFile) }) : connect({ host, port });
+    } catch {
+      res(false);
+      return;
+    }
     let got = Buffer.alloc(0);
     const done = (ok: boolean) => {
       sock.destroy();
@@ -40,7 +54,9 @@ export function kafkaAnswers(host: string, port: number, timeoutMs = 2000): Prom
     };
     sock.setTimeout(timeoutMs, () => done(false));
     sock.once('error', () => done(false));
-    sock.once('connect', () => sock.write(req));
+    // Closed without a full answer (a TLS listener given plaintext sends an alert and hangs up).
+    sock.once('close', () => done(false));
+    sock.once(tls ? 'secureConnect' : 'connect', () => sock.write(req));
     sock.on('data', (chunk: Buffer) => {
       got = Buffer.concat([got, chunk]);
       if (got.length < 10) return;

@@ -4,6 +4,8 @@
  * apart from up.ts so that ops.ts can use it without an import cycle.
  */
 
+import { LOCAL_FHIR_CLIENTS_FILE } from './ingest-token.js';
+
 /**
  * The services `hub up` runs, each as its own process from its own main.ts,
  * exactly as in production: a crash or a memory leak in one cannot take the
@@ -28,9 +30,18 @@ export const SERVICES: readonly ServiceSpec[] = [
   {
     name: 'adapter-fhir',
     httpPort: 8093,
-    endpoints: (b) => `${b}  (POST /Patient, /Encounter, ..., Bundle at /, NDJSON at /$import)`,
+    // Which backend clients it accepts: the operator's file, else the local sample.
+    env: { FHIR_CLIENTS_FILE: process.env['FHIR_CLIENTS_FILE'] ?? LOCAL_FHIR_CLIENTS_FILE },
+    endpoints: (b) =>
+      `${b}  (bearer token: hub auth token --scope system/*.cud --client lab-system --audience hub-ingest; POST /Patient, /Encounter, ..., Bundle at /, NDJSON at /$import)`,
   },
-  { name: 'patient-directory', httpPort: 8091, endpoints: (b) => `${b}/patients/{id}` },
+  // A projector's port serves /health, /ready, /metrics and, for an operator token, /version:
+  // never a patient (PHI is read through the API, scoped and audited).
+  {
+    name: 'patient-directory',
+    httpPort: 8091,
+    endpoints: (b) => `${b}/ready  (schema patient_directory, read in SQL)`,
+  },
   { name: 'projector-billing', httpPort: 8095, endpoints: (b) => `${b}/ready  (schema billing)` },
   { name: 'projector-analytics', httpPort: 8096, endpoints: (b) => `${b}/ready  (schema analytics)` },
   { name: 'projector-portal', httpPort: 8097, endpoints: (b) => `${b}/ready  (schema portal)` },

@@ -1,4 +1,5 @@
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { pino, type Logger, type DestinationStream, type LogFn } from 'pino';
+import { foreignTexts, scrubForLog, withoutForeign } from './redact.js';
 
 export type { Logger };
 
@@ -39,6 +40,29 @@ const paths = PHI_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]).filter(
   (p) => p !== 'msg',
 );
 
+/**
+ * Every log call's object is scrubbed of driver error fields, driver
+ * messages and stack headers (./redact.ts), and its message of the texts
+ * those carried (kafkajs puts a failed handler's message in the log line).
+ * An error logged alone is logged as `{ err }` with its scrubbed message.
+ */
+function scrubCall(args: Parameters<LogFn>): Parameters<LogFn> {
+  const [first, ...rest] = args as unknown[];
+  if (typeof first !== 'object' || first === null) return args;
+  const foreign = foreignTexts(first);
+  const view = scrubForLog(first, foreign) as Record<string, unknown>;
+  const msg = rest[0];
+  const cleanRest = typeof msg === 'string' ? [withoutForeign(msg, foreign), ...rest.slice(1)] : rest;
+  if (first instanceof Error) {
+    const text = typeof msg === 'string' ? cleanRest[0] : view['message'];
+    return [{ err: view }, text, ...cleanRest.slice(1)] as Parameters<LogFn>;
+  }
+  return [view, ...cleanRest] as Parameters<LogFn>;
+}
+
+/** For `err` / `error` in child bindings, which do not pass through a log call. */
+const scrubValue = (v: unknown) => scrubForLog(v);
+
 export interface LoggerOptions {
   name: string;
   level?: string;
@@ -51,6 +75,12 @@ export function createLogger(opts: LoggerOptions): Logger {
       // No pino `name`: a top-level "name" key is redacted like any other.
       level: opts.level ?? 'info',
       redact: { paths, censor: '[REDACTED]' },
+      serializers: { err: scrubValue, error: scrubValue },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, scrubCall(args));
+        },
+      },
       base: { service: opts.name },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

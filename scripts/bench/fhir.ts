@@ -19,6 +19,7 @@ import { createRegistryClient } from '../../libs/events/registry.js';
 import { deleteTopics, ensureTopics } from '../../libs/kafka/admin.js';
 import { createKafkaClient } from '../../libs/kafka/client.js';
 import { dlqTopicFor } from '../../libs/kafka/dlq.js';
+import { LOCAL_FHIR_CLIENTS_FILE, localIngestAuth } from '../../libs/stack/ingest-token.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { generateResources } from '../../test/fixtures/fhir/generate.js';
 import { latencySummary, progressBar, type BenchEnv, type Figure, type ScenarioResult } from './lib.js';
@@ -49,6 +50,7 @@ async function bundleLoad(
   seconds: number,
   prefix: string,
 ): Promise<{ resources: number; seconds: number; latNs: number[]; failed: number }> {
+  const auth = await localIngestAuth();
   // Each client walks its own slice of the generator, so every bundle is new resources.
   const gen = generateResources(10_000_000, { prefix }) as Generator<Entry>;
   const take = (): Entry[] => {
@@ -78,7 +80,7 @@ async function bundleLoad(
           const s = performance.now();
           const res = await fetch(`${base}/`, {
             method: 'POST',
-            headers: { 'content-type': 'application/fhir+json' },
+            headers: { 'content-type': 'application/fhir+json', ...auth },
             body,
           });
           const answer = (await res.json()) as { entry?: { response?: { status?: string } }[] };
@@ -120,6 +122,7 @@ async function bundlePhase(run: FhirRun, storeSchema: string, warmup: number): P
       FHIR_STORE_SCHEMA: storeSchema,
       FHIR_TRANSACTIONAL_ID: `tx-${suffix}`,
       FHIR_MAX_BODY_BYTES: String(8 * 1024 * 1024),
+      FHIR_CLIENTS_FILE: LOCAL_FHIR_CLIENTS_FILE,
     }),
     ready: async () => (await fetch(`${base}/ready`)).ok,
   });

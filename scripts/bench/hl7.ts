@@ -17,8 +17,11 @@ import { createEventCodec } from '../../libs/events/codec.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../../libs/events/contracts.js';
 import { EVENT_CONTRACTS, type EventType } from '../../libs/events/index.js';
 import { createRegistryClient } from '../../libs/events/registry.js';
+import { ensureDevKeys, mintToken } from '../../libs/auth/jwt.js';
+import { HUB_SCOPES } from '../../libs/auth/scopes.js';
 import { createDb, dropSchema } from '../../libs/db/index.js';
 import { mapHl7Message } from '../../libs/hl7/map.js';
+import { OPERATOR_AUDIENCE } from '../../libs/http/operator.js';
 import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
 import { deleteTopics, ensureTopics } from '../../libs/kafka/admin.js';
 import { createKafkaClient, type KafkaClient } from '../../libs/kafka/client.js';
@@ -434,17 +437,31 @@ async function startServices(r: Hl7Run): Promise<void> {
   });
   r.children.push(adapter);
   const portalHttp = await freePort();
+  // /version is an operator route: a token signed with the dev key the portal verifies.
+  const keysDir = join(env.cfg.repoDir, '.hub', 'dev-keys');
+  const token = await mintToken({
+    keys: await ensureDevKeys(keysDir),
+    subject: 'bench',
+    scope: [HUB_SCOPES.operator],
+    audience: OPERATOR_AUDIENCE,
+    ttlSec: 24 * 3600,
+  });
+  const headers = { authorization: `Bearer ${token}` };
   const portal = await startService(env, 'projector-portal', {
     script: 'services/projector-portal/main.ts',
-    env: serviceEnv(env, suffix, { HTTP_PORT: String(portalHttp), PROJECTION_SCHEMA: r.portalSchema }),
+    env: serviceEnv(env, suffix, {
+      HTTP_PORT: String(portalHttp),
+      PROJECTION_SCHEMA: r.portalSchema,
+      AUTH_DEV_KEYS_DIR: keysDir,
+    }),
     ready: async () => {
-      const res = await fetch(`http://127.0.0.1:${portalHttp}/version`);
+      const res = await fetch(`http://127.0.0.1:${portalHttp}/version`, { headers });
       const v = (await res.json()) as { schema?: string | null };
       return res.ok && Boolean(v.schema);
     },
   });
   r.children.push(portal);
-  const version = (await (await fetch(`http://127.0.0.1:${portalHttp}/version`)).json()) as {
+  const version = (await (await fetch(`http://127.0.0.1:${portalHttp}/version`, { headers })).json()) as {
     schema: string;
   };
   r.portalTables = version.schema;

@@ -20,6 +20,7 @@ import { createEventCodec } from '../../libs/events/codec.js';
 import { createRegistryClient } from '../../libs/events/registry.js';
 import { createKafkaClient } from '../../libs/kafka/client.js';
 import { scanTopic } from '../../libs/kafka/scan.js';
+import { localIngestAuth } from '../../libs/stack/ingest-token.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 
 const { values: args } = parseArgs({
@@ -133,7 +134,8 @@ async function fhirWrite(): Promise<void> {
   const t = Date.now();
   const res = await fetch('http://127.0.0.1:8093/Patient', {
     method: 'POST',
-    headers: { 'content-type': 'application/fhir+json' },
+    // The client of the local clients file (hub up) with a token from the local development key.
+    headers: { 'content-type': 'application/fhir+json', ...(await localIngestAuth()) },
     body: JSON.stringify({
       resourceType: 'Patient',
       identifier: [{ system: 'urn:oid:2.16.840.1.113883.3.999.1', value: `MRN-DRILL-${run}-F` }],

@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestFhirAdapter, type TestFhirAdapter } from '../../test/support/fhir-adapter.js';
+import {
+  TEST_CLIENTS,
+  fhirAuth,
+  startTestFhirAdapter,
+  type TestFhirAdapter,
+} from '../../test/support/fhir-adapter.js';
+import type { AuditEvent } from '@medplum/fhirtypes';
+import { scanTopic } from '../../libs/kafka/scan.js';
 import { HubError } from '../../libs/errors/index.js';
 import type { ClinicalEvent } from '../../libs/events/index.js';
 import { enterprisePatientId, type IdentityPolicy } from '../../libs/identity/index.js';
@@ -38,6 +45,8 @@ describe('adapter-fhir over HTTP', () => {
       policy,
       maxBodyBytes: 64 * 1024,
       baseUrl: 'http://fhir.test',
+      // A second sending system: the radiology feed, which must not touch the lab's results.
+      clients: new Map([...TEST_CLIENTS, ['ris-system', ['ris']]]),
       beforeCommit: () => {
         if (!failNextCommit) return Promise.resolve();
         failNextCommit = false;
@@ -62,11 +71,16 @@ describe('adapter-fhir over HTTP', () => {
     adapter.http.inject({
       method: 'POST',
       url,
-      headers: { ...FHIR, ...headers },
+      headers: { ...FHIR, ...fhirAdapter.auth, ...headers },
       payload: typeof body === 'string' ? body : JSON.stringify(body),
     });
   const put = (url: string, body: unknown) =>
-    adapter.http.inject({ method: 'PUT', url, headers: FHIR, payload: JSON.stringify(body) });
+    adapter.http.inject({
+      method: 'PUT',
+      url,
+      headers: { ...FHIR, ...fhirAdapter.auth },
+      payload: JSON.stringify(body),
+    });
   const storedValues = async (value: string) =>
     (await ctx.db.withSchema(ctx.schema).from('identifiers').where({ value }).select('value')) as unknown[];
   const eventsFor = (key: string): ClinicalEvent[] => topics.events().filter((e) => e.data.patientId === key);
@@ -442,6 +456,122 @@ describe('adapter-fhir over HTTP', () => {
         .where('value', 'like', 'MRN-H%')
         .select('value');
       expect(rows.map((r) => r.value)).toEqual(['MRN-H10']);
+    });
+  });
+
+  describe('authenticated ingest (#17)', () => {
+    const glucose = (value: number) => ({
+      resourceType: 'Observation',
+      id: 'glu-1',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '2345-7', display: 'Glucose' }] },
+      subject: { reference: 'Patient/pg1' },
+      effectiveDateTime: '2026-01-02T03:04:05Z',
+      valueQuantity: { value, unit: 'mmol/L', system: 'http://unitsofmeasure.org', code: 'mmol/L' },
+    });
+    const putAs = (url: string, body: unknown, headers: Record<string, string>) =>
+      adapter.http.inject({
+        method: 'PUT',
+        url,
+        headers: { ...FHIR, ...headers },
+        payload: JSON.stringify(body),
+      });
+    const stored = async (id: string) =>
+      (
+        (await ctx.db.withSchema(ctx.schema).from('resources').where({ resource_id: id }).select('*')) as {
+          version: number;
+          source_system: string;
+          resource: { valueQuantity?: { value: number } };
+        }[]
+      )[0];
+    const audits = async (): Promise<AuditEvent[]> =>
+      (await scanTopic(ctx.kafka, fhirAdapter.auditTopic)).map(
+        (r) => JSON.parse(r.value?.toString('utf8') ?? '{}') as AuditEvent,
+      );
+
+    it("regression: PUT Observation without a token is 401, with another source's token 403, with the right one 200 and audited", async () => {
+      // Given a released glucose of 9.9, sent by the lab system
+      expect((await put('/Patient/pg1', { ...patient('MRN-G1'), id: 'pg1' })).statusCode).toBe(201);
+      expect((await put('/Observation/glu-1', glucose(9.9))).statusCode).toBe(201);
+
+      // When someone without a token sends 42: 401 with a challenge, nothing stored
+      const anonymous = await putAs('/Observation/glu-1', glucose(42), {});
+      expect(anonymous.statusCode).toBe(401);
+      expect(anonymous.headers['www-authenticate']).toBe('Bearer realm="hub-ingest"');
+      // ... and when the radiology system (a valid token, another source) sends it: 403
+      const ris = await putAs('/Observation/glu-1', glucose(42), await fhirAuth({ client: 'ris-system' }));
+      expect(ris.statusCode).toBe(403);
+      // ... or a lab token that may only read
+      const readOnly = await putAs(
+        '/Observation/glu-1',
+        glucose(42),
+        await fhirAuth({ scopes: ['system/*.rs'] }),
+      );
+      expect(readOnly.statusCode).toBe(403);
+      expect(readOnly.headers['www-authenticate']).toContain('error="insufficient_scope"');
+      expect(await stored('glu-1')).toMatchObject({
+        version: 1,
+        source_system: 'fhir-test',
+        resource: { valueQuantity: { value: 9.9 } },
+      });
+
+      // Then the lab's own correction is accepted
+      const corrected = await put('/Observation/glu-1', glucose(10.1));
+      expect(corrected.statusCode).toBe(200);
+      // and the topic holds exactly the lab's two results: one key, one partition, so a refused
+      // write published before the correction would be among them
+      const results = await waitEvents(keyOf('MRN-G1'), 3);
+      expect(
+        results.filter((e) => e.type.startsWith('Result')).map((e) => e.data.meta.source.system),
+      ).toEqual(['fhir-test', 'fhir-test']);
+
+      // and every answer is on the audit topic: the refusals with why, the writes naming client and patient
+      const trail = await audits();
+      const desc = trail.map((e) => [e.agent[0]?.altId ?? 'anonymous', e.outcome, e.outcomeDesc ?? '']);
+      expect(desc).toEqual(
+        expect.arrayContaining([
+          ['anonymous', '4', 'no-token'],
+          ['ris-system', '4', 'not-owned'],
+          ['test-client', '4', 'insufficient-scope'],
+          ['test-client', '0', ''],
+        ]),
+      );
+      const ok = trail.filter((e) => e.outcome === '0' && e.subtype?.[0]?.code === 'update');
+      expect(ok.some((e) => e.entity?.[0]?.what?.reference === `Patient/${keyOf('MRN-G1')}`)).toBe(true);
+    });
+
+    it("GET without a token is 401; with another source's token 404; $import without a token 401", async () => {
+      expect((await put('/Patient/pg2', { ...patient('MRN-G2'), id: 'pg2' })).statusCode).toBe(201);
+      const anonymous = await adapter.http.inject({ method: 'GET', url: '/Patient/pg2' });
+      expect(anonymous.statusCode).toBe(401);
+      const ris = await adapter.http.inject({
+        method: 'GET',
+        url: '/Patient/pg2',
+        headers: await fhirAuth({ client: 'ris-system' }),
+      });
+      expect(ris.statusCode).toBe(404);
+      expect(ris.body).not.toContain('Testperson');
+      const own = await adapter.http.inject({
+        method: 'GET',
+        url: '/Patient/pg2',
+        headers: fhirAdapter.auth,
+      });
+      expect(own.statusCode).toBe(200);
+      const nul = await adapter.http.inject({
+        method: 'GET',
+        url: '/Patient/pg2%00',
+        headers: fhirAdapter.auth,
+      });
+      expect(nul.statusCode).toBe(400);
+      expect(nul.body).not.toMatch(/SQLSTATE|22021|postgres/i);
+      const imported = await adapter.http.inject({
+        method: 'POST',
+        url: '/$import',
+        headers: { 'content-type': 'application/fhir+ndjson' },
+        payload: JSON.stringify(patient('MRN-G3')),
+      });
+      expect(imported.statusCode).toBe(401);
+      expect(await storedValues('MRN-G3')).toEqual([]);
     });
   });
 });

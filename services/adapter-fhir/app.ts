@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Counter } from 'prom-client';
 import type { Knex } from 'knex';
+import { createAuditSink, ensureAuditTopic } from '../../libs/audit/topic.js';
+import type { TokenVerifier } from '../../libs/auth/jwt.js';
 import { loadFhirDefinitions } from '../../libs/fhir/validate.js';
 import { createFhirStore, type FhirStore } from '../../libs/fhir/import/store.js';
 import { createHttpApp } from '../../libs/http/index.js';
@@ -11,9 +13,11 @@ import type { EventProducer } from '../../libs/kafka/producer.js';
 import type { TransactionalProducer } from '../../libs/kafka/transactional.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
 import type { HubMetrics } from '../../libs/telemetry/metrics.js';
+import type { FhirClients } from './clients.js';
 import { bundleRoutes } from './routes/bundles.js';
 import { importRoutes } from './routes/import.js';
 import { resourceRoutes } from './routes/resources.js';
+import { callerOf, installIngestSecurity } from './security.js';
 import { createWriter } from './writer.js';
 
 export interface FhirAdapterDeps {
@@ -24,6 +28,8 @@ export interface FhirAdapterDeps {
   logger: Logger;
   metrics: HubMetrics;
   policy: IdentityPolicy;
+  /** Bearer tokens of the backend clients (audience hub-ingest by default, libs/auth/env). */
+  verifier: TokenVerifier;
   clock?: () => number;
 }
 
@@ -31,13 +37,19 @@ export interface FhirAdapterConfig {
   /** Postgres schema of the adapter's store. */
   schema: string;
   dlqTopic: string;
-  /** EventMeta.source.system of everything this adapter publishes. */
+  /** Where every request's AuditEvent goes (the API's audit topic). */
+  auditTopic: string;
+  /** client_id → the source systems it may write as (FHIR_CLIENTS_FILE). */
+  clients: FhirClients;
+  /** The source system of resources stored before each was recorded with its own (FHIR_SOURCE_SYSTEM). */
   sourceSystem: string;
   /** Largest accepted request body for resources and bundles (bytes); above it: 413. */
   maxBodyBytes: number;
-  /** Absolute base URL for Location headers; derived from the request when absent. */
+  /** Public base URL for links (Location, fullUrl); relative links when absent, never the Host header. */
   baseUrl?: string;
   importChunkSize?: number;
+  /** The most bytes of one $import body (FHIR_IMPORT_MAX_BYTES); default 1 GiB. */
+  importMaxBytes?: number;
 }
 
 export interface FhirAdapter {
@@ -68,10 +80,23 @@ function requestCounter(metrics: HubMetrics) {
   };
 }
 
+/** hub_fhir_audit_failures_total: answers replaced by a 503 because their AuditEvent was not written. */
+function auditFailureCounter(metrics: HubMetrics): Counter {
+  return (
+    (metrics.registry.getSingleMetric('hub_fhir_audit_failures_total') as Counter | undefined) ??
+    new Counter({
+      name: 'hub_fhir_audit_failures_total',
+      help: 'FHIR adapter answers refused (503) because their AuditEvent could not be written',
+      registers: [metrics.registry],
+    })
+  );
+}
+
 /**
  * The adapter's HTTP surface: health/ready/metrics from libs/http, then the FHIR
  * routes (routes/*.ts), each an encapsulated plugin with its own body parsing and
- * error handler, all counted in hub_fhir_requests_total.
+ * error handler, all under the security hooks (security.ts: bearer token, client,
+ * scopes, audit) and counted in hub_fhir_requests_total.
  */
 export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig): FhirAdapter {
   const clock = deps.clock ?? Date.now;
@@ -93,15 +118,25 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
       },
     },
   });
-  const writer = createWriter({ ...deps, store, sourceSystem: cfg.sourceSystem, clock });
+  const writer = createWriter({ ...deps, store, clock });
   const count = requestCounter(deps.metrics);
+  const auditFailures = auditFailureCounter(deps.metrics);
 
   void http.register(async (fhir) => {
     fhir.addHook('onResponse', count);
+    installIngestSecurity(fhir, {
+      verifier: deps.verifier,
+      clients: cfg.clients,
+      audit: createAuditSink(deps.producer, cfg.auditTopic),
+      observer: 'adapter-fhir',
+      logger: log,
+      onAuditFailure: () => auditFailures.inc(),
+    });
     const { maxBodyBytes, baseUrl } = cfg;
-    await fhir.register(resourceRoutes, { store, writer, maxBodyBytes, baseUrl, clock });
-    await fhir.register(bundleRoutes, { writer, maxBodyBytes, baseUrl });
+    await fhir.register(resourceRoutes, { store, writer, maxBodyBytes, baseUrl, clock, callerOf });
+    await fhir.register(bundleRoutes, { writer, maxBodyBytes, baseUrl, callerOf });
     await fhir.register(importRoutes, {
+      sourceSystemOf: (req) => callerOf(req).sourceSystem,
       deps: {
         store,
         producer: deps.producer,
@@ -112,6 +147,7 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
         clock,
       },
       chunkSize: cfg.importChunkSize,
+      maxImportBytes: cfg.importMaxBytes,
       maxBodyBytes,
       onDeadLetters: (n) => deps.metrics.deadLetters.inc({ consumer: 'fhir-import', reason: 'invalid' }, n),
     });
@@ -122,10 +158,11 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
     store,
     async start() {
       loadFhirDefinitions();
-      await store.migrate();
+      await store.migrate({ unownedSourceSystem: cfg.sourceSystem });
       await ensureTopics(deps.kafka, [
         { name: cfg.dlqTopic, partitions: 1, replicationFactor: 1, retentionMs: -1 },
       ]);
+      await ensureAuditTopic(deps.kafka, cfg.auditTopic);
     },
     async stop() {
       await http.close();

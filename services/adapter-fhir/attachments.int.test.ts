@@ -70,7 +70,12 @@ describe('adapter-fhir: presentedForm content is lifted into AttachmentStored', 
   });
 
   const post = (url: string, body: unknown) =>
-    adapter.http.inject({ method: 'POST', url, headers: FHIR, payload: JSON.stringify(body) });
+    adapter.http.inject({
+      method: 'POST',
+      url,
+      headers: { ...FHIR, ...fhirAdapter.auth },
+      payload: JSON.stringify(body),
+    });
   const eventsFor = (key: string, type: ClinicalEvent['type']): ClinicalEvent[] =>
     topics.events().filter((e) => e.type === type && e.data.patientId === key);
   const waitFor = (key: string, type: ClinicalEvent['type'], n: number) =>

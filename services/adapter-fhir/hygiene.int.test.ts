@@ -44,7 +44,12 @@ describe('adapter-fhir: identifiers are what they look like', () => {
   });
 
   const post = (url: string, payload: string | Buffer, requestId: string) =>
-    adapter.http.inject({ method: 'POST', url, headers: { ...FHIR, 'x-request-id': requestId }, payload });
+    adapter.http.inject({
+      method: 'POST',
+      url,
+      headers: { ...FHIR, ...fhirAdapter.auth, 'x-request-id': requestId },
+      payload,
+    });
   const storedResources = async () =>
     Number((await ctx.db.withSchema(ctx.schema).from('resources').count<{ n: string }[]>({ n: '*' }))[0]!.n);
   const eventsOfRequest = (requestId: string) =>
@@ -123,7 +128,7 @@ describe('adapter-fhir: identifiers are what they look like', () => {
     const res = await adapter.http.inject({
       method: 'POST',
       url: '/$import',
-      headers: { 'content-type': 'application/fhir+ndjson' },
+      headers: { 'content-type': 'application/fhir+ndjson', ...fhirAdapter.auth },
       payload: body,
     });
     expect(res.statusCode).toBe(200);

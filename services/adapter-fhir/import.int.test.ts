@@ -10,7 +10,13 @@ import { createTransactionalProducer, type TransactionalProducer } from '../../l
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { startCollector, type Collector } from '../../test/fixtures/fhir/collector.js';
 import { generateResources, MRN_SYSTEM, ndjson } from '../../test/fixtures/fhir/generate.js';
-import { storeFailingOnSave } from '../../test/support/fhir-adapter.js';
+import {
+  TEST_CLIENTS,
+  TEST_SOURCE,
+  fhirAuth,
+  fhirTestVerifier,
+  storeFailingOnSave,
+} from '../../test/support/fhir-adapter.js';
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
 import { runHub } from '../../test/support/processes.js';
 import { buildFhirAdapter, type FhirAdapter } from './app.js';
@@ -50,12 +56,15 @@ describe('FHIR bulk import', () => {
   let dir: string;
   let tx: TransactionalProducer;
   let adapter: FhirAdapter;
+  let auth: { authorization: string };
   const collectors: Collector[] = [];
 
   beforeAll(async () => {
     a = await createTestContext('fhirimp_a');
     b = await createTestContext('fhirimp_b');
     for (const ctx of [a, b]) ctx.extraTopics.push(ctx.topic('hub.dlq.adapter-fhir'));
+    a.extraTopics.push(a.topic('hub.audit.v1'));
+    auth = await fhirAuth();
     dir = mkdtempSync(join(tmpdir(), 'fhir-import-'));
     tx = createTransactionalProducer({
       kafka: a.kafka,
@@ -72,11 +81,14 @@ describe('FHIR bulk import', () => {
         logger: a.logger,
         metrics: createMetrics({ defaultMetrics: false }),
         policy,
+        verifier: await fhirTestVerifier(),
       },
       {
         schema: a.schema,
         dlqTopic: a.topic('hub.dlq.adapter-fhir'),
-        sourceSystem: 'fhir-test',
+        auditTopic: a.topic('hub.audit.v1'),
+        clients: TEST_CLIENTS,
+        sourceSystem: TEST_SOURCE,
         maxBodyBytes: 64 * 1024,
         importChunkSize: 3,
       },
@@ -107,7 +119,7 @@ describe('FHIR bulk import', () => {
     const res = await adapter.http.inject({
       method: 'POST',
       url: '/$import?label=test-batch',
-      headers: { 'content-type': 'application/fhir+ndjson', 'x-import-id': 'imp-1' },
+      headers: { 'content-type': 'application/fhir+ndjson', 'x-import-id': 'imp-1', ...auth },
       payload: lines.join('\n'),
     });
     expect(res.statusCode).toBe(200);
@@ -141,14 +153,14 @@ describe('FHIR bulk import', () => {
     const again = await adapter.http.inject({
       method: 'POST',
       url: '/$import',
-      headers: { 'content-type': 'application/x-ndjson', 'x-import-id': 'imp-1' },
+      headers: { 'content-type': 'application/x-ndjson', 'x-import-id': 'imp-1', ...auth },
       payload: lines.join('\n'),
     });
     expect(again.json()).toMatchObject({ resumedAfterLine: 8, events: 0, counts: { skipped: 7 } });
     const wrongType = await adapter.http.inject({
       method: 'POST',
       url: '/$import',
-      headers: { 'content-type': 'text/csv' },
+      headers: { 'content-type': 'text/csv', ...auth },
       payload: 'a,b',
     });
     expect(wrongType.statusCode).toBe(415);

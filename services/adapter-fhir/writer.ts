@@ -13,7 +13,8 @@ import { KeyedLock } from './lock.js';
  */
 export interface Writer {
   readonly lock: KeyedLock;
-  planner(requestId: string | null): Planner;
+  /** A Planner writing as `sourceSystem` (the calling client's, security.ts). */
+  planner(requestId: string | null, sourceSystem: string): Planner;
   /** Publishes, then (only after the acks) records the new versions. */
   commit(writes: readonly PlannedOk[], atomic: boolean): Promise<void>;
 }
@@ -23,18 +24,17 @@ export interface WriterDeps {
   producer: Pick<EventProducer, 'publish'>;
   txProducer: Pick<TransactionalProducer, 'publishAtomically'>;
   policy: IdentityPolicy;
-  sourceSystem: string;
   clock: () => number;
 }
 
 export function createWriter(deps: WriterDeps): Writer {
   return {
     lock: new KeyedLock(),
-    planner: (requestId) =>
+    planner: (requestId, sourceSystem) =>
       new Planner({
         store: deps.store,
         policy: deps.policy,
-        sourceSystem: deps.sourceSystem,
+        sourceSystem,
         recordedAt: deps.clock(),
         correlationId: requestId,
       }),

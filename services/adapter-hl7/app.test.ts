@@ -1,8 +1,10 @@
+import type { PeerCertificate } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../../libs/errors/index.js';
 import type { ClinicalEvent } from '../../libs/events/index.js';
 import type { Hl7Mapper } from '../../libs/hl7/map-context.js';
 import { mapHl7Message } from '../../libs/hl7/map.js';
+import { PeerDirectory } from '../../libs/hl7/peers.js';
 import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
 import type { EventProducer, RawRecord } from '../../libs/kafka/producer.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
@@ -99,6 +101,29 @@ describe('adapter-hl7 ingest', () => {
     expect(producer.raw.map((r) => r.topic)).toEqual(['hl7.raw.v1']);
     expect(producer.raw[0]?.headers?.['hl7-control-id']).toBe('U-1');
     expect(producer.events.length).toBeGreaterThan(0);
+  });
+
+  it('given a connection whose certificate may send only as LAB, when EHR is claimed, then AR 103 and only a dead letter', async () => {
+    const producer = fakeProducer();
+    const grant = new PeerDirectory([
+      { certificate: 'lab-engine', senders: [{ application: 'LAB' }] },
+    ]).identify({
+      subject: { CN: 'lab-engine' },
+    } as unknown as PeerCertificate);
+    expect(grant).not.toBeNull();
+    const peer = { id: 7, remoteAddress: '127.0.0.1', tls: true, ...(grant ? { grant } : {}) };
+    const [ack] = await adapterWith(producer).handleMessage(Buffer.from(adtA01('U-SPOOF')), peer);
+    expect(ackField(ack?.toString() ?? '', 'MSA', 1)).toBe('AR');
+    expect(ackField(ack?.toString() ?? '', 'ERR', 3)).toBe(
+      '103^Sender not permitted on this connection^HL70357',
+    );
+    expect(producer.raw.map((r) => r.topic)).toEqual(['hl7.dlq.v1']);
+    expect(producer.raw[0]?.headers).toMatchObject({
+      'hub-reason-code': 'HUB_SENDER_NOT_ALLOWED:103',
+      'hl7-ack-code': 'AR',
+      'hl7-error-location': 'MSH-3',
+    });
+    expect(producer.events).toEqual([]);
   });
 
   it('given a content error, when handled, then it is dead-lettered with its reason and answered AE', async () => {

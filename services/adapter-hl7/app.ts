@@ -1,6 +1,13 @@
 import type { FastifyInstance } from 'fastify';
+import { Counter } from 'prom-client';
 import type { Hl7Mapper, SenderTimeZones } from '../../libs/hl7/map-context.js';
-import { createMllpServer, type MllpPeer, type MllpServer } from '../../libs/hl7/mllp-server.js';
+import {
+  createMllpServer,
+  type MllpCloseReason,
+  type MllpPeer,
+  type MllpServer,
+} from '../../libs/hl7/mllp-server.js';
+import type { PeerDirectory } from '../../libs/hl7/peers.js';
 import { createHttpApp } from '../../libs/http/index.js';
 import type { IdentityPolicy } from '../../libs/identity/index.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
@@ -28,7 +35,14 @@ export interface Hl7AdapterDeps {
 export interface Hl7AdapterConfig {
   host: string;
   port: number;
-  tls?: { cert: Buffer | string; key: Buffer | string } | undefined;
+  /** `clientCa` set: a client certificate from that CA is required, and `peers` says what it may send as. */
+  tls?: { cert: Buffer | string; key: Buffer | string; clientCa?: Buffer | string | undefined } | undefined;
+  /** The site configuration's `mllp.peers`; required with `tls.clientCa`. */
+  peers?: PeerDirectory | undefined;
+  /** MLLP_ALLOW_CIDRS as a check; null or absent: every address. */
+  allowAddress?: ((address: string) => boolean) | null | undefined;
+  idleTimeoutMs?: number | undefined;
+  maxConnectionsPerPeer?: number | undefined;
   maxMessageBytes: number;
   frameTimeoutMs: number;
   maxConnections?: number;
@@ -55,12 +69,37 @@ export interface Hl7Adapter {
   stop(): Promise<void>;
 }
 
-function createListener(cfg: Hl7AdapterConfig, log: Logger, handler: Hl7FrameHandler): MllpServer {
+/** Connections the listener closed itself, by reason (never an address or certificate name). */
+function closedCounter(metrics: HubMetrics): Counter<'reason'> {
+  const name = 'hub_mllp_connections_closed_total';
+  // One registry may see several adapters (tests): the counter is shared, not registered twice.
+  const existing = metrics.registry.getSingleMetric(name);
+  if (existing instanceof Counter) return existing;
+  return new Counter({
+    name,
+    help: 'MLLP connections closed by the listener: address not allowed, per-peer limit, not MLLP, idle, TLS handshake, certificate not configured',
+    labelNames: ['reason'],
+    registers: [metrics.registry],
+  });
+}
+
+function createListener(
+  cfg: Hl7AdapterConfig,
+  log: Logger,
+  handler: Hl7FrameHandler,
+  onClosed: (reason: MllpCloseReason) => void,
+): MllpServer {
+  const { peers } = cfg;
   return createMllpServer(
     {
       host: cfg.host,
       port: cfg.port,
       tls: cfg.tls,
+      identify: peers ? (cert) => peers.identify(cert) : undefined,
+      allowAddress: cfg.allowAddress,
+      idleTimeoutMs: cfg.idleTimeoutMs,
+      maxConnectionsPerPeer: cfg.maxConnectionsPerPeer,
+      onClosed,
       maxMessageBytes: cfg.maxMessageBytes,
       frameTimeoutMs: cfg.frameTimeoutMs,
       ...(cfg.maxConnections ? { maxConnections: cfg.maxConnections } : {}),
@@ -90,11 +129,13 @@ export function buildHl7Adapter(deps: Hl7AdapterDeps, cfg: Hl7AdapterConfig): Hl
     log,
     maxMessageBytes: cfg.maxMessageBytes,
   });
-  const mllp = createListener(cfg, log, handler);
+  const closed = closedCounter(deps.metrics);
+  const mllp = createListener(cfg, log, handler, (reason) => closed.inc({ reason }));
   let listening = false;
   const http = createHttpApp({
     logger: log,
     metrics: deps.metrics.registry,
+    codeOnlyNotFound: true,
     readiness: adapterReadiness({
       listening: () => listening,
       producer: deps.producer,

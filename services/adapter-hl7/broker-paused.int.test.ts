@@ -9,6 +9,7 @@ import { createTransactionalProducer, type TransactionalProducer } from '../../l
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
 import { buildFhirAdapter, type FhirAdapter } from '../adapter-fhir/app.js';
+import { TEST_CLIENTS, TEST_SOURCE, fhirAuth, fhirTestVerifier } from '../../test/support/fhir-adapter.js';
 import { type Hl7Adapter } from './app.js';
 import { adtA01 } from '../../test/support/hl7-fixtures.js';
 import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
@@ -88,8 +89,16 @@ describe('adapters with the broker paused (SIGSTOP)', () => {
         logger: ctx.logger,
         metrics: createMetrics({ defaultMetrics: false }),
         policy: FHIR_POLICY,
+        verifier: await fhirTestVerifier(),
       },
-      { schema: ctx.schema, dlqTopic: dlq, sourceSystem: 'fhir-test', maxBodyBytes: 64 * 1024 },
+      {
+        schema: ctx.schema,
+        dlqTopic: dlq,
+        auditTopic: `hub.audit.v1.${ctx.id}`,
+        clients: TEST_CLIENTS,
+        sourceSystem: TEST_SOURCE,
+        maxBodyBytes: 64 * 1024,
+      },
     );
     await fhir.start();
   }, 240_000);
@@ -146,12 +155,12 @@ describe('adapters with the broker paused (SIGSTOP)', () => {
       const resend = await send('PAUSE-1');
       expect(resend.code).toBe('AR');
 
-      // And a FHIR client gets 503 with an OperationOutcome within the same bound
+      // And a FHIR client gets 503 with an OperationOutcome within two ack timeouts
       const t0 = Date.now();
       const res = await fhir.http.inject({
         method: 'POST',
         url: '/Patient',
-        headers: { 'content-type': 'application/fhir+json' },
+        headers: { 'content-type': 'application/fhir+json', ...(await fhirAuth()) },
         payload: JSON.stringify({
           resourceType: 'Patient',
           identifier: [{ system: MRN_SYSTEM, value: 'MRN-PAUSED-F1' }],
@@ -161,7 +170,8 @@ describe('adapters with the broker paused (SIGSTOP)', () => {
       const fhirMs = Date.now() - t0;
       expect(res.statusCode).toBe(503);
       expect(res.json()).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'transient' }] });
-      expect(fhirMs).toBeLessThan(ACK_TIMEOUT_MS + 3_000);
+      // The write's ack timeout, then its audit record's (every answer is audited, this 503 too).
+      expect(fhirMs).toBeLessThan(2 * ACK_TIMEOUT_MS + 3_000);
       expect((await ready(fhir)).status).toBe(503);
       process.stderr.write(
         `[broker-paused] AR after ${first.ms} ms, resend AR after ${resend.ms} ms, FHIR 503 after ${fhirMs} ms, paused ${Date.now() - pausedAt} ms\n`,

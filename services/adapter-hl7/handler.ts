@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { IHeaders } from 'kafkajs';
-import type { Hl7Edge } from '../../libs/errors/index.js';
+import { ERROR_CODES, HubError, type Hl7Edge } from '../../libs/errors/index.js';
 import { sniffMsh, type SniffedMsh } from '../../libs/hl7/ack.js';
 import type { BrokenFrame, MllpHandler, MllpPeer } from '../../libs/hl7/mllp-server.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
@@ -37,6 +37,8 @@ interface Arrival {
  * "Acknowledgement policy").
  */
 const BROKEN_FRAME: Hl7Edge = { ack: 'AR', code: '207' };
+/** AR 103 at MSH-3 (libs/errors says why 103). */
+const SENDER_NOT_ALLOWED: Hl7Edge = ERROR_CODES.HUB_SENDER_NOT_ALLOWED.hl7;
 
 function brokenReason(frame: BrokenFrame): RejectReason {
   return frame.kind === 'oversize'
@@ -64,9 +66,15 @@ export class Hl7FrameHandler implements MllpHandler {
     // so each remembered key kept its whole message alive (the 100k-entry
     // memory held ~40 MB of message bodies and pushed RSS past 256 MB).
     const key = a.msh?.controlId ? rawId : null;
+    const m: Inbound = { bytes, msh: a.msh, receivedAt: a.receivedAt, rawId };
     let res: Result;
     try {
-      res = await this.resultOf({ bytes, msh: a.msh, receivedAt: a.receivedAt, rawId }, key);
+      // Before the resend check: a resend key is sender + MSH-10, and a peer
+      // claiming another sender must not even learn that a message was accepted.
+      res =
+        peer.grant && !peer.grant.allows(a.msh)
+          ? await this.senderNotAllowed(m, peer.grant.certificate)
+          : await this.resultOf(m, key);
     } catch (err) {
       // Nothing above should throw; if it does the sender must not see AA.
       res = this.deps.pipeline.unavailable(err);
@@ -114,9 +122,34 @@ export class Hl7FrameHandler implements MllpHandler {
     return acksFor(this.deps, a.msh, res, a.labels, a.t0);
   }
 
+  /** CR/LF/space/tab between frames (some senders send them): ignored; anything else closes the connection. */
   onJunk(length: number, peer: MllpPeer): void {
-    this.deps.metrics.hl7Rejected.inc({ reason: 'mllp_junk' });
-    this.deps.log.debug({ conn: peer.id, bytes: length }, 'bytes outside an MLLP frame ignored');
+    this.deps.log.debug({ conn: peer.id, bytes: length }, 'blank bytes outside an MLLP frame ignored');
+  }
+
+  /**
+   * A message whose MSH-3/MSH-4 is not among the senders its connection's
+   * certificate may send as: AR, nothing published, kept as a dead letter
+   * like every other refusal (the interface team sees who tried what).
+   */
+  private async senderNotAllowed(m: Inbound, certificate: string): Promise<Result> {
+    this.deps.log.warn(
+      { certificate, type: m.msh?.messageCode ?? '' },
+      'sender not allowed for this certificate',
+    );
+    return this.deps.pipeline.refuse(
+      m,
+      {
+        ack: SENDER_NOT_ALLOWED.ack,
+        hl7ErrorCode: SENDER_NOT_ALLOWED.code,
+        error: new HubError(
+          'HUB_SENDER_NOT_ALLOWED',
+          `MSH-3/MSH-4 not allowed for certificate ${certificate}`,
+        ),
+        location: { segment: 'MSH', segmentSequence: 1, field: 3 },
+      },
+      'Sender not permitted on this connection',
+    );
   }
 
   private arrive(bytes: Buffer): Arrival {

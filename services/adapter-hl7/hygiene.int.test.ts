@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INGEST_TOPICS } from '../../libs/events/contracts.js';
 import { mllpFrame } from '../../libs/hl7/mllp.js';
-import { mapHl7Message } from '../../libs/hl7/map.js';
-import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
-import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
-import { buildHl7Adapter, type Hl7Adapter } from './app.js';
+import { startHl7Adapter } from '../../test/support/hl7-adapter.js';
+import type { Hl7Adapter } from './app.js';
 import { adtA01 } from '../../test/support/hl7-fixtures.js';
 import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
 import { readTopic } from '../../libs/hl7/raw-store.js';
@@ -22,32 +20,11 @@ describe('adapter-hl7: identifiers are what they look like', () => {
   let adapter: Hl7Adapter;
   let port: number;
   let dlqTopic: string;
-  let ackSeq = 0;
 
   beforeAll(async () => {
     ctx = await createTestContext('hl7hyg');
     dlqTopic = ctx.topic(INGEST_TOPICS.hl7Dlq);
-    adapter = buildHl7Adapter(
-      {
-        producer: ctx.producer,
-        logger: ctx.logger,
-        metrics: createMetrics({ defaultMetrics: false }),
-        clock: () => Date.UTC(2026, 2, 3, 4, 5, 6),
-        idGenerator: () => `ACK${++ackSeq}`,
-        policy: DEFAULT_IDENTITY_POLICY,
-        timeZoneFor: () => 'UTC',
-        mapper: mapHl7Message,
-      },
-      {
-        host: '127.0.0.1',
-        port: 0,
-        maxMessageBytes: 64 * 1024,
-        frameTimeoutMs: 2_000,
-        rawTopic: ctx.topic(INGEST_TOPICS.hl7Raw),
-        dlqTopic,
-      },
-    );
-    port = (await adapter.start()).port;
+    ({ adapter, port } = await startHl7Adapter(ctx, {}, { clock: () => Date.UTC(2026, 2, 3, 4, 5, 6) }));
   });
 
   afterAll(async () => {

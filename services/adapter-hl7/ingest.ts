@@ -145,12 +145,17 @@ export class IngestPipeline {
     return { disposition: 'accepted' };
   }
 
-  /** The mapper's refusal, answered only once the message is kept as a dead letter. */
-  private async refuse(m: Inbound, r: Hl7Refusal): Promise<Result> {
+  /**
+   * A refusal (the mapper's, or the listener's for a sender the connection
+   * may not send as), answered only once the message is kept as a dead
+   * letter. `text` is ERR-3.2 (PHI-free); the table's wording when omitted.
+   */
+  async refuse(m: Inbound, r: Hl7Refusal, text?: string): Promise<Result> {
     const error: AckError = {
       hl7ErrorCode: r.hl7ErrorCode,
       severity: 'E',
       ...(r.location ? { location: r.location } : {}),
+      ...(text !== undefined ? { text } : {}),
     };
     const loc = r.location
       ? `${r.location.segment}-${r.location.field ?? ''}${r.location.component ? `.${r.location.component}` : ''}`

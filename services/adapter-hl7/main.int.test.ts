@@ -87,23 +87,24 @@ describe('adapter-hl7 main (own process)', () => {
   });
 });
 
+/** Starts main.ts with this environment (no site configuration unless given) and waits for it to exit. */
+async function exitOf(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const p = startProcess([join('services', 'adapter-hl7', 'main.ts')], {
+    HUB_SITE_CONFIG: '',
+    MLLP_PORT: String(await freePort()),
+    HTTP_PORT: String(await freePort()),
+    ...env,
+  });
+  const code = await new Promise<number | null>((resolve) => p.child.once('exit', resolve));
+  return { code, out: p.output() };
+}
+
 /**
  * HL7 v2 times without an offset are the sender's local time: without a
  * configured zone the adapter would have to guess (UTC), shifting every such
  * time, so it does not start at all.
  */
 describe('adapter-hl7 main without a time zone', () => {
-  async function exitOf(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-    const p = startProcess([join('services', 'adapter-hl7', 'main.ts')], {
-      HUB_SITE_CONFIG: '',
-      MLLP_PORT: String(await freePort()),
-      HTTP_PORT: String(await freePort()),
-      ...env,
-    });
-    const code = await new Promise<number | null>((resolve) => p.child.once('exit', resolve));
-    return { code, out: p.output() };
-  }
-
   it('given no HUB_SITE_CONFIG, when started, then it exits non-zero with HUB_CONFIG_INVALID naming HUB_SITE_CONFIG', async () => {
     const { code, out } = await exitOf({});
     expect(code).not.toBe(0);
@@ -121,5 +122,38 @@ describe('adapter-hl7 main without a time zone', () => {
     expect(out).toContain('HUB_CONFIG_INVALID');
     expect(out).toContain(`invalid site configuration ${file}`);
     expect(out).toMatch(/defaultTimeZone: required by the HL7 adapter/);
+  });
+});
+
+/**
+ * The MLLP door's settings: half a configuration (client certificates with no
+ * peers to map them, peers nobody enforces, an allow-list it cannot read) looks
+ * like protection and is none, so the adapter does not start.
+ */
+describe('adapter-hl7 main with an incomplete MLLP security configuration', () => {
+  const UTC_SITE = join('test', 'fixtures', 'site', 'utc.yaml');
+
+  it('given MLLP_TLS_CA_FILE without a server certificate, when started, then it exits naming the variable', async () => {
+    const { code, out } = await exitOf({ HUB_SITE_CONFIG: UTC_SITE, MLLP_TLS_CA_FILE: 'ca.crt' });
+    expect(code).not.toBe(0);
+    expect(out).toContain('HUB_CONFIG_INVALID');
+    expect(out).toMatch(/MLLP_TLS_CA_FILE: client certificates need TLS/);
+  });
+
+  it('given client certificates but no mllp.peers, or an unreadable allow-list, when started, then it exits', async () => {
+    const noPeers = await exitOf({
+      HUB_SITE_CONFIG: UTC_SITE,
+      MLLP_TLS_CERT: 'server.crt',
+      MLLP_TLS_KEY: 'server.key',
+      MLLP_TLS_CA_FILE: 'ca.crt',
+    });
+    expect(noPeers.code).not.toBe(0);
+    expect(noPeers.out).toMatch(/MLLP_TLS_CA_FILE is set but the site configuration lists no mllp.peers/);
+    const badList = await exitOf({
+      HUB_SITE_CONFIG: UTC_SITE,
+      MLLP_ALLOW_CIDRS: '10.0.0.0/8,not-an-address',
+    });
+    expect(badList.code).not.toBe(0);
+    expect(badList.out).toMatch(/MLLP_ALLOW_CIDRS: not an address or CIDR: not-an-address/);
   });
 });

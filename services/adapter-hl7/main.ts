@@ -9,6 +9,9 @@ import {
 } from '../../libs/events/contracts.js';
 import { mapHl7Message } from '../../libs/hl7/map.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../libs/hl7/mllp.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../../libs/hl7/mllp-server.js';
+import { addressAllowList, PeerDirectory } from '../../libs/hl7/peers.js';
+import { HubError } from '../../libs/errors/index.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
 import { eventPublisher, runService } from '../../libs/service/index.js';
 import { loadSite, siteEnv } from '../../libs/service/site.js';
@@ -24,6 +27,13 @@ await runService({
     MLLP_PORT: portEnv(2575),
     MLLP_TLS_CERT: z.string().min(1).optional(),
     MLLP_TLS_KEY: z.string().min(1).optional(),
+    // Client CA (PEM): set, every connection must present a certificate it issued, listed in
+    // the site configuration's mllp.peers with the senders it may send as.
+    MLLP_TLS_CA_FILE: z.string().min(1).optional(),
+    // Comma-separated CIDRs or addresses; empty: every address (README, "Securing the listener").
+    MLLP_ALLOW_CIDRS: z.string().default(''),
+    MLLP_IDLE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(DEFAULT_IDLE_TIMEOUT_MS),
+    MLLP_MAX_CONNECTIONS_PER_PEER: z.coerce.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS_PER_PEER),
     // 16 MiB: lab and imaging systems send PDF reports as base64 ED in OBX-5 (1-10 MB is
     // normal). Above 64 MiB one message would approach Kafka's 100 MiB request limit
     // (raw copy + decoded attachment); see docs/large-messages.md.
@@ -45,6 +55,11 @@ await runService({
       path: 'MLLP_TLS_CERT',
       message: 'MLLP_TLS_CERT and MLLP_TLS_KEY go together',
     },
+    {
+      ok: (c) => !c.MLLP_TLS_CA_FILE || Boolean(c.MLLP_TLS_CERT),
+      path: 'MLLP_TLS_CA_FILE',
+      message: 'client certificates need TLS: set MLLP_TLS_CERT and MLLP_TLS_KEY too',
+    },
   ],
   stoppingMessage: 'stopping: no new connections, finishing in-flight messages',
   stoppedMessage: 'adapter-hl7 stopped',
@@ -59,11 +74,44 @@ await runService({
     // Refuses to start (HUB_CONFIG_INVALID) on an invalid file, and without a time zone: HL7 v2 times
     // without an offset are the sender's local time, and assuming UTC would shift every one of them.
     const { site, policy } = loadSite(k.config, k.logger);
-    const { MLLP_TLS_CERT: cert, MLLP_TLS_KEY: key } = k.config;
+    const { MLLP_TLS_CERT: cert, MLLP_TLS_KEY: key, MLLP_TLS_CA_FILE: ca } = k.config;
+    const peers = site.mllp?.peers ?? [];
+    // Either half alone would look like protection and be none: a peers list nobody checks,
+    // or client certificates that may send as any sender.
+    if (ca && peers.length === 0) {
+      throw new HubError(
+        'HUB_CONFIG_INVALID',
+        'MLLP_TLS_CA_FILE is set but the site configuration lists no mllp.peers',
+        {
+          details: { variable: 'MLLP_TLS_CA_FILE' },
+        },
+      );
+    }
+    if (!ca && peers.length > 0) {
+      throw new HubError(
+        'HUB_CONFIG_INVALID',
+        'the site configuration lists mllp.peers but MLLP_TLS_CA_FILE is not set: they would not be enforced',
+        {
+          details: { variable: 'MLLP_TLS_CA_FILE' },
+        },
+      );
+    }
+    const allowAddress = addressAllowList(k.config.MLLP_ALLOW_CIDRS);
+    if (!ca && !isLoopback(k.config.MLLP_HOST)) {
+      k.logger.warn(
+        { host: k.config.MLLP_HOST },
+        'MLLP listens beyond this host without client certificates: any system that reaches it can send as any sender',
+      );
+    }
     return {
       policy,
       timeZoneFor: senderTimeZones(site, k.config.HUB_SITE_CONFIG),
-      tls: cert && key ? { cert: readFileSync(cert), key: readFileSync(key) } : undefined,
+      tls:
+        cert && key
+          ? { cert: readFileSync(cert), key: readFileSync(key), clientCa: ca ? readFileSync(ca) : undefined }
+          : undefined,
+      peers: ca ? new PeerDirectory(peers) : undefined,
+      allowAddress,
     };
   },
   build: (k, c) => {
@@ -85,6 +133,10 @@ await runService({
         host: k.config.MLLP_HOST,
         port: k.config.MLLP_PORT,
         tls: c.tls,
+        peers: c.peers,
+        allowAddress: c.allowAddress,
+        idleTimeoutMs: k.config.MLLP_IDLE_TIMEOUT_MS,
+        maxConnectionsPerPeer: k.config.MLLP_MAX_CONNECTIONS_PER_PEER,
         maxMessageBytes: k.config.MLLP_MAX_MESSAGE_BYTES,
         frameTimeoutMs: k.config.MLLP_FRAME_TIMEOUT_MS,
         maxConnections: k.config.MLLP_MAX_CONNECTIONS,
@@ -127,7 +179,12 @@ await runService({
       readyFields: () => ({
         mllp: mllp ? `${mllp.host}:${mllp.port}` : null,
         tls: Boolean(k.config.MLLP_TLS_CERT),
+        clientCertificates: Boolean(k.config.MLLP_TLS_CA_FILE),
       }),
     };
   },
 });
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

@@ -11,7 +11,7 @@ export interface Result {
 
 /** Reason codes for refused input (metric label, dead-letter header). A closed set: no input text. */
 export type RejectReason =
-  `${HubError['code']}:${string}` | 'frame_oversize' | 'frame_timeout' | 'frame_incomplete' | 'mllp_junk';
+  `${HubError['code']}:${string}` | 'frame_oversize' | 'frame_timeout' | 'frame_incomplete';
 
 /** The disposition of a refusal kept as a dead letter: AE is the sender's to fix, AR cannot be processed. */
 export function refusedAs(ack: Hl7Edge['ack']): Disposition {

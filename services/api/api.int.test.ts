@@ -481,6 +481,202 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
     }
   });
 
+  // #17: a token for a patient the hub does not know got 200 (empty bundles).
+  it('refuses a token whose patient context is unknown or merged away, with WWW-Authenticate, audited', async () => {
+    const inject = async (url: string, token?: string, headers: Record<string, string> = {}) => {
+      audited++;
+      return api.http.inject({
+        method: 'GET',
+        url,
+        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+      });
+    };
+    const unknown = await mintToken({
+      keys,
+      subject: 'ghost',
+      scope: ['patient/*.rs'],
+      patient: 'NOPE-1',
+      ttlSec: 600,
+    });
+    // P4 was merged into P3 (hospitalDay): its record is served under P3 now.
+    const retired = await mintToken({
+      keys,
+      subject: 'p4-user',
+      scope: ['patient/*.rs'],
+      patient: 'P4',
+      ttlSec: 600,
+    });
+    for (const [token, reason] of [
+      [unknown, 'no patient of this hub'],
+      [retired, 'merged into another patient'],
+    ] as const) {
+      for (const url of ['/fhir/Observation', '/fhir/Patient/P4', '/fhir/Patient/NOPE-1/$everything']) {
+        const r = await inject(url, token);
+        expect(r.statusCode, url).toBe(401);
+        expect(r.headers['www-authenticate'], url).toMatch(/^Bearer realm="hub", error="invalid_token"/);
+        expect(r.headers['www-authenticate'], url).toContain(reason);
+      }
+    }
+    // P3, the survivor, is served as before; no token: a bare challenge.
+    const p3 = await mintToken({
+      keys,
+      subject: 'p3-user',
+      scope: ['patient/*.rs'],
+      patient: 'P3',
+      ttlSec: 600,
+    });
+    expect((await inject('/fhir/Observation', p3)).statusCode).toBe(200);
+    // Through call(): a 401 without a token the final audit test counts.
+    expect((await get('/fhir/Observation')).headers['www-authenticate']).toBe('Bearer realm="hub"');
+    // Through call(): a 403 the final audit test counts.
+    const scope = await get('/billing/accounts', tokens['A']);
+    expect(scope.status).toBe(403);
+    expect(scope.headers['www-authenticate']).toBe(
+      'Bearer realm="hub", error="insufficient_scope", scope="system/billing.read"',
+    );
+    const rows = await eventually(
+      async () => {
+        const r = await ctx.db
+          .withSchema(stable.audit)
+          .from(AUDIT_TABLE)
+          .whereIn('agent', ['ghost', 'p4-user'])
+          .select<{ agent: string; outcome: string; event: AuditEvent }[]>('agent', 'outcome', 'event');
+        return r.length >= 6 ? r : undefined;
+      },
+      { what: 'six denied patient-context audit rows', timeoutMs: 30_000 },
+    );
+    expect(rows.map((r) => [r.agent, r.outcome, r.event.outcomeDesc]).sort()).toEqual([
+      ...Array<string[]>(3).fill(['ghost', '4', 'patient-context-unknown']),
+      ...Array<string[]>(3).fill(['p4-user', '4', 'patient-context-merged']),
+    ]);
+  });
+
+  // #17: NUL bytes gave 500 on several routes, one echoing a SQLSTATE.
+  it('answers hostile input on every route with 4xx, never a 5xx or driver text', async () => {
+    const bads = [
+      '%00',
+      '%01',
+      '%1b',
+      '%7f',
+      '%ED%A0%80',
+      '%C0%80',
+      '%FF',
+      '%E0%A4%A',
+      '%F0%9F%98%80',
+      "'%22%5C",
+    ];
+    const routes = (b: string): [string, string | undefined][] => [
+      [`/fhir/Patient/P1${b}`, tokens['staff']],
+      [`/fhir/Patient/P1${b}/$everything`, tokens['staff']],
+      [`/fhir/Observation?patient=P1${b}`, tokens['staff']],
+      [`/fhir/Observation?patient=P1&code=x${b}`, tokens['staff']],
+      [`/fhir/Encounter?patient=P1&date=ge2026${b}`, tokens['staff']],
+      [`/fhir/DiagnosticReport?patient=P1&status=final${b}`, tokens['A']],
+      [`/fhir/Binary/${'a'.repeat(63)}${b}`, tokens['staff']],
+      [`/billing/accounts?status=open${b}`, tokens['billing']],
+      [`/billing/accounts/E1${b}/charges`, tokens['billing']],
+      [`/billing/worklist?problem=x${b}`, tokens['billing']],
+      [`/analytics/views/v_daily_admissions${b}`, tokens['analytics']],
+      [`/analytics/views/v_daily_admissions?from=2026-01-01${b}&groupBy=unit${b}`, tokens['analytics']],
+      [`/admin/audit/events?patient=P1${b}&agent=a${b}`, tokens['admin']],
+      [`/admin/audit/events?_count=1${b}`, tokens['admin']],
+      [`/fhir/Nope${b}/x`, tokens['staff']],
+    ];
+    const seen = new Map<number, number>();
+    const check = (what: string, status: number, body: string) => {
+      seen.set(status, (seen.get(status) ?? 0) + 1);
+      expect(status, what).toBeLessThan(500);
+      expect(body, what).not.toMatch(/SQLSTATE|22P05|22021|syntax|byte sequence|violates|postgres|knex/i);
+    };
+    for (const b of bads) {
+      for (const [url, token] of routes(b)) {
+        const r = await get(url, token);
+        check(url, r.status, r.text);
+      }
+      const form = await call('POST', '/fhir/Observation/_search', tokens['staff'], `patient=P1&code=${b}`);
+      check(`form ${b}`, form.status, form.text);
+    }
+    const json = async (payload: string) => {
+      audited++;
+      const r = await api.http.inject({
+        method: 'POST',
+        url: '/fhir/Observation/_search',
+        headers: { authorization: `Bearer ${tokens['staff']}`, 'content-type': 'application/json' },
+        payload,
+      });
+      check(`json ${payload}`, r.statusCode, r.body);
+      return r.statusCode;
+    };
+    for (const payload of [
+      '{"patient":"P1\\u0000"}',
+      '{"patient":"P1","code":"\\ud800"}',
+      '{"patient":"P1","date":["ge\\u0001"]}',
+      '{"patient":{"a":"\\u0000"}}',
+      '{"patient":"P1","\\u0000":1}',
+      '"\\u0000"',
+    ]) {
+      expect(await json(payload), payload).toBe(400);
+    }
+    // A token claim's bytes are not trusted to be storable either.
+    const nul = await mintToken({
+      keys,
+      subject: 'nul',
+      scope: ['patient/*.rs'],
+      patient: 'P1\u0000',
+      ttlSec: 600,
+    });
+    audited++;
+    const refused = await api.http.inject({
+      method: 'GET',
+      url: '/fhir/Observation',
+      headers: { authorization: `Bearer ${nul}` },
+    });
+    expect(refused.statusCode).toBe(401);
+    expect(seen.get(500) ?? 0).toBe(0);
+  });
+
+  // #17: Bundle links were built from the Host header.
+  it('builds every link from the configured base, whatever Host a request names', async () => {
+    audited += 2;
+    const evil = { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'http' };
+    for (const url of ['/fhir/Observation?_count=1', '/fhir/Patient/P1/$everything?_count=1']) {
+      const r = await api.http.inject({
+        method: 'GET',
+        url,
+        headers: { authorization: `Bearer ${tokens['A']}`, ...evil },
+      });
+      expect(r.statusCode).toBe(200);
+      expect(r.body).not.toContain('evil.example');
+      const b = JSON.parse(r.body) as Bundle;
+      expect(b.link?.find((l) => l.relation === 'next')?.url).toMatch(/^https:\/\/api\.test\/fhir\//);
+      expect(b.entry?.every((e) => e.fullUrl?.startsWith('https://api.test/fhir/'))).toBe(true);
+    }
+  });
+
+  // #17: unrouted requests on PHI paths left no trace.
+  it('audits an unrouted request under /fhir or /patients with the area only', async () => {
+    expect((await get('/fhir/Medication/P2-secret', tokens['staff'])).status).toBe(404);
+    expect((await get('/patients/P2/record')).status).toBe(404);
+    const rows = await eventually(
+      async () => {
+        const r = await ctx.db
+          .withSchema(stable.audit)
+          .from(AUDIT_TABLE)
+          .whereRaw(`event->>'outcomeDesc' = 'unrouted'`)
+          .select<{ route: string; patient_id: string | null; agent: string | null }[]>(
+            'route',
+            'patient_id',
+            'agent',
+          );
+        return r.some((x) => x.route === 'GET /patients/*') ? r : undefined;
+      },
+      { what: 'unrouted audit rows', timeoutMs: 30_000 },
+    );
+    expect(rows.map((r) => r.route)).toEqual(expect.arrayContaining(['GET /fhir/*', 'GET /patients/*']));
+    expect(rows.every((r) => r.patient_id === null && !r.route.includes('P2'))).toBe(true);
+    expect(rows.some((r) => r.agent === 'nurse-1')).toBe(true);
+  });
+
   it('validates input: unknown parameters, _count maximum, bad dates', async () => {
     const u = await get('/fhir/Observation?patient=P1&foo=1', tokens['A']);
     expect(u.status).toBe(400);
@@ -768,8 +964,14 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
     expect(aOnB.some((r) => r.event.outcomeDesc === 'patient-mismatch')).toBe(true);
 
     expect(await verifyAuditChain(db, stable.audit)).toMatchObject({ ok: true, rows });
-    const cliEnv = { DATABASE_URL: ctx.ep.databaseUrl, AUDIT_SCHEMA: stable.audit };
-    const ok = runHub(['audit', 'verify'], cliEnv);
+    // The table against its topic too: every audit record there is a row here.
+    const cliEnv = {
+      DATABASE_URL: ctx.ep.databaseUrl,
+      AUDIT_SCHEMA: stable.audit,
+      AUDIT_TOPIC: auditTopic,
+      KAFKA_BROKERS: ctx.ep.kafkaBrokers.join(','),
+    };
+    const ok = runHub(['audit', 'verify', '--group', `hub.audit.projector.${ctx.id}`], cliEnv);
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout).toContain(`${rows} row(s)`);
   });
@@ -798,7 +1000,10 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
       brokenAt: 3,
       reason: 'hash-mismatch',
     });
-    const bad = runHub(['audit', 'verify'], { DATABASE_URL: ctx.ep.databaseUrl, AUDIT_SCHEMA: stable.audit });
+    const bad = runHub(['audit', 'verify', '--chain-only'], {
+      DATABASE_URL: ctx.ep.databaseUrl,
+      AUDIT_SCHEMA: stable.audit,
+    });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('HUB_AUDIT_CHAIN_BROKEN');
     expect(bad.stderr).toContain('seq 3');

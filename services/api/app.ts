@@ -1,7 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import { migrateAudit } from '../../libs/audit/store.js';
+import { startAuditLagMonitor, type AuditLagLimits, type AuditLagMonitor } from '../../libs/audit/lag.js';
+import { createAuditMetrics } from '../../libs/audit/metrics.js';
 import {
+  auditDlqTopic,
   createAuditProjector,
   createAuditSink,
   ensureAuditTopic,
@@ -40,9 +43,18 @@ export interface ApiConfig {
   /** Run the audit-topic → table projector in this process. */
   auditProjector: boolean;
   auditGroupId?: string;
+  /** The audit DLQ; default `hub.dlq.audit` (main.ts applies the deployment's topic naming). */
+  auditDlqTopic?: string;
+  /** The audit chain key (libs/audit/key.ts); without it rows are appended unkeyed (chain version 1). */
+  auditChainKey?: Buffer | null;
+  /** When the projector's lag makes /ready fail (AUDIT_MAX_LAG, AUDIT_STALL_MS) and how often it is read. */
+  auditLag?: AuditLagLimits & { intervalMs?: number };
   /** Clinical topic names, for the who-reads-what view. */
   clinicalTopics: readonly string[];
-  /** Absolute base for Bundle links (`https://api.example.org`); from the Host header if absent. */
+  /**
+   * Base of Bundle links (`https://api.example.org`): main.ts gives PUBLIC_BASE_URL or the
+   * listen address; never taken from a request's Host header. Absent: relative links.
+   */
   publicBaseUrl?: string;
   rateLimit: { max: number; windowMs: number };
   queryTimeoutMs: number;
@@ -64,12 +76,23 @@ function readersOf(deps: ApiDeps, cfg: ApiConfig): ApiReaders {
     binaries: createBinaryReader(deps.db, cfg.portalSchema, t),
     billing: createBillingReader(deps.db, cfg.billingSchema, t),
     analytics: createAnalyticsReader(deps.db, t),
-    admin: createAdminReader(deps.db, cfg.auditSchema, deps.kafka, cfg.clinicalTopics),
+    admin: createAdminReader(
+      deps.db,
+      cfg.auditSchema,
+      deps.kafka,
+      cfg.clinicalTopics,
+      cfg.auditChainKey ?? null,
+    ),
   };
 }
 
-/** Postgres answers, and the audit projector (when it runs here) is making progress. */
-function readinessOf(deps: ApiDeps, cfg: ApiConfig, projector: () => AuditProjector | null) {
+/** Postgres answers, and the audit projector (when it runs here) keeps up with the audit topic. */
+function readinessOf(
+  deps: ApiDeps,
+  cfg: ApiConfig,
+  projector: () => AuditProjector | null,
+  lag: () => AuditLagMonitor | null,
+) {
   const checks: Record<string, ReadinessCheck> = {
     postgres: async () => {
       await deps.db.raw('select 1');
@@ -81,9 +104,9 @@ function readinessOf(deps: ApiDeps, cfg: ApiConfig, projector: () => AuditProjec
       if (!p) return Promise.resolve({ ok: false, detail: 'starting' });
       // The consumer polls every 100 ms even when idle; silence means it is stuck or gone.
       const idle = Date.now() - p.lastProgressAt();
-      return Promise.resolve(
-        idle < 60_000 ? { ok: true } : { ok: false, detail: `no progress for ${idle} ms` },
-      );
+      if (idle >= 60_000) return Promise.resolve({ ok: false, detail: `no progress for ${idle} ms` });
+      // Fetching is not appending: the table must keep up with the topic (libs/audit/lag.ts).
+      return Promise.resolve(lag()?.check() ?? { ok: false, detail: 'measuring audit lag' });
     },
   };
   return checks;
@@ -91,13 +114,18 @@ function readinessOf(deps: ApiDeps, cfg: ApiConfig, projector: () => AuditProjec
 
 /** Starts the audit-topic → table consumer; a half-started one is let go, so that start can be tried again. */
 async function startAuditProjector(deps: ApiDeps, cfg: ApiConfig, log: Logger): Promise<AuditProjector> {
+  const metrics = createAuditMetrics(deps.metrics.registry);
   const p = createAuditProjector({
     kafka: deps.kafka,
     db: deps.db,
     schema: cfg.auditSchema,
     topic: cfg.auditTopic,
-    groupId: cfg.auditGroupId ?? `hub.audit.projector.${cfg.auditSchema}`,
+    groupId: auditGroupOf(cfg),
+    dlqTopic: cfg.auditDlqTopic ?? auditDlqTopic(),
+    producer: deps.producer,
+    chainKey: cfg.auditChainKey ?? null,
     logger: log,
+    onRejected: (reason) => metrics.deadLetters.inc({ reason }),
   });
   try {
     await p.start();
@@ -106,6 +134,24 @@ async function startAuditProjector(deps: ApiDeps, cfg: ApiConfig, log: Logger): 
     throw err;
   }
   return p;
+}
+
+function auditGroupOf(cfg: ApiConfig): string {
+  return cfg.auditGroupId ?? `hub.audit.projector.${cfg.auditSchema}`;
+}
+
+/** Reads the projector's lag into the readiness check and the hub_audit_lag gauge. */
+function startLagMonitor(deps: ApiDeps, cfg: ApiConfig, log: Logger): Promise<AuditLagMonitor> {
+  const gauge = createAuditMetrics(deps.metrics.registry).lag;
+  return startAuditLagMonitor({
+    kafka: deps.kafka,
+    topic: cfg.auditTopic,
+    groupId: auditGroupOf(cfg),
+    limits: { maxLag: cfg.auditLag?.maxLag ?? 1000, stallMs: cfg.auditLag?.stallMs ?? 60_000 },
+    intervalMs: cfg.auditLag?.intervalMs ?? 5000,
+    logger: log,
+    onLag: (l) => gauge.set(l.lag),
+  });
 }
 
 /**
@@ -117,6 +163,7 @@ async function startAuditProjector(deps: ApiDeps, cfg: ApiConfig, log: Logger): 
 export async function buildApi(deps: ApiDeps, cfg: ApiConfig): Promise<Api> {
   const log = deps.logger.child({ svc: 'api' });
   let projector: AuditProjector | null = null;
+  let lag: AuditLagMonitor | null = null;
   const http = await buildApiHttp({
     readers: readersOf(deps, cfg),
     analyticsSchema: cfg.analyticsSchema,
@@ -125,8 +172,13 @@ export async function buildApi(deps: ApiDeps, cfg: ApiConfig): Promise<Api> {
     observer: cfg.observer ?? 'hub-api',
     logger: log,
     metrics: deps.metrics.registry,
-    readiness: readinessOf(deps, cfg, () => projector),
-    ...(cfg.publicBaseUrl ? { publicBaseUrl: cfg.publicBaseUrl } : {}),
+    readiness: readinessOf(
+      deps,
+      cfg,
+      () => projector,
+      () => lag,
+    ),
+    publicBaseUrl: cfg.publicBaseUrl ?? '',
     rateLimit: cfg.rateLimit,
     bodyLimit: cfg.bodyLimit,
   });
@@ -134,12 +186,17 @@ export async function buildApi(deps: ApiDeps, cfg: ApiConfig): Promise<Api> {
     http,
     async start() {
       await migrateAudit(deps.db, cfg.auditSchema);
-      await ensureAuditTopic(deps.kafka, cfg.auditTopic);
-      if (cfg.auditProjector) projector = await startAuditProjector(deps, cfg, log);
+      await ensureAuditTopic(deps.kafka, cfg.auditTopic, cfg.auditDlqTopic ?? auditDlqTopic());
+      if (cfg.auditProjector) {
+        projector = await startAuditProjector(deps, cfg, log);
+        lag = await startLagMonitor(deps, cfg, log);
+      }
       await http.ready();
     },
     async stop() {
       await http.close();
+      lag?.stop();
+      lag = null;
       const p = projector;
       projector = null;
       if (p) await p.stop();

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { AuditSink } from '../../libs/audit/topic.js';
 import type { TokenVerifier } from '../../libs/auth/jwt.js';
-import { createHttpApp, type ReadinessCheck } from '../../libs/http/index.js';
+import { createHttpApp, pathlessFrameworkError, type ReadinessCheck } from '../../libs/http/index.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
 import type { AdminReader } from './readers/admin.js';
 import type { AnalyticsReader } from './readers/analytics.js';
@@ -16,7 +16,8 @@ import { adminRoutes } from './routes/admin.js';
 import { analyticsRoutes } from './routes/analytics.js';
 import { billingRoutes } from './routes/billing.js';
 import { fhirRoutes } from './routes/fhir.js';
-import { installSecurity } from './security.js';
+import { createPatientContexts } from './patient-context.js';
+import { badUrlHandler, installSecurity, unroutedHandler, type SecurityOptions } from './security.js';
 
 /** Everything the routes read, behind interfaces: Postgres in production, fakes in `inject` tests. */
 export interface ApiReaders {
@@ -39,8 +40,11 @@ export interface ApiHttpOptions {
   logger: Logger;
   metrics: Registry;
   readiness?: Record<string, ReadinessCheck>;
-  /** Absolute base for Bundle links (`https://api.example.org`); from the Host header if absent. */
-  publicBaseUrl?: string;
+  /**
+   * Base of Bundle links and fullUrls (`https://api.example.org`): configuration
+   * only, never the request's Host or X-Forwarded-* headers ('' gives relative links).
+   */
+  publicBaseUrl: string;
   rateLimit: { max: number; windowMs: number };
   bodyLimit: number;
 }
@@ -102,22 +106,31 @@ async function registerDocs(http: FastifyInstance): Promise<void> {
  * encapsulated plugin per area (FHIR answers OperationOutcome, the others JSON).
  */
 export async function buildApiHttp(o: ApiHttpOptions): Promise<FastifyInstance> {
+  // The router's refusals (an undecodable URL) are audited like unrouted requests, once security is set up.
+  let badUrl: ReturnType<typeof badUrlHandler> | null = null;
   const http = createHttpApp({
     logger: o.logger,
     metrics: o.metrics,
     bodyLimit: o.bodyLimit,
     ...(o.readiness ? { readiness: o.readiness } : {}),
+    frameworkErrors: (err, req, reply) => {
+      if (badUrl) void badUrl(err, req, reply);
+      else pathlessFrameworkError(err, req, reply);
+    },
   });
   const { audited, auditFailures } = apiMetrics(http, o.metrics);
   await registerDocs(http);
-  installSecurity(http, {
+  const security: SecurityOptions = {
     verifier: o.verifier,
     audit: o.audit,
     observer: o.observer,
     logger: o.logger,
+    patientContexts: createPatientContexts({ lookup: (id) => o.readers.portal.patientContext(id) }),
     onAudit: (outcome) => audited.inc({ outcome }),
     onAuditFailure: () => auditFailures.inc(),
-  });
+  };
+  installSecurity(http, security);
+  badUrl = badUrlHandler(security);
   // After the auth hook, so the limit is per verified token holder; per address otherwise.
   await http.register(rateLimit, {
     global: true,
@@ -128,8 +141,12 @@ export async function buildApiHttp(o: ApiHttpOptions): Promise<FastifyInstance> 
       req.principal ? `client:${req.principal.clientId}:${req.principal.subject}` : `ip:${req.ip}`,
     allowList: (req: FastifyRequest) => !req.routeOptions.config.security,
   });
+  // Unrouted requests under a PHI area are audited, and limited like the routes (the limiter's own
+  // hook does not run on not-found answers).
+  http.setNotFoundHandler({ preHandler: http.rateLimit() }, unroutedHandler(security));
 
-  const baseUrl = (req: FastifyRequest) => o.publicBaseUrl ?? `${req.protocol}://${req.host}`;
+  const publicBaseUrl = o.publicBaseUrl;
+  const baseUrl = () => publicBaseUrl;
   const { portal, binaries, billing, analytics, admin } = o.readers;
   await http.register(fhirRoutes, { prefix: '/fhir', reader: portal, binaries, baseUrl });
   await http.register(billingRoutes, { prefix: '/billing', reader: billing, baseUrl });

@@ -1,10 +1,22 @@
 // Entry point: config, connections, signals and start-up are the shared service kit's (libs/service).
 import { databaseEnv, schemaNameEnv, z } from '../../libs/config/index.js';
-import { AUDIT_TOPIC } from '../../libs/audit/topic.js';
+import { auditTrailEnv, chainKeyFromEnv } from '../../libs/audit/key.js';
+import { AUDIT_TOPIC, auditDlqTopic } from '../../libs/audit/topic.js';
 import { authEnv, verifierFromEnv } from '../../libs/auth/env.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
 import { runService } from '../../libs/service/index.js';
 import { buildApi } from './app.js';
+
+/**
+ * The base of Bundle links: PUBLIC_BASE_URL, else the address the API listens
+ * on (a wildcard address as localhost). Never a request's Host header, which
+ * any client sets: set PUBLIC_BASE_URL behind a proxy or on a public name.
+ */
+function publicBaseUrlOf(c: { PUBLIC_BASE_URL?: string | undefined; HTTP_HOST: string; HTTP_PORT: number }) {
+  if (c.PUBLIC_BASE_URL) return c.PUBLIC_BASE_URL.replace(/\/+$/, '');
+  const host = c.HTTP_HOST === '0.0.0.0' || c.HTTP_HOST === '::' ? 'localhost' : c.HTTP_HOST;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${c.HTTP_PORT}`;
+}
 
 await runService({
   name: 'api',
@@ -18,6 +30,7 @@ await runService({
     ANALYTICS_SCHEMA: schemaNameEnv('analytics'),
     AUDIT_SCHEMA: schemaNameEnv('audit'),
     AUDIT_TOPIC: z.string().optional(),
+    ...auditTrailEnv,
     AUDIT_PROJECTOR: z
       .enum(['true', 'false'])
       .default('true')
@@ -48,8 +61,11 @@ await runService({
         auditSchema: cfg.AUDIT_SCHEMA,
         auditTopic: cfg.AUDIT_TOPIC ?? k.topic(AUDIT_TOPIC),
         auditProjector: cfg.AUDIT_PROJECTOR,
+        auditDlqTopic: cfg.AUDIT_DLQ_TOPIC ?? auditDlqTopic(k.topic),
+        auditChainKey: chainKeyFromEnv(cfg, k.logger),
+        auditLag: { maxLag: cfg.AUDIT_MAX_LAG, stallMs: cfg.AUDIT_STALL_MS },
         clinicalTopics: clinicalTopics(k.topic),
-        ...(cfg.PUBLIC_BASE_URL ? { publicBaseUrl: cfg.PUBLIC_BASE_URL.replace(/\/$/, '') } : {}),
+        publicBaseUrl: publicBaseUrlOf(cfg),
         rateLimit: { max: cfg.RATE_LIMIT_MAX, windowMs: cfg.RATE_LIMIT_WINDOW_MS },
         queryTimeoutMs: cfg.QUERY_TIMEOUT_MS,
         bodyLimit: cfg.BODY_LIMIT,

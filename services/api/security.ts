@@ -13,22 +13,29 @@ import {
 } from '../../libs/auth/scopes.js';
 import { HubError, httpStatusOf, publicMessage, toHubError } from '../../libs/errors/index.js';
 import { toOperationOutcome } from '../../libs/fhir/outcome.js';
-import { FHIR_JSON } from '../../libs/http/errors.js';
+import { FHIR_JSON, fhirErrorHandler, jsonErrorHandler } from '../../libs/http/errors.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
+import { challengeOf } from './challenge.js';
+import { isStorablePatientId, type PatientContexts } from './patient-context.js';
 
 /**
  * Authentication, authorization, unknown-parameter refusal and the audit
  * record, as hooks around every protected route:
  *
- *   onRequest      400 for a control character in any path parameter or query string
- *                  (every route, first, before anything else looks at the input);
+ *   onRequest      400 for a control character or lone surrogate in any path parameter or
+ *                  query string (every route, first, before anything else looks at the input);
  *                  verify the bearer token (remember the outcome, do not answer yet,
  *                  so that the rate limiter can key on the verified client)
- *   preValidation  400 for a control character in a form body
+ *   preValidation  400 for a control character or lone surrogate in a body (form or JSON, at any depth)
  *   preValidation  401 without a valid token; 400 for query parameters the route does not declare
+ *   preValidation  401 for a token whose patient context names no patient of the hub (or a merged one)
  *   preHandler     decide() from the validated request; 401/403 when denied
- *   onSend         publish an AuditEvent, allowed or denied, and wait for the broker's ack;
+ *   onSend         WWW-Authenticate on 401/403 (RFC 6750 §3);
+ *                  publish an AuditEvent, allowed or denied, and wait for the broker's ack;
  *                  if the audit cannot be built or written the answer becomes 503 (fail closed)
+ *
+ * Requests no route matches under a PHI area (/fhir, /patients, /billing, ...)
+ * are audited by the not-found handler (unroutedHandler), naming the area only.
  *
  * The hooks are added to the root instance, not to a route plugin, so the
  * routes of every plugin run under them: a route with `config.security` is
@@ -57,6 +64,10 @@ declare module 'fastify' {
     denyReason: string | null;
     /** Refused at the edge for a control character: audited as denied, with nothing taken from the input. */
     inputRejected: boolean;
+    /** What the route asked the token for (decide()'s input), for the 403 challenge's scope. */
+    accessRequest: AccessRequest | null;
+    /** Why a presented token was refused, a fixed text for the 401 challenge. */
+    tokenProblem: string | null;
   }
 }
 
@@ -66,9 +77,14 @@ export interface SecurityOptions {
   audit: Pick<AuditSink, 'record'>;
   observer: string;
   logger: Logger;
+  /** Checks a token's patient claim against the read model; without it, any claim is taken as is. */
+  patientContexts?: PatientContexts;
   onAudit?(outcome: string): void;
   onAuditFailure?(): void;
 }
+
+/** Whether the request carried a bearer token at all, well formed or not (another scheme is none). */
+const bearerSent = (req: FastifyRequest) => /^Bearer(\s|$)/i.test(req.headers.authorization ?? '');
 
 function bearer(req: FastifyRequest): string | null {
   const h = req.headers.authorization;
@@ -92,40 +108,70 @@ function undeclaredParams(req: FastifyRequest): string[] {
   return out;
 }
 
-/** U+0000–U+001F and U+007F: never part of an id or a search value (a NUL stalls Postgres writers). */
+/**
+ * U+0000–U+001F, U+007F and lone surrogates: never part of an id, a search
+ * value or a field of a request body (a NUL stalls Postgres writers, a lone
+ * surrogate has no UTF-8 form: the same rule as unstorableTextPaths).
+ */
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHAR = /[\u0000-\u001f\u007f]/;
+const CONTROL_CHAR = /[\u0000-\u001f\u007f]|\p{Cs}/u;
 
 /** A parameter name fit for a diagnostic: bounded, only harmless characters. */
 const safeName = (k: string) => k.slice(0, 40).replace(/[^\w.:$*-]/g, '?');
 
-/** The first name or value in `given` (params, query or form) holding a control character, or null. */
+// Deeper than any body a route declares; a body nested deeper is refused as it is.
+const MAX_DEPTH = 32;
+
+/** Whether a value holds a control character in any string or key, at any depth (bounded). */
+function holdsControlChar(v: unknown, depth: number): boolean {
+  if (typeof v === 'string') return CONTROL_CHAR.test(v);
+  if (typeof v !== 'object' || v === null) return false;
+  if (depth >= MAX_DEPTH) return true;
+  if (Array.isArray(v)) return v.some((x) => holdsControlChar(x, depth + 1));
+  return Object.entries(v as Record<string, unknown>).some(
+    ([k, x]) => CONTROL_CHAR.test(k) || holdsControlChar(x, depth + 1),
+  );
+}
+
+/** The first top-level name in `given` (params, query, form or JSON body) holding a control character, or null. */
 function controlCharIn(given: unknown): string | null {
   if (typeof given !== 'object' || given === null) return null;
+  if (Array.isArray(given)) return holdsControlChar(given, 0) ? '(body)' : null;
   for (const [k, v] of Object.entries(given as Record<string, unknown>)) {
-    const values = Array.isArray(v) ? (v as unknown[]) : [v];
-    if (CONTROL_CHAR.test(k) || values.some((x) => typeof x === 'string' && CONTROL_CHAR.test(x))) {
-      return safeName(k);
-    }
+    if (CONTROL_CHAR.test(k) || holdsControlChar(v, 1)) return safeName(k);
   }
   return null;
 }
 
+const bodyKind = (req: FastifyRequest) =>
+  /^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '')
+    ? 'form parameter'
+    : 'body parameter';
+
+/** A body that is one string (a text or JSON string body) is checked as a whole; bytes are not text. */
+function controlCharInBody(body: unknown): string | null {
+  if (typeof body === 'string') return CONTROL_CHAR.test(body) ? '(body)' : null;
+  if (Buffer.isBuffer(body)) return null;
+  return controlCharIn(body);
+}
+
 /**
- * Refuses a control character in a path parameter, query parameter or form
- * field with 400, naming the parameter and never quoting the value. The
+ * Refuses a control character in a path parameter, query parameter or body
+ * field (form or JSON) with 400, naming the parameter and never quoting the value. The
  * request is still audited as denied (`invalid-input`), but without a patient
  * taken from its input: a NUL in the audit trail would stall its projector.
  */
 function rejectControlChars(where: 'url' | 'body') {
   return (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
+    // No route: the not-found handler answers 404 (audited under a PHI area), from nothing of the input.
+    if (req.routeOptions.url === undefined) return done();
     const found =
       where === 'url'
         ? [
             ['path parameter', controlCharIn(req.params)] as const,
             ['query parameter', controlCharIn(req.query)] as const,
           ]
-        : [['form parameter', req.method === 'POST' ? controlCharIn(req.body) : null] as const];
+        : [[bodyKind(req), controlCharInBody(req.body)] as const];
     const hit = found.find(([, name]) => name !== null);
     if (!hit) return done();
     req.inputRejected = true;
@@ -145,12 +191,14 @@ function authenticate(verifier: TokenVerifier) {
     }
     if (token === '') {
       req.authProblem = new HubError('HUB_UNAUTHENTICATED', 'malformed Authorization header');
+      req.tokenProblem = 'malformed bearer token';
       return;
     }
     try {
       req.principal = await verifier(token);
     } catch (err) {
       req.authProblem = toHubError(err, 'HUB_UNAUTHENTICATED');
+      req.tokenProblem = 'the token is expired, not yet valid, or not issued for this API';
       if (req.authProblem.code !== 'HUB_UNAUTHENTICATED') {
         // The JWKS endpoint down is our problem, not the client's.
         throw req.authProblem;
@@ -173,8 +221,29 @@ function precheck(req: FastifyRequest): void {
   }
 }
 
+/**
+ * 401 for a token whose patient claim names no patient of the hub, or one
+ * merged into another (patient-context.ts says why). A claim that could not
+ * even be stored is refused without a lookup, and not named in the audit.
+ */
+function confirmPatientContext(contexts: PatientContexts) {
+  return async (req: FastifyRequest): Promise<void> => {
+    const claimed = req.principal?.patient;
+    if (!req.routeOptions.config.security || !claimed) return;
+    const state = isStorablePatientId(claimed) ? await contexts.state(claimed) : 'unknown';
+    if (state === 'active') return;
+    req.denyReason = state === 'merged' ? 'patient-context-merged' : 'patient-context-unknown';
+    req.tokenProblem =
+      state === 'merged'
+        ? 'the patient context was merged into another patient: launch again'
+        : 'the patient context names no patient of this hub';
+    throw new HubError('HUB_UNAUTHENTICATED', `invalid patient context (${req.denyReason})`);
+  };
+}
+
 function authorize(req: FastifyRequest, sec: RouteSecurity): void {
   const access = sec.access(req);
+  req.accessRequest = access;
   if ('patientId' in access) req.auditPatient = access.patientId;
   const d = decide(req.principal, access);
   req.decision = d;
@@ -234,6 +303,7 @@ function auditEventOf(req: FastifyRequest, status: number, sec: RouteSecurity, o
 function unauditedAnswer(req: FastifyRequest, reply: FastifyReply): string {
   const err = new HubError('HUB_KAFKA_UNAVAILABLE', 'audit unavailable, try again');
   reply.code(httpStatusOf(err));
+  reply.removeHeader('www-authenticate');
   if (req.url.startsWith('/fhir/')) {
     reply.type(FHIR_JSON);
     return JSON.stringify(toOperationOutcome(err).outcome);
@@ -251,6 +321,13 @@ function auditAnswers(opts: SecurityOptions) {
     // PHI must not be kept by browsers or shared caches.
     reply.header('cache-control', 'no-store');
     reply.header('x-content-type-options', 'nosniff');
+    const challenge = challengeOf({
+      status: reply.statusCode,
+      bearerSent: bearerSent(req),
+      access: req.accessRequest,
+      ...(req.tokenProblem ? { description: req.tokenProblem } : {}),
+    });
+    if (challenge) reply.header('www-authenticate', challenge);
     try {
       const event = auditEventOf(req, reply.statusCode, sec, opts.observer);
       await opts.audit.record(event);
@@ -271,11 +348,116 @@ export function installSecurity(app: FastifyInstance, opts: SecurityOptions): vo
   app.decorateRequest('auditPatient', null);
   app.decorateRequest('denyReason', null);
   app.decorateRequest('inputRejected', false);
+  app.decorateRequest('accessRequest', null);
+  app.decorateRequest('tokenProblem', null);
   // Before the token check, the rate limiter, the audit and the route: none of them sees a control character.
   app.addHook('onRequest', rejectControlChars('url'));
   app.addHook('onRequest', authenticate(opts.verifier));
   app.addHook('preValidation', rejectControlChars('body'));
   app.addHook('preValidation', step(precheck));
+  if (opts.patientContexts) app.addHook('preValidation', confirmPatientContext(opts.patientContexts));
   app.addHook('preHandler', step(authorize));
   app.addHook('onSend', auditAnswers(opts));
+}
+
+/** API areas that serve or name PHI: a request no route matches under one is still audited. */
+export const PHI_AREAS = ['fhir', 'patients', 'billing', 'admin', 'analytics'] as const;
+export type PhiArea = (typeof PHI_AREAS)[number];
+
+/** The PHI area a request path is under (first segment, decoded, any case), or null. */
+export function phiAreaOf(url: string): PhiArea | null {
+  const path = url.split('?')[0] ?? '';
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    // Not percent-decodable: look at it as sent.
+  }
+  const first = decoded.split('/').find((seg) => seg !== '' && seg !== '.');
+  return PHI_AREAS.find((a) => a === first?.toLowerCase()) ?? null;
+}
+
+/** The principal of a request's bearer token, or null: an unrouted request is audited with whoever it was. */
+async function principalQuietly(verifier: TokenVerifier, req: FastifyRequest): Promise<Principal | null> {
+  const token = bearer(req);
+  if (!token) return null;
+  try {
+    return await verifier(token);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Answers a request no route took, and under a PHI area records it first
+ * (denied: `unrouted`, or `invalid-input` for a URL the router could not
+ * decode), naming the method and the area (`GET /fhir/*`), never the path: it
+ * may carry an id, or anything a prober sends. No record, no answer, as for routes.
+ */
+function unmatchedAnswer(opts: SecurityOptions) {
+  const log = opts.logger.child({ component: 'security' });
+  return async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    err: HubError,
+    reason: string,
+  ): Promise<FastifyReply> => {
+    const area = phiAreaOf(req.url);
+    const answer = area === 'fhir' ? fhirErrorHandler : jsonErrorHandler;
+    if (area === null) return answer(err, req, reply);
+    reply.header('cache-control', 'no-store');
+    const principal = await principalQuietly(opts.verifier, req);
+    const method = /^[A-Z]{1,10}$/.test(req.method) ? req.method : 'OTHER';
+    try {
+      const event = buildAuditEvent({
+        id: randomUUID(),
+        recorded: Date.now(),
+        interaction: method === 'GET' || method === 'HEAD' ? 'read' : 'operation',
+        route: `${method} /${area}/*`,
+        resourceType: null,
+        status: httpStatusOf(err),
+        patientId: null,
+        who: principal
+          ? { subject: principal.subject, clientId: principal.clientId, scopes: principal.scopes }
+          : null,
+        denyReason: reason,
+        sourceAddress: req.ip,
+        observer: opts.observer,
+      });
+      await opts.audit.record(event);
+      opts.onAudit?.(event.outcome ?? '');
+    } catch (e) {
+      opts.onAuditFailure?.();
+      log.error({ code: toHubError(e).code }, 'audit record not written, refusing the answer');
+      return reply.send(unauditedAnswer(req, reply));
+    }
+    return answer(err, req, reply);
+  };
+}
+
+/** The not-found handler: 404 (an OperationOutcome under /fhir, JSON elsewhere), audited under a PHI area. */
+export function unroutedHandler(opts: SecurityOptions) {
+  const answer = unmatchedAnswer(opts);
+  return (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
+    answer(
+      req,
+      reply,
+      new HubError('HUB_NOT_FOUND', phiAreaOf(req.url) === 'fhir' ? 'unknown FHIR route' : 'no such route'),
+      'unrouted',
+    );
+}
+
+/** The router's refusals (fastify frameworkErrors: an undecodable URL, an over-long parameter): 400, audited likewise. */
+export function badUrlHandler(opts: SecurityOptions) {
+  const answer = unmatchedAnswer(opts);
+  return (err: { code?: string }, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
+    answer(
+      req,
+      reply,
+      new HubError(
+        'HUB_INPUT_INVALID',
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the URL is not valid',
+      ),
+      'invalid-input',
+    );
 }

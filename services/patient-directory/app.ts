@@ -5,8 +5,7 @@ import {
   type ProjectorService,
 } from '../../libs/projections/service.js';
 import { adoptUnversionedSchema } from './legacy.js';
-import { findPatient, patientDirectoryProjection, PATIENT_TOPIC } from './projection.js';
-import { patientRoutes } from './routes/patients.js';
+import { patientDirectoryProjection, PATIENT_TOPIC } from './projection.js';
 
 export type PatientDirectory = ProjectorService;
 
@@ -17,14 +16,15 @@ export interface PatientDirectoryConfig extends ProjectorConfig {
 
 /**
  * patient-directory, the walking skeleton's consumer: clinical.patient →
- * one row per patient (patient_directory schema), served at GET
- * /patients/:id. A projector like the others: versioned schema, /health,
- * /ready, /metrics, /version.
+ * one row per patient (patient_directory schema), a read model in Postgres
+ * for downstream teams (their own role, in SQL). A projector like the
+ * others: versioned schema, /health, /ready, /metrics, /version (operator
+ * token). Its port serves no patient: every PHI read over HTTP goes through
+ * the query API, scoped and audited.
  */
 export function buildPatientDirectory(deps: ProjectorDeps, cfg: PatientDirectoryConfig): PatientDirectory {
   const topic = (cfg.topicFor ?? ((n: string) => n))(PATIENT_TOPIC);
   const svc = buildProjectorService(deps, cfg, patientDirectoryProjection(topic));
-  void svc.http.register(patientRoutes, { find: (id) => findPatient(deps.db, cfg.stableSchema, id) });
   return {
     ...svc,
     async start() {

@@ -4,6 +4,7 @@ import {
   type ProjectorDeps,
   type ProjectorService,
 } from '../../libs/projections/service.js';
+import { operatorRoutes } from '../../libs/http/operator.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
 import type { IsRegistered } from '../../libs/read-models/analytics/authorities.js';
 import { ANALYTICS_VERSION_HOOKS, analyticsProjection } from '../../libs/read-models/analytics/model.js';
@@ -31,7 +32,8 @@ export interface AnalyticsConfig extends ProjectorConfig {
 /**
  * projector-analytics: clinical topics → facts and documented SQL views
  * (analytics schema) for analysts using the read-only role hub_analyst,
- * plus a tally of dead-lettered input. GET /views lists the views.
+ * plus a tally of dead-lettered input. GET /views lists the views (operator
+ * token only; the views themselves are read in SQL or through the API).
  */
 export function buildAnalyticsProjector(deps: ProjectorDeps, cfg: AnalyticsConfig): ProjectorService {
   const svc = buildProjectorService(
@@ -48,9 +50,13 @@ export function buildAnalyticsProjector(deps: ProjectorDeps, cfg: AnalyticsConfi
     groupId: `${cfg.groupPrefix ?? 'hub.projection'}.analytics-dead-letters.${cfg.stableSchema}`,
     logger: deps.logger,
   });
-  svc.http.get('/views', () =>
-    ANALYTICS_VIEWS.map((v) => ({ view: `${cfg.stableSchema}.${v.name}`, doc: v.doc })),
-  );
+  void svc.http.register(operatorRoutes, {
+    verifier: deps.operatorVerifier ?? null,
+    routes: (scope) =>
+      scope.get('/views', () =>
+        ANALYTICS_VIEWS.map((v) => ({ view: `${cfg.stableSchema}.${v.name}`, doc: v.doc })),
+      ),
+  });
   return {
     ...svc,
     async start() {

@@ -1,4 +1,3 @@
-import { HubError } from '../../libs/errors/index.js';
 import {
   buildProjectorService,
   type ProjectorConfig,
@@ -14,36 +13,15 @@ export interface BillingConfig extends ProjectorConfig {
 
 /**
  * projector-billing: clinical topics → accounts, charge lines and the
- * chargemaster (billing schema), served at GET /accounts/:encounterId.
+ * chargemaster (billing schema). Its port serves no account: the query API
+ * serves them (GET /billing/accounts, /billing/accounts/{encounterId}/charges,
+ * /billing/worklist) with `system/billing.read` and an audit record.
  */
 export function buildBillingProjector(deps: ProjectorDeps, cfg: BillingConfig): ProjectorService {
-  const svc = buildProjectorService(
+  return buildProjectorService(
     deps,
     cfg,
     billingProjection(clinicalTopics(cfg.topicFor)),
     BILLING_VERSION_HOOKS,
   );
-  svc.http.get<{ Params: { id: string } }>(
-    '/accounts/:id',
-    {
-      schema: {
-        params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } },
-      },
-    },
-    async (req) => {
-      const account = (await deps.db
-        .withSchema(cfg.stableSchema)
-        .from('accounts')
-        .where({ encounter_id: req.params.id })
-        .first()) as Record<string, unknown> | undefined;
-      if (!account) throw new HubError('HUB_NOT_FOUND', 'no such account');
-      const charges = (await deps.db
-        .withSchema(cfg.stableSchema)
-        .from('charges')
-        .where({ encounter_id: req.params.id })
-        .orderBy('line_id')) as Record<string, unknown>[];
-      return { account, charges };
-    },
-  );
-  return svc;
 }

@@ -140,6 +140,8 @@ const unexpected = (what: string) => () => Promise.reject(new Error(`unexpected 
 const noReaders: ApiReaders = {
   portal: {
     patient: unexpected('patient'),
+    // Every patient a fake token names exists unless a test says otherwise.
+    patientContext: () => Promise.resolve('active' as const),
     search: unexpected('search'),
     everything: unexpected('everything'),
   },

@@ -1,3 +1,11 @@
+import {
+  DEV_ISSUER,
+  createTokenVerifier,
+  generateDevKeys,
+  mintToken,
+  type DevKeys,
+  type TokenVerifier,
+} from '../../libs/auth/jwt.js';
 import type { ClinicalEvent } from '../../libs/events/index.js';
 import {
   keyOf,
@@ -10,14 +18,74 @@ import type { EventProducer, RawRecord } from '../../libs/kafka/producer.js';
 import { createTransactionalProducer, type TransactionalProducer } from '../../libs/kafka/transactional.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { buildFhirAdapter, type FhirAdapter } from '../../services/adapter-fhir/app.js';
+import type { FhirClients } from '../../services/adapter-fhir/clients.js';
+import type { Caller } from '../../services/adapter-fhir/routes/common.js';
+import { INGEST_REALM } from '../../services/adapter-fhir/security.js';
 import { createWriter, type Writer } from '../../services/adapter-fhir/writer.js';
 import { MRN_SYSTEM } from '../fixtures/fhir/generate.js';
 import type { TestContext } from './harness.js';
+
+/**
+ * The adapter's identity provider in tests: one key pair per test file (as an IdP's JWKS),
+ * tokens for the adapter's audience, and the client every test writes as by default.
+ */
+export const TEST_CLIENT = 'test-client';
+export const TEST_SOURCE = 'fhir-test';
+export const TEST_CLIENTS: FhirClients = new Map([[TEST_CLIENT, [TEST_SOURCE]]]);
+
+let testKeys: Promise<DevKeys> | undefined;
+const keys = () => (testKeys ??= generateDevKeys('fhir-test-idp'));
+
+export async function fhirTestVerifier(): Promise<TokenVerifier> {
+  return createTokenVerifier({ issuer: DEV_ISSUER, audience: INGEST_REALM, jwks: (await keys()).jwks });
+}
+
+/** A backend-services token (client-credentials grant) for `client`, by default writing and reading any type. */
+export async function fhirToken(
+  o: { client?: string; scopes?: readonly string[]; audience?: string } = {},
+): Promise<string> {
+  const client = o.client ?? TEST_CLIENT;
+  return mintToken({
+    keys: await keys(),
+    subject: client,
+    clientId: client,
+    scope: o.scopes ?? ['system/*.cud', 'system/*.rs'],
+    ttlSec: 3600,
+    audience: o.audience ?? INGEST_REALM,
+  });
+}
+
+/** `{ authorization: 'Bearer …' }` for fhirToken(o). */
+export async function fhirAuth(o: Parameters<typeof fhirToken>[0] = {}): Promise<{ authorization: string }> {
+  return { authorization: `Bearer ${await fhirToken(o)}` };
+}
+
+/** A Caller for route tests (no security hooks): writes as TEST_SOURCE; `patients`/`reasons` record what it was told. */
+export function testCaller(
+  o: Partial<Pick<Caller, 'scopes' | 'sourceSystem' | 'systems'>> = {},
+): Caller & { patients: string[]; reasons: string[] } {
+  const patients: string[] = [];
+  const reasons: string[] = [];
+  return {
+    clientId: TEST_CLIENT,
+    scopes: o.scopes ?? ['system/*.cud', 'system/*.rs'],
+    sourceSystem: o.sourceSystem ?? TEST_SOURCE,
+    systems: o.systems ?? [o.sourceSystem ?? TEST_SOURCE],
+    patients,
+    reasons,
+    touched: (p) => patients.push(p),
+    refused: (r) => reasons.push(r),
+  };
+}
 
 /** The FHIR adapter in-process on a test's topics and schema, with its own transactional producer. */
 export interface TestFhirAdapter {
   adapter: FhirAdapter;
   tx: TransactionalProducer;
+  /** Where its AuditEvents go. */
+  auditTopic: string;
+  /** Headers with a token of TEST_CLIENT (write and read any type). */
+  auth: { authorization: string };
   stop(): Promise<void>;
 }
 
@@ -29,10 +97,15 @@ export async function startTestFhirAdapter(
     baseUrl?: string;
     /** Runs before each transaction commits (e.g. to inject a failure). */
     beforeCommit?: () => Promise<void>;
+    /** Default: TEST_CLIENT writing as TEST_SOURCE. */
+    clients?: FhirClients;
   },
 ): Promise<TestFhirAdapter> {
   const dlqTopic = `hub.dlq.adapter-fhir.${ctx.id}`;
-  ctx.extraTopics.push(dlqTopic);
+  // Its own audit topic: the test API's (test/support/api.ts) is `hub.audit.v1.<id>`, and a
+  // test may start both (a topic listed twice fails the cleanup's delete).
+  const auditTopic = `hub.audit.v1.fhir.${ctx.id}`;
+  ctx.extraTopics.push(dlqTopic, auditTopic);
   const tx = createTransactionalProducer({
     kafka: ctx.kafka,
     codec: ctx.codec,
@@ -50,11 +123,14 @@ export async function startTestFhirAdapter(
       logger: ctx.logger,
       metrics: createMetrics({ defaultMetrics: false }),
       policy: o.policy,
+      verifier: await fhirTestVerifier(),
     },
     {
       schema: ctx.schema,
       dlqTopic,
-      sourceSystem: 'fhir-test',
+      auditTopic,
+      clients: o.clients ?? TEST_CLIENTS,
+      sourceSystem: TEST_SOURCE,
       maxBodyBytes: o.maxBodyBytes,
       ...(o.baseUrl ? { baseUrl: o.baseUrl } : {}),
     },
@@ -63,6 +139,8 @@ export async function startTestFhirAdapter(
   return {
     adapter,
     tx,
+    auditTopic,
+    auth: await fhirAuth(),
     async stop() {
       await adapter.stop();
       await tx.disconnect();
@@ -177,7 +255,7 @@ export function inMemoryWrites(clock: () => number = Date.now): InMemoryWrites {
   const rec = recordingProducers();
   const store = memoryFhirStore();
   const policy: IdentityPolicy = { enterpriseSystems: [MRN_SYSTEM], authorityAliases: {} };
-  return { rec, store, writer: createWriter({ ...rec, store, policy, sourceSystem: 'fhir-test', clock }) };
+  return { rec, store, writer: createWriter({ ...rec, store, policy, clock }) };
 }
 
 /** A valid Patient whose MRN (in MRN_SYSTEM, the enterprise system of inMemoryWrites) is `mrn`. */

@@ -1,7 +1,7 @@
 import type { ClinicalEvent } from '../../libs/events/index.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
 import { lagOf } from '../../libs/projections/inspect.js';
-import type { ProjectorService } from '../../libs/projections/service.js';
+import type { ProjectorDeps, ProjectorService } from '../../libs/projections/service.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
 import { dropReadModel } from '../../libs/projections/versions.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
@@ -26,6 +26,18 @@ export interface ProjectorRun {
   cleanup(): Promise<void>;
 }
 
+/** A projector's clients from a test context, with metrics of its own. */
+export function projectorDeps(ctx: TestContext): ProjectorDeps {
+  return {
+    db: ctx.db,
+    kafka: ctx.kafka,
+    codec: ctx.codec,
+    producer: ctx.producer,
+    logger: ctx.logger,
+    metrics: createMetrics({ defaultMetrics: false }),
+  };
+}
+
 export async function startProjectorRun(
   name: string,
   which: readonly ProjectorName[] = PROJECTORS,
@@ -37,14 +49,7 @@ export async function startProjectorRun(
   ctx.extraTopics.push(dlq);
   await ensureTopics(ctx.kafka, [{ name: dlq, partitions: 1, replicationFactor: 1, retentionMs: -1 }]);
   const topics = clinicalTopics(ctx.topic);
-  const deps = {
-    db: ctx.db,
-    kafka: ctx.kafka,
-    codec: ctx.codec,
-    producer: ctx.producer,
-    logger: ctx.logger,
-    metrics: createMetrics({ defaultMetrics: false }),
-  };
+  const deps = projectorDeps(ctx);
   const stable = {
     portal: `${ctx.schema}_portal`,
     billing: `${ctx.schema}_billing`,

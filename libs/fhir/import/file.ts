@@ -21,10 +21,10 @@ import { createDb } from '../../db/index.js';
 import { HubError, isHubError } from '../../errors/index.js';
 import { createEventCodec } from '../../events/codec.js';
 import { EVENT_CONTRACTS, type EventType } from '../../events/index.js';
-import { createRegistryClient } from '../../events/registry.js';
+import { createRegistryClientFromEnv } from '../../events/registry.js';
 import { identityEnvDeprecation, identityPolicyFromSite, type IdentityPolicy } from '../../identity/index.js';
 import { ensureTopics } from '../../kafka/admin.js';
-import { createKafkaClient } from '../../kafka/client.js';
+import { createKafkaClientFromEnv } from '../../kafka/client.js';
 import { dlqTopicFor } from '../../kafka/dlq.js';
 import { createEventProducer } from '../../kafka/producer.js';
 import { siteConfigFromEnv } from '../../site-config/index.js';
@@ -109,11 +109,11 @@ export async function importFile(o: FileImportOptions): Promise<FileImportResult
     name: 'hub-fhir-import',
     level: cfg.LOG_LEVEL === 'info' ? 'error' : cfg.LOG_LEVEL,
   });
-  const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: 'hub-fhir-import', logger });
-  const codec = createEventCodec(createRegistryClient(cfg.SCHEMA_REGISTRY_URL));
+  const kafka = createKafkaClientFromEnv(cfg, { clientId: 'hub-fhir-import', logger });
+  const codec = createEventCodec(createRegistryClientFromEnv(cfg));
   const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
   const producer = createEventProducer({ kafka, codec, topicFor, retries: 5 });
-  const db = createDb(cfg.DATABASE_URL);
+  const db = createDb(cfg.DATABASE_URL, { passwordFile: cfg.DATABASE_PASSWORD_FILE });
   const store = createFhirStore(db, cfg.FHIR_STORE_SCHEMA);
   const dlqTopic = cfg.DLQ_TOPIC ?? dlqTopicFor('adapter-fhir', topic);
   const bar = o.progress === false ? null : progressBar();

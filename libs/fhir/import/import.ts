@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { toHubError } from '../../errors/index.js';
 import type { IHeaders } from 'kafkajs';
 import type { EventProducer, RawRecord } from '../../kafka/producer.js';
-import { readBundleEntries, readNdjson, type ImportItem } from '../stream.js';
+import { DEFAULT_MAX_ITEM_BYTES, readBundleEntries, readNdjson, type ImportItem } from '../stream.js';
 import type { IdentityPolicy } from '../../identity/index.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { Planner, type PlannedOk } from './ingest.js';
@@ -41,7 +41,14 @@ export interface ImportRequest {
   /** Goes into EventMeta.source.messageId as `<label>#<line>` (a file name, never content). */
   label: string;
   chunkSize?: number;
-  maxLineLength?: number;
+  /** A line (or Bundle entry) longer than this, in bytes, is dead-lettered as too large (default 16 MiB). */
+  maxLineBytes?: number;
+  /**
+   * The most bytes read from the input (default: no limit). Past it, reading
+   * stops: chunks already committed stay (and their checkpoint), the chunk
+   * being gathered is dropped, and the summary says `bodyLimitExceeded`.
+   */
+  maxBytes?: number;
   onProgress?(line: number, counts: Readonly<ImportCounts>): void;
 }
 
@@ -52,6 +59,8 @@ export interface ImportSummary {
   counts: ImportCounts;
   events: number;
   deadLetters: number;
+  /** Reading stopped at `maxBytes`: lines after `lastLine` were not imported. */
+  bodyLimitExceeded: boolean;
 }
 
 /** What the pipeline caught, rethrown as an Error (kafkajs and pg throw Errors; anything else is wrapped). */
@@ -59,7 +68,37 @@ function asError(failure: unknown): Error {
   return failure instanceof Error ? failure : toHubError(failure);
 }
 
-export const DEFAULT_MAX_LINE_LENGTH = 16 * 1024 * 1024;
+export const DEFAULT_MAX_LINE_BYTES = DEFAULT_MAX_ITEM_BYTES;
+
+/**
+ * The HTTP $import body limit when none is configured (FHIR_IMPORT_MAX_BYTES):
+ * 1 GiB, about a million typical resources, which a 2-core host imports in
+ * minutes, within Node's 5-minute request timeout. Larger loads are split (each
+ * file its X-Import-Id) or run with `hub fhir import <file>`, which has no limit.
+ */
+export const DEFAULT_IMPORT_MAX_BYTES = 1024 * 1024 * 1024;
+
+// A chunk is committed at `chunkSize` items or at this much text, whichever comes first:
+// 1000 lines of a few MB each must not sit in memory together (two chunks are in flight).
+const CHUNK_TEXT_MAX = 32 * 1024 * 1024;
+
+/** Thrown inside runImport only, by the byte counter, and caught there. */
+class BodyLimitReached extends Error {}
+
+/**
+ * The input, counted: past `max` bytes it throws instead of yielding. The
+ * input is not destroyed (destroyOnReturn false): an HTTP request's socket
+ * must stay open for the 413 to be answered on it.
+ */
+async function* limited(input: Readable, max: number): AsyncGenerator<Buffer> {
+  let seen = 0;
+  for await (const chunk of input.iterator({ destroyOnReturn: false })) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Buffer);
+    seen += b.length;
+    if (seen > max) throw new BodyLimitReached();
+    yield b;
+  }
+}
 
 export function emptyCounts(): ImportCounts {
   return { created: 0, updated: 0, unchanged: 0, invalid: 0, skipped: 0 };
@@ -208,28 +247,62 @@ export async function runImport(
   if (resumedAfterLine > 0) log.info({ resumedAfterLine }, 'resuming import from checkpoint');
 
   // A line (or entry) this long is dead-lettered as too large rather than parsed.
-  const maxLength = req.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
+  const maxBytes = req.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  const bytes = req.maxBytes === undefined ? input : limited(input, req.maxBytes);
   const source =
     req.format === 'ndjson'
-      ? readNdjson(input, { maxLineLength: maxLength })
-      : readBundleEntries(input, { maxEntryLength: maxLength });
-  let chunk: ImportItem[] = [];
+      ? readNdjson(bytes, { maxLineBytes: maxBytes })
+      : readBundleEntries(bytes, { maxEntryBytes: maxBytes });
   let skippedNow = 0;
-  for await (const item of source) {
-    if (item.line <= resumedAfterLine) {
-      skippedNow++;
-      continue;
-    }
-    chunk.push(item);
-    if (chunk.length >= chunkSize) {
-      await run.submit(chunk);
-      chunk = [];
-    }
+  let bodyLimitExceeded = false;
+  try {
+    skippedNow = await submitAll(run, source, resumedAfterLine, chunkSize);
+  } catch (err) {
+    if (!(err instanceof BodyLimitReached)) throw err;
+    bodyLimitExceeded = true;
   }
-  await run.submit(chunk);
   await run.settled();
   const { counts, lastLine, events, deadLetters } = run;
   counts.skipped = skippedNow;
-  log.info({ lastLine, events, deadLetters, skipped: skippedNow }, 'import finished');
-  return { importKey: req.importKey, resumedAfterLine, lastLine, counts, events, deadLetters };
+  log.info({ lastLine, events, deadLetters, skipped: skippedNow, bodyLimitExceeded }, 'import finished');
+  return {
+    importKey: req.importKey,
+    resumedAfterLine,
+    lastLine,
+    counts,
+    events,
+    deadLetters,
+    bodyLimitExceeded,
+  };
+}
+
+/**
+ * Reads every item into chunks and submits them; the chunk being gathered
+ * when the input fails (or reaches its byte limit) is not submitted.
+ * Returns how many items were skipped as already imported.
+ */
+async function submitAll(
+  run: ImportRun,
+  source: AsyncIterable<ImportItem>,
+  resumedAfterLine: number,
+  chunkSize: number,
+): Promise<number> {
+  let chunk: ImportItem[] = [];
+  let text = 0;
+  let skipped = 0;
+  for await (const item of source) {
+    if (item.line <= resumedAfterLine) {
+      skipped++;
+      continue;
+    }
+    chunk.push(item);
+    text += item.text.length;
+    if (chunk.length >= chunkSize || text >= CHUNK_TEXT_MAX) {
+      await run.submit(chunk);
+      chunk = [];
+      text = 0;
+    }
+  }
+  await run.submit(chunk);
+  return skipped;
 }

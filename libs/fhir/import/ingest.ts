@@ -115,6 +115,16 @@ function rebased(bad: Invalid, type: string, where: string): Invalid {
   return bad;
 }
 
+/**
+ * A write onto a resource another source system wrote: refused, and its content not
+ * shown (a lab system must not overwrite, or read back, what the ADT system sent).
+ */
+function notOwned(type: string, where: string): Invalid {
+  return invalid('not-owned', 403, [
+    errorIssue('forbidden', `this ${type} was written by another source system`, where),
+  ]);
+}
+
 export class Planner {
   private readonly overlay = new Map<string, StoredResource>();
   private readonly cache = new Map<string, StoredResource | null>();
@@ -241,6 +251,7 @@ export class Planner {
       .digest('hex')
       .slice(0, 32);
     const prev = await this.lookup(type, id);
+    if (prev && !this.owns(prev)) return notOwned(type, where);
     if (prev && prev.contentHash === hash) {
       return { kind: 'noop', reason: 'unchanged', type, id, version: prev.version, resource: prev.resource };
     }
@@ -291,7 +302,13 @@ export class Planner {
     if (!wanted) throw new HubError('HUB_INTERNAL', 'If-None-Exist identifier lost its value after checking');
     const hit = await this.findByIdentifier(type, wanted.system, wanted.value);
     if (!hit) return undefined;
+    if (!this.owns(hit)) return notOwned(type, type);
     return { kind: 'noop', reason: 'exists', type, id: hit.id, version: hit.version, resource: hit.resource };
+  }
+
+  /** A resource belongs to the source system that wrote it (null: stored before sources were recorded). */
+  private owns(row: StoredResource): boolean {
+    return row.sourceSystem === null || row.sourceSystem === this.ctx.sourceSystem;
   }
 
   /** Hub ids of the encounter and order the resource points at, and a report's result observations. */
@@ -367,6 +384,7 @@ export class Planner {
       location: v.state.location,
       resource: stored,
       identifiers,
+      sourceSystem: this.ctx.sourceSystem,
     };
     const key = keyOf(v.type, v.id);
     this.overlay.set(key, row);

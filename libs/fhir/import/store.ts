@@ -21,6 +21,12 @@ export interface StoredResource {
   resource: Resource;
   /** canonical system|value pairs of the resource's identifiers. */
   identifiers: { system: string; value: string }[];
+  /**
+   * The source system that wrote the current version (its events' source.system): only a
+   * client writing as it may replace or read the resource (services/adapter-fhir). Null for
+   * rows stored before 0002, until migrate() is told whose they were.
+   */
+  sourceSystem: string | null;
 }
 
 export interface ImportCheckpoint {
@@ -30,7 +36,8 @@ export interface ImportCheckpoint {
 }
 
 export interface FhirStore {
-  migrate(): Promise<void>;
+  /** `unownedSourceSystem`: the source system rows stored before 0002 (without one) were written as. */
+  migrate(o?: { unownedSourceSystem?: string }): Promise<void>;
   getMany(keys: readonly { type: string; id: string }[]): Promise<Map<string, StoredResource>>;
   findByIdentifier(type: string, system: string, value: string): Promise<StoredResource | undefined>;
   save(rows: readonly StoredResource[]): Promise<void>;
@@ -74,6 +81,14 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    name: '0002_source_system',
+    async up(knex, schema) {
+      await knex.schema.withSchema(schema).alterTable('resources', (t) => {
+        t.text('source_system');
+      });
+    },
+  },
 ];
 
 interface Row {
@@ -86,6 +101,7 @@ interface Row {
   status: string | null;
   location: Location | null;
   resource: Resource;
+  source_system: string | null;
 }
 
 function fromRow(r: Row): StoredResource {
@@ -100,6 +116,7 @@ function fromRow(r: Row): StoredResource {
     location: r.location,
     resource: r.resource,
     identifiers: [],
+    sourceSystem: r.source_system,
   };
 }
 
@@ -188,6 +205,7 @@ async function savePart(
         status: r.status,
         location: r.location === null ? null : JSON.stringify(r.location),
         resource: JSON.stringify(r.resource),
+        source_system: r.sourceSystem,
         updated_at: trx.fn.now(),
       })),
     )
@@ -245,8 +263,18 @@ function saveCheckpoint(knex: Knex, schema: string, cp: ImportCheckpoint): Promi
 export function createFhirStore(knex: Knex, schemaName: string): FhirStore {
   const schema = assertSqlIdentifier(schemaName);
   return {
-    async migrate() {
+    async migrate(o) {
       await migrateSchema(knex, schema, migrations);
+      const owner = o?.unownedSourceSystem;
+      if (owner) {
+        await db(() =>
+          knex
+            .withSchema(schema)
+            .table('resources')
+            .whereNull('source_system')
+            .update({ source_system: owner }),
+        );
+      }
     },
     getMany: (keys) => getMany(knex, schema, keys),
     findByIdentifier: (type, system, value) => findByIdentifier(knex, schema, type, system, value),

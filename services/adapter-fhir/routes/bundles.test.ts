@@ -4,6 +4,7 @@ import { HubError } from '../../../libs/errors/index.js';
 import { loadFhirDefinitions } from '../../../libs/fhir/validate.js';
 import {
   inMemoryWrites,
+  testCaller,
   testPatient as patient,
   type InMemoryWrites,
 } from '../../../test/support/fhir-adapter.js';
@@ -35,9 +36,12 @@ describe('bundle routes', () => {
   let app: FastifyInstance;
   let rec: InMemoryWrites['rec'];
   let store: InMemoryWrites['store'];
+  let caller: ReturnType<typeof testCaller>;
 
-  beforeAll(() => loadFhirDefinitions());
+  // Loading the R4 definitions takes seconds of CPU: more than the default hook timeout on a busy machine.
+  beforeAll(() => loadFhirDefinitions(), 120_000);
   beforeEach(async () => {
+    caller = testCaller();
     const w = inMemoryWrites();
     ({ rec, store } = w);
     app = Fastify();
@@ -45,6 +49,7 @@ describe('bundle routes', () => {
       writer: w.writer,
       maxBodyBytes: 64 * 1024,
       baseUrl: 'http://fhir.test',
+      callerOf: () => caller,
     });
   });
   afterEach(async () => app.close());
@@ -57,6 +62,11 @@ describe('bundle routes', () => {
       payload: JSON.stringify(body),
     });
   const bundle = (type: string, entry: object[]) => ({ resourceType: 'Bundle', type, entry });
+  /** A new Patient and an order for it (by its urn:uuid), as two POST entries. */
+  const patientAndOrder = (n: string) => [
+    { fullUrl: `urn:uuid:${n}`, resource: patient(`MRN-${n}`), request: { method: 'POST', url: 'Patient' } },
+    { resource: order(`urn:uuid:${n}`), request: { method: 'POST', url: 'ServiceRequest' } },
+  ];
 
   it('transaction: one atomic publish; urn:uuid references resolve in the stored copy', async () => {
     const res = await post(
@@ -100,6 +110,7 @@ describe('bundle routes', () => {
         { resource: patient('MRN-B1'), request: { method: 'POST', url: 'Patient' } },
         { resource: patient('MRN-B2', { birthDate: 'x' }), request: { method: 'POST', url: 'Patient' } },
         { resource: patient('MRN-B3'), request: { method: 'DELETE', url: 'Patient/x' } },
+        { resource: patient('MRN-B5'), request: { method: 'PUT', url: 'Patient/a%00' } },
       ]),
     );
     expect(res.statusCode).toBe(200);
@@ -108,6 +119,7 @@ describe('bundle routes', () => {
     expect(b.entry.map((e) => e.response.status)).toEqual([
       '201 Created',
       '422 Unprocessable Entity',
+      '400 Bad Request',
       '400 Bad Request',
     ]);
     expect(b.entry[2]?.response.outcome?.issue[0]?.expression).toEqual(['Bundle.entry[2].request.method']);
@@ -145,5 +157,52 @@ describe('bundle routes', () => {
     const res = await post(body);
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ issue: [{ expression: [expression] }] });
+  });
+
+  it('given a token that may write only Patient: a batch answers 403 on the other entries, writes the rest', async () => {
+    caller = testCaller({ scopes: ['system/Patient.cu'] });
+    const res = await post(bundle('batch', [...patientAndOrder('s1')]));
+    expect(res.statusCode).toBe(200);
+    const b = res.json<ResponseBundle>();
+    expect(b.entry.map((e) => e.response.status)).toEqual(['201 Created', '403 Forbidden']);
+    expect(b.entry[1]?.response.outcome?.issue[0]?.code).toBe('forbidden');
+    expect(rec.published.map((e) => e.type)).toEqual(['PatientRegistered']);
+    expect(caller.patients).toHaveLength(1);
+    expect(caller.reasons).toEqual([]);
+  });
+
+  it('given a transaction with one entry out of scope: 403 as a whole, nothing written', async () => {
+    caller = testCaller({ scopes: ['system/ServiceRequest.c'] });
+    const res = await post(bundle('transaction', [...patientAndOrder('s2')]));
+    expect(res.statusCode).toBe(403);
+    expect(res.json<{ issue: unknown[] }>().issue[0]).toMatchObject({
+      code: 'forbidden',
+      expression: ['Bundle.entry[0].request'],
+    });
+    expect(rec.transactions).toEqual([]);
+    expect(store.rows.size).toBe(0);
+  });
+
+  it('given a resource another source system wrote: an update of it answers 403, nothing published', async () => {
+    caller = testCaller({ sourceSystem: 'ris' });
+    const first = await post(
+      bundle('batch', [
+        { resource: { ...patient('MRN-S3'), id: 's3' }, request: { method: 'PUT', url: 'Patient/s3' } },
+      ]),
+    );
+    expect(first.json<ResponseBundle>().entry[0]?.response.status).toBe('201 Created');
+    caller = testCaller({ sourceSystem: 'lab' });
+    const res = await post(
+      bundle('transaction', [
+        {
+          resource: patient('MRN-S3', { id: 's3', gender: 'male' }),
+          request: { method: 'PUT', url: 'Patient/s3' },
+        },
+      ]),
+    );
+    expect(res.statusCode).toBe(403);
+    expect(rec.published).toHaveLength(1);
+    expect(store.rows.get('Patient/s3')?.sourceSystem).toBe('ris');
+    expect(caller.reasons).toEqual(['not-owned']);
   });
 });

@@ -3,18 +3,22 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { EntryRequest, Planned, PlannedOk } from '../../../libs/fhir/import/ingest.js';
 import type { MappableResource } from '../../../libs/fhir/mapping.js';
+import { systemAllows } from '../../../libs/auth/system-scopes.js';
 import { toHubError } from '../../../libs/errors/index.js';
 import { errorIssue, outcome, toOperationOutcome } from '../../../libs/fhir/outcome.js';
-import { invalid, validateFhirResource, type Invalid } from '../../../libs/fhir/validate.js';
+import { FHIR_ID, invalid, validateFhirResource, type Invalid } from '../../../libs/fhir/validate.js';
 import { FHIR_JSON } from '../../../libs/http/errors.js';
 import type { Writer } from '../writer.js';
 import {
   fhirJsonScope,
   isRefused,
   jsonBody,
+  permitted,
   refusal,
   requestIdOf,
   sendRefusal,
+  type Caller,
+  type CallerOf,
   type Links,
   type Refusal,
 } from './common.js';
@@ -24,6 +28,8 @@ export interface BundleRoutesOptions {
   writer: Writer;
   maxBodyBytes: number;
   baseUrl?: string | undefined;
+  /** Who calls (security.ts): what it may write as. */
+  callerOf: CallerOf;
 }
 
 /** A failed batch commit, answered on every entry. */
@@ -61,8 +67,24 @@ function resourceTypeOf(v: unknown): string {
   return typeof t === 'string' ? t : '$';
 }
 
+/** An entry the token may not write at all (a POST needs `c`, a PUT `u` or `c` on its type). */
+function outOfScope(caller: Caller, method: 'POST' | 'PUT', type: string, where: string): Invalid | null {
+  const ok =
+    systemAllows(caller.scopes, { kind: 'create', resourceType: type }) ||
+    (method === 'PUT' && systemAllows(caller.scopes, { kind: 'update', resourceType: type }));
+  if (ok) return null;
+  return invalid('insufficient-scope', 403, [
+    errorIssue('forbidden', `the token does not allow writing ${type}`, `${where}.request`),
+  ]);
+}
+
 /** One entry, validated: an EntryRequest to plan, or why it is refused. */
-function entryRequestOf(e: BundleEntry, i: number, requestId: string | null): EntryRequest | Invalid {
+function entryRequestOf(
+  e: BundleEntry,
+  i: number,
+  requestId: string | null,
+  caller: Caller,
+): EntryRequest | Invalid {
   const where = `Bundle.entry[${i}]`;
   const method = e.request?.method;
   const url = e.request?.url ?? '';
@@ -79,7 +101,13 @@ function entryRequestOf(e: BundleEntry, i: number, requestId: string | null): En
       errorIssue('not-supported', 'nested Bundle', `${where}.resource`),
     ]);
   }
-  if (method === 'PUT' && (!urlId || (v.value.id !== undefined && v.value.id !== urlId))) {
+  const denied = outOfScope(caller, method, v.value.resourceType, where);
+  if (denied) return denied;
+  // The URL's id becomes the stored id (and a store key): the same rule as a resource's own id.
+  if (
+    method === 'PUT' &&
+    (!urlId || !FHIR_ID.test(urlId) || (v.value.id !== undefined && v.value.id !== urlId))
+  ) {
     return invalid('unmappable', 400, [
       errorIssue('invalid', 'PUT needs {type}/{id} matching the resource id', `${where}.request.url`),
     ]);
@@ -106,8 +134,9 @@ async function planAndCommit(
   atomic: boolean,
   requestId: string | null,
   req: FastifyRequest,
+  caller: Caller,
 ): Promise<Outcome> {
-  const pl = writer.planner(requestId);
+  const pl = writer.planner(requestId, caller.sourceSystem);
   const valid = prepared.filter((p): p is EntryRequest => !isRefused(p));
   return writer.lock.run(
     valid.map((e) => pl.targetKey(e)),
@@ -115,7 +144,7 @@ async function planAndCommit(
       await pl.prefetch(valid);
       const results: Planned[] = [];
       for (const [i, p] of prepared.entries()) {
-        results.push(isRefused(p) ? p : await pl.plan(p, `Bundle.entry[${i}].resource`));
+        results.push(isRefused(p) ? p : permitted(caller, await pl.plan(p, `Bundle.entry[${i}].resource`)));
       }
       const failed = results.filter((r): r is Invalid => isRefused(r));
       if (atomic && failed.length > 0) return { refused: failed };
@@ -139,7 +168,6 @@ function responseBundle(
   commitError: CommitError | null,
   atomic: boolean,
   link: Links,
-  req: FastifyRequest,
 ): Bundle {
   return {
     resourceType: 'Bundle',
@@ -149,11 +177,11 @@ function responseBundle(
       if (commitError)
         return { response: { status: statusLine(commitError.status), outcome: commitError.outcome } };
       return {
-        fullUrl: `${link.base(req)}/${r.type}/${r.id}`,
+        fullUrl: link.resource(r),
         resource: r.kind === 'write' ? r.row.resource : r.resource,
         response: {
           status: statusLine(r.kind === 'write' && r.created ? 201 : 200),
-          location: link.location(req, r),
+          location: link.location(r),
           etag: `W/"${r.version}"`,
         },
       };
@@ -171,13 +199,15 @@ export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = (scope, o) 
     if (!parsed.ok) return sendRefusal(reply, parsed);
     const bundle = bundleOf(parsed.value);
     if (isRefused(bundle)) return sendRefusal(reply, bundle);
-    const prepared = bundle.entries.map((e, i) => entryRequestOf(e, i, requestId));
-    const done = await planAndCommit(o.writer, prepared, bundle.atomic, requestId, req);
+    const caller = o.callerOf(req);
+    const prepared = bundle.entries.map((e, i) => entryRequestOf(e, i, requestId, caller));
+    const done = await planAndCommit(o.writer, prepared, bundle.atomic, requestId, req, caller);
     if ('refused' in done) {
-      const status = done.refused.some((f) => f.status === 400) ? 400 : 422;
+      // Malformed input first, then what the client may not do, then invalid content.
+      const status = ([400, 403] as const).find((s) => done.refused.some((f) => f.status === s)) ?? 422;
       return sendRefusal(reply, { ok: false, status, issues: done.refused.flatMap((f) => f.issues) });
     }
-    const response = responseBundle(done.results, done.commitError, bundle.atomic, link, req);
+    const response = responseBundle(done.results, done.commitError, bundle.atomic, link);
     return reply.status(200).type(FHIR_JSON).send(response);
   });
   return Promise.resolve();

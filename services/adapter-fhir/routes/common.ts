@@ -1,7 +1,9 @@
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { systemAllows } from '../../../libs/auth/system-scopes.js';
+import type { Planned } from '../../../libs/fhir/import/ingest.js';
 import { errorIssue, outcome, type FhirIssue } from '../../../libs/fhir/outcome.js';
-import { parseJsonBody, type Parsed } from '../../../libs/fhir/validate.js';
+import { invalid, parseJsonBody, type Parsed } from '../../../libs/fhir/validate.js';
 import { FHIR_JSON, fhirErrorHandler } from '../../../libs/http/errors.js';
 
 // What the route plugins of this adapter share: content types, refusals, request ids, links, errors.
@@ -86,18 +88,62 @@ export function jsonBody(req: FastifyRequest): Parsed<unknown> {
   return parseJsonBody(req.body instanceof Uint8Array ? req.body : '');
 }
 
-/** Absolute links: the configured base URL, else the request's own. */
+/**
+ * Links in answers (Location, Bundle fullUrl): under the configured public base URL
+ * (FHIR_BASE_URL), else relative (`/Patient/p1`). Never from the Host header, which
+ * the client chooses: a link built from it sends the next request wherever it says.
+ */
 export interface Links {
-  base(req: FastifyRequest): string;
-  location(req: FastifyRequest, p: { type: string; id: string; version: number }): string;
+  resource(p: { type: string; id: string }): string;
+  location(p: { type: string; id: string; version: number }): string;
 }
 
 function links(baseUrl: string | undefined): Links {
-  const base = (req: FastifyRequest) => baseUrl ?? `${req.protocol}://${req.host}`;
+  const base = baseUrl ?? '';
   return {
-    base,
-    location: (req, p) => `${base(req)}/${p.type}/${p.id}/_history/${p.version}`,
+    resource: (p) => `${base}/${p.type}/${p.id}`,
+    location: (p) => `${base}/${p.type}/${p.id}/_history/${p.version}`,
   };
+}
+
+/**
+ * The client a request comes from, as the adapter's security hooks (security.ts)
+ * established it from its bearer token and the clients file.
+ */
+export interface Caller {
+  clientId: string;
+  scopes: readonly string[];
+  /** The source system this request writes as: its events' source.system and the owner of what it stores. */
+  sourceSystem: string;
+  /** The source systems whose resources it may read back. */
+  systems: readonly string[];
+  /** Names a patient (enterprise key) whose data the request touched, for its AuditEvent. */
+  touched(patientKey: string): void;
+  /** Why the request (or an entry of it) was refused, for its AuditEvent: a code, never data. */
+  refused(reason: string): void;
+}
+
+export type CallerOf = (req: FastifyRequest) => Caller;
+
+/**
+ * A planned write the token's scopes allow as what it turned out to be (a create needs
+ * `c`, an update `u` on its type), else refused with 403 before anything is committed.
+ */
+export function permitted(caller: Caller, p: Planned): Planned {
+  if (isRefused(p)) {
+    if (p.status === 403) caller.refused(p.reason);
+    return p;
+  }
+  if (p.kind !== 'write') return p;
+  const kind = p.created ? 'create' : 'update';
+  if (!systemAllows(caller.scopes, { kind, resourceType: p.type })) {
+    caller.refused('insufficient-scope');
+    return invalid('insufficient-scope', 403, [
+      errorIssue('forbidden', `the token does not allow ${kind} of ${p.type}`),
+    ]);
+  }
+  caller.touched(p.row.patientKey);
+  return p;
 }
 
 /**

@@ -1,9 +1,14 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HubError } from '../../../libs/errors/index.js';
 import { loadFhirDefinitions } from '../../../libs/fhir/validate.js';
 import { MRN_SYSTEM as MRN } from '../../../test/fixtures/fhir/generate.js';
-import { inMemoryWrites, testPatient, type InMemoryWrites } from '../../../test/support/fhir-adapter.js';
+import {
+  inMemoryWrites,
+  testCaller,
+  testPatient,
+  type InMemoryWrites,
+} from '../../../test/support/fhir-adapter.js';
 import { resourceRoutes } from './resources.js';
 
 const FHIR = { 'content-type': 'application/fhir+json' };
@@ -14,8 +19,13 @@ describe('resource routes', () => {
   let app: FastifyInstance;
   let rec: InMemoryWrites['rec'];
   let store: InMemoryWrites['store'];
+  let caller: ReturnType<typeof testCaller>;
 
-  beforeAll(() => loadFhirDefinitions());
+  // Loading the R4 definitions takes seconds of CPU: more than the default hook timeout on a busy machine.
+  beforeAll(() => loadFhirDefinitions(), 120_000);
+  beforeEach(() => {
+    caller = testCaller();
+  });
   afterEach(async () => app.close());
 
   async function start(maxBodyBytes = 64 * 1024): Promise<void> {
@@ -29,6 +39,7 @@ describe('resource routes', () => {
       maxBodyBytes,
       baseUrl: 'http://fhir.test',
       clock,
+      callerOf: () => caller,
     });
   }
   const put = (url: string, body: unknown, headers: Record<string, string> = FHIR) =>
@@ -147,5 +158,45 @@ describe('resource routes', () => {
       ],
     });
     expect(store.rows.size).toBe(0);
+  });
+
+  it('given a token with update but not create: an update is written, a create is 403 and writes nothing', async () => {
+    await start();
+    expect((await put('/Patient/p5', { ...patient('MRN-5'), id: 'p5' })).statusCode).toBe(201);
+    caller = testCaller({ scopes: ['system/Patient.u'] });
+    expect((await put('/Patient/p5', { ...patient('MRN-5', 'Renamed'), id: 'p5' })).statusCode).toBe(200);
+    const create = await put('/Patient/p6', { ...patient('MRN-6'), id: 'p6' });
+    expect(create.statusCode).toBe(403);
+    expect(create.json()).toMatchObject({ issue: [{ code: 'forbidden' }] });
+    expect(caller.reasons).toEqual(['insufficient-scope']);
+    expect(store.rows.has('Patient/p6')).toBe(false);
+    expect(rec.published.map((e) => e.type)).toEqual(['PatientRegistered', 'PatientUpdated']);
+  });
+
+  it('given a resource another source system wrote: its update is 403, its read 404, and both name its patient', async () => {
+    await start();
+    caller = testCaller({ sourceSystem: 'adt' });
+    expect((await put('/Patient/p7', { ...patient('MRN-7'), id: 'p7' })).statusCode).toBe(201);
+    const key = store.rows.get('Patient/p7')?.patientKey;
+    caller = testCaller({ sourceSystem: 'lab' });
+    const update = await put('/Patient/p7', { ...patient('MRN-7', 'Hijacked'), id: 'p7' });
+    expect(update.statusCode).toBe(403);
+    const same = await put('/Patient/p7', { ...patient('MRN-7'), id: 'p7' });
+    expect(same.statusCode).toBe(403);
+    expect(same.body).not.toContain('Testperson');
+    const conditional = await post('/Patient', patient('MRN-7'), {
+      'if-none-exist': `identifier=${MRN}|MRN-7`,
+    });
+    expect(conditional.statusCode).toBe(403);
+    expect(conditional.body).not.toContain('Testperson');
+    const read = await app.inject({ method: 'GET', url: '/Patient/p7' });
+    expect(read.statusCode).toBe(404);
+    expect(caller.reasons).toEqual(['not-owned', 'not-owned', 'not-owned', 'not-owned']);
+    expect(caller.patients).toEqual([key]);
+    expect(store.rows.get('Patient/p7')).toMatchObject({ version: 1, sourceSystem: 'adt' });
+    expect(rec.published).toHaveLength(1);
+
+    caller = testCaller({ sourceSystem: 'lab', systems: ['lab', 'adt'] });
+    expect((await app.inject({ method: 'GET', url: '/Patient/p7' })).statusCode).toBe(200);
   });
 });

@@ -9,9 +9,12 @@ import {
   fhirJsonScope,
   isRefused,
   jsonBody,
+  permitted,
   refusal,
   requestIdOf,
   sendRefusal,
+  type Caller,
+  type CallerOf,
   type Links,
   type Refusal,
 } from './common.js';
@@ -21,9 +24,11 @@ export interface ResourceRoutesOptions {
   store: Pick<FhirStore, 'getMany'>;
   writer: Writer;
   maxBodyBytes: number;
-  /** Absolute base URL for Location headers; derived from the request when absent. */
+  /** Public base URL for Location headers; relative links when absent. */
   baseUrl?: string | undefined;
   clock: () => number;
+  /** Who calls (security.ts): what it may write as and read. */
+  callerOf: CallerOf;
 }
 
 /** The request as an EntryRequest, or why it is refused (nothing is written then). */
@@ -62,18 +67,18 @@ function entryOf(
 async function write(
   o: ResourceRoutesOptions,
   link: Links,
-  req: FastifyRequest,
+  caller: Caller,
   reply: FastifyReply,
   entry: EntryRequest,
 ): Promise<FastifyReply> {
-  const pl = o.writer.planner(entry.messageId);
+  const pl = o.writer.planner(entry.messageId, caller.sourceSystem);
   const p = await o.writer.lock.run([pl.targetKey(entry)], async () => {
-    const planned = await pl.plan(entry);
+    const planned = permitted(caller, await pl.plan(entry));
     if (!isRefused(planned) && planned.kind === 'write') await o.writer.commit([planned], false);
     return planned;
   });
   if (isRefused(p)) return sendRefusal(reply, p);
-  reply.type(FHIR_JSON).header('location', link.location(req, p)).header('etag', `W/"${p.version}"`);
+  reply.type(FHIR_JSON).header('location', link.location(p)).header('etag', `W/"${p.version}"`);
   if (p.kind === 'noop') return reply.status(200).send(p.resource);
   return reply
     .status(p.created ? 201 : 200)
@@ -91,7 +96,7 @@ export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = (scope,
     id?: string,
   ) => {
     const entry = entryOf(req, type, method, id);
-    return isRefused(entry) ? sendRefusal(reply, entry) : write(o, link, req, reply, entry);
+    return isRefused(entry) ? sendRefusal(reply, entry) : write(o, link, o.callerOf(req), reply, entry);
   };
 
   scope.post<{ Params: { type: string } }>('/:type', (req, reply) =>
@@ -100,12 +105,23 @@ export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = (scope,
   scope.put<{ Params: { type: string; id: string } }>('/:type/:id', (req, reply) =>
     single(req, reply, req.params.type, 'PUT', req.params.id),
   );
+  // A client reads back only what was written under its own source systems; another's
+  // resource is answered as unknown (404, not 403: its existence is not told either).
   scope.get<{ Params: { type: string; id: string } }>('/:type/:id', async (req, reply) => {
     const { type, id } = req.params;
-    const hit = isSupportedType(type)
-      ? (await o.store.getMany([{ type, id }])).get(`${type}/${id}`)
-      : undefined;
-    if (!hit) return sendRefusal(reply, refusal(404, 'not-found', `${type}/${id} is not known`));
+    const caller = o.callerOf(req);
+    // The id is not quoted back: it may be an identifier someone tried.
+    if (!isSupportedType(type))
+      return sendRefusal(reply, refusal(404, 'not-found', 'no such resource type here'));
+    const unknown = () => sendRefusal(reply, refusal(404, 'not-found', `no such ${type} here`));
+    if (!FHIR_ID.test(id)) return unknown();
+    const hit = (await o.store.getMany([{ type, id }])).get(`${type}/${id}`);
+    if (!hit) return unknown();
+    caller.touched(hit.patientKey);
+    if (hit.sourceSystem === null || !caller.systems.includes(hit.sourceSystem)) {
+      caller.refused('not-owned');
+      return unknown();
+    }
     return reply.type(FHIR_JSON).header('etag', `W/"${hit.version}"`).send(hit.resource);
   });
   return Promise.resolve();

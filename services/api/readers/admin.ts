@@ -21,9 +21,11 @@ export function createAdminReader(
   auditSchema: string,
   kafka: KafkaClient,
   clinicalTopics: readonly string[],
+  /** Checks the keyed rows of the audit chain (libs/audit/key.ts). */
+  chainKey: Buffer | null = null,
 ): AdminReader {
   return {
-    verifyAudit: () => verifyAuditChain(db, auditSchema),
+    verifyAudit: () => verifyAuditChain(db, auditSchema, { key: chainKey }),
     auditEvents: (q) => listAudit(db, auditSchema, q),
     clinicalReaders: () => consumerGroupsOf(kafka, clinicalTopics),
   };

@@ -2,6 +2,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { Knex } from 'knex';
 import type { FhirType } from '../../../libs/auth/scopes.js';
 import { timedRead } from '../db.js';
+import type { PatientContextState } from '../patient-context.js';
 import type { DateRange, TokenFilter } from '../search.js';
 
 /**
@@ -63,6 +64,8 @@ export interface Page {
 
 export interface PortalReader {
   patient(id: string): Promise<Resource | null>;
+  /** Whether a patient is known here, and not merged into another (a token's patient context). */
+  patientContext(id: string): Promise<PatientContextState>;
   search(type: Exclude<FhirType, 'Patient'>, f: SearchFilters, count: number, offset: number): Promise<Page>;
   everything(patientId: string, types: readonly FhirType[], count: number, offset: number): Promise<Page>;
 }
@@ -75,6 +78,14 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
         db.withSchema(schema).from('patients').where({ patient_id: id }).select('resource').limit(1),
       );
       return rows[0]?.resource ?? null;
+    },
+    async patientContext(id) {
+      // A placeholder row (results before the registration) is a patient of the hub too.
+      const rows = await run<{ merged_into: string | null }[]>(
+        db.withSchema(schema).from('patients').where({ patient_id: id }).select('merged_into').limit(1),
+      );
+      const row = rows[0];
+      return row === undefined ? 'unknown' : row.merged_into === null ? 'active' : 'merged';
     },
     async search(type, f, count, offset) {
       const t = SEARCH_TABLES[type];

@@ -26,7 +26,7 @@ export function searchset(
 }
 
 export interface PageRequest {
-  /** Absolute base of the links (PUBLIC_BASE_URL or the Host). */
+  /** Base of the links: PUBLIC_BASE_URL or the listen address, never the request's Host. */
   base: string;
   path: string;
   /** The parameters the links carry (only those the route accepted). */

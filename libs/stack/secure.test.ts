@@ -1,0 +1,162 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TOPIC_CATALOG } from '../events/index.js';
+import { stackConfig } from './config.js';
+import { kafkaServerProperties } from './kafka.js';
+import {
+  aclBindings,
+  aclPlan,
+  BROKER_PRINCIPAL,
+  clientSecurityEnv,
+  CLIENT_PRINCIPALS,
+  ensureSecureMaterial,
+  scramFormatArgs,
+  secureTopicDefinitions,
+  writeClientEnvFiles,
+  type AclGrant,
+  type ClientPrincipal,
+  type SecureMaterial,
+} from './secure.js';
+
+/** What the plan lets `principal` do on a topic or group name (prefix and literal matching as Kafka does). */
+function allowed(
+  plan: readonly AclGrant[],
+  principal: ClientPrincipal,
+  resource: AclGrant['resource'],
+  name: string,
+) {
+  return new Set(
+    plan
+      .filter((g) => g.principal === principal && g.resource === resource)
+      .filter((g) => (g.pattern === 'prefixed' ? name.startsWith(g.name) : g.name === '*' || g.name === name))
+      .flatMap((g) => g.operations),
+  );
+}
+
+describe('the secure profile ACL plan', () => {
+  const plan = aclPlan();
+  const suffixed = (n: string) => `${n}.run_1234`;
+
+  it('given the plan, when a projector writes a clinical topic, then nothing allows it (it may only read them)', () => {
+    for (const p of [
+      'projector-portal',
+      'projector-billing',
+      'projector-analytics',
+      'patient-directory',
+    ] as const) {
+      for (const name of ['clinical.patient.v1', suffixed('clinical.patient.v1')]) {
+        const ops = allowed(plan, p, 'topic', name);
+        expect(ops.has('write'), `${p} ${name}`).toBe(false);
+        expect(ops.has('read'), `${p} ${name}`).toBe(true);
+      }
+      expect(allowed(plan, p, 'topic', `hub.dlq.${p}`).has('write')).toBe(true);
+      expect(allowed(plan, p, 'topic', 'hub.audit.v1').size).toBe(0);
+    }
+  });
+
+  it('given the plan, when anyone writes hub.audit.v1, then only the API and the (audited) FHIR adapter may', () => {
+    const writers = CLIENT_PRINCIPALS.filter((p) =>
+      allowed(plan, p, 'topic', suffixed('hub.audit.v1')).has('write'),
+    );
+    expect(writers.sort()).toEqual(['adapter-fhir', 'api', 'hub']);
+  });
+
+  it('given the plan, then the adapters write clinical, raw and dead-letter topics and read nothing', () => {
+    const hl7 = (n: string) => allowed(plan, 'adapter-hl7', 'topic', suffixed(n));
+    expect([...hl7('clinical.patient.v1')].sort()).toEqual(['describe', 'write']);
+    expect(hl7('hl7.raw.v1').has('write')).toBe(true);
+    expect(hl7('hl7.dlq.v1').has('write')).toBe(true);
+    expect(hl7('clinical.attachment.v1').has('describe-configs')).toBe(true);
+    const fhir = allowed(plan, 'adapter-fhir', 'transactional-id', 'adapter-fhir-host-tx');
+    expect([...fhir].sort()).toEqual(['describe', 'write']);
+    for (const p of ['adapter-hl7', 'adapter-fhir'] as const) {
+      expect(plan.filter((g) => g.principal === p && g.operations.includes('read'))).toEqual([]);
+    }
+  });
+
+  it('given the plan, then no service may create topics or touch the cluster; only the operator may', () => {
+    const creators = plan.filter((g) => g.operations.includes('create') || g.resource === 'cluster');
+    expect(new Set(creators.map((g) => g.principal))).toEqual(new Set(['hub']));
+  });
+
+  it('given the plan, then every grant says why, and the bindings are one per operation, allow, any host', () => {
+    expect(plan.every((g) => g.why.length > 10)).toBe(true);
+    const bindings = aclBindings(plan);
+    expect(bindings).toHaveLength(plan.reduce((n, g) => n + g.operations.length, 0));
+    expect(bindings[0]).toMatchObject({ principal: 'User:adapter-hl7', host: '*' });
+    expect(new Set(bindings.map((b) => b.permissionType)).size).toBe(1);
+  });
+
+  it('given a suffix, then every topic the services use is created up front under it', () => {
+    const names = secureTopicDefinitions(suffixed).map((t) => t.name);
+    for (const t of TOPIC_CATALOG) expect(names).toContain(suffixed(t.name));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        suffixed('hub.audit.v1'),
+        suffixed('hub.dlq.audit'),
+        suffixed('hub.dlq.projector-portal'),
+        suffixed('hl7.raw.v1'),
+      ]),
+    );
+  });
+});
+
+describe('the secure profile material and broker properties', () => {
+  let dir: string;
+  let m: SecureMaterial;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hub-secure-'));
+    m = await ensureSecureMaterial(join(dir, 'secure'));
+  }, 60_000);
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('given the material, then every password file is owner-only and a second call keeps them', async () => {
+    for (const p of CLIENT_PRINCIPALS) {
+      expect((await stat(m.passwordFile(p))).mode & 0o777).toBe(0o600);
+      expect((await readFile(m.passwordFile(p), 'utf8')).trim()).toBe(m.passwords[p]);
+    }
+    expect((await stat(m.brokerKeystore)).mode & 0o777).toBe(0o600);
+    const again = await ensureSecureMaterial(join(dir, 'secure'));
+    expect(again.passwords).toEqual(m.passwords);
+  });
+
+  it('given the material, then the SCRAM bootstrap names every principal and the broker', () => {
+    const args = scramFormatArgs(m.passwords);
+    expect(args.filter((a) => a === '--add-scram')).toHaveLength(CLIENT_PRINCIPALS.length + 1);
+    expect(args).toContain(
+      `SCRAM-SHA-512=[name=${BROKER_PRINCIPAL},password=${m.passwords[BROKER_PRINCIPAL]}]`,
+    );
+  });
+
+  it('given the secure profile, then the broker listens only on SASL_SSL and mTLS, with the authorizer and no open default', () => {
+    const cfg = stackConfig('secure', { HUB_CACHE_DIR: '/cache', HUB_SECURE_DATA_DIR: dir });
+    const props = kafkaServerProperties(cfg, m);
+    expect(props).toContain('listeners=CLIENT://127.0.0.1:39092,CONTROLLER://127.0.0.1:39093');
+    expect(props).toContain('listener.security.protocol.map=CLIENT:SASL_SSL,CONTROLLER:SSL');
+    expect(props).toContain('listener.name.controller.ssl.client.auth=required');
+    expect(props).toContain('authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer');
+    expect(props).toContain('allow.everyone.if.no.acl.found=false');
+    expect(props).toMatch(/^super\.users=User:kafka-broker$/m);
+    expect(props).not.toMatch(/PLAINTEXT/);
+    expect(cfg.kafka.secureDir).toBe(join(dir, 'secure'));
+  });
+
+  it('given a principal, then its env file gives the agreed variables, the password as a file, mode 0600', async () => {
+    expect(clientSecurityEnv(m, 'api')).toEqual({
+      KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+      KAFKA_SSL_CA_FILE: m.caFile,
+      KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      KAFKA_SASL_USERNAME: 'api',
+      KAFKA_SASL_PASSWORD_FILE: m.passwordFile('api'),
+    });
+    const files = await writeClientEnvFiles(m, { KAFKA_BROKERS: '127.0.0.1:39092' });
+    const text = await readFile(files['projector-portal'], 'utf8');
+    expect(text).toContain('KAFKA_SASL_USERNAME=projector-portal\n');
+    expect(text).not.toContain(m.passwords['projector-portal']);
+    expect((await stat(files['projector-portal'])).mode & 0o777).toBe(0o600);
+  });
+});
