@@ -39,12 +39,17 @@ function registerUpCommand(program: Command): void {
     )
     .option('--no-services', 'only infrastructure, schemas and topics')
     .option('--only <names>', 'a comma-separated subset of services (default: all)')
-    .action(async (o: { services: boolean; only?: string }) => {
+    .option(
+      '--secure',
+      'the secure profile: Kafka on SASL_SSL with ACLs, each service as its own principal (own ports, data)',
+    )
+    .action(async (o: { services: boolean; only?: string; secure?: boolean }) => {
       const only = o.only
         ?.split(',')
         .map((s) => s.trim())
         .filter(Boolean);
-      await runUp({ repoDir, services: o.services, ...(only ? { only } : {}) });
+      const profile = o.secure ? 'secure' : 'dev';
+      await runUp({ repoDir, services: o.services, profile, ...(only ? { only } : {}) });
     });
 }
 

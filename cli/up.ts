@@ -2,15 +2,23 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { startStack, stackConfig, type StackHandle } from '../libs/stack/index.js';
+import {
+  clientSecurity,
+  clientSecurityEnv,
+  startStack,
+  stackConfig,
+  type StackHandle,
+} from '../libs/stack/index.js';
 import { HubError, toHubError } from '../libs/errors/index.js';
 import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
 import { createRegistryClient } from '../libs/events/registry.js';
+import { registrySecurityFromEnv } from '../libs/events/registry-security.js';
 import { ensureTopics, waitForGroupCoordinator } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { loadSiteConfig, localSiteConfigText, machineTimeZone } from '../libs/site-config/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
-import { SERVICES, localBaseUrl, type ServiceSpec } from '../libs/stack/services.js';
+import { OPERATOR_PRINCIPAL, secureTopicDefinitions, serviceSecurityEnv } from '../libs/stack/secure.js';
+import { SERVICES, localBaseUrl, servicesFor, type ServiceSpec } from '../libs/stack/services.js';
 import { Supervisor } from '../libs/stack/services-supervisor.js';
 
 /** Every service must be ready within this long of being started. */
@@ -28,7 +36,10 @@ class Interrupted extends Error {
   }
 }
 
-function selectServices(repoDir: string, only: string[] | undefined): Supervised[] {
+/** dev: the dev stack, plaintext Kafka; secure: the secure profile, each service as its own Kafka principal. */
+export type UpProfile = 'dev' | 'secure';
+
+function selectServices(repoDir: string, profile: UpProfile, only: string[] | undefined): Supervised[] {
   const unknown = (only ?? []).filter((n) => !SERVICES.some((s) => s.name === n));
   if (unknown.length) {
     throw new HubError(
@@ -36,29 +47,56 @@ function selectServices(repoDir: string, only: string[] | undefined): Supervised
       `unknown service(s): ${unknown.join(', ')}; known: ${SERVICES.map((s) => s.name).join(', ')}`,
     );
   }
-  return SERVICES.filter(
-    (s) => existsSync(join(repoDir, 'services', s.name, 'main.ts')) && (!only || only.includes(s.name)),
-  ).map((s) => ({ ...s, baseUrl: localBaseUrl(s) }));
+  return servicesFor(profile)
+    .filter(
+      (s) => existsSync(join(repoDir, 'services', s.name, 'main.ts')) && (!only || only.includes(s.name)),
+    )
+    .map((s) => ({ ...s, baseUrl: localBaseUrl(s) }));
+}
+
+/** Kafka TLS/SASL and registry credentials (libs/config kafkaEnv): `hub up` alone decides how each service connects. */
+const CONNECTION_SECURITY_VAR =
+  /^(KAFKA_(SECURITY_PROTOCOL|SSL_|SASL_)|SCHEMA_REGISTRY_(USERNAME|PASSWORD|TOKEN|CA_FILE))/;
+
+/**
+ * The caller's environment without Kafka and registry security variables: a shell that
+ * sourced the operator's env file (`hub.env`) would otherwise leave its
+ * identity, or a client certificate, behind in every service.
+ */
+export function inheritedEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !CONNECTION_SECURITY_VAR.test(k)));
 }
 
 /** One process per service from its own main.ts, as in production. */
-function serviceSpawner(repoDir: string, env: Record<string, string>): (spec: Supervised) => ChildProcess {
+function serviceSpawner(
+  repoDir: string,
+  envFor: (spec: Supervised) => Record<string, string>,
+): (spec: Supervised) => ChildProcess {
   return (spec) =>
     spawn(process.execPath, ['--import', 'tsx', join(repoDir, 'services', spec.name, 'main.ts')], {
       cwd: repoDir,
-      env: { ...process.env, ...env, ...spec.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: String(spec.httpPort) },
+      env: {
+        ...inheritedEnv(process.env),
+        ...envFor(spec),
+        ...spec.env,
+        HTTP_HOST: '127.0.0.1',
+        HTTP_PORT: String(spec.httpPort),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
 }
 
-function serviceEnv(stack: StackHandle, siteConfig: string): Record<string, string> {
-  return {
+/** What every service gets, and on the secure profile its own principal's Kafka and registry credentials (passwords as files). */
+function serviceEnv(stack: StackHandle, siteConfig: string): (spec: Supervised) => Record<string, string> {
+  const common = {
     KAFKA_BROKERS: stack.kafka.brokers.join(','),
     SCHEMA_REGISTRY_URL: stack.registryUrl,
     DATABASE_URL: stack.databaseUrl,
     LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
     HUB_SITE_CONFIG: siteConfig,
   };
+  const secure = stack.secure;
+  return (spec) => (secure ? { ...common, ...serviceSecurityEnv(secure.material, spec.name) } : common);
 }
 
 /**
@@ -89,15 +127,30 @@ export function siteConfigForUp(repoDir: string, dataDir: string, say: Say): str
   return path;
 }
 
-/** Schemas, topics with leaders that answer, and a group coordinator: what every service needs first. */
+/**
+ * Schemas, topics with leaders that answer, and a group coordinator: what
+ * every service needs first. On the secure profile as the operator (`hub`),
+ * the one principal that may create topics, and with the profile's whole
+ * topic set (audit and dead-letter topics too: no service holds CREATE).
+ */
 async function prepareKafka(stack: StackHandle, say: Say): Promise<void> {
   // Silent: on a fresh broker kafkajs logs every refusal the waits below retry ("not the leader",
   // "coordinator is loading") as an error; a wait that runs out throws naming what it waited for.
   const logger = createLogger({ name: 'hub', level: 'silent' });
-  const registered = await registerAllSchemas(createRegistryClient(stack.registryUrl));
+  // The secure profile's registry may want a user too: the operator's, from the same env as its Kafka settings.
+  const registrySecurity = stack.secure
+    ? registrySecurityFromEnv(clientSecurityEnv(stack.secure.material, OPERATOR_PRINCIPAL))
+    : undefined;
+  const registered = await registerAllSchemas(createRegistryClient(stack.registryUrl, registrySecurity));
   say(`schemas: ${registered.length} subjects registered (FULL_TRANSITIVE)`);
-  const kafka = createKafkaClient({ brokers: stack.kafka.brokers, clientId: 'hub', logger });
-  const topics = await ensureTopics(kafka, catalogTopicDefinitions(), { timeoutMs: KAFKA_WAIT_MS });
+  const kafka = createKafkaClient({
+    brokers: stack.kafka.brokers,
+    clientId: 'hub',
+    logger,
+    security: stack.secure ? clientSecurity(stack.secure.material, OPERATOR_PRINCIPAL) : undefined,
+  });
+  const wanted = stack.secure ? secureTopicDefinitions() : catalogTopicDefinitions();
+  const topics = await ensureTopics(kafka, wanted, { timeoutMs: KAFKA_WAIT_MS });
   say(`topics: ${topics.map((t) => `${t.name} (${t.action})`).join(', ')}`);
   await waitForGroupCoordinator(kafka, { timeoutMs: KAFKA_WAIT_MS });
 }
@@ -147,14 +200,26 @@ function onSignal(): { received: Promise<NodeJS.Signals>; dispose(): void } {
 }
 
 function printUp(say: Say, t0: number, stack: StackHandle, started: Supervised[]): void {
+  const brokers = stack.kafka.brokers.join(',');
   const endpoints: [string, string][] = [
-    ['kafka', stack.kafka.brokers.join(',')],
+    [
+      'kafka',
+      stack.secure
+        ? `${brokers}  (SASL_SSL, SCRAM-SHA-512, ACLs; each service as its own principal)`
+        : brokers,
+    ],
     ['schema registry', stack.registryUrl],
     ['postgres', stack.databaseUrl],
-    ...started.map((s): [string, string] => [s.name, s.endpoints(s.baseUrl)]),
+    ...started.map((s): [string, string] => [s.name, s.endpoints(s.baseUrl, s.env ?? {})]),
   ];
   say(`\nhub is up in ${((Date.now() - t0) / 1000).toFixed(1)}s:`);
   for (const [k, v] of endpoints) say(`  ${k.padEnd(20)} ${v}`);
+  if (stack.secure) {
+    // The CLI needs the operator's credentials and, for `hub status`, the services' own ports.
+    const urls = started.map((s) => `${s.name}=${s.baseUrl}`).join(',');
+    say(`\noperator (hub CLI):   set -a; . ${stack.secure.envFiles[OPERATOR_PRINCIPAL]}; set +a`);
+    if (urls) say(`hub status:           HUB_SERVICE_URLS=${urls}`);
+  }
   say('\nCtrl-C stops everything this command started.');
 }
 
@@ -165,14 +230,23 @@ function printUp(say: Say, t0: number, stack: StackHandle, started: Supervised[]
  * its restart budget stops everything. Ctrl-C stops the services first
  * (adapters finish in-flight messages, projectors their batch), then whatever
  * infrastructure this command started; infrastructure that was already
- * running is left alone.
+ * running is left alone. `profile: 'secure'` does the same on the secure
+ * profile (docs/secure-local-stack.md): Kafka on SASL_SSL with ACLs, topics
+ * created as the operator, each service as its own SCRAM principal, on ports
+ * of its own (SECURE_PORT_OFFSET).
  */
-export async function runUp(opts: { repoDir: string; services: boolean; only?: string[] }): Promise<void> {
+export async function runUp(opts: {
+  repoDir: string;
+  services: boolean;
+  only?: string[];
+  profile?: UpProfile;
+}): Promise<void> {
   const say: Say = (m) => process.stderr.write(`${m}\n`);
   const t0 = Date.now();
-  const specs = opts.services ? selectServices(opts.repoDir, opts.only) : [];
+  const profile = opts.profile ?? 'dev';
+  const specs = opts.services ? selectServices(opts.repoDir, profile, opts.only) : [];
   await checkServicePorts(specs);
-  const stackCfg = stackConfig('dev');
+  const stackCfg = stackConfig(profile);
   const siteConfig = siteConfigForUp(opts.repoDir, stackCfg.dataDir, say);
   const stack = await startStack(stackCfg, { log: say }).catch((cause: unknown) => {
     throw toHubError(cause, 'HUB_INFRA_FAILED');

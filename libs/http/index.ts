@@ -5,7 +5,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify';
 import { Gauge, type Registry } from 'prom-client';
-import { toHubError } from '../errors/index.js';
+import { HubError, toHubError } from '../errors/index.js';
 import { jsonErrorHandler } from './errors.js';
 import type { Logger } from '../telemetry/logger.js';
 
@@ -36,9 +36,16 @@ export interface HttpAppOptions {
  * which can carry an id.
  */
 export function pathlessFrameworkError(err: { code?: string }, _req: unknown, reply: FastifyReply): void {
-  const what =
-    err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the URL is not valid';
+  const what = frameworkRefusal(err).message;
   void reply.status(400).send({ code: 'HUB_INPUT_INVALID', message: what, retriable: false });
+}
+
+/** The router's refusal (an undecodable URL, an over-long parameter) as a HUB_INPUT_INVALID that names no path. */
+export function frameworkRefusal(err: { code?: string }): HubError {
+  return new HubError(
+    'HUB_INPUT_INVALID',
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the URL is not valid',
+  );
 }
 
 /**

@@ -40,27 +40,34 @@ async function openssl(args: readonly string[]): Promise<void> {
   });
 }
 
-/** The CA in `dir`, created on first use (an existing one is kept: certificates it issued stay valid). */
-export async function ensureCa(dir: string, name = 'clinical-hub local CA'): Promise<CertificateAuthority> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const ca = { dir, certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key') };
-  if (existsSync(ca.certFile) && existsSync(ca.keyFile)) return ca;
-  await openssl([
+/** A new P-256 key in `keyFile` and, for subject `/CN=<cn>`, a request or (with -x509) a self-signed certificate in `out`. */
+function newKeyAndRequest(keyFile: string, out: string, cn: string, extra: readonly string[]): Promise<void> {
+  return openssl([
     'req',
-    '-x509',
+    ...extra,
     '-newkey',
     'ec',
     '-pkeyopt',
     'ec_paramgen_curve:prime256v1',
     '-nodes',
     '-keyout',
-    ca.keyFile,
+    keyFile,
     '-out',
-    ca.certFile,
+    out,
+    '-subj',
+    `/CN=${cn}`,
+  ]);
+}
+
+/** The CA in `dir`, created on first use (an existing one is kept: certificates it issued stay valid). */
+export async function ensureCa(dir: string, name = 'clinical-hub local CA'): Promise<CertificateAuthority> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const ca = { dir, certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key') };
+  if (existsSync(ca.certFile) && existsSync(ca.keyFile)) return ca;
+  await newKeyAndRequest(ca.keyFile, ca.certFile, name, [
+    '-x509',
     '-days',
     '3650',
-    '-subj',
-    `/CN=${name}`,
     '-addext',
     'basicConstraints=critical,CA:TRUE',
     '-addext',
@@ -112,21 +119,7 @@ export async function issueCertificate(
   const csr = join(outDir, `${name}.csr`);
   const ext = join(outDir, `${name}.ext`);
   await writeFile(ext, leafExtensions(opts));
-  await openssl([
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    cert.keyFile,
-    '-out',
-    csr,
-    '-subj',
-    `/CN=${name}`,
-  ]);
+  await newKeyAndRequest(cert.keyFile, csr, name, ['-new']);
   await openssl([
     'x509',
     '-req',

@@ -1,9 +1,10 @@
 // The two JVM components the stack runs, as the supervisor sees them: where they
 // listen, how to tell they are ready, and where their pid and log files live.
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ComponentName, StackConfig } from './config.js';
 import { httpOk, kafkaAnswers } from './probes.js';
-import { secureCaFile } from './secure.js';
+import { OPERATOR_PRINCIPAL, secureCaFile } from './secure.js';
 
 const KAFKA_READY_MS = 60_000;
 const REGISTRY_READY_MS = 120_000;
@@ -21,7 +22,19 @@ export interface ComponentSpec {
 /** Ready and also the Confluent-compatible API we hand out (a Confluent registry on 8081 is not). */
 async function registryAnswers(cfg: StackConfig): Promise<boolean> {
   const base = `http://${cfg.registry.host}:${cfg.registry.port}`;
-  return (await httpOk(`${base}/health/ready`)) && (await httpOk(`${cfg.registry.url}/subjects`));
+  return (
+    (await httpOk(`${base}/health/ready`)) &&
+    (await httpOk(`${cfg.registry.url}/subjects`, 2000, await registryAuthHeader(cfg)))
+  );
+}
+
+/** The secure profile's registry wants a user (secure.ts): the operator's, read from its password file. */
+async function registryAuthHeader(cfg: StackConfig): Promise<Record<string, string>> {
+  const dir = cfg.kafka.secureDir;
+  if (!dir) return {};
+  const file = join(dir, 'credentials', `${OPERATOR_PRINCIPAL}.password`);
+  const pw = await readFile(file, 'utf8').catch(() => '');
+  return { authorization: `Basic ${Buffer.from(`${OPERATOR_PRINCIPAL}:${pw.trim()}`).toString('base64')}` };
 }
 
 export function components(cfg: StackConfig): Record<ComponentName, ComponentSpec> {

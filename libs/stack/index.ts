@@ -71,6 +71,8 @@ async function prepare(cfg: StackConfig, kafkaP: Presence, registryP: Presence, 
   }
   // The artifact fetch is skipped when both parts are already up.
   if (kafkaP.kind === 'absent' || registryP.kind === 'absent') await ensureArtifacts(cfg, log);
+  // Before the JVMs start side by side: both read it, and two first runs would each make passwords.
+  if (cfg.kafka.secureDir) await ensureSecureMaterial(cfg.kafka.secureDir);
   await ensurePostgres(cfg, log);
   await ensureDatabase(cfg, cfg.postgres.database, false, log);
   // The registry's own schema lives in its database; a clean test registry needs a clean DB.

@@ -68,9 +68,13 @@ export function kafkaAnswers(
 }
 
 /** node:http rather than fetch: no pooled keep-alive socket outlives the probe and holds the caller's loop. */
-export function httpOk(url: string, timeoutMs = 2000): Promise<boolean> {
+export function httpOk(
+  url: string,
+  timeoutMs = 2000,
+  headers: Record<string, string> = {},
+): Promise<boolean> {
   return new Promise((res) => {
-    const req = httpGet(url, { agent: false, timeout: timeoutMs }, (r) => {
+    const req = httpGet(url, { agent: false, timeout: timeoutMs, headers }, (r) => {
       r.resume();
       r.once('end', () => res((r.statusCode ?? 0) >= 200 && (r.statusCode ?? 0) < 300));
       r.once('error', () => res(false));

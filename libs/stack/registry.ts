@@ -2,6 +2,7 @@
 // PostgreSQL database, serving the Confluent-compatible API the hub's clients use.
 import type { Log, StackConfig } from './config.js';
 import type { ComponentSpec } from './components.js';
+import { ensureSecureMaterial, writeRegistrySecurity } from './secure.js';
 import { launch, type Spawned } from './supervisor.js';
 
 /** The registry's settings, which Apicurio reads from its environment. */
@@ -23,7 +24,21 @@ export function registryEnv(cfg: StackConfig, base: NodeJS.ProcessEnv = process.
   };
 }
 
+/**
+ * The secure profile's registry also reads its users and permissions from a
+ * file (secure.ts registrySecurityProperties): basic authentication on every
+ * API, deletes for the operator only. A file, not the command line or the
+ * environment, so that the password digests stay owner-only.
+ */
+async function secureRegistryEnv(cfg: StackConfig): Promise<NodeJS.ProcessEnv> {
+  const dir = cfg.kafka.secureDir;
+  if (!dir) return {};
+  const file = await writeRegistrySecurity(await ensureSecureMaterial(dir));
+  return { SMALLRYE_CONFIG_LOCATIONS: file };
+}
+
 export async function startRegistry(cfg: StackConfig, spec: ComponentSpec, log: Log): Promise<Spawned> {
   log(`registry: starting on ${cfg.registry.host}:${cfg.registry.port}`);
-  return launch(cfg, spec, { args: ['-Xmx512m', '-jar', cfg.registry.jar], env: registryEnv(cfg) }, log);
+  const env = { ...registryEnv(cfg), ...(await secureRegistryEnv(cfg)) };
+  return launch(cfg, spec, { args: ['-Xmx512m', '-jar', cfg.registry.jar], env }, log);
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ import {
   scramFormatArgs,
   secureTopicDefinitions,
   writeClientEnvFiles,
+  writeRegistrySecurity,
+  REGISTRY_ROLES,
   type AclGrant,
   type ClientPrincipal,
   type SecureMaterial,
@@ -132,6 +135,22 @@ describe('the secure profile material and broker properties', () => {
     );
   });
 
+  it('given the material, then the registry file has every principal as a digest, deletes for the operator only, mode 0600', async () => {
+    const file = await writeRegistrySecurity(m);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const text = await readFile(file, 'utf8');
+    for (const p of CLIENT_PRINCIPALS) {
+      expect(text).not.toContain(m.passwords[p]);
+      const digest = createHash('sha512').update(`${p}:Quarkus:${m.passwords[p]}`).digest('hex');
+      expect(text).toContain(`quarkus.security.users.embedded.users.${p}=${digest}\n`);
+    }
+    expect(text).toContain(`quarkus.security.users.embedded.roles.hub=${REGISTRY_ROLES.admin}\n`);
+    expect(text).toContain(`quarkus.security.users.embedded.roles.api=${REGISTRY_ROLES.writer}\n`);
+    expect(text).toContain('quarkus.http.auth.permission.other.policy=admin\n');
+    expect(text).toContain(`quarkus.http.auth.policy.admin.roles-allowed=${REGISTRY_ROLES.admin}\n`);
+    expect(text).not.toMatch(/plain-text=true/);
+  });
+
   it('given the secure profile, then the broker listens only on SASL_SSL and mTLS, with the authorizer and no open default', () => {
     const cfg = stackConfig('secure', { HUB_CACHE_DIR: '/cache', HUB_SECURE_DATA_DIR: dir });
     const props = kafkaServerProperties(cfg, m);
@@ -152,6 +171,8 @@ describe('the secure profile material and broker properties', () => {
       KAFKA_SASL_MECHANISM: 'scram-sha-512',
       KAFKA_SASL_USERNAME: 'api',
       KAFKA_SASL_PASSWORD_FILE: m.passwordFile('api'),
+      SCHEMA_REGISTRY_USERNAME: 'api',
+      SCHEMA_REGISTRY_PASSWORD_FILE: m.passwordFile('api'),
     });
     const files = await writeClientEnvFiles(m, { KAFKA_BROKERS: '127.0.0.1:39092' });
     const text = await readFile(files['projector-portal'], 'utf8');

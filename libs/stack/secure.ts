@@ -20,7 +20,7 @@
 //    User:kafka-broker, the only super user. Inter-broker traffic uses the
 //    SASL_SSL listener as SCRAM user kafka-broker (KRaft cannot use SCRAM on the
 //    controller listener: the credentials live in the metadata it serves).
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -306,7 +306,65 @@ export function clientSecurityEnv(
     KAFKA_SASL_MECHANISM: 'scram-sha-512',
     KAFKA_SASL_USERNAME: principal,
     KAFKA_SASL_PASSWORD_FILE: m.passwordFile(principal),
+    // The registry knows the same principals with the same passwords (registrySecurityProperties).
+    SCHEMA_REGISTRY_USERNAME: principal,
+    SCHEMA_REGISTRY_PASSWORD_FILE: m.passwordFile(principal),
   };
+}
+
+/** Registry roles of the secure profile: services read and register schemas; only the operator deletes. */
+export const REGISTRY_ROLES = { writer: 'hub-registry-writer', admin: 'hub-registry-admin' } as const;
+
+/**
+ * Apicurio's own authentication needs an OIDC server; the secure profile uses
+ * what its Quarkus runtime carries instead: the embedded users realm (each
+ * client principal, its password stored as a salted-by-realm SHA-512 digest)
+ * with HTTP basic authentication, and path/method permissions. Everything but
+ * the health endpoints needs a user; reads any user; POST/PUT on the
+ * Confluent-compatible API (register a schema, check compatibility) a writer;
+ * anything else (DELETE, Apicurio's own API writes) the admin, the operator.
+ */
+export function registrySecurityProperties(passwords: Readonly<Record<ClientPrincipal, string>>): string[] {
+  // Quarkus's default realm name: the registry's build fixes it (runtime cannot change it).
+  const realm = 'Quarkus';
+  const digest = (user: string, pw: string) =>
+    createHash('sha512').update(`${user}:${realm}:${pw}`).digest('hex');
+  const users = CLIENT_PRINCIPALS.flatMap((p) => [
+    `quarkus.security.users.embedded.users.${p}=${digest(p, passwords[p])}`,
+    `quarkus.security.users.embedded.roles.${p}=${p === OPERATOR_PRINCIPAL ? REGISTRY_ROLES.admin : REGISTRY_ROLES.writer}`,
+  ]);
+  const perm = (name: string, paths: string, policy: string, methods?: string) => [
+    `quarkus.http.auth.permission.${name}.paths=${paths}`,
+    `quarkus.http.auth.permission.${name}.policy=${policy}`,
+    ...(methods ? [`quarkus.http.auth.permission.${name}.methods=${methods}`] : []),
+  ];
+  // Quarkus takes the longest matching path, then the rule naming the method, else the one naming none:
+  // each path listed here therefore gets its own read and catch-all rules.
+  return [
+    'quarkus.security.users.embedded.enabled=true',
+    'quarkus.security.users.embedded.plain-text=false',
+    'quarkus.security.users.embedded.algorithm=digest-sha-512',
+    'quarkus.http.auth.basic=true',
+    ...users,
+    `quarkus.http.auth.policy.writer.roles-allowed=${REGISTRY_ROLES.writer},${REGISTRY_ROLES.admin}`,
+    `quarkus.http.auth.policy.admin.roles-allowed=${REGISTRY_ROLES.admin}`,
+    ...perm('health', '/health,/health/*', 'permit', 'GET,HEAD'),
+    ...perm('read', '/*,/apis/ccompat/*', 'authenticated', 'GET,HEAD,OPTIONS'),
+    // The Confluent-compatible API the hub uses: register, check compatibility, set a subject's level.
+    ...perm('register', '/apis/ccompat/*', 'writer', 'POST,PUT'),
+    // Everything else (DELETE, PATCH, Apicurio's own v3 API and its admin writes): the operator.
+    ...perm('other', '/*,/apis/ccompat/*', 'admin'),
+  ];
+}
+
+/** Writes `<dir>/registry/security.properties` (mode 0600) for Apicurio (SMALLRYE_CONFIG_LOCATIONS); returns its path. */
+export async function writeRegistrySecurity(m: Pick<SecureMaterial, 'dir' | 'passwords'>): Promise<string> {
+  const dir = join(m.dir, 'registry');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, 'security.properties');
+  await writeFile(file, `${registrySecurityProperties(m.passwords).join('\n')}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return file;
 }
 
 /** Writes `<dir>/credentials/<principal>.env` (mode 0600) for each client principal; returns their paths. */

@@ -16,8 +16,8 @@ export interface ServiceSpec {
   httpPort: number;
   /** Extra environment (ports of other listeners). */
   env?: Record<string, string>;
-  /** What to tell the user, given the HTTP base URL. */
-  endpoints(base: string): string;
+  /** What to tell the user, given the HTTP base URL and the service's extra environment. */
+  endpoints(base: string, env: Readonly<Record<string, string>>): string;
 }
 
 export const SERVICES: readonly ServiceSpec[] = [
@@ -25,7 +25,7 @@ export const SERVICES: readonly ServiceSpec[] = [
     name: 'adapter-hl7',
     httpPort: 8092,
     env: { MLLP_HOST: '127.0.0.1', MLLP_PORT: '2575' },
-    endpoints: (b) => `mllp://127.0.0.1:2575  (${b}/health /ready /metrics)`,
+    endpoints: (b, env) => `mllp://127.0.0.1:${env['MLLP_PORT'] ?? '?'}  (${b}/health /ready /metrics)`,
   },
   {
     name: 'adapter-fhir',
@@ -47,6 +47,32 @@ export const SERVICES: readonly ServiceSpec[] = [
   { name: 'projector-portal', httpPort: 8097, endpoints: (b) => `${b}/ready  (schema portal)` },
   { name: 'api', httpPort: 8098, endpoints: (b) => `${b}/docs  (FHIR at ${b}/fhir, billing, analytics)` },
 ];
+
+/**
+ * `hub up --secure` puts every listener of a service this far above its dev
+ * port (HTTP 28091-28098, MLLP 22575): a secure hub then runs beside a dev
+ * one (and beside tests that hold the dev ports), as its infrastructure does.
+ * Below Linux's ephemeral range (32768-60999): a port the OS hands out to a
+ * test's listen(0) or an outbound connection never takes one of them.
+ */
+export const SECURE_PORT_OFFSET = 20_000;
+
+/** A service's ports (HTTP, and MLLP when it has one) moved up by `offset`. Pure. */
+export function withPortOffset(spec: ServiceSpec, offset: number): ServiceSpec {
+  const mllp = spec.env?.['MLLP_PORT'];
+  return {
+    ...spec,
+    httpPort: spec.httpPort + offset,
+    ...(spec.env
+      ? { env: { ...spec.env, ...(mllp ? { MLLP_PORT: String(Number(mllp) + offset) } : {}) } }
+      : {}),
+  };
+}
+
+/** The services of `hub up` (dev ports) or `hub up --secure` (ports moved up by SECURE_PORT_OFFSET). */
+export function servicesFor(profile: 'dev' | 'secure'): readonly ServiceSpec[] {
+  return profile === 'secure' ? SERVICES.map((s) => withPortOffset(s, SECURE_PORT_OFFSET)) : SERVICES;
+}
 
 /** Where `hub up` makes a service listen. */
 export function localBaseUrl(spec: Pick<ServiceSpec, 'httpPort'>): string {

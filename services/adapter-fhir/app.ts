@@ -17,7 +17,13 @@ import type { FhirClients } from './clients.js';
 import { bundleRoutes } from './routes/bundles.js';
 import { importRoutes } from './routes/import.js';
 import { resourceRoutes } from './routes/resources.js';
-import { callerOf, installIngestSecurity } from './security.js';
+import {
+  badUrlHandler,
+  callerOf,
+  installIngestSecurity,
+  unroutedHandler,
+  type IngestSecurityOptions,
+} from './security.js';
 import { createWriter } from './writer.js';
 
 export interface FhirAdapterDeps {
@@ -102,10 +108,22 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
   const clock = deps.clock ?? Date.now;
   const log = deps.logger.child({ svc: 'adapter-fhir' });
   const store = createFhirStore(deps.db, cfg.schema);
+  const auditFailures = auditFailureCounter(deps.metrics);
+  const security: IngestSecurityOptions = {
+    verifier: deps.verifier,
+    clients: cfg.clients,
+    audit: createAuditSink(deps.producer, cfg.auditTopic),
+    observer: 'adapter-fhir',
+    logger: log,
+    onAuditFailure: () => auditFailures.inc(),
+  };
+  const badUrl = badUrlHandler(security);
   const http = createHttpApp({
     logger: log,
     metrics: deps.metrics.registry,
     bodyLimit: cfg.maxBodyBytes,
+    // An undecodable URL or an over-long id: 400 OperationOutcome, audited, without the path.
+    frameworkErrors: (err, req, reply) => void badUrl(err, req, reply),
     readiness: {
       postgres: async () => {
         await deps.db.raw('select 1');
@@ -120,18 +138,12 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
   });
   const writer = createWriter({ ...deps, store, clock });
   const count = requestCounter(deps.metrics);
-  const auditFailures = auditFailureCounter(deps.metrics);
+  // Every path but health, ready and metrics is a FHIR one: an unrouted request is audited (404, no path echoed).
+  http.setNotFoundHandler(unroutedHandler(security));
 
   void http.register(async (fhir) => {
     fhir.addHook('onResponse', count);
-    installIngestSecurity(fhir, {
-      verifier: deps.verifier,
-      clients: cfg.clients,
-      audit: createAuditSink(deps.producer, cfg.auditTopic),
-      observer: 'adapter-fhir',
-      logger: log,
-      onAuditFailure: () => auditFailures.inc(),
-    });
+    installIngestSecurity(fhir, security);
     const { maxBodyBytes, baseUrl } = cfg;
     await fhir.register(resourceRoutes, { store, writer, maxBodyBytes, baseUrl, clock, callerOf });
     await fhir.register(bundleRoutes, { writer, maxBodyBytes, baseUrl, callerOf });

@@ -6,9 +6,11 @@ import type { AuditSink } from '../../libs/audit/topic.js';
 import type { TokenVerifier } from '../../libs/auth/jwt.js';
 import type { Principal } from '../../libs/auth/scopes.js';
 import { INGEST_AUDIENCE, systemAllows, systemWritesAny } from '../../libs/auth/system-scopes.js';
-import { HubError, toHubError } from '../../libs/errors/index.js';
+import { HubError, httpStatusOf, toHubError } from '../../libs/errors/index.js';
 import { toOperationOutcome } from '../../libs/fhir/outcome.js';
-import { FHIR_JSON } from '../../libs/http/errors.js';
+import { isSupportedType } from '../../libs/fhir/validate.js';
+import { FHIR_JSON, fhirErrorHandler } from '../../libs/http/errors.js';
+import { frameworkRefusal } from '../../libs/http/index.js';
 import { controlCharIn } from '../../libs/http/input.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
 import type { FhirClients } from './clients.js';
@@ -190,6 +192,10 @@ function guard(o: IngestSecurityOptions) {
   };
 }
 
+/** AuditEvent agent of a verified token, or none (anonymous). */
+const whoOf = (p: Principal | null): AuditInput['who'] =>
+  p ? { subject: p.subject, clientId: p.clientId, scopes: p.scopes } : null;
+
 /** One AuditEvent per patient the request touched, or one naming none. */
 function auditEventsOf(req: FastifyRequest, st: IngestState, status: number, observer: string): AuditEvent[] {
   const rule = ruleOf(req);
@@ -200,9 +206,7 @@ function auditEventsOf(req: FastifyRequest, st: IngestState, status: number, obs
     route: `${req.method} ${req.routeOptions.url ?? ''}`,
     resourceType: req.routeOptions.url === '/' ? 'Bundle' : type || null,
     status,
-    who: st.principal
-      ? { subject: st.principal.subject, clientId: st.principal.clientId, scopes: st.principal.scopes }
-      : null,
+    who: whoOf(st.principal),
     denyReason: st.denyReason,
     sourceAddress: req.ip,
     observer,
@@ -211,9 +215,22 @@ function auditEventsOf(req: FastifyRequest, st: IngestState, status: number, obs
   return patients.map((patientId) => buildAuditEvent({ ...base, id: randomUUID(), patientId }));
 }
 
+/** The 503 OperationOutcome that replaces an answer whose AuditEvent was not written (as a payload). */
+function unaudited(o: IngestSecurityOptions, reply: FastifyReply, err: unknown): string {
+  o.onAuditFailure?.();
+  o.logger
+    .child({ component: 'security' })
+    .error({ code: toHubError(err).code }, 'audit record not written, refusing the answer');
+  const { status, outcome } = toOperationOutcome(
+    new HubError('HUB_KAFKA_UNAVAILABLE', 'audit unavailable, try again'),
+  );
+  for (const h of ['location', 'etag', 'last-modified']) reply.removeHeader(h);
+  void reply.code(status).type(FHIR_JSON);
+  return JSON.stringify(outcome);
+}
+
 /** The onSend hook: no audit record, no answer. */
 function auditAnswers(o: IngestSecurityOptions) {
-  const log = o.logger.child({ component: 'security' });
   return async (req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> => {
     const st = req.ingest;
     if (!st) return payload;
@@ -223,16 +240,71 @@ function auditAnswers(o: IngestSecurityOptions) {
       await o.audit.recordAll(auditEventsOf(req, st, reply.statusCode, o.observer));
       return payload;
     } catch (err) {
-      o.onAuditFailure?.();
-      log.error({ code: toHubError(err).code }, 'audit record not written, refusing the answer');
-      const { status, outcome } = toOperationOutcome(
-        new HubError('HUB_KAFKA_UNAVAILABLE', 'audit unavailable, try again'),
-      );
-      for (const h of ['location', 'etag', 'last-modified']) reply.removeHeader(h);
-      void reply.code(status).type(FHIR_JSON);
-      return JSON.stringify(outcome);
+      return unaudited(o, reply, err);
     }
   };
+}
+
+/** A method as sent, if it looks like one (it is a request's, so anything). */
+const methodOf = (method: string): string => (/^[A-Z]{1,10}$/.test(method) ? method : 'OTHER');
+
+/**
+ * The pattern an unrouted request is audited under: its method and a resource
+ * type the adapter serves (`DELETE /Patient/*`), or `*`; never the path, whose
+ * segments may be ids or anything a prober sends.
+ */
+export function unroutedRoute(method: string, url: string): string {
+  const first = (url.split('?')[0] ?? '').split('/').find((seg) => seg !== '' && seg !== '.');
+  return `${methodOf(method)} /${isSupportedType(first) ? `${first}/*` : '*'}`;
+}
+
+/**
+ * Answers a request no route took (an OperationOutcome, no path in it),
+ * recorded first as denied (`reason`) under unroutedRoute, with the client if
+ * its token verifies: every path on this port but health, ready and metrics
+ * is a FHIR one. No record, no answer, as for the routes.
+ */
+async function answerUnmatched(
+  o: IngestSecurityOptions,
+  { req, reply }: { req: FastifyRequest; reply: FastifyReply },
+  err: HubError,
+  reason: string,
+): Promise<FastifyReply> {
+  void reply.header('cache-control', 'no-store');
+  const token = bearer(req);
+  const principal = token ? await o.verifier(token).catch(() => null) : null;
+  const method = methodOf(req.method);
+  const event = buildAuditEvent({
+    id: randomUUID(),
+    recorded: Date.now(),
+    interaction: method === 'GET' || method === 'HEAD' ? 'read' : 'operation',
+    route: unroutedRoute(req.method, req.url),
+    resourceType: null,
+    status: httpStatusOf(err),
+    patientId: null,
+    who: whoOf(principal),
+    denyReason: reason,
+    sourceAddress: req.ip,
+    observer: o.observer,
+  });
+  try {
+    await o.audit.recordAll([event]);
+  } catch (e) {
+    return reply.send(unaudited(o, reply, e));
+  }
+  return fhirErrorHandler(err, req, reply);
+}
+
+/** The not-found handler of the adapter's app: 404 OperationOutcome, audited. */
+export function unroutedHandler(o: IngestSecurityOptions) {
+  return (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
+    answerUnmatched(o, { req, reply }, new HubError('HUB_NOT_FOUND', 'unknown FHIR route'), 'unrouted');
+}
+
+/** The router's refusals (fastify frameworkErrors: an undecodable URL, an over-long parameter): 400, audited likewise. */
+export function badUrlHandler(o: IngestSecurityOptions) {
+  return (err: { code?: string }, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
+    answerUnmatched(o, { req, reply }, frameworkRefusal(err), 'invalid-input');
 }
 
 /** The caller a guarded request was admitted as; a route outside the guard gets nothing (fail closed). */
