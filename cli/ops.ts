@@ -558,7 +558,7 @@ async function auditTrailStatus(p: Probe): Promise<AuditTrailStatus | null> {
     const lagging = l.lag > p.cfg.AUDIT_MAX_LAG;
     if (lagging) {
       p.problems.push(
-        `audit lag ${l.lag} > ${p.cfg.AUDIT_MAX_LAG}: audit events are not reaching the audit table (docs/runbook.md#hubauditlag)`,
+        `audit lag ${l.lag} > ${p.cfg.AUDIT_MAX_LAG}: audit events are not reaching the audit table (docs/runbook.md#hubauditlaghigh)`,
       );
     }
     return { topic, group, ...l, state: lagging ? 'lagging' : 'ok' };

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createAuditMetrics } from '../libs/audit/metrics.js';
 import { createHttpApp } from '../libs/http/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { createMetrics } from '../libs/telemetry/metrics.js';
@@ -31,6 +32,8 @@ async function exposedMetricNames(): Promise<Set<string>> {
     metrics: m.registry,
     readiness: { postgres: () => Promise.resolve({ ok: true }) },
   });
+  // The API's own: the audit trail's dead letters and lag.
+  createAuditMetrics(m.registry);
   const names = new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
   return names;
 }
