@@ -13,14 +13,26 @@ export const CONTROL_CHAR = /[\u0000-\u001f\u007f]|\p{Cs}/u;
 /** A parameter name fit for a diagnostic: bounded, only harmless characters. */
 export const safeName = (k: string): string => k.slice(0, 40).replace(/[^\w.:$*-]/g, '?');
 
-/** The first name or value in `given` (params, query or form) holding a control character, or null. */
+// Deeper than any body a route declares; a body nested deeper is refused as it is.
+const MAX_DEPTH = 32;
+
+/** Whether a value holds a control character in any string or key, at any depth (bounded). */
+export function holdsControlChar(v: unknown, depth = 0): boolean {
+  if (typeof v === 'string') return CONTROL_CHAR.test(v);
+  if (typeof v !== 'object' || v === null) return false;
+  if (depth >= MAX_DEPTH) return true;
+  if (Array.isArray(v)) return v.some((x) => holdsControlChar(x, depth + 1));
+  return Object.entries(v as Record<string, unknown>).some(
+    ([k, x]) => CONTROL_CHAR.test(k) || holdsControlChar(x, depth + 1),
+  );
+}
+
+/** The first top-level name in `given` (params, query, form or JSON body) holding a control character, or null. */
 export function controlCharIn(given: unknown): string | null {
   if (typeof given !== 'object' || given === null) return null;
+  if (Array.isArray(given)) return holdsControlChar(given) ? '(body)' : null;
   for (const [k, v] of Object.entries(given as Record<string, unknown>)) {
-    const values = Array.isArray(v) ? (v as unknown[]) : [v];
-    if (CONTROL_CHAR.test(k) || values.some((x) => typeof x === 'string' && CONTROL_CHAR.test(x))) {
-      return safeName(k);
-    }
+    if (CONTROL_CHAR.test(k) || holdsControlChar(v, 1)) return safeName(k);
   }
   return null;
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import type { TokenVerifier } from '../auth/jwt.js';
 import { HUB_SCOPES } from '../auth/scopes.js';
 import { HubError, toHubError } from '../errors/index.js';
+import { bearerChallenge, bearerToken } from './bearer.js';
 import { jsonErrorHandler } from './errors.js';
 
 /**
@@ -24,19 +25,12 @@ export interface OperatorRoutesOptions {
 export const OPERATOR_AUDIENCE = 'hub-ops';
 
 /** RFC 6750 challenges: which one tells a client what to fix. */
-const REALM = 'realm="hub-operator"';
+const REALM = 'hub-operator';
 const CHALLENGE = {
-  missing: `Bearer ${REALM}`,
-  invalid: `Bearer ${REALM}, error="invalid_token"`,
-  scope: `Bearer ${REALM}, error="insufficient_scope", scope="${HUB_SCOPES.operator}"`,
+  missing: bearerChallenge(REALM),
+  invalid: bearerChallenge(REALM, { error: 'invalid_token' }),
+  scope: bearerChallenge(REALM, { error: 'insufficient_scope', scope: HUB_SCOPES.operator }),
 } as const;
-
-/** The bearer token; '' for an Authorization header that is not a well-formed one, null for none. */
-function bearerToken(req: FastifyRequest): string | null {
-  const h = req.headers.authorization;
-  if (!h) return null;
-  return /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)$/i.exec(h)?.[1] ?? '';
-}
 
 function refuse(reply: FastifyReply, challenge: string, err: HubError): never {
   void reply.header('www-authenticate', challenge);

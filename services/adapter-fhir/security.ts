@@ -11,6 +11,7 @@ import { toOperationOutcome } from '../../libs/fhir/outcome.js';
 import { isSupportedType } from '../../libs/fhir/validate.js';
 import { FHIR_JSON, fhirErrorHandler } from '../../libs/http/errors.js';
 import { frameworkRefusal } from '../../libs/http/index.js';
+import { bearerChallenge, bearerToken } from '../../libs/http/bearer.js';
 import { controlCharIn } from '../../libs/http/input.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
 import type { FhirClients } from './clients.js';
@@ -36,9 +37,9 @@ import type { Caller } from './routes/common.js';
 export const INGEST_REALM = INGEST_AUDIENCE;
 
 const CHALLENGE = {
-  missing: `Bearer realm="${INGEST_REALM}"`,
-  invalid: `Bearer realm="${INGEST_REALM}", error="invalid_token"`,
-  scope: `Bearer realm="${INGEST_REALM}", error="insufficient_scope"`,
+  missing: bearerChallenge(INGEST_REALM),
+  invalid: bearerChallenge(INGEST_REALM, { error: 'invalid_token' }),
+  scope: bearerChallenge(INGEST_REALM, { error: 'insufficient_scope' }),
 } as const;
 
 export interface IngestSecurityOptions {
@@ -103,13 +104,6 @@ const typeParam = (req: FastifyRequest): string => {
   return typeof t === 'string' ? t : '';
 };
 
-function bearer(req: FastifyRequest): string | null {
-  const h = req.headers.authorization;
-  if (!h) return null;
-  // '' for an Authorization header that is not a well-formed bearer token.
-  return /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)$/i.exec(h)?.[1] ?? '';
-}
-
 /** Records why, sets the challenge, and throws the refusal for the route's error handler (an OperationOutcome). */
 function refuse(st: IngestState, reply: FastifyReply, reason: string, err: HubError): never {
   st.denyReason = reason;
@@ -127,7 +121,7 @@ async function principalOf(
   req: FastifyRequest,
   reply: FastifyReply,
 ): Promise<Principal> {
-  const token = bearer(req);
+  const token = bearerToken(req);
   if (token === null) {
     refuse(st, reply, 'no-token', new HubError('HUB_UNAUTHENTICATED', 'a bearer token is required'));
   }
@@ -271,7 +265,7 @@ async function answerUnmatched(
   reason: string,
 ): Promise<FastifyReply> {
   void reply.header('cache-control', 'no-store');
-  const token = bearer(req);
+  const token = bearerToken(req);
   const principal = token ? await o.verifier(token).catch(() => null) : null;
   const method = methodOf(req.method);
   const event = buildAuditEvent({

@@ -1,4 +1,5 @@
 import { HUB_SCOPES, type AccessRequest } from '../../libs/auth/scopes.js';
+import { bearerChallenge } from '../../libs/http/bearer.js';
 
 /**
  * The `WWW-Authenticate` challenge of a 401 or 403 (RFC 6750 §3). Pure.
@@ -43,15 +44,16 @@ export interface ChallengeInput {
 
 /** The header value, or null for statuses that do not challenge. */
 export function challengeOf(c: ChallengeInput): string | null {
-  const realm = `Bearer realm="${REALM}"`;
   if (c.status === 401) {
-    if (!c.bearerSent) return realm;
-    const desc = c.description ? `, error_description="${c.description}"` : '';
-    return `${realm}, error="invalid_token"${desc}`;
+    if (!c.bearerSent) return bearerChallenge(REALM);
+    return bearerChallenge(REALM, {
+      error: 'invalid_token',
+      ...(c.description ? { description: c.description } : {}),
+    });
   }
   if (c.status === 403) {
-    const scopes = requiredScopes(c.access);
-    return `${realm}, error="insufficient_scope"${scopes.length > 0 ? `, scope="${scopes.join(' ')}"` : ''}`;
+    const scope = requiredScopes(c.access).join(' ');
+    return bearerChallenge(REALM, { error: 'insufficient_scope', ...(scope ? { scope } : {}) });
   }
   return null;
 }

@@ -13,7 +13,9 @@ import {
 } from '../../libs/auth/scopes.js';
 import { HubError, httpStatusOf, publicMessage, toHubError } from '../../libs/errors/index.js';
 import { toOperationOutcome } from '../../libs/fhir/outcome.js';
+import { bearerToken } from '../../libs/http/bearer.js';
 import { FHIR_JSON, fhirErrorHandler, jsonErrorHandler } from '../../libs/http/errors.js';
+import { CONTROL_CHAR, controlCharIn } from '../../libs/http/input.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
 import { challengeOf } from './challenge.js';
 import { isStorablePatientId, type PatientContexts } from './patient-context.js';
@@ -86,13 +88,6 @@ export interface SecurityOptions {
 /** Whether the request carried a bearer token at all, well formed or not (another scheme is none). */
 const bearerSent = (req: FastifyRequest) => /^Bearer(\s|$)/i.test(req.headers.authorization ?? '');
 
-function bearer(req: FastifyRequest): string | null {
-  const h = req.headers.authorization;
-  if (!h) return null;
-  // '' for an Authorization header that is not a well-formed bearer token.
-  return /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)$/i.exec(h)?.[1] ?? '';
-}
-
 /** Parameters a route does not declare, in its query string or form body (names only). */
 function undeclaredParams(req: FastifyRequest): string[] {
   const schema = req.routeOptions.schema as
@@ -106,41 +101,6 @@ function undeclaredParams(req: FastifyRequest): string[] {
   check(req.query, schema?.querystring?.properties);
   if (req.method === 'POST') check(req.body, schema?.body?.properties);
   return out;
-}
-
-/**
- * U+0000–U+001F, U+007F and lone surrogates: never part of an id, a search
- * value or a field of a request body (a NUL stalls Postgres writers, a lone
- * surrogate has no UTF-8 form: the same rule as unstorableTextPaths).
- */
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHAR = /[\u0000-\u001f\u007f]|\p{Cs}/u;
-
-/** A parameter name fit for a diagnostic: bounded, only harmless characters. */
-const safeName = (k: string) => k.slice(0, 40).replace(/[^\w.:$*-]/g, '?');
-
-// Deeper than any body a route declares; a body nested deeper is refused as it is.
-const MAX_DEPTH = 32;
-
-/** Whether a value holds a control character in any string or key, at any depth (bounded). */
-function holdsControlChar(v: unknown, depth: number): boolean {
-  if (typeof v === 'string') return CONTROL_CHAR.test(v);
-  if (typeof v !== 'object' || v === null) return false;
-  if (depth >= MAX_DEPTH) return true;
-  if (Array.isArray(v)) return v.some((x) => holdsControlChar(x, depth + 1));
-  return Object.entries(v as Record<string, unknown>).some(
-    ([k, x]) => CONTROL_CHAR.test(k) || holdsControlChar(x, depth + 1),
-  );
-}
-
-/** The first top-level name in `given` (params, query, form or JSON body) holding a control character, or null. */
-function controlCharIn(given: unknown): string | null {
-  if (typeof given !== 'object' || given === null) return null;
-  if (Array.isArray(given)) return holdsControlChar(given, 0) ? '(body)' : null;
-  for (const [k, v] of Object.entries(given as Record<string, unknown>)) {
-    if (CONTROL_CHAR.test(k) || holdsControlChar(v, 1)) return safeName(k);
-  }
-  return null;
 }
 
 const bodyKind = (req: FastifyRequest) =>
@@ -184,7 +144,7 @@ function rejectControlChars(where: 'url' | 'body') {
 function authenticate(verifier: TokenVerifier) {
   return async (req: FastifyRequest): Promise<void> => {
     if (!req.routeOptions.config.security) return;
-    const token = bearer(req);
+    const token = bearerToken(req);
     if (token === null) {
       req.authProblem = new HubError('HUB_UNAUTHENTICATED', 'a bearer token is required');
       return;
@@ -379,7 +339,7 @@ export function phiAreaOf(url: string): PhiArea | null {
 
 /** The principal of a request's bearer token, or null: an unrouted request is audited with whoever it was. */
 async function principalQuietly(verifier: TokenVerifier, req: FastifyRequest): Promise<Principal | null> {
-  const token = bearer(req);
+  const token = bearerToken(req);
   if (!token) return null;
   try {
     return await verifier(token);
