@@ -18,13 +18,33 @@ function demo(over: Partial<Demographics> = {}): Demographics {
     deceased: null,
     deceasedAt: null,
     addresses: [
-      { lines: ['1 Old St'], city: 'Town', state: null, postalCode: null, country: null, use: null },
+      {
+        lines: ['1 Old St'],
+        city: 'Town',
+        state: null,
+        postalCode: null,
+        country: null,
+        use: null,
+        type: null,
+      },
     ],
     telecom: [phone('555-0001', 'home', 'home'), phone('555-0002', 'work', 'work')],
-    maritalStatus: { system: 'v2-0002', code: 'M', display: null },
-    language: { system: 'urn:ietf:bcp:47', code: 'en', display: null },
+    maritalStatus: { system: 'v2-0002', code: 'M', display: null, version: null, alternates: [], text: null },
+    language: {
+      system: 'urn:ietf:bcp:47',
+      code: 'en',
+      display: null,
+      version: null,
+      alternates: [],
+      text: null,
+    },
     notSent: [],
     cleared: [],
+    race: [],
+    ethnicity: [],
+    religion: null,
+    contacts: [],
+    primaryCareProvider: null,
     ...over,
   };
 }
@@ -83,7 +103,15 @@ describe('mergeDemographics (HL7 v2 null semantics)', () => {
     const incoming = demo({
       ...EMPTY_UPDATE,
       addresses: [
-        { lines: ['9 New Rd'], city: null, state: null, postalCode: null, country: null, use: null },
+        {
+          lines: ['9 New Rd'],
+          city: null,
+          state: null,
+          postalCode: null,
+          country: null,
+          use: null,
+          type: null,
+        },
       ],
       notSent: ['names', 'telecom.home', 'telecom.work'],
     });

@@ -113,5 +113,10 @@ export function mergeDemographics(stored: Demographics | null, incoming: Demogra
     language: f('language', null),
     notSent: [],
     cleared: [],
+    race: [],
+    ethnicity: [],
+    religion: null,
+    contacts: [],
+    primaryCareProvider: null,
   };
 }

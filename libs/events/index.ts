@@ -4,6 +4,7 @@ import { EVENT_CONTRACTS, EVENT_TYPES, type EventType, type EventTypeMap } from 
 import { nameUuid } from './name-uuid.js';
 
 export * from './generated.js';
+export * from './values.js';
 
 /** A decoded event with its type as the discriminant, for exhaustive switches. */
 export type ClinicalEvent = { [K in EventType]: { type: K; data: EventTypeMap[K] } }[EventType];

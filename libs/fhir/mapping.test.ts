@@ -287,7 +287,14 @@ describe('hub ids line up with the HL7 adapter', () => {
     expect(res?.type === 'ResultReported' && res.data.resultId).toBe(
       hl7.resultIdFor(
         { system: 'urn:oid:1.2.5', value: 'F1', type: 'FILL' },
-        { system: 'http://loinc.org', code: '2345-7', display: null },
+        {
+          system: 'http://loinc.org',
+          code: '2345-7',
+          display: null,
+          version: null,
+          alternates: [],
+          text: null,
+        },
       ),
     );
   });

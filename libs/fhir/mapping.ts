@@ -132,8 +132,23 @@ export function contentHash(resource: object): string {
 
 function code(c: Coding | undefined, fallbackText?: string): Code | null {
   if (c?.code)
-    return { system: c.system ?? 'urn:hub:unknown-system', code: c.code, display: c.display ?? null };
-  if (fallbackText) return { system: 'urn:hub:text', code: fallbackText, display: fallbackText };
+    return {
+      system: c.system ?? 'urn:hub:unknown-system',
+      code: c.code,
+      display: c.display ?? null,
+      version: null,
+      alternates: [],
+      text: null,
+    };
+  if (fallbackText)
+    return {
+      system: 'urn:hub:text',
+      code: fallbackText,
+      display: fallbackText,
+      version: null,
+      alternates: [],
+      text: null,
+    };
   return null;
 }
 
@@ -234,7 +249,7 @@ function practitioner(ref: Reference | undefined, policy: IdentityPolicy): Pract
   // Reference.display is free text (a name); it is carried only as the name.
   const name = ref.display ? { family: ref.display, given: [], prefix: null, suffix: null, use: null } : null;
   if (!id && !name) return null;
-  return { id, name };
+  return { id, name, telecom: [] };
 }
 
 /** Parses `Patient/123`, `https://x/fhir/Patient/123` or `Patient/123/_history/2` into its type and id. */
@@ -287,7 +302,14 @@ export function hubIdOfResource(
     case 'Observation':
     case 'DiagnosticReport': {
       const id = ids.find((i) => i.type === 'FILL') ?? preferred(ids, 'PLAC') ?? own;
-      const c = concept(r.code) ?? { system: 'urn:hub:unknown-system', code: 'unknown', display: null };
+      const c = concept(r.code) ?? {
+        system: 'urn:hub:unknown-system',
+        code: 'unknown',
+        display: null,
+        version: null,
+        alternates: [],
+        text: null,
+      };
       return resultIdFor(id.system, id.value, c);
     }
   }
@@ -366,6 +388,7 @@ export function demographicsOf(p: Patient, policy: IdentityPolicy): Demographics
       postalCode: a.postalCode ?? null,
       country: a.country ?? null,
       use: a.use ?? null,
+      type: null,
     })),
     telecom: (p.telecom ?? []).flatMap((t) =>
       t.value ? [{ system: t.system ?? 'other', value: t.value, use: t.use ?? null, part: null }] : [],
@@ -374,6 +397,11 @@ export function demographicsOf(p: Patient, policy: IdentityPolicy): Demographics
     language: concept(p.communication?.find((c) => c.preferred)?.language ?? p.communication?.[0]?.language),
     // A FHIR create or update (PUT) is the whole resource: an absent element is no value, not
     // "keep the stored one" (FHIR R4 RESTful API, update). So every event is a full snapshot.
+    race: [],
+    ethnicity: [],
+    religion: null,
+    contacts: [],
+    primaryCareProvider: null,
     notSent: [],
     cleared: [],
   };
@@ -487,13 +515,24 @@ function encounterStarted(w: EncounterWrite, seq: number): ClinicalEvent {
       patientId: w.subject,
       encounterId: w.encounterId,
       visitNumber: preferred(ids, 'VN') ?? null,
-      encounterClass: code(e.class) ?? { system: 'urn:hub:unknown-system', code: 'unknown', display: null },
+      encounterClass: code(e.class) ?? {
+        system: 'urn:hub:unknown-system',
+        code: 'unknown',
+        display: null,
+        version: null,
+        alternates: [],
+        text: null,
+      },
       status: e.status === 'planned' ? 'planned' : 'in-progress',
       location: w.location,
       hospitalService: concept(e.serviceType),
       attendingPractitioner: practitioner(attending, ctx.policy),
       admittedAt: start,
       payer: null,
+      admitReason: null,
+      admitSource: null,
+      admissionType: null,
+      dischargeDisposition: null,
     },
   };
 }
@@ -517,6 +556,9 @@ function activeEncounterEvents(w: EncounterWrite): ClinicalEvent[] {
           fromLocation: input.previous?.location ?? null,
           toLocation: location,
           transferredAt: ctx.recordedAt,
+          encounterClass: null,
+          hospitalService: null,
+          attendingPractitioner: null,
         },
       },
     ];
@@ -543,6 +585,10 @@ function finishedEncounterEvents(w: EncounterWrite): ClinicalEvent[] {
       encounterId: w.encounterId,
       endedAt: end,
       dischargeDisposition: concept(e.hospitalization?.dischargeDisposition),
+      encounterClass: null,
+      hospitalService: null,
+      attendingPractitioner: null,
+      location: null,
     },
   });
   return events;
@@ -560,9 +606,17 @@ function cancelledEncounterEvents(w: EncounterWrite): ClinicalEvent[] {
         encounterId: w.encounterId,
         reason:
           e.status === 'entered-in-error'
-            ? { system: 'http://hl7.org/fhir/encounter-status', code: 'entered-in-error', display: null }
+            ? {
+                system: 'http://hl7.org/fhir/encounter-status',
+                code: 'entered-in-error',
+                display: null,
+                version: null,
+                alternates: [],
+                text: null,
+              }
             : null,
         cancelledEventType: prevStatus === 'finished' ? 'discharge' : 'admit',
+        encounterClass: null,
       },
     },
   ];
@@ -657,6 +711,11 @@ function mapServiceRequest(s: ServiceRequest, input: MapInput, ctx: MapContext):
         priority: s.priority ?? 'routine',
         orderedAt: instant(s.authoredOn) ?? ctx.recordedAt,
         orderingProvider: practitioner(s.requester, ctx.policy),
+        placerGroupNumber: null,
+        specimens: [],
+        notes: [],
+        reasons: [],
+        orderStatus: null,
       },
     };
   };
@@ -669,6 +728,10 @@ function mapServiceRequest(s: ServiceRequest, input: MapInput, ctx: MapContext):
       status: s.status,
       fillerStatus: null,
       changedAt: ctx.recordedAt,
+      placerOrderNumber: null,
+      fillerOrderNumber: null,
+      resultStatus: null,
+      notes: [],
     },
   });
   switch (s.status) {
@@ -697,9 +760,18 @@ function mapServiceRequest(s: ServiceRequest, input: MapInput, ctx: MapContext):
             orderId,
             reason:
               s.status === 'entered-in-error'
-                ? { system: 'http://hl7.org/fhir/request-status', code: 'entered-in-error', display: null }
+                ? {
+                    system: 'http://hl7.org/fhir/request-status',
+                    code: 'entered-in-error',
+                    display: null,
+                    version: null,
+                    alternates: [],
+                    text: null,
+                  }
                 : null,
             cancelledAt: ctx.recordedAt,
+            placerOrderNumber: null,
+            fillerOrderNumber: null,
           },
         });
       }
@@ -746,7 +818,14 @@ function resultStatus(
 export function observationValue(o: Observation, sequence: number): ObservationValue {
   const base: ObservationValue = {
     sequence,
-    code: concept(o.code) ?? { system: 'urn:hub:unknown-system', code: 'unknown', display: null },
+    code: concept(o.code) ?? {
+      system: 'urn:hub:unknown-system',
+      code: 'unknown',
+      display: null,
+      version: null,
+      alternates: [],
+      text: null,
+    },
     valueType: 'ST',
     valueNumber: null,
     valueString: null,
@@ -758,6 +837,16 @@ export function observationValue(o: Observation, sequence: number): ObservationV
     status: resultStatus(o.status)?.status ?? 'final',
     observedAt: instant(o.effectiveDateTime ?? o.effectivePeriod?.start ?? o.issued),
     attachment: null,
+    observationId: null,
+    subId: null,
+    unitCode: null,
+    referenceLow: null,
+    referenceHigh: null,
+    interpretations: [],
+    notes: [],
+    components: [],
+    method: null,
+    bodySite: null,
   };
   const rr = o.referenceRange?.[0];
   if (rr) {
@@ -814,6 +903,16 @@ function documentValue(
     status,
     observedAt: null,
     ...doc,
+    observationId: null,
+    subId: null,
+    unitCode: null,
+    referenceLow: null,
+    referenceHigh: null,
+    interpretations: [],
+    notes: [],
+    components: [],
+    method: null,
+    bodySite: null,
   };
 }
 
@@ -821,7 +920,16 @@ function linkValue(a: LinkedAttachment, sequence: number, c: Code, status: strin
   return documentValue(sequence, { ...c, display: a.title ?? c.display }, status, {
     valueType: 'RP',
     valueString: a.url,
-    valueCode: a.contentType ? { system: MIME_TYPE_SYSTEM, code: a.contentType, display: null } : null,
+    valueCode: a.contentType
+      ? {
+          system: MIME_TYPE_SYSTEM,
+          code: a.contentType,
+          display: null,
+          version: null,
+          alternates: [],
+          text: null,
+        }
+      : null,
     attachment: null,
   });
 }
@@ -950,6 +1058,11 @@ function mapResult(r: Observation | DiagnosticReport, input: MapInput, ctx: MapC
     observations,
     reportText: r.resourceType === 'DiagnosticReport' ? (r.conclusion ?? null) : null,
     performer: practitioner(r.performer?.[0], ctx.policy),
+    notes: [],
+    specimens: [],
+    placerOrderNumber: null,
+    fillerOrderNumber: null,
+    orderCode: null,
   };
   const occurredAt = issuedAt ?? effectiveAt ?? ctx.recordedAt;
   const effectiveSent = r.effectiveDateTime ?? r.effectivePeriod?.start;

@@ -17,8 +17,16 @@ const ENCOUNTER_CLASS: Readonly<Record<string, { code: string; display: string }
 
 export function encounterClassFor(pv1_2: string): Code {
   const hit = ENCOUNTER_CLASS[pv1_2.toUpperCase()];
-  if (hit) return { system: V3_ACT_CODE, code: hit.code, display: hit.display };
-  return { system: V2_TABLE('0004'), code: pv1_2, display: null };
+  if (hit)
+    return {
+      system: V3_ACT_CODE,
+      code: hit.code,
+      display: hit.display,
+      version: null,
+      alternates: [],
+      text: null,
+    };
+  return { system: V2_TABLE('0004'), code: pv1_2, display: null, version: null, alternates: [], text: null };
 }
 
 /** PID-8 administrative sex (table 0001) → FHIR administrative-gender. */

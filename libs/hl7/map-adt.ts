@@ -128,6 +128,10 @@ function mapVisitStart(
       attendingPractitioner: scope.practitioner(visitSeg, 7),
       admittedAt: instantOf(admittedAt),
       payer: in1 ? in1.get(4, 1) || in1.get(2, 1) || null : null,
+      admitReason: null,
+      admitSource: null,
+      admissionType: null,
+      dischargeDisposition: null,
     },
   };
   return [registered, started];
@@ -155,6 +159,9 @@ function encounterTransferred(scope: MapScope, { pid, patientId }: AdtPatient): 
       fromLocation: scope.location(visitSeg, 6),
       toLocation,
       transferredAt: at.instant,
+      encounterClass: null,
+      hospitalService: null,
+      attendingPractitioner: null,
     },
   };
 }
@@ -172,6 +179,10 @@ function encounterEnded(scope: MapScope, { pid, patientId }: AdtPatient): Clinic
       encounterId,
       endedAt: at.instant,
       dischargeDisposition: scope.tableCode(visitSeg, 36, '0112'),
+      encounterClass: null,
+      hospitalService: null,
+      attendingPractitioner: null,
+      location: null,
     },
   };
 }
@@ -188,6 +199,7 @@ function encounterCancelled(scope: MapScope, { pid, patientId }: AdtPatient): Cl
       encounterId,
       reason: scope.code(scope.msg.first('EVN'), 4, 0, V2_TABLE('0062')),
       cancelledEventType: 'admit',
+      encounterClass: null,
     },
   };
 }
@@ -267,7 +279,16 @@ function mapMerge(scope: MapScope): ClinicalEvent[] {
     }
     events.push({
       type: 'PatientsMerged',
-      data: { meta: scope.meta('PatientsMerged', at), patientId, mergedPatientId, mergedIdentifiers },
+      data: {
+        meta: scope.meta('PatientsMerged', at),
+        patientId,
+        mergedPatientId,
+        mergedIdentifiers,
+        mergedNames: [],
+        mergedAccountNumber: null,
+        mergedVisitNumber: null,
+        mergedDemographics: null,
+      },
     });
   });
   return events;

@@ -141,6 +141,11 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
           priority: priorityFor(priorityCode),
           orderedAt: orderedAt.instant,
           orderingProvider: scope.practitioner(orc, 12) ?? scope.practitioner(obr, 16),
+          placerGroupNumber: null,
+          specimens: [],
+          notes: [],
+          reasons: [],
+          orderStatus: null,
         },
       });
     } else if (control === 'cancel') {
@@ -152,6 +157,8 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
           orderId,
           reason: scope.code(orc, 16, 0, V2_TABLE('0119')),
           cancelledAt: at.instant,
+          placerOrderNumber: null,
+          fillerOrderNumber: null,
         },
       });
     } else {
@@ -165,6 +172,10 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
           status: control.status === 'fromOrc5' ? orderStatusFor(orc5) : control.status,
           fillerStatus: orc5 === '' ? null : orc5,
           changedAt: at.instant,
+          placerOrderNumber: null,
+          fillerOrderNumber: null,
+          resultStatus: null,
+          notes: [],
         },
       });
     }

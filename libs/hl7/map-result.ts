@@ -136,6 +136,16 @@ function observation(
     status: resultStatusFor(obx.get(11)) ?? reportStatus,
     observedAt: instantOf(scope.time(obx, 14)),
     attachment: null,
+    observationId: null,
+    subId: null,
+    unitCode: null,
+    referenceLow: null,
+    referenceHigh: null,
+    interpretations: [],
+    notes: [],
+    components: [],
+    method: null,
+    bodySite: null,
   };
   switch (valueType) {
     case 'NM':
@@ -174,7 +184,16 @@ function observation(
       // Seg.get decodes the escapes a pointer needs (\T\ for & in a URL, \S\, \F\, \E\).
       v.valueString = obx.get(5, 1) || null;
       const contentType = declaredContentType(obx.get(5, 3), obx.get(5, 4));
-      v.valueCode = contentType ? { system: MIME_TYPE_SYSTEM, code: contentType, display: null } : null;
+      v.valueCode = contentType
+        ? {
+            system: MIME_TYPE_SYSTEM,
+            code: contentType,
+            display: null,
+            version: null,
+            alternates: [],
+            text: null,
+          }
+        : null;
       break;
     }
     case 'CE':
@@ -288,10 +307,18 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
       observations,
       reportText: narrative.length > 0 ? narrative.join('\n') : null,
       performer: scope.practitionerNdl(r.obr, 32),
+      notes: [],
+      specimens: [],
+      placerOrderNumber: null,
+      fillerOrderNumber: null,
+      orderCode: null,
     };
     events.push(
       type === 'ResultCorrected'
-        ? { type, data: { ...common, correctionReason: null } }
+        ? {
+            type,
+            data: { ...common, correctionReason: null },
+          }
         : { type, data: common },
     );
   }

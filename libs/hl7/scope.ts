@@ -266,6 +266,7 @@ export class MapScope {
       postalCode: nonEmpty(seg.get(field, 5, undefined, rep)),
       country: nonEmpty(seg.get(field, 6, undefined, rep)),
       use: addressUseFor(seg.get(field, 7, undefined, rep)),
+      type: null,
     };
     return lines.length === 0 && !a.city && !a.state && !a.postalCode && !a.country ? null : a;
   }
@@ -307,6 +308,9 @@ export class MapScope {
         system: sys === '' && defaultSystem ? defaultSystem : codingSystemFor(sys, this.sourceSystem),
         code,
         display: nonEmpty(text),
+        version: null,
+        alternates: [],
+        text: null,
       };
     }
     const alt = seg.get(field, 4, undefined, rep);
@@ -315,6 +319,9 @@ export class MapScope {
         system: codingSystemFor(seg.get(field, 6, undefined, rep), this.sourceSystem),
         code: alt,
         display: nonEmpty(seg.get(field, 5, undefined, rep) || text),
+        version: null,
+        alternates: [],
+        text: null,
       };
     }
     return null;
@@ -394,6 +401,11 @@ export class MapScope {
       language,
       notSent,
       cleared,
+      race: [],
+      ethnicity: [],
+      religion: null,
+      contacts: [],
+      primaryCareProvider: null,
     };
   }
 
@@ -443,7 +455,7 @@ export class MapScope {
             prefix: nonEmpty(seg.get(field, 6, undefined, rep)),
             use: null,
           };
-    return { id, name };
+    return { id, name, telecom: [] };
   }
 
   /** NDL/CM (OBR-32 interpreter): a CNN packed as subcomponents of component 1. */
@@ -480,6 +492,7 @@ export class MapScope {
               prefix: nonEmpty(sub(6)),
               use: null,
             },
+      telecom: [],
     };
   }
 

@@ -28,7 +28,9 @@ describe('clinical rules shared by the read models', () => {
 
   it('maps HL7 PV1-2 and FHIR v3-ActCode classes to one vocabulary', () => {
     expect(
-      ['I', 'IMP', 'E', 'EMER', 'O', 'AMB'].map((code) => classOf({ system: 's', code, display: null })),
+      ['I', 'IMP', 'E', 'EMER', 'O', 'AMB'].map((code) =>
+        classOf({ system: 's', code, display: null, version: null, alternates: [], text: null }),
+      ),
     ).toEqual(['inpatient', 'inpatient', 'emergency', 'emergency', 'outpatient', 'outpatient']);
   });
 

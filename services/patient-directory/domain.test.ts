@@ -60,6 +60,10 @@ describe('patient directory: evolve', () => {
         status: 'active',
         fillerStatus: null,
         changedAt: 0,
+        placerOrderNumber: null,
+        fillerOrderNumber: null,
+        resultStatus: null,
+        notes: [],
       },
     };
     expect(needs(e)).toEqual({});

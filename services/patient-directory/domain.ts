@@ -146,6 +146,9 @@ const HANDLERS: EvolveHandlers<DirectoryTables> = {
   ResultReported: notAPatientFact,
   ResultCorrected: notAPatientFact,
   AttachmentStored: notAPatientFact,
+  AllergyRecorded: notAPatientFact,
+  CoverageRecorded: notAPatientFact,
+  DiagnosisRecorded: notAPatientFact,
 };
 
 export const evolve = evolveByType(HANDLERS);

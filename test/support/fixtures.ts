@@ -34,6 +34,11 @@ export function patientRegistered(patientId: string, family: string, messageId: 
         language: null,
         notSent: [],
         cleared: [],
+        race: [],
+        ethnicity: [],
+        religion: null,
+        contacts: [],
+        primaryCareProvider: null,
       },
     },
   };
@@ -53,6 +58,10 @@ export function patientsMerged(survivor: string, retired: string, messageId: str
       patientId: survivor,
       mergedPatientId: retired,
       mergedIdentifiers: [],
+      mergedNames: [],
+      mergedAccountNumber: null,
+      mergedVisitNumber: null,
+      mergedDemographics: null,
     },
   };
 }

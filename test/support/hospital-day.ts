@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  codeOf,
   deterministicEventId,
   type ClinicalEvent,
   type Demographics,
@@ -57,9 +58,15 @@ export function registered(
             postalCode: '00000',
             country: 'US',
             use: 'home',
+            type: null,
           },
         ],
         telecom: [{ system: 'phone', value: '555-0100', use: 'home', part: null }],
+        race: [],
+        ethnicity: [],
+        religion: null,
+        contacts: [],
+        primaryCareProvider: null,
         maritalStatus: null,
         language: null,
         notSent: [],
@@ -79,26 +86,18 @@ export function merged(survivor: string, retired: string, msg: string, t: number
       mergedIdentifiers: [
         { system: 'urn:oid:2.16.840.1.113883.3.999.1', value: `MRN-${retired}`, type: 'MR' },
       ],
+      mergedNames: [],
+      mergedAccountNumber: null,
+      mergedVisitNumber: null,
+      mergedDemographics: null,
     },
   };
 }
 
 const CLASS = {
-  inpatient: {
-    system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode',
-    code: 'IMP',
-    display: 'inpatient encounter',
-  },
-  emergency: {
-    system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode',
-    code: 'EMER',
-    display: 'emergency',
-  },
-  outpatient: {
-    system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode',
-    code: 'AMB',
-    display: 'ambulatory',
-  },
+  inpatient: codeOf('http://terminology.hl7.org/CodeSystem/v3-ActCode', 'IMP', 'inpatient encounter'),
+  emergency: codeOf('http://terminology.hl7.org/CodeSystem/v3-ActCode', 'EMER', 'emergency'),
+  outpatient: codeOf('http://terminology.hl7.org/CodeSystem/v3-ActCode', 'AMB', 'ambulatory'),
 } as const;
 
 export function admitted(
@@ -120,10 +119,14 @@ export function admitted(
       encounterClass: CLASS[cls],
       status: 'in-progress',
       location: { facility: 'GENHOSP', unit, room: '101', bed: 'A' },
-      hospitalService: { system: 'HL7-0069', code: cls === 'emergency' ? 'EM' : 'MED', display: null },
+      hospitalService: codeOf('HL7-0069', cls === 'emergency' ? 'EM' : 'MED', null),
       attendingPractitioner: null,
       admittedAt: t,
       payer,
+      admitReason: null,
+      admitSource: null,
+      admissionType: null,
+      dischargeDisposition: null,
     },
   };
 }
@@ -145,6 +148,9 @@ export function transferred(
       fromLocation: { facility: 'GENHOSP', unit: from, room: null, bed: null },
       toLocation: { facility: 'GENHOSP', unit: to, room: '7', bed: 'B' },
       transferredAt: t,
+      encounterClass: null,
+      hospitalService: null,
+      attendingPractitioner: null,
     },
   };
 }
@@ -157,7 +163,11 @@ export function discharged(pid: string, eid: string, msg: string, t: number): Cl
       patientId: pid,
       encounterId: eid,
       endedAt: t,
-      dischargeDisposition: { system: 'HL7-0112', code: '01', display: 'home' },
+      dischargeDisposition: codeOf('HL7-0112', '01', 'home'),
+      encounterClass: null,
+      hospitalService: null,
+      attendingPractitioner: null,
+      location: null,
     },
   };
 }
@@ -171,20 +181,21 @@ export function admissionCancelled(pid: string, eid: string, msg: string, t: num
       encounterId: eid,
       reason: null,
       cancelledEventType: 'admit',
+      encounterClass: null,
     },
   };
 }
 
 const TESTS = {
-  cbc: { system: 'http://loinc.org', code: '58410-2', display: 'CBC panel' },
-  xrchest: { system: 'http://loinc.org', code: '36643-5', display: 'XR Chest 2 Views' },
-  trop: { system: 'http://loinc.org', code: '89579-7', display: 'Troponin I hs' },
-  lipid: { system: 'http://loinc.org', code: '57698-3', display: 'Lipid panel' },
-  cmp: { system: 'http://loinc.org', code: '24323-8', display: 'CMP' },
-  a1c: { system: 'http://loinc.org', code: '4548-4', display: 'Hemoglobin A1c' },
-  tsh: { system: 'http://loinc.org', code: '3016-3', display: 'TSH' },
-  bmp: { system: 'http://loinc.org', code: '51990-0', display: 'BMP' },
-  custom: { system: 'urn:genhosp:local', code: 'XYZ-1', display: 'Local send-out test' },
+  cbc: codeOf('http://loinc.org', '58410-2', 'CBC panel'),
+  xrchest: codeOf('http://loinc.org', '36643-5', 'XR Chest 2 Views'),
+  trop: codeOf('http://loinc.org', '89579-7', 'Troponin I hs'),
+  lipid: codeOf('http://loinc.org', '57698-3', 'Lipid panel'),
+  cmp: codeOf('http://loinc.org', '24323-8', 'CMP'),
+  a1c: codeOf('http://loinc.org', '4548-4', 'Hemoglobin A1c'),
+  tsh: codeOf('http://loinc.org', '3016-3', 'TSH'),
+  bmp: codeOf('http://loinc.org', '51990-0', 'BMP'),
+  custom: codeOf('urn:genhosp:local', 'XYZ-1', 'Local send-out test'),
 } as const;
 export type TestName = keyof typeof TESTS;
 
@@ -211,6 +222,11 @@ export function ordered(
       priority,
       orderedAt: t,
       orderingProvider: null,
+      placerGroupNumber: null,
+      specimens: [],
+      notes: [],
+      reasons: [],
+      orderStatus: null,
     },
   };
 }
@@ -224,6 +240,8 @@ export function orderCancelled(pid: string, oid: string, msg: string, t: number)
       orderId: oid,
       reason: null,
       cancelledAt: t,
+      placerOrderNumber: null,
+      fillerOrderNumber: null,
     },
   };
 }
@@ -238,7 +256,7 @@ export function obs(
 ) {
   const o: ObservationValue = {
     sequence: 1,
-    code: { system: 'http://loinc.org', code, display },
+    code: codeOf('http://loinc.org', code, display),
     valueType: 'NM',
     valueNumber: value,
     valueString: null,
@@ -246,10 +264,20 @@ export function obs(
     valueComparator: null,
     unit,
     referenceRange: null,
-    interpretation: flag ? { system: 'HL7-0078', code: flag, display: null } : null,
+    interpretation: flag ? codeOf('HL7-0078', flag, null) : null,
     status,
     observedAt: null,
     attachment: null,
+    observationId: null,
+    subId: null,
+    unitCode: null,
+    referenceLow: null,
+    referenceHigh: null,
+    interpretations: [],
+    notes: [],
+    components: [],
+    method: null,
+    bodySite: null,
   };
   return o;
 }
@@ -285,6 +313,11 @@ export function resulted(
     observations,
     reportText,
     performer: null,
+    notes: [],
+    specimens: [],
+    placerOrderNumber: null,
+    fillerOrderNumber: null,
+    orderCode: null,
   };
   return status === 'corrected'
     ? { type: 'ResultCorrected', data: { ...common, correctionReason: 'recalibrated analyser' } }
@@ -366,6 +399,8 @@ export function aggregateOf(e: ClinicalEvent): 'patient' | 'encounter' | 'order'
     case 'PatientRegistered':
     case 'PatientUpdated':
     case 'PatientsMerged':
+    case 'AllergyRecorded':
+    case 'CoverageRecorded':
       return 'patient';
     case 'EncounterStarted':
     case 'EncounterTransferred':
@@ -373,6 +408,7 @@ export function aggregateOf(e: ClinicalEvent): 'patient' | 'encounter' | 'order'
     case 'EncounterCancelled':
     case 'EncounterTransferCancelled':
     case 'EncounterDischargeCancelled':
+    case 'DiagnosisRecorded':
       return 'encounter';
     case 'OrderPlaced':
     case 'OrderCancelled':

@@ -139,6 +139,9 @@ export function needs(e: ClinicalEvent, _resolve: Resolve): Needs<AnalyticsTable
     case 'PatientRegistered':
     case 'PatientUpdated':
     case 'PatientsMerged':
+    case 'AllergyRecorded':
+    case 'CoverageRecorded':
+    case 'DiagnosisRecorded':
       return base;
     case 'EncounterStarted':
     case 'EncounterTransferred':
@@ -318,6 +321,9 @@ const HANDLERS: EvolveHandlers<AnalyticsTables> = {
   PatientRegistered: onlyLogged,
   PatientUpdated: onlyLogged,
   PatientsMerged: onlyLogged,
+  AllergyRecorded: onlyLogged,
+  CoverageRecorded: onlyLogged,
+  DiagnosisRecorded: onlyLogged,
   EncounterStarted: encounterStarted,
   EncounterTransferred: encounterTransferred,
   EncounterEnded: encounterEnded,

@@ -146,6 +146,9 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<BillingTables> 
     case 'PatientRegistered':
     case 'PatientUpdated':
     case 'PatientsMerged':
+    case 'AllergyRecorded':
+    case 'CoverageRecorded':
+    case 'DiagnosisRecorded':
       return {};
     case 'EncounterStarted':
     case 'EncounterTransferred':
@@ -259,6 +262,9 @@ const HANDLERS: EvolveHandlers<BillingTables> = {
   PatientRegistered: nothingBillable,
   PatientUpdated: nothingBillable,
   PatientsMerged: nothingBillable,
+  AllergyRecorded: nothingBillable,
+  CoverageRecorded: nothingBillable,
+  DiagnosisRecorded: nothingBillable,
   EncounterStarted: encounterStarted,
   EncounterTransferred: (draft, e, resolve) =>
     ensureAccount(draft, e.data.encounterId, resolve(e.data.patientId)),

@@ -52,13 +52,29 @@ describe('portal: report attachments (HL7 ED lifted into AttachmentStored)', () 
 describe('portal: report links (RP values: HL7 reference pointer, FHIR presentedForm with a url only)', () => {
   const link = (url: string | null, contentType: string | null, title: string | null, sequence: number) => ({
     ...obs('18748-4', 'CT report', 0, '', null, 'final'),
-    code: { system: 'http://loinc.org', code: '18748-4', display: title },
+    code: {
+      system: 'http://loinc.org',
+      code: '18748-4',
+      display: title,
+      version: null,
+      alternates: [],
+      text: null,
+    },
     sequence,
     valueType: 'RP',
     valueNumber: null,
     unit: null,
     valueString: url,
-    valueCode: contentType ? { system: 'urn:ietf:bcp:13', code: contentType, display: null } : null,
+    valueCode: contentType
+      ? {
+          system: 'urn:ietf:bcp:13',
+          code: contentType,
+          display: null,
+          version: null,
+          alternates: [],
+          text: null,
+        }
+      : null,
   });
 
   it('given a final report with a link beside a PDF and a value, then presentedForm lists both in report order; the link as sent (no size, no hash)', () => {

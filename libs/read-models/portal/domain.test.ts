@@ -254,7 +254,14 @@ describe('portal: HL7 null semantics on Patient', () => {
       }),
       demographicsUpdated('P1', 'u2', at(9), {
         ...empty,
-        maritalStatus: { system: 'http://terminology.hl7.org/CodeSystem/v2-0002', code: 'M', display: null },
+        maritalStatus: {
+          system: 'http://terminology.hl7.org/CodeSystem/v2-0002',
+          code: 'M',
+          display: null,
+          version: null,
+          alternates: [],
+          text: null,
+        },
         notSent: leftOutBut('maritalStatus'),
       }),
     );

@@ -125,6 +125,10 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<PortalTables> {
     case 'ResultReported':
     case 'ResultCorrected':
       return { patients: [resolve(e.data.patientId)], reports: [e.data.resultId] };
+    case 'AllergyRecorded':
+    case 'CoverageRecorded':
+    case 'DiagnosisRecorded':
+      return {};
     case 'AttachmentStored':
       // Written over whatever is stored (same sha256, same bytes): no need to load megabytes.
       return {};
@@ -392,6 +396,9 @@ const HANDLERS: EvolveHandlers<PortalTables> = {
   OrderStatusChanged: orderStatusChanged,
   ResultReported: resultReported,
   ResultCorrected: resultReported,
+  AllergyRecorded: () => undefined,
+  CoverageRecorded: () => undefined,
+  DiagnosisRecorded: () => undefined,
   AttachmentStored: (draft, e) => draft.put('attachments', e.data.sha256, attachmentRow(e.data)),
 };
 
