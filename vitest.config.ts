@@ -28,6 +28,8 @@ export default defineConfig({
           include: ['**/*.int.test.ts', 'test/**/*.e2e.test.ts'],
           exclude: ['node_modules/**', 'dist/**', '.hub/**'],
           globalSetup: ['test/support/global-setup.ts'],
+          // Saves FHIR answers for the HAPI validator when HUB_FHIR_CAPTURE_DIR is set.
+          setupFiles: ['test/support/fhir-capture-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 180_000,
           // Two cores: files run one after another so that Kafka, the

@@ -1,8 +1,5 @@
 /** `hub schemas …`: the Avro contracts in schemas/, checked against the registry or git history. */
 import type { Command } from 'commander';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { topicNamer } from '../libs/config/index.js';
 import {
@@ -13,7 +10,13 @@ import {
   type CompatibilityFinding,
 } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS } from '../libs/events/index.js';
-import { composeEvents, readSchemaDir, type ComposedEvent } from '../libs/events/schema-source.js';
+import {
+  composeAtRevision,
+  composeEvents,
+  readSchemaDir,
+  schemaRevisions,
+  type ComposedEvent,
+} from '../libs/events/schema-source.js';
 import { cliRegistry, commonEnv, repoDir } from './env.js';
 import { formatTable, isJsonOutput, print } from './output.js';
 
@@ -27,36 +30,17 @@ function findingsTable(findings: CompatibilityFinding[]): string {
   );
 }
 
-/** Composes schemas/ as it was at a git revision, for history checks. */
-function composeAtRevision(rev: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'hub-schemas-'));
-  try {
-    const tar = execFileSync('git', ['-C', repoDir, 'archive', rev, 'schemas'], {
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    execFileSync('tar', ['-x', '-C', dir], { input: tar });
-    const { files, catalog } = readSchemaDir(join(dir, 'schemas'));
-    return composeEvents(files, catalog);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /**
  * The working tree against schemas/ at every earlier commit that changed it:
  * the incompatible findings, then one compatible finding per other subject.
  */
 function checkGitHistory(json: boolean, candidates: readonly ComposedEvent[]): CompatibilityFinding[] {
-  const revs = execFileSync('git', ['-C', repoDir, 'log', '--format=%H', '--', 'schemas'], {
-    encoding: 'utf8',
-  })
-    .split('\n')
-    .filter(Boolean);
+  const revs = schemaRevisions(repoDir);
   const findings: CompatibilityFinding[] = [];
   for (const rev of revs) {
     for (const f of checkAgainstEarlier(
       candidates,
-      composeAtRevision(rev),
+      composeAtRevision(repoDir, rev),
       `schemas/ at ${rev.slice(0, 10)}`,
     )) {
       if (!f.compatible) findings.push(f);

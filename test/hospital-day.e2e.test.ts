@@ -110,11 +110,13 @@ describe('hospital day: billing, analytics and portal read models', () => {
       name: [{ family: 'Alpha' }],
     });
 
-    // Preliminary-only R12 is hidden; the order is visible.
+    // Preliminary-only R12 is hidden; the order is visible. R9's order was never placed here: a stub
+    // ServiceRequest (status unknown) stands in for it so that the report's basedOn resolves.
     const p2 = await q(`select resource_id from ${s}.patient_record where patient_id = 'P2' order by 1`);
     expect(p2.map((r) => r['resource_id'])).toEqual([
       'E2',
       'O-AFTER',
+      'O-UNKNOWN',
       'O3',
       'O6',
       'O9',
@@ -212,6 +214,8 @@ describe('hospital day: billing, analytics and portal read models', () => {
     expect(problems).toEqual([
       { problem: 'charge_on_cancelled_encounter', line_id: 'O7' },
       { problem: 'charge_without_price', line_id: 'O8' },
+      // The day records no coverage (CoverageRecorded): every account with charges is flagged (E1, E2, E4, E5).
+      ...Array.from({ length: 4 }, () => ({ problem: 'charges_without_coverage', line_id: null })),
       { problem: 'resulted_order_without_charge', line_id: 'O-UNKNOWN' },
     ]);
     // The chargemaster is editable and prices are read live.

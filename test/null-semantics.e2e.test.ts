@@ -118,7 +118,7 @@ describe('HL7 null semantics end to end: MLLP -> Kafka -> portal -> API', () => 
       { what: 'the registered patient in the portal', timeoutMs: 60_000 },
     );
     const p = await patientWhen('registration', (x) => (x.telecom?.length ?? 0) > 0);
-    expect(p.telecom).toEqual([{ system: 'phone', value: '+1 217 5550101' }]);
+    expect(p.telecom).toEqual([{ system: 'phone', value: '+1 217 5550101', use: 'home' }]);
     expect(p.address).toMatchObject([{ line: ['7 Quiet Lane'], city: 'Nulltown' }]);
     expect(p.maritalStatus?.coding?.[0]?.code).toBe('M');
     expect(p.birthDate).toBe('1979-03-21');
@@ -134,14 +134,14 @@ describe('HL7 null semantics end to end: MLLP -> Kafka -> portal -> API', () => 
       }),
     );
     const p = await patientWhen('the A08 without PID-13', (x) => x.maritalStatus?.coding?.[0]?.code === 'S');
-    expect(p.telecom).toEqual([{ system: 'phone', value: '+1 217 5550101' }]);
+    expect(p.telecom).toEqual([{ system: 'phone', value: '+1 217 5550101', use: 'home' }]);
     expect(p.address).toMatchObject([{ line: ['7 Quiet Lane'] }]);
   });
 
   it('deletes the address when an A08 sends PID-11 as ""; what it does not send stays', async () => {
     await send(message('A08', 'NULL03', { 11: '""' }));
     const p = await patientWhen('the A08 with PID-11 ""', (x) => (x.address ?? []).length === 0);
-    expect(p.telecom).toEqual([{ system: 'phone', value: '+1 217 5550101' }]);
+    expect(p.telecom).toEqual([{ system: 'phone', value: '+1 217 5550101', use: 'home' }]);
     expect(p.maritalStatus?.coding?.[0]?.code).toBe('S');
     expect(p.birthDate).toBe('1979-03-21');
     expect(p.gender).toBe('female');
@@ -161,10 +161,11 @@ describe('HL7 null semantics end to end: MLLP -> Kafka -> portal -> API', () => 
     await send(message('A08', 'NULL04', { 13: '^PRN^PH^^1^217^5550201~^PRN^CP^^1^217^5550202' }));
     const p = await patientWhen('the A08 with two PID-13 repetitions', (x) => (x.telecom ?? []).length === 2);
     expect(p.telecom).toEqual([
-      { system: 'phone', value: '+1 217 5550201' },
-      { system: 'phone', value: '+1 217 5550202' },
+      { system: 'phone', value: '+1 217 5550201', use: 'home' },
+      { system: 'phone', value: '+1 217 5550202', use: 'mobile' },
     ]);
-    expect(p.address).toEqual([]);
+    // FHIR JSON has no empty arrays: the deleted address is absent.
+    expect(p.address).toBeUndefined();
     expect(p.maritalStatus?.coding?.[0]?.code).toBe('S');
   });
 });

@@ -30,6 +30,9 @@ export const FHIR_TYPES = [
   'Observation',
   'DiagnosticReport',
   'ServiceRequest',
+  'AllergyIntolerance',
+  'Condition',
+  'Coverage',
 ] as const;
 export type FhirType = (typeof FHIR_TYPES)[number];
 

@@ -23,8 +23,34 @@ export const DEMOGRAPHICS_FIELDS = [
   'telecom',
   'maritalStatus',
   'language',
+  // Added with issue #18: HL7 PID-10, PID-22, PID-17, the NK1 segments and PD1-4 are sent,
+  // left out and deleted as independently as the fields above.
+  'race',
+  'ethnicity',
+  'religion',
+  'contacts',
+  'primaryCareProvider',
 ] as const;
 export type DemographicsField = (typeof DEMOGRAPHICS_FIELDS)[number];
+
+/**
+ * The fields added after notSent / cleared existed. A partial record written by a producer that
+ * predates them (an adapter not yet upgraded) cannot name them, and carries them empty: in a
+ * partial record an empty value of one of these that is not named in `cleared` is "not sent", so
+ * such a record never deletes what a newer one stored. A current HL7 producer never sends one of
+ * them empty (a sent PID-10/17/22, NK1 or PD1-4 always has a value), so nothing is lost.
+ */
+const LATER_FIELDS: ReadonlySet<string> = new Set([
+  'race',
+  'ethnicity',
+  'religion',
+  'contacts',
+  'primaryCareProvider',
+]);
+
+function isEmptyValue(v: unknown): boolean {
+  return v === null || (Array.isArray(v) && v.length === 0);
+}
 
 /**
  * Telecom arrives in two independently sent parts in HL7 v2 (PID-13 home, PID-14 business),
@@ -39,6 +65,9 @@ export type FieldState = 'sent' | 'notSent' | 'cleared';
 export function fieldState(d: Demographics, field: DemographicsField | `telecom.${TelecomPart}`): FieldState {
   if (d.cleared.includes(field)) return 'cleared';
   if (d.notSent.includes(field)) return 'notSent';
+  if (LATER_FIELDS.has(field) && !isFullSnapshot(d) && isEmptyValue(d[field as keyof Demographics])) {
+    return 'notSent';
+  }
   if (field === 'telecom') {
     const parts = TELECOM_PARTS.map((p) => fieldState(d, `telecom.${p}`));
     if (parts.every((s) => s === 'cleared')) return 'cleared';
@@ -111,12 +140,12 @@ export function mergeDemographics(stored: Demographics | null, incoming: Demogra
     telecom: mergeTelecom(s?.telecom, incoming),
     maritalStatus: f('maritalStatus', null),
     language: f('language', null),
+    race: f('race', []),
+    ethnicity: f('ethnicity', []),
+    religion: f('religion', null),
+    contacts: f('contacts', []),
+    primaryCareProvider: f('primaryCareProvider', null),
     notSent: [],
     cleared: [],
-    race: [],
-    ethnicity: [],
-    religion: null,
-    contacts: [],
-    primaryCareProvider: null,
   };
 }

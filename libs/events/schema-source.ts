@@ -1,5 +1,7 @@
 import avsc from 'avsc';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { HubError } from '../errors/index.js';
 
@@ -240,4 +242,26 @@ export function namedTypes(files: SchemaFile[]): Map<string, Record<string, unkn
   const m = new Map<string, Record<string, unknown>>();
   for (const [fn, { def }] of collectNamed(files)) m.set(fn, def);
   return m;
+}
+
+/** The commits that changed schemas/, newest first: every contract the log may hold events of. */
+export function schemaRevisions(repoDir: string): string[] {
+  return execFileSync('git', ['-C', repoDir, 'log', '--format=%H', '--', 'schemas'], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
+}
+
+/** Composes schemas/ as it was at a git revision (for `hub schemas check --git-history` and the evolution tests). */
+export function composeAtRevision(repoDir: string, rev: string): ComposedEvent[] {
+  const dir = mkdtempSync(join(tmpdir(), 'hub-schemas-'));
+  try {
+    const tar = execFileSync('git', ['-C', repoDir, 'archive', rev, 'schemas'], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    execFileSync('tar', ['-x', '-C', dir], { input: tar });
+    const { files, catalog } = readSchemaDir(join(dir, 'schemas'));
+    return composeEvents(files, catalog);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -1,7 +1,7 @@
 import type { DiagnosticReport, Observation } from '@medplum/fhirtypes';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { deterministicEventId, invalidPaths, type ClinicalEvent } from '../events/index.js';
+import { codeOf, deterministicEventId, invalidPaths, type ClinicalEvent } from '../events/index.js';
 import type { IdentityPolicy } from '../identity/index.js';
 import { decodeAttachment, decodeFhirBase64, withCheckedDataElided } from './attachments.js';
 import { contentHash, mapResource, type MapContext, type MapInput } from './mapping.js';
@@ -216,7 +216,7 @@ describe('mapping a DiagnosticReport with presentedForm', () => {
         sequence: 1,
         valueType: 'ED',
         valueString: null,
-        code: { system: 'http://loinc.org', code: '11526-1', display: 'Pathology study' },
+        code: codeOf('http://loinc.org', '11526-1', 'Pathology study'),
         status: 'final',
         attachment: {
           sha256: sha256(bytes),
@@ -291,11 +291,11 @@ describe('mapping a DiagnosticReport with presentedForm', () => {
       expect.objectContaining({ sequence: 1, valueType: 'ST', valueString: 'ok' }),
       {
         sequence: 2,
-        code: { system: 'http://loinc.org', code: '11526-1', display: 'CT report (PACS)' },
+        code: codeOf('http://loinc.org', '11526-1', 'CT report (PACS)'),
         valueType: 'RP',
         valueNumber: null,
         valueString: url,
-        valueCode: { system: 'urn:ietf:bcp:13', code: 'application/pdf', display: null },
+        valueCode: codeOf('urn:ietf:bcp:13', 'application/pdf'),
         valueComparator: null,
         unit: null,
         referenceRange: null,
@@ -303,6 +303,17 @@ describe('mapping a DiagnosticReport with presentedForm', () => {
         status: 'final',
         observedAt: null,
         attachment: null,
+        // A document line has no value of its own to identify, annotate or qualify.
+        observationId: null,
+        subId: null,
+        unitCode: null,
+        referenceLow: null,
+        referenceHigh: null,
+        interpretations: [],
+        notes: [],
+        components: [],
+        method: null,
+        bodySite: null,
       },
     ]);
   });

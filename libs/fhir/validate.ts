@@ -44,6 +44,11 @@ export const SUPPORTED_TYPES = [
   'ServiceRequest',
   'Observation',
   'DiagnosticReport',
+  'AllergyIntolerance',
+  'Condition',
+  'Coverage',
+  // Stored for reports and orders to reference; no event of its own (mapping.md).
+  'Specimen',
 ] as const;
 export type SupportedType = (typeof SUPPORTED_TYPES)[number];
 

@@ -1,8 +1,10 @@
 import type { Code } from '../events/index.js';
+import { V2_TABLE } from '../terminology/code-systems.js';
 
 /** Code tables from HL7 v2 values to the hub's (FHIR-aligned) vocabulary. Documented in mapping.md. */
 
-export const V2_TABLE = (n: string): string => `http://terminology.hl7.org/CodeSystem/v2-${n}`;
+// The coding system table (0396) lives in libs/terminology, shared with the FHIR side.
+export { codingSystemFor, V2_TABLE } from '../terminology/code-systems.js';
 export const V3_ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
 
 /** PV1-2 patient class (table 0004) → v3 ActCode, as FHIR Encounter.class. */
@@ -79,6 +81,19 @@ export function addressUseFor(xad7: string): string | null {
       return 'temp';
     case 'BA':
       return 'old';
+    case 'BI':
+      return 'billing';
+    default:
+      return null;
+  }
+}
+
+/** XAD.7 address type (table 0190) → FHIR address-type (v2-to-FHIR ConceptMap table-hl70190-to-address-type). */
+export function addressTypeFor(xad7: string): string | null {
+  switch (xad7.toUpperCase()) {
+    case 'M':
+    case 'SH':
+      return 'postal';
     default:
       return null;
   }
@@ -110,39 +125,6 @@ export function telecomUseFor(xtn2: string, xtn3: string, fallback: string): str
     default:
       return fallback;
   }
-}
-
-/** Coding system names used in CE/CWE.3 → canonical URIs, so HL7 and FHIR codes compare equal. */
-const CODING_SYSTEMS: Readonly<Record<string, string>> = {
-  LN: 'http://loinc.org',
-  LOINC: 'http://loinc.org',
-  SCT: 'http://snomed.info/sct',
-  SNM: 'http://snomed.info/sct',
-  SNOMED: 'http://snomed.info/sct',
-  I10: 'http://hl7.org/fhir/sid/icd-10',
-  'I10-CM': 'http://hl7.org/fhir/sid/icd-10-cm',
-  I9C: 'http://hl7.org/fhir/sid/icd-9-cm',
-  UCUM: 'http://unitsofmeasure.org',
-  CPT: 'http://www.ama-assn.org/go/cpt',
-  C4: 'http://www.ama-assn.org/go/cpt',
-  RXNORM: 'http://www.nlm.nih.gov/research/umls/rxnorm',
-};
-
-/**
- * Canonical system for a CE/CWE coding system name: well-known names become
- * their URI, HL7 tables (HL7nnnn) the terminology.hl7.org URI, anything else
- * (local codes) `urn:hl7:codesystem:<name>`; no name at all means a code
- * local to the sending application.
- */
-export function codingSystemFor(name: string, sendingApplication: string): string {
-  const n = name.trim();
-  if (n === '') return `urn:hl7:local:${sendingApplication || 'unknown'}`;
-  const known = CODING_SYSTEMS[n.toUpperCase()];
-  if (known) return known;
-  const table = /^HL7(\d{4})$/i.exec(n);
-  if (table?.[1]) return V2_TABLE(table[1]);
-  if (/^[a-z][a-z0-9+.-]*:/i.test(n)) return n;
-  return `urn:hl7:codesystem:${n}`;
 }
 
 /** OBR-25 / OBX-11 result status (table 0123 / 0085) → hub result status; undefined when it is not a result status. */

@@ -1,5 +1,7 @@
-import type { ClinicalEvent, Identifier } from '../events/index.js';
+import type { ClinicalEvent, Code, HumanName, Identifier } from '../events/index.js';
 import { encounterClassFor, V2_TABLE } from './codes.js';
+import { clinicalEvents, optionalEncounterId } from './map-adt-clinical.js';
+import { patientDemographics } from './map-adt-patient.js';
 import { loc, refuse, type Seg } from './message.js';
 import { instantOf, type MapScope } from './scope.js';
 
@@ -33,9 +35,17 @@ interface AdtPatient {
 /**
  * ADT → patient and encounter events. Messages that register a patient or
  * start a visit (A01/A04/A05/A28) also emit PatientRegistered with the full
- * PID snapshot, and A08/A31 emit PatientUpdated, so the patient read models
- * get demographics whatever order the patient and encounter topics are read
- * in. Visit-only events (A02/A03/A11/A12/A13) do not repeat the demographics.
+ * PID snapshot (with PD1-4 and NK1), and A08/A31 emit PatientUpdated, so the
+ * patient read models get demographics whatever order the patient and
+ * encounter topics are read in. Visit-only events (A02/A03/A11/A12/A13) do not
+ * repeat the demographics.
+ *
+ * DG1, AL1 and IN1/IN2 become DiagnosisRecorded, AllergyRecorded and
+ * CoverageRecorded after those events for every trigger whose standard
+ * structure carries them: ADT_A01 (A01, A04, A08, A13), ADT_A05 (A05, A28,
+ * A31) and ADT_A03 (A03). A02 (ADT_A02), A11 (ADT_A09), A12 (ADT_A12) and A40
+ * do not map them: their structures have no AL1/IN1, and a cancel restates
+ * nothing.
  *
  * Each mapper below reads the message in the order the refusals are checked
  * and the events' metas are made: a meta's place in that order is part of
@@ -48,26 +58,30 @@ export function mapAdt(scope: MapScope, trigger: string): ClinicalEvent[] {
   if (trigger === 'A40') return mapMerge(scope);
   const pid = scope.requireSegment('PID');
   const patient: AdtPatient = { pid, ...scope.patient(pid) };
+  const withClinical = (events: ClinicalEvent[]): ClinicalEvent[] => [
+    ...events,
+    ...clinicalEvents(scope, { patientId: patient.patientId, encounterId: optionalEncounterId(scope, pid) }),
+  ];
   switch (trigger) {
     case 'A01':
     case 'A04':
     case 'A05':
-      return mapVisitStart(scope, patient, trigger);
+      return withClinical(mapVisitStart(scope, patient, trigger));
     case 'A28':
-      return [demographicsEvent(scope, patient, 'PatientRegistered')];
+      return withClinical([demographicsEvent(scope, patient, 'PatientRegistered')]);
     case 'A08':
     case 'A31':
-      return [demographicsEvent(scope, patient, 'PatientUpdated')];
+      return withClinical([demographicsEvent(scope, patient, 'PatientUpdated')]);
     case 'A02':
       return [encounterTransferred(scope, patient)];
     case 'A03':
-      return [encounterEnded(scope, patient)];
+      return withClinical([encounterEnded(scope, patient)]);
     case 'A11':
       return [encounterCancelled(scope, patient)];
     case 'A12':
       return [transferCancelled(scope, patient)];
     case 'A13':
-      return [dischargeCancelled(scope, patient)];
+      return withClinical([dischargeCancelled(scope, patient)]);
     default: {
       const unreachable: never = trigger;
       return unreachable;
@@ -85,9 +99,21 @@ function demographicsEvent(
   const data = {
     meta: scope.meta(type, occurredAt, { 'demographics.deceasedAt': scope.time(pid, 29) }),
     patientId,
-    demographics: scope.demographics(pid, identifiers),
+    demographics: patientDemographics(scope, pid, identifiers),
   };
   return type === 'PatientRegistered' ? { type, data } : { type, data };
+}
+
+/**
+ * PV1-2 patient class as FHIR Encounter.class (v3 ActCode), the v2 code kept as an alternate
+ * coding (R and O both become AMB); null when PV1-2 is empty (only A01/A04/A05 require it).
+ */
+function patientClass(visitSeg: Seg): Code | null {
+  const sent = visitSeg.get(2);
+  if (sent === '') return null;
+  const cls = encounterClassFor(sent);
+  if (cls.system === V2_TABLE('0004')) return cls;
+  return { ...cls, alternates: [{ system: V2_TABLE('0004'), code: sent, display: null, version: null }] };
 }
 
 /** The visit PV1 names (PV1-19, else PID-18): AE 101 when PV1 or the visit number is missing. */
@@ -121,17 +147,17 @@ function mapVisitStart(
       patientId: patient.patientId,
       encounterId,
       visitNumber: visit,
-      encounterClass: encounterClassFor(pv1_2),
+      encounterClass: patientClass(visitSeg) ?? encounterClassFor(pv1_2),
       status: trigger === 'A05' ? 'planned' : 'in-progress',
       location: scope.location(visitSeg, 3),
       hospitalService: scope.tableCode(visitSeg, 10, '0069'),
       attendingPractitioner: scope.practitioner(visitSeg, 7),
       admittedAt: instantOf(admittedAt),
       payer: in1 ? in1.get(4, 1) || in1.get(2, 1) || null : null,
-      admitReason: null,
-      admitSource: null,
-      admissionType: null,
-      dischargeDisposition: null,
+      admitReason: scope.codeOrText(scope.msg.first('PV2'), 3),
+      admitSource: scope.tableCode(visitSeg, 14, '0023'),
+      admissionType: scope.tableCode(visitSeg, 4, '0007'),
+      dischargeDisposition: scope.tableCode(visitSeg, 36, '0112'),
     },
   };
   return [registered, started];
@@ -159,9 +185,9 @@ function encounterTransferred(scope: MapScope, { pid, patientId }: AdtPatient): 
       fromLocation: scope.location(visitSeg, 6),
       toLocation,
       transferredAt: at.instant,
-      encounterClass: null,
-      hospitalService: null,
-      attendingPractitioner: null,
+      encounterClass: patientClass(visitSeg),
+      hospitalService: scope.tableCode(visitSeg, 10, '0069'),
+      attendingPractitioner: scope.practitioner(visitSeg, 7),
     },
   };
 }
@@ -179,17 +205,17 @@ function encounterEnded(scope: MapScope, { pid, patientId }: AdtPatient): Clinic
       encounterId,
       endedAt: at.instant,
       dischargeDisposition: scope.tableCode(visitSeg, 36, '0112'),
-      encounterClass: null,
-      hospitalService: null,
-      attendingPractitioner: null,
-      location: null,
+      encounterClass: patientClass(visitSeg),
+      hospitalService: scope.tableCode(visitSeg, 10, '0069'),
+      attendingPractitioner: scope.practitioner(visitSeg, 7),
+      location: scope.location(visitSeg, 3),
     },
   };
 }
 
 /** A11: the admit is cancelled, with the EVN-4 reason. */
 function encounterCancelled(scope: MapScope, { pid, patientId }: AdtPatient): ClinicalEvent {
-  const { encounterId } = visitOf(scope, pid);
+  const { visitSeg, encounterId } = visitOf(scope, pid);
   const at = scope.eventTime();
   return {
     type: 'EncounterCancelled',
@@ -199,7 +225,7 @@ function encounterCancelled(scope: MapScope, { pid, patientId }: AdtPatient): Cl
       encounterId,
       reason: scope.code(scope.msg.first('EVN'), 4, 0, V2_TABLE('0062')),
       cancelledEventType: 'admit',
-      encounterClass: null,
+      encounterClass: patientClass(visitSeg),
     },
   };
 }
@@ -284,12 +310,23 @@ function mapMerge(scope: MapScope): ClinicalEvent[] {
         patientId,
         mergedPatientId,
         mergedIdentifiers,
-        mergedNames: [],
-        mergedAccountNumber: null,
-        mergedVisitNumber: null,
+        mergedNames: mergedNames(scope, mrg),
+        mergedAccountNumber: scope.cx(mrg, 3),
+        mergedVisitNumber: scope.cx(mrg, 5),
+        // HL7 sends no snapshot of the retired record beyond MRG-7; FHIR merges may.
         mergedDemographics: null,
       },
     });
   });
   return events;
+}
+
+/** MRG-7 prior patient name, every repetition. */
+function mergedNames(scope: MapScope, mrg: Seg): HumanName[] {
+  const out: HumanName[] = [];
+  for (let r = 0; r < mrg.repetitionCount(7); r++) {
+    const n = scope.name(mrg, 7, r);
+    if (n) out.push(n);
+  }
+  return out;
 }

@@ -1,6 +1,9 @@
 import type { ClinicalEvent, Identifier } from '../events/index.js';
-import { categoryForSection, orderStatusFor, priorityFor, V2_TABLE } from './codes.js';
+import type { Practitioner } from '../events/index.js';
+import { categoryForSection, orderStatusFor, priorityFor, resultStatusFor, V2_TABLE } from './codes.js';
 import { loc, refuse, type Seg } from './message.js';
+import { noteTimes, notesOf } from './map-notes.js';
+import { specimenTimes, specimensOf } from './map-specimen.js';
 import { encounterIdFor, orderIdFor, type MapScope } from './scope.js';
 
 export const ORDER_TRIGGERS = { ORM: ['O01'], OML: ['O21'] } as const;
@@ -10,27 +13,45 @@ export interface OrderGroup {
   orc: Seg;
   obr: Seg | undefined;
   tq1: Seg | undefined;
+  /** NTE after the ORC or the OBR (before any OBX): comments on the order. */
+  notes: Seg[];
+  /** SPM segments (OML^O21 v2.5+ specimen group). */
+  spm: Seg[];
 }
 
 /**
  * ORC groups of an ORM/OML. Everything after a second PID is an OML prior-
  * results group or another patient's order, which the hub does not map, so
- * grouping stops there.
+ * grouping stops there. NTE after the ORC, the OBR or an SPM are the order's
+ * notes; NTE after an OBX annotate that OBX (an ask-at-order-entry answer),
+ * which an order event does not carry (mapping.md), so they are skipped.
  */
 export function orderGroups(scope: MapScope): OrderGroup[] {
   const segs = scope.msg.segments;
   const groups: OrderGroup[] = [];
   let pids = 0;
   let current: OrderGroup | undefined;
+  let notesGo: 'order' | 'elsewhere' = 'elsewhere';
   for (const s of segs) {
     if (s.name === 'PID' && ++pids > 1) break;
     if (s.name === 'ORC') {
-      current = { orc: s, obr: undefined, tq1: undefined };
+      current = { orc: s, obr: undefined, tq1: undefined, notes: [], spm: [] };
       groups.push(current);
-    } else if (current && s.name === 'OBR' && !current.obr) {
+      notesGo = 'order';
+    } else if (!current) {
+      continue;
+    } else if (s.name === 'OBR' && !current.obr) {
       current.obr = s;
-    } else if (current && s.name === 'TQ1' && !current.tq1) {
+      notesGo = 'order';
+    } else if (s.name === 'TQ1' && !current.tq1) {
       current.tq1 = s;
+    } else if (s.name === 'SPM') {
+      current.spm.push(s);
+      notesGo = 'order';
+    } else if (s.name === 'OBX') {
+      notesGo = 'elsewhere';
+    } else if (s.name === 'NTE' && notesGo === 'order') {
+      current.notes.push(s);
     }
   }
   return groups;
@@ -85,6 +106,21 @@ function controlFor(orc1: string): Control | undefined {
   }
 }
 
+/**
+ * The ordering provider: ORC-12 with its call-back numbers ORC-14, else OBR-16 with OBR-17
+ * (order call-back phone), as v2-to-FHIR maps them to ServiceRequest.requester.
+ */
+export function orderingProvider(
+  scope: MapScope,
+  orc: Seg | undefined,
+  obr: Seg | undefined,
+): Practitioner | null {
+  return (
+    scope.practitioner(orc, 12, 0, scope.contactPoints(orc, 14, 'work')) ??
+    scope.practitioner(obr, 16, 0, scope.contactPoints(obr, 17, 'work'))
+  );
+}
+
 export function mapOrder(scope: MapScope): ClinicalEvent[] {
   const pid = scope.requireSegment('PID');
   const { patientId } = scope.patient(pid);
@@ -94,7 +130,7 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
   if (groups.length === 0) scope.requireSegment('ORC');
   const defaultCategory = scope.header.messageCode === 'OML' ? 'laboratory' : 'other';
   const events: ClinicalEvent[] = [];
-  for (const { orc, obr, tq1 } of groups) {
+  for (const { orc, obr, tq1, notes: ntes, spm } of groups) {
     const orc1 = scope.requireField(orc, 1, 1, 'order control').toUpperCase();
     const control = controlFor(orc1);
     if (control === undefined) {
@@ -110,6 +146,7 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
       );
     }
     const at = scope.time(orc, 9) ?? scope.messageTime();
+    const notes = notesOf(scope, ntes);
     if (control === 'place') {
       if (!obr) {
         throw refuse('AE', '101', 'required segment OBR is missing for a new order', {
@@ -127,10 +164,16 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
         );
       const priorityCode = (tq1 && tq1.get(9)) || obr.get(27, 6) || orc.get(7, 6);
       const orderedAt = scope.time(orc, 9) ?? scope.time(obr, 6) ?? scope.messageTime();
+      const specimens = specimensOf(scope, obr, spm);
+      const orc5 = orc.get(5);
       events.push({
         type: 'OrderPlaced',
         data: {
-          meta: scope.meta('OrderPlaced', at, { orderedAt }),
+          meta: scope.meta('OrderPlaced', at, {
+            orderedAt,
+            ...noteTimes('notes', notes),
+            ...specimenTimes('specimens', specimens),
+          }),
           patientId,
           orderId,
           placerOrderNumber: placer,
@@ -140,12 +183,12 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
           category: categoryForSection(obr.get(24)) ?? defaultCategory,
           priority: priorityFor(priorityCode),
           orderedAt: orderedAt.instant,
-          orderingProvider: scope.practitioner(orc, 12) ?? scope.practitioner(obr, 16),
-          placerGroupNumber: null,
-          specimens: [],
-          notes: [],
-          reasons: [],
-          orderStatus: null,
+          orderingProvider: orderingProvider(scope, orc, obr),
+          placerGroupNumber: scope.ei(orc, 4),
+          specimens: specimens.map((sp) => sp.specimen),
+          notes: notes.map((n) => n.note),
+          reasons: scope.codeList(obr, 31),
+          orderStatus: orc5 === '' ? null : orderStatusFor(orc5),
         },
       });
     } else if (control === 'cancel') {
@@ -155,10 +198,10 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
           meta: scope.meta('OrderCancelled', at, { cancelledAt: at }),
           patientId,
           orderId,
-          reason: scope.code(orc, 16, 0, V2_TABLE('0119')),
+          reason: scope.codeOrText(orc, 16, 0, V2_TABLE('0119')),
           cancelledAt: at.instant,
-          placerOrderNumber: null,
-          fillerOrderNumber: null,
+          placerOrderNumber: placer,
+          fillerOrderNumber: filler,
         },
       });
     } else {
@@ -166,16 +209,16 @@ export function mapOrder(scope: MapScope): ClinicalEvent[] {
       events.push({
         type: 'OrderStatusChanged',
         data: {
-          meta: scope.meta('OrderStatusChanged', at, { changedAt: at }),
+          meta: scope.meta('OrderStatusChanged', at, { changedAt: at, ...noteTimes('notes', notes) }),
           patientId,
           orderId,
           status: control.status === 'fromOrc5' ? orderStatusFor(orc5) : control.status,
           fillerStatus: orc5 === '' ? null : orc5,
           changedAt: at.instant,
-          placerOrderNumber: null,
-          fillerOrderNumber: null,
-          resultStatus: null,
-          notes: [],
+          placerOrderNumber: placer,
+          fillerOrderNumber: filler,
+          resultStatus: (obr && resultStatusFor(obr.get(25))) ?? null,
+          notes: notes.map((n) => n.note),
         },
       });
     }

@@ -1,9 +1,11 @@
-import type { ClinicalEvent, ObservationValue } from '../events/index.js';
-import { deterministicEventId } from '../events/index.js';
-import { categoryForSection, resultStatusFor, V2_TABLE } from './codes.js';
-import { declaredContentType, decodeEdData, edContentType, MIME_TYPE_SYSTEM, sha256Hex } from './ed.js';
-import { fieldName, loc, refuse, type Seg } from './message.js';
+import { deterministicEventId, type ClinicalEvent, type Code } from '../events/index.js';
+import { observationIdFor } from '../events/ids.js';
+import { categoryForSection, resultStatusFor } from './codes.js';
+import { loc, refuse, type Seg } from './message.js';
+import { noteTimes, notesOf } from './map-notes.js';
+import { observation, type Lifted } from './map-observation.js';
 import { orderNumbers } from './map-order.js';
+import { specimenTimes, specimensOf } from './map-specimen.js';
 import { encounterIdFor, instantOf, resultIdFor, type MapScope } from './scope.js';
 
 export const RESULT_TRIGGERS = ['R01'] as const;
@@ -14,17 +16,31 @@ interface Report {
   orc: Seg | undefined;
   obr: Seg;
   obx: Seg[];
-  /** NTE comments (after the OBR or after an OBX), in message order. */
+  /** NTE after the OBR (or after its ORC) before any OBX: report-level comments. */
   notes: Seg[];
+  /** NTE after each OBX, by the OBX's index in `obx`. */
+  obxNotes: Seg[][];
+  /** SPM segments of the order group (v2.5+). */
+  spm: Seg[];
 }
 
-/** OBR groups with the PID/PV1/ORC in force where each OBR starts (an ORU may carry several patients). */
+/**
+ * OBR groups with the PID/PV1/ORC in force where each OBR starts (an ORU may carry several
+ * patients). NTE annotate the segment they follow (chapter 7 ORU^R01: OBR [{NTE}], OBX [{NTE}]):
+ * after an OBX that observation, after the OBR, its ORC or an SPM the report. NTE after PID
+ * (patient comments) have no field in a result event and are not mapped (mapping.md). OBX in a
+ * SPM group (specimen observations) stay observations of the report: the schema has no
+ * specimen observation, and dropping them would lose results.
+ */
 function reports(scope: MapScope): Report[] {
   const out: Report[] = [];
   let pid: Seg | undefined;
   let pv1: Seg | undefined;
   let orc: Seg | undefined;
+  let orcNotes: Seg[] = [];
   let current: Report | undefined;
+  /** Where the next NTE goes: the current OBX's notes, the report's, or the ORC's (next OBR). */
+  let noteTarget: Seg[] | undefined;
   for (const s of scope.msg.segments) {
     switch (s.name) {
       case 'PID':
@@ -32,6 +48,7 @@ function reports(scope: MapScope): Report[] {
         pv1 = undefined;
         orc = undefined;
         current = undefined;
+        noteTarget = undefined;
         break;
       case 'PV1':
         pv1 = s;
@@ -39,6 +56,8 @@ function reports(scope: MapScope): Report[] {
       case 'ORC':
         orc = s;
         current = undefined;
+        orcNotes = [];
+        noteTarget = orcNotes;
         break;
       case 'OBR':
         if (!pid)
@@ -46,14 +65,27 @@ function reports(scope: MapScope): Report[] {
             segment: 'PID',
             segmentSequence: 1,
           });
-        current = { pid, pv1, orc, obr: s, obx: [], notes: [] };
+        // NTE after an ORC belong to the order, i.e. to the first report of that order.
+        current = { pid, pv1, orc, obr: s, obx: [], notes: orcNotes, obxNotes: [], spm: [] };
+        orcNotes = [];
         out.push(current);
+        noteTarget = current.notes;
         break;
       case 'OBX':
-        current?.obx.push(s);
+        if (current) {
+          current.obx.push(s);
+          noteTarget = [];
+          current.obxNotes.push(noteTarget);
+        }
+        break;
+      case 'SPM':
+        if (current) {
+          current.spm.push(s);
+          noteTarget = current.notes;
+        }
         break;
       case 'NTE':
-        current?.notes.push(s);
+        noteTarget?.push(s);
         break;
       default:
         break;
@@ -62,156 +94,45 @@ function reports(scope: MapScope): Report[] {
   return out;
 }
 
-const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
-
-function numberOrRefuse(raw: string, seg: Seg, field: number, component?: number): number | null {
-  if (raw === '') return null;
-  if (!NUMBER.test(raw)) {
-    throw refuse(
-      'AE',
-      '102',
-      `${fieldName(seg, field, component)} is not a valid number`,
-      loc(seg, field, component),
-    );
-  }
-  return Number(raw);
-}
-
-const COMPARATORS = new Set(['<', '>', '<=', '>=', '=', '<>']);
-
-/** An ED value lifted out of its observation, to become an AttachmentStored event. */
-interface Lifted {
-  sha256: string;
-  contentType: string;
-  data: Buffer;
+/**
+ * Stable observation ids for a report's lines (ObservationValue.observationId): from the report
+ * id, the OBX-3 code and OBX-4 sub-id, so a corrected line (OBX-11 C) in a later version has the
+ * id of the line it replaces. Lines that repeat the same code and sub-id (a narrative sent as
+ * several OBX) are told apart by their occurrence (second and later: "#n" after the sub-id),
+ * which the first keeps unmarked, so it matches the FHIR route's id for the same value.
+ */
+function observationIds(resultId: string, lines: readonly { code: Code; subId: string }[]): string[] {
+  const seen = new Map<string, number>();
+  return lines.map(({ code, subId }) => {
+    const key = JSON.stringify([code.system, code.code, subId]);
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    return observationIdFor(resultId, code, n === 1 ? subId || null : `${subId}#${n}`);
+  });
 }
 
 /**
- * OBX-5 of type ED: the decoded bytes, or null when OBX-5 is empty. The data
- * component is read escape-decoded (HL7 escapes first), then decoded from
- * its declared encoding; data that is not what ED.4 says is refused (AE)
- * rather than stored as some other file.
+ * The report status: OBR-25, else derived from the OBX-11 of its lines; `corrected` when either
+ * says C (the report is then a ResultCorrected).
  */
-function encapsulated(obx: Seg): { bytes: Buffer; contentType: string } | null {
-  const data = obx.get(5, 5);
-  if (data === '') return null;
-  const decoded = decodeEdData(data, obx.get(5, 4));
-  if (!decoded.ok) {
-    if (decoded.problem === 'missing-encoding')
-      throw refuse('AE', '101', 'required component OBX-5.4 (ED encoding) is missing', loc(obx, 5, 4));
-    if (decoded.problem === 'unknown-encoding')
-      throw refuse('AE', '103', 'OBX-5.4 (ED encoding) is not A, Hex or Base64 (table 0299)', loc(obx, 5, 4));
-    throw refuse('AE', '102', 'OBX-5 (ED data) is not valid in its declared encoding', loc(obx, 5));
+function reportStatus(r: Report): { status: string; corrected: boolean } {
+  const obr25 = r.obr.get(25);
+  const obxStatuses = r.obx.map((o) => resultStatusFor(o.get(11)));
+  let status = resultStatusFor(obr25);
+  if (obr25 === '') {
+    if (obxStatuses.length === 0 || obxStatuses.some((s) => s === undefined)) {
+      throw refuse('AE', '101', 'required field OBR-25 (result status) is missing', loc(r.obr, 25));
+    }
+    status = obxStatuses.includes('corrected')
+      ? 'corrected'
+      : obxStatuses.every((s) => s === 'final' || s === 'cancelled')
+        ? 'final'
+        : 'preliminary';
   }
-  return { bytes: decoded.bytes, contentType: edContentType(obx.get(5, 2), obx.get(5, 3), decoded.bytes) };
-}
-
-function observation(
-  scope: MapScope,
-  obx: Seg,
-  index: number,
-  reportStatus: string,
-  lifted: Lifted[] = [],
-): ObservationValue {
-  const code = scope.code(obx, 3);
-  if (!code)
-    throw refuse('AE', '101', 'required field OBX-3 (observation identifier) is missing', loc(obx, 3));
-  const valueType = obx.get(2).toUpperCase();
-  // OBX-5 `""` (the value deleted) is no value: it needs no value type.
-  if (valueType === '' && obx.isSent(5) && !obx.isNull(5)) {
-    throw refuse('AE', '101', 'required field OBX-2 (value type) is missing for a valued OBX-5', loc(obx, 2));
+  if (status === undefined) {
+    throw refuse('AE', '103', 'OBR-25 (result status) is not a result status the hub maps', loc(r.obr, 25));
   }
-  const setId = Number(obx.get(1));
-  const v: ObservationValue = {
-    sequence: Number.isSafeInteger(setId) && setId > 0 ? setId : index + 1,
-    code,
-    valueType,
-    valueNumber: null,
-    valueString: null,
-    valueCode: null,
-    valueComparator: null,
-    unit: obx.get(6, 1) || obx.get(6, 2) || null,
-    referenceRange: obx.get(7) || null,
-    interpretation: scope.code(obx, 8, 0, V2_TABLE('0078')),
-    status: resultStatusFor(obx.get(11)) ?? reportStatus,
-    observedAt: instantOf(scope.time(obx, 14)),
-    attachment: null,
-    observationId: null,
-    subId: null,
-    unitCode: null,
-    referenceLow: null,
-    referenceHigh: null,
-    interpretations: [],
-    notes: [],
-    components: [],
-    method: null,
-    bodySite: null,
-  };
-  switch (valueType) {
-    case 'NM':
-      v.valueNumber = numberOrRefuse(obx.get(5), obx, 5);
-      break;
-    case 'SN': {
-      const comparator = obx.get(5, 1);
-      const n1 = obx.get(5, 2);
-      const sep = obx.get(5, 3);
-      const n2 = obx.get(5, 4);
-      if (comparator !== '' && !COMPARATORS.has(comparator)) {
-        throw refuse('AE', '102', 'OBX-5.1 is not a valid SN comparator', loc(obx, 5, 1));
-      }
-      v.valueNumber = numberOrRefuse(n1, obx, 5, 2);
-      numberOrRefuse(n2, obx, 5, 4);
-      v.valueComparator = comparator === '' ? null : comparator;
-      // A ratio or range (1:128, 10-20) is not one number: it is kept as text too.
-      if (sep !== '' || n2 !== '') v.valueString = `${comparator}${n1}${sep}${n2}`;
-      break;
-    }
-    case 'ED': {
-      // The bytes leave the result event (docs/large-messages.md): it carries the reference.
-      const ed = encapsulated(obx);
-      if (ed) {
-        const sha256 = sha256Hex(ed.bytes);
-        v.attachment = { sha256, size: ed.bytes.length, contentType: ed.contentType, title: code.display };
-        lifted.push({ sha256, contentType: ed.contentType, data: ed.bytes });
-      }
-      break;
-    }
-    case 'RP': {
-      // A reference pointer (chapter 2A RP: pointer ^ application ID ^ type of data ^ subtype):
-      // a link to a document another system holds, e.g. a PACS. The same shape as a FHIR
-      // presentedForm with only a url (libs/fhir mapping.ts): pointer in valueString, MIME type
-      // (when type/subtype name one) in valueCode; the title is the code's display, as for ED.
-      // Seg.get decodes the escapes a pointer needs (\T\ for & in a URL, \S\, \F\, \E\).
-      v.valueString = obx.get(5, 1) || null;
-      const contentType = declaredContentType(obx.get(5, 3), obx.get(5, 4));
-      v.valueCode = contentType
-        ? {
-            system: MIME_TYPE_SYSTEM,
-            code: contentType,
-            display: null,
-            version: null,
-            alternates: [],
-            text: null,
-          }
-        : null;
-      break;
-    }
-    case 'CE':
-    case 'CWE':
-    case 'CNE':
-    case 'CF':
-      v.valueCode = scope.code(obx, 5);
-      v.valueString = v.valueCode?.display ?? null;
-      break;
-    default: {
-      // ST, TX, FT and the rest: text, each repetition a line (TX/FT narrative).
-      const lines = obx.textRepetitions(5).map((l) => l.trimEnd());
-      const text = lines.join('\n');
-      v.valueString = text.trim() === '' ? null : text;
-      break;
-    }
-  }
-  return v;
+  return { status, corrected: status === 'corrected' || obxStatuses.includes('corrected') };
 }
 
 /**
@@ -238,23 +159,7 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
         'required field OBR-4 (universal service identifier) is missing',
         loc(r.obr, 4),
       );
-    const obr25 = r.obr.get(25);
-    const obxStatuses = r.obx.map((o) => resultStatusFor(o.get(11)));
-    let status = resultStatusFor(obr25);
-    if (obr25 === '') {
-      if (obxStatuses.length === 0 || obxStatuses.some((s) => s === undefined)) {
-        throw refuse('AE', '101', 'required field OBR-25 (result status) is missing', loc(r.obr, 25));
-      }
-      status = obxStatuses.includes('corrected')
-        ? 'corrected'
-        : obxStatuses.every((s) => s === 'final' || s === 'cancelled')
-          ? 'final'
-          : 'preliminary';
-    }
-    if (status === undefined) {
-      throw refuse('AE', '103', 'OBR-25 (result status) is not a result status the hub maps', loc(r.obr, 25));
-    }
-    const corrected = status === 'corrected' || obxStatuses.includes('corrected');
+    const { status, corrected } = reportStatus(r);
     const { placer, filler, orderId } = orderNumbers(scope, r.orc, r.obr);
     const reportNumber = filler ?? placer;
     if (!reportNumber) {
@@ -265,20 +170,28 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
         loc(r.obr, 3),
       );
     }
+    const resultId = resultIdFor(reportNumber, code);
+    const ids = observationIds(
+      resultId,
+      r.obx.map((o) => ({ code: scope.code(o, 3) ?? code, subId: o.get(4) })),
+    );
     const lifted: Lifted[] = [];
-    const observations = r.obx.map((o, i) => observation(scope, o, i, status, lifted));
+    const obxNotes = r.obx.map((_, i) => notesOf(scope, r.obxNotes[i] ?? []));
+    const observations = r.obx.map((o, i) =>
+      observation(scope, o, i, status, lifted, {
+        observationId: ids[i] ?? null,
+        notes: (obxNotes[i] ?? []).map((n) => n.note),
+      }),
+    );
+    // The narrative is the report's text lines (TX/FT); comments (NTE) are notes, no longer
+    // folded in here (events written before notes existed have them in reportText).
     const narrative: string[] = [];
     for (const o of observations) {
       if ((o.valueType === 'TX' || o.valueType === 'FT') && o.valueString !== null)
         narrative.push(o.valueString);
     }
-    for (const n of r.notes) {
-      const text = n
-        .textRepetitions(3)
-        .map((l) => l.trimEnd())
-        .join('\n');
-      if (text.trim() !== '') narrative.push(text);
-    }
+    const notes = notesOf(scope, r.notes);
+    const specimens = specimensOf(scope, r.obr, r.spm);
     const visit = scope.visitNumber(r.pv1, r.pid);
     const effectiveAt = scope.time(r.obr, 7);
     const issuedAt = scope.time(r.obr, 22);
@@ -286,6 +199,11 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
       effectiveAt,
       issuedAt,
       ...Object.fromEntries(r.obx.map((o, i) => [`observations[${i}].observedAt`, scope.time(o, 14)])),
+      ...Object.fromEntries(
+        obxNotes.flatMap((n, i) => Object.entries(noteTimes(`observations[${i}].notes`, n))),
+      ),
+      ...noteTimes('notes', notes),
+      ...specimenTimes('specimens', specimens),
     };
     // Without OBR-24: discrete values (numbers, codes, short strings) are lab-like;
     // narrative-only reports (and documents: ED content, RP links) are not assumed to be imaging.
@@ -296,7 +214,7 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
     const common = {
       meta: scope.meta(type, occurredAt, times),
       patientId,
-      resultId: resultIdFor(reportNumber, code),
+      resultId,
       orderId,
       encounterId: visit ? encounterIdFor(visit) : null,
       code,
@@ -307,10 +225,11 @@ export function mapResult(scope: MapScope): ClinicalEvent[] {
       observations,
       reportText: narrative.length > 0 ? narrative.join('\n') : null,
       performer: scope.practitionerNdl(r.obr, 32),
-      notes: [],
-      specimens: [],
-      placerOrderNumber: null,
-      fillerOrderNumber: null,
+      notes: notes.map((n) => n.note),
+      specimens: specimens.map((sp) => sp.specimen),
+      placerOrderNumber: placer,
+      fillerOrderNumber: filler,
+      // OBR-4 is both what was ordered and what is reported: HL7 sends no separate order code.
       orderCode: null,
     };
     events.push(

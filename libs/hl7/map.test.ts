@@ -2,7 +2,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { invalidPaths, type ClinicalEvent, type EventType, type EventTypeMap } from '../events/index.js';
+import {
+  codeOf,
+  invalidPaths,
+  type ClinicalEvent,
+  type EventType,
+  type EventTypeMap,
+} from '../events/index.js';
+import { UCUM, V2_TABLE } from '../terminology/code-systems.js';
 import { DEFAULT_IDENTITY_POLICY, patientKeyFor, type IdentityPolicy } from '../identity/index.js';
 import { mapHl7Message, messageCorrelationId, parseHeader } from './map.js';
 import type { MapContext, MapOutcome } from './types.js';
@@ -44,9 +51,9 @@ const MRN = (value: string) => patientKeyFor({ system: 'urn:hl7:authority:HOSP',
 const utc = (iso: string) => Date.parse(iso);
 
 describe('ADT', () => {
-  it('given an A01 admit, when mapped, then PatientRegistered and EncounterStarted carry PID and PV1', () => {
+  it('given an A01 admit, when mapped, then PatientRegistered and EncounterStarted carry PID and PV1, and IN1 a coverage', () => {
     const events = mapped('adt-a01-admit');
-    expect(events.map((e) => e.type)).toEqual(['PatientRegistered', 'EncounterStarted']);
+    expect(events.map((e) => e.type)).toEqual(['PatientRegistered', 'EncounterStarted', 'CoverageRecorded']);
     const reg = only(events, 'PatientRegistered');
     expect(reg.patientId).toBe(MRN('MRN10001'));
     expect(reg.demographics.identifiers).toEqual([
@@ -76,7 +83,14 @@ describe('ADT', () => {
       system: 'urn:hl7:codesystem:ISO639',
       code: 'eng',
       display: 'English',
+      version: null,
+      alternates: [],
+      text: null,
     });
+    // No PID-10/17/22, PD1 or NK1 in this A01: not sent, so a reader keeps what it has.
+    expect(reg.demographics.notSent).toEqual(
+      expect.arrayContaining(['race', 'ethnicity', 'religion', 'contacts', 'primaryCareProvider']),
+    );
 
     const enc = only(events, 'EncounterStarted');
     expect(enc.patientId).toBe(reg.patientId);
@@ -87,6 +101,12 @@ describe('ADT', () => {
       system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode',
       code: 'IMP',
       display: 'inpatient encounter',
+      version: null,
+      // The PV1-2 code as sent travels with the FHIR class (R and O both map to AMB).
+      alternates: [
+        { system: 'http://terminology.hl7.org/CodeSystem/v2-0004', code: 'I', display: null, version: null },
+      ],
+      text: null,
     });
     expect(enc.status).toBe('in-progress');
     expect(enc.location).toEqual({ facility: 'GENHOSP', unit: 'WARD4', room: '401', bed: 'B' });
@@ -95,6 +115,25 @@ describe('ADT', () => {
     expect(enc.admittedAt).toBe(utc('2024-03-01T08:30:00Z'));
     expect(enc.meta.occurredAt).toBe(utc('2024-03-01T08:30:00Z'));
     expect(enc.payer).toBe('Acme Health Insurance');
+    // PV1-4, PV1-14, PV1-36 and PV2 are not in this A01.
+    expect([enc.admitReason, enc.admitSource, enc.admissionType, enc.dischargeDisposition]).toEqual([
+      null,
+      null,
+      null,
+      null,
+    ]);
+    const cov = only(events, 'CoverageRecorded');
+    expect(cov).toMatchObject({
+      patientId: reg.patientId,
+      encounterId: enc.encounterId,
+      payerId: { system: 'urn:hl7:authority:unknown', value: 'INS01' },
+      payerName: 'Acme Health Insurance',
+      plan: { code: 'PLAN01', display: 'Gold Plan' },
+      order: 1,
+      memberId: null,
+      status: 'active',
+    });
+    expect(cov.coverageId).toMatch(/^cov-[0-9a-f-]{36}$/);
   });
 
   it('given the envelope, when mapped, then meta comes from MSH and the context', () => {
@@ -174,6 +213,9 @@ describe('ADT', () => {
     expect(t.fromLocation).toEqual({ facility: 'GENHOSP', unit: 'WARD4', room: '401', bed: 'B' });
     expect(t.toLocation).toEqual({ facility: 'GENHOSP', unit: 'ICU', room: '1', bed: '1' });
     expect(t.transferredAt).toBe(utc('2024-03-02T12:55:00Z'));
+    expect(t.encounterClass?.code).toBe('IMP');
+    expect(t.hospitalService?.code).toBe('MED');
+    expect(t.attendingPractitioner?.id?.value).toBe('1234');
   });
 
   it('given an A03, when mapped, then EncounterEnded uses PV1-45 and PV1-36', () => {
@@ -183,7 +225,15 @@ describe('ADT', () => {
       system: 'http://terminology.hl7.org/CodeSystem/v2-0112',
       code: '01',
       display: 'Discharged to home',
+      version: null,
+      alternates: [],
+      text: null,
     });
+    // The visit's facts as they stand at discharge (PV1-2/3/7/10).
+    expect(e.encounterClass?.code).toBe('IMP');
+    expect(e.location).toEqual({ facility: 'GENHOSP', unit: 'ICU', room: '1', bed: '1' });
+    expect(e.hospitalService?.code).toBe('MED');
+    expect(e.attendingPractitioner?.name?.family).toBe('Welby');
   });
 
   it('given A11, A12, A13, when mapped, then the matching cancellation events are emitted', () => {
@@ -191,6 +241,7 @@ describe('ADT', () => {
     expect(a11.cancelledEventType).toBe('admit');
     expect(a11.encounterId).toBe(only(mapped('adt-a05-preadmit'), 'EncounterStarted').encounterId);
     expect(a11.reason?.code).toBe('03');
+    expect(a11.encounterClass?.code).toBe('PRENC');
     const a12 = only(mapped('adt-a12-cancel-transfer'), 'EncounterTransferCancelled');
     expect(a12.location?.unit).toBe('WARD4');
     expect(a12.cancelledLocation?.unit).toBe('ICU');
@@ -306,16 +357,33 @@ describe('results', () => {
       status: 'preliminary',
     });
     expect(nm!.interpretation?.code).toBe('H');
+    expect(nm!.interpretations).toEqual([codeOf(V2_TABLE('0078'), 'H')]);
     expect(nm!.observedAt).toBe(utc('2024-03-01T10:30:00Z'));
+    // OBX-6 mg/dL^mg/dL^UCUM: the text as sent and the UCUM coding; OBX-7 70-99 as numeric bounds
+    expect(nm).toMatchObject({
+      unitCode: codeOf(UCUM, 'mg/dL', 'mg/dL'),
+      referenceLow: 70,
+      referenceHigh: 99,
+    });
+    // OBX-6 without a system: a unit code local to the sender, never UCUM
+    expect(lt!.unitCode).toEqual(codeOf('urn:hl7:local:LIS', 'mg/dL'));
     expect(lt).toMatchObject({ valueType: 'SN', valueComparator: '<', valueNumber: 0.5 });
     expect(ratio).toMatchObject({ valueType: 'SN', valueNumber: 1, valueString: '1:128' });
-    expect(cwe!.valueCode).toEqual({
-      system: 'http://snomed.info/sct',
-      code: '278149003',
-      display: 'Blood group A Rh(D) positive',
-    });
+    expect(cwe!.valueCode).toEqual(
+      codeOf('http://snomed.info/sct', '278149003', 'Blood group A Rh(D) positive'),
+    );
     expect(st).toMatchObject({ valueType: 'ST', valueString: 'Yellow' });
-    expect(r.reportText).toBe('Specimen slightly hemolyzed.');
+    // the NTE after OBX 5 annotates that observation; it is no longer folded into the report text
+    expect(st!.notes).toEqual([
+      { text: 'Specimen slightly hemolyzed.', source: 'L', type: null, authoredAt: null },
+    ]);
+    expect(r.notes).toEqual([]);
+    expect(r.reportText).toBeNull();
+    // the order numbers the report is based on (ORC-2 / ORC-3)
+    expect(r.placerOrderNumber).toEqual({ system: 'urn:hl7:authority:CPOE', value: 'PO1001', type: null });
+    expect(r.fillerOrderNumber).toEqual({ system: 'urn:hl7:authority:LIS', value: 'F5001', type: null });
+    // every line has its own stable id
+    expect(new Set(r.observations.map((o) => o.observationId)).size).toBe(5);
   });
 
   it('given preliminary, final and corrected reports of one order, when mapped, then the result id is shared and C is ResultCorrected', () => {
@@ -326,6 +394,8 @@ describe('results', () => {
     expect(c.status).toBe('corrected');
     expect(new Set([p.resultId, f.resultId, c.resultId]).size).toBe(1);
     expect(c.observations[0]).toMatchObject({ valueNumber: 128, status: 'corrected' });
+    // the corrected glucose says which value it replaces: the same observation id
+    expect(c.observations[0]!.observationId).toBe(p.observations[0]!.observationId);
     expect(new Set([p.meta.eventId, f.meta.eventId, c.meta.eventId]).size).toBe(3);
   });
 
@@ -344,9 +414,13 @@ describe('results', () => {
         'IMPRESSION:',
         '1. No acute cardiopulmonary process.',
         '2. Follow-up not required.',
-        'Dictated by Dr Ray; transcribed.',
       ].join('\n'),
     );
+    // the NTE after the impression is that observation's note, not report text
+    expect(r.observations[2]!.notes.map((n) => n.text)).toEqual(['Dictated by Dr Ray; transcribed.']);
+    // two TX lines with the same code and sub-id are still two observations
+    expect(r.observations.map((o) => o.subId)).toEqual(['1', '1', '2']);
+    expect(new Set(r.observations.map((o) => o.observationId)).size).toBe(3);
   });
 });
 
@@ -371,7 +445,7 @@ describe('encodings and escapes', () => {
     const r = only(mapped('edge-escapes'), 'ResultReported');
     expect(r.observations[0]!.valueString).toBe('A|B ^ C&D ~ E\\F AB');
     expect(r.observations[1]!.valueString).toBe('Line one\nLine two bold normal');
-    expect(r.reportText).toContain('Unterminated \\F escape kept');
+    expect(r.observations[1]!.notes[0]!.text).toBe('Unterminated \\F escape kept');
   });
 
   it('given non-default delimiters in MSH-2, when mapped, then they and the escape character are honoured', () => {

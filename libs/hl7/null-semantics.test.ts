@@ -86,6 +86,11 @@ const ALL = [
   'maritalStatus',
   'deceased',
   'deceasedAt',
+  'race',
+  'ethnicity',
+  'religion',
+  'contacts',
+  'primaryCareProvider',
 ];
 
 describe('HL7 null semantics: not sent, "" (delete), sent', () => {
@@ -140,7 +145,15 @@ describe('HL7 null semantics: not sent, "" (delete), sent', () => {
     });
     expect(d.names).toEqual([{ family: 'Nullson', given: [], prefix: null, suffix: null, use: null }]);
     expect(d.addresses).toEqual([
-      { lines: [], city: 'Springfield', state: null, postalCode: '62701', country: null, use: null },
+      {
+        lines: [],
+        city: 'Springfield',
+        state: null,
+        postalCode: '62701',
+        country: null,
+        use: null,
+        type: null,
+      },
     ]);
     expect(d.telecom.map((t) => t.value)).toEqual(['+1 217 5550001']);
     expect(d.maritalStatus).toMatchObject({ code: 'M', display: null });
@@ -269,8 +282,11 @@ describe('HL7 null semantics (property-based)', () => {
       11: ['addresses'],
       13: ['telecom.home'],
       14: ['telecom.work'],
+      10: ['race'],
       15: ['language'],
       16: ['maritalStatus'],
+      17: ['religion'],
+      22: ['ethnicity'],
       29: ['deceasedAt'],
       30: ['deceased'],
     };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { invalidPaths, type ResultReported } from '../events/index.js';
+import { observationIdFor } from '../events/ids.js';
+import { codeOf, invalidPaths, type ResultReported } from '../events/index.js';
 import { DEFAULT_IDENTITY_POLICY } from '../identity/index.js';
 import { declaredContentType } from './ed.js';
 import { mapHl7Message } from './map.js';
@@ -45,11 +46,11 @@ describe('ORU with a reference pointer (OBX-2 = RP, HL7 v2 chapter 2A RP)', () =
     // then
     expect(r.observations[0]).toEqual({
       sequence: 1,
-      code: { system: 'http://loinc.org', code: '18748-4', display: 'CT report' },
+      code: codeOf('http://loinc.org', '18748-4', 'CT report'),
       valueType: 'RP',
       valueNumber: null,
       valueString: 'https://pacs.example/wado?study=1.2.3&type=pdf^x',
-      valueCode: { system: 'urn:ietf:bcp:13', code: 'application/pdf', display: null },
+      valueCode: codeOf('urn:ietf:bcp:13', 'application/pdf'),
       valueComparator: null,
       unit: null,
       referenceRange: null,
@@ -57,6 +58,16 @@ describe('ORU with a reference pointer (OBX-2 = RP, HL7 v2 chapter 2A RP)', () =
       status: 'final',
       observedAt: null,
       attachment: null,
+      observationId: observationIdFor(r.resultId, codeOf('http://loinc.org', '18748-4'), null),
+      subId: null,
+      unitCode: null,
+      referenceLow: null,
+      referenceHigh: null,
+      interpretations: [],
+      notes: [],
+      components: [],
+      method: null,
+      bodySite: null,
     });
     // and the report with a discrete value beside the link is still a lab report
     expect(r.category).toBe('laboratory');

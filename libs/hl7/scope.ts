@@ -2,6 +2,7 @@ import {
   deterministicEventId,
   type Address,
   type Code,
+  type Coding,
   type ContactPoint,
   type Demographics,
   type EventMeta,
@@ -15,6 +16,7 @@ import {
 import { enterprisePatientId, resolveHl7Authority, systemForHl7Authority } from '../identity/index.js';
 import { checkIdentifier } from '../identity/hygiene.js';
 import {
+  addressTypeFor,
   addressUseFor,
   codingSystemFor,
   genderFor,
@@ -24,6 +26,7 @@ import {
   V2_TABLE,
 } from './codes.js';
 import { fieldName, loc, refuse, type Msg, type Seg } from './message.js';
+import { TEXT_SYSTEM } from '../terminology/code-systems.js';
 import { parseHl7Date, parseHl7DateTime, type Hl7Time } from './time.js';
 import type { MapContext, MessageHeader } from './types.js';
 
@@ -35,6 +38,28 @@ export function messageCorrelationId(
 }
 
 const nonEmpty = (s: string): string | null => (s === '' ? null : s);
+
+/** The hub's text-only concept (see MapScope.codeOrText); null for no text. */
+export function textConcept(text: string): Code | null {
+  return text === ''
+    ? null
+    : { system: TEXT_SYSTEM, code: text, display: text, version: null, alternates: [], text };
+}
+
+/** Component numbers of one CWE coding: code, text, system name, system version, system OID. */
+interface CodingTriplet {
+  code: number;
+  text: number;
+  system: number;
+  version: number;
+  oid?: number;
+}
+/** CWE primary (1-3, version 7, OID 14), alternate (4-6, 8, 17), second alternate (10-12, 13, 20). */
+const CWE_TRIPLETS: readonly CodingTriplet[] = [
+  { code: 1, text: 2, system: 3, version: 7, oid: 14 },
+  { code: 4, text: 5, system: 6, version: 8, oid: 17 },
+  { code: 10, text: 11, system: 12, version: 13, oid: 20 },
+];
 
 /** The UTC instant of a time read from the message; null stays null. */
 export const instantOf = (t: Hl7Time | null): number | null => (t === null ? null : t.instant);
@@ -145,6 +170,24 @@ export class MapScope {
     return t;
   }
 
+  /**
+   * A timestamp in one component of a field (DR range start ^ end, e.g. SPM-17.1 / SPM-17.2), its
+   * first subcomponent being the time (a TS inside a DR); read as {@link time} reads a field.
+   */
+  timeAt(seg: Seg | undefined, field: number, component: number): Hl7Time | null {
+    if (!seg) return null;
+    const t = parseHl7DateTime(seg.get(field, component, 1), this.ctx.timeZone);
+    if (t === 'invalid') {
+      throw refuse(
+        'AE',
+        '102',
+        `${fieldName(seg, field, component)} is not a valid HL7 date/time`,
+        loc(seg, field, component),
+      );
+    }
+    return t;
+  }
+
   /** MSH-7: required, the last fallback of every clinical time. */
   messageTime(): Hl7Time {
     const msh = this.msg.msh;
@@ -225,6 +268,20 @@ export class MapScope {
     return { system, value, type: null };
   }
 
+  /** One EI packed as subcomponents of a component (EIP placer ^ filler parts, e.g. SPM-2.1 / SPM-2.2). */
+  eiInComponent(seg: Seg | undefined, field: number, component: number): Identifier | null {
+    if (!seg) return null;
+    const part = (n: number) =>
+      this.idPart(seg, field, component, n, 0, n === 1 ? 'identifier' : 'assigning authority');
+    const value = part(1);
+    if (value === '') return null;
+    const system = systemForHl7Authority(
+      { namespaceId: part(2), universalId: part(3), universalIdType: seg.get(field, component, 4) },
+      this.ctx.policy,
+    );
+    return { system, value, type: null };
+  }
+
   /** PID-3 identifiers and the enterprise patient id; AE 101 PID-3 when there is none. */
   patient(pid: Seg): { patientId: string; identifiers: Identifier[] } {
     const identifiers = this.cxList(pid, 3);
@@ -257,7 +314,8 @@ export class MapScope {
     };
   }
 
-  private address(seg: Seg, field: number, rep: number): Address | null {
+  /** XAD repetition → Address (XAD-7 gives both use and type: M mailing is type postal, H home is use home). */
+  address(seg: Seg, field: number, rep: number): Address | null {
     const lines = [seg.get(field, 1, 1, rep), seg.get(field, 2, undefined, rep)].filter((l) => l !== '');
     const a: Address = {
       lines,
@@ -266,13 +324,21 @@ export class MapScope {
       postalCode: nonEmpty(seg.get(field, 5, undefined, rep)),
       country: nonEmpty(seg.get(field, 6, undefined, rep)),
       use: addressUseFor(seg.get(field, 7, undefined, rep)),
-      type: null,
+      type: addressTypeFor(seg.get(field, 7, undefined, rep)),
     };
     return lines.length === 0 && !a.city && !a.state && !a.postalCode && !a.country ? null : a;
   }
 
+  /**
+   * XTN repetitions of a field that is not part of Demographics.telecom (ORC-14 call-back phone,
+   * NK1-5/6): the same reading as PID-13/14, with no `part`.
+   */
+  contactPoints(seg: Seg | undefined, field: number, fallbackUse: string): ContactPoint[] {
+    return seg ? this.telecom(seg, field, fallbackUse, null) : [];
+  }
+
   /** XTN repetitions of one field; `part` says which telecom part (PID-13 home / PID-14 work) they are. */
-  private telecom(seg: Seg, field: number, fallbackUse: string, part: string): ContactPoint[] {
+  private telecom(seg: Seg, field: number, fallbackUse: string, part: string | null): ContactPoint[] {
     const out: ContactPoint[] = [];
     for (let r = 0; r < seg.repetitionCount(field); r++) {
       const use2 = seg.get(field, 2, undefined, r);
@@ -297,34 +363,87 @@ export class MapScope {
     return out;
   }
 
-  /** CE/CWE → Code (identifier ^ text ^ coding system, then the alternate triplet); null when empty. */
+  /**
+   * One coding triplet of a CWE (code ^ text ^ system, with its version and system OID
+   * components), or null when it has no code. A triplet with a code but no system name takes the
+   * system OID (CWE-14/17/20, v2.7+) as `urn:oid:`, else `defaultSystem` (first triplet of a
+   * table-bound field only), else the sender's local system.
+   */
+  private coding(read: (n: number) => string, t: CodingTriplet, defaultSystem?: string): Coding | null {
+    const code = read(t.code);
+    if (code === '') return null;
+    const name = read(t.system);
+    const oid = t.oid === undefined ? '' : read(t.oid);
+    const system =
+      name !== ''
+        ? codingSystemFor(name, this.sourceSystem)
+        : oid !== ''
+          ? `urn:oid:${oid}`
+          : (defaultSystem ?? codingSystemFor('', this.sourceSystem));
+    return { system, code, display: nonEmpty(read(t.text)), version: nonEmpty(read(t.version)) };
+  }
+
+  /** A CWE whose components `read` returns (1-based) → Code; see {@link code}. */
+  private cwe(read: (n: number) => string, defaultSystem?: string): Code | null {
+    const codings = CWE_TRIPLETS.map((t, i) =>
+      this.coding(read, t, i === 0 ? defaultSystem : undefined),
+    ).filter((c): c is Coding => c !== null);
+    const [primary, ...alternates] = codings;
+    if (!primary) return null;
+    return { ...primary, alternates, text: nonEmpty(read(9)) };
+  }
+
+  /**
+   * CE/CWE/CNE → Code, every coding kept: components 1-3 the primary coding (7 its version),
+   * 4-6 the alternate (8 its version), 10-12 the second alternate (v2.7+, 13 its version), 9 the
+   * original text. When the primary triplet is empty the first coded triplet is primary, so a
+   * value sent only as a local alternate keeps its code. `defaultSystem` names the HL7 table of a
+   * table-bound field (ID/IS sent bare). Null when no triplet has a code: see {@link codeOrText}
+   * for fields where text alone is a value.
+   */
   code(seg: Seg | undefined, field: number, rep = 0, defaultSystem?: string): Code | null {
     if (!seg) return null;
-    const code = seg.get(field, 1, undefined, rep);
-    const text = seg.get(field, 2, undefined, rep);
-    const sys = seg.get(field, 3, undefined, rep);
-    if (code !== '') {
-      return {
-        system: sys === '' && defaultSystem ? defaultSystem : codingSystemFor(sys, this.sourceSystem),
-        code,
-        display: nonEmpty(text),
-        version: null,
-        alternates: [],
-        text: null,
-      };
+    return this.cwe((n) => seg.get(field, n, undefined, rep), defaultSystem);
+  }
+
+  /**
+   * A CWE packed as subcomponents of one component (OBR-15.1 specimen source, OBR-15.4 body
+   * site in the SPS type), read as {@link codeOrText} reads a field.
+   */
+  codeInComponent(
+    seg: Seg | undefined,
+    field: number,
+    component: number,
+    defaultSystem?: string,
+  ): Code | null {
+    if (!seg) return null;
+    const read = (n: number): string => seg.get(field, component, n);
+    return this.cwe(read, defaultSystem) ?? textConcept(read(9) || read(2));
+  }
+
+  /**
+   * Like {@link code}, but a repetition that carries only text (CWE-9, else CWE-2; no code in any
+   * triplet) is kept as the hub's text-only concept, as the FHIR adapter keeps a CodeableConcept
+   * with only text: system `urn:hub:text` (TEXT_SYSTEM), the text as code and display, and in
+   * `text`. Used where the text is the value itself (an OBX-5 coded answer, a reason, a comment
+   * type), never for codes that identify something (OBX-3, OBR-4), which stay refusable.
+   */
+  codeOrText(seg: Seg | undefined, field: number, rep = 0, defaultSystem?: string): Code | null {
+    if (!seg) return null;
+    const coded = this.code(seg, field, rep, defaultSystem);
+    if (coded) return coded;
+    return textConcept(seg.get(field, 9, undefined, rep) || seg.get(field, 2, undefined, rep));
+  }
+
+  /** Every non-empty repetition of a coded field, in order (text-only repetitions kept). */
+  codeList(seg: Seg | undefined, field: number, defaultSystem?: string): Code[] {
+    if (!seg) return [];
+    const out: Code[] = [];
+    for (let r = 0; r < seg.repetitionCount(field); r++) {
+      const c = this.codeOrText(seg, field, r, defaultSystem);
+      if (c) out.push(c);
     }
-    const alt = seg.get(field, 4, undefined, rep);
-    if (alt !== '') {
-      return {
-        system: codingSystemFor(seg.get(field, 6, undefined, rep), this.sourceSystem),
-        code: alt,
-        display: nonEmpty(seg.get(field, 5, undefined, rep) || text),
-        version: null,
-        alternates: [],
-        text: null,
-      };
-    }
-    return null;
+    return out;
   }
 
   /** A coded value from an HL7 table given as a bare ID/IS (or CE/CWE) field. */
@@ -375,7 +494,7 @@ export class MapScope {
       ...(sent(13, 'telecom.home') ? this.telecom(pid, 13, 'home', 'home') : []),
       ...(sent(14, 'telecom.work') ? this.telecom(pid, 14, 'work', 'work') : []),
     ];
-    const language = sent(15, 'language') ? this.code(pid, 15) : null;
+    const language = sent(15, 'language') ? this.code(pid, 15, 0, V2_TABLE('0296')) : null;
     const maritalStatus = sent(16, 'maritalStatus') ? this.tableCode(pid, 16, '0002') : null;
     // PID-29 (death time) and PID-30 (death indicator) are two fields; a death time also says
     // "deceased", and an explicit N deletes a stored death time that would contradict it.
@@ -421,8 +540,18 @@ export class MapScope {
     return l.facility || l.unit || l.room || l.bed ? l : null;
   }
 
-  /** XCN (id ^ family ^ given ^ middle ^ suffix ^ prefix ^ ... ^ authority(9)) → Practitioner; null when empty. */
-  practitioner(seg: Seg | undefined, field: number, rep = 0): Practitioner | null {
+  /**
+   * XCN (id ^ family ^ given ^ middle ^ suffix ^ prefix ^ degree ^ source table ^ authority(9) ^
+   * name type(10) ^ ... ^ identifier type(13)) → Practitioner; null when empty. XCN has no
+   * telecom: the caller passes the field that carries the person's numbers (ORC-14 for the
+   * ordering provider).
+   */
+  practitioner(
+    seg: Seg | undefined,
+    field: number,
+    rep = 0,
+    telecom: ContactPoint[] = [],
+  ): Practitioner | null {
     if (!seg) return null;
     const idValue = this.idPart(seg, field, 1, undefined, rep, 'identifier');
     const family = seg.get(field, 2, 1, rep);
@@ -453,9 +582,9 @@ export class MapScope {
             given,
             suffix: nonEmpty(seg.get(field, 5, undefined, rep)),
             prefix: nonEmpty(seg.get(field, 6, undefined, rep)),
-            use: null,
+            use: nameUseFor(seg.get(field, 10, undefined, rep)),
           };
-    return { id, name, telecom: [] };
+    return { id, name, telecom };
   }
 
   /** NDL/CM (OBR-32 interpreter): a CNN packed as subcomponents of component 1. */

@@ -19,6 +19,14 @@
  * were not expected", chapter 2, message construction rules: §2.10 in v2.3,
  * §2.6.2 in v2.7), and it keeps the hub from refusing a message for the
  * position of a segment it never reads.
+ *
+ * ADT exception (issue #18): PD1, NK1, PV2, AL1, DG1 and IN2 ARE read, by name
+ * and wherever they stand (map-adt-patient.ts, map-adt-clinical.ts; an IN2
+ * belongs to the IN1 before it), yet stay out of the skeletons: the standard
+ * orders them differently per structure and version (ADT_A03 in v2.3 has no
+ * AL1/IN1, OBX moves between versions), and a misplaced next of kin is no
+ * reason to refuse an admission. Their required fields the mapper needs (AL1-3,
+ * DG1-3 or DG1-4) are checked by the mapper, with the same AE 101.
  */
 
 export interface StructureDef {

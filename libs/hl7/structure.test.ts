@@ -165,7 +165,8 @@ describe('message structure (segment order, groups, required segments: 100)', ()
           'ZIN|x',
         ),
       ),
-    ).toEqual(['PatientRegistered', 'EncounterStarted']);
+      // AL1 and IN1 are mapped (wherever they stand); PD1, NK1 and PV2 feed the events above.
+    ).toEqual(['PatientRegistered', 'EncounterStarted', 'AllergyRecorded', 'CoverageRecorded']);
     expect(
       mappedTypes(
         text(

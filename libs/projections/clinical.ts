@@ -43,6 +43,28 @@ export function supersedes(candidate: VersionStamp, current: VersionStamp | null
   return candidate.eventId > current.eventId;
 }
 
+/** The version columns of a row that holds the latest statement of a restatable fact. */
+export interface StatementVersion {
+  version_at: number;
+  version_event: string;
+}
+
+/**
+ * Facts restated under the same id (coverage, diagnosis, allergy: latest
+ * wins): whether an event's statement replaces the stored one. Later
+ * clinical time, then the larger event id, so any arrival order agrees.
+ * Returns the version columns to store, or null when the stored one stays.
+ */
+export function restatement(
+  meta: { occurredAt: number; eventId: string },
+  stored: StatementVersion | undefined,
+): StatementVersion | null {
+  const stamp = { rank: 0, at: meta.occurredAt, eventId: meta.eventId };
+  if (stored && !supersedes(stamp, { rank: 0, at: stored.version_at, eventId: stored.version_event }))
+    return null;
+  return { version_at: meta.occurredAt, version_event: meta.eventId };
+}
+
 /** Released to the patient and billable: a final or corrected report. */
 export function isReleasedStatus(status: string): boolean {
   const r = resultRank(status);
@@ -50,12 +72,37 @@ export function isReleasedStatus(status: string): boolean {
 }
 
 // HL7 table 0078 flags that mean "outside the normal range".
-const ABNORMAL = new Set(['A', 'AA', 'H', 'HH', 'L', 'LL', 'HU', 'LU', '<', '>', 'POS', 'R', 'W']);
+export const ABNORMAL_FLAGS = [
+  'A',
+  'AA',
+  'H',
+  'HH',
+  'L',
+  'LL',
+  'HU',
+  'LU',
+  '<',
+  '>',
+  'POS',
+  'R',
+  'W',
+] as const;
+const ABNORMAL = new Set<string>(ABNORMAL_FLAGS);
 
 export function isAbnormal(o: ObservationValue): boolean {
   const flag = o.interpretation?.code?.toUpperCase();
   return flag !== undefined && ABNORMAL.has(flag);
 }
+
+/** One interpretation code (HL7 table 0078 or v3-ObservationInterpretation, which share these codes). */
+export const isAbnormalFlag = (code: string): boolean => ABNORMAL.has(code.toUpperCase());
+
+// Critical ("panic") values: 0078 / v3 HH critically high, LL critically low, AA critically
+// abnormal. HU/LU ("significantly" high/low) and </> (off scale) are abnormal, not critical.
+export const CRITICAL_FLAGS = ['HH', 'LL', 'AA'] as const;
+const CRITICAL = new Set<string>(CRITICAL_FLAGS);
+
+export const isCriticalFlag = (code: string): boolean => CRITICAL.has(code.toUpperCase());
 
 /** inpatient | emergency | outpatient | other, from HL7 PV1-2 or FHIR v3-ActCode. */
 export function classOf(c: Code | null | undefined): string {

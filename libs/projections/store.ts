@@ -20,6 +20,11 @@ export interface TableSpec {
   patientColumn?: string;
   /** jsonb columns holding FHIR resources whose `subject.reference` names the patient. */
   subjectColumns?: readonly string[];
+  /**
+   * The element of those resources that names the patient, when it is not `subject`
+   * (AllergyIntolerance.patient, Coverage.beneficiary).
+   */
+  subjectElement?: 'patient' | 'beneficiary';
   /** jsonb columns: serialised on write (node-pg would turn JS arrays into Postgres arrays). */
   jsonColumns?: readonly string[];
   /** timestamptz columns: epoch ms in the domain, Date in the database. */
@@ -340,7 +345,7 @@ async function applyMerges(
     const col = spec.patientColumn;
     const subjects = (spec.subjectColumns ?? []).map(
       (c) =>
-        `, "${c}" = jsonb_set("${c}", '{subject}', jsonb_build_object('reference', 'Patient/' || v.root))`,
+        `, "${c}" = jsonb_set("${c}", '{${spec.subjectElement ?? 'subject'}}', jsonb_build_object('reference', 'Patient/' || v.root))`,
     );
     await trx.raw(
       `update ??.?? as t set "${col}" = v.root${subjects.join('')} from (values ${values}) as v(old, root) where t."${col}" = v.old`,

@@ -45,7 +45,7 @@ export function apicurioMvnArgs(version: string, outDir: string): string[] {
  * Fills finalDir through a temp dir and a rename, marked complete last, so that an
  * interrupted or concurrent fetch never leaves a half-filled cache entry behind.
  */
-async function fetchAtomically(
+export async function fetchAtomically(
   finalDir: string,
   cacheDir: string,
   fill: (tmpDir: string) => Promise<void>,

@@ -281,6 +281,147 @@ describe('adapter-fhir over HTTP', () => {
     expect(got.map((e) => e.type).sort()).toEqual(['OrderPlaced', 'PatientRegistered']);
   });
 
+  it('transaction: a report listed before its three Observations and its Specimen stays one ResultReported with three values, UCUM, range, category, basedOn and issued', async () => {
+    const LOINC = 'http://loinc.org';
+    const value = (n: string, code: string, v: number) => ({
+      fullUrl: `urn:uuid:${n}`,
+      resource: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: LOINC, code }] },
+        subject: { reference: 'urn:uuid:r1' },
+        valueQuantity: { value: v, unit: 'mmol/L', system: 'http://unitsofmeasure.org', code: 'mmol/L' },
+        referenceRange: [{ low: { value: 3.5 }, high: { value: 5.1 } }],
+        specimen: { reference: 'urn:uuid:s1' },
+      },
+      request: { method: 'POST', url: 'Observation' },
+    });
+    const res = await post('/', {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { fullUrl: 'urn:uuid:r1', resource: patient('MRN-R3'), request: { method: 'POST', url: 'Patient' } },
+        {
+          resource: {
+            resourceType: 'DiagnosticReport',
+            status: 'final',
+            category: [
+              { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'LAB' }] },
+            ],
+            code: { coding: [{ system: LOINC, code: '24323-8' }] },
+            subject: { reference: 'urn:uuid:r1' },
+            basedOn: [
+              {
+                identifier: {
+                  system: 'urn:oid:1.2.3.4',
+                  value: 'P-R3',
+                  type: { coding: [{ code: 'PLAC' }] },
+                },
+              },
+            ],
+            issued: '2026-01-20T10:00:00Z',
+            specimen: [{ reference: 'urn:uuid:s1' }],
+            result: [
+              { reference: 'urn:uuid:o1' },
+              { reference: 'urn:uuid:o2' },
+              { reference: 'urn:uuid:o3' },
+            ],
+          },
+          request: { method: 'POST', url: 'DiagnosticReport' },
+        },
+        value('o1', '2951-2', 140),
+        value('o2', '2823-3', 4.1),
+        value('o3', '2075-0', 101),
+        {
+          fullUrl: 'urn:uuid:s1',
+          resource: {
+            resourceType: 'Specimen',
+            subject: { reference: 'urn:uuid:r1' },
+            type: { text: 'serum' },
+          },
+          request: { method: 'POST', url: 'Specimen' },
+        },
+      ],
+    });
+    expect(res.statusCode, res.body.slice(0, 500)).toBe(200);
+    const b = res.json<{ entry: { response: { status: string }; resource: { resourceType: string } }[] }>();
+    // Answers in the client's order, whatever order the entries were planned in.
+    expect(b.entry.map((e) => e.resource.resourceType)).toEqual([
+      'Patient',
+      'DiagnosticReport',
+      'Observation',
+      'Observation',
+      'Observation',
+      'Specimen',
+    ]);
+    // One transaction, one partition (the patient's key), planned Observations first: had they made
+    // results of their own, those would be on the partition ahead of the report's.
+    const got = await topics.until(() => {
+      const e = eventsFor(keyOf('MRN-R3'));
+      return e.some((x) => x.type === 'ResultReported') ? e : undefined;
+    }, 'the report');
+    const results = got.filter((e) => e.type === 'ResultReported');
+    expect(results).toHaveLength(1);
+    const r = results[0];
+    if (r?.type !== 'ResultReported') throw new Error('no ResultReported');
+    expect(r.data).toMatchObject({
+      category: 'laboratory',
+      issuedAt: Date.UTC(2026, 0, 20, 10),
+      placerOrderNumber: { value: 'P-R3', type: 'PLAC' },
+      specimens: [{ type: { code: 'serum' } }],
+    });
+    expect(
+      r.data.observations.map((o) => [
+        o.code.code,
+        o.valueNumber,
+        o.unitCode?.code,
+        o.referenceLow,
+        o.referenceHigh,
+      ]),
+    ).toEqual([
+      ['2951-2', 140, 'mmol/L', 3.5, 5.1],
+      ['2823-3', 4.1, 'mmol/L', 3.5, 5.1],
+      ['2075-0', 101, 'mmol/L', 3.5, 5.1],
+    ]);
+  });
+
+  it('AllergyIntolerance, Condition and Coverage: 201 each, and their record events on the patient topic', async () => {
+    const p = await post('/Patient', patient('MRN-R4'));
+    const subject = { reference: `Patient/${p.json<{ id: string }>().id}` };
+    const allergy = await post('/AllergyIntolerance', {
+      resourceType: 'AllergyIntolerance',
+      patient: subject,
+      code: { text: 'Penicillin' },
+      clinicalStatus: {
+        coding: [
+          { system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', code: 'active' },
+        ],
+      },
+    });
+    expect(allergy.statusCode, allergy.body.slice(0, 300)).toBe(201);
+    const condition = await post('/Condition', {
+      resourceType: 'Condition',
+      subject,
+      code: { coding: [{ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'J18.9' }] },
+    });
+    expect(condition.statusCode, condition.body.slice(0, 300)).toBe(201);
+    const coverage = await post('/Coverage', {
+      resourceType: 'Coverage',
+      status: 'active',
+      beneficiary: subject,
+      payor: [{ display: 'Acme Health' }],
+      subscriberId: 'M-1',
+    });
+    expect(coverage.statusCode, coverage.body.slice(0, 300)).toBe(201);
+    const got = await waitEvents(keyOf('MRN-R4'), 4);
+    expect(got.map((e) => e.type).sort()).toEqual([
+      'AllergyRecorded',
+      'CoverageRecorded',
+      'DiagnosisRecorded',
+      'PatientRegistered',
+    ]);
+  });
+
   it('transaction with one failing entry: 422 pointing at it, and nothing is written anywhere', async () => {
     const res = await post('/', {
       resourceType: 'Bundle',

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestFhirAdapter, type TestFhirAdapter } from '../../test/support/fhir-adapter.js';
-import type { ClinicalEvent } from '../../libs/events/index.js';
+import { codeOf, type ClinicalEvent } from '../../libs/events/index.js';
 import { enterprisePatientId, type IdentityPolicy } from '../../libs/identity/index.js';
 import { createTestContext, type TestContext } from '../../test/support/harness.js';
 import { startCollector, type Collector } from '../../test/fixtures/fhir/collector.js';
@@ -201,10 +201,10 @@ describe('adapter-fhir: presentedForm content is lifted into AttachmentStored', 
     expect(result.data.observations).toEqual([
       expect.objectContaining({
         sequence: 1,
-        code: { system: 'http://loinc.org', code: '11526-1', display: 'CT report (PACS)' },
+        code: codeOf('http://loinc.org', '11526-1', 'CT report (PACS)'),
         valueType: 'RP',
         valueString: url,
-        valueCode: { system: 'urn:ietf:bcp:13', code: 'application/pdf', display: null },
+        valueCode: codeOf('urn:ietf:bcp:13', 'application/pdf'),
         status: 'final',
         attachment: null,
       }),

@@ -54,6 +54,17 @@ describe('analytics view plans', () => {
   });
 });
 
+describe('analytics view plans: result-level KPIs', () => {
+  it('given critical values regrouped by test, then counts are summed and distinct patients (not summable) are left out', () => {
+    const p = planView('analytics', { view: 'v_critical_values', groupBy: 'code' });
+    expect(p.columns).toEqual(['code', 'critical']);
+    expect(p.sql).toContain('sum("critical")::bigint');
+    expect(() => planView('analytics', { view: 'v_results_without_loinc', from: '2026-01-01' })).toThrow(
+      /no date/,
+    );
+  });
+});
+
 describe('CSV', () => {
   it('given awkward values, when rendered, then they are quoted and formulas neutralised', () => {
     const csv = toCsv(

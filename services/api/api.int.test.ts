@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent, Bundle, OperationOutcome, Patient, Resource } from '@medplum/fhirtypes';
 import { AUDIT_TABLE, appendAudit, verifyAuditChain } from '../../libs/audit/store.js';
 import { createTokenVerifier, generateDevKeys, mintToken, type DevKeys } from '../../libs/auth/jwt.js';
-import { HUB_SCOPES } from '../../libs/auth/scopes.js';
+import { FHIR_TYPES, HUB_SCOPES } from '../../libs/auth/scopes.js';
 import { dropSchema } from '../../libs/db/index.js';
 import { lagOf } from '../../libs/projections/inspect.js';
 import type { ProjectorService } from '../../libs/projections/service.js';
@@ -19,6 +19,8 @@ import { buildBillingProjector } from '../projector-billing/app.js';
 import { buildPortalProjector } from '../projector-portal/app.js';
 import { createHash } from 'node:crypto';
 import { at, attachment, hospitalDay, obs, registered, resulted } from '../../test/support/hospital-day.js';
+import { allergy, coverage, diagnosis } from '../../test/support/clinical-facts.js';
+import { codeOf } from '../../libs/events/values.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
 import { runHub } from '../../test/support/processes.js';
 import { buildApi, type Api, type ApiConfig } from './app.js';
@@ -53,10 +55,24 @@ function events(): ClinicalEvent[] {
     registered('P9', 'Pdf', 'Patty', 'reg-p9', at(7, 40)),
     PDF_ATT.stored,
     resulted('P9', 'RPDF', null, null, 'cbc', 'final', 'oru-pdf', at(16, 0), [PDF_ATT.observation]),
+    // Allergies, diagnoses and insurance (AL1, DG1, IN1) of P1 and P2; one of P1's withdrawn.
+    allergy(),
+    diagnosis(),
+    diagnosis({
+      diagnosisId: 'D1B',
+      rank: 2,
+      code: codeOf('http://hl7.org/fhir/sid/icd-10-cm', 'E11.9', 'Type 2 diabetes'),
+    }),
+    coverage(),
+    allergy({ allergyId: 'AL1X', verificationStatus: 'entered-in-error' }),
+    allergy({ patientId: 'P2', allergyId: 'AL2', encounterId: 'E2' }),
+    diagnosis({ patientId: 'P2', diagnosisId: 'D2', encounterId: 'E2' }),
+    coverage({ patientId: 'P2', coverageId: 'C2', encounterId: 'E2' }),
   ];
 }
 
-const TYPES = ['Encounter', 'Observation', 'DiagnosticReport', 'ServiceRequest'] as const;
+/** Every type the portal serves but Patient: searched and read by id. */
+const TYPES = FHIR_TYPES.filter((t) => t !== 'Patient');
 
 describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
   let ctx: TestContext;
@@ -213,10 +229,16 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
   }
   const get = (url: string, token?: string) => call('GET', url, token);
 
-  const subjectOf = (r: Resource): string | undefined =>
-    r.resourceType === 'Patient'
-      ? `Patient/${r.id}`
-      : (r as { subject?: { reference?: string } }).subject?.reference;
+  /** The patient a resource is about (subject; AllergyIntolerance.patient; Coverage.beneficiary). */
+  const subjectOf = (r: Resource): string | undefined => {
+    if (r.resourceType === 'Patient') return `Patient/${r.id}`;
+    const x = r as {
+      subject?: { reference?: string };
+      patient?: { reference?: string };
+      beneficiary?: { reference?: string };
+    };
+    return (x.subject ?? x.patient ?? x.beneficiary)?.reference;
+  };
 
   it('serves a patient their own record as FHIR and nothing of anyone else', async () => {
     const own = await get('/fhir/Patient/P1', tokens['A']);
@@ -314,6 +336,65 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
     expect((await get('/fhir/Observation', staff)).status).toBe(400);
   });
 
+  it('serves allergies, conditions and coverage: searched by patient, read by id, in $everything, every reference resolving', async () => {
+    loadFhirDefinitions();
+    const A = tokens['A'];
+    const search = async (q: string) => {
+      const r = await get(q, A);
+      expect(r.status, q).toBe(200);
+      const b = r.json<Bundle>();
+      expect(() => validateResource(b), q).not.toThrow();
+      return (b.entry ?? []).map((e) => e.resource!);
+    };
+    // The withdrawn allergy (entered in error) is not served.
+    expect((await search('/fhir/AllergyIntolerance?patient=P1')).map((r) => r.id)).toEqual(['AL1']);
+    expect((await search('/fhir/AllergyIntolerance?category=food')).map((r) => r.id)).toEqual([]);
+    const conditions = await search('/fhir/Condition?encounter=E1&category=encounter-diagnosis');
+    expect(conditions.map((r) => r.id).sort()).toEqual(['D1', 'D1B']);
+    const coverages = await search('/fhir/Coverage?beneficiary=Patient/P1');
+    expect(coverages).toMatchObject([
+      { id: 'C1', subscriberId: 'MEM-123', payor: [{ display: 'Blue Cross' }] },
+    ]);
+    // No match: a searchset without an entry element.
+    const none = await get('/fhir/Condition?patient=P1&clinical-status=resolved', A);
+    expect(none.json<Bundle>()).toMatchObject({ total: 0 });
+    expect(none.text).not.toContain('"entry"');
+
+    // The visit lists its diagnoses by rank.
+    const e1 = (await get('/fhir/Encounter/E1', A)).json<{
+      diagnosis?: { condition: { reference: string }; rank?: number }[];
+    }>();
+    expect(e1.diagnosis?.map((d) => [d.condition.reference, d.rank])).toEqual([
+      ['Condition/D1', 1],
+      ['Condition/D1B', 2],
+    ]);
+
+    // $everything has them, and every reference in it resolves to a resource the token may read.
+    const everything: Resource[] = [];
+    let next: string | undefined = '/fhir/Patient/P1/$everything?_count=50';
+    while (next) {
+      const b: Bundle = (await get(next, A)).json<Bundle>();
+      expect(() => validateResource(b)).not.toThrow();
+      everything.push(...(b.entry ?? []).map((e) => e.resource!));
+      next = b.link?.find((l) => l.relation === 'next')?.url;
+    }
+    const types = new Set(everything.map((r) => r.resourceType));
+    for (const t of ['AllergyIntolerance', 'Condition', 'Coverage'])
+      expect(types.has(t as never), t).toBe(true);
+    const refs = new Set(
+      [...JSON.stringify(everything).matchAll(/"reference":"([A-Za-z]+\/[^"#]+)"/g)].map((m) => m[1]!),
+    );
+    expect(refs.size).toBeGreaterThan(5);
+    for (const ref of refs) {
+      if (ref.startsWith('Binary/')) continue; // presentedForm urls, not references
+      const r = await get(`/fhir/${ref}`, A);
+      expect(r.status, ref).toBe(200);
+    }
+    // Another patient's: refused, for reads as for searches.
+    expect((await get('/fhir/Condition/D2', A)).status).toBe(403);
+    expect((await get('/fhir/Coverage?beneficiary=P2', A)).status).toBe(403);
+  });
+
   it('serves a report PDF: presentedForm in the report, Binary as bytes or as FHIR JSON, scoped to its patient', async () => {
     const staff = tokens['staff'];
     // given a released report of P9 that presents a PDF
@@ -389,6 +470,13 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
       ['GET', '/admin/access', undefined, 'admin'],
       ['GET', `/fhir/Binary/${PDF_SHA}`, undefined, 'staff'],
     ];
+    // A read of one of patient B's resources of every type (ids as the model made them).
+    for (const t of TYPES) {
+      const found = (await get(`/fhir/${t}?patient=P2&_count=1`, tokens['staff'])).json<Bundle>();
+      const id = found.entry?.[0]?.resource?.id;
+      expect(id, t).toBeDefined();
+      routes.push(['GET', `/fhir/${t}/${id}`, undefined, 'staff']);
+    }
     // Every route the OpenAPI document lists (bar the public metadata) is in the matrix.
     const doc = (await get('/docs/json')).json<{ paths: Record<string, Record<string, unknown>> }>();
     const documented = Object.entries(doc.paths)
@@ -401,7 +489,8 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
         .replace(/\/Patient\/P2/, '/Patient/{id}')
         .replace(/\/accounts\/E2\//, '/accounts/{encounterId}/')
         .replace(/\/views\/v_\w+/, '/views/{view}')
-        .replace(/\/Binary\/[0-9a-f]{64}/, '/Binary/{id}');
+        .replace(/\/Binary\/[0-9a-f]{64}/, '/Binary/{id}')
+        .replace(new RegExp(`^/fhir/(${TYPES.join('|')})/(?!_search$)[^/]+$`), '/fhir/$1/{id}');
     expect([...new Set(routes.map(([m, p]) => `${m} ${template(p)}`))].sort()).toEqual(documented);
 
     const kinds = ['A', 'staff', 'billing', 'analytics', 'admin', 'none'] as const;
@@ -725,7 +814,8 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
     const r = await get('/fhir/Patient/P1', tokens['A']);
     expect(r.status).toBe(200);
     expect(r.text).not.toContain('secretNote');
-    expect(r.text).not.toContain('extension');
+    // A FHIR element is declared by name whatever the type (resourceSchema); a name FHIR does not have is not.
+    expect(r.text).not.toContain('internal only');
   });
 
   it('serves billing accounts, charges and the worklist', async () => {
@@ -776,7 +866,7 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
     expect((await get('/analytics/views/v_turnaround', a)).status).toBe(200);
     expect((await get('/analytics/views/not_a_view', a)).status).toBe(400);
     const views = (await get('/analytics/views', a)).json<{ name: string }[]>();
-    expect(views.length).toBe(10);
+    expect(views.length).toBe(15);
     // Data quality: with no site configuration here, every authority on the log is unregistered.
     const unregistered = (await get('/analytics/views/v_unregistered_authorities', a)).json<{
       columns: string[];

@@ -1,11 +1,11 @@
 /**
  * Response schemas. Fastify serialises responses with these (fast-json-
  * stringify), which writes declared properties only: a column or field added
- * to a read model later cannot reach a client until it is declared here.
+ * to a read model later cannot reach a client until it is declared here
+ * (for FHIR resources: unless it is a FHIR element of a served type).
  */
 const str = { type: 'string' } as const;
 const bool = { type: 'boolean' } as const;
-const num = { type: 'number' } as const;
 const int = { type: 'integer' } as const;
 const strArr = { type: 'array', items: str } as const;
 
@@ -17,18 +17,62 @@ const codeableConcept = {
   type: 'object',
   properties: { coding: { type: 'array', items: coding }, text: str },
 } as const;
-const reference = { type: 'object', properties: { reference: str, display: str } } as const;
-const period = { type: 'object', properties: { start: str, end: str } } as const;
-const identifier = {
-  type: 'object',
-  properties: { system: str, value: str, type: codeableConcept },
-} as const;
+
+/** Any JSON value, written as JSON.stringify writes it (fast-json-stringify's schema without a type). */
+const anyJson = {} as const;
 
 /**
- * The union of the fields the portal read model writes into Patient,
- * Encounter, ServiceRequest, DiagnosticReport and Observation resources
- * (libs/read-models/portal/resources.ts). One schema for all, so Bundles of
- * mixed types serialise without anyOf; each resource only has its own fields.
+ * The elements of the resources the portal serves (FHIR R4 4.0.1: Resource and DomainResource,
+ * then Patient, Encounter, Observation, DiagnosticReport, ServiceRequest, AllergyIntolerance,
+ * Condition, Coverage, and the Specimen and Practitioner a resource may contain), by name.
+ */
+const FHIR_ELEMENTS = [
+  // Resource, DomainResource
+  'meta implicitRules language text contained extension modifierExtension',
+  // Patient
+  'identifier active name telecom gender birthDate deceasedBoolean deceasedDateTime address',
+  'maritalStatus multipleBirthBoolean multipleBirthInteger photo contact communication',
+  'generalPractitioner managingOrganization link',
+  // Encounter
+  'status statusHistory class classHistory type serviceType priority subject episodeOfCare',
+  'basedOn participant appointment period length reasonCode reasonReference diagnosis account',
+  'hospitalization location serviceProvider partOf',
+  // Observation
+  'partOf category code focus encounter effectiveDateTime effectivePeriod effectiveTiming',
+  'effectiveInstant issued performer valueQuantity valueCodeableConcept valueString valueBoolean',
+  'valueInteger valueRange valueRatio valueSampledData valueTime valueDateTime valuePeriod',
+  'dataAbsentReason interpretation note bodySite method specimen device referenceRange',
+  'hasMember derivedFrom component',
+  // DiagnosticReport
+  'resultsInterpreter result imagingStudy media conclusion conclusionCode presentedForm',
+  // ServiceRequest
+  'instantiatesCanonical instantiatesUri replaces requisition intent doNotPerform orderDetail',
+  'quantityQuantity quantityRatio quantityRange occurrenceDateTime occurrencePeriod',
+  'occurrenceTiming asNeededBoolean asNeededCodeableConcept authoredOn requester performerType',
+  'locationCode locationReference insurance supportingInfo patientInstruction relevantHistory',
+  // AllergyIntolerance
+  'clinicalStatus verificationStatus criticality patient onsetDateTime onsetAge onsetPeriod',
+  'onsetRange onsetString recordedDate recorder asserter lastOccurrence reaction',
+  // Condition
+  'severity abatementDateTime abatementAge abatementPeriod abatementRange abatementString',
+  'stage evidence',
+  // Coverage
+  'policyHolder subscriber subscriberId beneficiary dependent relationship payor order',
+  'network costToBeneficiary subrogation contract',
+  // Specimen, Practitioner (contained)
+  'accessionIdentifier receivedTime parent request collection processing container condition',
+  'qualification',
+]
+  .join(' ')
+  .split(' ');
+
+/**
+ * Every served resource: its FHIR elements by name (resourceType and id first), each written as
+ * the read model stored it. One schema for all types, so Bundles of mixed types serialise
+ * without anyOf. A name that is not a FHIR element of these resources (a column or an internal
+ * field a read model adds) is not written; the values are FHIR datatypes built by the read
+ * model, kept whole so that no sub-element (a coding's version, a contained resource's parts)
+ * is silently dropped on the way out.
  */
 export const resourceSchema = {
   type: 'object',
@@ -36,68 +80,7 @@ export const resourceSchema = {
   properties: {
     resourceType: str,
     id: str,
-    active: bool,
-    identifier: { type: 'array', items: identifier },
-    name: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: { use: str, family: str, given: strArr, prefix: strArr, suffix: strArr },
-      },
-    },
-    telecom: { type: 'array', items: { type: 'object', properties: { system: str, value: str, use: str } } },
-    gender: str,
-    birthDate: str,
-    deceasedBoolean: bool,
-    deceasedDateTime: str,
-    address: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: { use: str, line: strArr, city: str, state: str, postalCode: str, country: str },
-      },
-    },
-    maritalStatus: codeableConcept,
-    communication: { type: 'array', items: { type: 'object', properties: { language: codeableConcept } } },
-    link: {
-      type: 'array',
-      items: { type: 'object', properties: { other: reference, type: str } },
-    },
-    status: str,
-    intent: str,
-    priority: str,
-    class: coding,
-    category: { type: 'array', items: codeableConcept },
-    code: codeableConcept,
-    subject: reference,
-    encounter: reference,
-    basedOn: { type: 'array', items: reference },
-    period,
-    serviceType: codeableConcept,
-    location: {
-      type: 'array',
-      items: { type: 'object', properties: { location: reference, status: str, period } },
-    },
-    authoredOn: str,
-    effectiveDateTime: str,
-    issued: str,
-    result: { type: 'array', items: reference },
-    conclusion: str,
-    valueQuantity: {
-      type: 'object',
-      properties: { value: num, comparator: str, unit: str, system: str, code: str },
-    },
-    valueCodeableConcept: codeableConcept,
-    valueString: str,
-    interpretation: { type: 'array', items: codeableConcept },
-    referenceRange: { type: 'array', items: { type: 'object', properties: { text: str } } },
-    presentedForm: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: { contentType: str, url: str, size: int, hash: str, title: str },
-      },
-    },
+    ...Object.fromEntries(FHIR_ELEMENTS.map((e) => [e, anyJson])),
   },
 } as const;
 

@@ -7,12 +7,61 @@ import { HubError } from '../../libs/errors/index.js';
  */
 export type SearchType = Exclude<FhirType, 'Patient'>;
 
-/** The searchable types: whether they take `code`, and what `date` means for each (CapabilityStatement). */
-export const SEARCH_PARAMS: Record<SearchType, { code: boolean; docs: string }> = {
-  Encounter: { code: false, docs: 'date = period.start' },
-  Observation: { code: true, docs: 'date = effectiveDateTime' },
-  DiagnosticReport: { code: true, docs: 'date = effectiveDateTime; released (final/corrected) reports only' },
-  ServiceRequest: { code: true, docs: 'date = authoredOn' },
+/**
+ * The search parameters each type takes beyond `patient` (CapabilityStatement, route schemas,
+ * readers/portal.ts): their FHIR R4 names, and what each is about.
+ */
+/** The parameters that name the patient under another name (FHIR R4 search parameters of the type). */
+export const PATIENT_ALIASES = ['subject', 'beneficiary'] as const;
+export type PatientAlias = (typeof PATIENT_ALIASES)[number];
+
+export interface SearchSpec {
+  /** `code`: a token on the resource's code. */
+  code: boolean;
+  /** The date parameter (`date` or `recorded-date`) and the element it is about; null: none. */
+  date: { name: 'date' | 'recorded-date'; docs: string } | null;
+  /** The status parameter: `status` (a code element) or `clinical-status` (a CodeableConcept). */
+  status: 'status' | 'clinical-status' | null;
+  /** `encounter`: the visit the resource references (Encounter/id or id). */
+  encounter: boolean;
+  /** `category`: a token on category (CodeableConcepts, or AllergyIntolerance's codes). */
+  category: boolean;
+  /** Other names of `patient` for this type: `subject` (a Patient subject), Coverage `beneficiary`. */
+  patientAliases: readonly PatientAlias[];
+}
+
+const spec = (s: Partial<SearchSpec>): SearchSpec => ({
+  code: true,
+  date: null,
+  status: 'status',
+  encounter: false,
+  category: false,
+  patientAliases: ['subject'],
+  ...s,
+});
+
+export const SEARCH_PARAMS: Record<SearchType, SearchSpec> = {
+  Encounter: spec({ code: false, date: { name: 'date', docs: 'date = period.start' } }),
+  Observation: spec({ date: { name: 'date', docs: 'date = effectiveDateTime' }, encounter: true }),
+  DiagnosticReport: spec({
+    date: { name: 'date', docs: 'date = effectiveDateTime; released (final/corrected) reports only' },
+    encounter: true,
+    category: true,
+  }),
+  ServiceRequest: spec({ date: { name: 'date', docs: 'date = authoredOn' }, encounter: true }),
+  AllergyIntolerance: spec({
+    date: { name: 'date', docs: 'date = recordedDate (AL1-6)' },
+    status: 'clinical-status',
+    category: true,
+    patientAliases: [],
+  }),
+  Condition: spec({
+    date: { name: 'recorded-date', docs: 'recorded-date = recordedDate (DG1-5)' },
+    status: 'clinical-status',
+    encounter: true,
+    category: true,
+  }),
+  Coverage: spec({ code: false, patientAliases: ['beneficiary'] }),
 };
 
 export const SEARCH_TYPES = Object.keys(SEARCH_PARAMS) as SearchType[];
@@ -125,8 +174,16 @@ export function parseTokenParam(v: string): TokenFilter[] {
 
 /** A patient reference as given in `patient=`: `123` or `Patient/123`. */
 export function parsePatientRef(v: string): string {
-  const id = v.startsWith('Patient/') ? v.slice('Patient/'.length) : v;
+  return parseRef('Patient', v);
+}
+
+/** A reference parameter (`patient`, `encounter`): `id` or `Type/id`; the id alone. */
+export function parseRef(type: 'Patient' | 'Encounter', v: string): string {
+  const id = v.startsWith(`${type}/`) ? v.slice(type.length + 1) : v;
   if (!/^[A-Za-z0-9\-.:_]{1,128}$/.test(id))
-    throw new HubError('HUB_INPUT_INVALID', 'patient must be a patient id');
+    throw new HubError(
+      'HUB_INPUT_INVALID',
+      `${type.toLowerCase()} must be ${type === 'Patient' ? 'a patient' : 'an encounter'} id`,
+    );
   return id;
 }

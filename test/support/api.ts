@@ -10,6 +10,7 @@ import { createLogger } from '../../libs/telemetry/logger.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { buildApi, type Api } from '../../services/api/app.js';
 import { buildApiHttp, type ApiReaders } from '../../services/api/http.js';
+import { captureFhirResponse } from './fhir-capture.js';
 import type { TestContext } from './harness.js';
 
 /** The query API in-process on a test's own schemas, with a dev issuer and one staff token. */
@@ -65,6 +66,8 @@ export async function startTestApi(ctx: TestContext, opts: TestApiOptions): Prom
       auditProjector: opts.auditProjector ?? false,
       ...(opts.auditProjector ? { auditGroupId: auditGroup } : {}),
       clinicalTopics: [...opts.clinicalTopics],
+      // As main.ts always gives one: Bundle.entry.fullUrl must be absolute (FHIR R4 bdl-*).
+      publicBaseUrl: 'https://api.test',
       rateLimit: { max: 100_000, windowMs: 60_000 },
       queryTimeoutMs: opts.queryTimeoutMs ?? 10_000,
       bodyLimit: opts.bodyLimit ?? 64 * 1024,
@@ -80,12 +83,16 @@ export async function startTestApi(ctx: TestContext, opts: TestApiOptions): Prom
   return {
     api,
     token,
-    get: (url, accept) =>
-      api.http.inject({
+    get: async (url, accept) => {
+      const res = await api.http.inject({
         method: 'GET',
         url,
         headers: { authorization: `Bearer ${token}`, ...(accept ? { accept } : {}) },
-      }),
+      });
+      // With HUB_FHIR_CAPTURE_DIR set, the FHIR bodies go to the HAPI validator too.
+      captureFhirResponse(url, res.body);
+      return res;
+    },
     async stop() {
       await api.stop().catch(() => undefined);
       if (opts.auditProjector) {
@@ -144,6 +151,7 @@ const noReaders: ApiReaders = {
     patientContext: () => Promise.resolve('active' as const),
     search: unexpected('search'),
     everything: unexpected('everything'),
+    read: unexpected('read'),
   },
   binaries: {
     owners: unexpected('owners'),

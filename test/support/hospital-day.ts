@@ -17,7 +17,7 @@ export const at = (h: number, m = 0, dayOffset = 0) => DAY + dayOffset * 86_400_
 
 const SOURCES = { adt: 'EHR-ADT', lab: 'LAB-LIS', rad: 'RIS', reg: 'EHR-REG' } as const;
 
-function meta(system: string, messageId: string, type: string, occurredAt: number): EventMeta {
+export function meta(system: string, messageId: string, type: string, occurredAt: number): EventMeta {
   return {
     eventId: deterministicEventId([system, 'GENHOSP', messageId, type]),
     eventType: type,

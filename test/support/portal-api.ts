@@ -19,11 +19,13 @@ export interface PortalApiProcesses {
 
 export async function startPortalAndApi(
   ctx: TestContext,
-  opts: { logLevel?: string } = {},
+  /** billing: the billing projector too, its schema served by the API's /billing routes. */
+  opts: { logLevel?: string; billing?: boolean } = {},
 ): Promise<PortalApiProcesses> {
   const keysDir = mkdtempSync(join(tmpdir(), `hub-keys-${ctx.id}-`));
   const portal = `${ctx.schema}_portal`;
   const audit = `${ctx.schema}_audit`;
+  const billing = `${ctx.schema}_billing`;
   const port = await freePort();
   const procs: RunningProcess[] = [];
   const env: Record<string, string> = {
@@ -34,10 +36,12 @@ export async function startPortalAndApi(
     AUTH_DEV_KEYS_DIR: keysDir,
     AUDIT_SCHEMA: audit,
     LOG_LEVEL: opts.logLevel ?? 'info',
+    ...(opts.billing ? { BILLING_SCHEMA: billing } : {}),
   };
   const stop = async (): Promise<void> => {
     for (const p of procs) await p.stop();
     await dropReadModel(ctx.db, portal).catch(() => undefined);
+    if (opts.billing) await dropReadModel(ctx.db, billing).catch(() => undefined);
     await dropSchema(ctx.db, audit).catch(() => undefined);
     rmSync(keysDir, { recursive: true, force: true });
   };
@@ -50,6 +54,16 @@ export async function startPortalAndApi(
     });
     procs.push(projector);
     await projector.waitFor(/projector-portal ready/);
+    if (opts.billing) {
+      ctx.extraTopics.push(`hub.dlq.projector-billing.${ctx.id}`);
+      const b = startProcess([join('services', 'projector-billing', 'main.ts')], {
+        ...env,
+        PROJECTION_SCHEMA: billing,
+        HTTP_PORT: String(await freePort()),
+      });
+      procs.push(b);
+      await b.waitFor(/projector-billing ready/);
+    }
     const api = startProcess([join('services', 'api', 'main.ts')], {
       ...env,
       PORTAL_SCHEMA: portal,

@@ -1,4 +1,5 @@
 import type { ClinicalEvent } from '../../libs/events/index.js';
+import type { DecodedRecord } from '../../libs/kafka/consumer.js';
 import { Draft, rootOf, type Resolve } from '../../libs/projections/store.js';
 
 /**
@@ -56,4 +57,18 @@ export function evolveLearningMerges<T extends { [K in keyof T]: object }>(
     evolve(d, e, (id) => rootOf(links, id));
   }
   return d;
+}
+
+let nextOffset = 0n;
+
+/** Events as the records a projection's `apply` receives: one topic, one partition, rising offsets. */
+export function asRecords(events: readonly ClinicalEvent[], topic = 't'): DecodedRecord[] {
+  return events.map((event) => ({
+    topic,
+    partition: 0,
+    offset: nextOffset++,
+    key: event.data.patientId,
+    timestamp: 0,
+    event,
+  }));
 }

@@ -139,7 +139,16 @@ function grants(scopes: readonly string[], type: string, perm: 'r' | 's'): boole
   });
 }
 
-const FHIR_TYPES = ['Patient', 'Encounter', 'Observation', 'DiagnosticReport', 'ServiceRequest'];
+const FHIR_TYPES = [
+  'Patient',
+  'Encounter',
+  'Observation',
+  'DiagnosticReport',
+  'ServiceRequest',
+  'AllergyIntolerance',
+  'Condition',
+  'Coverage',
+];
 
 /** The oracle of the scope matrix, written from the rules, not from the API's code. */
 export function inScope(spec: TokenSpec, kind: RouteKind): boolean {

@@ -5,6 +5,7 @@ import { nameUuid } from '../../events/name-uuid.js';
 import {
   contentHash,
   hubIdOfReference,
+  linksOf,
   mapResource,
   parseLiteralReference,
   patientKeyFromIdentifierReference,
@@ -42,6 +43,8 @@ export interface EntryRequest {
   requestKey: string | null;
   messageId: string | null;
   rawMessageRef?: string | null;
+  /** An Observation a DiagnosticReport of the same request lists in result[] (MapInput.partOfReport). */
+  partOfReport?: boolean | undefined;
 }
 
 export type Planned =
@@ -76,23 +79,6 @@ export interface PlannerContext {
 
 // Ids the hub assigns on POST; a fixed namespace keeps them stable across restarts.
 const RESOURCE_ID_NAMESPACE = 'c2f0f7a4-6a1e-4d0b-8f5e-2b7d9e3c1a55';
-
-function refsOf(r: MappableResource): { encounter?: Reference; basedOn?: Reference } {
-  switch (r.resourceType) {
-    case 'Patient':
-      return {};
-    case 'Encounter':
-      return {};
-    case 'ServiceRequest':
-      return { ...(r.encounter ? { encounter: r.encounter } : {}) };
-    case 'Observation':
-    case 'DiagnosticReport':
-      return {
-        ...(r.encounter ? { encounter: r.encounter } : {}),
-        ...(r.basedOn?.[0] ? { basedOn: r.basedOn[0] } : {}),
-      };
-  }
-}
 
 function priorVersionOf(prev: StoredResource): PriorVersion {
   return {
@@ -172,9 +158,10 @@ export class Planner {
       if (lit) out.push(lit);
     };
     add(subjectOf(e.resource));
-    const refs = refsOf(e.resource);
+    const refs = linksOf(e.resource);
     add(refs.encounter);
     add(refs.basedOn);
+    for (const x of refs.related) add(x.ref);
     if (e.resource.resourceType === 'DiagnosticReport') for (const r of e.resource.result ?? []) add(r);
     return out;
   }
@@ -264,6 +251,7 @@ export class Planner {
         contentHash: hash,
         previous: prev ? priorVersionOf(prev) : null,
         subjectKey,
+        partOfReport: e.partOfReport,
         ...(await this.linkedIds(r)),
       },
       this.mapContext(e),
@@ -314,13 +302,20 @@ export class Planner {
   /** Hub ids of the encounter and order the resource points at, and a report's result observations. */
   private async linkedIds(
     r: MappableResource,
-  ): Promise<Pick<MapInput, 'encounterId' | 'orderId' | 'resultObservations'>> {
-    const refs = refsOf(r);
+  ): Promise<Pick<MapInput, 'encounterId' | 'orderId' | 'order' | 'resultObservations' | 'related'>> {
+    const refs = linksOf(r);
     const encounterRow = await this.resolve(refs.encounter, 'Encounter');
     const orderRow = await this.resolve(refs.basedOn, 'ServiceRequest');
+    const related = new Map<string, Resource>();
+    for (const x of refs.related) {
+      const row = await this.resolve(x.ref, x.type);
+      if (row && x.ref.reference) related.set(x.ref.reference, row.resource);
+    }
     return {
       encounterId: encounterRow?.hubId ?? hubIdOfReference('enc', refs.encounter, this.ctx.policy),
       orderId: orderRow?.hubId ?? hubIdOfReference('ord', refs.basedOn, this.ctx.policy),
+      order: orderRow?.resource.resourceType === 'ServiceRequest' ? orderRow.resource : undefined,
+      related,
       resultObservations:
         r.resourceType === 'DiagnosticReport' ? await this.resultObservations(r) : undefined,
     };

@@ -1,13 +1,17 @@
-import type { ClinicalEvent, Location, ResultReported } from '../../events/index.js';
-import { TOPIC_CATALOG } from '../../events/index.js';
+import type { ClinicalEvent, Code, Location, ObservationValue, ResultReported } from '../../events/index.js';
+import { TOPIC_CATALOG, codingsOf } from '../../events/index.js';
 import {
   undonePart,
   classOf,
   isAbnormal,
+  isAbnormalFlag,
+  isCriticalFlag,
   isReleasedStatus,
+  restatement,
   resultRank,
   supersedes,
 } from '../../projections/clinical.js';
+import { canonicalSystem, LOINC, UCUM } from '../../terminology/code-systems.js';
 import {
   evolveByType,
   type Draft,
@@ -72,6 +76,66 @@ export interface ResultFact {
   observations: ObservationFact[];
 }
 
+/** How an observation's unit was sent: a UCUM coding, another coded system, text only, or none. */
+export type UnitSystem = 'ucum' | 'other' | 'text' | 'none';
+
+/**
+ * One observation (OBX / FHIR Observation) of the winning version of a
+ * result, for result-level KPIs. Keyed `<result id>|<position>`: the rows
+ * mirror that version's observations, so a later winning version rewrites
+ * them and drops the positions it no longer has.
+ */
+export interface ObservationRow {
+  observation_key: string;
+  result_id: string;
+  patient_id: string;
+  /** Sending system of the winning version (EventMeta.source.system). */
+  source_system: string;
+  category: string;
+  /** The winning version is final or corrected. */
+  released: boolean;
+  /** ObservationValue.observationId: stable across versions (null in events written before it). */
+  observation_id: string | null;
+  sub_id: string | null;
+  code: string;
+  /** The primary coding's system as a URI (older events carry table-0396 names such as LN). */
+  code_system: string;
+  display: string | null;
+  /** The LOINC coding among the primary and alternate codings, if any. */
+  loinc_code: string | null;
+  loinc_display: string | null;
+  value_type: string;
+  unit: string | null;
+  unit_code: string | null;
+  unit_system: UnitSystem;
+  /** Every interpretation code sent (all OBX-8 repetitions, all codings), in order, once each. */
+  interpretations: string[];
+  abnormal: boolean;
+  critical: boolean;
+  /** The first critical code (HH, LL or AA), upper case. */
+  critical_flag: string | null;
+  observed_at: number | null;
+}
+
+/** A diagnosis (DG1, FHIR Condition / Encounter.diagnosis) as last stated. */
+export interface DiagnosisFact {
+  diagnosis_id: string;
+  patient_id: string;
+  encounter_id: string | null;
+  code: string;
+  code_system: string;
+  display: string | null;
+  category: string;
+  diagnosis_type: string | null;
+  /** 1 = principal (DG1-15, Encounter.diagnosis.rank). */
+  rank: number | null;
+  clinical_status: string | null;
+  verification_status: string | null;
+  diagnosed_at: number | null;
+  version_at: number;
+  version_event: string;
+}
+
 export interface EventLogRow {
   event_id: string;
   aggregate: string;
@@ -105,6 +169,8 @@ export interface AnalyticsTables {
   encounters: EncounterFact;
   orders: OrderFact;
   results: ResultFact;
+  observations: ObservationRow;
+  diagnoses: DiagnosisFact;
   event_log: EventLogRow;
   stream_clocks: StreamClock;
   /** Counted by authorities.ts (needs the site configuration), not by evolve below. */
@@ -141,8 +207,9 @@ export function needs(e: ClinicalEvent, _resolve: Resolve): Needs<AnalyticsTable
     case 'PatientsMerged':
     case 'AllergyRecorded':
     case 'CoverageRecorded':
-    case 'DiagnosisRecorded':
       return base;
+    case 'DiagnosisRecorded':
+      return { ...base, diagnoses: [e.data.diagnosisId] };
     case 'EncounterStarted':
     case 'EncounterTransferred':
     case 'EncounterEnded':
@@ -194,8 +261,10 @@ function applyResult(
       : (prev?.first_final_at ?? null);
   const stamp = { rank: resultRank(d.status), at, eventId: d.meta.eventId };
   const current = prev ? { rank: prev.version_rank, at: prev.version_at, eventId: prev.version_event } : null;
+  const wins = !prev || supersedes(stamp, current);
+  if (wins) putObservations(draft, d, prev?.patient_id ?? pid, prev?.observations.length ?? 0);
   const base: ResultFact =
-    prev && !supersedes(stamp, current)
+    !wins && prev
       ? prev
       : {
           result_id: d.resultId,
@@ -221,6 +290,106 @@ function applyResult(
     patient_id: prev?.patient_id ?? pid,
     first_final_at: firstFinal,
     corrected: (prev?.corrected ?? false) || corrected,
+  });
+}
+
+const codeOrNull = (c: Code | null) => c?.code ?? null;
+
+/** Every interpretation code of an observation, once each, in the order sent. */
+export function interpretationCodes(o: ObservationValue): string[] {
+  // Events written before interpretations[] carry the one flag in interpretation.
+  const sent = o.interpretations.length > 0 ? o.interpretations : o.interpretation ? [o.interpretation] : [];
+  return [...new Set(sent.flatMap((c) => codingsOf(c).map((x) => x.code)).filter((x) => x !== ''))];
+}
+
+export function unitSystemOf(o: ObservationValue): UnitSystem {
+  if (o.unitCode) return canonicalSystem(o.unitCode.system) === UCUM ? 'ucum' : 'other';
+  return o.unit !== null && o.unit.trim() !== '' ? 'text' : 'none';
+}
+
+/** The LOINC coding of a code, primary or alternate ('LN' in older events is LOINC too). */
+export function loincOf(c: Code): { code: string; display: string | null } | null {
+  const hit = codingsOf(c).find((x) => canonicalSystem(x.system) === LOINC && x.code !== '');
+  return hit ? { code: hit.code, display: hit.display } : null;
+}
+
+export function observationRow(
+  d: ResultReported,
+  o: ObservationValue,
+  index: number,
+  patientId: string,
+): ObservationRow {
+  const flags = interpretationCodes(o);
+  const critical = flags.find(isCriticalFlag)?.toUpperCase() ?? null;
+  const loinc = loincOf(o.code);
+  return {
+    observation_key: `${d.resultId}|${index}`,
+    result_id: d.resultId,
+    patient_id: patientId,
+    source_system: d.meta.source.system,
+    category: d.category,
+    released: isReleasedStatus(d.status),
+    observation_id: o.observationId,
+    sub_id: o.subId,
+    code: o.code.code,
+    code_system: canonicalSystem(o.code.system),
+    display: o.code.display ?? o.code.text,
+    loinc_code: loinc?.code ?? null,
+    loinc_display: loinc?.display ?? null,
+    value_type: o.valueType,
+    unit: o.unit,
+    unit_code: codeOrNull(o.unitCode),
+    unit_system: unitSystemOf(o),
+    interpretations: flags,
+    abnormal: flags.some(isAbnormalFlag),
+    critical: critical !== null,
+    critical_flag: critical,
+    observed_at: o.observedAt ?? d.effectiveAt ?? d.issuedAt ?? d.meta.occurredAt,
+  };
+}
+
+/**
+ * The observation rows of a result's new winning version: its positions
+ * written, and those the previous winner had beyond them deleted (the
+ * previous winner's count is its `observations` list in results).
+ */
+function putObservations(
+  draft: Draft<AnalyticsTables>,
+  d: ResultReported,
+  patientId: string,
+  previousCount: number,
+): void {
+  d.observations.forEach((o, i) => {
+    const row = observationRow(d, o, i, patientId);
+    draft.put('observations', row.observation_key, row);
+  });
+  for (let i = d.observations.length; i < previousCount; i++)
+    draft.delete('observations', `${d.resultId}|${i}`);
+}
+
+/** The same diagnosis id again restates it: the latest statement wins, whatever order they arrive in. */
+function diagnosisRecorded(
+  draft: Draft<AnalyticsTables>,
+  e: EventOf<'DiagnosisRecorded'>,
+  resolve: Resolve,
+): void {
+  const d = e.data;
+  const version = restatement(d.meta, draft.get('diagnoses', d.diagnosisId));
+  if (!version) return;
+  draft.put('diagnoses', d.diagnosisId, {
+    diagnosis_id: d.diagnosisId,
+    patient_id: resolve(d.patientId),
+    encounter_id: d.encounterId,
+    code: d.code.code,
+    code_system: canonicalSystem(d.code.system),
+    display: d.code.display ?? d.code.text,
+    category: d.category,
+    diagnosis_type: codeOrNull(d.diagnosisType),
+    rank: d.rank,
+    clinical_status: d.clinicalStatus,
+    verification_status: d.verificationStatus,
+    diagnosed_at: d.diagnosedAt,
+    ...version,
   });
 }
 
@@ -323,7 +492,7 @@ const HANDLERS: EvolveHandlers<AnalyticsTables> = {
   PatientsMerged: onlyLogged,
   AllergyRecorded: onlyLogged,
   CoverageRecorded: onlyLogged,
-  DiagnosisRecorded: onlyLogged,
+  DiagnosisRecorded: diagnosisRecorded,
   EncounterStarted: encounterStarted,
   EncounterTransferred: encounterTransferred,
   EncounterEnded: encounterEnded,

@@ -25,6 +25,17 @@ export const analyticsTables = {
     jsonColumns: ['observations'],
     timeColumns: ['first_final_at', 'version_at'],
   },
+  observations: {
+    key: 'observation_key',
+    patientColumn: 'patient_id',
+    jsonColumns: ['interpretations'],
+    timeColumns: ['observed_at'],
+  },
+  diagnoses: {
+    key: 'diagnosis_id',
+    patientColumn: 'patient_id',
+    timeColumns: ['diagnosed_at', 'version_at'],
+  },
   // One row per applied event, never rewritten.
   event_log: { key: 'event_id', timeColumns: ['occurred_at', 'recorded_at'], appendOnly: true },
   stream_clocks: { key: 'stream', timeColumns: ['max_occurred_at'] },
@@ -166,6 +177,57 @@ const ANALYTICS_MIGRATIONS: readonly Migration[] = [
       await zoneDatedViews(knex, schema);
     },
   },
+  {
+    // Result-level facts the events carry since #18 (codings with alternates, UCUM
+    // units, every interpretation) and diagnoses, with the KPI views over them.
+    // New tables only: what the older tables hold does not change. Results and
+    // diagnoses projected before this migration are not in them: rebuild
+    // analytics (hub projections rebuild analytics) to read them from the log.
+    name: '0306_result_facts_and_diagnoses',
+    async up(knex: Knex, schema: string) {
+      await knex.schema.withSchema(schema).createTable('observations', (t) => {
+        t.text('observation_key').primary();
+        t.text('result_id').notNullable().index();
+        t.text('patient_id').notNullable().index();
+        t.text('source_system').notNullable();
+        t.text('category').notNullable();
+        t.boolean('released').notNullable();
+        t.text('observation_id');
+        t.text('sub_id');
+        t.text('code').notNullable();
+        t.text('code_system').notNullable();
+        t.text('display');
+        t.text('loinc_code').index();
+        t.text('loinc_display');
+        t.text('value_type').notNullable();
+        t.text('unit');
+        t.text('unit_code');
+        t.text('unit_system').notNullable();
+        t.jsonb('interpretations').notNullable();
+        t.boolean('abnormal').notNullable();
+        t.boolean('critical').notNullable();
+        t.text('critical_flag');
+        t.timestamp('observed_at', { useTz: true });
+      });
+      await knex.schema.withSchema(schema).createTable('diagnoses', (t) => {
+        t.text('diagnosis_id').primary();
+        t.text('patient_id').notNullable().index();
+        t.text('encounter_id').index();
+        t.text('code').notNullable();
+        t.text('code_system').notNullable();
+        t.text('display');
+        t.text('category').notNullable();
+        t.text('diagnosis_type');
+        t.integer('rank');
+        t.text('clinical_status');
+        t.text('verification_status');
+        t.timestamp('diagnosed_at', { useTz: true });
+        t.timestamp('version_at', { useTz: true }).notNullable();
+        t.text('version_event').notNullable();
+      });
+      await createViewsOf(knex, schema, '0306_result_facts_and_diagnoses');
+    },
+  },
 ];
 
 /**
@@ -201,6 +263,6 @@ export function analyticsProjection(topics?: readonly string[], isRegistered?: I
  * new version, so a rebuild neither loses them nor needs the configuration.
  */
 export const ANALYTICS_VERSION_HOOKS: VersionHooks = {
-  afterSwitch: (trx, stable) => grantStableViews(trx, stable),
+  afterSwitch: (trx, stable, relations) => grantStableViews(trx, stable, relations),
   carryOver: ['dead_letters', 'settings'],
 };

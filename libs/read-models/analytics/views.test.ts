@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { analyticsModel } from './model.js';
 import { ANALYTICS_VIEWS, reportingZoneSql } from './views.js';
 
 describe('analytics views: days in the reporting time zone', () => {
@@ -61,5 +62,39 @@ describe('analytics views: one catalogue for the migrations and the query API', 
   it('given the catalogue, then view names are unique', () => {
     const names = ANALYTICS_VIEWS.map((v) => v.name);
     expect(new Set(names).size).toBe(names.length);
+  });
+});
+
+describe('analytics views: result-level KPIs and principal diagnoses (#18)', () => {
+  const added = ANALYTICS_VIEWS.filter((v) => v.addedIn === '0306_result_facts_and_diagnoses');
+
+  it('given the migration that adds observation facts and diagnoses, then it creates the five views from its own tables, all served by the API', () => {
+    expect(added.map((v) => v.name)).toEqual([
+      'v_abnormal_rate_by_test',
+      'v_critical_values',
+      'v_results_without_loinc',
+      'v_results_by_unit_system',
+      'v_encounters_by_principal_diagnosis',
+    ]);
+    expect(analyticsModel().migrations.map((m) => m.name)).toContain('0306_result_facts_and_diagnoses');
+    for (const v of added) {
+      expect(v.inApi, v.name).toBeUndefined();
+      expect(v.zoned, v.name).toBeUndefined();
+      expect(v.sql('"s"'), v.name).toMatch(/"s"\.(observations|diagnoses)\b/);
+      // Aggregates only: no patient or result id leaves a view.
+      const { dims, sums, others } = v.columns;
+      expect(
+        [...dims, ...sums, ...others].some((c) => /patient_id|result_id/.test(c)),
+        v.name,
+      ).toBe(false);
+    }
+  });
+
+  it('given the result views, then they count released versions only, and their docs say which interpretation codes count', () => {
+    for (const v of added.filter((x) => x.name !== 'v_encounters_by_principal_diagnosis'))
+      expect(v.sql('"s"'), v.name).toMatch(/where released\b/);
+    const critical = added.find((v) => v.name === 'v_critical_values')!;
+    expect(critical.doc).toContain('HH, LL, AA');
+    expect(added.find((v) => v.name === 'v_abnormal_rate_by_test')!.doc).toContain('A, AA, H, HH, L, LL');
   });
 });

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { ABNORMAL_FLAGS, CRITICAL_FLAGS } from '../../projections/clinical.js';
 
 /**
  * The analytics view catalogue: the documented views analysts read (role
@@ -29,6 +30,11 @@ type ViewSql = (s: string, tz?: string) => string;
 
 const zoneOf = (tz: string | undefined) => tz ?? `'UTC'`;
 const zoneColumn = (tz: string | undefined) => (tz ? `, ${tz} as time_zone` : '');
+
+/** The migration adding the observation-level facts and diagnoses (model.ts). */
+const RESULT_FACTS = '0306_result_facts_and_diagnoses';
+const ABNORMAL_DOC = `HL7 table 0078 / v3-ObservationInterpretation ${ABNORMAL_FLAGS.join(', ')}`;
+const CRITICAL_DOC = `a critical interpretation (${CRITICAL_FLAGS.join(', ')}: critically high, low, abnormal; table 0078 and v3-ObservationInterpretation share these codes)`;
 
 const DAYS_DOC =
   "Days are calendar days in the site's reporting zone (column time_zone: the site configuration's defaultTimeZone, UTC when none is configured).";
@@ -220,6 +226,75 @@ export const ANALYTICS_VIEWS: readonly AnalyticsView[] = [
         to_char(last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as last_seen
       from ${s}.unregistered_authorities`,
   },
+  {
+    name: 'v_abnormal_rate_by_test',
+    columns: {
+      dims: ['loinc_code', 'display'],
+      sums: ['observations', 'abnormal', 'critical'],
+      others: ['abnormal_rate', 'critical_rate'],
+    },
+    doc: `Released results (final/corrected, latest version) by test (LOINC code, primary or alternate coding): observations, abnormal and critical counts and rates. Abnormal: any interpretation (every OBX-8 repetition / FHIR interpretation) in ${ABNORMAL_DOC}; critical: ${CRITICAL_DOC}. Observations without a LOINC code are in v_results_without_loinc.`,
+    addedIn: RESULT_FACTS,
+    sql: (
+      s,
+    ) => `select loinc_code, max(coalesce(loinc_display, display)) as display, count(*)::int as observations,
+        count(*) filter (where abnormal)::int as abnormal,
+        round(count(*) filter (where abnormal)::numeric / count(*), 4) as abnormal_rate,
+        count(*) filter (where critical)::int as critical,
+        round(count(*) filter (where critical)::numeric / count(*), 4) as critical_rate
+      from ${s}.observations where released and loinc_code is not null group by 1`,
+  },
+  {
+    name: 'v_critical_values',
+    columns: { dims: ['code', 'display', 'flag', 'source_system'], sums: ['critical'], others: ['patients'] },
+    doc: `Critical values: released observations with ${CRITICAL_DOC}, by test (LOINC code, else the sender's code), critical flag and sending system: count and distinct patients.`,
+    addedIn: RESULT_FACTS,
+    sql: (s) => `select coalesce(loinc_code, code) as code, max(coalesce(loinc_display, display)) as display,
+        critical_flag as flag, source_system, count(*)::int as critical,
+        count(distinct patient_id)::int as patients
+      from ${s}.observations where released and critical group by 1, 3, 4`,
+  },
+  {
+    name: 'v_results_without_loinc',
+    columns: {
+      dims: ['source_system'],
+      sums: ['observations', 'without_loinc'],
+      others: ['without_loinc_rate'],
+    },
+    doc: 'Data quality: released observations per sending system, and those whose code has no LOINC coding (neither primary nor alternate; LN in older events counts as LOINC), with the rate.',
+    addedIn: RESULT_FACTS,
+    sql: (s) => `select source_system, count(*)::int as observations,
+        count(*) filter (where loinc_code is null)::int as without_loinc,
+        round(count(*) filter (where loinc_code is null)::numeric / count(*), 4) as without_loinc_rate
+      from ${s}.observations where released group by 1`,
+  },
+  {
+    name: 'v_results_by_unit_system',
+    columns: { dims: ['source_system', 'unit_system'], sums: ['observations'], others: [] },
+    doc: 'Data quality: released observations per sending system by how the unit was sent: ucum (a UCUM coding, http://unitsofmeasure.org), other (a coding in another system), text (unit text only, as in events written before units were coded), none (no unit).',
+    addedIn: RESULT_FACTS,
+    sql: (s) => `select source_system, unit_system, count(*)::int as observations
+      from ${s}.observations where released group by 1, 2`,
+  },
+  {
+    name: 'v_encounters_by_principal_diagnosis',
+    columns: {
+      dims: ['encounter_class', 'code_system', 'code', 'display'],
+      sums: ['encounters'],
+      others: [],
+    },
+    doc: 'Encounters (cancelled visits excluded) by principal diagnosis and class: the diagnosis of the visit with the lowest priority (DG1-15 / Encounter.diagnosis.rank, 1 = principal), unranked ones after ranked ones and then by diagnosis id; refuted and entered-in-error diagnoses left out. Visits without a diagnosis are not counted.',
+    addedIn: RESULT_FACTS,
+    sql: (s) => `with principal as (
+        select distinct on (encounter_id) encounter_id, code_system, code, display
+          from ${s}.diagnoses
+         where encounter_id is not null
+           and coalesce(verification_status, '') not in ('refuted', 'entered-in-error')
+         order by encounter_id, rank asc nulls last, diagnosis_id)
+      select e.encounter_class, p.code_system, p.code, max(p.display) as display, count(*)::int as encounters
+        from ${s}.encounters e join principal p on p.encounter_id = e.encounter_id
+       where not e.cancelled group by 1, 2, 3`,
+  },
 ];
 
 /**
@@ -288,12 +363,22 @@ export async function grantViews(knex: Knex, schema: string, views: readonly str
   for (const v of views) await knex.raw(`grant select on ??.?? to ${ANALYST_ROLE}`, [schema, v]);
 }
 
-/** Analysts see the documented views of the stable schema, never its tables. */
-export async function grantStableViews(trx: Knex, stable: string): Promise<void> {
+/**
+ * Analysts see the documented views of the stable schema, never its tables.
+ * Only those the active version has (`relations`): a version made by an
+ * older release lacks the views added since, until its migrations run.
+ */
+export async function grantStableViews(
+  trx: Knex,
+  stable: string,
+  relations: readonly string[],
+): Promise<void> {
+  const present = new Set(relations);
+  const views = ANALYTICS_VIEWS.filter((v) => present.has(v.name));
   await grantViews(
     trx,
     stable,
-    ANALYTICS_VIEWS.map((v) => v.name),
+    views.map((v) => v.name),
   );
-  for (const v of ANALYTICS_VIEWS) await commentOnView(trx, stable, v);
+  for (const v of views) await commentOnView(trx, stable, v);
 }

@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { evolveAll, interleave, snapshot } from '../../../test/support/read-model-testing.js';
+import {
+  evolveAll,
+  evolveLearningMerges,
+  interleave,
+  snapshot,
+} from '../../../test/support/read-model-testing.js';
 import {
   admissionCancelled,
   admitted,
@@ -10,6 +15,7 @@ import {
   demographicsUpdated,
   dischargeCancelled,
   hospitalDay,
+  merged,
   obs,
   orderCancelled,
   ordered,
@@ -17,7 +23,8 @@ import {
   resulted,
   rng,
 } from '../../../test/support/hospital-day.js';
-import { evolve, lineStatus, type BillingTables } from './domain.js';
+import { coverage } from '../../../test/support/coverage-diagnosis.js';
+import { evolve, lineStatus, periodBound, type BillingTables } from './domain.js';
 
 const run = (...events: Parameters<typeof evolve>[1][]) => evolveAll<BillingTables>(evolve, events);
 const v = (st: string) => [obs('718-7', 'Hgb', 10, 'g/dL', null, st)];
@@ -142,5 +149,104 @@ describe('billing: HL7 null semantics', () => {
     expect(snapshot(evolveAll<BillingTables>(evolve, [...facts, update]), tables)).toBe(
       snapshot(evolveAll<BillingTables>(evolve, facts), tables),
     );
+  });
+});
+
+describe('billing: coverage', () => {
+  it('given a coverage, then it is kept by coverage id with payer, plan, member id and a whole-date period', () => {
+    const d = run(coverage('P1', 'C1', 'in1', at(8), { periodStart: '2026', periodEnd: '2026-02' }));
+    expect(d.get('coverages', 'C1')).toMatchObject({
+      patient_id: 'P1',
+      coverage_order: 1,
+      payer_id: 'ACME01',
+      payer_name: 'ACME Health',
+      plan_code: 'GOLD',
+      plan_display: 'ACME Gold PPO',
+      plan_type: 'PPO',
+      group_number: 'G-100',
+      member_id: 'M-P1',
+      relationship: 'SEL',
+      period_start: '2026-01-01',
+      period_end: '2026-02-28',
+      status: 'active',
+    });
+  });
+
+  it('given the same coverage restated, when the statements arrive in either order, then the later statement wins', () => {
+    const first = coverage('P1', 'C1', 'in1', at(8), { memberId: 'OLD' });
+    const second = coverage('P1', 'C1', 'in2', at(9), { memberId: 'NEW', status: 'cancelled' });
+    for (const order of [
+      [first, second],
+      [second, first],
+    ]) {
+      expect(run(...order).get('coverages', 'C1')).toMatchObject({ member_id: 'NEW', status: 'cancelled' });
+    }
+  });
+
+  it('given coverage recorded after the charges, then no account or line changes: the account finds it when read (view account_coverage)', () => {
+    const facts = [
+      admitted('P1', 'E1', 'inpatient', '4W', 'a1', at(8), 'ACME'),
+      ordered('P1', 'O1', 'E1', 'cbc', 'stat', 'o1', at(9)),
+      resulted('P1', 'R1', 'O1', 'E1', 'cbc', 'final', 'r1', at(10), v('final')),
+    ];
+    const cov = coverage('P1', 'C1', 'in1', at(11));
+    const tables = ['accounts', 'charge_lines'] as const;
+    expect(snapshot(run(...facts, cov), tables)).toBe(snapshot(run(...facts), tables));
+    expect(snapshot(run(cov, ...facts), ['coverages'])).toBe(snapshot(run(...facts, cov), ['coverages']));
+    // The financial class of older events stays on the account as it was.
+    expect(run(...facts, cov).get('accounts', 'E1')?.payer).toBe('ACME');
+  });
+
+  it('given a coverage sent with a retired patient id after the merge, then it belongs to the survivor', () => {
+    const d = evolveLearningMerges<BillingTables>(evolve, [
+      merged('P3', 'P4', 'm1', at(8)),
+      coverage('P4', 'C4', 'in4', at(9)),
+    ]);
+    expect(d.get('coverages', 'C4')?.patient_id).toBe('P3');
+  });
+
+  it('any cross-topic interleaving of a day with coverage ends in the same rows', () => {
+    const events = [
+      ...hospitalDay().filter((e) => e.type !== 'PatientsMerged'),
+      coverage('P1', 'C1', 'in1', at(7, 30)),
+      coverage('P2', 'C2', 'in2', at(9, 5), { order: 2 }),
+      coverage('P1', 'C1', 'in1b', at(12), { memberId: 'M-P1-2' }),
+    ];
+    const streams = ['patient', 'encounter', 'order', 'result'].map((a) =>
+      events.filter((e) => aggregateOf(e) === a),
+    );
+    const tables = ['accounts', 'charge_lines', 'coverages'] as const;
+    const expected = snapshot(evolveAll<BillingTables>(evolve, events), tables);
+    fc.assert(
+      fc.property(fc.integer(), (seed) => {
+        expect(snapshot(evolveAll<BillingTables>(evolve, interleave(streams, rng(seed))), tables)).toBe(
+          expected,
+        );
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
+
+describe('billing: coverage period bounds (property)', () => {
+  it('given any full ISO date, then a start and an end bound are that date', () => {
+    fc.assert(
+      fc.property(
+        fc.date({ min: new Date('1900-01-01'), max: new Date('2199-12-31'), noInvalidDate: true }),
+        (dt) => {
+          const day = dt.toISOString().slice(0, 10);
+          expect(periodBound(day, 'start')).toBe(day);
+          expect(periodBound(`${day}T10:00:00Z`, 'end')).toBe(day);
+        },
+      ),
+    );
+  });
+
+  it('given partial or malformed dates, then starts open a period, ends close it, and what is not a date is an open bound', () => {
+    expect(periodBound('2024-02', 'end')).toBe('2024-02-29');
+    expect(periodBound('2026', 'end')).toBe('2026-12-31');
+    expect(periodBound('2026-07', 'start')).toBe('2026-07-01');
+    for (const bad of [null, '', '20260101', '2026-13', '2026-02-30', 'soon'])
+      expect(periodBound(bad, 'start'), String(bad)).toBeNull();
   });
 });

@@ -1,5 +1,5 @@
 import type { ClinicalEvent, ResultReported } from '../../events/index.js';
-import { undonePart, classOf, isReleasedStatus } from '../../projections/clinical.js';
+import { undonePart, classOf, isReleasedStatus, restatement } from '../../projections/clinical.js';
 import {
   evolveByType,
   type Draft,
@@ -20,6 +20,14 @@ import {
  * price, are joined at read time (views `charges`, `billing_problems`), so an
  * encounter cancelled before or after its orders arrive, or a chargemaster
  * edit, gives the same answer.
+ *
+ * Coverage (insurance) is a patient's, not an account's: one row per
+ * coverage id, and an account's primary coverage is chosen at read time
+ * (view `account_coverage`, model.ts) from its patient's rows. So a coverage
+ * that arrives after the charges (or before the visit, or on another topic
+ * partition than a merged-away record's charges) gives the same account and
+ * worklist, live and on replay; no account row is rewritten when coverage
+ * changes, and no event has to find every account of a patient.
  */
 export type AccountStatus = 'placeholder' | 'open' | 'discharged' | 'cancelled';
 export type LineStatus = 'pending' | 'billable' | 'voided' | 'unordered';
@@ -52,9 +60,37 @@ export interface ChargeLineRow {
   status: LineStatus;
 }
 
+/** One coverage (insurance) of a patient, as last stated by its sender (CoverageRecorded). */
+export interface CoverageRow {
+  coverage_id: string;
+  patient_id: string;
+  /** Coordination of benefits: 1 = primary. Null when the sender gave none (sorted last). */
+  coverage_order: number | null;
+  payer_id: string | null;
+  payer_id_system: string | null;
+  payer_name: string | null;
+  plan_code: string | null;
+  plan_display: string | null;
+  plan_type: string | null;
+  group_number: string | null;
+  group_name: string | null;
+  member_id: string | null;
+  relationship: string | null;
+  /** Whole dates (YYYY-MM-DD): a partial start is its first day, a partial end its last. */
+  period_start: string | null;
+  period_end: string | null;
+  /** active | cancelled | draft | entered-in-error: only active coverage covers an account. */
+  status: string;
+  encounter_id: string | null;
+  /** Which statement of the coverage this row holds (latest clinical time, then event id). */
+  version_at: number;
+  version_event: string;
+}
+
 export interface BillingTables {
   accounts: AccountRow;
   charge_lines: ChargeLineRow;
+  coverages: CoverageRow;
 }
 
 export function lineStatus(
@@ -147,9 +183,10 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<BillingTables> 
     case 'PatientUpdated':
     case 'PatientsMerged':
     case 'AllergyRecorded':
-    case 'CoverageRecorded':
     case 'DiagnosisRecorded':
       return {};
+    case 'CoverageRecorded':
+      return { coverages: [e.data.coverageId] };
     case 'EncounterStarted':
     case 'EncounterTransferred':
     case 'EncounterEnded':
@@ -253,6 +290,58 @@ function orderCancelled(draft: Draft<BillingTables>, e: EventOf<'OrderCancelled'
   putLine(draft, { ...prev, order_cancelled: true });
 }
 
+const ISO_DATE = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?=$|T)/;
+
+/**
+ * An ISO 8601 date, possibly partial (HL7 DT, FHIR date/dateTime), as the
+ * whole day a period bound means: the first day of a partial start, the
+ * last day of a partial end. Not a date: null (an open bound).
+ */
+export function periodBound(value: string | null, bound: 'start' | 'end'): string | null {
+  const m = ISO_DATE.exec(value ?? '');
+  if (!m) return null;
+  const y = Number(m[1]);
+  const month = m[2] === undefined ? (bound === 'start' ? 1 : 12) : Number(m[2]);
+  // Day 0 of the next month is the last day of this one (UTC: no zone in a date).
+  const lastDay = new Date(Date.UTC(y, month, 0)).getUTCDate();
+  const day = m[3] === undefined ? (bound === 'start' ? 1 : lastDay) : Number(m[3]);
+  if (month < 1 || month > 12 || day < 1 || day > lastDay) return null;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${m[1]}-${pad(month)}-${pad(day)}`;
+}
+
+/** The same coverage id again restates it: the latest statement wins, whatever order they arrive in. */
+function coverageRecorded(
+  draft: Draft<BillingTables>,
+  e: EventOf<'CoverageRecorded'>,
+  resolve: Resolve,
+): void {
+  const d = e.data;
+  const version = restatement(d.meta, draft.get('coverages', d.coverageId));
+  if (!version) return;
+  draft.put('coverages', d.coverageId, {
+    coverage_id: d.coverageId,
+    // The winning statement's patient (a merge then moves the row with the patient_id column).
+    patient_id: resolve(d.patientId),
+    coverage_order: d.order,
+    payer_id: d.payerId?.value ?? null,
+    payer_id_system: d.payerId?.system ?? null,
+    payer_name: d.payerName,
+    plan_code: d.plan?.code ?? null,
+    plan_display: d.plan?.display ?? d.plan?.text ?? null,
+    plan_type: d.planType?.code ?? null,
+    group_number: d.groupNumber,
+    group_name: d.groupName,
+    member_id: d.memberId,
+    relationship: d.relationship?.code ?? null,
+    period_start: periodBound(d.periodStart, 'start'),
+    period_end: periodBound(d.periodEnd, 'end'),
+    status: d.status.toLowerCase(),
+    encounter_id: d.encounterId,
+    ...version,
+  });
+}
+
 /** Events that change nothing billable. */
 const nothingBillable = (): void => undefined;
 
@@ -263,7 +352,7 @@ const HANDLERS: EvolveHandlers<BillingTables> = {
   PatientUpdated: nothingBillable,
   PatientsMerged: nothingBillable,
   AllergyRecorded: nothingBillable,
-  CoverageRecorded: nothingBillable,
+  CoverageRecorded: coverageRecorded,
   DiagnosisRecorded: nothingBillable,
   EncounterStarted: encounterStarted,
   EncounterTransferred: (draft, e, resolve) =>

@@ -18,7 +18,51 @@ export const billingTables = {
     patientColumn: 'patient_id',
     timeColumns: ['ordered_at', 'first_final_at'],
   },
+  coverages: { key: 'coverage_id', patientColumn: 'patient_id', timeColumns: ['version_at'] },
 } as const;
+
+/**
+ * An account's primary coverage: its patient's active coverage whose period
+ * holds the admission day, lowest coordination-of-benefits order first
+ * (none given: last), then coverage id (a stable tie break). Chosen when
+ * read, so a coverage recorded after the charges covers them at once, live
+ * and on replay alike. Days are UTC days: billing keeps no site zone, and
+ * plan periods are whole dates. An account with no admission time yet (a
+ * placeholder) is covered by any active coverage of its patient.
+ */
+const accountCoverageSql = (s: string) => `
+  select distinct on (a.encounter_id) a.encounter_id, c.coverage_id, c.coverage_order, c.payer_id,
+         c.payer_id_system, c.payer_name, c.plan_code, c.plan_display, c.plan_type, c.group_number,
+         c.group_name, c.member_id, c.period_start, c.period_end
+    from ${s}.accounts a
+    join ${s}.coverages c on c.patient_id = a.patient_id and c.status = 'active'
+   where a.admitted_at is null
+      or ((c.period_start is null or c.period_start <= to_char(a.admitted_at at time zone 'UTC', 'YYYY-MM-DD'))
+          and (c.period_end is null or c.period_end >= to_char(a.admitted_at at time zone 'UTC', 'YYYY-MM-DD')))
+   order by a.encounter_id, c.coverage_order asc nulls last, c.coverage_id`;
+
+/** The worklist's problems, one row each; line and code are null for a problem of a whole account. */
+const billingProblemsSql = (s: string, withCoverage: boolean) => `
+  select 'resulted_order_without_charge' as problem, c.line_id, c.patient_id, c.encounter_id, c.code
+    from ${s}.charge_lines c where not c.placed and c.first_final_at is not null
+  union all
+  select 'charge_on_cancelled_encounter', c.line_id, c.patient_id, c.encounter_id, c.code
+    from ${s}.charge_lines c join ${s}.accounts a on a.encounter_id = c.encounter_id
+   where a.status = 'cancelled' and c.placed and not c.order_cancelled
+  union all
+  select 'charge_without_price', ch.line_id, ch.patient_id, ch.encounter_id, ch.code
+    from ${s}.charges ch where ch.status in ('pending', 'billable') and ch.price_cents is null${
+      withCoverage
+        ? `
+  union all
+  select 'charges_without_coverage', null::text, a.patient_id, a.encounter_id, null::text
+    from ${s}.accounts a
+   where a.status <> 'cancelled'
+     and exists (select 1 from ${s}.charges ch
+                  where ch.encounter_id = a.encounter_id and ch.status in ('pending', 'billable'))
+     and not exists (select 1 from ${s}.account_coverage ac where ac.encounter_id = a.encounter_id)`
+        : ''
+    }`;
 
 /**
  * A realistic sample chargemaster (LOINC order codes → CPT, list price in
@@ -180,18 +224,44 @@ export function billingModel(topics: readonly string[] = clinicalTopics()): Read
             [schema, schema, schema, schema],
           );
           // One row per problem a billing analyst must look at.
+          await knex.raw(`create view ??.billing_problems as ${billingProblemsSql(`"${schema}"`, false)}`, [
+            schema,
+          ]);
+        },
+      },
+      {
+        // Coverage (CoverageRecorded, HL7 IN1/IN2, FHIR Coverage) and the worklist's
+        // "charges without coverage". Coverage recorded before this migration was not
+        // kept: rebuild billing (hub projections rebuild billing) to read it from the log.
+        name: '0203_billing_coverage',
+        async up(knex: Knex, schema: string) {
+          await knex.schema.withSchema(schema).createTable('coverages', (t) => {
+            t.text('coverage_id').primary();
+            t.text('patient_id').notNullable().index();
+            t.integer('coverage_order');
+            t.text('payer_id');
+            t.text('payer_id_system');
+            t.text('payer_name');
+            t.text('plan_code');
+            t.text('plan_display');
+            t.text('plan_type');
+            t.text('group_number');
+            t.text('group_name');
+            t.text('member_id');
+            t.text('relationship');
+            // Whole ISO dates as text (they sort as dates); node-pg would turn a date into a local-midnight Date.
+            t.text('period_start');
+            t.text('period_end');
+            t.text('status').notNullable();
+            t.text('encounter_id');
+            t.timestamp('version_at', { useTz: true }).notNullable();
+            t.text('version_event').notNullable();
+          });
+          await knex.raw(`create view ??.account_coverage as ${accountCoverageSql(`"${schema}"`)}`, [schema]);
+          // Same columns, one more kind of row: "create or replace" keeps the stable view on it working.
           await knex.raw(
-            `create view ??.billing_problems as
-               select 'resulted_order_without_charge' as problem, c.line_id, c.patient_id, c.encounter_id, c.code
-                 from ??.charge_lines c where not c.placed and c.first_final_at is not null
-               union all
-               select 'charge_on_cancelled_encounter', c.line_id, c.patient_id, c.encounter_id, c.code
-                 from ??.charge_lines c join ??.accounts a on a.encounter_id = c.encounter_id
-                where a.status = 'cancelled' and c.placed and not c.order_cancelled
-               union all
-               select 'charge_without_price', ch.line_id, ch.patient_id, ch.encounter_id, ch.code
-                 from ??.charges ch where ch.status in ('pending', 'billable') and ch.price_cents is null`,
-            [schema, schema, schema, schema, schema],
+            `create or replace view ??.billing_problems as ${billingProblemsSql(`"${schema}"`, true)}`,
+            [schema],
           );
         },
       },

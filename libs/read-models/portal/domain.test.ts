@@ -206,7 +206,7 @@ describe('portal: HL7 null semantics on Patient', () => {
       }),
     );
     const p = d.get('patients', 'P1')!.resource;
-    expect(p.telecom).toEqual([{ system: 'phone', value: '555-0100' }]);
+    expect(p.telecom).toEqual([{ system: 'phone', value: '555-0100', use: 'home' }]);
     expect(p.name).toMatchObject([{ family: 'Kept' }]);
     expect(p.address).toMatchObject([{ line: ['1 Test Street'] }]);
     expect(p.gender).toBe('female');
@@ -223,8 +223,8 @@ describe('portal: HL7 null semantics on Patient', () => {
       }),
     );
     const p = d.get('patients', 'P1')!.resource;
-    expect(p.address).toEqual([]);
-    expect(p.telecom).toEqual([{ system: 'phone', value: '555-0100' }]);
+    expect(p.address).toBeUndefined();
+    expect(p.telecom).toEqual([{ system: 'phone', value: '555-0100', use: 'home' }]);
     expect(p.name).toMatchObject([{ family: 'Kept' }]);
     expect(JSON.stringify(p)).not.toContain('""');
   });
@@ -239,8 +239,8 @@ describe('portal: HL7 null semantics on Patient', () => {
       }),
     );
     expect(d.get('patients', 'P1')!.resource.telecom).toEqual([
-      { system: 'phone', value: '555-0201' },
-      { system: 'phone', value: '555-0202' },
+      { system: 'phone', value: '555-0201', use: 'home' },
+      { system: 'phone', value: '555-0202', use: 'home' },
     ]);
   });
 
@@ -266,8 +266,14 @@ describe('portal: HL7 null semantics on Patient', () => {
       }),
     );
     const row = d.get('patients', 'P1')!;
-    expect(row.resource.address).toEqual([]);
-    expect(row.resource.maritalStatus).toMatchObject({ coding: [{ code: 'M' }] });
+    expect(row.resource.address).toBeUndefined();
+    // v3 MaritalStatus first (the FHIR value set), the v2-0002 code kept second.
+    expect(row.resource.maritalStatus).toMatchObject({
+      coding: [
+        { system: 'http://terminology.hl7.org/CodeSystem/v3-MaritalStatus', code: 'M' },
+        { system: 'http://terminology.hl7.org/CodeSystem/v2-0002', code: 'M' },
+      ],
+    });
     expect(row.resource.telecom).toHaveLength(1);
     expect(row.demographics).toMatchObject({ notSent: [], cleared: [] });
   });
@@ -281,16 +287,17 @@ describe('portal: HL7 null semantics on Patient', () => {
       }),
     );
     const p = d.get('patients', 'P1')!.resource;
-    expect(p.telecom).toEqual([]);
-    expect(p.address).toEqual([]);
+    expect(p.telecom).toBeUndefined();
+    expect(p.address).toBeUndefined();
     expect(p.gender).toBeUndefined();
   });
 
   it('given an update before the registration (nothing stored), then fields not sent are simply absent', () => {
     const d = run(demographicsUpdated('P1', 'u1', at(8), { ...empty, notSent: leftOutBut() }));
-    expect(d.get('patients', 'P1')).toMatchObject({
-      placeholder: false,
-      resource: { telecom: [], name: [] },
-    });
+    const row = d.get('patients', 'P1');
+    expect(row).toMatchObject({ placeholder: false });
+    // FHIR JSON has no empty arrays: lists with nothing in them are absent.
+    expect(row?.resource.telecom).toBeUndefined();
+    expect(row?.resource.name).toBeUndefined();
   });
 });

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { EncounterLocation } from '@medplum/fhirtypes';
-import type { ClinicalEvent, Demographics, ObservationValue, PatientRegistered } from '../../events/index.js';
+import type {
+  Annotation,
+  EncounterLocation,
+  Identifier as FhirIdentifier,
+  ServiceRequest,
+} from '@medplum/fhirtypes';
+import type { ClinicalEvent, Demographics, PatientRegistered } from '../../events/index.js';
+import { annotationsOf } from './elements.js';
 import { fieldState, mergeDemographics } from '../../events/demographics.js';
 import { undonePart, isReleasedStatus, resultRank, supersedes } from '../../projections/clinical.js';
 import {
@@ -14,14 +20,27 @@ import {
 import {
   dateTimeOf,
   diagnosticReportResource,
+  concept,
   encounterResource,
   locationDisplay,
+  observationIdOf,
   observationResource,
+  orderIdentifiers,
   patientResource,
   requestStatus,
   serviceRequestResource,
   subject,
+  timesOf,
+  withAttender,
+  withEncounterFacts,
 } from './resources.js';
+import {
+  allergyRecorded,
+  clinicalNeeds,
+  coverageRecorded,
+  diagnosisRecorded,
+  keptDiagnoses,
+} from './clinical.js';
 import type { AttachmentRow, EncounterRow, PatientRow, PortalTables, ServiceRequestRow } from './tables.js';
 
 export type * from './tables.js';
@@ -124,11 +143,16 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<PortalTables> {
       return { patients: [resolve(e.data.patientId)], service_requests: [e.data.orderId] };
     case 'ResultReported':
     case 'ResultCorrected':
-      return { patients: [resolve(e.data.patientId)], reports: [e.data.resultId] };
+      // The order too: basedOn must resolve, so a report of an order not (yet) seen makes its stub.
+      return {
+        patients: [resolve(e.data.patientId)],
+        reports: [e.data.resultId],
+        ...(e.data.orderId ? { service_requests: [e.data.orderId] } : {}),
+      };
     case 'AllergyRecorded':
     case 'CoverageRecorded':
     case 'DiagnosisRecorded':
-      return {};
+      return clinicalNeeds(e, resolve(e.data.patientId));
     case 'AttachmentStored':
       // Written over whatever is stored (same sha256, same bytes): no need to load megabytes.
       return {};
@@ -201,7 +225,8 @@ function encounterStarted(
     patient_id: pid,
     visible: true,
     date_at: startAt,
-    resource: encounterResource(d, pid, start),
+    // Diagnoses recorded before this (re)statement of the visit stay on it (clinical.ts).
+    resource: keptDiagnoses(encounterResource(d, pid, start), draft.get('encounters', d.encounterId)),
   });
 }
 
@@ -221,9 +246,14 @@ function encounterTransferred(
     status: 'active',
     period: { start: at },
   });
+  const participant = withAttender(prev.resource.participant ?? [], e.data.attendingPractitioner, at);
   draft.put('encounters', e.data.encounterId, {
     ...prev,
-    resource: { ...prev.resource, location: locations },
+    resource: {
+      ...withEncounterFacts(prev.resource, e.data),
+      location: locations,
+      ...(participant.length > 0 ? { participant } : {}),
+    },
   });
 }
 
@@ -231,21 +261,39 @@ function encounterEnded(draft: Draft<PortalTables>, e: EventOf<'EncounterEnded'>
   const pid = patientOf(draft, resolve, e.data.patientId);
   const prev = encounterOf(draft, e.data.encounterId, pid);
   const end = dateTimeOf(e.data.meta, 'endedAt', e.data.endedAt);
+  const participant = withAttender(
+    prev.resource.participant ?? [],
+    e.data.attendingPractitioner ?? null,
+    end,
+  );
   draft.put('encounters', e.data.encounterId, {
     ...prev,
     resource: {
-      ...prev.resource,
+      ...withEncounterFacts(prev.resource, e.data),
       status: prev.resource.status === 'entered-in-error' ? 'entered-in-error' : 'finished',
       period: { ...prev.resource.period, end },
-      ...(prev.resource.location
-        ? {
-            location: prev.resource.location.map((l) =>
-              l.status === 'active' ? { ...l, status: 'completed', period: { ...l.period, end } } : l,
-            ),
-          }
-        : {}),
+      ...(participant.length > 0 ? { participant } : {}),
+      ...endLocations(prev.resource.location, locationDisplay(e.data.location ?? null), end),
     },
   });
+}
+
+/**
+ * Locations at discharge: the active one completed at the end. A discharge location (PV1-3 on
+ * the A03) the visit has no record of yet is added as the last, completed location.
+ */
+function endLocations(
+  prev: readonly EncounterLocation[] | undefined,
+  discharged: string | undefined,
+  end: string,
+): { location?: EncounterLocation[] } {
+  const locations = (prev ?? []).map((l): EncounterLocation =>
+    l.status === 'active' ? { ...l, status: 'completed', period: { ...l.period, end } } : l,
+  );
+  const last = locations[locations.length - 1];
+  if (discharged && last?.location.display !== discharged)
+    locations.push({ location: { display: discharged }, status: 'completed', period: { end } });
+  return locations.length > 0 ? { location: locations } : {};
 }
 
 /** A cancelled admission: withdrawn (entered in error), kept so that late events cannot revive it. */
@@ -296,21 +344,47 @@ function encounterUndone(
 ): void {
   const pid = patientOf(draft, resolve, e.data.patientId);
   const prev = encounterOf(draft, e.data.encounterId, pid);
-  draft.put('encounters', e.data.encounterId, UNDO[undonePart(e)](prev));
+  const undone = UNDO[undonePart(e)](prev);
+  const encounterClass = e.type === 'EncounterCancelled' ? e.data.encounterClass : null;
+  draft.put('encounters', e.data.encounterId, {
+    ...undone,
+    resource: withEncounterFacts(undone.resource, { encounterClass }),
+  });
 }
 
 function orderPlaced(draft: Draft<PortalTables>, e: EventOf<'OrderPlaced'>, resolve: Resolve): void {
   const pid = patientOf(draft, resolve, e.data.patientId);
   const d = e.data;
   const prev = draft.get('service_requests', d.orderId);
-  // An order cancelled or completed before its placement arrived keeps that status.
-  const status = prev && prev.resource.status !== 'unknown' ? prev.resource.status : 'active';
+  // An order cancelled or completed before its placement arrived keeps that status; else the
+  // status the placer sent (ORC-5), else active.
+  const status =
+    prev && prev.resource.status !== 'unknown'
+      ? prev.resource.status
+      : d.orderStatus
+        ? requestStatus(d.orderStatus)
+        : 'active';
+  const placed = serviceRequestResource(d, pid, status);
+  // Numbers and notes that status changes or results brought before the placement stay.
+  const identifier = withIdentifiers(placed.identifier, prev?.resource.identifier ?? []);
+  const note = withNotes(placed.note, prev?.resource.note ?? []);
   draft.put('service_requests', d.orderId, {
     order_id: d.orderId,
     patient_id: pid,
     date_at: d.orderedAt,
-    resource: serviceRequestResource(d, pid, status),
+    resource: {
+      ...placed,
+      ...(identifier.length > 0 ? { identifier } : {}),
+      ...(note.length > 0 ? { note } : {}),
+    },
   });
+}
+
+/** Notes with those not yet there (same text) added, in arrival order. */
+function withNotes(prev: readonly Annotation[] | undefined, add: readonly Annotation[]): Annotation[] {
+  const out = [...(prev ?? [])];
+  for (const n of add) if (!out.some((o) => o.text === n.text)) out.push(n);
+  return out;
 }
 
 function orderStatusChanged(
@@ -320,10 +394,50 @@ function orderStatusChanged(
 ): void {
   const pid = patientOf(draft, resolve, e.data.patientId);
   const prev = draft.get('service_requests', e.data.orderId) ?? stubRequest(e.data.orderId, pid);
-  const status = e.type === 'OrderCancelled' ? 'revoked' : requestStatus(e.data.status);
+  const status = e.type === 'OrderCancelled' ? 'revoked' : statusAfter(e.data.status, e.data.resultStatus);
   // Revoked is terminal: a late status update must not revive a cancelled order.
   if (prev.resource.status === 'revoked') return;
-  draft.put('service_requests', e.data.orderId, { ...prev, resource: { ...prev.resource, status } });
+  const identifier = withIdentifiers(
+    prev.resource.identifier,
+    orderIdentifiers(e.data.placerOrderNumber, e.data.fillerOrderNumber),
+  );
+  const notes =
+    e.type === 'OrderStatusChanged' ? annotationsOf(e.data.notes ?? [], 'notes', timesOf(e.data.meta)) : [];
+  const note = withNotes(prev.resource.note, notes);
+  draft.put('service_requests', e.data.orderId, {
+    ...prev,
+    resource: {
+      ...prev.resource,
+      ...(identifier.length > 0 ? { identifier } : {}),
+      status,
+      ...(note.length > 0 ? { note } : {}),
+    },
+  });
+}
+
+/** An order whose results are final (OBR-25 F or C) is completed whatever ORC-5 said. */
+function statusAfter(status: string, resultStatus: string | null): ServiceRequest['status'] {
+  const s = requestStatus(status);
+  return s === 'active' && (resultStatus === 'final' || resultStatus === 'corrected') ? 'completed' : s;
+}
+
+/** Identifiers with those newly known (a filler number first sent on a status change) added once. */
+function withIdentifiers(
+  prev: readonly FhirIdentifier[] | undefined,
+  add: readonly FhirIdentifier[],
+): FhirIdentifier[] {
+  const out = [...(prev ?? [])];
+  for (const i of add)
+    if (
+      !out.some(
+        (o) =>
+          o.system === i.system &&
+          o.value === i.value &&
+          o.type?.coding?.[0]?.code === i.type?.coding?.[0]?.code,
+      )
+    )
+      out.push(i);
+  return out;
 }
 
 /**
@@ -347,12 +461,21 @@ function resultReported(
     if (id) draft.delete('observations', id);
   }
   const released = isReleasedStatus(d.status);
-  const observed = (o: ObservationValue, i: number) =>
-    o.observedAt === null ? undefined : dateTimeOf(d.meta, `observations[${i}].observedAt`, o.observedAt);
+  const ctx = {
+    resultId: d.resultId,
+    patientId: pid,
+    encounterId: d.encounterId,
+    category: d.category,
+    meta: d.meta,
+    reportEffective: d.effectiveAt !== null ? dateTimeOf(d.meta, 'effectiveAt', d.effectiveAt) : undefined,
+    specimens: d.specimens ?? [],
+    performer: d.performer,
+  };
+  const ids = observationIds(d.resultId, d.observations);
   const shown = released
     ? d.observations.map((o, i) => ({
         o,
-        resource: observationResource(d.resultId, pid, d.encounterId, o, observed(o, i)),
+        resource: observationResource(ctx, o, i, ids[i] ?? `${d.resultId}-${i}`),
       }))
     : [];
   for (const { o, resource } of shown) {
@@ -361,8 +484,15 @@ function resultReported(
       result_id: d.resultId,
       patient_id: pid,
       resource,
-      date_at: o.observedAt,
+      // The instant effectiveDateTime shows: the observation's own, else the report's.
+      date_at: o.observedAt ?? d.effectiveAt,
     });
+  }
+  if (d.orderId) {
+    const order = draft.get('service_requests', d.orderId) ?? stubRequest(d.orderId, pid);
+    const resource = requestKnownFromReport(order.resource, d);
+    if (JSON.stringify(resource) !== JSON.stringify(order.resource))
+      draft.put('service_requests', d.orderId, { ...order, resource });
   }
   draft.put('reports', d.resultId, {
     result_id: d.resultId,
@@ -381,6 +511,45 @@ function resultReported(
   });
 }
 
+/**
+ * Observation ids of a report's lines, in order: observationIdOf each, a repeat within the report
+ * (one code twice with no sub-id) made unique by its position so that neither hides the other.
+ */
+function observationIds(
+  resultId: string,
+  observations: EventOf<'ResultReported'>['data']['observations'],
+): string[] {
+  const seen = new Set<string>();
+  return observations.map((o) => {
+    const base = observationIdOf(resultId, o);
+    const id = seen.has(base) ? `${base}-${o.sequence}` : base;
+    seen.add(id);
+    return id;
+  });
+}
+
+/**
+ * What a report says of the order it fulfils, added to the order as known so far (a stub when
+ * its placement was not seen, e.g. a result-only feed): the placer/filler numbers it lacks, and
+ * what was ordered when nothing else said. Only additions, so the order's row is the same
+ * whichever of placement, status changes and results arrives first; a later OrderPlaced
+ * replaces the rest (and keeps these numbers).
+ */
+function requestKnownFromReport(
+  prev: ServiceRequest,
+  d: EventOf<'ResultReported' | 'ResultCorrected'>['data'],
+): ServiceRequest {
+  const identifier = withIdentifiers(
+    prev.identifier,
+    orderIdentifiers(d.placerOrderNumber, d.fillerOrderNumber),
+  );
+  return {
+    ...prev,
+    ...(identifier.length > 0 ? { identifier } : {}),
+    ...(prev.code ? {} : { code: concept(d.orderCode ?? d.code) }),
+  };
+}
+
 const HANDLERS: EvolveHandlers<PortalTables> = {
   PatientRegistered: demographicsReceived,
   PatientUpdated: demographicsReceived,
@@ -396,9 +565,14 @@ const HANDLERS: EvolveHandlers<PortalTables> = {
   OrderStatusChanged: orderStatusChanged,
   ResultReported: resultReported,
   ResultCorrected: resultReported,
-  AllergyRecorded: () => undefined,
-  CoverageRecorded: () => undefined,
-  DiagnosisRecorded: () => undefined,
+  AllergyRecorded: (draft, e, resolve) =>
+    allergyRecorded(draft, e.data, patientOf(draft, resolve, e.data.patientId)),
+  CoverageRecorded: (draft, e, resolve) =>
+    coverageRecorded(draft, e.data, patientOf(draft, resolve, e.data.patientId)),
+  DiagnosisRecorded: (draft, e, resolve) =>
+    diagnosisRecorded(draft, e.data, patientOf(draft, resolve, e.data.patientId), (id, pid) =>
+      encounterOf(draft, id, pid),
+    ),
   AttachmentStored: (draft, e) => draft.put('attachments', e.data.sha256, attachmentRow(e.data)),
 };
 

@@ -5,6 +5,7 @@ import { fhirDateTime } from '../../fhir/datetime.js';
 import type { Projection } from '../../projections/runner.js';
 import { readModelProjection, type ReadModel } from '../../projections/store.js';
 import { clinicalTopics } from '../../projections/topics.js';
+import { CLINICAL_MIGRATIONS, CLINICAL_TABLES } from './clinical-model.js';
 import { evolve, needs, type PortalTables } from './domain.js';
 
 export const PORTAL_NAME = 'portal';
@@ -41,6 +42,7 @@ export const portalTables = {
   },
   // Content-addressed: one row per sha256, for every patient whose reports present it.
   attachments: { key: 'sha256' },
+  ...CLINICAL_TABLES,
 } as const;
 
 /** The resource tables, then the view the portal serves and what later versions added. */
@@ -175,6 +177,7 @@ const PORTAL_MIGRATIONS: readonly Migration[] = [
       await renderEncounterOffsets(knex, schema);
     },
   },
+  ...CLINICAL_MIGRATIONS,
 ];
 
 export function portalModel(topics: readonly string[] = clinicalTopics()): ReadModel<PortalTables> {

@@ -1,4 +1,13 @@
-import type { DiagnosticReport, Encounter, Observation, Patient, ServiceRequest } from '@medplum/fhirtypes';
+import type {
+  AllergyIntolerance,
+  Condition,
+  Coverage,
+  DiagnosticReport,
+  Encounter,
+  Observation,
+  Patient,
+  ServiceRequest,
+} from '@medplum/fhirtypes';
 import type { Demographics } from '../../events/index.js';
 
 /**
@@ -86,6 +95,35 @@ export interface AttachmentRow {
   data: string;
 }
 
+/** Clinical facts beside visits and results (clinical.ts): AllergyIntolerance, Condition, Coverage. */
+export interface AllergyRow {
+  allergy_id: string;
+  patient_id: string;
+  visible: boolean;
+  resource: AllergyIntolerance & { id: string };
+  /** recordedDate (AL1-6) as an instant: search `date`, ordering. */
+  date_at: number | null;
+}
+
+export interface ConditionRow {
+  condition_id: string;
+  patient_id: string;
+  encounter_id: string | null;
+  visible: boolean;
+  resource: Condition & { id: string };
+  /** recordedDate (DG1-5) as an instant: ordering. */
+  date_at: number | null;
+}
+
+export interface CoverageRow {
+  coverage_id: string;
+  patient_id: string;
+  visible: boolean;
+  resource: Coverage & { id: string };
+  /** period.start as an instant: ordering. */
+  date_at: number | null;
+}
+
 export interface PortalTables {
   patients: PatientRow;
   encounters: EncounterRow;
@@ -93,4 +131,7 @@ export interface PortalTables {
   reports: ReportRow;
   observations: ObservationRow;
   attachments: AttachmentRow;
+  allergies: AllergyRow;
+  conditions: ConditionRow;
+  coverages: CoverageRow;
 }

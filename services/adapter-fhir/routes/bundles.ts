@@ -124,6 +124,52 @@ function entryRequestOf(
 }
 
 /**
+ * The order entries are planned in: what others reference first (a reference into the bundle
+ * resolves only to an entry planned before it), whatever order the client listed them in. A
+ * Condition goes before the Encounter whose diagnosis names it, so the Encounter's restatement
+ * (with use and rank) is the last word; Observations before the report that lists them.
+ * Answers keep the client's order.
+ */
+const PLAN_RANK: Readonly<Record<string, number>> = {
+  Patient: 0,
+  Specimen: 1,
+  Condition: 2,
+  Encounter: 3,
+  ServiceRequest: 4,
+  Observation: 5,
+  DiagnosticReport: 6,
+};
+
+function planningOrder(prepared: readonly (EntryRequest | Invalid)[]): [number, EntryRequest | Invalid][] {
+  const rank = (p: EntryRequest | Invalid): number =>
+    isRefused(p) ? 99 : (PLAN_RANK[p.resource.resourceType] ?? 7);
+  return [...prepared.entries()].sort(([a, pa], [b, pb]) => rank(pa) - rank(pb) || a - b);
+}
+
+/**
+ * An Observation that a DiagnosticReport of the same bundle lists in result[] (by fullUrl, or by
+ * `Observation/{id}`) is carried by that report's event and makes no result of its own: one
+ * report with n values reads back as one report, not 1 + n results.
+ */
+function markReportMembers(prepared: readonly (EntryRequest | Invalid)[]): void {
+  const listed = new Set<string>();
+  for (const p of prepared) {
+    if (isRefused(p) || p.resource.resourceType !== 'DiagnosticReport') continue;
+    for (const r of p.resource.result ?? []) if (r.reference) listed.add(r.reference);
+  }
+  if (listed.size === 0) return;
+  for (const p of prepared) {
+    if (isRefused(p) || p.resource.resourceType !== 'Observation') continue;
+    const names = [
+      p.fullUrl,
+      p.id ? `Observation/${p.id}` : undefined,
+      p.resource.id ? `Observation/${p.resource.id}` : undefined,
+    ];
+    if (names.some((n) => n !== undefined && listed.has(n))) p.partOfReport = true;
+  }
+}
+
+/**
  * Plans every entry under the lock of all their targets, then commits: a transaction
  * with any refused entry writes nothing; a batch commits what is valid, and a failed
  * batch commit is reported on every entry rather than failing the request.
@@ -142,9 +188,9 @@ async function planAndCommit(
     valid.map((e) => pl.targetKey(e)),
     async (): Promise<Outcome> => {
       await pl.prefetch(valid);
-      const results: Planned[] = [];
-      for (const [i, p] of prepared.entries()) {
-        results.push(isRefused(p) ? p : permitted(caller, await pl.plan(p, `Bundle.entry[${i}].resource`)));
+      const results: Planned[] = new Array<Planned>(prepared.length);
+      for (const [i, p] of planningOrder(prepared)) {
+        results[i] = isRefused(p) ? p : permitted(caller, await pl.plan(p, `Bundle.entry[${i}].resource`));
       }
       const failed = results.filter((r): r is Invalid => isRefused(r));
       if (atomic && failed.length > 0) return { refused: failed };
@@ -201,6 +247,7 @@ export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = (scope, o) 
     if (isRefused(bundle)) return sendRefusal(reply, bundle);
     const caller = o.callerOf(req);
     const prepared = bundle.entries.map((e, i) => entryRequestOf(e, i, requestId, caller));
+    markReportMembers(prepared);
     const done = await planAndCommit(o.writer, prepared, bundle.atomic, requestId, req, caller);
     if ('refused' in done) {
       // Malformed input first, then what the client may not do, then invalid content.

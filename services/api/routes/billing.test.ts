@@ -12,6 +12,7 @@ const account = (id: string): Account => ({
   dischargedAt: null,
   status: 'open',
   payer: null,
+  coverage: null,
 });
 
 describe('billing routes', () => {
@@ -57,6 +58,54 @@ describe('billing routes', () => {
       code: 'HUB_NOT_FOUND',
       message: 'no such account',
       retriable: false,
+    });
+  });
+
+  it('given an account with a primary coverage and an account-level worklist problem, when read, then payer, plan and member id are served and the problem names no line', async () => {
+    const covered: Account = {
+      ...account('E1'),
+      payer: 'Commercial',
+      coverage: {
+        coverageId: 'C1',
+        order: 1,
+        payerId: 'ACME01',
+        payerName: 'ACME Health',
+        planId: 'GOLD',
+        planName: 'ACME Gold PPO',
+        planType: 'PPO',
+        groupNumber: 'G-100',
+        groupName: 'Testville Employers',
+        memberId: 'M-P2',
+        periodStart: '2026-01-01',
+        periodEnd: null,
+      },
+    };
+    const api = await startApi({
+      billing: {
+        charges: () => Promise.resolve({ account: covered, patientId: 'P2', charges: [] }),
+        worklist: () =>
+          Promise.resolve({
+            total: 1,
+            items: [
+              {
+                problem: 'charges_without_coverage',
+                lineId: null,
+                patientId: 'P3',
+                encounterId: 'E3',
+                code: null,
+              },
+            ],
+          }),
+      },
+    });
+    const r = await api.get('/billing/accounts/E1/charges', 'billing');
+    expect(JSON.parse(r.body)).toMatchObject({
+      account: { payer: 'Commercial', coverage: covered.coverage },
+    });
+    const w = await api.get('/billing/worklist?problem=charges_without_coverage', 'billing');
+    expect(w.statusCode).toBe(200);
+    expect(JSON.parse(w.body)).toMatchObject({
+      items: [{ problem: 'charges_without_coverage', lineId: null, encounterId: 'E3', code: null }],
     });
   });
 

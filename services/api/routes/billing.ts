@@ -13,7 +13,8 @@ import type { RouteSecurity } from '../security.js';
 
 /**
  * Billing's routes over the billing read model: accounts by status, an
- * account's charges, and the billing-accuracy worklist. Identified data:
+ * account's charges, and the billing-accuracy worklist. Accounts carry
+ * their primary coverage (payer, plan, member id). Identified data:
  * only `system/billing.read`. Errors are `{code, message, retriable}`.
  */
 export interface BillingRoutesOptions {
@@ -25,6 +26,26 @@ const str = { type: 'string' } as const;
 const nstr = { type: ['string', 'null'] } as const;
 const nint = { type: ['integer', 'null'] } as const;
 
+const coverage = {
+  type: ['object', 'null'],
+  description:
+    "The patient's active coverage for the admission day with the lowest coordination-of-benefits order",
+  properties: {
+    coverageId: str,
+    order: nint,
+    payerId: nstr,
+    payerName: nstr,
+    planId: nstr,
+    planName: nstr,
+    planType: nstr,
+    groupNumber: nstr,
+    groupName: nstr,
+    memberId: nstr,
+    periodStart: nstr,
+    periodEnd: nstr,
+  },
+} as const;
+
 const account = {
   type: 'object',
   properties: {
@@ -34,7 +55,8 @@ const account = {
     admittedAt: nstr,
     dischargedAt: nstr,
     status: str,
-    payer: nstr,
+    payer: { ...nstr, description: 'Financial class the visit was admitted under, as sent' },
+    coverage,
   },
 } as const;
 
@@ -60,7 +82,8 @@ const charge = {
 
 const worklistItem = {
   type: 'object',
-  properties: { problem: str, lineId: str, patientId: str, encounterId: nstr, code: str },
+  // A problem of a whole account (charges_without_coverage) names no line or code.
+  properties: { problem: str, lineId: nstr, patientId: str, encounterId: nstr, code: nstr },
 } as const;
 
 const page = (items: object) =>

@@ -17,11 +17,16 @@ export function searchset(
     type: 'searchset',
     total,
     link: [{ relation: 'self', url: self }, ...(next ? [{ relation: 'next', url: next }] : [])],
-    entry: resources.map((r) => ({
-      fullUrl: `${base}/fhir/${r.resourceType}/${r.id ?? ''}`,
-      resource: r,
-      search: { mode: 'match' as const },
-    })),
+    // FHIR JSON has no empty arrays: a page without matches has no entry element.
+    ...(resources.length > 0
+      ? {
+          entry: resources.map((r) => ({
+            fullUrl: `${base}/fhir/${r.resourceType}/${r.id ?? ''}`,
+            resource: r,
+            search: { mode: 'match' as const },
+          })),
+        }
+      : {}),
   };
 }
 

@@ -3,7 +3,26 @@ import type { FastifyPluginAsync } from 'fastify';
 import { FHIR_JSON } from '../../../libs/http/errors.js';
 import { COUNT_DEFAULT, COUNT_MAX } from '../paging.js';
 import { capabilitySchema } from '../schemas.js';
-import { SEARCH_PARAMS, SEARCH_TYPES } from '../search.js';
+import { SEARCH_PARAMS, SEARCH_TYPES, type SearchSpec } from '../search.js';
+
+type SearchParam = NonNullable<
+  NonNullable<CapabilityStatement['rest']>[number]['resource']
+>[number]['searchParam'];
+
+/** The search parameters of one type, as search.ts SEARCH_PARAMS and the search routes take them. */
+function searchParams(p: SearchSpec): NonNullable<SearchParam> {
+  return [
+    { name: 'patient', type: 'reference' },
+    ...p.patientAliases.map((name) => ({ name, type: 'reference' as const })),
+    ...(p.code ? [{ name: 'code', type: 'token' as const }] : []),
+    ...(p.date ? [{ name: p.date.name, type: 'date' as const, documentation: p.date.docs }] : []),
+    ...(p.status ? [{ name: p.status, type: 'token' as const }] : []),
+    ...(p.encounter ? [{ name: 'encounter', type: 'reference' as const }] : []),
+    ...(p.category ? [{ name: 'category', type: 'token' as const }] : []),
+    { name: '_count', type: 'number', documentation: `1..${COUNT_MAX}, default ${COUNT_DEFAULT}` },
+    { name: '_offset', type: 'number', documentation: 'paging position (use the next link)' },
+  ];
+}
 
 /** What the server supports (GET /fhir/metadata), public: no token, not audited. */
 export function capabilityStatement(): CapabilityStatement {
@@ -49,23 +68,8 @@ export function capabilityStatement(): CapabilityStatement {
           { type: 'Binary', interaction: [{ code: 'read' as const }] },
           ...SEARCH_TYPES.map((type) => ({
             type,
-            interaction: [{ code: 'search-type' as const }],
-            searchParam: [
-              { name: 'patient', type: 'reference' as const },
-              ...(SEARCH_PARAMS[type].code ? [{ name: 'code', type: 'token' as const }] : []),
-              { name: 'date', type: 'date' as const, documentation: SEARCH_PARAMS[type].docs },
-              { name: 'status', type: 'token' as const },
-              {
-                name: '_count',
-                type: 'number' as const,
-                documentation: `1..${COUNT_MAX}, default ${COUNT_DEFAULT}`,
-              },
-              {
-                name: '_offset',
-                type: 'number' as const,
-                documentation: 'paging position (use the next link)',
-              },
-            ],
+            interaction: [{ code: 'read' as const }, { code: 'search-type' as const }],
+            searchParam: searchParams(SEARCH_PARAMS[type]),
           })),
         ],
       },

@@ -2,13 +2,15 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { HubError } from '../../../libs/errors/index.js';
 import { PAGING_PARAMS, asList } from '../paging.js';
 import { withAttachmentHashes, type BinaryReader } from '../readers/binary.js';
-import type { PortalReader } from '../readers/portal.js';
+import type { PortalReader, SearchFilters } from '../readers/portal.js';
 import { bundleSchema, fhirErrors } from '../schemas.js';
 import {
+  PATIENT_ALIASES,
   SEARCH_PARAMS,
   SEARCH_TYPES,
   parseDateParams,
   parsePatientRef,
+  parseRef,
   parseTokenParam,
   type SearchType,
 } from '../search.js';
@@ -16,10 +18,11 @@ import type { RouteSecurity } from '../security.js';
 import { sendSearchset } from './fhir-bundle.js';
 
 /**
- * Type-level search of Encounter, Observation, DiagnosticReport and
- * ServiceRequest: GET with the parameters in the URL, or POST `_search` with
- * them in a form body. Every search is confined to one patient: the token's
- * own, or the one a staff token names.
+ * Type-level search of every type the portal serves but Patient (search.ts
+ * SEARCH_PARAMS: Encounter, Observation, DiagnosticReport, ServiceRequest,
+ * AllergyIntolerance, Condition, Coverage): GET with the parameters in the
+ * URL, or POST `_search` with them in a form body. Every search is confined
+ * to one patient: the token's own, or the one a staff token names.
  */
 export interface SearchRoutesOptions {
   reader: PortalReader;
@@ -27,11 +30,18 @@ export interface SearchRoutesOptions {
   baseUrl: (req: FastifyRequest) => string;
 }
 
+/** The parameters as validated: each type takes those its SearchSpec names. */
 interface SearchQuery {
   patient?: string;
+  subject?: string;
+  beneficiary?: string;
   code?: string;
   date?: string[];
+  'recorded-date'?: string[];
   status?: string;
+  'clinical-status'?: string;
+  encounter?: string;
+  category?: string;
   _count: number;
   _offset: number;
 }
@@ -41,16 +51,30 @@ const token = { type: 'string', minLength: 1, maxLength: 512 } as const;
 const dates = { type: 'array', items: { type: 'string', maxLength: 40 }, maxItems: 4 } as const;
 
 function paramsSchema(type: SearchType) {
+  const p = SEARCH_PARAMS[type];
   return {
     type: 'object',
     properties: {
       patient: patientParam,
-      ...(SEARCH_PARAMS[type].code ? { code: token } : {}),
-      date: dates,
-      status: token,
+      ...Object.fromEntries(p.patientAliases.map((a) => [a, patientParam])),
+      ...(p.code ? { code: token } : {}),
+      ...(p.date ? { [p.date.name]: dates } : {}),
+      ...(p.status ? { [p.status]: token } : {}),
+      ...(p.encounter ? { encounter: patientParam } : {}),
+      ...(p.category ? { category: token } : {}),
       ...PAGING_PARAMS,
     },
   } as const;
+}
+
+/** The patient a search names: `patient`, or an alias (`subject`, Coverage `beneficiary`); all must agree. */
+function patientNamed(q: SearchQuery): string | undefined {
+  const named = [q.patient, ...PATIENT_ALIASES.map((a) => q[a])].filter(
+    (v): v is string => typeof v === 'string',
+  );
+  const ids = new Set(named.map(parsePatientRef));
+  if (ids.size > 1) throw new HubError('HUB_INPUT_INVALID', 'the patient parameters name different patients');
+  return named[0];
 }
 
 /** Access and audit of a search whose parameters `from` reads (query string or form body). */
@@ -59,11 +83,12 @@ function searchSecurity(type: SearchType, from: (req: FastifyRequest) => unknown
     interaction: 'search-type',
     resourceType: type,
     patientOf: (req) => {
-      const p = (from(req) as { patient?: unknown } | undefined)?.patient;
+      const q = from(req) as Record<string, unknown> | undefined;
+      const p = [q?.patient, ...PATIENT_ALIASES.map((a) => q?.[a])].find((v) => typeof v === 'string');
       return typeof p === 'string' ? p : null;
     },
     access: (req) => {
-      const p = (from(req) as SearchQuery).patient;
+      const p = patientNamed(from(req) as SearchQuery);
       return {
         kind: 'fhir',
         interaction: 'search',
@@ -72,6 +97,24 @@ function searchSecurity(type: SearchType, from: (req: FastifyRequest) => unknown
       };
     },
   };
+}
+
+/** The parameters (besides patient and paging) that paging links carry again, as they were given. */
+function linkParams(type: SearchType, q: SearchQuery): Record<string, string | readonly string[]> {
+  const p = SEARCH_PARAMS[type];
+  const out: Record<string, string | readonly string[]> = {};
+  const names = [
+    'code',
+    ...(p.date ? [p.date.name] : []),
+    ...(p.status ? [p.status] : []),
+    'encounter',
+    'category',
+  ] as const;
+  for (const n of names) {
+    const v = q[n];
+    if (v !== undefined) out[n] = v;
+  }
+  return out;
 }
 
 /**
@@ -101,21 +144,21 @@ function registerSearch(app: FastifyInstance, type: SearchType, opts: SearchRout
   const search = async (req: FastifyRequest, reply: FastifyReply, q: SearchQuery) => {
     const d = req.decision;
     if (!d?.allow || !d.patientId) throw new HubError('HUB_FORBIDDEN', 'access denied');
-    const filters = {
+    const p = SEARCH_PARAMS[type];
+    const dateValues = p.date ? q[p.date.name] : undefined;
+    const statuses = p.status ? q[p.status] : undefined;
+    const filters: SearchFilters = {
       patientId: d.patientId,
-      date: parseDateParams(asList(q.date)),
+      date: parseDateParams(asList(dateValues)),
       codes: q.code ? parseTokenParam(q.code) : [],
-      statuses: q.status ? q.status.split(',').filter(Boolean) : [],
+      statuses: statuses ? statuses.split(',').filter(Boolean) : [],
+      ...(q.encounter ? { encounterId: parseRef('Encounter', q.encounter) } : {}),
+      ...(q.category ? { categories: parseTokenParam(q.category) } : {}),
     };
     const page = await opts.reader.search(type, filters, q._count, q._offset);
     page.resources = await withAttachmentHashes(opts.binaries, page.resources);
     // The links name the patient the token is confined to, whatever was asked.
-    const params = {
-      patient: d.patientId,
-      ...(q.code ? { code: q.code } : {}),
-      ...(q.date ? { date: q.date } : {}),
-      ...(q.status ? { status: q.status } : {}),
-    };
+    const params = { patient: d.patientId, ...linkParams(type, q) };
     const base = opts.baseUrl(req);
     return sendSearchset(
       reply,
@@ -123,13 +166,12 @@ function registerSearch(app: FastifyInstance, type: SearchType, opts: SearchRout
       page,
     );
   };
-  const hasCode = SEARCH_PARAMS[type].code;
   app.get<{ Querystring: SearchQuery }>(
     `/${type}`,
     {
       schema: {
         tags: ['fhir'],
-        summary: `Search ${type} by patient${hasCode ? ', code' : ''}, date and status`,
+        summary: `Search ${type} by ${['patient', ...Object.keys(paramsSchema(type).properties).filter((k) => k !== 'patient' && !k.startsWith('_'))].join(', ')}`,
         querystring: paramsSchema(type),
         response: { 200: bundleSchema, ...fhirErrors },
       },

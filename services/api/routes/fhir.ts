@@ -5,6 +5,7 @@ import type { PortalReader } from '../readers/portal.js';
 import { binaryRoutes } from './fhir-binary.js';
 import { metadataRoutes } from './fhir-metadata.js';
 import { patientRoutes } from './fhir-patient.js';
+import { readRoutes } from './fhir-read.js';
 import { searchRoutes } from './fhir-search.js';
 
 export interface FhirRoutesOptions {
@@ -27,5 +28,6 @@ export const fhirRoutes: FastifyPluginAsync<FhirRoutesOptions> = async (app, opt
   await app.register(metadataRoutes);
   await app.register(patientRoutes, { reader, binaries, baseUrl });
   await app.register(searchRoutes, { reader, binaries, baseUrl });
+  await app.register(readRoutes, { reader, binaries });
   await app.register(binaryRoutes, { binaries });
 };
