@@ -1,7 +1,13 @@
 import type { DiagnosticReport, Observation } from '@medplum/fhirtypes';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { codeOf, deterministicEventId, invalidPaths, type ClinicalEvent } from '../events/index.js';
+import {
+  codeOf,
+  deterministicEventId,
+  invalidPaths,
+  noObservationDetail,
+  type ClinicalEvent,
+} from '../events/index.js';
 import type { IdentityPolicy } from '../identity/index.js';
 import { decodeAttachment, decodeFhirBase64, withCheckedDataElided } from './attachments.js';
 import { contentHash, mapResource, type MapContext, type MapInput } from './mapping.js';
@@ -304,16 +310,7 @@ describe('mapping a DiagnosticReport with presentedForm', () => {
         observedAt: null,
         attachment: null,
         // A document line has no value of its own to identify, annotate or qualify.
-        observationId: null,
-        subId: null,
-        unitCode: null,
-        referenceLow: null,
-        referenceHigh: null,
-        interpretations: [],
-        notes: [],
-        components: [],
-        method: null,
-        bodySite: null,
+        ...noObservationDetail(),
       },
     ]);
   });

@@ -275,7 +275,10 @@ describe('Observation property: generated content survives map â†’ Avro encode â
     text: fc.option(text, { nil: undefined }),
   });
   const quantity = fc.record({
-    value: fc.double({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true }),
+    // -0 is the decimal 0 (FHIR decimals have no signed zero); the value is carried as 0.
+    value: fc
+      .double({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true })
+      .map((v) => (v === 0 ? 0 : v)),
     comparator: fc.option(fc.constantFrom<('<' | '<=' | '>=' | '>')[]>('<', '<=', '>=', '>'), {
       nil: undefined,
     }),

@@ -1,6 +1,7 @@
 import type { DiagnosticReport, Observation } from '@medplum/fhirtypes';
 import {
   deterministicEventId,
+  noObservationDetail,
   type ClinicalEvent,
   type Code,
   type Identifier,
@@ -52,16 +53,7 @@ function documentValue(
     status,
     observedAt: null,
     ...doc,
-    observationId: null,
-    subId: null,
-    unitCode: null,
-    referenceLow: null,
-    referenceHigh: null,
-    interpretations: [],
-    notes: [],
-    components: [],
-    method: null,
-    bodySite: null,
+    ...noObservationDetail(),
   };
 }
 

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { oruLine as line, oruSegments } from '../../test/support/oru-arbitraries.js';
 import { avroTypeOf, codingsOf, invalidPaths, type ResultReported } from '../events/index.js';
 import { DEFAULT_IDENTITY_POLICY } from '../identity/index.js';
 import { decodeHl7Bytes } from './decode.js';
@@ -158,66 +159,11 @@ describe('robustness (property-based)', () => {
 });
 
 describe('ORU facts survive map → Avro → decode (property-based)', () => {
-  /** Text that needs no HL7 escaping and survives trimming: starts and ends with a letter or digit. */
-  const word = fc.stringMatching(/^[A-Za-z0-9](?:[A-Za-z0-9 ./-]{0,10}[A-Za-z0-9])?$/);
-  const code = fc.stringMatching(/^[A-Z0-9][A-Z0-9-]{0,7}$/);
-  /** An HL7 DTM at a random precision, with or without a UTC offset. */
-  const dtm = fc
-    .record({
-      at: fc.date({
-        min: new Date('1990-01-01T00:00:00Z'),
-        max: new Date('2090-12-31T23:59:59Z'),
-        noInvalidDate: true,
-      }),
-      digits: fc.constantFrom(8, 10, 12, 14),
-      offset: fc.constantFrom('', '+0000', '-0500', '+0130'),
-    })
-    .map(({ at, digits, offset }) => {
-      const iso = at.toISOString();
-      const all = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
-      return {
-        text: `${all.slice(0, digits)}${offset}`,
-        precision: ({ 8: 'day', 10: 'hour', 12: 'minute', 14: 'second' } as const)[digits],
-        zoned: offset === '',
-      };
-    });
-  const line = fc.record({
-    loinc: code,
-    display: word,
-    local: fc.option(fc.record({ code, display: word }), { nil: undefined }),
-    subId: fc.option(fc.stringMatching(/^[0-9]{1,3}(?:\.[0-9])?$/), { nil: undefined }),
-    value: fc.integer({ min: -100000, max: 100000 }),
-    unit: fc.record({ code: word, text: fc.option(word, { nil: undefined }), ucum: fc.boolean() }),
-    flags: fc.array(fc.constantFrom('H', 'L', 'HH', 'LL', 'A', 'N'), { maxLength: 3 }),
-    notes: fc.array(
-      fc.record({
-        lines: fc.array(word, { minLength: 1, maxLength: 3 }),
-        at: fc.option(dtm, { nil: undefined }),
-      }),
-      {
-        maxLength: 2,
-      },
-    ),
-    observedAt: fc.option(dtm, { nil: undefined }),
-  });
-
   it('given generated OBX lines (codings, units, sub-ids, flags, notes, times), when mapped, encoded and decoded, then every fact is unchanged', () => {
     fc.assert(
       fc.property(fc.array(line, { minLength: 1, maxLength: 4 }), (lines) => {
         // given
-        const segs = [
-          'MSH|^~\\&|LIS|LAB|HUB|HUB|20240101120000||ORU^R01^ORU_R01|P1|P|2.6',
-          'PID|1||M1^^^HOSP^MR||Doe^Jo',
-          'OBR|1|PO1^CPOE|F1^LIS|24323-8^Panel^LN||||||||||||||||||||F',
-        ];
-        lines.forEach((l, i) => {
-          const obx3 = `${l.loinc}^${l.display}^LN${l.local ? `^${l.local.code}^${l.local.display}^99LAB` : ''}`;
-          const obx6 = `${l.unit.code}^${l.unit.text ?? ''}^${l.unit.ucum ? 'UCUM' : ''}`;
-          segs.push(
-            `OBX|${i + 1}|NM|${obx3}|${l.subId ?? ''}|${l.value}|${obx6}||${l.flags.join('~')}|||F|||${l.observedAt?.text ?? ''}`,
-          );
-          for (const n of l.notes) segs.push(`NTE|1|L|${n.lines.join('~')}|||${n.at?.text ?? ''}`);
-        });
+        const segs = oruSegments(lines);
         // when
         const out = mapHl7Message(Buffer.from(segs.join('\r')), { ...ctx, timeZone: 'America/New_York' });
         if (out.kind !== 'mapped') throw new Error(out.refusal.error.message);

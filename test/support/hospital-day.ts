@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   codeOf,
   deterministicEventId,
+  noObservationDetail,
   type ClinicalEvent,
   type Demographics,
   type EventMeta,
@@ -268,16 +269,7 @@ export function obs(
     status,
     observedAt: null,
     attachment: null,
-    observationId: null,
-    subId: null,
-    unitCode: null,
-    referenceLow: null,
-    referenceHigh: null,
-    interpretations: [],
-    notes: [],
-    components: [],
-    method: null,
-    bodySite: null,
+    ...noObservationDetail(),
   };
   return o;
 }
