@@ -214,6 +214,18 @@ export const CASES: Case[] = [
           payer: 'Acme Health',
         },
       },
+      {
+        // IN1 (insurance): the coverage the billing read model needs, as its own fact.
+        type: 'CoverageRecorded',
+        patient: 'AVERY',
+        data: {
+          order: 1,
+          payerId: { value: 'INS01' },
+          payerName: 'Acme Health',
+          plan: { code: 'GOLD01', display: 'Gold Plan' },
+          status: 'active',
+        },
+      },
     ],
     readModel: [
       {
@@ -803,8 +815,14 @@ export const CASES: Case[] = [
         match: {
           birthDate: '1988-05-23',
           address: [{ line: ['14 Larkspur Lane'], city: 'Springfield' }],
-          maritalStatus: { coding: [{ code: 'M' }] },
-          communication: [{ language: { coding: [{ code: 'en' }] } }],
+          // FHIR's value set first, the v2 table code as sent kept beside it (v2-to-FHIR table 0002).
+          maritalStatus: {
+            coding: [
+              { system: 'http://terminology.hl7.org/CodeSystem/v3-MaritalStatus', code: 'M' },
+              { system: 'http://terminology.hl7.org/CodeSystem/v2-0002', code: 'M' },
+            ],
+          },
+          communication: [{ language: { coding: [{ system: 'urn:ietf:bcp:47', code: 'en' }] } }],
         },
         lengths: { telecom: 2, address: 1 },
       },
@@ -831,8 +849,14 @@ export const CASES: Case[] = [
         fhir: '/fhir/Patient/{patient:CELESTE}',
         match: {
           address: [{ line: ['14 Larkspur Lane'] }],
-          maritalStatus: { coding: [{ code: 'M' }] },
-          communication: [{ language: { coding: [{ code: 'en' }] } }],
+          // FHIR's value set first, the v2 table code as sent kept beside it (v2-to-FHIR table 0002).
+          maritalStatus: {
+            coding: [
+              { system: 'http://terminology.hl7.org/CodeSystem/v3-MaritalStatus', code: 'M' },
+              { system: 'http://terminology.hl7.org/CodeSystem/v2-0002', code: 'M' },
+            ],
+          },
+          communication: [{ language: { coding: [{ system: 'urn:ietf:bcp:47', code: 'en' }] } }],
         },
         lengths: { telecom: 2, address: 1 },
       },
