@@ -20,6 +20,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { createHash } from 'node:crypto';
 import {
+  codeOf,
   deterministicEventId,
   type Address,
   type ClinicalEvent,
@@ -38,6 +39,7 @@ import {
 } from '../events/index.js';
 import { patientKeyFor, resolveSystem, type IdentityPolicy } from '../identity/index.js';
 import { checkIdentifier } from '../identity/hygiene.js';
+import { textCode } from '../terminology/code-systems.js';
 import { errorIssue } from './outcome.js';
 import { invalid, type Invalid, type SupportedType } from './validate.js';
 
@@ -119,8 +121,6 @@ export interface MapContext {
 export type MapResult = { ok: true; events: ClinicalEvent[]; state: ResourceState } | Invalid;
 
 export const UNKNOWN_SYSTEM = 'urn:hub:unknown-system';
-/** A concept sent as text only: the text is its code, as for an HL7 CWE with only CWE-2. */
-export const TEXT_SYSTEM = 'urn:hub:text';
 
 /**
  * Hub ids of encounters, orders and results, derived exactly as the HL7
@@ -206,7 +206,7 @@ export function concept(cc: CodeableConcept | undefined): Code | null {
   const text = cc.text ?? null;
   const [first, ...rest] = (cc.coding ?? []).filter(hasCode);
   if (first) return { ...codingOf(first), alternates: rest.map(codingOf), text };
-  if (text) return { system: TEXT_SYSTEM, code: text, display: text, version: null, alternates: [], text };
+  if (text) return textCode(text);
   return null;
 }
 
@@ -216,18 +216,11 @@ export function concepts(list: readonly CodeableConcept[] | undefined): Code[] {
 
 /** A Code in a FHIR-defined code system for a bare FHIR code element (e.g. AllergyIntolerance.type). */
 export function fhirCode(system: string, value: string | undefined): Code | null {
-  return value ? { system, code: value, display: null, version: null, alternates: [], text: null } : null;
+  return value ? codeOf(system, value) : null;
 }
 
 /** A placeholder code where the schema needs one and the resource has none. */
-export const UNKNOWN_CODE: Code = {
-  system: UNKNOWN_SYSTEM,
-  code: 'unknown',
-  display: null,
-  version: null,
-  alternates: [],
-  text: null,
-};
+export const UNKNOWN_CODE: Code = codeOf(UNKNOWN_SYSTEM, 'unknown');
 
 /** An identifier part in its canonical form (NFC, trimmed); validation has refused any other problem. */
 function canonicalIdPart(s: string): string {

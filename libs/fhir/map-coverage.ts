@@ -1,5 +1,5 @@
 import type { Coverage, CoverageClass } from '@medplum/fhirtypes';
-import type { Code } from '../events/index.js';
+import { codeOf, type Code } from '../events/index.js';
 import {
   concept,
   hubIdOfResource,
@@ -22,14 +22,7 @@ function classOf(c: Coverage, type: string): CoverageClass | undefined {
 function planOf(c: Coverage): Code | null {
   const plan = classOf(c, 'plan');
   if (!plan) return null;
-  return {
-    system: UNKNOWN_SYSTEM,
-    code: plan.value,
-    display: plan.name ?? null,
-    version: null,
-    alternates: [],
-    text: null,
-  };
+  return codeOf(UNKNOWN_SYSTEM, plan.value, plan.name ?? null);
 }
 
 /**

@@ -6,7 +6,7 @@ import type {
   Quantity,
 } from '@medplum/fhirtypes';
 import { observationIdFor } from '../events/ids.js';
-import type { Code, ObservationComponent, ObservationValue } from '../events/index.js';
+import { codeOf, type Code, type ObservationComponent, type ObservationValue } from '../events/index.js';
 import { concept, concepts, instant, notes, UNKNOWN_CODE, UNKNOWN_SYSTEM } from './map-common.js';
 
 /** Hub result status for a FHIR Observation/DiagnosticReport status; undefined = not mappable. */
@@ -62,16 +62,7 @@ function quantityValue(q: Quantity): ValueFields {
     valueCode: null,
     valueComparator: comparator,
     unit: q.unit ?? q.code ?? null,
-    unitCode: q.code
-      ? {
-          system: q.system ?? UNKNOWN_SYSTEM,
-          code: q.code,
-          display: null,
-          version: null,
-          alternates: [],
-          text: null,
-        }
-      : null,
+    unitCode: q.code ? codeOf(q.system ?? UNKNOWN_SYSTEM, q.code) : null,
   };
 }
 

@@ -13,11 +13,11 @@ import {
   metaFor,
   practitioner,
   telecom,
-  TEXT_SYSTEM,
   type MapContext,
   type MapInput,
   type MapResult,
 } from './map-common.js';
+import { textCode } from '../terminology/code-systems.js';
 import { errorIssue } from './outcome.js';
 import { invalid } from './validate.js';
 
@@ -43,8 +43,7 @@ function omb(exts: readonly Extension[] | undefined, url: string): Code[] {
     const text = parts.find((p) => p.url === 'text')?.valueString ?? null;
     const [first, ...rest] = coded;
     if (first) out.push({ ...first, text }, ...rest);
-    else if (text)
-      out.push({ system: TEXT_SYSTEM, code: text, display: text, version: null, alternates: [], text });
+    else if (text) out.push(textCode(text));
   }
   return out;
 }

@@ -1,4 +1,4 @@
-import type { Code } from '../events/index.js';
+import { codeOf, type Code } from '../events/index.js';
 import { V2_TABLE } from '../terminology/code-systems.js';
 
 /** Code tables from HL7 v2 values to the hub's (FHIR-aligned) vocabulary. Documented in mapping.md. */
@@ -19,16 +19,8 @@ const ENCOUNTER_CLASS: Readonly<Record<string, { code: string; display: string }
 
 export function encounterClassFor(pv1_2: string): Code {
   const hit = ENCOUNTER_CLASS[pv1_2.toUpperCase()];
-  if (hit)
-    return {
-      system: V3_ACT_CODE,
-      code: hit.code,
-      display: hit.display,
-      version: null,
-      alternates: [],
-      text: null,
-    };
-  return { system: V2_TABLE('0004'), code: pv1_2, display: null, version: null, alternates: [], text: null };
+  if (hit) return codeOf(V3_ACT_CODE, hit.code, hit.display);
+  return codeOf(V2_TABLE('0004'), pv1_2);
 }
 
 /** PID-8 administrative sex (table 0001) → FHIR administrative-gender. */

@@ -26,7 +26,7 @@ import {
   V2_TABLE,
 } from './codes.js';
 import { fieldName, loc, refuse, type Msg, type Seg } from './message.js';
-import { TEXT_SYSTEM } from '../terminology/code-systems.js';
+import { textCode } from '../terminology/code-systems.js';
 import { parseHl7Date, parseHl7DateTime, type Hl7Time } from './time.js';
 import type { MapContext, MessageHeader } from './types.js';
 
@@ -41,9 +41,7 @@ const nonEmpty = (s: string): string | null => (s === '' ? null : s);
 
 /** The hub's text-only concept (see MapScope.codeOrText); null for no text. */
 export function textConcept(text: string): Code | null {
-  return text === ''
-    ? null
-    : { system: TEXT_SYSTEM, code: text, display: text, version: null, alternates: [], text };
+  return text === '' ? null : textCode(text);
 }
 
 /** Component numbers of one CWE coding: code, text, system name, system version, system OID. */

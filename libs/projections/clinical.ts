@@ -89,13 +89,13 @@ export const ABNORMAL_FLAGS = [
 ] as const;
 const ABNORMAL = new Set<string>(ABNORMAL_FLAGS);
 
-export function isAbnormal(o: ObservationValue): boolean {
-  const flag = o.interpretation?.code?.toUpperCase();
-  return flag !== undefined && ABNORMAL.has(flag);
-}
-
 /** One interpretation code (HL7 table 0078 or v3-ObservationInterpretation, which share these codes). */
 export const isAbnormalFlag = (code: string): boolean => ABNORMAL.has(code.toUpperCase());
+
+export function isAbnormal(o: ObservationValue): boolean {
+  const flag = o.interpretation?.code;
+  return flag !== undefined && isAbnormalFlag(flag);
+}
 
 // Critical ("panic") values: 0078 / v3 HH critically high, LL critically low, AA critically
 // abnormal. HU/LU ("significantly" high/low) and </> (off scale) are abnormal, not critical.

@@ -7,6 +7,7 @@
  * Events written before this table existed may carry a table-0396 name or an "HL7-nnnn" table
  * name as `system`: presentation layers pass every stored system through {@link canonicalSystem}.
  */
+import type { Code } from '../events/generated.js';
 
 export const UCUM = 'http://unitsofmeasure.org';
 export const LOINC = 'http://loinc.org';
@@ -17,6 +18,11 @@ export const SNOMED_CT = 'http://snomed.info/sct';
  * value as CodeableConcept.text with no coding.
  */
 export const TEXT_SYSTEM = 'urn:hub:text';
+
+/** The text-only concept both adapters record for words without a code (see TEXT_SYSTEM). */
+export function textCode(text: string): Code {
+  return { system: TEXT_SYSTEM, code: text, display: text, version: null, alternates: [], text };
+}
 
 /** The terminology.hl7.org URI of HL7 v2 table nnnn (table 0396 name "HL7nnnn"). */
 export const V2_TABLE = (n: string): string => `http://terminology.hl7.org/CodeSystem/v2-${n}`;
