@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inheritedEnv } from './up.js';
+import { inheritedEnv, withoutPassword } from './up.js';
 
 describe('inheritedEnv', () => {
   it('drops the Kafka TLS/SASL and registry credentials of the calling shell and keeps the rest', () => {
@@ -24,5 +24,16 @@ describe('inheritedEnv', () => {
       KAFKA_BROKERS: '127.0.0.1:39092',
       SCHEMA_REGISTRY_URL: 'http://127.0.0.1:38081/apis/ccompat/v7',
     });
+  });
+});
+
+describe('withoutPassword', () => {
+  it('given a URL with a password, when shown on the terminal, then the password is masked and the rest kept', () => {
+    expect(withoutPassword('postgres://hub:s3cr%40t@127.0.0.1:5432/hub')).toBe(
+      'postgres://hub:***@127.0.0.1:5432/hub',
+    );
+    expect(withoutPassword('postgres://postgres@127.0.0.1:5432/hub')).toBe(
+      'postgres://postgres@127.0.0.1:5432/hub',
+    );
   });
 });

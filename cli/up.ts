@@ -199,6 +199,13 @@ function onSignal(): { received: Promise<NodeJS.Signals>; dispose(): void } {
   };
 }
 
+/** The URL as shown on the terminal: the embedded server's password stays in its file (.hub/postgres/password). */
+export function withoutPassword(databaseUrl: string): string {
+  const u = new URL(databaseUrl);
+  if (u.password) u.password = '***';
+  return u.toString();
+}
+
 function printUp(say: Say, t0: number, stack: StackHandle, started: Supervised[]): void {
   const brokers = stack.kafka.brokers.join(',');
   const endpoints: [string, string][] = [
@@ -209,7 +216,7 @@ function printUp(say: Say, t0: number, stack: StackHandle, started: Supervised[]
         : brokers,
     ],
     ['schema registry', stack.registryUrl],
-    ['postgres', stack.databaseUrl],
+    ['postgres', withoutPassword(stack.databaseUrl)],
     ...started.map((s): [string, string] => [s.name, s.endpoints(s.baseUrl, s.env ?? {})]),
   ];
   say(`\nhub is up in ${((Date.now() - t0) / 1000).toFixed(1)}s:`);

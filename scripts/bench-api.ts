@@ -114,7 +114,7 @@ const projector = buildProjectorService(
 try {
   await ensureTopics(kafka, [
     ...catalogTopicDefinitions(topic),
-    { name: dlq, partitions: 1, replicationFactor: 1, retentionMs: -1 },
+    { name: dlq, partitions: 1, retentionMs: -1 },
   ]);
   await registerAllSchemas(registry, { topicFor });
   await producer.connect();

@@ -79,7 +79,7 @@ export async function runReplayBench(o: ReplayOptions): Promise<ReplayResult> {
     // just started, a new topic's metadata lags ("does not host this topic-partition").
     await ensureTopics(kafka, [
       ...catalogTopicDefinitions(topic),
-      { name: dlq, partitions: 1, replicationFactor: 1, retentionMs: -1 },
+      { name: dlq, partitions: 1, retentionMs: -1 },
     ]);
     await registerAllSchemas(registry, { topicFor });
     await producer.connect();

@@ -12,7 +12,13 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { composeEvents, namedTypes, readSchemaDir } from '../libs/events/schema-source.js';
+import { TOPIC_ENVIRONMENTS } from '../libs/config/index.js';
+import {
+  catalogEnvironments,
+  composeEvents,
+  namedTypes,
+  readSchemaDir,
+} from '../libs/events/schema-source.js';
 import { writeOrCheck } from './generated-file.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -95,16 +101,21 @@ export function generate(): string {
   out += '}\n\n';
   out += 'export type EventType = keyof EventTypeMap;\n\n';
   out += `export const EVENT_TYPES = ${JSON.stringify(events.map((e) => e.type))} as const satisfies readonly EventType[];\n\n`;
+  const environments = catalogEnvironments(catalog, TOPIC_ENVIRONMENTS);
   const topics = catalog.topics.map((t) => ({
     name: t.name,
     aggregate: t.aggregate,
     partitions: t.partitions ?? catalog.defaults.partitions,
-    replicationFactor: catalog.defaults.replicationFactor,
     retentionMs: t.retentionMs,
     maxMessageBytes: t.maxMessageBytes ?? null,
+    environments: t.environments ?? {},
     events: t.events,
   }));
-  out += '/** The topic catalog (schemas/catalog.json) as data. */\n';
+  out +=
+    '/** Replication of every topic the hub creates, per environment (KAFKA_TOPIC_ENV); libs/events/topic-settings.ts applies it. */\n';
+  out += `export const TOPIC_ENVIRONMENT_SETTINGS = ${JSON.stringify(environments, null, 2)} as const;\n\n`;
+  out +=
+    "/** The topic catalog (schemas/catalog.json) as data: `partitions` before environment overrides, `environments` the topic's own. */\n";
   out += `export const TOPIC_CATALOG = ${JSON.stringify(topics, null, 2)} as const;\n\n`;
   out += `export const DEFAULT_COMPATIBILITY = ${JSON.stringify(catalog.defaults.compatibility)};\n\n`;
   out +=

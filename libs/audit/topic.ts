@@ -39,7 +39,6 @@ export async function ensureAuditTopic(kafka: KafkaClient, topic: string, dlqTop
     [topic, ...(dlqTopic ? [dlqTopic] : [])].map((name) => ({
       name,
       partitions: 1,
-      replicationFactor: 1,
       retentionMs: -1,
     })),
   );

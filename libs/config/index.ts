@@ -39,6 +39,10 @@ const csv = z
   )
   .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1));
 
+/** The environments schemas/catalog.json defines topic replication for (KAFKA_TOPIC_ENV). */
+export const TOPIC_ENVIRONMENTS = ['local', 'cluster', 'production'] as const;
+export type TopicEnvironment = (typeof TOPIC_ENVIRONMENTS)[number];
+
 /** Shared variable names: the same in every service, the local stack and compose.yaml. */
 export const kafkaEnv = {
   KAFKA_BROKERS: csv.default(['127.0.0.1:9092']),
@@ -61,6 +65,13 @@ export const kafkaEnv = {
    * leader election, below the ACK timeouts senders are configured with.
    */
   KAFKA_ACK_TIMEOUT_MS: z.coerce.number().int().min(100).default(5_000),
+  /**
+   * Which environment's replication the topics the hub creates get
+   * (schemas/catalog.json `environments`): local 1 copy, cluster and
+   * production 3 copies with min.insync.replicas 2. `local` by default so the
+   * one-broker laptop stack works; a production deployment sets `production`.
+   */
+  KAFKA_TOPIC_ENV: z.enum(TOPIC_ENVIRONMENTS).default('local'),
   /** TLS, SASL and registry authentication: docs/security.md. */
   ...kafkaSecurityEnv,
   ...registrySecurityEnv,

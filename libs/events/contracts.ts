@@ -64,11 +64,16 @@ export function largeRecordTopicBytes(maxFrameBytes: number): number {
   return Math.max(LARGE_RECORD_TOPIC_BYTES, maxFrameBytes + 4 * 1024 * 1024);
 }
 
+/**
+ * The catalog's topics and the ingest topics, without replication: that is
+ * the environment's (KAFKA_TOPIC_ENV), applied by ensureTopics /
+ * reconcileTopics through libs/events/topic-settings.ts.
+ */
 export function catalogTopicDefinitions(nameFor?: (name: string) => string): TopicDefinition[] {
   const events = TOPIC_CATALOG.map((t) => ({
     name: nameFor ? nameFor(t.name) : t.name,
+    catalogName: t.name,
     partitions: t.partitions,
-    replicationFactor: t.replicationFactor,
     retentionMs: t.retentionMs,
     ...(t.maxMessageBytes === null ? {} : { maxMessageBytes: t.maxMessageBytes }),
   }));
@@ -76,7 +81,6 @@ export function catalogTopicDefinitions(nameFor?: (name: string) => string): Top
   const ingest = Object.values(INGEST_TOPICS).map((name) => ({
     name: nameFor ? nameFor(name) : name,
     partitions: first.partitions,
-    replicationFactor: first.replicationFactor,
     retentionMs: -1,
     maxMessageBytes: LARGE_RECORD_TOPIC_BYTES,
   }));

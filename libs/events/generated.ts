@@ -701,15 +701,34 @@ export type EventType = keyof EventTypeMap;
 
 export const EVENT_TYPES = ["PatientRegistered","PatientUpdated","PatientsMerged","AllergyRecorded","CoverageRecorded","EncounterStarted","EncounterTransferred","EncounterEnded","EncounterCancelled","EncounterTransferCancelled","EncounterDischargeCancelled","DiagnosisRecorded","OrderPlaced","OrderCancelled","OrderStatusChanged","ResultReported","ResultCorrected","AttachmentStored"] as const satisfies readonly EventType[];
 
-/** The topic catalog (schemas/catalog.json) as data. */
+/** Replication of every topic the hub creates, per environment (KAFKA_TOPIC_ENV); libs/events/topic-settings.ts applies it. */
+export const TOPIC_ENVIRONMENT_SETTINGS = {
+  "local": {
+    "replicationFactor": 1,
+    "minInsyncReplicas": 1,
+    "uncleanLeaderElection": false
+  },
+  "cluster": {
+    "replicationFactor": 3,
+    "minInsyncReplicas": 2,
+    "uncleanLeaderElection": false
+  },
+  "production": {
+    "replicationFactor": 3,
+    "minInsyncReplicas": 2,
+    "uncleanLeaderElection": false
+  }
+} as const;
+
+/** The topic catalog (schemas/catalog.json) as data: `partitions` before environment overrides, `environments` the topic's own. */
 export const TOPIC_CATALOG = [
   {
     "name": "clinical.patient.v1",
     "aggregate": "patient",
     "partitions": 6,
-    "replicationFactor": 1,
     "retentionMs": -1,
     "maxMessageBytes": null,
+    "environments": {},
     "events": [
       "PatientRegistered",
       "PatientUpdated",
@@ -722,9 +741,9 @@ export const TOPIC_CATALOG = [
     "name": "clinical.encounter.v1",
     "aggregate": "encounter",
     "partitions": 6,
-    "replicationFactor": 1,
     "retentionMs": -1,
     "maxMessageBytes": null,
+    "environments": {},
     "events": [
       "EncounterStarted",
       "EncounterTransferred",
@@ -739,9 +758,9 @@ export const TOPIC_CATALOG = [
     "name": "clinical.order.v1",
     "aggregate": "order",
     "partitions": 6,
-    "replicationFactor": 1,
     "retentionMs": -1,
     "maxMessageBytes": null,
+    "environments": {},
     "events": [
       "OrderPlaced",
       "OrderCancelled",
@@ -752,9 +771,9 @@ export const TOPIC_CATALOG = [
     "name": "clinical.result.v1",
     "aggregate": "result",
     "partitions": 6,
-    "replicationFactor": 1,
     "retentionMs": -1,
     "maxMessageBytes": null,
+    "environments": {},
     "events": [
       "ResultReported",
       "ResultCorrected"
@@ -764,9 +783,9 @@ export const TOPIC_CATALOG = [
     "name": "clinical.attachment.v1",
     "aggregate": "attachment",
     "partitions": 6,
-    "replicationFactor": 1,
     "retentionMs": -1,
     "maxMessageBytes": 20971520,
+    "environments": {},
     "events": [
       "AttachmentStored"
     ]

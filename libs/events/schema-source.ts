@@ -26,10 +26,22 @@ export interface TopicSpec {
   owner: string;
   description: string;
   partitions?: number;
+  /** This topic's own settings in an environment, over the catalog's `environments` (e.g. more partitions in production). */
+  environments?: Record<string, Partial<EnvironmentSettings> & { partitions?: number }>;
+}
+
+/** How a topic is replicated in one environment (catalog `environments`). */
+export interface EnvironmentSettings {
+  replicationFactor: number;
+  minInsyncReplicas: number;
+  uncleanLeaderElection: boolean;
 }
 
 export interface Catalog {
-  defaults: { partitions: number; replicationFactor: number; compatibility: string };
+  /** `replicationFactor` only in catalogs before #19 (read by the git-history check). */
+  defaults: { partitions: number; compatibility: string; replicationFactor?: number };
+  /** Absent before #19; `$comment` is documentation. */
+  environments?: Record<string, EnvironmentSettings | string>;
   topics: TopicSpec[];
 }
 
@@ -76,6 +88,71 @@ export function readSchemaDir(dir: string): { files: SchemaFile[]; catalog: Cata
   walk(dir);
   const catalog = JSON.parse(readFileSync(join(dir, 'catalog.json'), 'utf8')) as Catalog;
   return { files, catalog };
+}
+
+const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1;
+
+/** Problems of one settings object: wrong types, min.insync.replicas above the replication factor. */
+function settingsProblems(
+  where: string,
+  v: Partial<EnvironmentSettings> & { partitions?: number },
+): string[] {
+  const out: string[] = [];
+  for (const k of ['replicationFactor', 'minInsyncReplicas', 'partitions'] as const) {
+    if (v[k] !== undefined && !positiveInt(v[k])) out.push(`${where}.${k} must be an integer >= 1`);
+  }
+  if (v.uncleanLeaderElection !== undefined && typeof v.uncleanLeaderElection !== 'boolean') {
+    out.push(`${where}.uncleanLeaderElection must be true or false`);
+  }
+  const known = new Set(['replicationFactor', 'minInsyncReplicas', 'uncleanLeaderElection', 'partitions']);
+  for (const k of Object.keys(v)) if (!known.has(k)) out.push(`${where}.${k} is not a topic setting`);
+  return out;
+}
+
+/**
+ * The catalog's replication per environment, checked: every environment the
+ * hub knows (`names`, KAFKA_TOPIC_ENV's values) is defined with all three
+ * settings, min.insync.replicas never exceeds the replication factor (a
+ * topic nobody could write to with acks=all), and topics override only
+ * known environments. Separate from readSchemaDir because catalogs of
+ * earlier revisions, read by the git-history check, have no environments.
+ */
+export function catalogEnvironments(
+  catalog: Catalog,
+  names: readonly string[],
+): Record<string, EnvironmentSettings> {
+  const problems: string[] = [];
+  const out: Record<string, EnvironmentSettings> = {};
+  const envs = catalog.environments ?? {};
+  for (const name of names) {
+    const v = envs[name];
+    if (typeof v !== 'object') {
+      problems.push(`environments.${name} is missing`);
+      continue;
+    }
+    problems.push(...settingsProblems(`environments.${name}`, v));
+    if (!positiveInt(v.replicationFactor) || !positiveInt(v.minInsyncReplicas)) {
+      problems.push(`environments.${name} needs replicationFactor and minInsyncReplicas`);
+    } else if (v.minInsyncReplicas > v.replicationFactor) {
+      problems.push(`environments.${name}: minInsyncReplicas above replicationFactor`);
+    }
+    if (typeof v.uncleanLeaderElection !== 'boolean') {
+      problems.push(`environments.${name}.uncleanLeaderElection must be true or false`);
+    }
+    out[name] = v;
+  }
+  for (const name of Object.keys(envs)) {
+    if (name !== '$comment' && !names.includes(name))
+      problems.push(`environments.${name} is not a known environment`);
+  }
+  for (const t of catalog.topics) {
+    for (const [name, v] of Object.entries(t.environments ?? {})) {
+      if (!names.includes(name)) problems.push(`${t.name}.environments.${name} is not a known environment`);
+      else problems.push(...settingsProblems(`${t.name}.environments.${name}`, v));
+    }
+  }
+  if (problems.length > 0) throw new HubError('HUB_SCHEMA_INVALID', `catalog.json: ${problems.join('; ')}`);
+  return out;
 }
 
 export function subjectFor(topic: string, fullName: string): string {

@@ -1,4 +1,4 @@
-import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { createServer as createNetServer, type ListenOptions, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Logger } from '../telemetry/logger.js';
 import { PeerGate, type MllpCloseReason } from './mllp-gate.js';
@@ -96,6 +96,12 @@ export interface MllpServerOptions {
   maxQueuedBytes?: number;
   /** Further connections are refused by the listener (file descriptors are finite). */
   maxConnections?: number;
+  /**
+   * SO_REUSEPORT: several processes listen on one address and the kernel spreads
+   * connections across them (MLLP_REUSE_PORT). Node >= 22.12 / 23.1 on Linux; older
+   * runtimes ignore the option, which the caller must refuse (services/adapter-hl7).
+   */
+  reusePort?: boolean | undefined;
   logger: Logger;
 }
 
@@ -169,7 +175,7 @@ export function createMllpServer(opts: MllpServerOptions, handler: MllpHandler):
   const server = createListener(opts, log, gate, onConnection);
 
   return {
-    listen: () => listenOn(server, opts.host, opts.port),
+    listen: () => listenOn(server, opts.host, opts.port, opts.reusePort ?? false),
     async close(graceMs = 10_000) {
       stopping = true;
       const closed = new Promise<void>((r) => server.close(() => r()));
@@ -244,11 +250,20 @@ function createListener(
   return server;
 }
 
-function listenOn(server: Server, host: string, port: number): Promise<{ host: string; port: number }> {
+function listenOn(
+  server: Server,
+  host: string,
+  port: number,
+  reusePort: boolean,
+): Promise<{ host: string; port: number }> {
+  // reusePort is not in @types/node 20's ListenOptions; Node 22.12+ reads it.
+  const options: ListenOptions & { reusePort?: boolean } = reusePort
+    ? { port, host, reusePort }
+    : { port, host };
   return new Promise((resolve, reject) => {
     const onErr = (err: Error) => reject(err);
     server.once('error', onErr);
-    server.listen(port, host, () => {
+    server.listen(options, () => {
       server.off('error', onErr);
       const a = server.address();
       resolve({ host, port: typeof a === 'object' && a ? a.port : port });

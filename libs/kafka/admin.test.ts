@@ -14,8 +14,8 @@ const notHosted = () =>
 
 const order: TopicDefinition = {
   name: 'clinical.order.v1',
+  catalogName: 'clinical.order.v1',
   partitions: 6,
-  replicationFactor: 1,
   retentionMs: -1,
 };
 
@@ -30,6 +30,7 @@ function fakeAdmin(o: {
 }) {
   const topics = new Map(Object.entries(o.existing ?? {}));
   const calls: string[] = [];
+  const requests: ITopicConfig[] = [];
   const maybeFail = (name: keyof TopicAdmin) => {
     calls.push(name);
     const e = o.failures?.[name]?.shift();
@@ -43,6 +44,7 @@ function fakeAdmin(o: {
     createTopics: (req: { topics: ITopicConfig[] }) => {
       maybeFail('createTopics');
       for (const t of req.topics) topics.set(t.topic, t.numPartitions ?? 1);
+      requests.push(...req.topics);
       return Promise.resolve(true);
     },
     fetchTopicMetadata: (req?: { topics: string[] }) => {
@@ -71,7 +73,7 @@ function fakeAdmin(o: {
       );
     },
   };
-  return { admin, calls, topics };
+  return { admin, calls, topics, requests };
 }
 
 describe('ensureTopicsWith (the wait after creating topics)', () => {
@@ -138,12 +140,62 @@ describe('ensureTopicsWith (the wait after creating topics)', () => {
   });
 
   it('does not retry errors that waiting cannot fix', async () => {
-    // given a creation refused for good (a replication factor the cluster cannot have)
-    const invalid = protocolError('INVALID_REPLICATION_FACTOR', 'Replication-factor is invalid', false);
+    // given a creation refused for good
+    const invalid = protocolError('POLICY_VIOLATION', 'Request parameters do not satisfy the policy', false);
     const { admin, calls } = fakeAdmin({ failures: { createTopics: [invalid] } });
     // when / then
     await expect(ensureTopicsWith(admin, [order], { timeoutMs: 30_000 })).rejects.toBe(invalid);
     expect(calls).toEqual(['listTopics', 'createTopics']);
+  });
+
+  it('given a replication factor above the broker count, then HUB_CONFIG_INVALID naming the environment, at once', async () => {
+    // given a one-broker cluster refusing 3 copies
+    const invalid = protocolError(
+      'INVALID_REPLICATION_FACTOR',
+      'Replication factor: 3 larger than available brokers: 1.',
+      false,
+    );
+    const { admin, calls } = fakeAdmin({ failures: { createTopics: [invalid] } });
+    // when / then
+    await expect(
+      ensureTopicsWith(admin, [order], { environment: 'production', timeoutMs: 30_000 }),
+    ).rejects.toMatchObject({
+      code: 'HUB_CONFIG_INVALID',
+      message:
+        'topics clinical.order.v1: the cluster has fewer brokers than replication factor 3 of environment production (KAFKA_TOPIC_ENV)',
+    });
+    expect(calls).toEqual(['listTopics', 'createTopics']);
+  });
+});
+
+describe('ensureTopicsWith (settings of new topics)', () => {
+  const entriesOf = (t: ITopicConfig | undefined) =>
+    Object.fromEntries((t?.configEntries ?? []).map((e) => [e.name, e.value]));
+
+  it('given production, then 3 copies, min.insync.replicas 2 and no unclean election', async () => {
+    const { admin, requests } = fakeAdmin({});
+    await ensureTopicsWith(admin, [order, { name: 'hub.dlq.x', partitions: 1, retentionMs: -1 }], {
+      environment: 'production',
+      timeoutMs: 5_000,
+    });
+    expect(requests.map((r) => [r.topic, r.numPartitions, r.replicationFactor])).toEqual([
+      ['clinical.order.v1', 6, 3],
+      ['hub.dlq.x', 1, 3],
+    ]);
+    for (const r of requests) {
+      expect(entriesOf(r)).toMatchObject({
+        'min.insync.replicas': '2',
+        'unclean.leader.election.enable': 'false',
+        'retention.ms': '-1',
+      });
+    }
+  });
+
+  it('given no environment (a local stack), then one copy and min.insync.replicas 1', async () => {
+    const { admin, requests } = fakeAdmin({});
+    await ensureTopicsWith(admin, [order], { timeoutMs: 5_000 });
+    expect(requests[0]?.replicationFactor).toBe(1);
+    expect(entriesOf(requests[0])['min.insync.replicas']).toBe('1');
   });
 });
 

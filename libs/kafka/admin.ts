@@ -1,11 +1,24 @@
 import kafkajs, { type Admin, type ConfigSource, type ITopicConfig } from 'kafkajs';
+import type { TopicEnvironment } from '../config/index.js';
 import { HubError } from '../errors/index.js';
-import type { KafkaClient } from './client.js';
+import { topicSettings, type TopicSettings } from '../events/topic-settings.js';
+import { topicEnvironmentOf, type KafkaClient } from './client.js';
 
+/**
+ * A topic the hub creates. Replication is not chosen here but by the
+ * environment (KAFKA_TOPIC_ENV, schemas/catalog.json) through topicSettings;
+ * the explicit fields are for tests and drills that need a given shape.
+ */
 export interface TopicDefinition {
   name: string;
+  /** The count before the catalog's per-environment override (catalog topics). */
   partitions: number;
-  replicationFactor: number;
+  /** The catalog name (without suffix) of a catalog topic, whose own settings then apply. */
+  catalogName?: string;
+  /** Explicit settings, over the environment's. */
+  replicationFactor?: number;
+  minInsyncReplicas?: number;
+  uncleanLeaderElection?: boolean;
   /** -1 keeps everything: event topics are the source of truth. */
   retentionMs: number;
   cleanupPolicy?: 'delete' | 'compact';
@@ -24,13 +37,31 @@ export interface TopicReport {
   raisedMaxMessageBytes?: { from: number; to: number };
 }
 
+/** A definition with the environment's settings applied: what is created and compared. */
+export type ResolvedTopic = Omit<TopicDefinition, keyof TopicSettings> & TopicSettings;
+
 /** Bounds of the waits below. */
 export interface WaitOptions {
   /** Upper bound for the whole wait, in ms (60 s by default). */
   timeoutMs?: number;
 }
 
-const DEFAULT_WAIT_MS = 60_000;
+export interface EnsureOptions extends WaitOptions {
+  /** Whose replication (schemas/catalog.json); by default the client's KAFKA_TOPIC_ENV, else local. */
+  environment?: TopicEnvironment;
+}
+
+/** Applies the environment's settings to each definition (libs/events/topic-settings.ts). */
+export function resolveTopics(env: TopicEnvironment, topics: readonly TopicDefinition[]): ResolvedTopic[] {
+  return topics.map((t) => ({ ...t, ...topicSettings(env, t) }));
+}
+
+/** The environment a call works in: the option, the client's, or local. */
+export function environmentFor(kafka: KafkaClient, opts: EnsureOptions): TopicEnvironment {
+  return opts.environment ?? topicEnvironmentOf(kafka) ?? 'local';
+}
+
+export const DEFAULT_WAIT_MS = 60_000;
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2_000;
 
@@ -40,7 +71,7 @@ export type TopicAdmin = Pick<
   'listTopics' | 'createTopics' | 'fetchTopicMetadata' | 'fetchTopicOffsets'
 > &
   // Only needed to raise max.message.bytes of existing topics (stand-ins in unit tests may lack them).
-  Partial<Pick<Admin, 'describeConfigs' | 'alterConfigs'>>;
+  Partial<Pick<Admin, 'describeConfigs' | 'alterConfigs' | 'describeCluster' | 'createPartitions'>>;
 
 /**
  * Creates missing topics and verifies existing ones, then waits (bounded, with
@@ -56,12 +87,12 @@ export type TopicAdmin = Pick<
 export async function ensureTopics(
   kafka: KafkaClient,
   topics: TopicDefinition[],
-  opts: WaitOptions = {},
+  opts: EnsureOptions = {},
 ): Promise<TopicReport[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    return await ensureTopicsWith(admin, topics, opts);
+    return await ensureTopicsWith(admin, topics, { ...opts, environment: environmentFor(kafka, opts) });
   } finally {
     await admin.disconnect();
   }
@@ -70,11 +101,21 @@ export async function ensureTopics(
 /** `ensureTopics` on an admin that is already connected. */
 export async function ensureTopicsWith(
   admin: TopicAdmin,
-  topics: TopicDefinition[],
-  opts: WaitOptions = {},
+  definitions: TopicDefinition[],
+  opts: EnsureOptions = {},
 ): Promise<TopicReport[]> {
   const deadline = new Deadline(opts.timeoutMs ?? DEFAULT_WAIT_MS);
-  const existedBefore = await createMissing(admin, topics, deadline);
+  const env = opts.environment ?? 'local';
+  const topics = resolveTopics(env, definitions);
+  const existedBefore = await createMissing(admin, topics, deadline).catch((err: unknown) => {
+    throw hasErrorType(err, 'INVALID_REPLICATION_FACTOR')
+      ? new HubError(
+          'HUB_CONFIG_INVALID',
+          `topics ${topics.map((t) => t.name).join(', ')}: the cluster has fewer brokers than replication factor ${Math.max(...topics.map((t) => t.replicationFactor))} of environment ${env} (KAFKA_TOPIC_ENV)`,
+          { cause: err },
+        )
+      : err;
+  });
   const raised = await raiseMaxMessageBytes(admin, topics, existedBefore, deadline);
   await waitForTopicsReady(admin, topics, existedBefore, deadline);
   return topics.map((t) => {
@@ -87,9 +128,11 @@ export async function ensureTopicsWith(
   });
 }
 
-const MAX_MESSAGE_BYTES = 'max.message.bytes';
+export const MAX_MESSAGE_BYTES = 'max.message.bytes';
+export const MIN_INSYNC = 'min.insync.replicas';
+export const UNCLEAN_ELECTION = 'unclean.leader.election.enable';
 // kafkajs is CommonJS: Node's ESM loader does not see these as named exports.
-const { ConfigResourceTypes } = kafkajs;
+export const { ConfigResourceTypes } = kafkajs;
 /** kafkajs ConfigSource.TOPIC_CONFIG: a value set on the topic itself (not a broker default). */
 const TOPIC_CONFIG = 1 as ConfigSource;
 
@@ -106,18 +149,18 @@ const TOPIC_CONFIG = 1 as ConfigSource;
  */
 async function raiseMaxMessageBytes(
   admin: TopicAdmin,
-  topics: TopicDefinition[],
+  topics: ResolvedTopic[],
   existedBefore: Set<string>,
   deadline: Deadline,
 ): Promise<Map<string, { from: number; to: number }>> {
   const raised = new Map<string, { from: number; to: number }>();
   const wanted = topics.filter(
-    (t): t is TopicDefinition & { maxMessageBytes: number } =>
+    (t): t is ResolvedTopic & { maxMessageBytes: number } =>
       t.maxMessageBytes !== undefined && existedBefore.has(t.name),
   );
   if (wanted.length === 0) return raised;
-  const { describeConfigs, alterConfigs } = admin;
-  if (!describeConfigs || !alterConfigs) {
+  const { describeConfigs } = admin;
+  if (!describeConfigs) {
     throw new HubError('HUB_INTERNAL', 'raising max.message.bytes needs describeConfigs and alterConfigs');
   }
   const names = wanted.map((t) => t.name).join(', ');
@@ -134,35 +177,65 @@ async function raiseMaxMessageBytes(
     const current = Number(entries.find((e) => e.configName === MAX_MESSAGE_BYTES)?.configValue ?? NaN);
     const target = t.maxMessageBytes;
     if (Number.isFinite(current) && current >= target) continue;
-    const own = entries.filter((e) => e.configSource === TOPIC_CONFIG && e.configName !== MAX_MESSAGE_BYTES);
-    if (own.some((e) => e.isSensitive || e.configValue === null)) {
-      // Its value is not readable, so a full replace would erase it: leave it to an operator.
-      throw new HubError(
-        'HUB_KAFKA_ERROR',
-        `topic ${t.name}: max.message.bytes must be raised to ${target}, but the topic has a sensitive config that a replace would erase; raise it with kafka-configs --alter`,
-      );
-    }
-    await retrying(deadline, `topic ${t.name}: max.message.bytes not raised`, () =>
-      alterConfigs.call(admin, {
-        validateOnly: false,
-        resources: [
-          {
-            type: ConfigResourceTypes.TOPIC,
-            name: t.name,
-            configEntries: [
-              ...own.map((e) => ({ name: e.configName, value: e.configValue })),
-              { name: MAX_MESSAGE_BYTES, value: String(target) },
-            ],
-          },
-        ],
-      }),
-    );
+    await replaceTopicConfigs(admin, deadline, t.name, entries, { [MAX_MESSAGE_BYTES]: String(target) });
     raised.set(t.name, { from: Number.isFinite(current) ? current : 0, to: target });
   }
   return raised;
 }
 
-function topicConfig(t: TopicDefinition): ITopicConfig {
+/** A config entry as DescribeConfigs answers it. */
+export interface DescribedConfig {
+  configName: string;
+  configValue: string | null;
+  configSource: ConfigSource;
+  isSensitive: boolean;
+}
+
+/**
+ * Sets `changes` on a topic through the non-incremental AlterConfigs (all
+ * kafkajs offers), which replaces every dynamic config of the topic: the
+ * topic's own settings (`entries`, as described) are sent back with the
+ * changes, or the event log would silently fall back to the broker's 7-day
+ * retention. A sensitive own config cannot be read back, so a replace would
+ * erase it: that is left to an operator (kafka-configs --alter).
+ */
+export async function replaceTopicConfigs(
+  admin: Pick<TopicAdmin, 'alterConfigs'>,
+  deadline: Deadline,
+  topic: string,
+  entries: readonly DescribedConfig[],
+  changes: Record<string, string>,
+): Promise<void> {
+  const { alterConfigs } = admin;
+  if (!alterConfigs) throw new HubError('HUB_INTERNAL', 'changing topic configs needs alterConfigs');
+  const own = entries.filter((e) => e.configSource === TOPIC_CONFIG && !(e.configName in changes));
+  const what = Object.entries(changes)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+  if (own.some((e) => e.isSensitive || e.configValue === null)) {
+    throw new HubError(
+      'HUB_KAFKA_ERROR',
+      `topic ${topic}: ${what} must be set, but the topic has a sensitive config that a replace would erase; set it with kafka-configs --alter`,
+    );
+  }
+  await retrying(deadline, `topic ${topic}: ${what} not set`, () =>
+    alterConfigs.call(admin, {
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: [
+            ...own.map((e) => ({ name: e.configName, value: e.configValue ?? '' })),
+            ...Object.entries(changes).map(([name, value]) => ({ name, value })),
+          ],
+        },
+      ],
+    }),
+  );
+}
+
+function topicConfig(t: ResolvedTopic): ITopicConfig {
   return {
     topic: t.name,
     numPartitions: t.partitions,
@@ -170,8 +243,9 @@ function topicConfig(t: TopicDefinition): ITopicConfig {
     configEntries: [
       { name: 'retention.ms', value: String(t.retentionMs) },
       { name: 'cleanup.policy', value: t.cleanupPolicy ?? 'delete' },
-      // acks=all is only durable if the write reached every in-sync replica.
-      { name: 'min.insync.replicas', value: String(Math.min(2, t.replicationFactor)) },
+      // acks=all is only durable if the write reached this many replicas.
+      { name: MIN_INSYNC, value: String(t.minInsyncReplicas) },
+      { name: UNCLEAN_ELECTION, value: String(t.uncleanLeaderElection) },
       ...(t.maxMessageBytes === undefined
         ? []
         : [{ name: MAX_MESSAGE_BYTES, value: String(t.maxMessageBytes) }]),
@@ -180,9 +254,9 @@ function topicConfig(t: TopicDefinition): ITopicConfig {
 }
 
 /** Creates what is missing, retrying retriable refusals; returns the topics that existed before. */
-async function createMissing(
+export async function createMissing(
   admin: TopicAdmin,
-  topics: TopicDefinition[],
+  topics: ResolvedTopic[],
   deadline: Deadline,
 ): Promise<Set<string>> {
   let before: Set<string> | undefined;
@@ -201,9 +275,9 @@ async function createMissing(
 }
 
 /** Polls until no topic has a reason left not to be used; throws naming each one that still has. */
-async function waitForTopicsReady(
+export async function waitForTopicsReady(
   admin: TopicAdmin,
-  topics: TopicDefinition[],
+  topics: ResolvedTopic[],
   existedBefore: Set<string>,
   deadline: Deadline,
 ): Promise<void> {
@@ -235,7 +309,7 @@ async function waitForTopicsReady(
 /** Why a topic cannot be used yet (null: it can); throws on a partition count that differs from the catalog. */
 async function notReadyReason(
   admin: TopicAdmin,
-  t: TopicDefinition,
+  t: ResolvedTopic,
   existedBefore: boolean,
 ): Promise<string | null> {
   const meta = await admin.fetchTopicMetadata({ topics: [t.name] });
@@ -288,6 +362,15 @@ const RETRIABLE_TYPES = new Set([
   'NOT_COORDINATOR_FOR_GROUP',
 ]);
 
+/** Whether a kafkajs error, a cause of it or a part of an aggregate, is a protocol error of `type`. */
+function hasErrorType(err: unknown, type: string): boolean {
+  const x = err as { type?: unknown; errors?: unknown; cause?: unknown } | null;
+  if (typeof x !== 'object' || x === null) return false;
+  if (x.type === type) return true;
+  if (Array.isArray(x.errors) && x.errors.some((p) => hasErrorType(p, type))) return true;
+  return x.cause !== undefined && x.cause !== err && hasErrorType(x.cause, type);
+}
+
 /**
  * Whether a kafkajs error may go away by waiting: its own `retriable` flag, a
  * retriable protocol error type, or the same in its cause (kafkajs wraps the
@@ -319,7 +402,7 @@ const TIMED_OUT: unique symbol = Symbol('timed out');
 const RETRY: unique symbol = Symbol('retry');
 
 /** One bound shared by every step of a wait. */
-class Deadline {
+export class Deadline {
   private readonly at: number;
   constructor(private readonly ms: number) {
     this.at = Date.now() + ms;
@@ -351,7 +434,7 @@ class Deadline {
 }
 
 /** Runs `fn` until it succeeds, retrying retriable Kafka errors with backoff within the deadline. */
-async function retrying<T>(deadline: Deadline, what: string, fn: () => Promise<T>): Promise<T> {
+export async function retrying<T>(deadline: Deadline, what: string, fn: () => Promise<T>): Promise<T> {
   let last = '';
   for (let backoff = FIRST_BACKOFF_MS; ; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
     const r = await deadline.race(fn()).catch((err: unknown): typeof RETRY => {

@@ -1,5 +1,8 @@
 import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
+import type { TopicEnvironment } from '../config/index.js';
 import type { Logger } from '../telemetry/logger.js';
+// Stops kafkajs polling every 1 ms on idle connections (and Node 24's TimeoutNegativeWarning).
+import './idle-timer-fix.js';
 import {
   kafkajsSecurity,
   kafkaSecurityFromEnv,
@@ -19,9 +22,21 @@ export interface KafkaClientOptions {
   connectionTimeoutMs?: number;
   /** TLS and SASL (libs/kafka/security.ts); plaintext and anonymous when absent. */
   security?: KafkaSecurity | undefined;
+  /**
+   * The replication environment of the cluster (KAFKA_TOPIC_ENV): topics
+   * created through this client get its settings (libs/events/topic-settings.ts).
+   */
+  topicEnvironment?: TopicEnvironment | undefined;
 }
 
 export type KafkaClient = Kafka;
+
+const topicEnvironments = new WeakMap<KafkaClient, TopicEnvironment>();
+
+/** The environment the client was configured with; undefined for a client built without one (tests: local). */
+export function topicEnvironmentOf(kafka: KafkaClient): TopicEnvironment | undefined {
+  return topicEnvironments.get(kafka);
+}
 
 const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
@@ -67,13 +82,20 @@ export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
         log[levels[level] ?? 'info']({ ...redactLogFields(rest), namespace: entry.namespace }, message);
       },
   };
-  return new Kafka(config);
+  const client = new Kafka(config);
+  if (opts.topicEnvironment) topicEnvironments.set(client, opts.topicEnvironment);
+  return client;
 }
 
 /** A client from the shared variables (KAFKA_BROKERS and the security ones): what commands and scripts use. */
 export function createKafkaClientFromEnv(
-  env: KafkaSecurityEnv & { KAFKA_BROKERS: string[] },
+  env: KafkaSecurityEnv & { KAFKA_BROKERS: string[]; KAFKA_TOPIC_ENV?: TopicEnvironment },
   opts: Omit<KafkaClientOptions, 'brokers' | 'security'>,
 ): KafkaClient {
-  return createKafkaClient({ ...opts, brokers: env.KAFKA_BROKERS, security: kafkaSecurityFromEnv(env) });
+  return createKafkaClient({
+    topicEnvironment: env.KAFKA_TOPIC_ENV,
+    ...opts,
+    brokers: env.KAFKA_BROKERS,
+    security: kafkaSecurityFromEnv(env),
+  });
 }

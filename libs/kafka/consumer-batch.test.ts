@@ -5,9 +5,11 @@ import { HubError } from '../errors/index.js';
 import { createLogger } from '../telemetry/logger.js';
 import type { RawRecord } from './producer.js';
 import {
+  BatchFenced,
   createExclusive,
   createGrouper,
   decodeBatch,
+  decodeFailureAction,
   handleAlone,
   withRetry,
   type BatchContext,
@@ -126,7 +128,7 @@ describe('decodeBatch', () => {
   it('given an undecodable record, then it is dead-lettered as fetched and the others are decoded in order', async () => {
     const { ctx, parked, dead } = fakes(() => Promise.resolve());
     const batch = { topic: TOPIC, partition: 2, messages: [message(7), message(8, 'junk'), message(9)] };
-    const decoded = await decodeBatch(ctx, batch, running.heartbeat);
+    const decoded = (await decodeBatch(ctx, batch, running.heartbeat)) ?? [];
     expect(decoded.map((d) => d.rec.offset)).toEqual([7n, 9n]);
     expect(decoded[0]?.rec).toMatchObject({ topic: TOPIC, partition: 2, key: 'PA', timestamp: 1 });
     expect(parked).toHaveLength(1);
@@ -151,7 +153,82 @@ describe('decodeBatch', () => {
   });
 });
 
+describe('decodeFailureAction', () => {
+  it('given an unreachable registry, then it pauses; another retriable failure retries; anything else dead-letters', () => {
+    expect(decodeFailureAction(new HubError('HUB_REGISTRY_UNAVAILABLE', 'connection refused'))).toBe('pause');
+    expect(decodeFailureAction(down())).toBe('retry');
+    expect(decodeFailureAction(new HubError('HUB_EVENT_UNDECODABLE', 'schema id 9 is not known'))).toBe(
+      'dead-letter',
+    );
+    expect(decodeFailureAction(new HubError('HUB_EVENT_UNKNOWN_TYPE', 'not an event'))).toBe('dead-letter');
+    expect(decodeFailureAction(new Error('avsc: truncated buffer'))).toBe('dead-letter');
+  });
+});
+
+describe('decodeBatch with the registry down', () => {
+  /** A codec whose registry is unreachable for the first `outage` lookups, resolving nothing in advance. */
+  function outageFakes(outage: number) {
+    const f = fakes(() => Promise.resolve());
+    let lookups = 0;
+    const paused: boolean[] = [];
+    f.ctx.opts = {
+      ...f.ctx.opts,
+      codec: {
+        decodeIfResolved: () => undefined,
+        decode: (value) =>
+          ++lookups <= outage
+            ? Promise.reject(new HubError('HUB_REGISTRY_UNAVAILABLE', 'registry unreachable'))
+            : Promise.resolve(patientRegistered('PA', 'One', value.toString())),
+      },
+      onPause: (p) => paused.push(p.paused),
+    };
+    return { ...f, paused, lookups: () => lookups };
+  }
+
+  it('given an outage longer than the retries, then the batch waits it out: nothing skipped, nothing dead-lettered', async () => {
+    const { ctx, dead, parked, sleeps, paused } = outageFakes(20);
+    const batch = { topic: TOPIC, partition: 0, messages: [message(1), message(2)] };
+    const decoded = (await decodeBatch(ctx, batch, running.heartbeat)) ?? [];
+    expect(decoded.map((d) => d.rec.offset)).toEqual([1n, 2n]);
+    expect(dead).toEqual([]);
+    expect(parked).toEqual([]);
+    expect(sleeps).toHaveLength(20);
+    expect(Math.max(...sleeps)).toBe(15_000);
+    expect(paused).toEqual([true, false]);
+  });
+
+  it('given the consumer stopping during the outage, then the batch is given up unresolved, not dead-lettered', async () => {
+    const { ctx, dead } = outageFakes(1_000);
+    let checks = 0;
+    const batch = { topic: TOPIC, partition: 0, messages: [message(1)] };
+    await expect(decodeBatch(ctx, batch, running.heartbeat, () => ++checks < 5)).resolves.toBeNull();
+    expect(dead).toEqual([]);
+  });
+});
+
 describe('handleAlone', () => {
+  it('given a store that refuses the batch as fenced, then it is dropped unresolved: no isolation, no dead letter', async () => {
+    const fenced: number[] = [];
+    const calls: number[] = [];
+    const { ctx, dead } = fakes((b) => {
+      calls.push(b.records.length);
+      return Promise.reject(new BatchFenced(b.topic, b.partition));
+    });
+    ctx.onFenced = (b) => fenced.push(b.partition);
+    const decoded = [1, 2].map((o) => ({ msg: message(o), rec: record(o) }));
+    const whole = {
+      topic: TOPIC,
+      partition: 0,
+      records: decoded.map((d) => d.rec),
+      lastOffset: 2n,
+      fence: 1n,
+    };
+    await expect(handleAlone(ctx, whole, decoded, running)).resolves.toBe(false);
+    expect(calls).toEqual([2]);
+    expect(dead).toEqual([]);
+    expect(fenced).toEqual([0]);
+  });
+
   const decodedOf = (offsets: number[]) => offsets.map((o) => ({ msg: message(o), rec: record(o) }));
 
   it('given a poison record, then the rest lands, the poison is parked and checkpointed, the last one up to the batch end', async () => {

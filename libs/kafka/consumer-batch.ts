@@ -30,6 +30,49 @@ export interface PartitionBatch {
   partition: number;
   records: DecodedRecord[];
   lastOffset: bigint;
+  /**
+   * The fence this member held on the partition when the batch was fetched
+   * (ConsumerRunnerOptions.claim): a store that sees a newer fence refuses
+   * the batch with BatchFenced. Undefined without claims.
+   */
+  fence?: bigint;
+}
+
+/**
+ * Thrown by a handler whose store was claimed by a newer assignment of the
+ * batch's partition (another member, or this one after a rebalance): the
+ * batch is from a stale generation and is dropped unresolved, neither retried
+ * nor dead-lettered; the partition's current holder applies those records.
+ */
+export class BatchFenced extends Error {
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+  ) {
+    super(`batch of ${topic}[${partition}] refused: the partition was assigned anew`);
+    this.name = 'BatchFenced';
+  }
+}
+
+/**
+ * What a record that cannot be decoded leads to: an unreachable registry is
+ * an outage, not a fault of the record, so the consumer pauses on it (no
+ * skip, no dead letter) until the registry answers; another retriable failure
+ * is retried a bounded number of times; anything else (wire format, Avro
+ * body, schema id unknown to a registry that answers) is dead-lettered.
+ */
+export function decodeFailureAction(err: unknown): 'pause' | 'retry' | 'dead-letter' {
+  if (err instanceof HubError && err.code === 'HUB_REGISTRY_UNAVAILABLE') return 'pause';
+  return isRetriable(err) ? 'retry' : 'dead-letter';
+}
+
+/** A consumer's pauses on an unreachable registry, told to metrics as they start and end. */
+export interface PauseObservation {
+  consumer: string;
+  reasonCode: string;
+  paused: boolean;
+  /** Length of the pause that ended; 0 when one starts. */
+  seconds: number;
 }
 
 export interface DeadLetter {
@@ -64,6 +107,7 @@ export interface BatchOptions {
   groupId: string;
   dlqTopic: string;
   onDeadLetter?(dl: DeadLetter): void;
+  onPause?(p: PauseObservation): void;
 }
 
 export interface RetryPolicy {
@@ -82,6 +126,8 @@ export interface BatchContext {
   /** The handler; calls never overlap. */
   handle(batch: PartitionBatch): Promise<void>;
   retry: RetryPolicy;
+  /** The store refused a batch of a stale generation (BatchFenced). */
+  onFenced?(batch: PartitionBatch): void;
 }
 
 type Heartbeat = () => Promise<void>;
@@ -148,16 +194,68 @@ export async function deadLetter(
   });
 }
 
+/** Whether the batch still matters: the consumer runs and still holds the partition at that offset. */
+type Alive = () => boolean;
+
+/**
+ * Decodes one record whose writer schema is not cached yet. While the
+ * registry is unreachable the batch waits (back-off up to 15 s, heartbeating,
+ * as long as `alive`), however long the outage lasts; undefined when the
+ * batch stopped mattering meanwhile.
+ */
+async function decodeWaiting(
+  ctx: BatchContext,
+  value: Buffer,
+  heartbeat: Heartbeat,
+  alive: Alive,
+): Promise<ClinicalEvent | undefined> {
+  let pausedAt: number | null = null;
+  let code = '';
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const event = await ctx.opts.codec.decode(value);
+        ctx.retry.step();
+        return event;
+      } catch (err) {
+        ctx.retry.step();
+        if (decodeFailureAction(err) !== 'pause') throw err;
+        if (!alive()) return undefined;
+        code = toHubError(err).code;
+        if (pausedAt === null) {
+          pausedAt = performance.now();
+          ctx.log.warn({ code }, 'schema registry unreachable: consuming paused until it answers');
+          ctx.opts.onPause?.({ consumer: ctx.opts.groupId, reasonCode: code, paused: true, seconds: 0 });
+        }
+        await ctx.retry.sleep(Math.min(ctx.retry.baseMs * 2 ** Math.min(attempt, 10), 15_000));
+        await heartbeat().catch(() => undefined);
+      }
+    }
+  } finally {
+    if (pausedAt !== null) {
+      const seconds = (performance.now() - pausedAt) / 1000;
+      ctx.log.warn(
+        { code, pausedMs: Math.round(seconds * 1000) },
+        'schema registry answers again: consuming resumed',
+      );
+      ctx.opts.onPause?.({ consumer: ctx.opts.groupId, reasonCode: code, paused: false, seconds });
+    }
+  }
+}
+
 /**
  * Decodes a batch's records in order; a record that cannot be decoded for
- * good is dead-lettered on the spot, and a retriable failure (the registry
- * down) fails the batch, which kafkajs then fetches again.
+ * good is dead-lettered on the spot, an unreachable registry pauses the batch
+ * (decodeWaiting) and another retriable failure fails it after its retries,
+ * and kafkajs then fetches it again. Null when the batch stopped mattering
+ * (the consumer stopped or the partition was sought) during a pause.
  */
 export async function decodeBatch(
   ctx: BatchContext,
   batch: Pick<Batch, 'topic' | 'partition' | 'messages'>,
   heartbeat: Heartbeat,
-): Promise<Decoded[]> {
+  alive: Alive = () => true,
+): Promise<Decoded[] | null> {
   const { topic, partition } = batch;
   const decoded: Decoded[] = [];
   for (const msg of batch.messages) {
@@ -166,7 +264,8 @@ export async function decodeBatch(
       // Without a promise per record once the schema is known: a batch has thousands.
       const event =
         ctx.opts.codec.decodeIfResolved(value) ??
-        (await withRetry(ctx.retry, 'decode', () => ctx.opts.codec.decode(value), heartbeat));
+        (await withRetry(ctx.retry, 'decode', () => decodeWaiting(ctx, value, heartbeat, alive), heartbeat));
+      if (event === undefined) return null;
       decoded.push({
         msg,
         rec: {
@@ -196,6 +295,22 @@ export async function handleAlone(
   ctx: BatchContext,
   whole: PartitionBatch,
   decoded: readonly Decoded[],
+  payload: Pick<EachBatchPayload, 'heartbeat' | 'isRunning' | 'isStale'>,
+): Promise<boolean> {
+  try {
+    return await handleIsolating(ctx, whole, decoded, payload);
+  } catch (err) {
+    // A stale generation's batch: dropped as a whole, wherever the store refused it.
+    if (!(err instanceof BatchFenced)) throw err;
+    ctx.onFenced?.(whole);
+    return false;
+  }
+}
+
+async function handleIsolating(
+  ctx: BatchContext,
+  whole: PartitionBatch,
+  decoded: readonly Decoded[],
   { heartbeat, isRunning, isStale }: Pick<EachBatchPayload, 'heartbeat' | 'isRunning' | 'isStale'>,
 ): Promise<boolean> {
   const { topic, partition, lastOffset } = whole;
@@ -203,21 +318,21 @@ export async function handleAlone(
   try {
     await retry('handler', () => ctx.handle(whole));
   } catch (err) {
-    if (isRetriable(err)) throw err;
+    if (err instanceof BatchFenced || isRetriable(err)) throw err;
     ctx.log.warn({ topic, partition, code: toHubError(err).code }, 'batch failed, isolating records');
     for (const [i, d] of decoded.entries()) {
       if (!isRunning() || isStale()) return false;
       const upTo = i === decoded.length - 1 ? lastOffset : d.rec.offset;
       try {
-        await retry('handler', () => ctx.handle({ topic, partition, records: [d.rec], lastOffset: upTo }));
+        await retry('handler', () => ctx.handle({ ...whole, records: [d.rec], lastOffset: upTo }));
       } catch (e) {
-        if (isRetriable(e)) throw e;
+        if (e instanceof BatchFenced || isRetriable(e)) throw e;
         await retry('dead-letter', () => deadLetter(ctx, d.msg, topic, partition, e));
-        await retry('checkpoint', () => ctx.handle({ topic, partition, records: [], lastOffset: upTo }));
+        await retry('checkpoint', () => ctx.handle({ ...whole, records: [], lastOffset: upTo }));
       }
     }
     if (decoded.length === 0) {
-      await retry('checkpoint', () => ctx.handle({ topic, partition, records: [], lastOffset }));
+      await retry('checkpoint', () => ctx.handle({ ...whole, records: [], lastOffset }));
     }
   }
   return true;

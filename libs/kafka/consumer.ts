@@ -8,15 +8,24 @@ import {
   createGrouper,
   decodeBatch,
   handleAlone,
+  withRetry,
   type BatchContext,
   type DeadLetter,
   type PartitionBatch,
+  type PauseObservation,
 } from './consumer-batch.js';
 import { byTopic, createGroupOffsetCommitter, type GroupOffsetCommitter } from './group-offsets.js';
 import { GROUP_HEARTBEAT_INTERVAL_MS, GROUP_SESSION_TIMEOUT_MS, watchGroupMembership } from './membership.js';
 import type { EventProducer } from './producer.js';
 
-export { safeReason, type DeadLetter, type DecodedRecord, type PartitionBatch } from './consumer-batch.js';
+export {
+  BatchFenced,
+  safeReason,
+  type DeadLetter,
+  type DecodedRecord,
+  type PartitionBatch,
+  type PauseObservation,
+} from './consumer-batch.js';
 export { GROUP_HEARTBEAT_INTERVAL_MS, GROUP_SESSION_TIMEOUT_MS } from './membership.js';
 /**
  * A batch whose handler has made no step (no call returned, no retry) for
@@ -26,6 +35,8 @@ export { GROUP_HEARTBEAT_INTERVAL_MS, GROUP_SESSION_TIMEOUT_MS } from './members
  * Well above the longest retry back-off (15 s).
  */
 export const STUCK_BATCH_MS = 60_000;
+/** A fence a store refused: the partition is lost until the next assignment. */
+const LOST = -1n;
 /** At most one commit of the applied offsets to the consumer group per this many ms. */
 export const GROUP_COMMIT_INTERVAL_MS = 1_000;
 /** How long a stop waits for the final commit of the applied offsets before it leaves the group anyway. */
@@ -59,6 +70,22 @@ export interface ConsumerRunnerOptions {
    * reset consumer group cannot cause a replay gap or a full replay.
    */
   storedOffsets?(topic: string, partitions: number[]): Promise<Map<number, bigint>>;
+  /**
+   * Claims a partition in the consumer's own store on its first batch after
+   * each (re)assignment: the store records a new fence, which waits for the
+   * transaction of a previous holder and makes the store refuse (BatchFenced)
+   * every later batch that carries an older fence, i.e. one fetched by a
+   * member, or a generation, that lost the partition. Answers the new fence
+   * and the last offset stored, from which the batch must continue (a batch
+   * starting beyond it is dropped and the partition sought back there).
+   */
+  claim?(topic: string, partition: number): Promise<{ fence: bigint; last: bigint | undefined }>;
+  /** A batch of a stale generation was refused by the store. */
+  onFenced?(topic: string, partition: number): void;
+  /** The group assigned this member its partitions (again): a rebalance, as this member saw it. */
+  onAssigned?(partitions: number): void;
+  /** Consuming paused on an unreachable schema registry, or resumed. */
+  onPause?(p: PauseObservation): void;
   /** Attempts for a retriable failure before the runner gives up (and calls onFatal). */
   maxRetries?: number;
   retryBaseMs?: number;
@@ -302,6 +329,10 @@ class GroupRunner {
   private readonly heartbeats: BatchHeartbeat;
   private readonly commitLog: ReturnType<typeof commitFailureLog>;
   private restarts = 0;
+  /** Assignments seen; a fence claimed in an earlier one is not reused. */
+  private generation = 0;
+  /** Fences claimed in the current assignment, by topic and partition. */
+  private readonly fences = new Map<string, bigint>();
   private consumer: Consumer | null = null;
   private committer: GroupOffsetCommitter | null = null;
   private membership: { stop(): void } | null = null;
@@ -330,6 +361,14 @@ class GroupRunner {
         sleep: opts.sleep ?? defaultSleep,
         log,
         step,
+      },
+      onFenced: ({ topic, partition, fence }) => {
+        log.warn({ topic, partition }, 'batch of a stale assignment refused by the store (fenced)');
+        // Another member holds the partition now: until the group says so
+        // (the next assignment), fetched batches of it are dropped unread.
+        const key = `${topic}\u0000${partition}`;
+        if (fence !== undefined && this.fences.get(key) === fence) this.fences.set(key, LOST);
+        opts.onFenced?.(topic, partition);
       },
     };
     const handleGroup = opts.handleGroup;
@@ -395,11 +434,21 @@ class GroupRunner {
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary } = payload;
     const { topic, partition } = batch;
+    const fence = await this.fenceOf(payload);
+    if (fence === null) return;
     const observe = batchObserver(this.opts, batch);
     observe('start', BigInt(batch.firstOffset() ?? batch.lastOffset()));
-    const decoded = await decodeBatch(this.batches, batch, heartbeat);
+    const alive = () => payload.isRunning() && !payload.isStale() && !this.stopping;
+    const decoded = await decodeBatch(this.batches, batch, heartbeat, alive);
+    if (decoded === null) return;
     const lastOffset = BigInt(batch.lastOffset());
-    const whole: PartitionBatch = { topic, partition, records: decoded.map((d) => d.rec), lastOffset };
+    const whole: PartitionBatch = {
+      topic,
+      partition,
+      records: decoded.map((d) => d.rec),
+      lastOffset,
+      ...(fence === undefined ? {} : { fence }),
+    };
     if (!(this.grouped && (await this.grouped(whole)))) {
       if (!(await handleAlone(this.batches, whole, decoded, payload))) return;
     }
@@ -424,6 +473,47 @@ class GroupRunner {
       }
     }
     await heartbeat().catch(() => undefined);
+  }
+
+  /**
+   * The fence this member holds on the batch's partition, claimed on the
+   * partition's first batch of each generation (see `claim`); undefined
+   * without claims; null when the batch is to be dropped: the partition is
+   * being sought, a rebalance came meanwhile, or the batch starts beyond the
+   * stored offset (it is then sought back there).
+   */
+  private async fenceOf(payload: EachBatchPayload): Promise<bigint | undefined | null> {
+    const claim = this.opts.claim;
+    if (!claim) return undefined;
+    const { batch, heartbeat, isStale } = payload;
+    const key = `${batch.topic}\u0000${batch.partition}`;
+    const known = this.fences.get(key);
+    if (known === LOST) {
+      // Not a busy loop of fetches while the group catches up with the loss.
+      await (this.opts.sleep ?? defaultSleep)(this.heartbeatIntervalMs);
+      return null;
+    }
+    if (known !== undefined) return isStale() ? null : known;
+    const generation = this.generation;
+    const c = await withRetry(
+      this.batches.retry,
+      'claim',
+      () => claim(batch.topic, batch.partition),
+      heartbeat,
+    );
+    if (generation !== this.generation || isStale()) return null;
+    this.fences.set(key, c.fence);
+    // kafkajs' Batch has the offset it was fetched from, untyped.
+    const fetched = BigInt((batch as typeof batch & { fetchedOffset: string }).fetchedOffset);
+    if (c.last !== undefined && fetched > c.last + 1n) {
+      this.log.warn(
+        { topic: batch.topic, partition: batch.partition },
+        'fetched beyond the stored offset; seeking back',
+      );
+      this.consumer?.seek({ topic: batch.topic, partition: batch.partition, offset: String(c.last + 1n) });
+      return null;
+    }
+    return c.fence;
   }
 
   /** The group lost this member without kafkajs noticing (membership.ts): reconnect, which rejoins. */
@@ -473,6 +563,14 @@ class GroupRunner {
     this.committer = cm;
     await c.connect();
     for (const t of this.opts.topics) await c.subscribe({ topic: t, fromBeginning: true });
+    c.on(c.events.GROUP_JOIN, ({ payload }) => {
+      // Every partition is claimed anew: it may have had another holder meanwhile.
+      this.generation += 1;
+      this.fences.clear();
+      const n = Object.values(payload.memberAssignment).reduce((a, ps) => a + ps.length, 0);
+      this.log.info({ partitions: n }, 'partitions assigned');
+      this.opts.onAssigned?.(n);
+    });
     followAssignments(c, cm, this.opts.storedOffsets, this.log);
     c.on(c.events.FETCH, () => {
       this.progressAt = Date.now();

@@ -4,7 +4,13 @@ import { endOffsets } from '../kafka/admin.js';
 import type { KafkaClient } from '../kafka/client.js';
 
 /** Bookkeeping that differs between equally correct builds (offsets, migration times). */
-const NOT_CONTENT = new Set(['checkpoints', 'applied_events', 'knex_migrations', 'knex_migrations_lock']);
+const NOT_CONTENT = new Set([
+  'checkpoints',
+  'applied_events',
+  'partition_owners',
+  'knex_migrations',
+  'knex_migrations_lock',
+]);
 
 /**
  * A digest of every content table of a version schema: md5 over the rows'

@@ -62,7 +62,7 @@ export async function rebuildReadModel(o: RebuildOptions): Promise<RebuildResult
   // A rebuild that died half-way leaves a partial schema nobody serves: start it afresh.
   if (target !== current?.active_schema) await dropSchema(db, target);
   await migrateProjection(db, target, projection);
-  await ensureTopics(o.kafka, [{ name: o.dlqTopic, partitions: 1, replicationFactor: 1, retentionMs: -1 }]);
+  await ensureTopics(o.kafka, [{ name: o.dlqTopic, partitions: 1, retentionMs: -1 }]);
 
   const runner = createProjectionRunner({
     projection,

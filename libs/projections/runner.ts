@@ -3,6 +3,7 @@ import { HubError, isHubError } from '../errors/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from '../kafka/client.js';
 import {
+  BatchFenced,
   createConsumerRunner,
   type ConsumerRunner,
   type ConsumerRunnerOptions,
@@ -87,6 +88,20 @@ export const projectionBaseMigrations: readonly Migration[] = [
       });
     },
   },
+  {
+    // Fences of the partitions' holders (see claimPartition): a batch of an
+    // instance that lost its partition in a rebalance can no longer commit.
+    name: '0000_projection_partition_owners',
+    async up(knex, schema) {
+      await knex.schema.withSchema(schema).createTable('partition_owners', (t) => {
+        t.text('topic').notNullable();
+        t.integer('partition').notNullable();
+        t.bigInteger('fence').notNullable();
+        t.timestamp('claimed_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        t.primary(['topic', 'partition']);
+      });
+    },
+  },
 ];
 
 export async function migrateProjection(
@@ -109,6 +124,76 @@ export async function storedOffsets(
   return new Map(rows.map((r) => [r.partition, BigInt(r.last_offset)]));
 }
 
+/**
+ * A new fence on a partition, for the instance it was just assigned to: the
+ * update waits for a transaction of the previous holder still in flight, and
+ * from then on applyBatches refuses the batches that carry an older fence.
+ * Answers the fence and the offset applied last, which is read after the
+ * fence, so nothing the previous holder applied is missed.
+ */
+export async function claimPartition(
+  knex: Knex,
+  schema: string,
+  topic: string,
+  partition: number,
+): Promise<{ fence: bigint; last: bigint | undefined }> {
+  const claimed = await knex.raw<{ rows: [{ fence: string }] }>(
+    `insert into ??.partition_owners as o (topic, partition, fence) values (?, ?, 1)
+     on conflict (topic, partition) do update set fence = o.fence + 1, claimed_at = now()
+     returning fence`,
+    [schema, topic, partition],
+  );
+  const last = (await storedOffsets(knex, schema, topic, [partition])).get(partition);
+  return { fence: BigInt(claimed.rows[0].fence), last };
+}
+
+const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+/**
+ * One bigint column of a bookkeeping table for the batches' partitions, row
+ * locked in key order (two transactions cannot deadlock on them).
+ */
+async function lockedColumn(
+  trx: Knex.Transaction,
+  schema: string,
+  table: 'checkpoints' | 'partition_owners',
+  column: 'last_offset' | 'fence',
+  batches: readonly PartitionBatch[],
+  mode: 'update' | 'share',
+): Promise<Map<string, bigint>> {
+  const q = trx
+    .withSchema(schema)
+    .from(table)
+    .whereIn(
+      ['topic', 'partition'],
+      batches.map((b) => [b.topic, b.partition]),
+    )
+    .orderBy(['topic', 'partition']);
+  type Row = { topic: string; partition: number } & Partial<Record<typeof column, string>>;
+  const rows = await (mode === 'update' ? q.forUpdate() : q.forShare()).select<Row[]>(
+    'topic',
+    'partition',
+    column,
+  );
+  return new Map(rows.map((r) => [partitionKey(r.topic, r.partition), BigInt(r[column] ?? '-1')]));
+}
+
+/** Refuses (BatchFenced, rolling the transaction back) a batch whose fence is not its partition's latest. */
+async function checkFences(
+  trx: Knex.Transaction,
+  schema: string,
+  batches: readonly PartitionBatch[],
+): Promise<void> {
+  const fenced = batches.filter((b) => b.fence !== undefined);
+  if (fenced.length === 0) return;
+  // A share lock: a claim (an update) waits until this batch is committed or refused.
+  const current = await lockedColumn(trx, schema, 'partition_owners', 'fence', fenced, 'share');
+  for (const b of fenced) {
+    if (current.get(partitionKey(b.topic, b.partition)) !== b.fence)
+      throw new BatchFenced(b.topic, b.partition);
+  }
+}
+
 export interface ProjectionRunnerOptions {
   projection: Projection;
   schema: string;
@@ -124,6 +209,9 @@ export interface ProjectionRunnerOptions {
   onApplied?(topic: string, count: number): void;
   onFatal?(err: HubError): void;
   onBatch?: ConsumerRunnerOptions['onBatch'];
+  onFenced?: ConsumerRunnerOptions['onFenced'];
+  onAssigned?: ConsumerRunnerOptions['onAssigned'];
+  onPause?: ConsumerRunnerOptions['onPause'];
   /**
    * Also commit the checkpointed offsets to the consumer group, after the
    * transaction (see ConsumerRunnerOptions): for long-lived groups, whose
@@ -197,21 +285,12 @@ async function applyBatches(
 ): Promise<void> {
   const { db, schema, projection } = target;
   await db.transaction(async (trx) => {
+    await checkFences(trx, schema, batches);
     // Row locks on the checkpoints serialise two instances that were both
     // (briefly, during a rebalance) given a partition; taken in key order,
     // so two groups cannot deadlock on them.
-    const rows: { topic: string; partition: number; last_offset: string }[] = await trx
-      .withSchema(schema)
-      .from('checkpoints')
-      .whereIn(
-        ['topic', 'partition'],
-        batches.map((b) => [b.topic, b.partition]),
-      )
-      .orderBy(['topic', 'partition'])
-      .forUpdate()
-      .select('topic', 'partition', 'last_offset');
-    const doneBy = new Map(rows.map((r) => [`${r.topic}\u0000${r.partition}`, BigInt(r.last_offset)]));
-    const done = (b: PartitionBatch) => doneBy.get(`${b.topic}\u0000${b.partition}`) ?? -1n;
+    const doneBy = await lockedColumn(trx, schema, 'checkpoints', 'last_offset', batches, 'update');
+    const done = (b: PartitionBatch) => doneBy.get(partitionKey(b.topic, b.partition)) ?? -1n;
     const pending = batches.flatMap((b) => {
       const d = done(b);
       return b.records.filter((r) => r.offset > d);
@@ -247,10 +326,15 @@ async function applyBatches(
   });
 }
 
+/** The consumer group of a projection's version schema, unless a runner is given another. */
+export function projectionGroupId(projection: string, schema: string): string {
+  return `hub.projection.${projection}.${schema}`;
+}
+
 export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerRunner {
   const { db, projection } = opts;
   const schema = assertSqlIdentifier(opts.schema);
-  const groupId = opts.groupId ?? `hub.projection.${projection.name}.${schema}`;
+  const groupId = opts.groupId ?? projectionGroupId(projection.name, schema);
   const target: BatchTarget = { db, schema, projection };
 
   async function handleGroup(batches: PartitionBatch[]): Promise<void> {
@@ -262,7 +346,7 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
         await applyBatches(target, batches, true);
       }
     } catch (err) {
-      if (isHubError(err)) throw err;
+      if (isHubError(err) || err instanceof BatchFenced) throw err;
       const mapped = toDbError(err);
       if (mapped.code === 'HUB_DB_ERROR') {
         throw new HubError(
@@ -288,11 +372,21 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
     handle: (batch) => handleGroup([batch]),
     handleGroup,
     storedOffsets: (topic, partitions) => storedOffsets(db, schema, topic, partitions),
+    claim: async (topic, partition) => {
+      try {
+        return await claimPartition(db, schema, topic, partition);
+      } catch (err) {
+        throw toDbError(err);
+      }
+    },
     ...(opts.maxRetries === undefined ? {} : { maxRetries: opts.maxRetries }),
     ...(opts.onDeadLetter ? { onDeadLetter: opts.onDeadLetter } : {}),
     ...(opts.onApplied ? { onApplied: opts.onApplied } : {}),
     ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
     ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
+    ...(opts.onFenced ? { onFenced: opts.onFenced } : {}),
+    ...(opts.onAssigned ? { onAssigned: opts.onAssigned } : {}),
+    ...(opts.onPause ? { onPause: opts.onPause } : {}),
     commitGroupOffsets: opts.commitGroupOffsets ?? false,
   });
 }

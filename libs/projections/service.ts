@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
-import { createProjectionRunner, type Projection } from './runner.js';
+import { createProjectionRunner, projectionGroupId, type Projection } from './runner.js';
 import { toHubError, type HubError } from '../errors/index.js';
 import type { EventCodec } from '../events/codec.js';
 import { createHttpApp } from '../http/index.js';
@@ -67,6 +67,7 @@ export function meteredProjectionRunner(
     onFatal(err: HubError): void;
   },
 ): ConsumerRunner {
+  const groupId = o.groupId ?? projectionGroupId(o.projection.name, o.schema);
   return createProjectionRunner({
     projection: o.projection,
     schema: o.schema,
@@ -80,6 +81,13 @@ export function meteredProjectionRunner(
     onDeadLetter: (dl) => deps.metrics.deadLetters.inc({ consumer: dl.consumer, reason: dl.reasonCode }),
     onApplied: (topic, n) => deps.metrics.eventsApplied.inc({ consumer: o.projection.name, topic }, n),
     onBatch: consumerMetricsHook(deps.metrics),
+    onFenced: () => deps.metrics.consumerFencedBatches.inc({ consumer: groupId }),
+    onAssigned: () => deps.metrics.consumerAssignments.inc({ consumer: groupId }),
+    onPause: (p) => {
+      deps.metrics.consumerPaused.set({ consumer: p.consumer }, p.paused ? 1 : 0);
+      if (!p.paused)
+        deps.metrics.consumerPausedSeconds.inc({ consumer: p.consumer, reason: p.reasonCode }, p.seconds);
+    },
     onFatal: o.onFatal,
     // A service's group lives as long as the service: tools show its lag.
     commitGroupOffsets: true,
@@ -217,9 +225,7 @@ export function buildProjectorService(
     http,
     activeSchema: () => schema,
     async start() {
-      await ensureTopics(deps.kafka, [
-        { name: cfg.dlqTopic, partitions: 1, replicationFactor: 1, retentionMs: -1 },
-      ]);
+      await ensureTopics(deps.kafka, [{ name: cfg.dlqTopic, partitions: 1, retentionMs: -1 }]);
       const s = await resolveActiveVersion(deps.db, cfg.stableSchema, projection, hooks);
       await attach(s);
       follow = setInterval(() => {

@@ -23,7 +23,13 @@ import { migrateProjection, type Projection } from './runner.js';
 export const REGISTRY_SCHEMA = 'hub_projections';
 
 /** Bookkeeping tables that stay private to a version schema. */
-const PRIVATE = new Set(['checkpoints', 'applied_events', 'knex_migrations', 'knex_migrations_lock']);
+const PRIVATE = new Set([
+  'checkpoints',
+  'applied_events',
+  'partition_owners',
+  'knex_migrations',
+  'knex_migrations_lock',
+]);
 
 export interface RegistryRow {
   stable: string;

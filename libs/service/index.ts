@@ -213,6 +213,7 @@ function createKit<S extends z.ZodRawShape, X>(
     clientId: shared.KAFKA_CLIENT_ID ?? spec.name,
     logger,
     security: kafkaSecurityFromEnv(shared),
+    topicEnvironment: shared.KAFKA_TOPIC_ENV,
   });
   const codec = createEventCodec(
     createRegistryClient(shared.SCHEMA_REGISTRY_URL, registrySecurityFromEnv(shared)),

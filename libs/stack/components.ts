@@ -2,6 +2,7 @@
 // listen, how to tell they are ready, and where their pid and log files live.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { HubError } from '../errors/index.js';
 import type { ComponentName, StackConfig } from './config.js';
 import { httpOk, kafkaAnswers } from './probes.js';
 import { OPERATOR_PRINCIPAL, secureCaFile } from './secure.js';
@@ -59,6 +60,27 @@ export function components(cfg: StackConfig): Record<ComponentName, ComponentSpe
       cmdlineMarker: 'apicurio-registry-app',
       readyMs: REGISTRY_READY_MS,
       answers: () => registryAnswers(cfg),
+    },
+  };
+}
+
+/**
+ * A node of a multi-broker stack seen as a one-broker config: its own ports and data
+ * dir `<dataDir>/node-<id>` (pid file, logs, event store), so the single-broker
+ * start, probe and stop code serves each node unchanged.
+ */
+export function nodeConfig(cfg: StackConfig, id: number): StackConfig {
+  const node = cfg.kafka.nodes?.find((n) => n.id === id);
+  if (!node) throw new HubError('HUB_CONFIG_INVALID', `no Kafka node ${id} in this stack`);
+  const dataDir = join(cfg.dataDir, `node-${id}`);
+  return {
+    ...cfg,
+    dataDir,
+    kafka: {
+      ...cfg.kafka,
+      port: node.port,
+      controllerPort: node.controllerPort,
+      logDir: join(dataDir, 'kafka'),
     },
   };
 }

@@ -74,6 +74,7 @@ describe('stackConfig', () => {
       database: 'mine',
       url: 'postgres://app:s%40cret@db.example:6543/mine',
       external: true,
+      embeddedDir: join(cfg('dev').repoDir, '.hub', 'postgres'),
     });
     const test = cfg('test', env).postgres;
     expect(test.database).toBe('hub_test');

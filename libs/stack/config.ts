@@ -16,6 +16,13 @@ export type StackProfile = 'dev' | 'test' | 'secure';
 export type Log = (msg: string) => void;
 export type ComponentName = 'kafka' | 'registry';
 
+/** One KRaft node of a multi-broker stack: broker and controller in one JVM (see kafka.ts). */
+export interface KafkaNode {
+  id: number;
+  port: number;
+  controllerPort: number;
+}
+
 export interface StackConfig {
   profile: StackProfile;
   repoDir: string;
@@ -31,6 +38,12 @@ export interface StackConfig {
     libsDir: string;
     /** Set in the secure profile: where its CA, certificates and credentials live (mode 0700). */
     secureDir: string | null;
+    /**
+     * Set for a multi-broker stack (`hub infra up --brokers 3`): its KRaft nodes, each
+     * with a data dir `<dataDir>/node-<id>`; port and controllerPort are then node 1's.
+     * null: the single node above.
+     */
+    nodes: KafkaNode[] | null;
   };
   registry: {
     version: string;
@@ -53,6 +66,11 @@ export interface StackConfig {
     url: string;
     /** True when DATABASE_URL was supplied: that server is someone else's to start. */
     external: boolean;
+    /**
+     * The project's own server (libs/stack/embedded-postgres.ts), started on host:port
+     * when nothing answers there and DATABASE_URL is not set: `<repo>/.hub/postgres`.
+     */
+    embeddedDir: string;
   };
 }
 
@@ -83,6 +101,11 @@ const envSchema = z.object({
   HUB_SECURE_KAFKA_CONTROLLER_PORT: portSchema,
   HUB_SECURE_REGISTRY_PORT: portSchema,
   HUB_DATA_DIR: strSchema,
+  // The multi-broker dev stack (--brokers 3): first node's ports; node i adds i - 1.
+  HUB_CLUSTER_KAFKA_PORT: portSchema,
+  HUB_CLUSTER_CONTROLLER_PORT: portSchema,
+  HUB_CLUSTER_REGISTRY_PORT: portSchema,
+  HUB_CLUSTER_DATA_DIR: strSchema,
   /** The secure profile's own data dir (CA, credentials, event store); never HUB_DATA_DIR. */
   HUB_SECURE_DATA_DIR: strSchema,
   /** The registry's own database (dev profile); lets a second stack keep its schemas apart. */
@@ -94,6 +117,8 @@ const envSchema = z.object({
       .optional(),
   ),
   HUB_CACHE_DIR: strSchema,
+  /** Where the embedded PostgreSQL keeps its cluster, password and log; shared by every profile. */
+  HUB_POSTGRES_DIR: strSchema,
   KAFKA_VERSION: versionSchema,
   APICURIO_VERSION: versionSchema,
   PG_HOST: strSchema,
@@ -176,7 +201,7 @@ function stackPorts(
   return { kafka, controller, registry };
 }
 
-function postgresConfig(e: StackEnv, profile: StackProfile): StackConfig['postgres'] {
+function postgresConfig(e: StackEnv, profile: StackProfile): Omit<StackConfig['postgres'], 'embeddedDir'> {
   // The secure profile is persistent like dev, with a database of its own.
   const dev = profile !== 'test';
   const appDb = { dev: 'hub', test: 'hub_test', secure: 'hub_secure' }[profile];
@@ -200,7 +225,16 @@ function postgresConfig(e: StackEnv, profile: StackProfile): StackConfig['postgr
   return { host, port, user, password, database, url, external: e.DATABASE_URL !== undefined };
 }
 
-export function stackConfig(profile: StackProfile, env: NodeJS.ProcessEnv = process.env): StackConfig {
+/** Options beyond the environment: `brokers` > 1 asks for the multi-broker dev stack. */
+export interface StackOptions {
+  brokers?: number;
+}
+
+export function stackConfig(
+  profile: StackProfile,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: StackOptions = {},
+): StackConfig {
   if (profile !== 'dev' && profile !== 'test' && profile !== 'secure')
     throw new HubError('HUB_CONFIG_INVALID', `unknown profile "${String(profile)}"`);
   const parsed = envSchema.safeParse(env);
@@ -218,7 +252,7 @@ export function stackConfig(profile: StackProfile, env: NodeJS.ProcessEnv = proc
   const kafkaVersion = e.KAFKA_VERSION ?? DEFAULT_KAFKA_VERSION;
   const apicurioVersion = e.APICURIO_VERSION ?? DEFAULT_APICURIO_VERSION;
   const distDir = join(cacheDir, `apicurio-registry-${apicurioVersion}`, 'dist');
-  return {
+  const cfg: StackConfig = {
     profile,
     repoDir,
     dataDir,
@@ -231,6 +265,7 @@ export function stackConfig(profile: StackProfile, env: NodeJS.ProcessEnv = proc
       logDir: join(dataDir, 'kafka'),
       libsDir: join(cacheDir, `kafka-${kafkaVersion}`, 'libs'),
       secureDir: profile === 'secure' ? join(dataDir, 'secure') : null,
+      nodes: null,
     },
     registry: {
       version: apicurioVersion,
@@ -245,6 +280,59 @@ export function stackConfig(profile: StackProfile, env: NodeJS.ProcessEnv = proc
       jar: join(distDir, `apicurio-registry-app-${apicurioVersion}-runner.jar`),
       url: `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`,
     },
-    postgres: postgresConfig(e, profile),
+    postgres: {
+      ...postgresConfig(e, profile),
+      embeddedDir: resolve(e.HUB_POSTGRES_DIR ?? join(repoDir, '.hub', 'postgres')),
+    },
+  };
+  return opts.brokers && opts.brokers > 1 ? clusterConfig(cfg, e, opts.brokers) : cfg;
+}
+
+/**
+ * The multi-broker stack: the dev profile on ports, a data dir and databases of its
+ * own (suffix "cluster"), so it runs beside the single-node dev and test stacks.
+ */
+function clusterConfig(cfg: StackConfig, e: StackEnv, brokers: number): StackConfig {
+  if (cfg.profile !== 'dev' || brokers !== 3)
+    throw new HubError('HUB_CONFIG_INVALID', 'a multi-broker stack is the dev profile with 3 brokers');
+  const port = e.HUB_CLUSTER_KAFKA_PORT ?? 19092;
+  const controller = e.HUB_CLUSTER_CONTROLLER_PORT ?? 19192;
+  const registry = e.HUB_CLUSTER_REGISTRY_PORT ?? 18081;
+  const nodes = Array.from({ length: brokers }, (_, i) => ({
+    id: i + 1,
+    port: port + i,
+    controllerPort: controller + i,
+  }));
+  const all = [...nodes.flatMap((n) => [n.port, n.controllerPort]), registry];
+  if (new Set(all).size !== all.length)
+    throw new HubError('HUB_CONFIG_INVALID', `cluster ports must differ (${all.join(', ')})`);
+  const dataDir = resolve(e.HUB_CLUSTER_DATA_DIR ?? join(cfg.repoDir, '.hub', 'cluster'));
+  const pg = cfg.postgres;
+  // Its own database on the same server, like hub_test: checkpoints name this cluster's offsets.
+  const url = withDatabase(pg.url, 'hub_cluster');
+  return withKafkaNodes(
+    {
+      ...cfg,
+      dataDir,
+      kafka: { ...cfg.kafka, logDir: join(dataDir, 'kafka') },
+      registry: {
+        ...cfg.registry,
+        port: registry,
+        database: 'hub_registry_cluster',
+        url: `http://127.0.0.1:${registry}/apis/ccompat/v7`,
+      },
+      postgres: { ...pg, url, database: decodeURIComponent(new URL(url).pathname.slice(1)) },
+    },
+    nodes,
+  );
+}
+
+/** The config with these KRaft nodes (tests pick free ports); node 1 gives kafka.port. */
+export function withKafkaNodes(cfg: StackConfig, nodes: KafkaNode[]): StackConfig {
+  const first = nodes[0];
+  if (!first) throw new HubError('HUB_CONFIG_INVALID', 'a cluster needs at least one node');
+  return {
+    ...cfg,
+    kafka: { ...cfg.kafka, port: first.port, controllerPort: first.controllerPort, nodes },
   };
 }

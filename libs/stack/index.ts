@@ -1,6 +1,7 @@
-// Local infrastructure without Docker: a single-node KRaft Kafka broker and an
+// Local infrastructure without Docker: a single-node KRaft Kafka broker (or, with
+// `hub infra up --brokers 3`, a 3-node cluster: cluster.ts) and an
 // Apicurio schema registry run as plain JVM processes from Maven Central jars,
-// next to the host's PostgreSQL. Importing this module has no side effects.
+// next to the host's PostgreSQL or, where none answers, the project's embedded one. Importing this module has no side effects.
 //
 // This file composes the parts under stack/: config (environment), artifacts
 // (Maven fetch), postgres, lock, kafka, registry, supervisor (pid files, start,
@@ -10,9 +11,11 @@ import { join } from 'node:path';
 import { ensureArtifacts } from './artifacts.js';
 import { components, type ComponentSpec } from './components.js';
 import type { ComponentName, Log, StackConfig } from './config.js';
+import { clusterBrokers, startCluster, stopNodes, type SpawnedNode } from './cluster.js';
 import { startKafka } from './kafka.js';
 import { acquireLock } from './lock.js';
-import { ensureDatabase, ensurePostgres } from './postgres.js';
+import { ensureDatabase, ensurePostgres, type PostgresReady } from './postgres.js';
+import { stopEmbedded, type EmbeddedServer } from './embedded-postgres.js';
 import { isAlive, noop, signalGroup } from './process.js';
 import { startRegistry } from './registry.js';
 import {
@@ -22,12 +25,19 @@ import {
   type ClientPrincipal,
   type SecureMaterial,
 } from './secure.js';
-import { presence, reuseOrStart, stopSpawned, type Presence, type Spawned } from './supervisor.js';
+import {
+  presence,
+  reuseOrStart,
+  stopSpawned,
+  stopStack as stopJvms,
+  type Presence,
+  type Spawned,
+} from './supervisor.js';
 
-export { stackConfig } from './config.js';
-export type { ComponentName, Log, StackConfig, StackProfile } from './config.js';
+export { stackConfig, withKafkaNodes } from './config.js';
+export type { ComponentName, KafkaNode, Log, StackConfig, StackOptions, StackProfile } from './config.js';
+export { nodePid, startNode, stopNode, waitForBrokers } from './cluster.js';
 export { ensureArtifacts } from './artifacts.js';
-export { stopStack } from './supervisor.js';
 export { stackStatus, type ComponentStatus } from './status.js';
 export { clientSecurity, clientSecurityEnv, type ClientPrincipal, type SecureMaterial } from './secure.js';
 
@@ -46,6 +56,9 @@ export interface SecureAccess {
   envFiles: Record<ClientPrincipal, string>;
 }
 
+/** A part of the stack a call can start: the JVMs, or the embedded PostgreSQL. */
+export type StackPart = ComponentName | 'postgres';
+
 export interface StackHandle {
   kafka: { brokers: string[] };
   /** Confluent-compatible base URL (…/apis/ccompat/v7). */
@@ -54,14 +67,26 @@ export interface StackHandle {
   /** Set in the secure profile. */
   secure: SecureAccess | null;
   /** Components this call spawned; only these are stopped by stop(). */
-  started: ComponentName[];
+  started: StackPart[];
   stop(): Promise<void>;
 }
 
-type SpawnedSet = Partial<Record<ComponentName, Spawned>>;
+/** What one call started; `nodes` are a multi-broker stack's Kafka nodes. */
+type SpawnedSet = Partial<Record<ComponentName, Spawned>> & {
+  nodes?: SpawnedNode[];
+  postgres?: EmbeddedServer;
+};
+
+/** A multi-broker stack's nodes are each probed and started by cluster.ts. */
+const ABSENT: Presence = { kind: 'absent' };
 
 /** Everything the JVMs need before they start: a clean test data dir, jars, Postgres and its databases. */
-async function prepare(cfg: StackConfig, kafkaP: Presence, registryP: Presence, log: Log): Promise<void> {
+async function prepare(
+  cfg: StackConfig,
+  kafkaP: Presence,
+  registryP: Presence,
+  log: Log,
+): Promise<PostgresReady> {
   const test = cfg.profile === 'test';
   if (test && kafkaP.kind === 'absent' && registryP.kind === 'absent') {
     // Fresh test stack: clear every leftover (old logs, pid files, Kafka data) but the lock we hold.
@@ -73,10 +98,12 @@ async function prepare(cfg: StackConfig, kafkaP: Presence, registryP: Presence, 
   if (kafkaP.kind === 'absent' || registryP.kind === 'absent') await ensureArtifacts(cfg, log);
   // Before the JVMs start side by side: both read it, and two first runs would each make passwords.
   if (cfg.kafka.secureDir) await ensureSecureMaterial(cfg.kafka.secureDir);
-  await ensurePostgres(cfg, log);
-  await ensureDatabase(cfg, cfg.postgres.database, false, log);
+  const pg = await ensurePostgres(cfg, log);
+  const live = { ...cfg, postgres: pg.settings };
+  await ensureDatabase(live, cfg.postgres.database, false, log);
   // The registry's own schema lives in its database; a clean test registry needs a clean DB.
-  await ensureDatabase(cfg, cfg.registry.database, test && registryP.kind === 'absent', log);
+  await ensureDatabase(live, cfg.registry.database, test && registryP.kind === 'absent', log);
+  return pg;
 }
 
 /** Starts (or adopts) both JVMs side by side; records in `spawned` whatever this call started. */
@@ -88,9 +115,15 @@ async function startComponents(
   log: Log,
 ): Promise<void> {
   const fresh = cfg.profile === 'test';
+  const kafka = async () => {
+    if (!cfg.kafka.nodes)
+      return reuseOrStart(cfg, specs.kafka, found.kafka, () => startKafka(cfg, specs.kafka, log, fresh), log);
+    spawned.nodes = await startCluster(cfg, log);
+    return null;
+  };
   // Independent JVMs: starting them side by side halves the wait.
   const [k, r] = await Promise.allSettled([
-    reuseOrStart(cfg, specs.kafka, found.kafka, () => startKafka(cfg, specs.kafka, log, fresh), log),
+    kafka(),
     reuseOrStart(cfg, specs.registry, found.registry, () => startRegistry(cfg, specs.registry, log), log),
   ]);
   if (k.status === 'fulfilled' && k.value) spawned.kafka = k.value;
@@ -106,32 +139,49 @@ function stackHandle(
   log: Log,
   secure: SecureAccess | null,
 ): StackHandle {
-  const started = (['kafka', 'registry'] as const).filter((n) => spawned[n] !== undefined);
+  const started = (['kafka', 'registry'] as const).filter(
+    (n) => spawned[n] !== undefined || (n === 'kafka' && Boolean(spawned.nodes?.length)),
+  );
+  const pids = () =>
+    [spawned.kafka, spawned.registry, ...(spawned.nodes ?? [])].flatMap((s) => (s ? [s.pid] : []));
   // Without detached, JVMs must not outlive the caller; 'exit' handlers are synchronous, so
   // SIGTERM is all that can be sent and each JVM then shuts itself down cleanly.
   const onExit = () => {
-    for (const n of started) {
-      const s = spawned[n];
-      if (s && isAlive(s.pid)) signalGroup(s.pid, 'SIGTERM');
-    }
+    for (const pid of pids()) if (isAlive(pid)) signalGroup(pid, 'SIGTERM');
   };
   if (!opts.detached && started.length) process.once('exit', onExit);
 
   let stopping: Promise<void> | null = null;
   return {
-    kafka: { brokers: [`${cfg.kafka.host}:${cfg.kafka.port}`] },
+    kafka: { brokers: cfg.kafka.nodes ? clusterBrokers(cfg) : [`${cfg.kafka.host}:${cfg.kafka.port}`] },
     registryUrl: cfg.registry.url,
     databaseUrl: cfg.postgres.url,
     secure,
-    started: [...started],
+    started: [...started, ...(spawned.postgres ? (['postgres'] as const) : [])],
     stop() {
       stopping ??= (async () => {
         process.removeListener('exit', onExit);
-        await stopSpawned(cfg, spawned, log);
+        await stopAll(cfg, spawned, log);
       })();
       return stopping;
     },
   };
+}
+
+/** Stops what one call started: the registry, then the broker or the cluster's nodes. */
+async function stopAll(cfg: StackConfig, spawned: SpawnedSet, log: Log): Promise<void> {
+  await stopSpawned(cfg, spawned, log);
+  if (spawned.nodes) await stopNodes(cfg, spawned.nodes, log);
+  // Last: the registry was its client. Shared by every profile, so left up while others use it.
+  if (spawned.postgres) await stopEmbedded(cfg, log);
+  delete spawned.postgres;
+}
+
+/** Stops whatever the pid files name (infra:down), then the embedded PostgreSQL unless others still use it. */
+export async function stopStack(cfg: StackConfig, log: Log = noop): Promise<StackPart[]> {
+  const stopped: StackPart[] = await stopJvms(cfg, log);
+  if (await stopEmbedded(cfg, log)) stopped.push('postgres');
+  return stopped;
 }
 
 /**
@@ -147,13 +197,19 @@ export async function startStack(cfg: StackConfig, opts: StartOptions = {}): Pro
   let secure: SecureAccess | null = null;
   try {
     // Probes first: the artifact fetch and DB work are skipped for parts already up.
-    const found = { kafka: await presence(cfg, specs.kafka), registry: await presence(cfg, specs.registry) };
-    await prepare(cfg, found.kafka, found.registry, log);
+    const found = {
+      kafka: cfg.kafka.nodes ? ABSENT : await presence(cfg, specs.kafka),
+      registry: await presence(cfg, specs.registry),
+    };
+    const pg = await prepare(cfg, found.kafka, found.registry, log);
+    if (pg.started) spawned.postgres = pg.started;
+    // From here on the settings that connect: the embedded server's carry its user and password.
+    cfg = { ...cfg, postgres: pg.settings };
     await startComponents(cfg, specs, found, spawned, log);
     if (cfg.kafka.secureDir) secure = await secureAccess(cfg, cfg.kafka.secureDir, opts, log);
   } catch (err) {
     // Leave nothing half-up behind: whatever this call managed to start goes down again.
-    await stopSpawned(cfg, spawned, noop).catch(() => undefined);
+    await stopAll(cfg, spawned, noop).catch(() => undefined);
     throw err;
   } finally {
     await release();

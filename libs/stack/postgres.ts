@@ -1,103 +1,67 @@
-// The host's PostgreSQL: reachable (started through the Debian cluster wrapper
-// when it is local and down), with the app's and the registry's databases present.
-import { readdir } from 'node:fs/promises';
-import pg from 'pg';
+// The stack's PostgreSQL: DATABASE_URL's server; else whatever answers on
+// PG_HOST:PG_PORT (127.0.0.1:5432); else, when nothing listens there, the
+// project's embedded server (embedded-postgres.ts), started on that port. The
+// app's and the registry's databases are made present in it.
 import { HubError } from '../errors/index.js';
 import type { Log, StackConfig } from './config.js';
-import { errno, run, sleep } from './process.js';
+import {
+  connectError,
+  pgClient,
+  runningEmbeddedSettings,
+  startEmbedded,
+  type EmbeddedServer,
+} from './embedded-postgres.js';
+import { acquireLock } from './lock.js';
+import { errno } from './process.js';
 
-const MANUAL_START =
-  'start it (e.g. `pg_ctlcluster <version> main start` or `service postgresql start`) ' +
-  'or point PG_HOST/PG_PORT/DATABASE_URL at a running server';
-
-function pgClient(cfg: StackConfig, database: string): pg.Client {
-  return new pg.Client({
-    host: cfg.postgres.host,
-    port: cfg.postgres.port,
-    user: cfg.postgres.user,
-    password: cfg.postgres.password,
-    database,
-    connectionTimeoutMillis: 3000,
-  });
+/** null when the server answers cfg's settings, else why not. */
+export function pgReachable(cfg: StackConfig): Promise<Error | null> {
+  return connectError(cfg.postgres);
 }
 
-/** null when the server answers, else why not. */
-export async function pgReachable(cfg: StackConfig): Promise<Error | null> {
-  const c = pgClient(cfg, 'postgres');
-  try {
-    await c.connect();
-    await c.query('select 1');
-    return null;
-  } catch (err) {
-    return err as Error;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
+/** The settings the stack uses, and the embedded server when this call started it. */
+export interface PostgresReady {
+  settings: StackConfig['postgres'];
+  started: EmbeddedServer | null;
 }
 
-/** The newest Debian-style cluster version (/etc/postgresql/<n>), if this is such a host. */
-async function debianClusterVersion(): Promise<string | undefined> {
-  try {
-    return (await readdir('/etc/postgresql'))
-      .filter((d) => /^\d+$/.test(d))
-      .sort((a, b) => Number(b) - Number(a))[0];
-  } catch {
-    return undefined; // not a Debian-style install
-  }
-}
-
-async function startLocalCluster(cfg: StackConfig, where: string, log: Log): Promise<void> {
-  // The Debian cluster wrapper is the one start method that needs neither systemd nor a password.
-  const version = await debianClusterVersion();
-  if (!version)
-    throw new HubError('HUB_INFRA_FAILED', `postgres: nothing listening on ${where}; ${MANUAL_START}`);
-  log(`postgres: not reachable on ${where}, starting cluster ${version}/main`);
-  try {
-    await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start'], {
-      timeoutMs: 60_000,
-    });
-  } catch (err) {
-    throw new HubError(
-      'HUB_INFRA_FAILED',
-      `postgres: nothing listening on ${where} and pg_ctlcluster failed: ${(err as Error).message}; ${MANUAL_START}`,
-      { cause: err },
-    );
-  }
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const err = await pgReachable(cfg);
-    if (!err) {
-      log('postgres: started');
-      return;
-    }
-    if (Date.now() > deadline)
-      throw new HubError(
-        'HUB_INFRA_FAILED',
-        `postgres: still unreachable on ${where} after start: ${err.message}; ${MANUAL_START}`,
-        { cause: err },
-      );
-    await sleep(500);
-  }
-}
-
-/** Only a local server that refuses connections is ours to start; anything else is reported. */
-export async function ensurePostgres(cfg: StackConfig, log: Log): Promise<void> {
-  const first = await pgReachable(cfg);
-  if (!first) return;
+/**
+ * Only a local address where nothing listens gets the embedded server; a
+ * server that answers but refuses us, or a remote one, is reported.
+ */
+export async function ensurePostgres(cfg: StackConfig, log: Log): Promise<PostgresReady> {
   const where = `${cfg.postgres.host}:${cfg.postgres.port}`;
+  // Ours first: it wants the password from its own file, which PG_USER/PG_PASSWORD do not carry.
+  const own = await runningEmbeddedSettings(cfg);
+  if (own) {
+    log(`postgres: embedded server already running (pid ${own.pid}) on ${where}, reusing`);
+    return { settings: own.settings, started: null };
+  }
+  const first = await pgReachable(cfg);
+  if (!first) return { settings: cfg.postgres, started: null };
   const local = ['127.0.0.1', 'localhost', '::1'].includes(cfg.postgres.host);
-  const refused = errno(first) === 'ECONNREFUSED' || /ECONNREFUSED|connect/.test(first.message);
+  const refused = errno(first) === 'ECONNREFUSED' || /ECONNREFUSED/.test(first.message);
   if (cfg.postgres.external || !local || !refused) {
     throw new HubError(
       'HUB_INFRA_FAILED',
       `postgres: cannot connect to ${where} as ${cfg.postgres.user}: ${first.message}` +
         (cfg.postgres.external
           ? ' (check DATABASE_URL)'
-          : ' (start PostgreSQL or set PG_HOST/PG_PORT/DATABASE_URL)'),
+          : ' (start PostgreSQL, free the port, or set PG_HOST/PG_PORT/DATABASE_URL)'),
       { cause: first },
     );
   }
-  await startLocalCluster(cfg, where, log);
+  log(`postgres: nothing answers on ${where} and DATABASE_URL is not set: using the embedded server`);
+  // Every profile shares the server: a dev and a test start racing must not both initdb or start it.
+  const release = await acquireLock(cfg.postgres.embeddedDir, log);
+  try {
+    const raced = await runningEmbeddedSettings(cfg);
+    if (raced) return { settings: raced.settings, started: null };
+    const server = await startEmbedded(cfg, log);
+    return { settings: server.settings, started: server };
+  } finally {
+    await release();
+  }
 }
 
 const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
@@ -108,7 +72,7 @@ export async function ensureDatabase(
   recreate: boolean,
   log: Log,
 ): Promise<void> {
-  const c = pgClient(cfg, 'postgres');
+  const c = pgClient(cfg.postgres, 'postgres');
   await c.connect();
   try {
     if (recreate) {

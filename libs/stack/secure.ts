@@ -181,7 +181,6 @@ export function secureTopicDefinitions(
   const single = (name: string): TopicDefinition => ({
     name: nameFor(name),
     partitions: 1,
-    replicationFactor: 1,
     retentionMs: -1,
   });
   const dlqs = [

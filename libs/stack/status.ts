@@ -1,11 +1,13 @@
 // `status`: what runs, by pid file and by probe, without starting or stopping anything.
 import type { ComponentName, StackConfig } from './config.js';
-import { components } from './components.js';
+import { components, nodeConfig, type ComponentSpec } from './components.js';
+import { runningEmbeddedSettings } from './embedded-postgres.js';
 import { pgReachable } from './postgres.js';
 import { livePid } from './supervisor.js';
 
 export interface ComponentStatus {
-  name: ComponentName | 'postgres';
+  /** kafka-<id>: a node of a multi-broker stack. */
+  name: ComponentName | 'postgres' | `kafka-${number}`;
   running: boolean;
   pid: number | null;
   port: number;
@@ -22,20 +24,30 @@ export function componentDetail(answers: boolean, pid: number | null): string {
 export async function stackStatus(cfg: StackConfig): Promise<ComponentStatus[]> {
   const specs = components(cfg);
   const out: ComponentStatus[] = [];
-  for (const n of ['kafka', 'registry'] as const) {
-    const spec = specs[n];
-    const [pid, answers] = await Promise.all([livePid(cfg, spec), spec.answers()]);
-    const url = n === 'kafka' ? `${cfg.kafka.host}:${cfg.kafka.port}` : cfg.registry.url;
-    out.push({ name: n, running: answers, pid, port: spec.port, url, detail: componentDetail(answers, pid) });
+  const units: { name: ComponentStatus['name']; c: StackConfig; spec: ComponentSpec; url: string }[] = [];
+  // A multi-broker stack's nodes each have their own pid file and port.
+  for (const { c, name } of cfg.kafka.nodes
+    ? cfg.kafka.nodes.map((n) => ({ c: nodeConfig(cfg, n.id), name: `kafka-${n.id}` as const }))
+    : [{ c: cfg, name: 'kafka' as const }]) {
+    units.push({ name, c, spec: components(c).kafka, url: `${c.kafka.host}:${c.kafka.port}` });
   }
-  const pgErr = await pgReachable(cfg);
+  units.push({ name: 'registry', c: cfg, spec: specs.registry, url: cfg.registry.url });
+  for (const { name, c, spec, url } of units) {
+    const [pid, answers] = await Promise.all([livePid(c, spec), spec.answers()]);
+    out.push({ name, running: answers, pid, port: spec.port, url, detail: componentDetail(answers, pid) });
+  }
+  // The embedded server (when it runs on this port) is probed with its own password, which is not shown.
+  const own = await runningEmbeddedSettings(cfg).catch(() => null);
+  const pgErr = await pgReachable(own ? { ...cfg, postgres: own.settings } : cfg);
+  const url = new URL(cfg.postgres.url);
+  if (own) [url.username, url.password] = [own.settings.user, '***'];
   out.push({
     name: 'postgres',
     running: pgErr === null,
-    pid: null,
+    pid: own?.pid ?? null,
     port: cfg.postgres.port,
-    url: cfg.postgres.url,
-    detail: pgErr ? pgErr.message : 'reachable',
+    url: own ? url.toString() : cfg.postgres.url,
+    detail: pgErr ? pgErr.message : own ? `embedded (${cfg.postgres.embeddedDir}), ready` : 'reachable',
   });
   return out;
 }

@@ -7,7 +7,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HubError } from '../errors/index.js';
 import { portVariable, type ComponentName, type Log, type StackConfig } from './config.js';
-import { components, logFile, pidFile, type ComponentSpec } from './components.js';
+import { components, logFile, nodeConfig, pidFile, type ComponentSpec } from './components.js';
 import { tcpOpen } from './probes.js';
 import { commandLineOf, errno, failure, isAlive, javaBin, noop, secs, sleep, terminate } from './process.js';
 
@@ -211,20 +211,33 @@ export async function stopSpawned(
 export async function stopStack(cfg: StackConfig, log: Log = noop): Promise<ComponentName[]> {
   const specs = components(cfg);
   const stopped: ComponentName[] = [];
-  for (const n of ['registry', 'kafka'] as const) {
-    const spec = specs[n];
-    const pid = await livePid(cfg, spec);
+  // A multi-broker stack's nodes each have a config (and pid file) of their own.
+  const kafkaUnits = cfg.kafka.nodes
+    ? cfg.kafka.nodes.map((n) => ({ label: `kafka-${n.id}`, c: nodeConfig(cfg, n.id) }))
+    : [{ label: 'kafka', c: cfg }];
+  const units = [
+    { label: 'registry', c: cfg, n: 'registry' as const },
+    ...kafkaUnits.map((u) => ({ ...u, n: 'kafka' as const })),
+  ];
+  const stopUnit = async ({ label, c, n }: (typeof units)[number]) => {
+    const spec = c === cfg ? specs[n] : components(c)[n];
+    const pid = await livePid(c, spec);
     if (pid === null) {
-      await removePidFile(cfg, n);
+      await removePidFile(c, n);
       const foreign = await tcpOpen(spec.host, spec.port);
       log(
-        `${n}: not running${foreign ? ` (but port ${spec.port} answers; not started by this tool, left alone)` : ''}`,
+        `${label}: not running${foreign ? ` (but port ${spec.port} answers; not started by this tool, left alone)` : ''}`,
       );
-      continue;
+      return;
     }
-    await terminate(n, pid, log);
-    await removePidFile(cfg, n, pid);
-    stopped.push(n);
-  }
+    await terminate(label, pid, log);
+    await removePidFile(c, n, pid);
+    if (!stopped.includes(n)) stopped.push(n);
+  };
+  const [registry, ...kafka] = units;
+  if (registry) await stopUnit(registry);
+  // A cluster's nodes all at once: stopped one by one, the last would lose its quorum and
+  // wait in its controlled shutdown for a controller that is gone, until SIGKILL.
+  await Promise.all(kafka.map(stopUnit));
   return stopped;
 }

@@ -20,6 +20,12 @@ export interface HubMetrics {
   /** Broker time of the last batch a consumer finished: progress, as opposed to idle polling. */
   consumerLastBatch: Gauge<'consumer'>;
   batchSeconds: Histogram<'consumer'>;
+  /** Scale-out (issue 19): assignments a member received, batches of a stale assignment its store refused. */
+  consumerAssignments: Counter<'consumer'>;
+  consumerFencedBatches: Counter<'consumer'>;
+  /** 1 while a consumer waits for an unreachable schema registry; the seconds it waited. */
+  consumerPaused: Gauge<'consumer'>;
+  consumerPausedSeconds: Counter<'consumer' | 'reason'>;
   /** From handing records to the producer until acks=all, per topic. */
   produceSeconds: Histogram<'topic'>;
   /** Newest event published per source system (meta.source.system): "interface silent" alerts. */
@@ -85,6 +91,30 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): HubMetri
       name: 'hub_consumer_last_batch_timestamp_seconds',
       help: 'Unix time a consumer last finished a non-empty batch',
       labelNames: ['consumer'],
+      registers: [registry],
+    }),
+    consumerAssignments: new Counter({
+      name: 'hub_consumer_assignments_total',
+      help: 'Partition assignments (rebalances) this consumer group member received',
+      labelNames: ['consumer'],
+      registers: [registry],
+    }),
+    consumerFencedBatches: new Counter({
+      name: 'hub_consumer_fenced_batches_total',
+      help: 'Batches of a stale assignment refused by the store (their partition was assigned anew)',
+      labelNames: ['consumer'],
+      registers: [registry],
+    }),
+    consumerPaused: new Gauge({
+      name: 'hub_consumer_paused',
+      help: '1 while a consumer waits for an unreachable schema registry, else 0',
+      labelNames: ['consumer'],
+      registers: [registry],
+    }),
+    consumerPausedSeconds: new Counter({
+      name: 'hub_consumer_paused_seconds_total',
+      help: 'Seconds consumers waited for an unreachable schema registry (batches waiting side by side each count)',
+      labelNames: ['consumer', 'reason'],
       registers: [registry],
     }),
     batchSeconds: new Histogram({

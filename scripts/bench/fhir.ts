@@ -188,7 +188,7 @@ export async function fhirScenario(env: BenchEnv): Promise<ScenarioResult> {
   const kafka = createKafkaClient({ brokers: env.stack.kafka.brokers, clientId: 'bench-fhir', logger });
   await ensureTopics(kafka, [
     ...catalogTopicDefinitions(topic),
-    { name: dlqTopicFor('adapter-fhir', topic), partitions: 1, replicationFactor: 1, retentionMs: -1 },
+    { name: dlqTopicFor('adapter-fhir', topic), partitions: 1, retentionMs: -1 },
   ]);
   await registerAllSchemas(createRegistryClient(env.stack.registryUrl), { topicFor });
   const httpSchema = `${suffix}_http`;

@@ -55,7 +55,7 @@ export async function measureKafkaLimits(
     clientId: 'bench-limits',
     logger: createLogger({ name: 'bench', level: 'silent' }),
   });
-  await ensureTopics(kafka, [{ name: topic, partitions, replicationFactor: 1, retentionMs: 3_600_000 }]);
+  await ensureTopics(kafka, [{ name: topic, partitions, retentionMs: 3_600_000 }]);
   try {
     const runs: { rate: number; p99: number }[] = [];
     for (let i = 0; i < repeats; i++) {

@@ -24,6 +24,7 @@ import {
   unroutedHandler,
   type IngestSecurityOptions,
 } from './security.js';
+import { advisoryLock } from './lock.js';
 import { createWriter } from './writer.js';
 
 export interface FhirAdapterDeps {
@@ -37,6 +38,11 @@ export interface FhirAdapterDeps {
   /** Bearer tokens of the backend clients (audience hub-ingest by default, libs/auth/env). */
   verifier: TokenVerifier;
   clock?: () => number;
+  /**
+   * A pool of its own for the write locks across instances (lock.ts advisoryLock); absent,
+   * writes are serialised in this process only (one instance).
+   */
+  lockDb?: Knex | undefined;
 }
 
 export interface FhirAdapterConfig {
@@ -136,7 +142,8 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
       },
     },
   });
-  const writer = createWriter({ ...deps, store, clock });
+  const across = deps.lockDb ? advisoryLock(deps.lockDb, cfg.schema) : undefined;
+  const writer = createWriter({ ...deps, store, clock, across });
   const count = requestCounter(deps.metrics);
   // Every path but health, ready and metrics is a FHIR one: an unrouted request is audited (404, no path echoed).
   http.setNotFoundHandler(unroutedHandler(security));
@@ -171,9 +178,7 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
     async start() {
       loadFhirDefinitions();
       await store.migrate({ unownedSourceSystem: cfg.sourceSystem });
-      await ensureTopics(deps.kafka, [
-        { name: cfg.dlqTopic, partitions: 1, replicationFactor: 1, retentionMs: -1 },
-      ]);
+      await ensureTopics(deps.kafka, [{ name: cfg.dlqTopic, partitions: 1, retentionMs: -1 }]);
       await ensureAuditTopic(deps.kafka, cfg.auditTopic);
     },
     async stop() {

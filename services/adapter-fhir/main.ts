@@ -56,6 +56,9 @@ await runService({
       (p) => p.disconnect(),
     ),
     db: k.database(k.config.DATABASE_URL),
+    // Write locks across instances: each holder keeps a connection through its Kafka publish,
+    // so they have a pool of their own rather than starving the store's (lock.ts).
+    lockDb: k.database(k.config.DATABASE_URL, { pool: { min: 0, max: 10 } }),
   }),
   build: (k, c) => {
     if (c.clients.size === 0) {

@@ -4,7 +4,7 @@ import type { FhirStore } from '../../libs/fhir/import/store.js';
 import type { IdentityPolicy } from '../../libs/identity/index.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
 import type { TransactionalProducer } from '../../libs/kafka/transactional.js';
-import { KeyedLock } from './lock.js';
+import { KeyedLock, type CrossInstanceLock } from './lock.js';
 
 /**
  * What the resource and bundle routes share: one lock over the resources being
@@ -25,11 +25,13 @@ export interface WriterDeps {
   txProducer: Pick<TransactionalProducer, 'publishAtomically'>;
   policy: IdentityPolicy;
   clock: () => number;
+  /** Several instances on one store: their writes to one resource are serialised too (lock.ts advisoryLock). */
+  across?: CrossInstanceLock | undefined;
 }
 
 export function createWriter(deps: WriterDeps): Writer {
   return {
-    lock: new KeyedLock(),
+    lock: new KeyedLock(deps.across),
     planner: (requestId, sourceSystem) =>
       new Planner({
         store: deps.store,

@@ -35,6 +35,8 @@ export interface Hl7AdapterDeps {
 export interface Hl7AdapterConfig {
   host: string;
   port: number;
+  /** SO_REUSEPORT (MLLP_REUSE_PORT): several instances on one address; main.ts checks the runtime. */
+  reusePort?: boolean | undefined;
   /** `clientCa` set: a client certificate from that CA is required, and `peers` says what it may send as. */
   tls?: { cert: Buffer | string; key: Buffer | string; clientCa?: Buffer | string | undefined } | undefined;
   /** The site configuration's `mllp.peers`; required with `tls.clientCa`. */
@@ -94,6 +96,7 @@ function createListener(
     {
       host: cfg.host,
       port: cfg.port,
+      reusePort: cfg.reusePort,
       tls: cfg.tls,
       identify: peers ? (cert) => peers.identify(cert) : undefined,
       allowAddress: cfg.allowAddress,

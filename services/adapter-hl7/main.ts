@@ -17,6 +17,7 @@ import { eventPublisher, runService } from '../../libs/service/index.js';
 import { loadSite, siteEnv } from '../../libs/service/site.js';
 import { senderTimeZones } from '../../libs/site-config/index.js';
 import { buildHl7Adapter } from './app.js';
+import { reusePortUnsupported } from './reuse-port.js';
 
 await runService({
   name: 'adapter-hl7',
@@ -25,6 +26,11 @@ await runService({
     ...siteEnv,
     MLLP_HOST: z.string().default('127.0.0.1'),
     MLLP_PORT: portEnv(2575),
+    // Several instances on one address, the kernel spreading connections (README, "Scaling out").
+    MLLP_REUSE_PORT: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
     MLLP_TLS_CERT: z.string().min(1).optional(),
     MLLP_TLS_KEY: z.string().min(1).optional(),
     // Client CA (PEM): set, every connection must present a certificate it issued, listed in
@@ -50,6 +56,11 @@ await runService({
     KAFKA_PRODUCER_RETRIES: z.coerce.number().int().min(0).max(20).default(5),
   },
   checks: [
+    {
+      ok: (c) => !c.MLLP_REUSE_PORT || reusePortUnsupported() === null,
+      path: 'MLLP_REUSE_PORT',
+      message: `MLLP_REUSE_PORT=true cannot be honoured here: ${reusePortUnsupported() ?? ''}; run one instance per address or a TCP load balancer`,
+    },
     {
       ok: (c) => Boolean(c.MLLP_TLS_CERT) === Boolean(c.MLLP_TLS_KEY),
       path: 'MLLP_TLS_CERT',
@@ -132,6 +143,7 @@ await runService({
       {
         host: k.config.MLLP_HOST,
         port: k.config.MLLP_PORT,
+        reusePort: k.config.MLLP_REUSE_PORT,
         tls: c.tls,
         peers: c.peers,
         allowAddress: c.allowAddress,
@@ -180,6 +192,7 @@ await runService({
         mllp: mllp ? `${mllp.host}:${mllp.port}` : null,
         tls: Boolean(k.config.MLLP_TLS_CERT),
         clientCertificates: Boolean(k.config.MLLP_TLS_CA_FILE),
+        reusePort: k.config.MLLP_REUSE_PORT,
       }),
     };
   },

@@ -13,6 +13,7 @@ import {
   type ImportCheckpoint,
   type StoredResource,
 } from '../../libs/fhir/import/store.js';
+import type { Knex } from '../../libs/db/index.js';
 import type { IdentityPolicy } from '../../libs/identity/index.js';
 import type { EventProducer, RawRecord } from '../../libs/kafka/producer.js';
 import { createTransactionalProducer, type TransactionalProducer } from '../../libs/kafka/transactional.js';
@@ -99,17 +100,22 @@ export async function startTestFhirAdapter(
     beforeCommit?: () => Promise<void>;
     /** Default: TEST_CLIENT writing as TEST_SOURCE. */
     clients?: FhirClients;
+    /** One of several instances on this context: its own transactional id (a shared one fences the other). */
+    instance?: string;
+    /** A pool of its own for cross-instance write locks, as main.ts gives it. */
+    lockDb?: Knex;
   },
 ): Promise<TestFhirAdapter> {
   const dlqTopic = `hub.dlq.adapter-fhir.${ctx.id}`;
   // Its own audit topic: the test API's (test/support/api.ts) is `hub.audit.v1.<id>`, and a
   // test may start both (a topic listed twice fails the cleanup's delete).
   const auditTopic = `hub.audit.v1.fhir.${ctx.id}`;
-  ctx.extraTopics.push(dlqTopic, auditTopic);
+  // Several instances on one context share these topics, listed once for the cleanup.
+  for (const t of [dlqTopic, auditTopic]) if (!ctx.extraTopics.includes(t)) ctx.extraTopics.push(t);
   const tx = createTransactionalProducer({
     kafka: ctx.kafka,
     codec: ctx.codec,
-    transactionalId: `tx-${ctx.id}`,
+    transactionalId: `tx-${ctx.id}${o.instance ? `-${o.instance}` : ''}`,
     topicFor: ctx.topicFor,
     ...(o.beforeCommit ? { beforeCommit: o.beforeCommit } : {}),
   });
@@ -124,6 +130,7 @@ export async function startTestFhirAdapter(
       metrics: createMetrics({ defaultMetrics: false }),
       policy: o.policy,
       verifier: await fhirTestVerifier(),
+      ...(o.lockDb ? { lockDb: o.lockDb } : {}),
     },
     {
       schema: ctx.schema,

@@ -130,7 +130,7 @@ export async function importFile(o: FileImportOptions): Promise<FileImportResult
         : new HubError('HUB_KAFKA_UNAVAILABLE', 'could not reach Kafka', { cause: err });
     });
     await codec.warmUp(undefined, topicFor);
-    await ensureTopics(kafka, [{ name: dlqTopic, partitions: 1, replicationFactor: 1, retentionMs: -1 }]);
+    await ensureTopics(kafka, [{ name: dlqTopic, partitions: 1, retentionMs: -1 }]);
     bar?.start(format === 'ndjson' ? lines : 0, 0, { ...emptyCounts(), speed: 0 });
     summary = await runImport(
       { store, producer, policy, sourceSystem: cfg.FHIR_IMPORT_SOURCE_SYSTEM, dlqTopic, logger, preparer },
