@@ -95,5 +95,12 @@ export async function main(argv: string[]): Promise<number> {
 const isEntry = process.argv[1] && /(?:^|[/\\])(hub\.(ts|js)|hub)$/.test(process.argv[1]);
 if (isEntry) {
   // Explicit exit: client libraries can keep sockets (and the process) alive.
-  process.exit(await main(process.argv));
+  const code = await main(process.argv);
+  // But only once stdout and stderr are written: a pipe the parent opened non-blocking
+  // takes 64 KiB at a time, and exiting earlier cut a large `--json` answer short
+  // (regression: adapter.int.test.ts, `hub hl7 remap --json`, truncated at 146 KB).
+  await Promise.all(
+    [process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))),
+  );
+  process.exit(code);
 }

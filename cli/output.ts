@@ -38,7 +38,7 @@ export function isJsonOutput(program: Command): boolean {
   return Boolean(program.opts()['json']);
 }
 
-/** Writes synchronously-enough for short output: JSON with `--json`, else the table text. */
+/** JSON with `--json`, else the table text; hub.ts waits for stdout to drain before it exits. */
 export function print(json: boolean, value: unknown, table: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${table()}\n`);
 }

@@ -201,6 +201,9 @@ function topicMessagesOf(chunk: readonly { record: RawRecord }[]): TopicMessages
  */
 class CoalescingWriter {
   private queue: Pending[] = [];
+  private producer: Producer;
+  /** Set after a failed request: the next one goes out on a new producer (see renewIfFailed). */
+  private failedProducer = false;
   /** Set while a flush is scheduled or running. */
   private flushing: Promise<void> | null = null;
   /** enqueuedAt of the oldest record in the batch being sent; null when none is in flight. */
@@ -209,10 +212,44 @@ class CoalescingWriter {
   private lastFailAt = 0;
 
   constructor(
-    private readonly producer: Producer,
+    private readonly newProducer: () => Producer,
     private readonly opts: Pick<ProducerOptions, 'onProduced'>,
     private readonly maxRequestBytes: number,
-  ) {}
+  ) {
+    this.producer = newProducer();
+  }
+
+  connect(): Promise<void> {
+    return this.producer.connect();
+  }
+
+  disconnect(): Promise<void> {
+    return this.producer.disconnect();
+  }
+
+  /**
+   * After a failed request, the idempotent producer's sequence numbers cannot
+   * be trusted: kafkajs 2.2.4 rolls a partition's sequence back on any error,
+   * even one where the broker may have written the batch (the leader killed
+   * after replicating it, before answering). The next batch then reuses those
+   * numbers, and the new leader, holding the earlier batch under them, takes
+   * it for a retry of that batch: it answers success and drops the records,
+   * so an acknowledged write is lost (fault suite, test/faults/leader-kill).
+   * A new producer gets a new producer id, whose sequences no batch has used.
+   */
+  private async renewIfFailed(): Promise<void> {
+    if (!this.failedProducer) return;
+    const old = this.producer;
+    this.producer = this.newProducer();
+    this.failedProducer = false;
+    await old.disconnect().catch(() => undefined);
+    try {
+      await this.producer.connect();
+    } catch (err) {
+      this.failedProducer = true;
+      throw err;
+    }
+  }
 
   enqueue(records: RawRecord[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -256,9 +293,11 @@ class CoalescingWriter {
       for (const chunk of requestChunks(batch, this.maxRequestBytes)) {
         const topicMessages = topicMessagesOf(chunk);
         try {
+          await this.renewIfFailed();
           await this.producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
           this.lastOkAt = performance.now();
         } catch (err) {
+          this.failedProducer = true;
           this.lastFailAt = performance.now();
           const mapped = mapKafkaError(err);
           for (const { owner } of chunk) if (!failed.has(owner)) failed.set(owner, mapped);
@@ -329,9 +368,12 @@ function reportPublished(
 }
 
 export function createEventProducer(opts: ProducerOptions): EventProducer {
-  const producer = idempotentProducer(opts.kafka, opts.retries ?? 10);
   const topicFor = opts.topicFor ?? ((type: ClinicalEvent['type']) => EVENT_CONTRACTS[type].topic);
-  const writer = new CoalescingWriter(producer, opts, opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+  const writer = new CoalescingWriter(
+    () => idempotentProducer(opts.kafka, opts.retries ?? 10),
+    opts,
+    opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
+  );
   let connected = false;
   const stallMs = opts.ackTimeoutMs ?? 5_000;
   const deadline = <T>(p: Promise<T>): Promise<T> =>
@@ -348,7 +390,7 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
   return {
     async connect() {
       try {
-        await producer.connect();
+        await writer.connect();
         connected = true;
       } catch (err) {
         throw mapKafkaError(err);
@@ -368,7 +410,7 @@ export function createEventProducer(opts: ProducerOptions): EventProducer {
       // Let queued writes finish before closing: they are owed an answer.
       await writer.drain();
       connected = false;
-      await producer.disconnect();
+      await writer.disconnect();
     },
   };
 }
