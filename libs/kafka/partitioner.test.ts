@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Partitioners, type PartitionMetadata } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { HubPartitioner } from './partitioner.js';
+import { HubPartitioner, trackingPartitioner, unanswered } from './partitioner.js';
 
 const metadata = (n: number): PartitionMetadata[] =>
   Array.from({ length: n }, (_, i) => ({
@@ -65,5 +65,34 @@ describe('HubPartitioner', () => {
       Array.from({ length: 8 }, () => ours({ topic: 't', partitionMetadata: md, message: { value: null } })),
     );
     expect(picked.size).toBe(4);
+  });
+});
+
+describe('trackingPartitioner / unanswered (a kafkajs retry that skips a partition)', () => {
+  it('given records sent to three partitions and an answer for two, then the third is unanswered', () => {
+    // given the partitions the hub's partitioner chose for three keys
+    const { partitioner, chosen } = trackingPartitioner();
+    const pick = partitioner();
+    const partitionMetadata = Array.from({ length: 6 }, (_, i) => ({
+      partitionId: i,
+      leader: 1,
+      replicas: [1],
+      isr: [1],
+      partitionErrorCode: 0,
+    }));
+    const ps = ['a', 'b', 'c'].map((key) =>
+      pick({ topic: 't', partitionMetadata, message: { key, value: 'v' } }),
+    );
+    expect(chosen.size).toBe(new Set(ps).size);
+    // when Kafka answers for all but the last one
+    const answered = [...new Set(ps)].slice(0, -1).map((partition) => ({ topicName: 't', partition }));
+    // then that one is reported, and a full answer reports none
+    expect(unanswered(chosen, answered)).toEqual([`t:${[...new Set(ps)].at(-1)}`]);
+    expect(
+      unanswered(
+        chosen,
+        [...new Set(ps)].map((partition) => ({ topicName: 't', partition })),
+      ),
+    ).toEqual([]);
   });
 });

@@ -23,3 +23,34 @@ export const HubPartitioner: ICustomPartitioner = () => {
     return (murmurhash.v2(bytes, KAFKA_MURMUR2_SEED) & 0x7fffffff) % partitionMetadata.length;
   };
 };
+
+/**
+ * The hub's partitioner, remembering the partitions it chose since the last
+ * `clear()`, so that a send can check that Kafka answered for every one of
+ * them (`unanswered`). kafkajs 2.2.4 retries a produce request per broker
+ * and skips brokers that have answered already: when a partition's leader
+ * dies and the partition moves to a broker that took its share of the same
+ * request, the retry never sends that partition's records and still reports
+ * success (fault suite, leader-kill: AA'd messages missing from the log).
+ */
+export function trackingPartitioner(): { partitioner: ICustomPartitioner; chosen: Set<string> } {
+  const chosen = new Set<string>();
+  const partitioner: ICustomPartitioner = () => {
+    const inner = HubPartitioner();
+    return (args) => {
+      const p = inner(args);
+      chosen.add(`${args.topic}:${p}`);
+      return p;
+    };
+  };
+  return { partitioner, chosen };
+}
+
+/** Chosen partitions for which a send's answer has no entry ("topic:partition"). */
+export function unanswered(
+  chosen: ReadonlySet<string>,
+  answered: readonly { topicName: string; partition: number }[],
+): string[] {
+  const got = new Set(answered.map((r) => `${r.topicName}:${r.partition}`));
+  return [...chosen].filter((k) => !got.has(k));
+}

@@ -1,5 +1,12 @@
-import { describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_REQUEST_BYTES, requestChunks, type RawRecord } from './producer.js';
+import { describe, expect, it, vi } from 'vitest';
+import { isRetriable } from '../errors/index.js';
+import {
+  DEFAULT_MAX_REQUEST_BYTES,
+  DELIVERY_TIMEOUT_MS,
+  requestChunks,
+  withDeliveryDeadline,
+  type RawRecord,
+} from './producer.js';
 
 const rec = (topic: string, bytes: number): RawRecord => ({
   topic,
@@ -39,5 +46,28 @@ describe('requestChunks (bounded coalescing of produce requests)', () => {
       const size = c.reduce((n, x) => n + (x.record.value?.length ?? 0), 0);
       expect(size <= DEFAULT_MAX_REQUEST_BYTES || c.length === 1).toBe(true);
     }
+  });
+});
+
+describe('withDeliveryDeadline (a produce request kafkajs leaves unanswered)', () => {
+  it('given a request that never settles, when the delivery timeout passes, then it fails as retriable HUB_KAFKA_UNAVAILABLE', async () => {
+    vi.useFakeTimers();
+    try {
+      const settled = withDeliveryDeadline(new Promise<void>(() => undefined)).then(
+        () => 'resolved',
+        (e: unknown) => e,
+      );
+      await vi.advanceTimersByTimeAsync(DELIVERY_TIMEOUT_MS - 1);
+      await vi.advanceTimersByTimeAsync(1);
+      const err = await settled;
+      expect(err).toMatchObject({ code: 'HUB_KAFKA_UNAVAILABLE' });
+      expect(isRetriable(err)).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('given a request answered in time, then its answer passes through', async () => {
+    await expect(withDeliveryDeadline(Promise.resolve(7), 1_000)).resolves.toBe(7);
   });
 });

@@ -3,7 +3,7 @@ import { HubError, isHubError } from '../errors/index.js';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from './client.js';
-import { HubPartitioner } from './partitioner.js';
+import { trackingPartitioner, unanswered } from './partitioner.js';
 
 export interface RawRecord {
   topic: string;
@@ -44,20 +44,49 @@ export interface EventProducer {
  * after all keeps `write`.
  */
 export function withAckDeadline<T>(write: Promise<T>, ms: number): Promise<T> {
+  return raceDeadline(
+    write,
+    ms,
+    () =>
+      new HubError('HUB_KAFKA_UNAVAILABLE', `kafka write not acknowledged within ${ms} ms`, {
+        retriable: true,
+        details: { ackTimeoutMs: ms },
+      }),
+  );
+}
+
+function raceDeadline<T>(p: Promise<T>, ms: number, late: () => HubError): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new HubError('HUB_KAFKA_UNAVAILABLE', `kafka write not acknowledged within ${ms} ms`, {
-            retriable: true,
-            details: { ackTimeoutMs: ms },
-          }),
-        ),
-      ms,
-    );
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(late()), ms);
   });
-  return Promise.race([write, late]).finally(() => clearTimeout(timer));
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * How long one produce request may take, kafkajs's retries included, before
+ * the writer gives up on it: Kafka's Java producer bounds a record the same
+ * way (delivery.timeout.ms, the same default of 120 s). kafkajs bounds each
+ * attempt and the number of retries, but not the reconnects and metadata
+ * refreshes between them; writes are sent one request at a time, so a
+ * request that never settled would hold every later write of the process
+ * behind it. Past the deadline the request counts as failed (callers get a
+ * retriable HUB_KAFKA_UNAVAILABLE and resend; a copy that lands after all is
+ * absorbed downstream by its event id) and the next one goes out on a new
+ * producer.
+ */
+export const DELIVERY_TIMEOUT_MS = 120_000;
+
+export function withDeliveryDeadline<T>(request: Promise<T>, ms = DELIVERY_TIMEOUT_MS): Promise<T> {
+  return raceDeadline(
+    request,
+    ms,
+    () =>
+      new HubError('HUB_KAFKA_UNAVAILABLE', `kafka request not answered within ${ms} ms`, {
+        retriable: true,
+        details: { deliveryTimeoutMs: ms },
+      }),
+  );
 }
 
 interface Pending {
@@ -165,12 +194,19 @@ export function mapKafkaError(err: unknown, what = 'kafka write'): HubError {
   );
 }
 
+/** An idempotent acks=all producer and the partitions its last sends chose (partitioner.ts). */
+interface TrackedProducer {
+  producer: Producer;
+  chosen: Set<string>;
+}
+
 /** One idempotent acks=all producer per process; the partitioner and retry bound are the hub's contract. */
-function idempotentProducer(kafka: KafkaClient, retries: number): Producer {
-  return kafka.producer({
-    // murmur2, as the Java client: a key lands in the same partition whoever
-    // produces it, which co-partitioning across topics depends on.
-    createPartitioner: HubPartitioner,
+function idempotentProducer(kafka: KafkaClient, retries: number): TrackedProducer {
+  // murmur2, as the Java client: a key lands in the same partition whoever
+  // produces it, which co-partitioning across topics depends on.
+  const { partitioner, chosen } = trackingPartitioner();
+  const producer = kafka.producer({
+    createPartitioner: partitioner,
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
@@ -179,6 +215,7 @@ function idempotentProducer(kafka: KafkaClient, retries: number): Producer {
     // downstream by the deterministic event id.
     retry: { retries, initialRetryTime: 100, maxRetryTime: 3000 },
   });
+  return { producer, chosen };
 }
 
 /** One produce request's records, by topic, in order. */
@@ -201,7 +238,7 @@ function topicMessagesOf(chunk: readonly { record: RawRecord }[]): TopicMessages
  */
 class CoalescingWriter {
   private queue: Pending[] = [];
-  private producer: Producer;
+  private current: TrackedProducer;
   /** Set after a failed request: the next one goes out on a new producer (see renewIfFailed). */
   private failedProducer = false;
   /** Set while a flush is scheduled or running. */
@@ -212,19 +249,19 @@ class CoalescingWriter {
   private lastFailAt = 0;
 
   constructor(
-    private readonly newProducer: () => Producer,
+    private readonly newProducer: () => TrackedProducer,
     private readonly opts: Pick<ProducerOptions, 'onProduced'>,
     private readonly maxRequestBytes: number,
   ) {
-    this.producer = newProducer();
+    this.current = newProducer();
   }
 
   connect(): Promise<void> {
-    return this.producer.connect();
+    return this.current.producer.connect();
   }
 
   disconnect(): Promise<void> {
-    return this.producer.disconnect();
+    return this.current.producer.disconnect();
   }
 
   /**
@@ -239,15 +276,40 @@ class CoalescingWriter {
    */
   private async renewIfFailed(): Promise<void> {
     if (!this.failedProducer) return;
-    const old = this.producer;
-    this.producer = this.newProducer();
+    const old = this.current.producer;
+    this.current = this.newProducer();
     this.failedProducer = false;
-    await old.disconnect().catch(() => undefined);
+    // Not awaited: a producer that stopped answering may not answer its disconnect either.
+    void old.disconnect().catch(() => undefined);
     try {
-      await this.producer.connect();
+      await this.current.producer.connect();
     } catch (err) {
       this.failedProducer = true;
       throw err;
+    }
+  }
+
+  /**
+   * One request through kafkajs (its own retries included); an answer that
+   * leaves out a partition the records went to is a failure, not a success
+   * (partitioner.ts trackingPartitioner): those records were never sent.
+   */
+  private async request(topicMessages: TopicMessages[]): Promise<void> {
+    await this.renewIfFailed();
+    const { producer, chosen } = this.current;
+    chosen.clear();
+    const answered = await producer.sendBatch({
+      topicMessages,
+      acks: -1,
+      compression: CompressionTypes.None,
+    });
+    const missing = unanswered(chosen, answered);
+    if (missing.length > 0) {
+      throw new HubError(
+        'HUB_KAFKA_UNAVAILABLE',
+        `kafka answered for ${chosen.size - missing.length} of ${chosen.size} partitions; the rest were not sent`,
+        { retriable: true, details: { unanswered: missing.length } },
+      );
     }
   }
 
@@ -293,8 +355,7 @@ class CoalescingWriter {
       for (const chunk of requestChunks(batch, this.maxRequestBytes)) {
         const topicMessages = topicMessagesOf(chunk);
         try {
-          await this.renewIfFailed();
-          await this.producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+          await withDeliveryDeadline(this.request(topicMessages));
           this.lastOkAt = performance.now();
         } catch (err) {
           this.failedProducer = true;

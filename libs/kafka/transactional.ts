@@ -1,10 +1,16 @@
 import { CompressionTypes, type Message, type Producer, type TopicMessages } from 'kafkajs';
-import type { HubError } from '../errors/index.js';
+import { HubError } from '../errors/index.js';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from './client.js';
-import { HubPartitioner } from './partitioner.js';
-import { mapKafkaError, withAckDeadline, type PublishedEvent, type RawRecord } from './producer.js';
+import { trackingPartitioner, unanswered } from './partitioner.js';
+import {
+  mapKafkaError,
+  withAckDeadline,
+  withDeliveryDeadline,
+  type PublishedEvent,
+  type RawRecord,
+} from './producer.js';
 
 /**
  * All-or-nothing writes across topics (a FHIR transaction Bundle): the
@@ -38,15 +44,68 @@ export interface TransactionalProducerOptions {
 
 const mapError = (err: unknown): HubError => mapKafkaError(err, 'kafka transaction');
 
+/** The records of one call, encoded, by topic in order, with the hub's headers. */
+async function transactionMessages(
+  codec: EventCodec,
+  topicFor: (type: ClinicalEvent['type']) => string,
+  events: readonly ClinicalEvent[],
+  extra: readonly RawRecord[],
+): Promise<TopicMessages[]> {
+  const byTopic = new Map<string, Message[]>();
+  const add = (topic: string, m: Message) => {
+    let list = byTopic.get(topic);
+    if (!list) byTopic.set(topic, (list = []));
+    list.push(m);
+  };
+  for (const e of events) {
+    const topic = topicFor(e.type);
+    add(topic, {
+      key: e.data.patientId,
+      value: await codec.encode(e, topic),
+      headers: {
+        'hub-event-type': e.type,
+        'hub-event-id': e.data.meta.eventId,
+        'hub-source': e.data.meta.source.system,
+      },
+    });
+  }
+  for (const r of extra) add(r.topic, { key: r.key, value: r.value, headers: r.headers ?? {} });
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
 export function createTransactionalProducer(opts: TransactionalProducerOptions): TransactionalProducer {
-  const producer: Producer = opts.kafka.producer({
-    createPartitioner: HubPartitioner,
-    transactionalId: opts.transactionalId,
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 3000 },
-  });
+  const newProducer = () => {
+    const { partitioner, chosen } = trackingPartitioner();
+    const producer: Producer = opts.kafka.producer({
+      createPartitioner: partitioner,
+      transactionalId: opts.transactionalId,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 3000 },
+    });
+    return { producer, chosen };
+  };
+  let current = newProducer();
+  /**
+   * Set after a failed transaction. kafkajs rolls a partition's sequence back
+   * on any error, also when the broker may have written the batch; aborting
+   * does not reset the broker's memory of it, so the next transaction's batch,
+   * sent under the same numbers, would be taken for a retry of it and dropped
+   * while its commit succeeds (the loss the leader-kill fault test found in
+   * the idempotent producer, producer.ts renewIfFailed). A new producer with
+   * the same transactional id bumps the epoch, which starts sequences afresh,
+   * fences the old one and aborts a transaction it left open.
+   */
+  let failed = false;
+  async function renewIfFailed(): Promise<void> {
+    if (!failed) return;
+    // Not awaited: a producer that stopped answering may not answer its disconnect either.
+    void current.producer.disconnect().catch(() => undefined);
+    current = newProducer();
+    await current.producer.connect();
+    failed = false;
+  }
   const topicFor = opts.topicFor ?? ((type: ClinicalEvent['type']) => EVENT_CONTRACTS[type].topic);
   let chain: Promise<unknown> = Promise.resolve();
   const stallMs = opts.ackTimeoutMs ?? 5_000;
@@ -57,10 +116,14 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
   async function tracked(events: readonly ClinicalEvent[], extra: readonly RawRecord[]) {
     runningSince = performance.now();
     try {
-      const out = await run(events, extra);
+      // A transaction left unanswered would hold every later call behind it (producer.ts
+      // DELIVERY_TIMEOUT_MS); past the deadline it counts as failed, and the next call's new
+      // producer fences the old one, aborting its open transaction.
+      const out = await withDeliveryDeadline(run(events, extra));
       lastOkAt = performance.now();
       return out;
     } catch (err) {
+      failed = true;
       lastFailAt = performance.now();
       throw err;
     } finally {
@@ -72,34 +135,27 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
     events: readonly ClinicalEvent[],
     extra: readonly RawRecord[],
   ): Promise<PublishedEvent[]> {
-    const byTopic = new Map<string, Message[]>();
-    const add = (topic: string, m: Message) => {
-      let list = byTopic.get(topic);
-      if (!list) byTopic.set(topic, (list = []));
-      list.push(m);
-    };
-    for (const e of events) {
-      const topic = topicFor(e.type);
-      add(topic, {
-        key: e.data.patientId,
-        value: await opts.codec.encode(e, topic),
-        headers: {
-          'hub-event-type': e.type,
-          'hub-event-id': e.data.meta.eventId,
-          'hub-source': e.data.meta.source.system,
-        },
-      });
-    }
-    for (const r of extra) add(r.topic, { key: r.key, value: r.value, headers: r.headers ?? {} });
-    const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    const topicMessages = await transactionMessages(opts.codec, topicFor, events, extra);
     let txn;
     try {
-      txn = await producer.transaction();
+      await renewIfFailed();
+      txn = await current.producer.transaction();
     } catch (err) {
       throw mapError(err);
     }
     try {
-      await txn.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+      const { chosen } = current;
+      chosen.clear();
+      const answered = await txn.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+      // A partition kafkajs's retry skipped (partitioner.ts trackingPartitioner) must not commit without its records.
+      const missing = unanswered(chosen, answered);
+      if (missing.length > 0) {
+        throw new HubError(
+          'HUB_KAFKA_UNAVAILABLE',
+          `kafka answered for ${chosen.size - missing.length} of ${chosen.size} partitions; the rest were not sent`,
+          { retriable: true, details: { unanswered: missing.length } },
+        );
+      }
       await opts.beforeCommit?.();
       await txn.commit();
     } catch (err) {
@@ -112,7 +168,7 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
   return {
     async connect() {
       try {
-        await producer.connect();
+        await current.producer.connect();
       } catch (err) {
         throw mapError(err);
       }
@@ -132,7 +188,7 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
     },
     async disconnect() {
       await chain;
-      await producer.disconnect();
+      await current.producer.disconnect();
     },
   };
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateProjection, type Projection } from './runner.js';
 import type { ClinicalEvent } from '../events/index.js';
 import type { DecodedRecord } from '../kafka/consumer.js';
-import { createTestContext, type TestContext } from '../../test/support/harness.js';
+import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
 import {
   admitted,
   at,
@@ -104,5 +104,46 @@ describe('read model store (Postgres)', () => {
       `select patient_id from ${billing()}.accounts where encounter_id = 'ME1'`,
     );
     expect(acct.rows).toEqual([{ patient_id: 'MC' }]);
+  });
+
+  it('regression: a merge committed while another instance writes the retired id does not strand that row (rebalance storm)', async () => {
+    // The store's lock of this schema's merges (one bigint key: its low 32 bits are objid).
+    const mergeLock = `select count(*)::int as n from pg_locks where locktype = 'advisory' and objsubid = 1
+       and objid::bigint = (hashtext(?)::bigint & 4294967295)`;
+    // Given another instance's batch that has written an order of the retired
+    // patient RA (no link yet) and not committed.
+    let commitOther!: () => void;
+    const otherMayCommit = new Promise<void>((r) => (commitOther = r));
+    const other = ctx.db.transaction(async (trx) => {
+      await b.apply(trx, billing(), [rec(ordered('RA', 'RO1', 'RE1', 'cbc', 'stat', 'ro1', at(9)))]);
+      await otherMayCommit;
+    });
+    await eventually(async () => {
+      const r = await ctx.db.raw<{ rows: { n: number }[] }>(
+        `${mergeLock} and granted and mode = 'ShareLock'`,
+        [`hub_merges:${billing()}`],
+      );
+      return (r.rows[0]?.n ?? 0) > 0 ? true : undefined;
+    });
+
+    // When a merge of RA into RS is applied meanwhile, it waits for that batch
+    const merging = ctx.db.transaction((trx) =>
+      b.apply(trx, billing(), [rec(merged('RS', 'RA', 'rm1', at(10)))]),
+    );
+    await eventually(async () => {
+      const r = await ctx.db.raw<{ rows: { n: number }[] }>(`${mergeLock} and not granted`, [
+        `hub_merges:${billing()}`,
+      ]);
+      return (r.rows[0]?.n ?? 0) > 0 ? true : undefined;
+    });
+    commitOther();
+    await other;
+    await merging;
+
+    // Then the order is the survivor's, as in a build by one instance.
+    const lines = await ctx.db.raw<{ rows: { patient_id: string }[] }>(
+      `select patient_id from ${billing()}.charge_lines where line_id like 'RO1%'`,
+    );
+    expect(lines.rows).toEqual([{ patient_id: 'RS' }]);
   });
 });

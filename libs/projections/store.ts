@@ -308,6 +308,22 @@ async function loadLinks(trx: Knex.Transaction, schema: string, ids: string[]): 
 }
 
 /**
+ * Merges against the other instances of the same read model. A merge moves
+ * the retired patient's rows with one UPDATE, which cannot see rows another
+ * instance is writing under the retired id in a transaction still open (it
+ * looked the id up before the merge committed): that row would keep the
+ * retired id forever, unlike in a build by one instance (the rebalance-storm
+ * fault test found it). So a batch with merges waits for every other batch
+ * of the schema to commit and holds them off until it commits; batches
+ * without merges only share the lock. Taken before links and rows are read,
+ * so each of them (read committed: per statement) sees the merge.
+ */
+async function lockForMerges(trx: Knex.Transaction, schema: string, merging: boolean): Promise<void> {
+  const fn = merging ? 'pg_advisory_xact_lock' : 'pg_advisory_xact_lock_shared';
+  await trx.raw(`select ${fn}(hashtext(?))`, [`hub_merges:${schema}`]);
+}
+
+/**
  * Records merges first, then moves every row of a retired patient (and of
  * patients retired into it before) to the final survivor, one UPDATE per
  * table. Applying merges ahead of the rest of the batch is safe because the
@@ -374,6 +390,7 @@ export function readModelProjection<T extends { [K in keyof T]: object }>(model:
           patientIds.add(r.event.data.mergedPatientId);
         }
       }
+      await lockForMerges(trx, schema, merges.length > 0);
       await applyMerges(trx, schema, tables, merges);
       const links = await loadLinks(trx, schema, [...patientIds]);
       const resolve: Resolve = (id) => rootOf(links, id);

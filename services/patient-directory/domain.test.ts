@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { patientRegistered, patientUpdated, patientsMerged } from '../../test/support/fixtures.js';
-import { at, demographicsUpdated, registered } from '../../test/support/hospital-day.js';
-import { Draft } from '../../libs/projections/store.js';
+import { at, demographicsUpdated, merged, registered } from '../../test/support/hospital-day.js';
+import { Draft, rootOf } from '../../libs/projections/store.js';
 import { evolveAll } from '../../test/support/read-model-testing.js';
 import { evolve, needs, type DirectoryTables } from './domain.js';
 
@@ -45,6 +45,52 @@ describe('patient directory: evolve', () => {
     const rows = given(patientsMerged('P1', 'P2', 'm3'), patientRegistered('P2', 'Late', 'm1'));
     expect(rows.get('P2')).toMatchObject({ merged_into: 'P1', family: 'Late' });
     expect(rows.get('P1')?.version).toBe(1);
+  });
+
+  it("given a retired patient's registration on another partition than the merge, then every interleaving gives the same rows (rebalance storm)", () => {
+    // The survivor's events and the merge share S's partition, so their order is the log's;
+    // R's registration is on R's partition and may be applied before, between or after them.
+    const survivorSide = [registered('S', 'Same', 'Sam', 'ms', at(7)), merged('S', 'R', 'mm', at(10))];
+    const retired = registered('R', 'Same', 'Sam', 'mr', at(8));
+    const builds = [0, 1, 2].map((k) => {
+      const events = [...survivorSide];
+      events.splice(k, 0, retired);
+      const rows = given(...events);
+      return [rows.get('S'), rows.get('R')];
+    });
+    expect(builds[1]).toEqual(builds[0]);
+    expect(builds[2]).toEqual(builds[0]);
+    expect(builds[0]?.[1]).toMatchObject({ merged_into: 'S', version: 2, updated_at: at(10) });
+  });
+
+  it('given a chain of merges on three partitions, then every interleaving gives the same rows (rebalance storm)', () => {
+    // C ← B is on C's partition, B ← A on B's; the store records a batch's links before it
+    // evolves the batch, so `resolve` knows every merge applied so far, the current one too.
+    const partitions = [
+      [registered('A', 'Chain', 'Ann', 'ra', at(7))],
+      [registered('B', 'Chain', 'Ann', 'rb', at(7, 5)), merged('B', 'A', 'mba', at(9))],
+      [registered('C', 'Chain', 'Ann', 'rc', at(7, 10)), merged('C', 'B', 'mcb', at(10))],
+    ];
+    const build = (order: number[]) => {
+      const queues = partitions.map((p) => [...p]);
+      const links = new Map<string, string>();
+      const d = new Draft<DirectoryTables>();
+      for (const k of order) {
+        const e = queues[k]!.shift()!;
+        if (e.type === 'PatientsMerged') links.set(e.data.mergedPatientId, e.data.patientId);
+        evolve(d, e, (id) => rootOf(links, id));
+      }
+      return ['A', 'B', 'C'].map((id) => d.get('patients', id));
+    };
+    const first = build([0, 1, 1, 2, 2]);
+    expect(first[2]?.identifiers.map((i) => i.value)).toEqual(['MRN-C', 'MRN-B', 'MRN-A']);
+    for (const order of [
+      [2, 2, 1, 1, 0],
+      [1, 2, 2, 1, 0],
+      [2, 1, 2, 0, 1],
+      [0, 2, 2, 1, 1],
+    ])
+      expect(build(order)).toEqual(first);
   });
 
   it('leaves the rows untouched for events of other aggregates', () => {

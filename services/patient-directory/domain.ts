@@ -1,6 +1,12 @@
 import type { ClinicalEvent, Demographics, Identifier } from '../../libs/events/index.js';
 import { applyField, fieldState } from '../../libs/events/demographics.js';
-import { evolveByType, type Draft, type EvolveHandlers, type Needs } from '../../libs/projections/store.js';
+import {
+  evolveByType,
+  type Draft,
+  type EvolveHandlers,
+  type Needs,
+  type Resolve,
+} from '../../libs/projections/store.js';
 
 /**
  * The patient directory: one row per enterprise patient id with current
@@ -27,6 +33,28 @@ export interface DirectoryTables {
 }
 
 /**
+ * The row's latest event by occurrence time (then event id), not the last
+ * applied: a retired patient's own events and the merge that retires it are
+ * on different partitions (keyed by each patient), so which is applied last
+ * differs between two builds of the same log (one instance or several, a
+ * rebalance in between); the latest by time does not.
+ */
+function latest(
+  prev: PatientRow | undefined,
+  eventId: string,
+  at: number,
+): Pick<PatientRow, 'last_event_id' | 'updated_at'> {
+  const newer =
+    !prev ||
+    prev.version === 0 ||
+    at > prev.updated_at ||
+    (at === prev.updated_at && eventId > prev.last_event_id);
+  return newer
+    ? { last_event_id: eventId, updated_at: at }
+    : { last_event_id: prev.last_event_id, updated_at: prev.updated_at };
+}
+
+/**
  * HL7 null semantics (libs/events/demographics.ts): a field the sender did not send keeps the
  * stored value, one sent as `""` is deleted, a sent one replaces it; a full snapshot (FHIR, old
  * events) replaces everything.
@@ -49,8 +77,7 @@ function fromDemographics(
     identifiers: d.identifiers,
     merged_into: prev?.merged_into ?? null,
     version: (prev?.version ?? 0) + 1,
-    last_event_id: eventId,
-    updated_at: at,
+    ...latest(prev, eventId, at),
   };
 }
 
@@ -78,45 +105,79 @@ export function touchedPatients(e: ClinicalEvent): string[] {
 
 /**
  * The directory keeps each id's own row (a retired id's row is marked, not
- * moved), so ids are used as sent: `resolve` is not needed.
+ * moved), so ids are used as sent; the final survivor's row (`resolve`) is
+ * read too, because identifiers that reach a retired patient after its
+ * merge also belong to it.
  */
-export function needs(e: ClinicalEvent): Needs<DirectoryTables> {
+export function needs(e: ClinicalEvent, resolve: Resolve = (id) => id): Needs<DirectoryTables> {
   const ids = touchedPatients(e);
-  return ids.length > 0 ? { patients: ids } : {};
+  return ids.length > 0 ? { patients: [...new Set([...ids, ...ids.map(resolve)])] } : {};
 }
 
-function merge(draft: Draft<DirectoryTables>, e: Extract<ClinicalEvent, { type: 'PatientsMerged' }>): void {
-  const { patientId, mergedPatientId, meta } = e.data;
-  const at = meta.occurredAt;
-  const survivor = draft.get('patients', patientId) ?? stub(patientId, meta.eventId, at);
-  const retired = draft.get('patients', mergedPatientId) ?? stub(mergedPatientId, meta.eventId, at);
-  const known = new Set(survivor.identifiers.map((i) => `${i.system}|${i.value}`));
-  const moved = [...retired.identifiers, ...e.data.mergedIdentifiers].filter((i) => {
-    const k = `${i.system}|${i.value}`;
+const identifierKey = (i: Identifier) => `${i.system}|${i.value}`;
+
+/** `extra` identifiers the row does not have yet, in their order. */
+function unknown(row: PatientRow, extra: readonly Identifier[]): Identifier[] {
+  const known = new Set(row.identifiers.map(identifierKey));
+  return extra.filter((i) => {
+    const k = identifierKey(i);
     if (known.has(k)) return false;
     known.add(k);
     return true;
   });
+}
+
+/**
+ * A retired patient's identifiers that reach it after its merge (its own
+ * later events, or a merge into it applied after the one that retired it:
+ * each merge is on its survivor's partition) are added to its final
+ * survivor, as they would have been had they come first. Only the
+ * identifiers: the survivor's version and latest event stay its own.
+ */
+function passToSurvivor(
+  draft: Draft<DirectoryTables>,
+  retiredId: string,
+  identifiers: readonly Identifier[],
+  resolve: Resolve,
+): void {
+  const rootId = resolve(retiredId);
+  const root = rootId === retiredId ? undefined : draft.get('patients', rootId);
+  if (!root) return;
+  const added = unknown(root, identifiers);
+  if (added.length > 0)
+    draft.put('patients', rootId, { ...root, identifiers: [...root.identifiers, ...added] });
+}
+
+function merge(
+  draft: Draft<DirectoryTables>,
+  e: Extract<ClinicalEvent, { type: 'PatientsMerged' }>,
+  resolve: Resolve,
+): void {
+  const { patientId, mergedPatientId, meta } = e.data;
+  const at = meta.occurredAt;
+  const survivor = draft.get('patients', patientId) ?? stub(patientId, meta.eventId, at);
+  const retired = draft.get('patients', mergedPatientId) ?? stub(mergedPatientId, meta.eventId, at);
+  const moved = unknown(survivor, [...retired.identifiers, ...e.data.mergedIdentifiers]);
   draft.put('patients', patientId, {
     ...survivor,
     identifiers: [...survivor.identifiers, ...moved],
     version: survivor.version + 1,
-    last_event_id: meta.eventId,
-    updated_at: at,
+    ...latest(survivor, meta.eventId, at),
   });
   draft.put('patients', mergedPatientId, {
     ...retired,
     merged_into: patientId,
     version: retired.version + 1,
-    last_event_id: meta.eventId,
-    updated_at: at,
+    ...latest(retired, meta.eventId, at),
   });
+  if (survivor.merged_into !== null) passToSurvivor(draft, patientId, moved, resolve);
 }
 
 /** Registered twice (two sources) or updated before registered (cross-source disorder) both converge on "latest snapshot wins". */
 function demographicsSnapshot(
   draft: Draft<DirectoryTables>,
   e: Extract<ClinicalEvent, { type: 'PatientRegistered' | 'PatientUpdated' }>,
+  resolve: Resolve,
 ): void {
   const { patientId, demographics, meta } = e.data;
   const prev = draft.get('patients', patientId);
@@ -125,6 +186,7 @@ function demographicsSnapshot(
     patientId,
     fromDemographics(prev, patientId, demographics, meta.eventId, meta.occurredAt),
   );
+  if (prev?.merged_into) passToSurvivor(draft, patientId, demographics.identifiers, resolve);
 }
 
 /** The directory holds patients only: visits, orders, results and attachments change nothing in it. */

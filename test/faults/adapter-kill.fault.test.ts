@@ -45,7 +45,8 @@ describe(`adapter SIGKILL between Kafka's ack and the MLLP ACK, x${KILLS}`, () =
       HUB_TOPIC_SUFFIX: rig.ctx.id,
       MLLP_PORT: String(mllpPort),
       HTTP_PORT: String(httpPort),
-      LOG_LEVEL: 'warn',
+      // info: start() waits for the "adapter-hl7 ready" line, which is logged at info.
+      LOG_LEVEL: 'info',
       HUB_SITE_CONFIG: join('test', 'fixtures', 'site', 'utc.yaml'),
     };
     await start();

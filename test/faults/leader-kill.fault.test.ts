@@ -7,6 +7,8 @@ import { allInSync, faultScale, settle, startFaultRig, type FaultRig } from '../
 import { ResendingSender, senderStats } from '../support/fault-senders.js';
 import { adtA01 } from '../support/hl7-fixtures.js';
 import { testHl7Adapter } from '../support/private-broker.js';
+import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
+import { startTestFhirAdapter, testPatient, type TestFhirAdapter } from '../support/fhir-adapter.js';
 
 const MESSAGES = faultScale(20_000, 400);
 const CONNECTIONS = 8;
@@ -26,6 +28,7 @@ describe(`leader SIGKILL x${KILLS} during a ${MESSAGES}-message MLLP burst`, () 
   let rig: FaultRig;
   let adapter: Hl7Adapter;
   let port: number;
+  let fhir: TestFhirAdapter;
 
   beforeAll(async () => {
     rig = await startFaultRig('leaderkill', { ackTimeoutMs: ACK_TIMEOUT_MS });
@@ -34,10 +37,16 @@ describe(`leader SIGKILL x${KILLS} during a ${MESSAGES}-message MLLP burst`, () 
       cfg: { ackTimeoutMs: ACK_TIMEOUT_MS },
     });
     port = (await adapter.start()).port;
+    // The FHIR adapter beside it: transaction Bundles go through its transactional producer.
+    fhir = await startTestFhirAdapter(rig.ctx, {
+      policy: DEFAULT_IDENTITY_POLICY,
+      maxBodyBytes: 1024 * 1024,
+    });
   }, 600_000);
 
   afterAll(async () => {
     await adapter?.stop();
+    await fhir?.stop().catch(() => undefined);
     await rig?.cleanup();
   }, 300_000);
 
@@ -55,12 +64,13 @@ describe(`leader SIGKILL x${KILLS} during a ${MESSAGES}-message MLLP burst`, () 
     const all = Array.from({ length: CONNECTIONS }, (_, c) => ids(c)).flat();
     await senders[0]!.deliver('LK-WARM', adtA01('LK-WARM', 'MRN-LK-WARM'));
 
+    const fhirStats = { sent: 0, ok: 0, errors: new Map<number, number>(), other: [] as string[] };
     const t0 = performance.now();
     // Progress in the run's log: a stall shows where it happened.
     const ticker = setInterval(() => {
       const at = Math.round((performance.now() - t0) / 1000);
       process.stderr.write(
-        `[leader-kill] ${at}s: ${stats.aa} AA, ${stats.errorAcks} error ACKs, ${stats.noAnswer} unanswered\n`,
+        `[leader-kill] ${at}s: ${stats.aa} AA, ${stats.errorAcks} error ACKs (last: ${stats.lastError}), ${stats.noAnswer} unanswered, ${fhirStats.ok} FHIR Bundles 2xx\n`,
       );
     }, 10_000);
     let finished = false;
@@ -74,6 +84,41 @@ describe(`leader SIGKILL x${KILLS} during a ${MESSAGES}-message MLLP burst`, () 
       burstMs = Math.round(performance.now() - t0);
       clearInterval(ticker);
     });
+
+    // And a FHIR client sending transaction Bundles one at a time through the burst, each
+    // resent until answered 2xx (x-request-id is the events' message id).
+    const fhirIds: string[] = [];
+    const fhirClient = (async () => {
+      for (let n = 0; !finished; n++) {
+        const id = `LK-FHIR-${n}`;
+        fhirIds.push(id);
+        const bundle = {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            {
+              resource: testPatient(`MRN-${id}`, { id: `lk-fhir-${n}` }),
+              request: { method: 'PUT', url: `Patient/lk-fhir-${n}` },
+            },
+          ],
+        };
+        for (;;) {
+          fhirStats.sent++;
+          const res = await fhir.adapter.http.inject({
+            method: 'POST',
+            url: '/',
+            headers: { ...fhir.auth, 'content-type': 'application/fhir+json', 'x-request-id': id },
+            payload: JSON.stringify(bundle),
+          });
+          if (res.statusCode < 300) break;
+          if (res.statusCode !== 503) fhirStats.other.push(`${res.statusCode} ${res.body.slice(0, 300)}`);
+          fhirStats.errors.set(res.statusCode, (fhirStats.errors.get(res.statusCode) ?? 0) + 1);
+          await sleep(200);
+        }
+        fhirStats.ok++;
+        await sleep(50);
+      }
+    })();
 
     // When: the leader of a raw-topic partition is killed at evenly spaced points of the burst;
     // it is restarted once the senders see AA again, and back in sync before the next kill.
@@ -103,11 +148,11 @@ describe(`leader SIGKILL x${KILLS} during a ${MESSAGES}-message MLLP burst`, () 
         );
       }
     })();
-    await Promise.all([burst, killer]);
+    await Promise.all([burst, killer, fhirClient]);
     for (const s of senders) s.close();
 
-    // Then: every message AA'd, in the log, and applied once by each projector.
-    const s = await settle(rig, all);
+    // Then: every message AA'd (every Bundle 2xx), in the log, and applied once by each projector.
+    const s = await settle(rig, [...all, ...fhirIds]);
     reportFault('leader-kill', `leader SIGKILL x${KILLS} during a ${MESSAGES}-message MLLP burst`, {
       messages: MESSAGES,
       connections: CONNECTIONS,
@@ -118,6 +163,10 @@ describe(`leader SIGKILL x${KILLS} during a ${MESSAGES}-message MLLP burst`, () 
       errorAcks: stats.errorAcks,
       noAnswer: stats.noAnswer,
       resent: stats.resent,
+      fhirBundles: fhirIds.length,
+      fhirAnswered2xx: fhirStats.ok,
+      fhirErrorAnswers: [...fhirStats.errors].map(([status, n]) => `${n} x ${status}`).join(', ') || 'none',
+      ...(fhirStats.other.length > 0 ? { fhirFirstOtherError: fhirStats.other[0]! } : {}),
       ...s.figures,
       recoverMsPerKill: recoverMs.join(' '),
       maxAnswerMs: Math.round(stats.maxAnswerMs),

@@ -1,6 +1,10 @@
+import { spawnSync } from 'node:child_process';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { INGEST_TOPICS, catalogTopicDefinitions } from '../../libs/events/contracts.js';
 import { endOffsets, ensureTopics } from '../../libs/kafka/admin.js';
 import { createKafkaClient, type KafkaClient } from '../../libs/kafka/client.js';
+import kafkajs from 'kafkajs';
 import { createEventProducer, type EventProducer } from '../../libs/kafka/producer.js';
 import { lagOf } from '../../libs/projections/inspect.js';
 import type { ProjectorService } from '../../libs/projections/service.js';
@@ -42,6 +46,11 @@ export interface FaultRig {
   projectors: Record<ReadModelName, ProjectorService>;
   /** Resolves once every projector has applied everything in the log. */
   caughtUp(timeoutMs?: number): Promise<void>;
+  /**
+   * Projectors that gave up after their bounded consumer restarts and were started
+   * again, as "<read model>: <code>" (main.ts exits then, and a supervisor restarts it).
+   */
+  restarted: string[];
   cleanup(): Promise<void>;
 }
 
@@ -90,7 +99,14 @@ export async function startFaultRig(
   };
   try {
     await cluster.start();
-    kafka = createKafkaClient({ brokers: cluster.brokers, clientId: base.id, logger: base.logger });
+    // The 3-broker profile's replication for every topic created through this client, those of
+    // adapters started on it too (an RF 1 audit topic on a killed broker stops every write).
+    kafka = createKafkaClient({
+      brokers: cluster.brokers,
+      clientId: base.id,
+      logger: base.logger,
+      topicEnvironment: 'cluster',
+    });
     // Production's replication (RF 3, min.insync.replicas 2 = ensureTopics' min(2, RF)).
     const dlq = { name: `hub.dlq.${base.id}`, partitions: 1, replicationFactor: 3, retentionMs: -1 };
     await ensureTopics(kafka, [
@@ -122,8 +138,34 @@ export async function startFaultRig(
     });
     const ctx: TestContext = { ...base, kafka, producer };
     const projectors = {} as Record<ReadModelName, ProjectorService>;
+    const restarted: string[] = [];
+    // A projector whose consumer gives up exits in production (libs/projections/main.ts) and its
+    // supervisor (Kubernetes, compose's restart policy) starts it again, resuming from its
+    // checkpoints; here the rig plays the supervisor, and counts each time.
+    const supervised = (m: ReadModelName): ProjectorService =>
+      buildProjector(ctx, m, stable[m], {
+        ...projectorDeps(ctx),
+        onFatal: (err) => {
+          restarted.push(`${m}: ${err.code}`);
+          void (async () => {
+            await projectors[m].stop().catch(() => undefined);
+            for (let attempt = 1; attempt <= 10; attempt++) {
+              const next = supervised(m);
+              started.push(next);
+              try {
+                await next.start();
+                projectors[m] = next;
+                return;
+              } catch {
+                await next.stop().catch(() => undefined);
+                await new Promise((r) => setTimeout(r, 2_000));
+              }
+            }
+          })();
+        },
+      });
     for (const m of READ_MODELS) {
-      projectors[m] = buildProjector(ctx, m, stable[m]);
+      projectors[m] = supervised(m);
       await projectors[m].start();
       started.push(projectors[m]);
     }
@@ -134,6 +176,7 @@ export async function startFaultRig(
       producer,
       stable,
       projectors,
+      restarted,
       async caughtUp(timeoutMs = 300_000) {
         for (const m of READ_MODELS) {
           await eventually(
@@ -301,15 +344,97 @@ export async function settle(rig: FaultRig, expected: Iterable<string>): Promise
         duplicated: t.duplicated,
         logDuplicatesAbsorbed: f.logDuplicates,
         deadLetters: f.deadLetters,
+        projectorsRestartedAfterGivingUp: rig.restarted.join(', ') || 'none',
       },
     };
   } catch (err) {
     const failure = err instanceof Error ? err : new Error(String(err));
+    process.stderr.write(
+      `[fault] settle failed; the cluster as each broker sees it:\n${await clusterView(rig)}\n`,
+    );
     return {
       f: null,
       t: null,
       failure,
-      figures: { readModelsChecked: `no: ${failure.message.slice(0, 160)}` },
+      figures: {
+        readModelsChecked: `no: ${failure.message.slice(0, 160)}`,
+        projectorsRestartedAfterGivingUp: rig.restarted.join(', ') || 'none',
+      },
     };
   }
+}
+
+/**
+ * Each broker's view of the catalog topics (leader/ISR per partition) and
+ * whether ListOffsets through it succeeds: what a failed settle() leaves in
+ * the log, because the cluster is removed with the test.
+ */
+async function clusterView(rig: FaultRig): Promise<string> {
+  const topics = clinicalTopics(rig.ctx.topic);
+  const lines: string[] = [];
+  for (const b of rig.cluster.brokers) {
+    const admin = new kafkajs.Kafka({
+      clientId: `${rig.ctx.id}-view`,
+      brokers: [b],
+      logLevel: kafkajs.logLevel.NOTHING,
+    }).admin();
+    try {
+      await admin.connect();
+      const md = await admin.fetchTopicMetadata({ topics });
+      for (const t of md.topics) {
+        const parts = [...t.partitions]
+          .sort((x, y) => x.partitionId - y.partitionId)
+          .map((p) => `${p.partitionId}:${p.leader}/${p.isr.join('')}`)
+          .join(' ');
+        let offsets = 'ok';
+        await admin.fetchTopicOffsets(t.name).catch((e: unknown) => {
+          offsets = e instanceof Error ? e.message : String(e);
+        });
+        lines.push(`  via ${b} ${t.name}: ${parts}; ListOffsets ${offsets}`);
+      }
+    } catch (e) {
+      lines.push(`  via ${b}: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+  // Per read model, the partitions a projector has not reached the end of.
+  for (const m of READ_MODELS) {
+    const schema = rig.projectors[m].activeSchema();
+    if (!schema) continue;
+    const rows: { topic: string; partition: number; last_offset: string }[] = await rig.ctx.db
+      .withSchema(schema)
+      .from('checkpoints')
+      .select('topic', 'partition', 'last_offset');
+    const cp = new Map(rows.map((r) => [`${r.topic}:${r.partition}`, BigInt(r.last_offset) + 1n]));
+    for (const t of topicsOf(rig.ctx, m)) {
+      const ends = await endOffsets(rig.kafka, t).catch(() => new Map<number, bigint>());
+      for (const [p, end] of ends) {
+        const next = cp.get(`${t}:${p}`) ?? 0n;
+        if (next < end) lines.push(`  ${m} behind on ${t}:${p}: next ${next}, end ${end}`);
+      }
+    }
+  }
+  // Transactions left open on a partition (they hold read-committed consumers at the last stable offset).
+  const libsDir = join(homedir(), '.cache', 'clinical-hub', 'kafka-4.1.1', 'libs', '*');
+  for (const [i, b] of rig.cluster.brokers.entries()) {
+    const r = spawnSync(
+      'java',
+      [
+        '-cp',
+        libsDir,
+        'org.apache.kafka.tools.TransactionsCommand',
+        '--bootstrap-server',
+        b,
+        'find-hanging',
+        '--broker-id',
+        String(rig.cluster.nodeIds[i]),
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    lines.push(
+      `  find-hanging --broker-id ${rig.cluster.nodeIds[i]}: ${(r.stdout || r.stderr || '').trim().slice(0, 600)}`,
+    );
+  }
+  return lines.join('\n');
 }

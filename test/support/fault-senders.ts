@@ -17,6 +17,8 @@ export interface SenderStats {
   acked: Set<string>;
   /** performance.now() of the latest AA. */
   lastAaAt: number;
+  /** The ERR segment of the latest error ACK (test data only), to say why in a run's log. */
+  lastError: string;
 }
 
 export function senderStats(): SenderStats {
@@ -29,6 +31,7 @@ export function senderStats(): SenderStats {
     maxAnswerMs: 0,
     acked: new Set(),
     lastAaAt: 0,
+    lastError: '',
   };
 }
 
@@ -68,6 +71,11 @@ export class ResendingSender {
         return { answer: 'AA', ms };
       }
       this.stats.errorAcks++;
+      this.stats.lastError =
+        ack
+          .split('\r')
+          .find((seg) => seg.startsWith('ERR|'))
+          ?.slice(0, 200) ?? '';
       return { answer: code === 'AE' ? 'AE' : 'AR', ms };
     } catch {
       this.stats.noAnswer++;

@@ -101,6 +101,8 @@ export async function eventually<T>(
     try {
       const v = await probe();
       if (v !== undefined) return v;
+      // The condition was checked and is not met yet: an earlier error is no longer why.
+      last = undefined;
     } catch (err) {
       last = err;
     }
