@@ -146,6 +146,12 @@ const DELIBERATE = {
   } as Readonly<Record<string, string>>,
   /** Columns a read model added (not compared). */
   columns: {} as Readonly<Record<string, string>>,
+  /** Columns whose meaning a later issue changed on purpose (not compared). */
+  redefined: {
+    'patient-directory.patients.last_event_id':
+      '#19: the latest event by time, not the last applied (which differed between builds: a retired patient and its merge are on different partitions)',
+    'patient-directory.patients.updated_at': '#19: as last_event_id',
+  } as Readonly<Record<string, string>>,
 };
 
 /** The facts of a served resource that a presentation change must not alter. */
@@ -271,6 +277,7 @@ function compareRow(model: string, table: string, key: string, old: Row, now: Ro
   const where = `${model}.${table}[${key}]`;
   for (const col of Object.keys(now)) if (!(col in old)) d.addedColumns.add(`${model}.${table}.${col}`);
   for (const [col, v] of Object.entries(old)) {
+    if (`${model}.${table}.${col}` in DELIBERATE.redefined) continue;
     if (model !== 'portal') expectSame(v, now[col], `${where}.${col}`, d.problems);
     else if (col === 'resource') comparePortalResource(where, v, now[col], d);
     // Stored event parts (demographics) gain the new fields' defaults: the old content must be kept.

@@ -1,5 +1,6 @@
 import { Partitioners, type ICustomPartitioner } from 'kafkajs';
 import murmurhash from 'murmurhash';
+import { HubError } from '../errors/index.js';
 
 // The Java client's murmur2 seed: a key must land in the partition any other
 // producer (Java, librdkafka with murmur2_random, kafkajs) would pick for it,
@@ -53,4 +54,18 @@ export function unanswered(
 ): string[] {
   const got = new Set(answered.map((r) => `${r.topicName}:${r.partition}`));
   return [...chosen].filter((k) => !got.has(k));
+}
+
+/** Throws a retriable HUB_KAFKA_UNAVAILABLE when a send's answer leaves out a partition its records went to. */
+export function assertAllAnswered(
+  chosen: ReadonlySet<string>,
+  answered: readonly { topicName: string; partition: number }[],
+): void {
+  const missing = unanswered(chosen, answered);
+  if (missing.length === 0) return;
+  throw new HubError(
+    'HUB_KAFKA_UNAVAILABLE',
+    `kafka answered for ${chosen.size - missing.length} of ${chosen.size} partitions; the rest were not sent`,
+    { retriable: true, details: { unanswered: missing.length } },
+  );
 }

@@ -3,7 +3,7 @@ import { HubError, isHubError } from '../errors/index.js';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from './client.js';
-import { trackingPartitioner, unanswered } from './partitioner.js';
+import { assertAllAnswered, trackingPartitioner } from './partitioner.js';
 
 export interface RawRecord {
   topic: string;
@@ -303,14 +303,7 @@ class CoalescingWriter {
       acks: -1,
       compression: CompressionTypes.None,
     });
-    const missing = unanswered(chosen, answered);
-    if (missing.length > 0) {
-      throw new HubError(
-        'HUB_KAFKA_UNAVAILABLE',
-        `kafka answered for ${chosen.size - missing.length} of ${chosen.size} partitions; the rest were not sent`,
-        { retriable: true, details: { unanswered: missing.length } },
-      );
-    }
+    assertAllAnswered(chosen, answered);
   }
 
   enqueue(records: RawRecord[]): Promise<void> {

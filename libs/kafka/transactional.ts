@@ -1,9 +1,9 @@
 import { CompressionTypes, type Message, type Producer, type TopicMessages } from 'kafkajs';
-import { HubError } from '../errors/index.js';
+import type { HubError } from '../errors/index.js';
 import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from './client.js';
-import { trackingPartitioner, unanswered } from './partitioner.js';
+import { assertAllAnswered, trackingPartitioner } from './partitioner.js';
 import {
   mapKafkaError,
   withAckDeadline,
@@ -148,14 +148,7 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
       chosen.clear();
       const answered = await txn.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
       // A partition kafkajs's retry skipped (partitioner.ts trackingPartitioner) must not commit without its records.
-      const missing = unanswered(chosen, answered);
-      if (missing.length > 0) {
-        throw new HubError(
-          'HUB_KAFKA_UNAVAILABLE',
-          `kafka answered for ${chosen.size - missing.length} of ${chosen.size} partitions; the rest were not sent`,
-          { retriable: true, details: { unanswered: missing.length } },
-        );
-      }
+      assertAllAnswered(chosen, answered);
       await opts.beforeCommit?.();
       await txn.commit();
     } catch (err) {
