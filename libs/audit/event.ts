@@ -11,8 +11,12 @@ export type AuditOutcome = '0' | '4' | '8' | '12';
 export interface AuditInput {
   id: string;
   recorded: number;
-  /** FHIR restful-interaction code: read, search-type, operation; create, update, batch and transaction at the FHIR adapter. */
-  interaction: 'read' | 'search-type' | 'operation' | 'create' | 'update' | 'batch' | 'transaction';
+  /**
+   * FHIR restful-interaction code: read, search-type, operation; create, update, batch and transaction at the
+   * FHIR adapter; create, update and delete of subscriptions at the API.
+   */
+  interaction:
+    'read' | 'search-type' | 'operation' | 'create' | 'update' | 'delete' | 'batch' | 'transaction';
   /** The route template, e.g. `GET /fhir/Observation`. */
   route: string;
   resourceType: string | null;
@@ -44,17 +48,20 @@ export const AUDIT_SYSTEMS = {
   hubEventType: 'urn:hub:audit-event-type',
   hubOperator: 'urn:hub:operator',
   hubOperatorAction: 'urn:hub:operator-action',
+  hubSubscription: 'urn:hub:subscription',
+  dicom: 'http://dicom.nema.org/resources/ontology/DCM',
 } as const;
 
 type AuditEntity = NonNullable<AuditEvent['entity']>[number];
 
-/** AuditEvent.action (C create, R read, U update, E execute) of each interaction. */
+/** AuditEvent.action (C create, R read, U update, D delete, E execute) of each interaction. */
 const ACTION: Record<AuditInput['interaction'], NonNullable<AuditEvent['action']>> = {
   read: 'R',
   'search-type': 'R',
   operation: 'E',
   create: 'C',
   update: 'U',
+  delete: 'D',
   batch: 'E',
   transaction: 'E',
 };
@@ -168,6 +175,62 @@ export function buildOperatorAuditEvent(i: OperatorActionInput): AuditEvent {
     ],
     source: { observer: { display: i.observer } },
     entity,
+  };
+}
+
+/**
+ * One outbound delivery that carried a patient's data to a subscriber
+ * (issue 20): who received it (the subscription, first agent, so that the
+ * audit table's agent column and `GET /audit/events?agent=` name it), whose
+ * data, which event, over which channel. Stream-level: one per event
+ * delivered, in the same chained table as API reads.
+ */
+export interface DeliveryAuditInput {
+  id: string;
+  recorded: number;
+  subscriptionId: string;
+  subscriptionName: string;
+  channel: 'webhook' | 'rest-hook' | 'mllp';
+  /** The receiver's host (and port): never a path or query, which may carry a token. */
+  destination: string;
+  patientId: string;
+  eventType: string;
+  eventId: string;
+  idempotencyKey: string;
+  observer: string;
+}
+
+export function buildDeliveryAuditEvent(i: DeliveryAuditInput): AuditEvent {
+  return {
+    resourceType: 'AuditEvent',
+    id: i.id,
+    // DICOM 110106 Export: data leaving the system of record for another one.
+    type: { system: AUDIT_SYSTEMS.dicom, code: '110106', display: 'Export' },
+    subtype: [{ system: AUDIT_SYSTEMS.hubEventType, code: 'subscription-delivery' }],
+    action: 'R',
+    recorded: new Date(i.recorded).toISOString(),
+    outcome: '0',
+    agent: [
+      {
+        requestor: false,
+        who: { identifier: { system: AUDIT_SYSTEMS.hubSubscription, value: i.subscriptionId } },
+        altId: i.subscriptionName,
+        // Network access point type 1: a machine name (with its port).
+        network: { address: i.destination, type: '1' },
+      },
+    ],
+    source: { observer: { display: i.observer } },
+    entity: [
+      patientEntity(i.patientId),
+      {
+        what: { display: `delivery ${i.channel} ${i.eventType}` },
+        type: { system: AUDIT_SYSTEMS.entityType, code: '2', display: 'System Object' },
+        detail: [
+          { type: 'event-id', valueString: i.eventId },
+          { type: 'idempotency-key', valueString: i.idempotencyKey },
+        ],
+      },
+    ],
   };
 }
 

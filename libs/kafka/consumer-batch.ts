@@ -36,6 +36,14 @@ export interface PartitionBatch {
    * the batch with BatchFenced. Undefined without claims.
    */
   fence?: bigint;
+  /**
+   * For a handler that waits on something outside the hub between attempts
+   * (an outbound receiver that is down): marks a step, so the batch is not
+   * taken for stuck and heartbeats go on, and answers false once the
+   * consumer stops or loses the partition; the handler then gives the batch
+   * up unresolved by throwing BatchFenced.
+   */
+  keepAlive?(): boolean;
 }
 
 /**

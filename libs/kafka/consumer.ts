@@ -448,6 +448,10 @@ class GroupRunner {
       records: decoded.map((d) => d.rec),
       lastOffset,
       ...(fence === undefined ? {} : { fence }),
+      keepAlive: () => {
+        this.step();
+        return alive();
+      },
     };
     if (!(this.grouped && (await this.grouped(whole)))) {
       if (!(await handleAlone(this.batches, whole, decoded, payload))) return;

@@ -1,0 +1,258 @@
+/**
+ * A subscription's consumer position and delivery state in Postgres: where
+ * it starts (now, the beginning, a time, a replay), claims with fences (a
+ * batch of a generation that lost its partition can no longer move the
+ * offsets), and the checkpoint that stores, in one transaction, the offsets
+ * reached, the count of events delivered and the dead letters of a chunk.
+ */
+import type { Knex } from 'knex';
+import { BatchFenced } from '../kafka/consumer.js';
+import type { KafkaClient } from '../kafka/client.js';
+import type { Subscription } from './model.js';
+
+/** Last offset done per partition (one before the first to deliver), for the start position. */
+async function offsetsAt(
+  kafka: KafkaClient,
+  topic: string,
+  at: number | 'beginning',
+): Promise<Map<number, bigint>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offs =
+      at === 'beginning'
+        ? (await admin.fetchTopicOffsets(topic)).map((o) => ({ partition: o.partition, offset: o.low }))
+        : await admin.fetchTopicOffsetsByTimestamp(topic, at);
+    return new Map(offs.map((o) => [o.partition, BigInt(o.offset) - 1n]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+interface StartRow {
+  started_generation: number | null;
+  replay_from: Date | null;
+  created_at: Date;
+}
+
+/** Where the subscription's consumer must begin: null when its stored offsets stand. */
+function startOf(sub: Subscription, row: StartRow): number | 'beginning' | null {
+  if (row.replay_from) return row.replay_from.getTime();
+  if (row.started_generation !== null) return null;
+  switch (sub.start.from) {
+    case 'beginning':
+      return 'beginning';
+    case 'time':
+      return Date.parse(sub.start.at);
+    case 'now':
+      // "now" is when the subscription was created, not when the worker first
+      // runs: events between the two are the subscriber's.
+      return row.created_at.getTime();
+  }
+}
+
+/**
+ * Places the offsets of a new subscription at its start, or of a replayed
+ * one at the replay time (log append time), bumping every fence so that a
+ * batch still in flight from before cannot move them back.
+ */
+export async function placeStart(
+  db: Knex,
+  schema: string,
+  kafka: KafkaClient,
+  sub: Subscription,
+  topics: readonly string[],
+): Promise<'kept' | 'placed'> {
+  const row = await db
+    .withSchema(schema)
+    .from('subscriptions as s')
+    .join('delivery_state as d', 'd.subscription_id', 's.id')
+    .where('s.id', sub.id)
+    .first<StartRow | undefined>('d.started_generation', 's.replay_from', 's.created_at');
+  if (!row) return 'kept';
+  const at = startOf(sub, row);
+  if (at === null) return 'kept';
+  const rows: { subscription_id: string; topic: string; partition: number; last_offset: string }[] = [];
+  for (const topic of topics) {
+    for (const [partition, last] of await offsetsAt(kafka, topic, at)) {
+      rows.push({ subscription_id: sub.id, topic, partition, last_offset: last.toString() });
+    }
+  }
+  await db.transaction(async (trx) => {
+    await trx
+      .withSchema(schema)
+      .from('offsets')
+      .where({ subscription_id: sub.id })
+      .whereNotIn('topic', [...topics])
+      .delete();
+    if (rows.length > 0) {
+      await trx
+        .withSchema(schema)
+        .into('offsets')
+        .insert(rows)
+        .onConflict(['subscription_id', 'topic', 'partition'])
+        .merge({ last_offset: trx.raw('excluded.last_offset'), fence: trx.raw('offsets.fence + 1') });
+    }
+    await trx.withSchema(schema).from('subscriptions').where({ id: sub.id }).update({ replay_from: null });
+    await trx
+      .withSchema(schema)
+      .from('delivery_state')
+      .where({ subscription_id: sub.id })
+      .update({ started_generation: sub.generation });
+  });
+  return 'placed';
+}
+
+export async function storedOffsets(
+  db: Knex,
+  schema: string,
+  subscriptionId: string,
+  topic: string,
+  partitions: readonly number[],
+): Promise<Map<number, bigint>> {
+  const rows = await db
+    .withSchema(schema)
+    .from('offsets')
+    .where({ subscription_id: subscriptionId, topic })
+    .whereIn('partition', [...partitions])
+    .select<{ partition: number; last_offset: string }[]>('partition', 'last_offset');
+  return new Map(rows.map((r) => [r.partition, BigInt(r.last_offset)]));
+}
+
+/** A new fence on a partition for this member, and the offset delivered last (see ConsumerRunnerOptions.claim). */
+export async function claim(
+  db: Knex,
+  schema: string,
+  subscriptionId: string,
+  topic: string,
+  partition: number,
+): Promise<{ fence: bigint; last: bigint | undefined }> {
+  const r = await db.raw<{ rows: [{ fence: string; last_offset: string }] }>(
+    `insert into ??.offsets as o (subscription_id, topic, partition, last_offset, fence) values (?, ?, ?, -1, 1)
+     on conflict (subscription_id, topic, partition) do update set fence = o.fence + 1
+     returning fence, last_offset`,
+    [schema, subscriptionId, topic, partition],
+  );
+  const row = r.rows[0];
+  return { fence: BigInt(row.fence), last: BigInt(row.last_offset) };
+}
+
+export interface PendingDeadLetter {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  eventId: string;
+  eventType: string;
+  patientId: string;
+  reason: string;
+  detail: string | null;
+  eventNumber: number;
+}
+
+/** What a chunk of one partition's batch did, stored at once. */
+export interface Checkpoint {
+  topic: string;
+  partition: number;
+  fence: bigint | undefined;
+  lastOffset: bigint;
+  /** Events counted (delivered or dead-lettered) since the last checkpoint. */
+  counted: number;
+  deliveredAt: Date | null;
+  deadLetters: readonly PendingDeadLetter[];
+}
+
+/** Stores a checkpoint; refuses it (BatchFenced) when the partition was claimed anew since the batch was fetched. */
+export async function storeCheckpoint(
+  db: Knex,
+  schema: string,
+  subscriptionId: string,
+  c: Checkpoint,
+  now: Date,
+): Promise<void> {
+  await db.transaction(async (trx) => {
+    const held = await trx
+      .withSchema(schema)
+      .from('offsets')
+      .where({ subscription_id: subscriptionId, topic: c.topic, partition: c.partition })
+      .forUpdate()
+      .first<{ fence: string } | undefined>('fence');
+    if (c.fence !== undefined && (!held || BigInt(held.fence) !== c.fence))
+      throw new BatchFenced(c.topic, c.partition);
+    await trx
+      .withSchema(schema)
+      .from('offsets')
+      .where({ subscription_id: subscriptionId, topic: c.topic, partition: c.partition })
+      .update({ last_offset: c.lastOffset.toString() });
+    if (c.deadLetters.length > 0) {
+      await trx
+        .withSchema(schema)
+        .into('dead_letters')
+        .insert(
+          c.deadLetters.map((d) => ({
+            subscription_id: subscriptionId,
+            topic: d.topic,
+            partition: d.partition,
+            offset: d.offset.toString(),
+            event_id: d.eventId,
+            event_type: d.eventType,
+            patient_id: d.patientId,
+            reason: d.reason,
+            detail: d.detail,
+            event_number: d.eventNumber,
+            created_at: now,
+          })),
+        )
+        .onConflict(['subscription_id', 'event_id'])
+        .ignore();
+    }
+    if (c.counted > 0 || c.deliveredAt) {
+      await trx
+        .withSchema(schema)
+        .from('delivery_state')
+        .where({ subscription_id: subscriptionId })
+        .update({
+          events_delivered: trx.raw('events_delivered + ?', [c.counted]),
+          ...(c.deliveredAt
+            ? { last_delivered_at: c.deliveredAt, failing_since: null, last_failure_reason: null }
+            : {}),
+        });
+    }
+  });
+}
+
+export async function eventsCounted(db: Knex, schema: string, subscriptionId: string): Promise<number> {
+  const r = await db
+    .withSchema(schema)
+    .from('delivery_state')
+    .where({ subscription_id: subscriptionId })
+    .first<{ events_delivered: string } | undefined>('events_delivered');
+  return Number(r?.events_delivered ?? 0);
+}
+
+/** The subscription waits on a receiver it cannot reach (kept until the next success). */
+export async function markFailing(
+  db: Knex,
+  schema: string,
+  subscriptionId: string,
+  reason: string,
+  now: Date,
+): Promise<void> {
+  await db
+    .withSchema(schema)
+    .from('delivery_state')
+    .where({ subscription_id: subscriptionId })
+    .update({ failing_since: db.raw('coalesce(failing_since, ?)', [now]), last_failure_reason: reason });
+}
+
+export async function markHeartbeat(
+  db: Knex,
+  schema: string,
+  subscriptionId: string,
+  now: Date,
+): Promise<void> {
+  await db
+    .withSchema(schema)
+    .from('delivery_state')
+    .where({ subscription_id: subscriptionId })
+    .update({ last_heartbeat_at: now });
+}

@@ -1,0 +1,91 @@
+import type { FastifyInstance } from 'fastify';
+import type { Knex } from 'knex';
+import { createAuditSink, ensureAuditTopic } from '../../libs/audit/topic.js';
+import { senderFor } from '../../libs/delivery/channels/index.js';
+import { createDeliveryMetrics } from '../../libs/delivery/metrics.js';
+import { migrateDelivery } from '../../libs/delivery/store.js';
+import { createDeliverySupervisor, type DeliverySupervisor } from '../../libs/delivery/supervisor.js';
+import type { EventCodec } from '../../libs/events/codec.js';
+import { createHttpApp } from '../../libs/http/index.js';
+import type { KafkaClient } from '../../libs/kafka/client.js';
+import type { EventProducer } from '../../libs/kafka/producer.js';
+import type { Logger } from '../../libs/telemetry/logger.js';
+import type { HubMetrics } from '../../libs/telemetry/metrics.js';
+
+export interface DeliveryDeps {
+  db: Knex;
+  kafka: KafkaClient;
+  codec: EventCodec;
+  producer: EventProducer;
+  logger: Logger;
+  metrics: HubMetrics;
+  now?: () => number;
+}
+
+export interface DeliveryConfig {
+  schema: string;
+  auditTopic: string;
+  dlqTopic: string;
+  topic(catalogName: string): string;
+  pollMs?: number;
+}
+
+export interface DeliveryService {
+  http: FastifyInstance;
+  supervisor: DeliverySupervisor;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * delivery: subscriptions (delivery schema) → receivers that cannot read
+ * Kafka (signed webhook, FHIR rest-hook, HL7 v2 over MLLP). Its port serves
+ * /health, /ready and /metrics only: subscriptions are managed through the
+ * API and `hub subscriptions`.
+ */
+export function buildDeliveryService(deps: DeliveryDeps, cfg: DeliveryConfig): DeliveryService {
+  const now = deps.now ?? Date.now;
+  const supervisor = createDeliverySupervisor({
+    db: deps.db,
+    schema: cfg.schema,
+    kafka: deps.kafka,
+    codec: deps.codec,
+    producer: deps.producer,
+    logger: deps.logger,
+    metrics: createDeliveryMetrics(deps.metrics.registry),
+    audit: createAuditSink(deps.producer, cfg.auditTopic),
+    topic: cfg.topic,
+    dlqTopic: cfg.dlqTopic,
+    observer: 'delivery',
+    now,
+    senderFor: (sub) => senderFor(sub, { now, logger: deps.logger }),
+    ...(cfg.pollMs ? { pollMs: cfg.pollMs } : {}),
+  });
+  let started = false;
+  const http = createHttpApp({
+    logger: deps.logger,
+    metrics: deps.metrics.registry,
+    codeOnlyNotFound: true,
+    readiness: {
+      postgres: async () => {
+        await deps.db.raw('select 1');
+        return { ok: true };
+      },
+      subscriptions: () => Promise.resolve(started ? { ok: true } : { ok: false, detail: 'starting' }),
+    },
+  });
+  return {
+    http,
+    supervisor,
+    async start() {
+      await migrateDelivery(deps.db, cfg.schema);
+      await ensureAuditTopic(deps.kafka, cfg.auditTopic);
+      await supervisor.start();
+      started = true;
+    },
+    async stop() {
+      started = false;
+      await supervisor.stop();
+    },
+  };
+}
