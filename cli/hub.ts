@@ -20,6 +20,7 @@ import { registerProjectionsCommands } from './projections.js';
 import { registerPublishCommand } from './publish.js';
 import { registerSchemasCommands } from './schemas.js';
 import { registerTopicsCommands } from './topics.js';
+import { registerSubscriptionsCommands } from './subscriptions.js';
 import { runUp } from './up.js';
 
 const NEXT_STEP: Partial<Record<ErrorCode, string>> = {
@@ -68,6 +69,7 @@ export function buildProgram(): Command {
   registerFhirCommands(program);
   registerProjectionsCommands(program);
   registerOpsCommands(program);
+  registerSubscriptionsCommands(program);
   registerSchemasCommands(program);
   registerTopicsCommands(program);
   registerPublishCommand(program);

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { DecodedRecord } from '../kafka/consumer.js';
 import { EVENT_TYPES, type ClinicalEvent, type EventType } from '../events/index.js';
 import { nameUuid } from '../events/name-uuid.js';
+import { HubError } from '../errors/index.js';
 
 /** The FHIR resource type each event is about: the rest-hook focus and the criteria's resource types. */
 export const RESOURCE_TYPE_OF: { readonly [K in EventType]: string } = {
@@ -271,4 +272,16 @@ export interface ChannelSender {
   /** Optional: a heartbeat when nothing was delivered for a while (FHIR rest-hook). */
   heartbeat?(subscription: Subscription, eventsSinceStart: number): Promise<Outcome>;
   close(): Promise<void>;
+}
+
+/**
+ * A subscription as a caller sent it, validated: HUB_INPUT_INVALID naming
+ * each element at fault and why (never a value: an endpoint or a filter can
+ * carry a token or a patient id).
+ */
+export function parseSubscriptionInput(raw: unknown): SubscriptionInput {
+  const r = subscriptionInputSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const problems = r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`);
+  throw new HubError('HUB_INPUT_INVALID', `invalid subscription: ${problems.join('; ')}`);
 }
