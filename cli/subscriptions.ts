@@ -5,7 +5,7 @@
  * parses options and prints. Every change is an operator action on the
  * audit trail; the delivery service picks changes up within a second.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
@@ -13,12 +13,8 @@ import { buildOperatorAuditEvent } from '../libs/audit/event.js';
 import { AUDIT_TOPIC, createAuditSink, ensureAuditTopic } from '../libs/audit/topic.js';
 import { loadConfig, schemaNameEnv, topicNamer, z } from '../libs/config/index.js';
 import { assertSqlIdentifier, type Knex } from '../libs/db/index.js';
-import {
-  parseSubscriptionInput,
-  redacted,
-  type Subscription,
-  type SubscriptionInput,
-} from '../libs/delivery/model.js';
+import { generateSecret, parseSubscription } from '../libs/delivery/input.js';
+import { redacted, type Subscription, type SubscriptionInput } from '../libs/delivery/model.js';
 import {
   DELIVERY_SCHEMA,
   createSubscription,
@@ -163,7 +159,7 @@ function channelOf(o: CreateOpts): Record<string, unknown> {
     return {
       type: 'webhook',
       endpoint: o.endpoint,
-      secret: o.secret ?? `whsec_${randomBytes(32).toString('base64')}`,
+      secret: o.secret ?? generateSecret(),
     };
   }
   if (o.channel === 'rest-hook') {
@@ -201,12 +197,12 @@ async function inputOf(o: CreateOpts): Promise<SubscriptionInput> {
     } catch {
       throw new HubError('HUB_INPUT_INVALID', `--file ${o.file}: not a readable JSON file`);
     }
-    const parsed = parseSubscriptionInput(raw);
+    const parsed = parseSubscription(raw);
     const c = parsed.channel;
-    if (c.type === 'webhook' && !c.secret) c.secret = `whsec_${randomBytes(32).toString('base64')}`;
+    if (c.type === 'webhook' && !c.secret) c.secret = generateSecret();
     return parsed;
   }
-  return parseSubscriptionInput({
+  return parseSubscription({
     name: o.name,
     criteria: {
       eventTypes: list(o.eventTypes),

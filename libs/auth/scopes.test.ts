@@ -107,3 +107,49 @@ describe('decide', () => {
     expect(denyStatus('patient-mismatch')).toBe(403);
   });
 });
+
+describe('decide: subscriptions', () => {
+  const token = (...scopes: string[]): Principal => ({
+    subject: 'int',
+    clientId: 'int',
+    scopes,
+    patient: null,
+  });
+  const ask = (p: Principal, interaction: 'read' | 'search' | 'create' | 'update' | 'delete') =>
+    decide(p, { kind: 'subscription', interaction }).allow;
+
+  it('given system/Subscription.read or .write, when subscriptions are read or changed, then each grants its own', () => {
+    const reader = token('system/Subscription.read');
+    const writer = token('system/Subscription.write');
+    expect(['read', 'search'].map((i) => ask(reader, i as 'read'))).toEqual([true, true]);
+    expect(['create', 'update', 'delete'].map((i) => ask(reader, i as 'create'))).toEqual([
+      false,
+      false,
+      false,
+    ]);
+    expect(['create', 'update', 'delete'].map((i) => ask(writer, i as 'create'))).toEqual([true, true, true]);
+    expect(ask(writer, 'read')).toBe(false);
+    // SMART v2 letters, one by one.
+    expect(ask(token('system/Subscription.rs'), 'search')).toBe(true);
+    expect(ask(token('system/Subscription.c'), 'update')).toBe(false);
+  });
+
+  it('given wildcards, person scopes or other hub scopes, when subscriptions are asked for, then denied (403)', () => {
+    for (const scopes of [
+      ['system/*.cruds'],
+      ['system/*.rs', 'system/*.cud'],
+      ['user/Subscription.cruds'],
+      ['patient/Subscription.cruds'],
+      [HUB_SCOPES.admin],
+      [HUB_SCOPES.billing],
+    ]) {
+      const d = decide(token(...scopes), { kind: 'subscription', interaction: 'read' });
+      expect(d, scopes.join(' ')).toEqual({ allow: false, reason: 'insufficient-scope' });
+      expect(denyStatus('insufficient-scope')).toBe(403);
+    }
+    expect(decide(null, { kind: 'subscription', interaction: 'read' })).toEqual({
+      allow: false,
+      reason: 'unauthenticated',
+    });
+  });
+});

@@ -83,7 +83,36 @@ export type AccessRequest =
   | { kind: 'everything'; patientId: string }
   | { kind: 'billing' }
   | { kind: 'analytics' }
-  | { kind: 'admin' };
+  | { kind: 'admin' }
+  /** Outbound subscriptions (issue 20): who may see or change where the hub sends data. */
+  | { kind: 'subscription'; interaction: SubscriptionInteraction };
+
+/** What a subscription route does, as the SMART permission it needs on `Subscription`. */
+export type SubscriptionInteraction = 'read' | 'search' | 'create' | 'update' | 'delete';
+
+const SUBSCRIPTION_PERM: Record<SubscriptionInteraction, Permission> = {
+  read: 'r',
+  search: 's',
+  create: 'c',
+  update: 'u',
+  delete: 'd',
+};
+
+/** The scope letter a subscription interaction needs (`system/Subscription.<letter>`). */
+export const subscriptionPermission = (i: SubscriptionInteraction): Permission => SUBSCRIPTION_PERM[i];
+
+/**
+ * Subscriptions are granted by `system/Subscription.<perms>` only (SMART v2
+ * letters or v1 `read` / `write`): not by a wildcard (`system/*.rs`, an
+ * ingest client's `system/*.cud`), not to a person's `user/` or `patient/`
+ * scope. A subscription sends every matching patient's data to an endpoint
+ * of its creator's choosing, for as long as it lives: that power is granted
+ * by name, to a backend client.
+ */
+function grantsSubscription(scopes: readonly Scope[], i: SubscriptionInteraction): boolean {
+  const perm = SUBSCRIPTION_PERM[i];
+  return scopes.some((s) => s.context === 'system' && s.resource === 'Subscription' && s.perms.has(perm));
+}
 
 export type DenyReason =
   'unauthenticated' | 'insufficient-scope' | 'patient-mismatch' | 'no-patient-context' | 'patient-required';
@@ -124,6 +153,10 @@ export function decide(principal: Principal | null, req: AccessRequest): Decisio
         : deny('insufficient-scope');
     case 'admin':
       return has(HUB_SCOPES.admin)
+        ? { allow: true, patientId: null, resourceTypes: [] }
+        : deny('insufficient-scope');
+    case 'subscription':
+      return grantsSubscription(scopes, req.interaction)
         ? { allow: true, patientId: null, resourceTypes: [] }
         : deny('insufficient-scope');
     case 'fhir':

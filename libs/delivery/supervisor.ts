@@ -97,10 +97,9 @@ export function createDeliverySupervisor(o: SupervisorOptions): DeliverySupervis
         await deleteGroupIfUnused(o.kafka, deliveryGroupId(id)).catch(() => false);
       }
     }
-    o.metrics.subscriptions.reset();
+    showSubscriptions(o.metrics, subs);
     for (const sub of subs) {
       if (stopped) return;
-      o.metrics.subscriptions.set({ subscription: sub.id, channel: sub.channel.type, state: sub.state }, 1);
       if (sub.state === 'paused') await stopWorker(sub.id);
       else await ensureWorker(sub);
     }
@@ -152,6 +151,18 @@ export function createDeliverySupervisor(o: SupervisorOptions): DeliverySupervis
   };
 }
 
+/**
+ * The subscriptions gauge, reset and refilled with no await between: a scrape
+ * never sees a subscription missing (the alert rules join on it to leave
+ * paused and deleted subscriptions out).
+ */
+function showSubscriptions(metrics: SupervisorOptions['metrics'], subs: readonly Subscription[]): void {
+  metrics.subscriptions.reset();
+  for (const sub of subs) {
+    metrics.subscriptions.set({ subscription: sub.id, channel: sub.channel.type, state: sub.state }, 1);
+  }
+}
+
 /** Delivers again the dead letters an operator asked to redrive (out of log order: they were skipped). */
 async function redrive(o: SupervisorOptions, w: SubscriptionWorker): Promise<void> {
   const sub = w.subscription;
@@ -168,6 +179,8 @@ async function redrive(o: SupervisorOptions, w: SubscriptionWorker): Promise<voi
     const offset = BigInt(row.offset);
     const [found] = await scanTopic(o.kafka, row.topic, {
       range: (p) => (p === row.partition ? { from: offset, to: offset + 1n } : null),
+      // Under the subscription's own group prefix: the only groups the delivery principal may use.
+      groupPrefix: `${deliveryGroupId(sub.id)}.scan-`,
     });
     if (!found?.value) {
       await markRedriven(o.db, o.schema, row.id, 'gone-from-log', o.now());

@@ -64,6 +64,12 @@ export async function scanTopic(
     timeoutMs?: number;
     /** Each batch's records in turn, awaited, instead of all of them returned: a long topic in bounded memory. */
     each?: (records: ScannedRecord[]) => Promise<void>;
+    /**
+     * The throw-away group's name before its random part (`hub-scan-` by
+     * default): a service that scans under its own ACLs names a prefix its
+     * principal holds (the delivery service: `hub.delivery.<id>.scan-`).
+     */
+    groupPrefix?: string;
   } = {},
 ): Promise<ScannedRecord[]> {
   const offsets = await partitionOffsets(kafka, topic);
@@ -77,7 +83,7 @@ export async function scanTopic(
     else skipped.set(p, high);
   }
   if (remaining.size === 0) return [];
-  const groupId = `hub-scan-${randomUUID()}`;
+  const groupId = `${opts.groupPrefix ?? 'hub-scan-'}${randomUUID()}`;
   const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 100 });
   const out: ScannedRecord[] = [];
   await consumer.connect();

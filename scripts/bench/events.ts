@@ -116,3 +116,21 @@ export function eventMix(n: number): ClinicalEvent[] {
   for (let i = 0; out.length < n; i++) out.push(...patientStay(i));
   return out;
 }
+
+/**
+ * A registration of made-up patient `i` of a run `tag`: the delivery
+ * benchmark's event, which every channel sends (webhook JSON, FHIR
+ * notification, HL7 ADT^A04), so the channels compare on the same facts.
+ */
+export function registration(i: number, tag: string): ClinicalEvent {
+  const at = T0 + i * 1000;
+  return ev('PatientRegistered', `${tag}-${i}`, at, {
+    patientId: `pat-${tag}-${i.toString(36)}`,
+    demographics: {
+      identifiers: [{ system: 'urn:oid:1.2.3.4', value: `MRN${100000 + i}`, type: 'MR' }],
+      names: [{ family: `Family${i}`, given: ['Given'], use: 'official' }],
+      birthDate: '1970-01-01',
+      administrativeGender: i % 2 ? 'female' : 'male',
+    },
+  });
+}

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { codecScenario } from './codec.js';
+import { deliveryScenario } from './delivery.js';
 import { fhirScenario } from './fhir.js';
 import { hl7Scenario, memoryScenario } from './hl7.js';
 import { replayScenario } from './replay.js';
@@ -35,6 +36,7 @@ const SCENARIOS = {
   replay: replayScenario,
   codec: codecScenario,
   memory: memoryScenario,
+  delivery: deliveryScenario,
 } satisfies Record<string, Scenario>;
 
 type ScenarioName = keyof typeof SCENARIOS;

@@ -151,6 +151,7 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
       billingSchema: stable.billing,
       analyticsSchema: stable.analytics,
       auditSchema: stable.audit,
+      deliverySchema: `${ctx.schema}_delivery`,
       auditTopic,
       auditProjector: true,
       auditGroupId: `hub.audit.projector.${ctx.id}`,
@@ -194,6 +195,7 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
     for (const p of projectors) await p.stop();
     for (const s of [stable.portal, stable.billing, stable.analytics]) await dropReadModel(ctx.db, s);
     await dropSchema(ctx.db, stable.audit);
+    await dropSchema(ctx.db, `${ctx.schema}_delivery`);
     await ctx.cleanup();
   });
 
@@ -201,7 +203,13 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
   const denials = new Map<string, number>();
   const subjectOfToken = new Map<string, string>();
 
-  async function call(method: 'GET' | 'POST', url: string, token?: string, form?: string) {
+  async function call(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    url: string,
+    token?: string,
+    form?: string,
+    json?: unknown,
+  ) {
     const path = url.startsWith('https://api.test') ? url.slice('https://api.test'.length) : url;
     const res = await api.http.inject({
       method,
@@ -209,8 +217,10 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
       headers: {
         ...(token ? { authorization: `Bearer ${token}` } : {}),
         ...(form !== undefined ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(form !== undefined ? { payload: form } : {}),
+      ...(json !== undefined ? { payload: JSON.stringify(json) } : {}),
     });
     const protectedRoute = !/^\/(fhir\/metadata|docs|health|ready|metrics)/.test(path);
     if (protectedRoute) audited++;
@@ -228,6 +238,15 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
     };
   }
   const get = (url: string, token?: string) => call('GET', url, token);
+
+  /** Every route the OpenAPI document lists, as `METHOD /template`. */
+  const documentedRoutes = async () => {
+    const doc = (await get('/docs/json')).json<{ paths: Record<string, Record<string, unknown>> }>();
+    return Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
+  };
+  const SUBSCRIPTION_ROUTE = / \/(fhir\/)?[Ss]ubscription/;
 
   /** The patient a resource is about (subject; AllergyIntolerance.patient; Coverage.beneficiary). */
   const subjectOf = (r: Resource): string | undefined => {
@@ -478,10 +497,10 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
       routes.push(['GET', `/fhir/${t}/${id}`, undefined, 'staff']);
     }
     // Every route the OpenAPI document lists (bar the public metadata) is in the matrix.
-    const doc = (await get('/docs/json')).json<{ paths: Record<string, Record<string, unknown>> }>();
-    const documented = Object.entries(doc.paths)
-      .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
+    const documented = (await documentedRoutes())
       .filter((r) => r !== 'GET /fhir/metadata')
+      // The subscription routes have a matrix of their own (next test).
+      .filter((r) => !SUBSCRIPTION_ROUTE.test(r))
       .sort();
     const template = (p: string) =>
       p
@@ -508,6 +527,58 @@ describe('query API: auth, scopes, audit, FHIR, billing, analytics', () => {
       table.push(`${method} ${path}  ${row.join(' ')}`);
     }
     expect(table).toHaveLength(routes.length);
+  });
+
+  it('authorization matrix of the subscription routes: only system/Subscription scopes, named, and audited', async () => {
+    const writer = await mintToken({
+      keys,
+      subject: 'integration-engine',
+      scope: ['system/Subscription.rs', 'system/Subscription.cud'],
+      ttlSec: 600,
+    });
+    subjectOfToken.set(writer, 'integration-engine');
+    const id = '00000000-0000-4000-8000-000000000000';
+    const hub = { name: 'matrix', channel: { type: 'webhook', endpoint: 'https://receiver.example.org/' } };
+    const fhir = {
+      resourceType: 'Subscription',
+      status: 'requested',
+      reason: 'matrix',
+      criteria: 'https://clinical-hub.example/fhir/SubscriptionTopic/Encounter',
+      channel: {
+        type: 'rest-hook',
+        endpoint: 'https://receiver.example.org/',
+        payload: 'application/fhir+json',
+      },
+    };
+    const routes: ['GET' | 'POST' | 'PUT' | 'DELETE', string, unknown][] = [
+      ['GET', '/subscriptions', undefined],
+      ['POST', '/subscriptions', hub],
+      ['GET', '/subscriptions/{id}', undefined],
+      ['PUT', '/subscriptions/{id}', hub],
+      ['DELETE', '/subscriptions/{id}', undefined],
+      ['POST', '/subscriptions/{id}/pause', undefined],
+      ['POST', '/subscriptions/{id}/resume', undefined],
+      ['POST', '/subscriptions/{id}/replay', { from: '2026-01-01T00:00:00Z' }],
+      ['GET', '/subscriptions/{id}/status', undefined],
+      ['GET', '/fhir/Subscription', undefined],
+      ['POST', '/fhir/Subscription', fhir],
+      ['GET', '/fhir/Subscription/{id}', undefined],
+      ['PUT', '/fhir/Subscription/{id}', fhir],
+      ['DELETE', '/fhir/Subscription/{id}', undefined],
+      ['GET', '/fhir/Subscription/{id}/$status', undefined],
+    ];
+    const documented = (await documentedRoutes()).filter((r) => SUBSCRIPTION_ROUTE.test(r)).sort();
+    expect(routes.map(([m, p]) => `${m} ${p}`).sort()).toEqual(documented);
+    for (const [method, template, body] of routes) {
+      const path = template.replace('{id}', id);
+      for (const k of ['A', 'staff', 'billing', 'analytics', 'admin', 'none'] as const) {
+        const r = await call(method, path, k === 'none' ? undefined : tokens[k], undefined, body);
+        expect(r.status, `${k} ${method} ${path}`).toBe(k === 'none' ? 401 : 403);
+      }
+      // The writer's answer: done, or no such subscription; never refused.
+      const r = await call(method, path, writer, undefined, body);
+      expect([200, 201, 204, 404], `${method} ${path}`).toContain(r.status);
+    }
   });
 
   it('refuses billing and analytics tokens on portal routes, analytics on identified data', async () => {

@@ -11,6 +11,7 @@ import {
   type AuditProjector,
 } from '../../libs/audit/topic.js';
 import type { TokenVerifier } from '../../libs/auth/jwt.js';
+import { migrateDelivery } from '../../libs/delivery/store.js';
 import type { ReadinessCheck } from '../../libs/http/index.js';
 import type { KafkaClient } from '../../libs/kafka/client.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
@@ -39,6 +40,8 @@ export interface ApiConfig {
   analyticsSchema: string;
   /** Where the audit table lives (created by the API's migration). */
   auditSchema: string;
+  /** Where outbound subscriptions live (DELIVERY_SCHEMA; migrated by the API and the delivery service). */
+  deliverySchema: string;
   auditTopic: string;
   /** Run the audit-topic → table projector in this process. */
   auditProjector: boolean;
@@ -181,11 +184,13 @@ export async function buildApi(deps: ApiDeps, cfg: ApiConfig): Promise<Api> {
     publicBaseUrl: cfg.publicBaseUrl ?? '',
     rateLimit: cfg.rateLimit,
     bodyLimit: cfg.bodyLimit,
+    subscriptions: { db: deps.db, schema: cfg.deliverySchema },
   });
   return {
     http,
     async start() {
       await migrateAudit(deps.db, cfg.auditSchema);
+      await migrateDelivery(deps.db, cfg.deliverySchema);
       await ensureAuditTopic(deps.kafka, cfg.auditTopic, cfg.auditDlqTopic ?? auditDlqTopic());
       if (cfg.auditProjector) {
         projector = await startAuditProjector(deps, cfg, log);

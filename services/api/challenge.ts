@@ -1,4 +1,4 @@
-import { HUB_SCOPES, type AccessRequest } from '../../libs/auth/scopes.js';
+import { HUB_SCOPES, subscriptionPermission, type AccessRequest } from '../../libs/auth/scopes.js';
 import { bearerChallenge } from '../../libs/http/bearer.js';
 
 /**
@@ -23,6 +23,8 @@ export function requiredScopes(access: AccessRequest | null): string[] {
       return [HUB_SCOPES.analytics];
     case 'admin':
       return [HUB_SCOPES.admin];
+    case 'subscription':
+      return [`system/Subscription.${subscriptionPermission(access.interaction)}`];
     case 'everything':
       return ['patient/*.rs', 'user/*.rs'];
     case 'fhir': {

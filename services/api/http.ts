@@ -2,6 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Knex } from 'knex';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { AuditSink } from '../../libs/audit/topic.js';
 import type { TokenVerifier } from '../../libs/auth/jwt.js';
@@ -16,6 +17,8 @@ import { adminRoutes } from './routes/admin.js';
 import { analyticsRoutes } from './routes/analytics.js';
 import { billingRoutes } from './routes/billing.js';
 import { fhirRoutes } from './routes/fhir.js';
+import { fhirSubscriptionRoutes } from './routes/fhir-subscription.js';
+import { subscriptionRoutes } from './routes/subscriptions.js';
 import { createPatientContexts } from './patient-context.js';
 import { badUrlHandler, installSecurity, unroutedHandler, type SecurityOptions } from './security.js';
 
@@ -47,6 +50,11 @@ export interface ApiHttpOptions {
   publicBaseUrl: string;
   rateLimit: { max: number; windowMs: number };
   bodyLimit: number;
+  /**
+   * Outbound subscriptions (issue 20): the API's database handle and the delivery schema.
+   * Without it, /subscriptions and /fhir/Subscription are not served.
+   */
+  subscriptions?: { db: Knex; schema: string };
 }
 
 /** Request durations, and the audit records written or refused; labels are templates and codes, never paths. */
@@ -156,5 +164,10 @@ export async function buildApiHttp(o: ApiHttpOptions): Promise<FastifyInstance> 
     reader: analytics,
   });
   await http.register(adminRoutes, { prefix: '/admin', reader: admin });
+  if (o.subscriptions) {
+    const { db, schema } = o.subscriptions;
+    await http.register(subscriptionRoutes, { prefix: '/subscriptions', db, schema });
+    await http.register(fhirSubscriptionRoutes, { prefix: '/fhir', db, schema, baseUrl });
+  }
   return http;
 }

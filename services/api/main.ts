@@ -29,6 +29,7 @@ await runService({
     BILLING_SCHEMA: schemaNameEnv('billing'),
     ANALYTICS_SCHEMA: schemaNameEnv('analytics'),
     AUDIT_SCHEMA: schemaNameEnv('audit'),
+    DELIVERY_SCHEMA: schemaNameEnv('delivery'),
     AUDIT_TOPIC: z.string().optional(),
     ...auditTrailEnv,
     AUDIT_PROJECTOR: z
@@ -59,6 +60,7 @@ await runService({
         billingSchema: cfg.BILLING_SCHEMA,
         analyticsSchema: cfg.ANALYTICS_SCHEMA,
         auditSchema: cfg.AUDIT_SCHEMA,
+        deliverySchema: cfg.DELIVERY_SCHEMA,
         auditTopic: cfg.AUDIT_TOPIC ?? k.topic(AUDIT_TOPIC),
         auditProjector: cfg.AUDIT_PROJECTOR,
         auditDlqTopic: cfg.AUDIT_DLQ_TOPIC ?? auditDlqTopic(k.topic),
@@ -78,7 +80,7 @@ await runService({
       http: api.http,
       steps: [
         {
-          name: 'postgres (audit schema) and kafka (audit topic and consumer group)',
+          name: 'postgres (audit and delivery schemas) and kafka (audit topic and consumer group)',
           run: () => api.start(),
         },
       ],

@@ -137,6 +137,9 @@ const restResource = {
       items: { type: 'object', properties: { name: str, type: str, documentation: str } },
     },
     operation: { type: 'array', items: { type: 'object', properties: { name: str, definition: str } } },
+    supportedProfile: strArr,
+    // The backport IG's capabilitystatement-subscriptiontopic-canonical (the topics a server offers).
+    extension: { type: 'array', items: { type: 'object', properties: { url: str, valueCanonical: str } } },
   },
 } as const;
 
@@ -148,6 +151,7 @@ export const capabilitySchema = {
     date: str,
     kind: str,
     fhirVersion: str,
+    instantiates: strArr,
     format: strArr,
     software: { type: 'object', properties: { name: str, version: str } },
     implementation: { type: 'object', properties: { description: str, url: str } },

@@ -320,8 +320,11 @@ export function installSecurity(app: FastifyInstance, opts: SecurityOptions): vo
   app.addHook('onSend', auditAnswers(opts));
 }
 
-/** API areas that serve or name PHI: a request no route matches under one is still audited. */
-export const PHI_AREAS = ['fhir', 'patients', 'billing', 'admin', 'analytics'] as const;
+/**
+ * API areas that serve or name PHI: a request no route matches under one is still audited.
+ * `subscriptions`: a subscription's criteria may name patients, and it decides where their data goes.
+ */
+export const PHI_AREAS = ['fhir', 'patients', 'billing', 'admin', 'analytics', 'subscriptions'] as const;
 export type PhiArea = (typeof PHI_AREAS)[number];
 
 /** The PHI area a request path is under (first segment, decoded, any case), or null. */

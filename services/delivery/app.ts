@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import { createAuditSink, ensureAuditTopic } from '../../libs/audit/topic.js';
-import { senderFor } from '../../libs/delivery/channels/index.js';
+import { portalDemographics, senderFor } from '../../libs/delivery/channels/index.js';
 import { createDeliveryMetrics } from '../../libs/delivery/metrics.js';
 import { migrateDelivery } from '../../libs/delivery/store.js';
 import { createDeliverySupervisor, type DeliverySupervisor } from '../../libs/delivery/supervisor.js';
 import type { EventCodec } from '../../libs/events/codec.js';
 import { createHttpApp } from '../../libs/http/index.js';
+import { ensureTopics } from '../../libs/kafka/admin.js';
 import type { KafkaClient } from '../../libs/kafka/client.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
@@ -28,6 +29,10 @@ export interface DeliveryConfig {
   dlqTopic: string;
   topic(catalogName: string): string;
   pollMs?: number;
+  /** The hub's FHIR base URL, for references in FHIR notifications. */
+  fhirBase: string;
+  /** The portal read model's stable schema: demographics for HL7 messages about a patient by id. */
+  portalSchema: string;
 }
 
 export interface DeliveryService {
@@ -58,7 +63,13 @@ export function buildDeliveryService(deps: DeliveryDeps, cfg: DeliveryConfig): D
     dlqTopic: cfg.dlqTopic,
     observer: 'delivery',
     now,
-    senderFor: (sub) => senderFor(sub, { now, logger: deps.logger }),
+    senderFor: (sub) =>
+      senderFor(sub, {
+        now,
+        logger: deps.logger,
+        fhirBase: cfg.fhirBase,
+        patientOf: portalDemographics(deps.db, cfg.portalSchema),
+      }),
     ...(cfg.pollMs ? { pollMs: cfg.pollMs } : {}),
   });
   let started = false;
@@ -80,6 +91,9 @@ export function buildDeliveryService(deps: DeliveryDeps, cfg: DeliveryConfig): D
     async start() {
       await migrateDelivery(deps.db, cfg.schema);
       await ensureAuditTopic(deps.kafka, cfg.auditTopic);
+      // Its dead-letter topic, as adapter-fhir does: brokers do not auto-create topics. Where the
+      // operator made both up front (secure profile, Strimzi), this only describes them: no CREATE needed.
+      await ensureTopics(deps.kafka, [{ name: cfg.dlqTopic, partitions: 1, retentionMs: -1 }]);
       await supervisor.start();
       started = true;
     },

@@ -74,7 +74,15 @@ describe('delivery service: signed webhooks from the log (issue 20)', () => {
         logger: ctx.logger,
         metrics: createMetrics({ defaultMetrics: false }),
       },
-      { schema: ctx.schema, auditTopic, dlqTopic: dlq, topic: ctx.topic, pollMs: 200 },
+      {
+        schema: ctx.schema,
+        auditTopic,
+        dlqTopic: dlq,
+        topic: ctx.topic,
+        pollMs: 200,
+        fhirBase: 'http://127.0.0.1:8098/fhir',
+        portalSchema: 'portal',
+      },
     );
     await svc.start();
   }, 120_000);
@@ -235,7 +243,9 @@ describe('delivery service: signed webhooks from the log (issue 20)', () => {
     const subA = await mk(a.url, keyA);
     await mk(b.url, keyB);
     await eventually(() =>
-      Promise.resolve(svc.supervisor.running().has(subA.id) && svc.supervisor.running().size >= 2 ? true : undefined),
+      Promise.resolve(
+        svc.supervisor.running().has(subA.id) && svc.supervisor.running().size >= 2 ? true : undefined,
+      ),
     );
     const before = hospitalLog(4, 2, 'before');
     await ctx.producer.publish(before);

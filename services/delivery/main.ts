@@ -14,6 +14,9 @@ await runService({
   env: {
     ...databaseEnv,
     DELIVERY_SCHEMA: schemaNameEnv(DELIVERY_SCHEMA),
+    PORTAL_SCHEMA: schemaNameEnv('portal'),
+    /** The API's public base URL (as the API's PUBLIC_BASE_URL): FHIR notifications reference <base>/fhir/<type>/<id>. */
+    PUBLIC_BASE_URL: z.url().default('http://127.0.0.1:8098'),
     AUDIT_TOPIC: z.string().optional(),
     DLQ_TOPIC: z.string().optional(),
     /** How often the service looks for new, changed and deleted subscriptions. */
@@ -31,6 +34,8 @@ await runService({
         dlqTopic: cfg.DLQ_TOPIC ?? dlqTopicFor('delivery', k.topic),
         topic: k.topic,
         pollMs: cfg.DELIVERY_POLL_MS,
+        fhirBase: `${cfg.PUBLIC_BASE_URL.replace(/\/+$/, '')}/fhir`,
+        portalSchema: cfg.PORTAL_SCHEMA,
       },
     );
     return {

@@ -1,5 +1,6 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { Knex } from 'knex';
 import { Registry } from 'prom-client';
 import { afterEach } from 'vitest';
 import { createTokenVerifier, generateDevKeys, mintToken } from '../../libs/auth/jwt.js';
@@ -40,6 +41,7 @@ export interface TestApiOptions {
 
 export async function startTestApi(ctx: TestContext, opts: TestApiOptions): Promise<TestApi> {
   const auditSchema = `${ctx.schema}_audit`;
+  const deliverySchema = `${ctx.schema}_delivery`;
   const auditTopic = `hub.audit.v1.${ctx.id}`;
   const auditGroup = `hub.audit.projector.${ctx.id}`;
   ctx.extraTopics.push(auditTopic);
@@ -62,6 +64,7 @@ export async function startTestApi(ctx: TestContext, opts: TestApiOptions): Prom
       billingSchema: opts.billingSchema ?? `${ctx.schema}_billing`,
       analyticsSchema: opts.analyticsSchema ?? `${ctx.schema}_analytics`,
       auditSchema,
+      deliverySchema,
       auditTopic,
       auditProjector: opts.auditProjector ?? false,
       ...(opts.auditProjector ? { auditGroupId: auditGroup } : {}),
@@ -102,6 +105,7 @@ export async function startTestApi(ctx: TestContext, opts: TestApiOptions): Prom
         await admin.disconnect();
       }
       await dropSchema(ctx.db, auditSchema).catch(() => undefined);
+      await dropSchema(ctx.db, deliverySchema).catch(() => undefined);
     },
   };
 }
@@ -122,6 +126,26 @@ export const FAKE_PRINCIPALS = {
 } as const satisfies Record<string, Principal>;
 
 export type FakeTokenKind = keyof typeof FAKE_PRINCIPALS;
+
+/**
+ * Clients of the subscription routes (startFakeApi's `principals`): a reader, a writer, and a
+ * wildcard system client, which must not manage subscriptions (libs/auth/scopes.ts).
+ */
+export const SUBSCRIPTION_PRINCIPALS = {
+  subReader: {
+    subject: 'ops-dash',
+    clientId: 'ops-dash',
+    scopes: ['system/Subscription.read'],
+    patient: null,
+  },
+  subWriter: {
+    subject: 'integration-engine',
+    clientId: 'integration-engine',
+    scopes: ['system/Subscription.read', 'system/Subscription.write'],
+    patient: null,
+  },
+  wildcard: { subject: 'etl', clientId: 'etl', scopes: ['system/*.cruds'], patient: null },
+} as const satisfies Record<string, Principal>;
 
 /** A bearer token whose verification fails as if the identity provider were down. */
 export const JWKS_DOWN_TOKEN = 'jwks-down';
@@ -173,12 +197,22 @@ const noReaders: ApiReaders = {
 
 export async function startFakeApi(
   readers: { [K in keyof ApiReaders]?: Partial<ApiReaders[K]> } = {},
-  opts: { bodyLimit?: number; rateLimitMax?: number; analyticsSchema?: string } = {},
+  opts: {
+    bodyLimit?: number;
+    rateLimitMax?: number;
+    analyticsSchema?: string;
+    /** Serve /subscriptions and /fhir/Subscription over this database and delivery schema. */
+    subscriptions?: { db: Knex; schema: string };
+    /** Further principals, each known by the bearer token `tok-<key>`. */
+    principals?: Record<string, Principal>;
+  } = {},
 ): Promise<FakeApi> {
   const audits: AuditEvent[] = [];
   const logLines: string[] = [];
   let auditFails = false;
-  const tokens = new Map<string, Principal>(Object.entries(FAKE_PRINCIPALS).map(([k, p]) => [`tok-${k}`, p]));
+  const tokens = new Map<string, Principal>(
+    Object.entries({ ...FAKE_PRINCIPALS, ...opts.principals }).map(([k, p]) => [`tok-${k}`, p]),
+  );
   const http = await buildApiHttp({
     readers: {
       portal: { ...noReaders.portal, ...readers.portal },
@@ -212,6 +246,7 @@ export async function startFakeApi(
     publicBaseUrl: 'https://api.test',
     rateLimit: { max: opts.rateLimitMax ?? 10_000, windowMs: 60_000 },
     bodyLimit: opts.bodyLimit ?? 16 * 1024,
+    ...(opts.subscriptions ? { subscriptions: opts.subscriptions } : {}),
   });
   await http.ready();
   const auth = (as?: FakeTokenKind): Record<string, string> =>

@@ -10,6 +10,8 @@ import { Webhook } from 'standardwebhooks';
 import type { WebhookEnvelope } from '../../libs/delivery/channels/webhook.js';
 
 export interface ReceivedWebhook {
+  /** When it arrived (Date.now()). */
+  at: number;
   webhookId: string;
   envelope: WebhookEnvelope;
   /** The event's data as sent (JSON of the Avro record). */
@@ -59,7 +61,7 @@ export async function startWebhookReceiver(secret: string, port = 0): Promise<We
         res.writeHead(400, { 'content-type': 'text/plain' }).end('ERR: unknown patient class');
         return;
       }
-      r.received.push({ webhookId: String(req.headers['webhook-id']), envelope, event });
+      r.received.push({ at: Date.now(), webhookId: String(req.headers['webhook-id']), envelope, event });
       res.writeHead(204).end();
     });
   });

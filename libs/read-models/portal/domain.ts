@@ -515,7 +515,7 @@ function resultReported(
  * Observation ids of a report's lines, in order: observationIdOf each, a repeat within the report
  * (one code twice with no sub-id) made unique by its position so that neither hides the other.
  */
-function observationIds(
+export function observationIds(
   resultId: string,
   observations: EventOf<'ResultReported'>['data']['observations'],
 ): string[] {

@@ -27,6 +27,16 @@ export const ACCESS_MATRIX: readonly { routes: string; scopes: string }[] = [
   { routes: 'GET /billing/*', scopes: HUB_SCOPES.billing },
   { routes: 'GET /analytics/*', scopes: HUB_SCOPES.analytics },
   { routes: 'GET /admin/*', scopes: HUB_SCOPES.admin },
+  {
+    routes:
+      'GET /subscriptions, /subscriptions/{id}, /subscriptions/{id}/status, /fhir/Subscription, /fhir/Subscription/{id}, /fhir/Subscription/{id}/$status',
+    scopes: 'system/Subscription.rs (v1 .read), by name: no wildcard, no user/ or patient/ scope',
+  },
+  {
+    routes:
+      'POST, PUT, DELETE /subscriptions, /subscriptions/{id}, /subscriptions/{id}/{pause,resume,replay}, /fhir/Subscription, /fhir/Subscription/{id}',
+    scopes: 'system/Subscription.c / .u / .d (v1 .write), by name',
+  },
   { routes: 'GET /fhir/metadata, /docs, /health, /ready, /metrics', scopes: '(none)' },
 ];
 

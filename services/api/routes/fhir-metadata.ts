@@ -1,5 +1,6 @@
-import type { CapabilityStatement } from '@medplum/fhirtypes';
+import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 import type { FastifyPluginAsync } from 'fastify';
+import { BACKPORT_SUBSCRIPTION, TOPICS } from '../../../libs/delivery/fhir.js';
 import { FHIR_JSON } from '../../../libs/http/errors.js';
 import { COUNT_DEFAULT, COUNT_MAX } from '../paging.js';
 import { capabilitySchema } from '../schemas.js';
@@ -24,6 +25,28 @@ function searchParams(p: SearchSpec): NonNullable<SearchParam> {
   ];
 }
 
+const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport';
+
+/**
+ * Topic-based Subscription (Subscriptions R5 Backport IG, R4): the profile, the interactions,
+ * `$status`, and each topic the hub offers (libs/delivery/fhir.ts) as the IG's
+ * capabilitystatement-subscriptiontopic-canonical extension.
+ */
+function subscriptionResource(): CapabilityStatementRestResource {
+  return {
+    type: 'Subscription',
+    extension: Object.values(TOPICS).map((valueCanonical) => ({
+      url: `${BACKPORT}/StructureDefinition/capabilitystatement-subscriptiontopic-canonical`,
+      valueCanonical,
+    })),
+    supportedProfile: [BACKPORT_SUBSCRIPTION],
+    interaction: (['read', 'create', 'update', 'delete', 'search-type'] as const).map((code) => ({ code })),
+    operation: [
+      { name: 'status', definition: `${BACKPORT}/OperationDefinition/backport-subscription-status` },
+    ],
+  };
+}
+
 /** What the server supports (GET /fhir/metadata), public: no token, not audited. */
 export function capabilityStatement(): CapabilityStatement {
   return {
@@ -32,9 +55,13 @@ export function capabilityStatement(): CapabilityStatement {
     date: '2026-11-25',
     kind: 'instance',
     fhirVersion: '4.0.1',
+    instantiates: [`${BACKPORT}/CapabilityStatement/backport-subscription-server-r4`],
     format: ['application/fhir+json', 'json'],
     software: { name: 'clinical-hub api', version: '0.1.0' },
-    implementation: { description: 'Clinical data hub patient portal (read-only, released results only)' },
+    implementation: {
+      description:
+        'Clinical data hub patient portal (read-only, released results only) and topic-based rest-hook subscriptions',
+    },
     rest: [
       {
         mode: 'server',
@@ -51,7 +78,7 @@ export function capabilityStatement(): CapabilityStatement {
             },
           ],
           description:
-            'OAuth2 bearer JWT. Scopes: patient/*.rs with a patient claim (own record only), user/*.rs (staff).',
+            'OAuth2 bearer JWT. Scopes: patient/*.rs with a patient claim (own record only), user/*.rs (staff); Subscription: system/Subscription.rs (read, search, $status) and system/Subscription.cud (create, update, delete), by name only.',
         },
         resource: [
           {
@@ -71,6 +98,7 @@ export function capabilityStatement(): CapabilityStatement {
             interaction: [{ code: 'read' as const }, { code: 'search-type' as const }],
             searchParam: searchParams(SEARCH_PARAMS[type]),
           })),
+          subscriptionResource(),
         ],
       },
     ],
