@@ -20,9 +20,16 @@ import { createLogger } from '../libs/telemetry/logger.js';
 import { auditTrailEnv } from '../libs/audit/key.js';
 import { auditLag } from '../libs/audit/lag.js';
 import { AUDIT_TOPIC } from '../libs/audit/topic.js';
+import { DELIVERY_SCHEMA } from '../libs/delivery/store.js';
 import { registerDlqCommands } from './dlq.js';
 import { cliDb, cliRegistry, commonEnvSchema } from './env.js';
 import { formatTable, isJsonOutput, writeOut } from './output.js';
+import {
+  readSubscriptionsStatus,
+  subscriptionProblems,
+  subscriptionsSection,
+  type SubscriptionsStatus,
+} from './status-subscriptions.js';
 import { SERVICES, localBaseUrl, probeReadiness, type Readiness } from '../libs/stack/services.js';
 
 const statusEnv = commonEnvSchema.extend({
@@ -38,6 +45,8 @@ const statusEnv = commonEnvSchema.extend({
   AUDIT_SCHEMA: schemaNameEnv('audit'),
   AUDIT_TOPIC: z.string().min(1).optional(),
   AUDIT_MAX_LAG: auditTrailEnv.AUDIT_MAX_LAG,
+  /** Outbound subscriptions and their delivery state (libs/delivery/store.ts). */
+  DELIVERY_SCHEMA: schemaNameEnv(DELIVERY_SCHEMA),
 });
 
 export interface ServiceStatus {
@@ -186,6 +195,8 @@ export interface HubStatus {
   unregisteredAuthorities: UnregisteredAuthorityStatus[];
   /** Null when Kafka is down. */
   audit?: AuditTrailStatus | null;
+  /** Outbound subscriptions (issue 20); null when Postgres is down or the schema could not be read. */
+  subscriptions?: SubscriptionsStatus | null;
   problems: string[];
 }
 
@@ -568,6 +579,18 @@ async function auditTrailStatus(p: Probe): Promise<AuditTrailStatus | null> {
   }
 }
 
+async function subscriptionStatuses(p: Probe): Promise<SubscriptionsStatus | null> {
+  if (!p.pgUp) return null;
+  try {
+    const s = await readSubscriptionsStatus(p.db, p.cfg.DELIVERY_SCHEMA);
+    p.problems.push(...subscriptionProblems(s));
+    return s;
+  } catch (err) {
+    p.problems.push(`subscriptions: ${toDbError(err).code}`);
+    return null;
+  }
+}
+
 export async function collectStatus(opts: {
   env?: NodeJS.ProcessEnv;
   schemaLike?: string;
@@ -619,6 +642,7 @@ export async function collectStatus(opts: {
     const sources = await sourceStatuses(p, registry, opts.sourceSample ?? 20);
     const unregisteredAuthorities = await unregisteredStatuses(p);
     const audit = await auditTrailStatus(p);
+    const subscriptions = await subscriptionStatuses(p);
     return {
       at: new Date(now()).toISOString(),
       dependencies: deps,
@@ -631,6 +655,7 @@ export async function collectStatus(opts: {
       sources,
       unregisteredAuthorities,
       audit,
+      subscriptions,
       problems,
     };
   } finally {
@@ -647,6 +672,7 @@ const noCodec: EventCodec = {
 
 export function statusText(s: HubStatus): string {
   const section = (title: string, rows: Record<string, unknown>[]) => `== ${title}\n${formatTable(rows)}`;
+  const subscriptions = subscriptionsSection(s.subscriptions ?? null);
   return [
     `hub status at ${s.at}`,
     section(
@@ -704,6 +730,7 @@ export function statusText(s: HubStatus): string {
       'dead letters',
       s.deadLetters.map((d) => ({ ...d })),
     ),
+    section(subscriptions.title, subscriptions.rows),
     section(
       'unregistered authorities (identifier systems the site configuration does not register; analytics v_unregistered_authorities)',
       s.unregisteredAuthorities.map((a) => ({
@@ -735,7 +762,7 @@ export function registerOpsCommands(program: Command): void {
   program
     .command('status')
     .description(
-      'dependencies, each source’s last message time, projection lag and state, consumer-group lag, dead-letter counts, topic offsets',
+      'dependencies, each source’s last message time, projection lag and state, consumer-group lag, dead-letter counts, outbound subscriptions, topic offsets',
     )
     .option('--schemas <like>', 'only projection schemas matching this SQL LIKE pattern', '%')
     .option(

@@ -5,7 +5,7 @@
  * for it to stop. One line per run and a summary; exits non-zero if any run
  * failed. Its own ports (Kafka 39092/39093, registry 38081) keep it apart
  * from the dev and test stacks; the services use the ports `hub up` always
- * uses (8091-8098, MLLP 2575), so those must be free.
+ * uses (8091-8099, MLLP 2575), so those must be free.
  *
  * Options: --runs N, --timeout <seconds per start> (240), --no-build (skip
  * `npm run build`). Each run's output is kept in .hub/fresh-starts/run-N.log.

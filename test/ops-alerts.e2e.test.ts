@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createAuditMetrics } from '../libs/audit/metrics.js';
+import { createDeliveryMetrics } from '../libs/delivery/metrics.js';
 import { createHttpApp } from '../libs/http/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { createMetrics } from '../libs/telemetry/metrics.js';
@@ -34,6 +35,8 @@ async function exposedMetricNames(): Promise<Set<string>> {
   });
   // The API's own: the audit trail's dead letters and lag.
   createAuditMetrics(m.registry);
+  // The delivery service's own: per subscription.
+  createDeliveryMetrics(m.registry);
   const names = new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
   return names;
 }

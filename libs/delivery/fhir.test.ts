@@ -1,16 +1,15 @@
 import { validateResource } from '@medplum/core';
-import type { Bundle, Parameters, ParametersParameter, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { allergy, coverage, diagnosis } from '../../test/support/clinical-facts.js';
 import { attachment, at, hospitalDay, merged, syntheticEvents } from '../../test/support/hospital-day.js';
+import { expectBackportNotification, expectStatusParameters } from '../../test/support/backport.js';
 import { backportSubscription } from '../../test/support/subscriptions.js';
 import type { ClinicalEvent } from '../events/index.js';
 import { loadFhirDefinitions } from '../fhir/validate.js';
 import {
   BACKPORT_EXT,
-  BACKPORT_NOTIFICATION,
-  BACKPORT_STATUS,
   HUB_EXT,
   TOPICS,
   heartbeatBundle,
@@ -83,52 +82,8 @@ function delivery(e: ClinicalEvent, payload: RestHookChannel['payload'], n = 7):
 const param = (p: Parameters, name: string) => (p.parameter ?? []).find((x) => x.name === name);
 const part = (p: ParametersParameter | undefined, name: string) =>
   (p?.part ?? []).find((x) => x.name === name);
-
-/** The IG's order of the status parameters (backport-subscription-status-r4 slices). */
-const STATUS_ORDER = [
-  'subscription',
-  'topic',
-  'status',
-  'type',
-  'events-since-subscription-start',
-  'notification-event',
-  'error',
-];
-
-/**
- * The rules of backport-subscription-status-r4 the hub's receivers rely on, written from the
- * IG's text (no network to fetch the package): required parameters, their types, their order.
- */
-function expectStatusParameters(p: Resource | undefined, sub: Subscription, type: string): Parameters {
-  expect(p?.resourceType).toBe('Parameters');
-  const params = p as Parameters;
-  expect(params.meta?.profile).toEqual([BACKPORT_STATUS]);
-  const names = (params.parameter ?? []).map((x) => x.name);
-  expect(names).toEqual(STATUS_ORDER.filter((n) => names.includes(n)));
-  expect(param(params, 'subscription')?.valueReference?.reference).toMatch(
-    new RegExp(`/Subscription/${sub.id}$`),
-  );
-  expect(param(params, 'topic')?.valueCanonical).toBe((sub.channel as RestHookChannel).topic);
-  expect(['requested', 'active', 'error', 'off']).toContain(param(params, 'status')?.valueCode);
-  expect(param(params, 'type')?.valueCode).toBe(type);
-  expect(param(params, 'events-since-subscription-start')?.valueString).toMatch(/^\d+$/);
-  validateResource(params);
-  return params;
-}
-
-/** backport-subscription-notification-r4: a history bundle, the status first, every entry with request and response. */
-function expectNotification(b: Bundle, sub: Subscription, type: string): Parameters {
-  validateResource(b);
-  expect(b.meta?.profile).toEqual([BACKPORT_NOTIFICATION]);
-  expect(b.type).toBe('history');
-  expect(b.timestamp).toBe(NOW.toISOString());
-  for (const e of b.entry ?? []) {
-    expect(e.request, 'history entries carry request (bdl-3)').toBeDefined();
-    expect(e.response, 'history entries carry response (bdl-4)').toBeDefined();
-    expect(e.fullUrl).toMatch(/^(urn:uuid:|https:\/\/)/);
-  }
-  return expectStatusParameters(b.entry?.[0]?.resource, sub, type);
-}
+const expectNotification = (b: Bundle, sub: Subscription, type: string): Parameters =>
+  expectBackportNotification(b, sub, type, NOW.toISOString());
 
 const clinicalFacts = (): ClinicalEvent[] => [
   ...hospitalDay(),

@@ -126,7 +126,7 @@ function subscriptionRunner(
   log: Logger,
   topics: string[],
   handle: (batch: PartitionBatch) => Promise<void>,
-  onClaim: () => Promise<void>,
+  onClaim: (topic: string, partition: number, last: bigint | undefined) => Promise<void>,
 ): ConsumerRunner {
   const { db, schema } = deps;
   return createConsumerRunner({
@@ -141,7 +141,7 @@ function subscriptionRunner(
     storedOffsets: (topic, partitions) => storedOffsets(db, schema, sub.id, topic, partitions),
     claim: async (topic, partition) => {
       const c = await claim(db, schema, sub.id, topic, partition);
-      await onClaim();
+      await onClaim(topic, partition, c.last);
       return c;
     },
     onBatch: (b) =>
@@ -171,6 +171,8 @@ function deadLetterOf(
     eventNumber,
   };
 }
+
+const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 /** What a retry loop needs of its worker. */
 export interface RetryContext {
@@ -262,9 +264,12 @@ export function createSubscriptionWorker(
   };
   const labels = { subscription: sub.id };
   const retry: RetryContext = { deps, sub, log, withChannel, sleep };
+  /** Last offset stored per partition: from the claim, then from each checkpoint. */
+  const done = new Map<string, bigint>();
 
   async function flush(batch: PartitionBatch, chunk: Chunk): Promise<void> {
     if (chunk.lastOffset === null) return;
+    const offset = chunk.lastOffset;
     // The audit record is durable before the offsets move past what it records.
     await deps.audit.recordAll(chunk.audits);
     await storeCheckpoint(
@@ -275,13 +280,14 @@ export function createSubscriptionWorker(
         topic: batch.topic,
         partition: batch.partition,
         fence: batch.fence,
-        lastOffset: chunk.lastOffset,
+        lastOffset: offset,
         counted: chunk.counted,
         deliveredAt: chunk.deliveredAt,
         deadLetters: chunk.deadLetters,
       },
       new Date(deps.now()),
     );
+    done.set(partitionKey(batch.topic, batch.partition), offset);
   }
 
   function recordDelivered(chunk: Chunk, rec: DecodedRecord, key: string): void {
@@ -299,8 +305,13 @@ export function createSubscriptionWorker(
   }
 
   async function handle(batch: PartitionBatch): Promise<void> {
+    const key = partitionKey(batch.topic, batch.partition);
+    // A fetch can start before the seek to the stored offsets takes effect
+    // (a new group reads from the beginning): what is done is passed over.
+    const last = done.get(key) ?? -1n;
     let chunk = emptyChunk();
     for (const rec of batch.records) {
+      if (rec.offset <= last) continue;
       if (matches(sub.criteria, rec.event) && !(sender.skips?.(rec.event) ?? false)) {
         const eventNumber = counted + chunk.counted + 1;
         const outcome = await deliverWithRetry(retry, batch, rec, eventNumber);
@@ -320,7 +331,7 @@ export function createSubscriptionWorker(
         chunk = emptyChunk();
       }
     }
-    chunk.lastOffset = batch.lastOffset;
+    chunk.lastOffset = batch.lastOffset > last ? batch.lastOffset : last;
     await flush(batch, chunk);
     counted += chunk.counted;
   }
@@ -333,7 +344,8 @@ export function createSubscriptionWorker(
     async start() {
       await placeStart(db, schema, deps.kafka, sub, topics);
       counted = await eventsCounted(db, schema, sub.id);
-      runner = subscriptionRunner(deps, sub, log, topics, handle, async () => {
+      runner = subscriptionRunner(deps, sub, log, topics, handle, async (topic, partition, last) => {
+        if (last !== undefined) done.set(partitionKey(topic, partition), last);
         // Another member may have counted events meanwhile: numbers continue from the store.
         counted = await eventsCounted(db, schema, sub.id);
       });

@@ -59,11 +59,31 @@ describe('the secure profile ACL plan', () => {
     }
   });
 
-  it('given the plan, when anyone writes hub.audit.v1, then only the API and the (audited) FHIR adapter may', () => {
+  it('given the plan, when anyone writes hub.audit.v1, then only the API, the (audited) FHIR adapter and delivery may', () => {
     const writers = CLIENT_PRINCIPALS.filter((p) =>
       allowed(plan, p, 'topic', suffixed('hub.audit.v1')).has('write'),
     );
-    expect(writers.sort()).toEqual(['adapter-fhir', 'api', 'hub']);
+    expect(writers.sort()).toEqual(['adapter-fhir', 'api', 'delivery', 'hub']);
+  });
+
+  it('given the plan, then delivery reads the clinical topics in its subscriptions’ groups and writes only its dead letters and the audit trail', () => {
+    // given the delivery principal's rights on the names it uses
+    const topicOps = (n: string) => [...allowed(plan, 'delivery', 'topic', n)].sort();
+    const groupOps = (n: string) => [...allowed(plan, 'delivery', 'group', n)].sort();
+    const sub = 'hub.delivery.5b0c6a1e-3f41-4c55-9a8e-0d7f1c2b3a4d';
+    // then it reads but never writes clinical events, under any suffix
+    expect(topicOps(suffixed('clinical.result.v1'))).toEqual(['describe', 'read']);
+    // and its subscriptions' groups (and their redrive scans) are its own, deletable with the subscription
+    expect(groupOps(sub)).toEqual(['delete', 'describe', 'read']);
+    expect(groupOps(`${sub}.scan-0f9e`)).toEqual(['delete', 'describe', 'read']);
+    // and it writes its dead letters and the audit trail, reading neither
+    expect(topicOps(suffixed('hub.dlq.delivery'))).toEqual(['describe', 'write']);
+    expect(topicOps(suffixed('hub.audit.v1'))).toEqual(['describe', 'write']);
+    // and nothing else: no projector's group, no other dead-letter topic, no raw HL7
+    expect(groupOps('hub.projection.portal.portal_v1')).toEqual([]);
+    expect(groupOps('hub-scan-0f9e')).toEqual([]);
+    expect(topicOps('hub.dlq.projector-portal')).toEqual([]);
+    expect(topicOps('hl7.raw.v1')).toEqual([]);
   });
 
   it('given the plan, then the adapters write clinical, raw and dead-letter topics and read nothing', () => {
@@ -100,6 +120,7 @@ describe('the secure profile ACL plan', () => {
         suffixed('hub.audit.v1'),
         suffixed('hub.dlq.audit'),
         suffixed('hub.dlq.projector-portal'),
+        suffixed('hub.dlq.delivery'),
         suffixed('hl7.raw.v1'),
       ]),
     );

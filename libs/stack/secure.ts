@@ -15,6 +15,7 @@
 //    cluster whose topics only the operator creates.
 //  - The FHIR adapter writes hub.audit.v1 too (coordinator's decision): its
 //    authenticated reads and writes are audited on the same trail as the API's.
+//    So does the delivery service: each delivery of a patient's data is audited.
 //  - The controller listener is SSL with required client certificates on
 //    loopback; the broker's certificate (CN kafka-broker) maps to the principal
 //    User:kafka-broker, the only super user. Inter-broker traffic uses the
@@ -49,6 +50,7 @@ export const SERVICE_PRINCIPALS = [
   'projector-analytics',
   'patient-directory',
   'api',
+  'delivery',
 ] as const;
 export type ServicePrincipal = (typeof SERVICE_PRINCIPALS)[number];
 export type ClientPrincipal = ServicePrincipal | typeof OPERATOR_PRINCIPAL;
@@ -73,6 +75,8 @@ export interface AclGrant {
 const CLINICAL_PREFIX = 'clinical.';
 /** The projectors' consumer groups: `hub.projection.<read model>.<version schema>` (libs/projections). */
 const PROJECTION_GROUPS = 'hub.projection.';
+/** The delivery service's groups: `hub.delivery.<subscription id>` and its redrive reads under it (libs/delivery/worker.ts). */
+const DELIVERY_GROUPS = 'hub.delivery.';
 const TX_PREFIX = 'adapter-fhir-';
 
 type Grant = Omit<AclGrant, 'principal'>;
@@ -133,6 +137,18 @@ const ROLE_GRANTS: Record<ClientPrincipal, readonly Grant[]> = {
     group(`${PROJECTION_GROUPS}analytics-dead-letters.`, ['read', 'describe'], 'its dead-letter counter'),
   ],
   'patient-directory': projectorGrants('patient-directory', 'patient-directory'),
+  // Reads like a projector, but each subscription is its own group, and its
+  // deliveries are audited: it writes the audit topic (never reads it).
+  delivery: [
+    topic(CLINICAL_PREFIX, ['read', 'describe'], 'consumes the clinical topics for its subscriptions'),
+    group(
+      DELIVERY_GROUPS,
+      ['read', 'describe', 'delete'],
+      "one consumer group per subscription (a deleted subscription's group is deleted)",
+    ),
+    topic(dlqTopicFor('delivery'), ['write', 'describe'], 'parks records it cannot decode'),
+    topic(AUDIT_TOPIC, ['write', 'describe'], 'audits every delivery that carries patient data'),
+  ],
   api: [
     topic(
       AUDIT_TOPIC,
@@ -189,6 +205,7 @@ export function secureTopicDefinitions(
     'projector-billing',
     'projector-analytics',
     'patient-directory',
+    'delivery',
     AUDIT_DLQ_CONSUMER,
   ];
   return [

@@ -6,10 +6,10 @@
 # The ports are hub up's (cli/services.ts).
 set -u
 declare -A PORT=([adapter-hl7]=8092 [adapter-fhir]=8093 [patient-directory]=8091 [projector-billing]=8095
-  [projector-analytics]=8096 [projector-portal]=8097 [api]=8098)
+  [projector-analytics]=8096 [projector-portal]=8097 [api]=8098 [delivery]=8099)
 pid_of() { pgrep -f "services/$1/main.ts" | head -1; }
 snapshot() { for s in "${!PORT[@]}"; do echo "$s=$(pid_of "$s")"; done | sort; }
-for s in adapter-hl7 adapter-fhir patient-directory projector-billing projector-analytics projector-portal api; do
+for s in adapter-hl7 adapter-fhir patient-directory projector-billing projector-analytics projector-portal api delivery; do
   old=$(pid_of "$s")
   [ -n "$old" ] || { echo "$s: not running (is npm run up running?)"; exit 1; }
   before=$(snapshot)
