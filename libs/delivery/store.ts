@@ -165,6 +165,23 @@ export async function listSubscriptions(db: Knex, schema: string): Promise<Subsc
   return rows.map(fromRow);
 }
 
+/** A change the worker must act on: the generation moves, and the worker restarts the subscription's consumer. */
+async function changed(
+  db: Knex,
+  schema: string,
+  id: string,
+  patch: Record<string, unknown>,
+  now: Date,
+): Promise<Subscription | null> {
+  const rows = await db
+    .withSchema(schema)
+    .from('subscriptions')
+    .where({ id })
+    .update({ ...patch, generation: db.raw('generation + 1'), updated_at: now })
+    .returning<SubscriptionRow[]>('*');
+  return rows[0] ? fromRow(rows[0]) : null;
+}
+
 /** Changes what a subscription is (criteria, channel, retry); its offsets and count stay. */
 export async function updateSubscription(
   db: Knex,
@@ -174,13 +191,7 @@ export async function updateSubscription(
   now: Date,
 ): Promise<Subscription | null> {
   const valid = subscriptionInputSchema.parse(input);
-  const rows = await db
-    .withSchema(schema)
-    .from('subscriptions')
-    .where({ id })
-    .update({ name: valid.name, spec: specOf(valid), generation: db.raw('generation + 1'), updated_at: now })
-    .returning<SubscriptionRow[]>('*');
-  return rows[0] ? fromRow(rows[0]) : null;
+  return changed(db, schema, id, { name: valid.name, spec: specOf(valid) }, now);
 }
 
 export async function setSubscriptionState(
@@ -190,13 +201,7 @@ export async function setSubscriptionState(
   state: SubscriptionState,
   now: Date,
 ): Promise<Subscription | null> {
-  const rows = await db
-    .withSchema(schema)
-    .from('subscriptions')
-    .where({ id })
-    .update({ state, generation: db.raw('generation + 1'), updated_at: now })
-    .returning<SubscriptionRow[]>('*');
-  return rows[0] ? fromRow(rows[0]) : null;
+  return changed(db, schema, id, { state }, now);
 }
 
 /**
@@ -211,13 +216,7 @@ export async function requestReplay(
   from: Date,
   now: Date,
 ): Promise<Subscription | null> {
-  const rows = await db
-    .withSchema(schema)
-    .from('subscriptions')
-    .where({ id })
-    .update({ replay_from: from, generation: db.raw('generation + 1'), updated_at: now })
-    .returning<SubscriptionRow[]>('*');
-  return rows[0] ? fromRow(rows[0]) : null;
+  return changed(db, schema, id, { replay_from: from }, now);
 }
 
 export async function deleteSubscription(db: Knex, schema: string, id: string): Promise<boolean> {

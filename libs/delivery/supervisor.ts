@@ -95,6 +95,9 @@ export function createDeliverySupervisor(o: SupervisorOptions): DeliverySupervis
       if (!ids.has(id)) {
         await stopWorker(id);
         await deleteGroupIfUnused(o.kafka, deliveryGroupId(id)).catch(() => false);
+        // A deleted subscription's series go with it (counters stay: they are history).
+        o.metrics.failing.remove({ subscription: id });
+        o.metrics.lastSuccess.remove({ subscription: id });
       }
     }
     showSubscriptions(o.metrics, subs);

@@ -259,9 +259,9 @@ async function livePhase(
   const ns = sent.map((s, i) => ((r.arrivals[start + i] ?? s) - s) * 1e6);
   const l = latencySummary(ns);
   env.log(
-    `delivery ${kind}: live ${total} at ${rate}/s: p50 ${(l.p50 / 1e6).toFixed(1)} ms, p99 ${(l.p99 / 1e6).toFixed(1)} ms`,
+    `delivery ${kind}: live ${total} at ${rate}/s: p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms`,
   );
-  return { p50: l.p50 / 1e6, p99: l.p99 / 1e6 };
+  return { p50: l.p50, p99: l.p99 };
 }
 
 export const DELIVERY_CHANNELS = ['webhook', 'rest-hook', 'mllp'] as const;

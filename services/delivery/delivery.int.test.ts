@@ -1,6 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUDIT_TOPIC } from '../../libs/audit/topic.js';
 import {
   createSubscription,
   deliveryStatus,
@@ -10,13 +9,12 @@ import {
   setSubscriptionState,
 } from '../../libs/delivery/store.js';
 import type { SubscriptionInput } from '../../libs/delivery/model.js';
-import { ensureTopics } from '../../libs/kafka/admin.js';
 import { scanTopic } from '../../libs/kafka/scan.js';
-import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { patientRegistered, patientUpdated } from '../../test/support/fixtures.js';
+import { startDeliveryInProcess } from '../../test/support/delivery.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../../test/support/webhook-receiver.js';
-import { buildDeliveryService, type DeliveryService } from './app.js';
+import type { DeliveryService } from './app.js';
 
 /** Each patient's events carry family names F0001, F0002, ... in the order they were published. */
 function hospitalLog(patients: number, perPatient: number, tag: string) {
@@ -62,30 +60,7 @@ describe('delivery service: signed webhooks from the log (issue 20)', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext('delivery');
-    auditTopic = ctx.topic(AUDIT_TOPIC);
-    const dlq = ctx.topic('hub.dlq.delivery');
-    ctx.extraTopics.push(auditTopic, dlq);
-    await ensureTopics(ctx.kafka, [{ name: dlq, partitions: 1, replicationFactor: 1, retentionMs: -1 }]);
-    svc = buildDeliveryService(
-      {
-        db: ctx.db,
-        kafka: ctx.kafka,
-        codec: ctx.codec,
-        producer: ctx.producer,
-        logger: ctx.logger,
-        metrics: createMetrics({ defaultMetrics: false }),
-      },
-      {
-        schema: ctx.schema,
-        auditTopic,
-        dlqTopic: dlq,
-        topic: ctx.topic,
-        pollMs: 200,
-        fhirBase: 'http://127.0.0.1:8098/fhir',
-        portalSchema: 'portal',
-      },
-    );
-    await svc.start();
+    ({ svc, auditTopic } = await startDeliveryInProcess(ctx));
   }, 120_000);
 
   afterAll(async () => {

@@ -2,31 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Hl7Segment, type Hl7Message } from '@medplum/core';
 import { Hl7Server, type Hl7MessageEvent } from '@medplum/hl7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUDIT_TOPIC } from '../../libs/audit/topic.js';
 import type { SubscriptionInput } from '../../libs/delivery/model.js';
 import { createSubscription, deliveryStatus, listDeadLetters } from '../../libs/delivery/store.js';
-import type { ClinicalEvent } from '../../libs/events/index.js';
-import { mapHl7Message } from '../../libs/hl7/map.js';
-import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
-import { ensureTopics } from '../../libs/kafka/admin.js';
-import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
-import { adtA01, oruR01 } from '../../test/support/hl7-fixtures.js';
+import { startDeliveryInProcess } from '../../test/support/delivery.js';
+import { adtA01, hl7Events, oruR01 } from '../../test/support/hl7-fixtures.js';
 import { freePort } from '../../test/support/processes.js';
-import { buildDeliveryService, type DeliveryService } from './app.js';
-
-const CTX = {
-  recordedAt: Date.UTC(2026, 0, 2),
-  policy: DEFAULT_IDENTITY_POLICY,
-  rawMessageRef: null,
-  timeZone: 'UTC',
-};
-
-function eventsOf(text: string): ClinicalEvent[] {
-  const out = mapHl7Message(Buffer.from(text), CTX);
-  if (out.kind !== 'mapped') throw new Error('fixture refused');
-  return out.events;
-}
+import type { DeliveryService } from './app.js';
 
 /** A receiver that is not the hub's code: @medplum/hl7's server, answering AA, or AE with an ERR for what `refuse` picks. */
 async function hl7Receiver(port: number, refuse: (m: Hl7Message) => boolean) {
@@ -54,30 +36,7 @@ describe('delivery service: HL7 v2 over MLLP to a receiver that is not the hub (
 
   beforeAll(async () => {
     ctx = await createTestContext('dlv_mllp');
-    const auditTopic = ctx.topic(AUDIT_TOPIC);
-    const dlq = ctx.topic('hub.dlq.delivery');
-    ctx.extraTopics.push(auditTopic, dlq);
-    await ensureTopics(ctx.kafka, [{ name: dlq, partitions: 1, replicationFactor: 1, retentionMs: -1 }]);
-    svc = buildDeliveryService(
-      {
-        db: ctx.db,
-        kafka: ctx.kafka,
-        codec: ctx.codec,
-        producer: ctx.producer,
-        logger: ctx.logger,
-        metrics: createMetrics({ defaultMetrics: false }),
-      },
-      {
-        schema: ctx.schema,
-        auditTopic,
-        dlqTopic: dlq,
-        topic: ctx.topic,
-        pollMs: 200,
-        fhirBase: 'http://127.0.0.1:8098/fhir',
-        portalSchema: 'portal',
-      },
-    );
-    await svc.start();
+    ({ svc } = await startDeliveryInProcess(ctx));
   }, 120_000);
 
   afterAll(async () => {
@@ -101,8 +60,8 @@ describe('delivery service: HL7 v2 over MLLP to a receiver that is not the hub (
     );
     await eventually(() => Promise.resolve(svc.supervisor.running().has(sub.id) ? true : undefined));
 
-    const admission = eventsOf(adtA01('DLV-A01'));
-    const result = eventsOf(oruR01('DLV-R01'));
+    const admission = hl7Events(adtA01('DLV-A01'));
+    const result = hl7Events(oruR01('DLV-R01'));
     await ctx.producer.publish([...admission, ...result]);
     const types = (ms: Hl7Message[]) => ms.map((m) => m.getSegment('MSH')?.getField(9)?.toString());
     await eventually(
@@ -123,7 +82,7 @@ describe('delivery service: HL7 v2 over MLLP to a receiver that is not the hub (
 
     // The receiver stops; traffic goes on; it comes back and gets everything.
     await rx.stop();
-    const later = eventsOf(oruR01('DLV-R02'));
+    const later = hl7Events(oruR01('DLV-R02'));
     await ctx.producer.publish(later);
     await eventually(
       async () => {

@@ -3,6 +3,10 @@
  * patient here is invented; the canary values let tests assert that no
  * PHI reaches logs.
  */
+import type { ClinicalEvent } from '../../libs/events/index.js';
+import { mapHl7Message } from '../../libs/hl7/map.js';
+import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
+
 export const CANARY_FAMILY = 'Zzqcanary';
 export const CANARY_MRN = 'MRN-CANARY-4471';
 
@@ -60,4 +64,18 @@ export function ormO01(controlId: string, mrn = CANARY_MRN): string {
     `ORC|NW|PL-${controlId}^CPOE||||||||||1234^Welby^Marcus`,
     `OBR|1|PL-${controlId}^CPOE||24331-1^Lipid panel^LN|||20260101110000`,
   ].join('\r');
+}
+
+const MAP_CONTEXT = {
+  recordedAt: Date.UTC(2026, 0, 2),
+  policy: DEFAULT_IDENTITY_POLICY,
+  rawMessageRef: null,
+  timeZone: 'UTC',
+};
+
+/** The events the hub's inbound mapper makes of a message (for outbound tests). */
+export function hl7Events(text: string): ClinicalEvent[] {
+  const out = mapHl7Message(Buffer.from(text), MAP_CONTEXT);
+  if (out.kind !== 'mapped') throw new Error('fixture refused');
+  return out.events;
 }

@@ -3,10 +3,8 @@ import { Hl7Server, type Hl7MessageEvent } from '@medplum/hl7';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ClinicalEvent } from '../../events/index.js';
-import { mapHl7Message } from '../../hl7/map.js';
-import { DEFAULT_IDENTITY_POLICY } from '../../identity/index.js';
 import { createLogger } from '../../telemetry/logger.js';
-import { adtA01, oruR01 } from '../../../test/support/hl7-fixtures.js';
+import { adtA01, hl7Events, oruR01 } from '../../../test/support/hl7-fixtures.js';
 import { patientRegistered } from '../../../test/support/fixtures.js';
 import {
   idempotencyKey,
@@ -24,19 +22,6 @@ import { createMllpSender, hasMessage } from './mllp.js';
  */
 
 const logger = createLogger({ name: 'mllp-sender-test', level: 'silent' });
-const CTX = {
-  recordedAt: Date.UTC(2026, 0, 2),
-  policy: DEFAULT_IDENTITY_POLICY,
-  rawMessageRef: null,
-  timeZone: 'UTC',
-};
-
-function eventsOf(text: string): ClinicalEvent[] {
-  const out = mapHl7Message(Buffer.from(text), CTX);
-  if (out.kind !== 'mapped') throw new Error('fixture refused');
-  return out.events;
-}
-
 interface Receiver {
   server: Hl7Server;
   port: number;
@@ -132,9 +117,9 @@ describe('MLLP channel against @medplum/hl7 Hl7Server', () => {
     const channel = channelTo(rx.port);
     const sub = subscriptionFor(channel);
     const s = sender(channel);
-    const reg = eventsOf(adtA01('C1')).find((e) => e.type === 'PatientRegistered') as ClinicalEvent;
-    const started = eventsOf(adtA01('C1')).find((e) => e.type === 'EncounterStarted') as ClinicalEvent;
-    const result = eventsOf(oruR01('C2')).find((e) => e.type === 'ResultReported') as ClinicalEvent;
+    const reg = hl7Events(adtA01('C1')).find((e) => e.type === 'PatientRegistered') as ClinicalEvent;
+    const started = hl7Events(adtA01('C1')).find((e) => e.type === 'EncounterStarted') as ClinicalEvent;
+    const result = hl7Events(oruR01('C2')).find((e) => e.type === 'ResultReported') as ClinicalEvent;
 
     for (const ev of [reg, started, result]) {
       expect(await s.deliver(delivery(sub, ev))).toEqual({ kind: 'delivered', status: 'AA' });
