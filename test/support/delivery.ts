@@ -31,7 +31,7 @@ export async function startDeliveryInProcess(
       dlqTopic: dlq,
       topic: ctx.topic,
       pollMs: 200,
-      fhirBase: 'http://127.0.0.1:8098/fhir',
+      fhirBase: 'https://hub.test/fhir',
       portalSchema: 'portal',
     },
   );
