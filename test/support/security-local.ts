@@ -103,6 +103,7 @@ function serviceSpecs(ctx: TestContext, mllpPort: number): Spec[] {
         BILLING_SCHEMA: `${s}_billing`,
         ANALYTICS_SCHEMA: `${s}_analytics`,
         AUDIT_SCHEMA: `${s}_audit`,
+        DELIVERY_SCHEMA: `${s}_delivery`,
         RATE_LIMIT_MAX: '1000000',
       },
     },
@@ -114,6 +115,8 @@ function serviceSpecs(ctx: TestContext, mllpPort: number): Spec[] {
         FHIR_TRANSACTIONAL_ID: `tx-${ctx.id}`,
       },
     },
+    // Outbound delivery: its port (health, ready, metrics) is probed like every other.
+    { name: 'delivery', env: { DELIVERY_SCHEMA: `${s}_delivery`, PORTAL_SCHEMA: `${s}_portal` } },
     {
       name: 'adapter-hl7',
       env: {
@@ -169,7 +172,7 @@ async function startServices(ctx: TestContext, common: Record<string, string>, m
 async function dropAll(ctx: TestContext): Promise<void> {
   for (const rm of ['portal', 'billing', 'analytics', 'directory'])
     await dropReadModel(ctx.db, `${ctx.schema}_${rm}`).catch(() => undefined);
-  for (const s of ['audit', 'fhir']) await dropSchema(ctx.db, `${ctx.schema}_${s}`).catch(() => undefined);
+  for (const s of ['audit', 'fhir', 'delivery']) await dropSchema(ctx.db, `${ctx.schema}_${s}`).catch(() => undefined);
 }
 
 /** Waits until the API serves both patients' released reports and the billing account of B. */
