@@ -10,7 +10,8 @@ import { toHubError } from '../errors/index.js';
 import { deleteGroupIfUnused } from '../kafka/groups.js';
 import { scanTopic } from '../kafka/scan.js';
 import { idempotencyKey, type ChannelSender, type Subscription } from './model.js';
-import { markHeartbeat } from './progress.js';
+import { destinationAllowed, type DestinationRule } from './destinations.js';
+import { markFailing, markHeartbeat } from './progress.js';
 import { listSubscriptions } from './store.js';
 import {
   createSubscriptionWorker,
@@ -24,6 +25,8 @@ export interface SupervisorOptions extends WorkerDeps {
   /** The channel sender of a subscription (channels/index.ts). */
   senderFor(sub: Subscription): ChannelSender;
   pollMs?: number;
+  /** DELIVERY_ALLOWED_DESTINATIONS (null: any destination). */
+  destinations?: readonly DestinationRule[] | null;
 }
 
 export interface DeliverySupervisor {
@@ -49,6 +52,8 @@ export function createDeliverySupervisor(o: SupervisorOptions): DeliverySupervis
   let timer: NodeJS.Timeout | null = null;
   let pass: Promise<void> = Promise.resolve();
   let stopped = false;
+  /** Subscription generations refused for their destination (said once each). */
+  const refused = new Set<string>();
   /** Subscriptions whose redrive or heartbeat is in flight. */
   const sideWork = new Set<string>();
 
@@ -63,6 +68,7 @@ export function createDeliverySupervisor(o: SupervisorOptions): DeliverySupervis
     const current = workers.get(sub.id);
     if (current && current.subscription.generation === sub.generation) return;
     if (current) await stopWorker(sub.id);
+    if (!destinationAllowed(o.destinations ?? null, sub.channel)) return refuseDestination(o, sub, refused);
     // A consumer that gave up is dropped: the next pass starts the subscription afresh.
     const deps = { ...o, onFatal: (id: string) => void stopWorker(id) };
     let w: SubscriptionWorker;
@@ -238,6 +244,24 @@ async function heartbeat(o: SupervisorOptions, w: SubscriptionWorker): Promise<v
     s.heartbeat ? s.heartbeat(sub, Number(row.events_delivered)) : Promise.resolve(null),
   );
   if (outcome?.kind === 'delivered') await markHeartbeat(o.db, o.schema, sub.id, new Date(o.now()));
+}
+
+/**
+ * A subscription whose receiver the site does not allow is never started:
+ * no event of it leaves. It shows as failing with the reason, once per
+ * generation (an update to an allowed destination starts it).
+ */
+async function refuseDestination(
+  o: SupervisorOptions,
+  sub: Subscription,
+  refused: Set<string>,
+): Promise<void> {
+  const key = `${sub.id}:${sub.generation}`;
+  if (refused.has(key)) return;
+  refused.add(key);
+  o.logger.warn({ subscription: sub.id }, 'destination not in DELIVERY_ALLOWED_DESTINATIONS; not delivering');
+  o.metrics.failing.set({ subscription: sub.id }, 1);
+  await markFailing(o.db, o.schema, sub.id, 'destination-not-allowed', new Date(o.now()));
 }
 
 async function markRedriven(

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import { createAuditSink, ensureAuditTopic } from '../../libs/audit/topic.js';
 import { portalDemographics, senderFor } from '../../libs/delivery/channels/index.js';
+import type { DestinationRule } from '../../libs/delivery/destinations.js';
 import { createDeliveryMetrics } from '../../libs/delivery/metrics.js';
 import { migrateDelivery } from '../../libs/delivery/store.js';
 import { createDeliverySupervisor, type DeliverySupervisor } from '../../libs/delivery/supervisor.js';
@@ -33,6 +34,8 @@ export interface DeliveryConfig {
   fhirBase: string;
   /** The portal read model's stable schema: demographics for HL7 messages about a patient by id. */
   portalSchema: string;
+  /** DELIVERY_ALLOWED_DESTINATIONS: where deliveries may go (null: anywhere). */
+  destinations?: readonly DestinationRule[] | null;
 }
 
 export interface DeliveryService {
@@ -71,6 +74,7 @@ export function buildDeliveryService(deps: DeliveryDeps, cfg: DeliveryConfig): D
         patientOf: portalDemographics(deps.db, cfg.portalSchema),
       }),
     ...(cfg.pollMs ? { pollMs: cfg.pollMs } : {}),
+    destinations: cfg.destinations ?? null,
   });
   let started = false;
   const http = createHttpApp({

@@ -2,6 +2,7 @@
 // the clients and runs start-up; this file says what is delivery's own.
 import { AUDIT_TOPIC } from '../../libs/audit/topic.js';
 import { databaseEnv, schemaNameEnv, z } from '../../libs/config/index.js';
+import { parseDestinations } from '../../libs/delivery/destinations.js';
 import { DELIVERY_SCHEMA } from '../../libs/delivery/store.js';
 import { dlqTopicFor } from '../../libs/kafka/dlq.js';
 import { runService } from '../../libs/service/index.js';
@@ -15,6 +16,22 @@ await runService({
     ...databaseEnv,
     DELIVERY_SCHEMA: schemaNameEnv(DELIVERY_SCHEMA),
     PORTAL_SCHEMA: schemaNameEnv('portal'),
+    /**
+     * Comma-separated host, host:port or *.domain a subscription may send to;
+     * unset: any. A subscription elsewhere is not started (health error,
+     * reason destination-not-allowed).
+     */
+    DELIVERY_ALLOWED_DESTINATIONS: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        try {
+          return v === undefined ? null : parseDestinations(v);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : 'invalid' });
+          return z.NEVER;
+        }
+      }),
     /** The API's public base URL (as the API's PUBLIC_BASE_URL): FHIR notifications reference <base>/fhir/<type>/<id>. */
     PUBLIC_BASE_URL: z.url().default('http://127.0.0.1:8098'),
     AUDIT_TOPIC: z.string().optional(),
@@ -36,6 +53,7 @@ await runService({
         pollMs: cfg.DELIVERY_POLL_MS,
         fhirBase: `${cfg.PUBLIC_BASE_URL.replace(/\/+$/, '')}/fhir`,
         portalSchema: cfg.PORTAL_SCHEMA,
+        destinations: cfg.DELIVERY_ALLOWED_DESTINATIONS,
       },
     );
     return {

@@ -5,12 +5,17 @@
 import { AUDIT_TOPIC } from '../../libs/audit/topic.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
-import { buildDeliveryService, type DeliveryService } from '../../services/delivery/app.js';
+import {
+  buildDeliveryService,
+  type DeliveryConfig,
+  type DeliveryService,
+} from '../../services/delivery/app.js';
 import type { TestContext } from './harness.js';
 
 /** Started; the caller stops it. Its audit and dead-letter topics are the context's to remove. */
 export async function startDeliveryInProcess(
   ctx: TestContext,
+  overrides: Partial<DeliveryConfig> = {},
 ): Promise<{ svc: DeliveryService; auditTopic: string }> {
   const auditTopic = ctx.topic(AUDIT_TOPIC);
   const dlq = ctx.topic('hub.dlq.delivery');
@@ -33,6 +38,7 @@ export async function startDeliveryInProcess(
       pollMs: 200,
       fhirBase: 'https://hub.test/fhir',
       portalSchema: 'portal',
+      ...overrides,
     },
   );
   await svc.start();
