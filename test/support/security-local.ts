@@ -172,7 +172,8 @@ async function startServices(ctx: TestContext, common: Record<string, string>, m
 async function dropAll(ctx: TestContext): Promise<void> {
   for (const rm of ['portal', 'billing', 'analytics', 'directory'])
     await dropReadModel(ctx.db, `${ctx.schema}_${rm}`).catch(() => undefined);
-  for (const s of ['audit', 'fhir', 'delivery']) await dropSchema(ctx.db, `${ctx.schema}_${s}`).catch(() => undefined);
+  for (const s of ['audit', 'fhir', 'delivery'])
+    await dropSchema(ctx.db, `${ctx.schema}_${s}`).catch(() => undefined);
 }
 
 /** Waits until the API serves both patients' released reports and the billing account of B. */
