@@ -13,6 +13,7 @@ import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Knex } from 'knex';
 import { buildDeliveryAuditEvent } from '../audit/event.js';
 import type { AuditSink } from '../audit/topic.js';
+import { toDbError } from '../db/index.js';
 import { toHubError } from '../errors/index.js';
 import type { EventCodec } from '../events/codec.js';
 import { EVENT_CONTRACTS, EVENT_TYPES, type ClinicalEvent, type EventType } from '../events/index.js';
@@ -138,12 +139,13 @@ function subscriptionRunner(
     dlqTopic: deps.dlqTopic,
     logger: log,
     handle,
-    storedOffsets: (topic, partitions) => storedOffsets(db, schema, sub.id, topic, partitions),
-    claim: async (topic, partition) => {
-      const c = await claim(db, schema, sub.id, topic, partition);
-      await onClaim(topic, partition, c.last);
-      return c;
-    },
+    storedOffsets: (topic, partitions) => dbStep(() => storedOffsets(db, schema, sub.id, topic, partitions)),
+    claim: (topic, partition) =>
+      dbStep(async () => {
+        const c = await claim(db, schema, sub.id, topic, partition);
+        await onClaim(topic, partition, c.last);
+        return c;
+      }),
     onBatch: (b) =>
       deps.metrics.lag.set({ subscription: sub.id, topic: b.topic, partition: String(b.partition) }, b.lag),
     onFatal: (err) => {
@@ -172,7 +174,48 @@ function deadLetterOf(
   };
 }
 
+/**
+ * A Postgres step as the consumer must see it: an unreachable database is
+ * retriable (the consumer waits and retries, then restarts), never a reason
+ * to isolate and dead-letter the batch's records; a fence stays a fence.
+ */
+async function dbStep<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof BatchFenced) throw err;
+    throw toDbError(err);
+  }
+}
+
 const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/**
+ * Stores what a chunk of a partition batch did: its AuditEvents first
+ * (acknowledged by Kafka before the offsets move past what they record), then
+ * offsets, count and dead letters in one transaction. Answers the offset stored.
+ */
+async function storeChunk(
+  deps: WorkerDeps,
+  subscriptionId: string,
+  batch: PartitionBatch,
+  chunk: Chunk,
+): Promise<bigint | null> {
+  const offset = chunk.lastOffset;
+  if (offset === null) return null;
+  await deps.audit.recordAll(chunk.audits);
+  const checkpoint = {
+    topic: batch.topic,
+    partition: batch.partition,
+    fence: batch.fence,
+    lastOffset: offset,
+    counted: chunk.counted,
+    deliveredAt: chunk.deliveredAt,
+    deadLetters: chunk.deadLetters,
+  };
+  await dbStep(() => storeCheckpoint(deps.db, deps.schema, subscriptionId, checkpoint, new Date(deps.now())));
+  return offset;
+}
 
 /** What a retry loop needs of its worker. */
 export interface RetryContext {
@@ -267,28 +310,10 @@ export function createSubscriptionWorker(
   /** Last offset stored per partition: from the claim, then from each checkpoint. */
   const done = new Map<string, bigint>();
 
-  async function flush(batch: PartitionBatch, chunk: Chunk): Promise<void> {
-    if (chunk.lastOffset === null) return;
-    const offset = chunk.lastOffset;
-    // The audit record is durable before the offsets move past what it records.
-    await deps.audit.recordAll(chunk.audits);
-    await storeCheckpoint(
-      db,
-      schema,
-      sub.id,
-      {
-        topic: batch.topic,
-        partition: batch.partition,
-        fence: batch.fence,
-        lastOffset: offset,
-        counted: chunk.counted,
-        deliveredAt: chunk.deliveredAt,
-        deadLetters: chunk.deadLetters,
-      },
-      new Date(deps.now()),
-    );
-    done.set(partitionKey(batch.topic, batch.partition), offset);
-  }
+  const flush = async (batch: PartitionBatch, chunk: Chunk): Promise<void> => {
+    const offset = await storeChunk(deps, sub.id, batch, chunk);
+    if (offset !== null) done.set(partitionKey(batch.topic, batch.partition), offset);
+  };
 
   function recordDelivered(chunk: Chunk, rec: DecodedRecord, key: string): void {
     const now = deps.now();
