@@ -71,13 +71,8 @@ export async function placeStart(
     .first<StartRow | undefined>('d.started_generation', 's.replay_from', 's.created_at');
   if (!row) return 'kept';
   const at = startOf(sub, row);
-  if (at === null) return 'kept';
-  const rows: { subscription_id: string; topic: string; partition: number; last_offset: string }[] = [];
-  for (const topic of topics) {
-    for (const [partition, last] of await offsetsAt(kafka, topic, at)) {
-      rows.push({ subscription_id: sub.id, topic, partition, last_offset: last.toString() });
-    }
-  }
+  if (at === null) return addTopics(db, schema, kafka, sub, topics);
+  const rows = await offsetRows(kafka, sub.id, topics, at);
   await db.transaction(async (trx) => {
     await trx
       .withSchema(schema)
@@ -100,6 +95,66 @@ export async function placeStart(
       .where({ subscription_id: sub.id })
       .update({ started_generation: sub.generation });
   });
+  return 'placed';
+}
+
+type OffsetRow = { subscription_id: string; topic: string; partition: number; last_offset: string };
+
+async function offsetRows(
+  kafka: KafkaClient,
+  subscriptionId: string,
+  topics: readonly string[],
+  at: number | 'beginning',
+): Promise<OffsetRow[]> {
+  const rows: OffsetRow[] = [];
+  for (const topic of topics) {
+    for (const [partition, last] of await offsetsAt(kafka, topic, at)) {
+      rows.push({ subscription_id: subscriptionId, topic, partition, last_offset: last.toString() });
+    }
+  }
+  return rows;
+}
+
+/**
+ * A subscription whose criteria now reach a topic they did not (an update):
+ * that topic starts at the time of the change, like a new subscription
+ * starting "now", not at the beginning of its history (nor where an earlier
+ * version of the criteria left it).
+ */
+async function addTopics(
+  db: Knex,
+  schema: string,
+  kafka: KafkaClient,
+  sub: Subscription,
+  topics: readonly string[],
+): Promise<'kept' | 'placed'> {
+  const have = await db
+    .withSchema(schema)
+    .from('offsets')
+    .where({ subscription_id: sub.id })
+    .distinct<{ topic: string }[]>('topic');
+  const known = new Set(have.map((r) => r.topic));
+  // A topic the criteria no longer reach is forgotten: reached again later, it starts at that change.
+  const dropped = [...known].filter((t) => !topics.includes(t));
+  if (dropped.length > 0) {
+    await db
+      .withSchema(schema)
+      .from('offsets')
+      .where({ subscription_id: sub.id })
+      .whereIn('topic', dropped)
+      .delete();
+  }
+  const added = topics.filter((t) => !known.has(t));
+  if (added.length === 0) return 'kept';
+  const rows = await offsetRows(kafka, sub.id, added, Date.parse(sub.updatedAt));
+  if (rows.length > 0) {
+    await db
+      .withSchema(schema)
+      .into('offsets')
+      .insert(rows)
+      .onConflict(['subscription_id', 'topic', 'partition'])
+      .ignore();
+  }
   return 'placed';
 }
 

@@ -7,11 +7,13 @@ import {
   requestRedrive,
   requestReplay,
   setSubscriptionState,
+  updateSubscription,
 } from '../../libs/delivery/store.js';
 import type { SubscriptionInput } from '../../libs/delivery/model.js';
 import { scanTopic } from '../../libs/kafka/scan.js';
 import { patientRegistered, patientUpdated } from '../../test/support/fixtures.js';
 import { startDeliveryInProcess } from '../../test/support/delivery.js';
+import { adtA01, hl7Events } from '../../test/support/hl7-fixtures.js';
 import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../../test/support/webhook-receiver.js';
 import type { DeliveryService } from './app.js';
@@ -277,6 +279,55 @@ describe('delivery service: signed webhooks from the log (issue 20)', () => {
     await eventually(() => Promise.resolve(three.every((r) => r.received.length >= 3) ? true : undefined));
     const want = fresh.map((e) => e.data.meta.eventId).sort();
     for (const r of three) expect(r.received.map((x) => x.event.meta.eventId).sort()).toEqual(want);
+  }, 120_000);
+
+  it('regression: criteria widened to a new topic delivered its whole history; now from the time of the change', async () => {
+    const r = await startWebhookReceiver(sharedKey);
+    receivers.push(r);
+    const input = {
+      name: 'registrations, then visits',
+      criteria: {
+        eventTypes: ['PatientRegistered'],
+        resourceTypes: [],
+        facilities: [],
+        orderCodes: [],
+        patients: [],
+      },
+      channel: { type: 'webhook', endpoint: r.url, secret: sharedKey, timeoutMs: 5_000 },
+      start: { from: 'now' },
+      retry: { maxBackoffSeconds: 60, giveUpAfterSeconds: 3_600 },
+    } as SubscriptionInput;
+    const sub = await subscribe(input);
+    await eventually(() => Promise.resolve(svc.supervisor.running().has(sub.id) ? true : undefined));
+    const before = hl7Events(adtA01('WIDEN-1'));
+    await ctx.producer.publish(before);
+    const registered = before.filter((e) => e.type === 'PatientRegistered');
+    await eventually(() => Promise.resolve(r.received.length >= registered.length ? true : undefined));
+
+    const widened = await updateSubscription(
+      ctx.db,
+      ctx.schema,
+      sub.id,
+      { ...input, criteria: { ...input.criteria, eventTypes: ['PatientRegistered', 'EncounterStarted'] } },
+      new Date(),
+    );
+    await eventually(() =>
+      Promise.resolve(
+        svc.supervisor.running().get(sub.id)?.subscription.generation === widened?.generation
+          ? true
+          : undefined,
+      ),
+    );
+    const after = hl7Events(adtA01('WIDEN-2')).filter((e) => e.type === 'EncounterStarted');
+    await ctx.producer.publish(after);
+    await eventually(() =>
+      Promise.resolve(r.received.some((x) => x.envelope.eventType === 'EncounterStarted') ? true : undefined),
+    );
+    const visits = r.received
+      .filter((x) => x.envelope.eventType === 'EncounterStarted')
+      .map((x) => x.event.meta.eventId);
+    // The visit published before the change is not delivered; the one after is.
+    expect(visits).toEqual(after.map((e) => e.data.meta.eventId));
   }, 120_000);
 
   it("every delivery that carried a patient's data is on the audit trail, naming the subscription and the patient", async () => {
