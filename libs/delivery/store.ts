@@ -17,6 +17,15 @@ import {
 
 export const DELIVERY_SCHEMA = 'delivery';
 
+/** The subscription a row belongs to: deleted with it. */
+function subscriptionRef(t: Knex.CreateTableBuilder, schema: string): void {
+  t.uuid('subscription_id')
+    .notNullable()
+    .references('id')
+    .inTable(`${schema}.subscriptions`)
+    .onDelete('CASCADE');
+}
+
 export const deliveryMigrations: readonly Migration[] = [
   {
     name: '0001_subscriptions',
@@ -34,11 +43,7 @@ export const deliveryMigrations: readonly Migration[] = [
         t.timestamp('updated_at', { useTz: true }).notNullable();
       });
       await knex.schema.withSchema(schema).createTable('offsets', (t) => {
-        t.uuid('subscription_id')
-          .notNullable()
-          .references('id')
-          .inTable(`${schema}.subscriptions`)
-          .onDelete('CASCADE');
+        subscriptionRef(t, schema);
         t.text('topic').notNullable();
         t.integer('partition').notNullable();
         t.bigInteger('last_offset').notNullable();
@@ -61,11 +66,7 @@ export const deliveryMigrations: readonly Migration[] = [
       });
       await knex.schema.withSchema(schema).createTable('dead_letters', (t) => {
         t.bigIncrements('id').primary();
-        t.uuid('subscription_id')
-          .notNullable()
-          .references('id')
-          .inTable(`${schema}.subscriptions`)
-          .onDelete('CASCADE');
+        subscriptionRef(t, schema);
         t.text('topic').notNullable();
         t.integer('partition').notNullable();
         t.bigInteger('offset').notNullable();
