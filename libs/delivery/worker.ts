@@ -258,11 +258,11 @@ export async function deliverWithRetry(
   batch: PartitionBatch,
   rec: DecodedRecord,
   eventNumber: number,
+  key: string,
 ): Promise<Outcome> {
   const { deps, sub, log, withChannel, sleep } = r;
   const { db, schema } = deps;
   const labels = { subscription: sub.id };
-  const key = idempotencyKey(sub.id, rec.event.data.meta.eventId);
   let firstFailure: number | null = null;
   for (let attempt = 0; ; attempt++) {
     const outcome = await withChannel((s) =>
@@ -339,10 +339,11 @@ export function createSubscriptionWorker(
       if (rec.offset <= last) continue;
       if (matches(sub.criteria, rec.event) && !(sender.skips?.(rec.event) ?? false)) {
         const eventNumber = counted + chunk.counted + 1;
-        const outcome = await deliverWithRetry(retry, batch, rec, eventNumber);
+        const deliveryKey = idempotencyKey(sub.id, rec.event.data.meta.eventId);
+        const outcome = await deliverWithRetry(retry, batch, rec, eventNumber, deliveryKey);
         chunk.counted++;
         if (outcome.kind === 'delivered') {
-          recordDelivered(chunk, rec, idempotencyKey(sub.id, rec.event.data.meta.eventId));
+          recordDelivered(chunk, rec, deliveryKey);
         } else if (outcome.kind === 'rejected') {
           deps.metrics.deadLetters.inc({ ...labels, reason: outcome.reason });
           log.warn({ reason: outcome.reason, eventNumber }, 'event dead-lettered for this subscription');
