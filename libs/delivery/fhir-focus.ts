@@ -74,6 +74,10 @@ const ID_OF: { readonly [K in EventType]: (d: EventTypeMap[K]) => string } = {
   ResultReported: (d) => d.resultId,
   ResultCorrected: (d) => d.resultId,
   AttachmentStored: (d) => d.sha256,
+  PatientLinkProposed: (d) => d.patientId,
+  PatientsLinked: (d) => d.patientId,
+  PatientsUnlinked: (d) => d.patientId,
+  PatientLinkRejected: (d) => d.patientId,
 };
 
 function focusId<K extends EventType>(e: { type: K; data: EventTypeMap[K] }): string {
@@ -141,6 +145,10 @@ export function renderFocus(e: ClinicalEvent): Resource | null {
     case 'OrderCancelled':
     case 'OrderStatusChanged':
     case 'AttachmentStored':
+    case 'PatientLinkProposed':
+    case 'PatientsLinked':
+    case 'PatientsUnlinked':
+    case 'PatientLinkRejected':
       return null;
   }
 }

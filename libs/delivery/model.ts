@@ -31,6 +31,11 @@ export const RESOURCE_TYPE_OF: { readonly [K in EventType]: string } = {
   ResultReported: 'DiagnosticReport',
   ResultCorrected: 'DiagnosticReport',
   AttachmentStored: 'Binary',
+  // Master patient index decisions are about the pair's patients (focus: the lower id).
+  PatientLinkProposed: 'Patient',
+  PatientsLinked: 'Patient',
+  PatientsUnlinked: 'Patient',
+  PatientLinkRejected: 'Patient',
 };
 
 export const RESOURCE_TYPES = [...new Set(Object.values(RESOURCE_TYPE_OF))].sort();

@@ -121,6 +121,11 @@ export function messageTypeOf(ev: ClinicalEvent): MessageType | null {
     case 'CoverageRecorded':
     case 'DiagnosisRecorded':
     case 'AttachmentStored':
+    // ADT^A24/A37 (link/unlink patient information) would carry these; not sent yet.
+    case 'PatientLinkProposed':
+    case 'PatientsLinked':
+    case 'PatientsUnlinked':
+    case 'PatientLinkRejected':
       return null;
   }
 }

@@ -386,7 +386,9 @@ export function hospitalDay(): ClinicalEvent[] {
 }
 
 /** The topic (catalog aggregate) an event belongs to. */
-export function aggregateOf(e: ClinicalEvent): 'patient' | 'encounter' | 'order' | 'result' | 'attachment' {
+export function aggregateOf(
+  e: ClinicalEvent,
+): 'patient' | 'encounter' | 'order' | 'result' | 'attachment' | 'identity' {
   switch (e.type) {
     case 'PatientRegistered':
     case 'PatientUpdated':
@@ -411,6 +413,11 @@ export function aggregateOf(e: ClinicalEvent): 'patient' | 'encounter' | 'order'
       return 'result';
     case 'AttachmentStored':
       return 'attachment';
+    case 'PatientLinkProposed':
+    case 'PatientsLinked':
+    case 'PatientsUnlinked':
+    case 'PatientLinkRejected':
+      return 'identity';
   }
 }
 

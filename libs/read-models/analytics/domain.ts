@@ -207,6 +207,10 @@ export function needs(e: ClinicalEvent, _resolve: Resolve): Needs<AnalyticsTable
     case 'PatientsMerged':
     case 'AllergyRecorded':
     case 'CoverageRecorded':
+    case 'PatientLinkProposed':
+    case 'PatientsLinked':
+    case 'PatientsUnlinked':
+    case 'PatientLinkRejected':
       return base;
     case 'DiagnosisRecorded':
       return { ...base, diagnoses: [e.data.diagnosisId] };
@@ -505,6 +509,10 @@ const HANDLERS: EvolveHandlers<AnalyticsTables> = {
   ResultReported: (draft, e, resolve) => applyResult(draft, e.data, resolve(e.data.patientId), false),
   ResultCorrected: (draft, e, resolve) => applyResult(draft, e.data, resolve(e.data.patientId), true),
   AttachmentStored: onlyLogged,
+  PatientLinkProposed: onlyLogged,
+  PatientsLinked: onlyLogged,
+  PatientsUnlinked: onlyLogged,
+  PatientLinkRejected: onlyLogged,
 };
 
 const apply = evolveByType(HANDLERS);

@@ -184,6 +184,10 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<BillingTables> 
     case 'PatientsMerged':
     case 'AllergyRecorded':
     case 'DiagnosisRecorded':
+    case 'PatientLinkProposed':
+    case 'PatientsLinked':
+    case 'PatientsUnlinked':
+    case 'PatientLinkRejected':
       return {};
     case 'CoverageRecorded':
       return { coverages: [e.data.coverageId] };
@@ -367,6 +371,10 @@ const HANDLERS: EvolveHandlers<BillingTables> = {
   ResultReported: (draft, e, resolve) => applyResult(draft, e.data, resolve(e.data.patientId)),
   ResultCorrected: (draft, e, resolve) => applyResult(draft, e.data, resolve(e.data.patientId)),
   AttachmentStored: nothingBillable,
+  PatientLinkProposed: nothingBillable,
+  PatientsLinked: nothingBillable,
+  PatientsUnlinked: nothingBillable,
+  PatientLinkRejected: nothingBillable,
 };
 
 export const evolve = evolveByType(HANDLERS);

@@ -156,6 +156,11 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<PortalTables> {
     case 'AttachmentStored':
       // Written over whatever is stored (same sha256, same bytes): no need to load megabytes.
       return {};
+    case 'PatientLinkProposed':
+    case 'PatientsLinked':
+    case 'PatientsUnlinked':
+    case 'PatientLinkRejected':
+      return {};
   }
 }
 
@@ -574,6 +579,10 @@ const HANDLERS: EvolveHandlers<PortalTables> = {
       encounterOf(draft, id, pid),
     ),
   AttachmentStored: (draft, e) => draft.put('attachments', e.data.sha256, attachmentRow(e.data)),
+  PatientLinkProposed: () => undefined,
+  PatientsLinked: () => undefined,
+  PatientsUnlinked: () => undefined,
+  PatientLinkRejected: () => undefined,
 };
 
 export const evolve = evolveByType(HANDLERS);
