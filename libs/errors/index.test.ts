@@ -74,6 +74,7 @@ const EDGES: Record<ErrorCode, [number, FhirIssueType, string, number, boolean]>
   HUB_PROJECTION_FAILED: [500, 'exception', '-', EXIT.FAILED, false],
   HUB_INPUT_INVALID: [400, 'invalid', 'AE 102', EXIT.USAGE, true],
   HUB_NOT_FOUND: [404, 'not-found', '-', EXIT.FAILED, true],
+  HUB_CONFLICT: [409, 'conflict', '-', EXIT.FAILED, true],
   HUB_INFRA_FAILED: [500, 'exception', '-', EXIT.UNAVAILABLE, false],
   HUB_UNAUTHENTICATED: [401, 'login', '-', EXIT.FAILED, true],
   HUB_FORBIDDEN: [403, 'forbidden', '-', EXIT.FAILED, true],

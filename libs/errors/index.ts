@@ -209,6 +209,14 @@ export const ERROR_CODES = {
     exitCode: EXIT.FAILED,
     expose: true,
   },
+  HUB_CONFLICT: {
+    retriable: false,
+    description: 'the request conflicts with the current state (e.g. unlinking records that are not linked)',
+    httpStatus: 409,
+    fhirIssue: 'conflict',
+    exitCode: EXIT.FAILED,
+    expose: true,
+  },
   HUB_INFRA_FAILED: {
     retriable: false,
     description: 'local infrastructure could not be started',
