@@ -4,6 +4,7 @@
  * client. Each command reads its config when it runs, not at import, so that
  * `hub --help` works without any environment.
  */
+import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { databaseEnv, kafkaEnv, loadConfig, logEnv, z } from '../libs/config/index.js';
@@ -48,4 +49,24 @@ export function cliDb(
   pool?: { min: number; max: number },
 ): Knex {
   return createDb(cfg.DATABASE_URL, { pool, passwordFile: cfg.DATABASE_PASSWORD_FILE });
+}
+
+/**
+ * Who is acting, for the operator AuditEvents of commands that change or show data
+ * (HUB_OPERATOR, else the OS user), and the audit topic they go to (AUDIT_TOPIC, else
+ * hub.audit.v1 with the topic suffix): `.extend()` a command's schema with it.
+ */
+export const operatorEnv = {
+  HUB_OPERATOR: z.string().min(1).optional(),
+  AUDIT_TOPIC: z.string().optional(),
+};
+
+/** HUB_OPERATOR, else the OS user ('unknown' where the OS has none for this uid). */
+export function operatorName(cfg: { HUB_OPERATOR?: string | undefined }): string {
+  if (cfg.HUB_OPERATOR) return cfg.HUB_OPERATOR;
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -14,6 +14,7 @@ import { registerAuthCommands } from './auth.js';
 import { repoDir } from './env.js';
 import { registerFhirCommands } from './fhir.js';
 import { registerHl7Commands } from './hl7.js';
+import { registerIdentityCommands } from './identity.js';
 import { runInfra } from './infra.js';
 import { registerOpsCommands } from './ops.js';
 import { registerProjectionsCommands } from './projections.js';
@@ -70,6 +71,7 @@ export function buildProgram(): Command {
   registerProjectionsCommands(program);
   registerOpsCommands(program);
   registerSubscriptionsCommands(program);
+  registerIdentityCommands(program);
   registerSchemasCommands(program);
   registerTopicsCommands(program);
   registerPublishCommand(program);

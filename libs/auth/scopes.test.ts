@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { HUB_SCOPES, decide, denyStatus, parseScope, type Principal } from './scopes.js';
+import {
+  HUB_SCOPES,
+  decide,
+  denyStatus,
+  identityPermission,
+  parseScope,
+  type IdentityInteraction,
+  type Principal,
+} from './scopes.js';
 
 const patientA: Principal = { subject: 'pa', clientId: 'portal-app', scopes: ['patient/*.rs'], patient: 'A' };
 const staff: Principal = { subject: 'nurse', clientId: 'ehr', scopes: ['user/*.rs'], patient: null };
@@ -148,6 +156,60 @@ describe('decide: subscriptions', () => {
       expect(denyStatus('insufficient-scope')).toBe(403);
     }
     expect(decide(null, { kind: 'subscription', interaction: 'read' })).toEqual({
+      allow: false,
+      reason: 'unauthenticated',
+    });
+  });
+});
+
+describe('decide: identity (master patient index steward)', () => {
+  const token = (...scopes: string[]): Principal => ({
+    subject: 'steward-1',
+    clientId: 'mpi-console',
+    scopes,
+    patient: null,
+  });
+  const ask = (p: Principal, interaction: IdentityInteraction) =>
+    decide(p, { kind: 'identity', interaction }).allow;
+  const all: IdentityInteraction[] = ['read', 'search', 'create'];
+
+  it('given Identity.read or .write in user or system context, when the worklist is read or a decision made, then each grants its own', () => {
+    for (const ctx of ['user', 'system']) {
+      const reader = token(`${ctx}/Identity.read`);
+      const writer = token(`${ctx}/Identity.write`);
+      expect(
+        all.map((i) => ask(reader, i)),
+        ctx,
+      ).toEqual([true, true, false]);
+      expect(
+        all.map((i) => ask(writer, i)),
+        ctx,
+      ).toEqual([false, false, true]);
+    }
+    // SMART v2 letters, one by one.
+    expect(all.map((i) => ask(token('user/Identity.rs'), i))).toEqual([true, true, false]);
+    expect(all.map((i) => ask(token('system/Identity.c'), i))).toEqual([false, false, true]);
+    expect(ask(token('user/Identity.u'), 'create')).toBe(false);
+    expect(identityPermission('create')).toBe('c');
+  });
+
+  it('given wildcards, patient scopes or other hub scopes, when identity routes are asked for, then denied (403)', () => {
+    for (const scopes of [
+      ['user/*.rs'],
+      ['user/*.cruds'],
+      ['system/*.cruds'],
+      ['patient/Identity.cruds'],
+      ['patient/*.rs'],
+      ['system/Subscription.cruds'],
+      [HUB_SCOPES.admin],
+      [HUB_SCOPES.operator],
+    ]) {
+      for (const i of all) {
+        const d = decide({ ...token(...scopes), patient: 'P1' }, { kind: 'identity', interaction: i });
+        expect(d, `${scopes.join(' ')} ${i}`).toEqual({ allow: false, reason: 'insufficient-scope' });
+      }
+    }
+    expect(decide(null, { kind: 'identity', interaction: 'search' })).toEqual({
       allow: false,
       reason: 'unauthenticated',
     });

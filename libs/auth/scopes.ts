@@ -3,7 +3,7 @@
  *
  * Scope grammar: `<context>/<resource>.<permissions>` where context is
  * patient | user | system, resource is a FHIR type, `*`, or one of the hub's
- * own areas (billing, analytics, hub), and permissions are SMART v2 letters
+ * own areas (billing, analytics, hub, Identity), and permissions are SMART v2 letters
  * (`rs`, `cruds`) or the v1 words `read` / `write` / `*`.
  */
 export type ScopeContext = 'patient' | 'user' | 'system';
@@ -85,7 +85,9 @@ export type AccessRequest =
   | { kind: 'analytics' }
   | { kind: 'admin' }
   /** Outbound subscriptions (issue 20): who may see or change where the hub sends data. */
-  | { kind: 'subscription'; interaction: SubscriptionInteraction };
+  | { kind: 'subscription'; interaction: SubscriptionInteraction }
+  /** The master patient index's steward surfaces (issue 21): the review worklist and link decisions. */
+  | { kind: 'identity'; interaction: IdentityInteraction };
 
 /** What a subscription route does, as the SMART permission it needs on `Subscription`. */
 export type SubscriptionInteraction = 'read' | 'search' | 'create' | 'update' | 'delete';
@@ -112,6 +114,32 @@ export const subscriptionPermission = (i: SubscriptionInteraction): Permission =
 function grantsSubscription(scopes: readonly Scope[], i: SubscriptionInteraction): boolean {
   const perm = SUBSCRIPTION_PERM[i];
   return scopes.some((s) => s.context === 'system' && s.resource === 'Subscription' && s.perms.has(perm));
+}
+
+/**
+ * What an identity route does: read one record's explanation, search the
+ * review worklist, or create a decision (link, unlink, reject).
+ */
+export type IdentityInteraction = 'read' | 'search' | 'create';
+
+const IDENTITY_PERM: Record<IdentityInteraction, Permission> = { read: 'r', search: 's', create: 'c' };
+
+/** The scope letter an identity interaction needs (`system/Identity.<letter>` or `user/Identity.<letter>`). */
+export const identityPermission = (i: IdentityInteraction): Permission => IDENTITY_PERM[i];
+
+/**
+ * The steward surfaces are granted by `Identity.<perms>` only (SMART v2
+ * letters or v1 `read` / `write`), in system context (a steward tool's
+ * backend) or user context (a data steward signed in): not by a wildcard
+ * (`user/*.rs` is every clinician's, and a link decides whose records the
+ * portal shows as one person), not to a `patient/` scope (the worklist shows
+ * other people's records).
+ */
+function grantsIdentity(scopes: readonly Scope[], i: IdentityInteraction): boolean {
+  const perm = IDENTITY_PERM[i];
+  return scopes.some(
+    (s) => (s.context === 'system' || s.context === 'user') && s.resource === 'Identity' && s.perms.has(perm),
+  );
 }
 
 export type DenyReason =
@@ -157,6 +185,10 @@ export function decide(principal: Principal | null, req: AccessRequest): Decisio
         : deny('insufficient-scope');
     case 'subscription':
       return grantsSubscription(scopes, req.interaction)
+        ? { allow: true, patientId: null, resourceTypes: [] }
+        : deny('insufficient-scope');
+    case 'identity':
+      return grantsIdentity(scopes, req.interaction)
         ? { allow: true, patientId: null, resourceTypes: [] }
         : deny('insufficient-scope');
     case 'fhir':

@@ -149,3 +149,24 @@ export function mergeDemographics(stored: Demographics | null, incoming: Demogra
     cleared: [],
   };
 }
+
+/** Demographics that say nothing: a full snapshot of empty fields (the start of a record built field by field). */
+export const EMPTY_DEMOGRAPHICS: Readonly<Demographics> = {
+  identifiers: [],
+  names: [],
+  birthDate: null,
+  administrativeGender: null,
+  deceased: null,
+  deceasedAt: null,
+  addresses: [],
+  telecom: [],
+  maritalStatus: null,
+  language: null,
+  notSent: [],
+  cleared: [],
+  race: [],
+  ethnicity: [],
+  religion: null,
+  contacts: [],
+  primaryCareProvider: null,
+};

@@ -117,11 +117,11 @@ export function messageTypeOf(ev: ClinicalEvent): MessageType | null {
     case 'OrderCancelled':
     case 'OrderStatusChanged':
       return { code: 'ORM', trigger: 'O01', structure: 'ORM_O01' };
+    // Master patient index decisions would be ADT^A24/A37 (link/unlink patient information): not sent yet.
     case 'AllergyRecorded':
     case 'CoverageRecorded':
     case 'DiagnosisRecorded':
     case 'AttachmentStored':
-    // ADT^A24/A37 (link/unlink patient information) would carry these; not sent yet.
     case 'PatientLinkProposed':
     case 'PatientsLinked':
     case 'PatientsUnlinked':

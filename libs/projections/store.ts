@@ -157,6 +157,138 @@ export const patientLinksMigration: Migration = {
 };
 
 /**
+ * Reversible links between records of one person (PatientsLinked /
+ * PatientsUnlinked, from the identity matcher or a data steward), in every
+ * read model. Unlike a merge, a link rewrites no row: `person_links` keeps
+ * each pair's latest decision (a pair's events share its Kafka key, the
+ * lower id, so they are applied in order), and the view `persons` says who
+ * is whom when read. Patients in no link are not in the view: they are
+ * their own person (readers coalesce). Identity events applied by a release
+ * before this table were not kept: rebuild the read model to read them.
+ */
+export const personLinksMigration: Migration = {
+  name: '0002_person_links',
+  async up(knex, schema) {
+    await knex.schema.withSchema(schema).createTable('person_links', (t) => {
+      t.text('pair_key').primary();
+      t.text('patient_id').notNullable().index();
+      t.text('other_patient_id').notNullable().index();
+      t.boolean('linked').notNullable();
+      t.text('event_id').notNullable();
+    });
+    // personSql walks merges both ways: survivor → retired ids too.
+    await knex.schema.withSchema(schema).alterTable('patient_links', (t) => {
+      t.index(['survivor_id']);
+    });
+    await knex.raw(`create view ??.persons as ${personsSql(`"${assertSqlIdentifier(schema)}"`)}`, [schema]);
+  },
+};
+
+/**
+ * persons(patient_id, person_id): the connected components of the linked
+ * pairs, each endpoint first mapped through `patient_links` to its final
+ * survivor (a link to a record merged away since holds for its survivor);
+ * person_id is the smallest id of the component, so any build of the same
+ * links names persons alike. A merge cycle (which the store never makes)
+ * leaves its ids as they are.
+ */
+export function personsSql(s: string): string {
+  return `with recursive
+  chain(merged_id, survivor_id) as (
+    select merged_id, survivor_id from ${s}.patient_links
+    union
+    select c.merged_id, l.survivor_id from chain c join ${s}.patient_links l on l.merged_id = c.survivor_id),
+  final(merged_id, root) as (
+    select c.merged_id, c.survivor_id from chain c
+     where not exists (select 1 from ${s}.patient_links l where l.merged_id = c.survivor_id)),
+  edge(a, b) as (
+    select coalesce(fa.root, pl.patient_id), coalesce(fb.root, pl.other_patient_id)
+      from ${s}.person_links pl
+      left join final fa on fa.merged_id = pl.patient_id
+      left join final fb on fb.merged_id = pl.other_patient_id
+     where pl.linked),
+  sym(a, b) as (select a, b from edge union select b, a from edge),
+  reach(patient_id, member) as (
+    select a, a from sym
+    union
+    select r.patient_id, y.b from reach r join sym y on y.a = r.member)
+select patient_id, min(member) as person_id from reach group by patient_id`;
+}
+
+/**
+ * The records of ONE patient's person, for readers that ask about one
+ * patient (the API): the same answer as `persons` (the test
+ * person-links.int.test.ts holds them equal), but walked from that patient
+ * along the indexes instead of computing every component. The component is
+ * taken in the graph of merges (either way) and linked pairs together; its
+ * ids not merged away are the person's records, as the view's components
+ * over final survivors are. One binding: the patient id. Returns
+ * `patient_id` rows, sorted; for an id in no link just itself; for an id
+ * merged away its survivor's person, without it (it is no person's record:
+ * callers keep it alone).
+ */
+export function personSql(s: string): string {
+  return `with recursive reach(id) as (
+    select ?::text
+    union
+    select n.id from reach r cross join lateral (
+      select l.survivor_id as id from ${s}.patient_links l where l.merged_id = r.id
+      union all select l.merged_id from ${s}.patient_links l where l.survivor_id = r.id
+      union all select pl.other_patient_id from ${s}.person_links pl where pl.linked and pl.patient_id = r.id
+      union all select pl.patient_id from ${s}.person_links pl where pl.linked and pl.other_patient_id = r.id) n)
+  select id as patient_id from reach
+   where not exists (select 1 from ${s}.patient_links l where l.merged_id = reach.id and l.survivor_id <> reach.id)
+   order by id`;
+}
+
+interface PersonLinkRow {
+  pair_key: string;
+  patient_id: string;
+  other_patient_id: string;
+  linked: boolean;
+  event_id: string;
+}
+
+/** The pair's decision an identity event records, or null for events that decide no link. */
+export function personLinkOf(e: ClinicalEvent): PersonLinkRow | null {
+  if (e.type !== 'PatientsLinked' && e.type !== 'PatientsUnlinked') return null;
+  const { patientId, otherPatientId } = e.data;
+  // The event names the lower id first; sorted again so a sender that did not cannot make two rows of one pair.
+  const [lo, hi] = patientId <= otherPatientId ? [patientId, otherPatientId] : [otherPatientId, patientId];
+  return {
+    pair_key: `${lo}|${hi}`,
+    patient_id: lo,
+    other_patient_id: hi,
+    linked: e.type === 'PatientsLinked',
+    event_id: e.data.meta.eventId,
+  };
+}
+
+/**
+ * Records each pair's latest decision of the batch (records come in
+ * partition order, and a pair's events are on one partition), over the
+ * stored one. Proposals and rejections change nothing in a read model.
+ */
+async function applyPersonLinks(
+  trx: Knex.Transaction,
+  schema: string,
+  records: readonly DecodedRecord[],
+): Promise<void> {
+  const latest = new Map<string, PersonLinkRow>();
+  for (const r of records) {
+    const row = personLinkOf(r.event);
+    if (row) latest.set(row.pair_key, row);
+  }
+  if (latest.size === 0) return;
+  await trx
+    .withSchema(schema)
+    .into('person_links')
+    .insert([...latest.values()])
+    .onConflict('pair_key')
+    .merge();
+}
+
+/**
  * Epoch ms as timestamptz input text, in UTC. Postgres reads neither of
  * `toISOString`'s six-digit signed years, so those are spelt out the way it
  * reads them (as node-pg does for a Date).
@@ -376,7 +508,7 @@ export function readModelProjection<T extends { [K in keyof T]: object }>(model:
   return {
     name: model.name,
     topics: model.topics,
-    migrations: [patientLinksMigration, ...model.migrations],
+    migrations: [patientLinksMigration, personLinksMigration, ...model.migrations],
     ...(model.duplicates ? { duplicates: model.duplicates.bind(model) } : {}),
     async apply(trx, schema, records, opts) {
       // A caller other than the runner cannot redo a batch after KeyExists.
@@ -392,6 +524,7 @@ export function readModelProjection<T extends { [K in keyof T]: object }>(model:
       }
       await lockForMerges(trx, schema, merges.length > 0);
       await applyMerges(trx, schema, tables, merges);
+      await applyPersonLinks(trx, schema, records);
       const links = await loadLinks(trx, schema, [...patientIds]);
       const resolve: Resolve = (id) => rootOf(links, id);
 

@@ -86,6 +86,22 @@ describe('the secure profile ACL plan', () => {
     expect(topicOps('hl7.raw.v1')).toEqual([]);
   });
 
+  it('given the plan, then the identity-matcher reads patient events in its own group and writes only link decisions and its dead letters', () => {
+    const topicOps = (n: string) => [...allowed(plan, 'identity-matcher', 'topic', suffixed(n))].sort();
+    const groupOps = (n: string) => [...allowed(plan, 'identity-matcher', 'group', n)].sort();
+    expect(topicOps('clinical.patient.v1')).toEqual(['describe', 'read']);
+    expect(topicOps('clinical.identity.v1')).toEqual(['describe', 'write']);
+    expect(topicOps('hub.dlq.identity-matcher')).toEqual(['describe', 'write']);
+    expect(groupOps('hub.identity-matcher')).toEqual(['describe', 'read']);
+    // and nothing else: no other clinical topic, no audit trail, no projector's group
+    expect(topicOps('clinical.result.v1')).toEqual([]);
+    expect(topicOps('hub.audit.v1')).toEqual([]);
+    expect(groupOps('hub.projection.portal.portal_v1')).toEqual([]);
+    expect(secureTopicDefinitions(suffixed).map((t) => t.name)).toContain(
+      suffixed('hub.dlq.identity-matcher'),
+    );
+  });
+
   it('given the plan, then the adapters write clinical, raw and dead-letter topics and read nothing', () => {
     const hl7 = (n: string) => allowed(plan, 'adapter-hl7', 'topic', suffixed(n));
     expect([...hl7('clinical.patient.v1')].sort()).toEqual(['describe', 'write']);
@@ -97,6 +113,16 @@ describe('the secure profile ACL plan', () => {
     for (const p of ['adapter-hl7', 'adapter-fhir'] as const) {
       expect(plan.filter((g) => g.principal === p && g.operations.includes('read'))).toEqual([]);
     }
+  });
+
+  it('given the plan, when anyone but the identity-matcher writes link decisions, then nothing allows it (an adapter could otherwise link two patients)', () => {
+    const writers = new Set(
+      plan
+        .filter((g) => g.resource === 'topic' && g.operations.includes('write'))
+        .filter((g) => allowed(plan, g.principal, 'topic', suffixed('clinical.identity.v1')).has('write'))
+        .map((g) => g.principal),
+    );
+    expect([...writers].sort()).toEqual(['hub', 'identity-matcher']);
   });
 
   it('given the plan, then no service may create topics or touch the cluster; only the operator may', () => {

@@ -27,6 +27,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AUDIT_DLQ_CONSUMER, AUDIT_TOPIC, auditDlqTopic } from '../audit/topic.js';
 import { catalogTopicDefinitions, INGEST_TOPICS } from '../events/contracts.js';
+import { TOPIC_CATALOG } from '../events/index.js';
 import kafkajs, { type AclEntry } from 'kafkajs';
 import { ensureTopics, type TopicDefinition } from '../kafka/admin.js';
 import { createKafkaClient } from '../kafka/client.js';
@@ -51,6 +52,7 @@ export const SERVICE_PRINCIPALS = [
   'patient-directory',
   'api',
   'delivery',
+  'identity-matcher',
 ] as const;
 export type ServicePrincipal = (typeof SERVICE_PRINCIPALS)[number];
 export type ClientPrincipal = ServicePrincipal | typeof OPERATOR_PRINCIPAL;
@@ -77,7 +79,15 @@ const CLINICAL_PREFIX = 'clinical.';
 const PROJECTION_GROUPS = 'hub.projection.';
 /** The delivery service's groups: `hub.delivery.<subscription id>` and its redrive reads under it (libs/delivery/worker.ts). */
 const DELIVERY_GROUPS = 'hub.delivery.';
+/** The identity-matcher's group (`hub.identity-matcher`, and any per-deployment group under it). */
+const IDENTITY_GROUPS = 'hub.identity-matcher';
 const TX_PREFIX = 'adapter-fhir-';
+/**
+ * The catalog topics the adapters write: every one but the master patient
+ * index's decisions, which only the identity-matcher may publish (an adapter
+ * that could write them could link two patients' records).
+ */
+const SOURCE_TOPICS = TOPIC_CATALOG.filter((t) => t.aggregate !== 'identity').map((t) => t.name);
 
 type Grant = Omit<AclGrant, 'principal'>;
 const topic = (name: string, operations: readonly AclOperation[], why: string): Grant => ({
@@ -110,14 +120,16 @@ function projectorGrants(service: ServicePrincipal, readModel: string): Grant[] 
 
 const ROLE_GRANTS: Record<ClientPrincipal, readonly Grant[]> = {
   'adapter-hl7': [
-    topic(CLINICAL_PREFIX, ['write', 'describe'], 'publishes the clinical events it maps'),
+    ...SOURCE_TOPICS.map((t) => topic(t, ['write', 'describe'], 'publishes the clinical events it maps')),
     topic(INGEST_TOPICS.hl7Raw, ['write', 'describe', 'describe-configs'], 'keeps every inbound message'),
     topic(INGEST_TOPICS.hl7Dlq, ['write', 'describe', 'describe-configs'], 'parks messages it cannot map'),
     // ensureTopics checks max.message.bytes of the large-record topics it writes.
     topic('clinical.attachment.v1', ['describe-configs'], 'checks the attachment topic fits a frame'),
   ],
   'adapter-fhir': [
-    topic(CLINICAL_PREFIX, ['write', 'describe'], 'publishes the clinical events of FHIR writes'),
+    ...SOURCE_TOPICS.map((t) =>
+      topic(t, ['write', 'describe'], 'publishes the clinical events of FHIR writes'),
+    ),
     topic(dlqTopicFor('adapter-fhir'), ['write', 'describe'], 'parks $import lines it cannot use'),
     topic(AUDIT_TOPIC, ['write', 'describe'], 'audits its authenticated reads and writes'),
     {
@@ -148,6 +160,13 @@ const ROLE_GRANTS: Record<ClientPrincipal, readonly Grant[]> = {
     ),
     topic(dlqTopicFor('delivery'), ['write', 'describe'], 'parks records it cannot decode'),
     topic(AUDIT_TOPIC, ['write', 'describe'], 'audits every delivery that carries patient data'),
+  ],
+  // The master patient index: reads patient events only, and is the one writer of link decisions.
+  'identity-matcher': [
+    topic('clinical.patient.v1', ['read', 'describe'], 'consumes the patient events it matches'),
+    topic('clinical.identity.v1', ['write', 'describe'], 'publishes link decisions (matcher and stewards)'),
+    group(IDENTITY_GROUPS, ['read', 'describe'], 'its consumer group'),
+    topic(dlqTopicFor('identity-matcher'), ['write', 'describe'], 'parks records it cannot decode'),
   ],
   api: [
     topic(
@@ -206,6 +225,7 @@ export function secureTopicDefinitions(
     'projector-analytics',
     'patient-directory',
     'delivery',
+    'identity-matcher',
     AUDIT_DLQ_CONSUMER,
   ];
   return [

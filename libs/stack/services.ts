@@ -48,11 +48,17 @@ export const SERVICES: readonly ServiceSpec[] = [
   { name: 'api', httpPort: 8098, endpoints: (b) => `${b}/docs  (FHIR at ${b}/fhir, billing, analytics)` },
   // Outbound subscriptions: managed through the API and `hub subscriptions`; its port is health and metrics only.
   { name: 'delivery', httpPort: 8099, endpoints: (b) => `${b}/ready  (schema delivery; hub subscriptions)` },
+  // The master patient index: link decisions on clinical.identity.v1; the worklist is the API's and `hub identity`'s.
+  {
+    name: 'identity-matcher',
+    httpPort: 8100,
+    endpoints: (b) => `${b}/ready  (schema identity; hub identity review)`,
+  },
 ];
 
 /**
  * `hub up --secure` puts every listener of a service this far above its dev
- * port (HTTP 28091-28099, MLLP 22575): a secure hub then runs beside a dev
+ * port (HTTP 28091-28100, MLLP 22575): a secure hub then runs beside a dev
  * one (and beside tests that hold the dev ports), as its infrastructure does.
  * Below Linux's ephemeral range (32768-60999): a port the OS hands out to a
  * test's listen(0) or an outbound connection never takes one of them.

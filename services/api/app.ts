@@ -12,6 +12,7 @@ import {
 } from '../../libs/audit/topic.js';
 import type { TokenVerifier } from '../../libs/auth/jwt.js';
 import { migrateDelivery } from '../../libs/delivery/store.js';
+import { migrateIdentity } from '../../libs/identity/store.js';
 import type { ReadinessCheck } from '../../libs/http/index.js';
 import type { KafkaClient } from '../../libs/kafka/client.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
@@ -23,6 +24,7 @@ import { createAnalyticsReader } from './readers/analytics.js';
 import { createBillingReader } from './readers/billing.js';
 import { createBinaryReader } from './readers/binary.js';
 import { createPortalReader } from './readers/portal.js';
+import { createIdentityStore } from './routes/identity.js';
 
 export interface ApiDeps {
   db: Knex;
@@ -42,6 +44,11 @@ export interface ApiConfig {
   auditSchema: string;
   /** Where outbound subscriptions live (DELIVERY_SCHEMA; migrated by the API and the delivery service). */
   deliverySchema: string;
+  /**
+   * The master patient index (IDENTITY_SCHEMA; migrated by the API and the identity-matcher).
+   * Without it, the steward routes (/identity) are not served.
+   */
+  identitySchema?: string;
   auditTopic: string;
   /** Run the audit-topic → table projector in this process. */
   auditProjector: boolean;
@@ -185,12 +192,16 @@ export async function buildApi(deps: ApiDeps, cfg: ApiConfig): Promise<Api> {
     rateLimit: cfg.rateLimit,
     bodyLimit: cfg.bodyLimit,
     subscriptions: { db: deps.db, schema: cfg.deliverySchema },
+    ...(cfg.identitySchema
+      ? { identity: { store: createIdentityStore(deps.db, cfg.identitySchema, cfg.queryTimeoutMs) } }
+      : {}),
   });
   return {
     http,
     async start() {
       await migrateAudit(deps.db, cfg.auditSchema);
       await migrateDelivery(deps.db, cfg.deliverySchema);
+      if (cfg.identitySchema) await migrateIdentity(deps.db, cfg.identitySchema);
       await ensureAuditTopic(deps.kafka, cfg.auditTopic, cfg.auditDlqTopic ?? auditDlqTopic());
       if (cfg.auditProjector) {
         projector = await startAuditProjector(deps, cfg, log);

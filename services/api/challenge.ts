@@ -1,4 +1,9 @@
-import { HUB_SCOPES, subscriptionPermission, type AccessRequest } from '../../libs/auth/scopes.js';
+import {
+  HUB_SCOPES,
+  identityPermission,
+  subscriptionPermission,
+  type AccessRequest,
+} from '../../libs/auth/scopes.js';
 import { bearerChallenge } from '../../libs/http/bearer.js';
 
 /**
@@ -25,6 +30,10 @@ export function requiredScopes(access: AccessRequest | null): string[] {
       return [HUB_SCOPES.admin];
     case 'subscription':
       return [`system/Subscription.${subscriptionPermission(access.interaction)}`];
+    case 'identity': {
+      const perm = identityPermission(access.interaction);
+      return [`user/Identity.${perm}`, `system/Identity.${perm}`];
+    }
     case 'everything':
       return ['patient/*.rs', 'user/*.rs'];
     case 'fhir': {

@@ -18,6 +18,7 @@ import { analyticsRoutes } from './routes/analytics.js';
 import { billingRoutes } from './routes/billing.js';
 import { fhirRoutes } from './routes/fhir.js';
 import { fhirSubscriptionRoutes } from './routes/fhir-subscription.js';
+import { identityRoutes, type IdentityRoutesOptions } from './routes/identity.js';
 import { subscriptionRoutes } from './routes/subscriptions.js';
 import { createPatientContexts } from './patient-context.js';
 import { badUrlHandler, installSecurity, unroutedHandler, type SecurityOptions } from './security.js';
@@ -55,6 +56,8 @@ export interface ApiHttpOptions {
    * Without it, /subscriptions and /fhir/Subscription are not served.
    */
   subscriptions?: { db: Knex; schema: string };
+  /** The master patient index's steward routes (issue 21). Without it, /identity is not served. */
+  identity?: IdentityRoutesOptions;
 }
 
 /** Request durations, and the audit records written or refused; labels are templates and codes, never paths. */
@@ -169,5 +172,6 @@ export async function buildApiHttp(o: ApiHttpOptions): Promise<FastifyInstance> 
     await http.register(subscriptionRoutes, { prefix: '/subscriptions', db, schema });
     await http.register(fhirSubscriptionRoutes, { prefix: '/fhir', db, schema, baseUrl });
   }
+  if (o.identity) await http.register(identityRoutes, { prefix: '/identity', ...o.identity });
   return http;
 }

@@ -3,6 +3,7 @@ import { databaseEnv, schemaNameEnv, z } from '../../libs/config/index.js';
 import { auditTrailEnv, chainKeyFromEnv } from '../../libs/audit/key.js';
 import { AUDIT_TOPIC, auditDlqTopic } from '../../libs/audit/topic.js';
 import { authEnv, verifierFromEnv } from '../../libs/auth/env.js';
+import { IDENTITY_SCHEMA } from '../../libs/identity/store.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
 import { runService } from '../../libs/service/index.js';
 import { buildApi } from './app.js';
@@ -30,6 +31,7 @@ await runService({
     ANALYTICS_SCHEMA: schemaNameEnv('analytics'),
     AUDIT_SCHEMA: schemaNameEnv('audit'),
     DELIVERY_SCHEMA: schemaNameEnv('delivery'),
+    IDENTITY_SCHEMA: schemaNameEnv(IDENTITY_SCHEMA),
     AUDIT_TOPIC: z.string().optional(),
     ...auditTrailEnv,
     AUDIT_PROJECTOR: z
@@ -61,6 +63,7 @@ await runService({
         analyticsSchema: cfg.ANALYTICS_SCHEMA,
         auditSchema: cfg.AUDIT_SCHEMA,
         deliverySchema: cfg.DELIVERY_SCHEMA,
+        identitySchema: cfg.IDENTITY_SCHEMA,
         auditTopic: cfg.AUDIT_TOPIC ?? k.topic(AUDIT_TOPIC),
         auditProjector: cfg.AUDIT_PROJECTOR,
         auditDlqTopic: cfg.AUDIT_DLQ_TOPIC ?? auditDlqTopic(k.topic),
@@ -80,7 +83,7 @@ await runService({
       http: api.http,
       steps: [
         {
-          name: 'postgres (audit and delivery schemas) and kafka (audit topic and consumer group)',
+          name: 'postgres (audit, delivery and identity schemas) and kafka (audit topic and consumer group)',
           run: () => api.start(),
         },
       ],

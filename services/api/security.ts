@@ -70,6 +70,12 @@ declare module 'fastify' {
     accessRequest: AccessRequest | null;
     /** Why a presented token was refused, a fixed text for the 401 challenge. */
     tokenProblem: string | null;
+    /**
+     * Further patients whose data the answer shows or changes (set by the route: the identity
+     * worklist shows pairs of records): each is named by an AuditEvent of its own, so that
+     * every one of them finds the access in their own audit trail.
+     */
+    auditOthers: string[] | null;
   }
 }
 
@@ -232,8 +238,13 @@ const step =
     }
   };
 
-/** The AuditEvent of a request as answered: who, which patient, what route, what status, why refused. */
-function auditEventOf(req: FastifyRequest, status: number, sec: RouteSecurity, observer: string): AuditEvent {
+/** The AuditEvents of a request as answered: who, which patient, what route, what status, why refused. */
+function auditEventsOf(
+  req: FastifyRequest,
+  status: number,
+  sec: RouteSecurity,
+  observer: string,
+): AuditEvent[] {
   let patient = req.inputRejected ? null : req.auditPatient;
   if (patient === null && sec.patientOf && !req.inputRejected) {
     try {
@@ -242,6 +253,19 @@ function auditEventOf(req: FastifyRequest, status: number, sec: RouteSecurity, o
       patient = null;
     }
   }
+  const main = auditEventFor(req, status, sec, observer, patient);
+  if (sec.namesPatient === false || req.inputRejected || !req.auditOthers) return [main];
+  const others = [...new Set(req.auditOthers)].filter((p) => p !== patient);
+  return [main, ...others.map((p) => auditEventFor(req, status, sec, observer, p))];
+}
+
+function auditEventFor(
+  req: FastifyRequest,
+  status: number,
+  sec: RouteSecurity,
+  observer: string,
+  patient: string | null,
+): AuditEvent {
   return buildAuditEvent({
     id: randomUUID(),
     recorded: Date.now(),
@@ -289,9 +313,9 @@ function auditAnswers(opts: SecurityOptions) {
     });
     if (challenge) reply.header('www-authenticate', challenge);
     try {
-      const event = auditEventOf(req, reply.statusCode, sec, opts.observer);
-      await opts.audit.record(event);
-      opts.onAudit?.(event.outcome ?? '');
+      const events = auditEventsOf(req, reply.statusCode, sec, opts.observer);
+      await Promise.all(events.map((e) => opts.audit.record(e)));
+      for (const e of events) opts.onAudit?.(e.outcome ?? '');
       return payload;
     } catch (err) {
       opts.onAuditFailure?.();
@@ -310,6 +334,7 @@ export function installSecurity(app: FastifyInstance, opts: SecurityOptions): vo
   app.decorateRequest('inputRejected', false);
   app.decorateRequest('accessRequest', null);
   app.decorateRequest('tokenProblem', null);
+  app.decorateRequest('auditOthers', null);
   // Before the token check, the rate limiter, the audit and the route: none of them sees a control character.
   app.addHook('onRequest', rejectControlChars('url'));
   app.addHook('onRequest', authenticate(opts.verifier));
@@ -323,8 +348,17 @@ export function installSecurity(app: FastifyInstance, opts: SecurityOptions): vo
 /**
  * API areas that serve or name PHI: a request no route matches under one is still audited.
  * `subscriptions`: a subscription's criteria may name patients, and it decides where their data goes.
+ * `identity`: the master patient index's worklist shows records side by side.
  */
-export const PHI_AREAS = ['fhir', 'patients', 'billing', 'admin', 'analytics', 'subscriptions'] as const;
+export const PHI_AREAS = [
+  'fhir',
+  'patients',
+  'billing',
+  'admin',
+  'analytics',
+  'subscriptions',
+  'identity',
+] as const;
 export type PhiArea = (typeof PHI_AREAS)[number];
 
 /** The PHI area a request path is under (first segment, decoded, any case), or null. */

@@ -5,12 +5,12 @@ import {
   type ProjectorService,
 } from '../../libs/projections/service.js';
 import { adoptUnversionedSchema } from './legacy.js';
-import { patientDirectoryProjection, PATIENT_TOPIC } from './projection.js';
+import { DIRECTORY_TOPICS, patientDirectoryProjection } from './projection.js';
 
 export type PatientDirectory = ProjectorService;
 
 export interface PatientDirectoryConfig extends ProjectorConfig {
-  /** Names the patient topic (catalog name → actual name, e.g. with a suffix). */
+  /** Names the directory's topics (catalog name → actual name, e.g. with a suffix). */
   topicFor?: (catalogName: string) => string;
 }
 
@@ -23,8 +23,8 @@ export interface PatientDirectoryConfig extends ProjectorConfig {
  * the query API, scoped and audited.
  */
 export function buildPatientDirectory(deps: ProjectorDeps, cfg: PatientDirectoryConfig): PatientDirectory {
-  const topic = (cfg.topicFor ?? ((n: string) => n))(PATIENT_TOPIC);
-  const svc = buildProjectorService(deps, cfg, patientDirectoryProjection(topic));
+  const topics = DIRECTORY_TOPICS.map(cfg.topicFor ?? ((n: string) => n));
+  const svc = buildProjectorService(deps, cfg, patientDirectoryProjection(topics));
   return {
     ...svc,
     async start() {

@@ -192,6 +192,14 @@ function demographicsSnapshot(
 /** The directory holds patients only: visits, orders, results and attachments change nothing in it. */
 const notAPatientFact = (): void => undefined;
 
+/**
+ * A link between two records of one person is recorded by the store
+ * (person_links, libs/projections/store.ts) and followed when read (view
+ * patient_persons): unlike a merge it marks no row, so an unlink has
+ * nothing to take back. Proposals and rejections decide nothing.
+ */
+const identityDecision = (): void => undefined;
+
 const HANDLERS: EvolveHandlers<DirectoryTables> = {
   PatientRegistered: demographicsSnapshot,
   PatientUpdated: demographicsSnapshot,
@@ -208,10 +216,10 @@ const HANDLERS: EvolveHandlers<DirectoryTables> = {
   ResultReported: notAPatientFact,
   ResultCorrected: notAPatientFact,
   AttachmentStored: notAPatientFact,
-  PatientLinkProposed: notAPatientFact,
-  PatientsLinked: notAPatientFact,
-  PatientsUnlinked: notAPatientFact,
-  PatientLinkRejected: notAPatientFact,
+  PatientLinkProposed: identityDecision,
+  PatientsLinked: identityDecision,
+  PatientsUnlinked: identityDecision,
+  PatientLinkRejected: identityDecision,
   AllergyRecorded: notAPatientFact,
   CoverageRecorded: notAPatientFact,
   DiagnosisRecorded: notAPatientFact,

@@ -11,6 +11,7 @@ import { createLogger } from '../../libs/telemetry/logger.js';
 import { createMetrics } from '../../libs/telemetry/metrics.js';
 import { buildApi, type Api } from '../../services/api/app.js';
 import { buildApiHttp, type ApiReaders } from '../../services/api/http.js';
+import type { IdentityRoutesOptions } from '../../services/api/routes/identity.js';
 import { captureFhirResponse } from './fhir-capture.js';
 import type { TestContext } from './harness.js';
 
@@ -147,6 +148,22 @@ export const SUBSCRIPTION_PRINCIPALS = {
   wildcard: { subject: 'etl', clientId: 'etl', scopes: ['system/*.cruds'], patient: null },
 } as const satisfies Record<string, Principal>;
 
+/**
+ * Clients of the identity (master patient index) routes: a data steward signed in to a
+ * steward console (user context, read and decide), a read-only reviewer, and a system
+ * client that may decide (its subject is its client id).
+ */
+export const IDENTITY_PRINCIPALS = {
+  steward: {
+    subject: 'steward-ann',
+    clientId: 'mpi-console',
+    scopes: ['user/Identity.read', 'user/Identity.write'],
+    patient: null,
+  },
+  reviewer: { subject: 'reviewer-bo', clientId: 'mpi-console', scopes: ['user/Identity.rs'], patient: null },
+  mpiBot: { subject: 'mpi-bot', clientId: 'mpi-bot', scopes: ['system/Identity.c'], patient: null },
+} as const satisfies Record<string, Principal>;
+
 /** A bearer token whose verification fails as if the identity provider were down. */
 export const JWKS_DOWN_TOKEN = 'jwks-down';
 
@@ -173,6 +190,8 @@ const noReaders: ApiReaders = {
     patient: unexpected('patient'),
     // Every patient a fake token names exists unless a test says otherwise.
     patientContext: () => Promise.resolve('active' as const),
+    // Every patient is its own person unless a test links records.
+    person: (id: string) => Promise.resolve([id]),
     search: unexpected('search'),
     everything: unexpected('everything'),
     read: unexpected('read'),
@@ -203,6 +222,8 @@ export async function startFakeApi(
     analyticsSchema?: string;
     /** Serve /subscriptions and /fhir/Subscription over this database and delivery schema. */
     subscriptions?: { db: Knex; schema: string };
+    /** Serve /identity (the master patient index's steward routes) over this store. */
+    identity?: IdentityRoutesOptions;
     /** Further principals, each known by the bearer token `tok-<key>`. */
     principals?: Record<string, Principal>;
   } = {},
@@ -247,6 +268,7 @@ export async function startFakeApi(
     rateLimit: { max: opts.rateLimitMax ?? 10_000, windowMs: 60_000 },
     bodyLimit: opts.bodyLimit ?? 16 * 1024,
     ...(opts.subscriptions ? { subscriptions: opts.subscriptions } : {}),
+    ...(opts.identity ? { identity: opts.identity } : {}),
   });
   await http.ready();
   const auth = (as?: FakeTokenKind): Record<string, string> =>

@@ -26,6 +26,8 @@ export async function startPortalAndApi(
   const portal = `${ctx.schema}_portal`;
   const audit = `${ctx.schema}_audit`;
   const billing = `${ctx.schema}_billing`;
+  // The API migrates the master patient index's schema: the test's own, never the default one.
+  const identity = `${ctx.schema}_identity`;
   const port = await freePort();
   const procs: RunningProcess[] = [];
   const env: Record<string, string> = {
@@ -35,6 +37,7 @@ export async function startPortalAndApi(
     HUB_TOPIC_SUFFIX: ctx.id,
     AUTH_DEV_KEYS_DIR: keysDir,
     AUDIT_SCHEMA: audit,
+    IDENTITY_SCHEMA: identity,
     LOG_LEVEL: opts.logLevel ?? 'info',
     ...(opts.billing ? { BILLING_SCHEMA: billing } : {}),
   };
@@ -43,6 +46,7 @@ export async function startPortalAndApi(
     await dropReadModel(ctx.db, portal).catch(() => undefined);
     if (opts.billing) await dropReadModel(ctx.db, billing).catch(() => undefined);
     await dropSchema(ctx.db, audit).catch(() => undefined);
+    await dropSchema(ctx.db, identity).catch(() => undefined);
     rmSync(keysDir, { recursive: true, force: true });
   };
   try {

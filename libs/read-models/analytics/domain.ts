@@ -489,6 +489,14 @@ function orderCancelled(draft: Draft<AnalyticsTables>, e: EventOf<'OrderCancelle
 /** Only logged (logEvent): no measure reads them. */
 const onlyLogged = (): void => undefined;
 
+/**
+ * Logged like every event. A link or unlink is recorded by the store
+ * (person_links, libs/projections/store.ts) and the KPIs that count people
+ * count persons through the `persons` view when read (views.ts): no fact row
+ * changes, so an unlink has nothing to take back.
+ */
+const identityDecision = onlyLogged;
+
 const HANDLERS: EvolveHandlers<AnalyticsTables> = {
   // Analytics keeps no demographics, so notSent / cleared have nothing to apply to.
   PatientRegistered: onlyLogged,
@@ -509,10 +517,10 @@ const HANDLERS: EvolveHandlers<AnalyticsTables> = {
   ResultReported: (draft, e, resolve) => applyResult(draft, e.data, resolve(e.data.patientId), false),
   ResultCorrected: (draft, e, resolve) => applyResult(draft, e.data, resolve(e.data.patientId), true),
   AttachmentStored: onlyLogged,
-  PatientLinkProposed: onlyLogged,
-  PatientsLinked: onlyLogged,
-  PatientsUnlinked: onlyLogged,
-  PatientLinkRejected: onlyLogged,
+  PatientLinkProposed: identityDecision,
+  PatientsLinked: identityDecision,
+  PatientsUnlinked: identityDecision,
+  PatientLinkRejected: identityDecision,
 };
 
 const apply = evolveByType(HANDLERS);

@@ -7,7 +7,13 @@ import { clinicalTopics } from '../../projections/topics.js';
 import type { VersionHooks } from '../../projections/versions.js';
 import { authorityNeeds, countAuthorities, type IsRegistered } from './authorities.js';
 import { evolve, needs, type AnalyticsTables } from './domain.js';
-import { createViewsOf, grantStableViews, zoneDatedViews } from './views.js';
+import {
+  countPersonsInViews,
+  createViewsOf,
+  grantStableViews,
+  PERSONS_MIGRATION,
+  zoneDatedViews,
+} from './views.js';
 
 export const ANALYTICS_NAME = 'analytics';
 
@@ -226,6 +232,15 @@ const ANALYTICS_MIGRATIONS: readonly Migration[] = [
         t.text('version_event').notNullable();
       });
       await createViewsOf(knex, schema, '0306_result_facts_and_diagnoses');
+    },
+  },
+  {
+    // Records linked as one person (PatientsLinked; the store's `persons` view) count once
+    // where a view counts people (census, critical values' patients). Views only: an unlink
+    // counts them apart again at the next read.
+    name: PERSONS_MIGRATION,
+    async up(knex: Knex, schema: string) {
+      await countPersonsInViews(knex, schema);
     },
   },
 ];

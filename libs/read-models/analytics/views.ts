@@ -60,7 +60,19 @@ export interface AnalyticsView {
   columns: { dims: readonly string[]; sums: readonly string[]; others: readonly string[] };
   /** False: not served by the query API. */
   inApi?: false;
+  /** Counts people: as persons (records linked as one count once), since PERSONS_MIGRATION. */
+  countsPersons?: true;
 }
+
+/** The migration that made the views counting people count persons (model.ts). */
+export const PERSONS_MIGRATION = '0307_count_persons';
+
+/**
+ * The person a fact's patient belongs to, for views that left join the
+ * store's `persons` view as \`pe\` (libs/projections/store.ts): patients in no
+ * link are their own person.
+ */
+const personOf = (alias: string) => `coalesce(pe.person_id, ${alias}.patient_id)`;
 
 /**
  * The documented views: the only objects the analyst role can read. Times
@@ -90,18 +102,21 @@ export const ANALYTICS_VIEWS: readonly AnalyticsView[] = [
   {
     name: 'v_daily_census',
     columns: { dims: ['unit', 'encounter_class'], sums: ['census'], others: [] },
-    doc: `Midnight census: patients in house at the end of each day (24:00 local), by the unit they were in then and class. ${DAYS_DOC}`,
+    doc: `Midnight census: patients in house at the end of each day (24:00 local), by the unit they were in then and class; records linked as one person count once. ${DAYS_DOC}`,
     zoned: true,
+    countsPersons: true,
     // Days are local midnights; "(d + 1 day) at time zone" is the instant of the next local midnight (DST-aware).
     sql: (s, tz) => `with bounds as (
         select min(admitted_at) as lo, max(greatest(admitted_at, coalesce(discharged_at, admitted_at))) as hi
           from ${s}.encounters where not cancelled),
       days as (select generate_series(date_trunc('day', lo at time zone ${zoneOf(tz)}), date_trunc('day', hi at time zone ${zoneOf(tz)}), interval '1 day') as d from bounds)
-      select days.d::date as day, coalesce(u.unit, 'unknown') as unit, e.encounter_class, count(*)::int as census${zoneColumn(tz)}
+      select days.d::date as day, coalesce(u.unit, 'unknown') as unit, e.encounter_class,
+             count(distinct ${personOf('e')})::int as census${zoneColumn(tz)}
         from days
         join ${s}.encounters e on not e.cancelled
           and e.admitted_at < (days.d + interval '1 day') at time zone ${zoneOf(tz)}
           and (e.discharged_at is null or e.discharged_at >= (days.d + interval '1 day') at time zone ${zoneOf(tz)})
+        left join ${s}.persons pe on pe.patient_id = e.patient_id
         left join lateral (
           select m->>'unit' as unit from jsonb_array_elements(e.movements) m
            where to_timestamp((m->>'at')::bigint / 1000.0) < (days.d + interval '1 day') at time zone ${zoneOf(tz)}
@@ -247,12 +262,14 @@ export const ANALYTICS_VIEWS: readonly AnalyticsView[] = [
   {
     name: 'v_critical_values',
     columns: { dims: ['code', 'display', 'flag', 'source_system'], sums: ['critical'], others: ['patients'] },
-    doc: `Critical values: released observations with ${CRITICAL_DOC}, by test (LOINC code, else the sender's code), critical flag and sending system: count and distinct patients.`,
+    doc: `Critical values: released observations with ${CRITICAL_DOC}, by test (LOINC code, else the sender's code), critical flag and sending system: count and distinct patients (records linked as one person count once).`,
     addedIn: RESULT_FACTS,
+    countsPersons: true,
     sql: (s) => `select coalesce(loinc_code, code) as code, max(coalesce(loinc_display, display)) as display,
         critical_flag as flag, source_system, count(*)::int as critical,
-        count(distinct patient_id)::int as patients
-      from ${s}.observations where released and critical group by 1, 3, 4`,
+        count(distinct ${personOf('o')})::int as patients
+      from ${s}.observations o left join ${s}.persons pe on pe.patient_id = o.patient_id
+     where released and critical group by 1, 3, 4`,
   },
   {
     name: 'v_results_without_loinc',
@@ -349,6 +366,27 @@ export async function zoneDatedViews(knex: Knex, schema: string): Promise<void> 
     knex,
     schema,
     zoned.map((v) => v.name),
+  );
+}
+
+/**
+ * PERSONS_MIGRATION: the views that count people count persons. "create or
+ * replace" (same columns) keeps the stable views over them working.
+ */
+export async function countPersonsInViews(knex: Knex, schema: string): Promise<void> {
+  const views = ANALYTICS_VIEWS.filter((x) => x.countsPersons);
+  for (const v of views) {
+    const s = `"${schema}"`;
+    await knex.raw(`create or replace view ??.?? as ${v.sql(s, v.zoned ? reportingZoneSql(s) : undefined)}`, [
+      schema,
+      v.name,
+    ]);
+    await commentOnView(knex, schema, v);
+  }
+  await grantViews(
+    knex,
+    schema,
+    views.map((v) => v.name),
   );
 }
 

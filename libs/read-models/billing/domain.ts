@@ -349,6 +349,14 @@ function coverageRecorded(
 /** Events that change nothing billable. */
 const nothingBillable = (): void => undefined;
 
+/**
+ * Links between records of one person (PatientsLinked / PatientsUnlinked) are
+ * recorded by the store (person_links, libs/projections/store.ts) and followed
+ * when read (view person_accounts): they move no account or charge, so an
+ * unlink has nothing to take back. Proposals and rejections decide nothing.
+ */
+const identityDecision = (): void => undefined;
+
 const HANDLERS: EvolveHandlers<BillingTables> = {
   // Merges move rows in the store (patient_id columns); nothing else changes. Billing keeps no
   // demographics, so an update's notSent / cleared (HL7 null semantics) have nothing to apply to.
@@ -371,10 +379,10 @@ const HANDLERS: EvolveHandlers<BillingTables> = {
   ResultReported: (draft, e, resolve) => applyResult(draft, e.data, resolve(e.data.patientId)),
   ResultCorrected: (draft, e, resolve) => applyResult(draft, e.data, resolve(e.data.patientId)),
   AttachmentStored: nothingBillable,
-  PatientLinkProposed: nothingBillable,
-  PatientsLinked: nothingBillable,
-  PatientsUnlinked: nothingBillable,
-  PatientLinkRejected: nothingBillable,
+  PatientLinkProposed: identityDecision,
+  PatientsLinked: identityDecision,
+  PatientsUnlinked: identityDecision,
+  PatientLinkRejected: identityDecision,
 };
 
 export const evolve = evolveByType(HANDLERS);

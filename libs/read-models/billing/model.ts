@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { Migration } from '../../db/index.js';
 import type { Projection } from '../../projections/runner.js';
 import { readModelProjection, type ReadModel } from '../../projections/store.js';
 import { clinicalTopics } from '../../projections/topics.js';
@@ -158,6 +159,24 @@ export const CHARGEMASTER_SEED: readonly {
 /** The chargemaster is edited by finance, not derived from events: a new version keeps the edits. */
 export const BILLING_VERSION_HOOKS: VersionHooks = { carryOver: ['chargemaster'] };
 
+/**
+ * Accounts by person: records linked as one person (PatientsLinked, the store's `persons`
+ * view) are billed as one, without moving a row, so an unlink splits them again.
+ */
+const PERSON_ACCOUNTS_MIGRATION: Migration = {
+  name: '0204_billing_person_accounts',
+  async up(knex: Knex, schema: string) {
+    await knex.raw(
+      `create view ??.person_accounts as
+         select coalesce(pe.person_id, a.patient_id) as person_id, a.encounter_id, a.patient_id,
+                a.encounter_class, a.admitted_at, a.discharged_at, a.status, a.payer
+           from ??.accounts a
+           left join ??.persons pe on pe.patient_id = a.patient_id`,
+      [schema, schema, schema],
+    );
+  },
+};
+
 export function billingModel(topics: readonly string[] = clinicalTopics()): ReadModel<BillingTables> {
   return {
     name: BILLING_NAME,
@@ -265,6 +284,7 @@ export function billingModel(topics: readonly string[] = clinicalTopics()): Read
           );
         },
       },
+      PERSON_ACCOUNTS_MIGRATION,
     ],
   };
 }

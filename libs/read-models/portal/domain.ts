@@ -555,6 +555,14 @@ function requestKnownFromReport(
   };
 }
 
+/**
+ * A link is not a merge: no resource moves and no Patient.link is stored.
+ * The store records the pair (person_links, libs/projections/store.ts); the
+ * API presents the person when it reads (both records' identifiers, `seealso`
+ * links, the record of both), so an unlink splits them with nothing to undo.
+ */
+const identityDecision = (): void => undefined;
+
 const HANDLERS: EvolveHandlers<PortalTables> = {
   PatientRegistered: demographicsReceived,
   PatientUpdated: demographicsReceived,
@@ -579,10 +587,10 @@ const HANDLERS: EvolveHandlers<PortalTables> = {
       encounterOf(draft, id, pid),
     ),
   AttachmentStored: (draft, e) => draft.put('attachments', e.data.sha256, attachmentRow(e.data)),
-  PatientLinkProposed: () => undefined,
-  PatientsLinked: () => undefined,
-  PatientsUnlinked: () => undefined,
-  PatientLinkRejected: () => undefined,
+  PatientLinkProposed: identityDecision,
+  PatientsLinked: identityDecision,
+  PatientsUnlinked: identityDecision,
+  PatientLinkRejected: identityDecision,
 };
 
 export const evolve = evolveByType(HANDLERS);

@@ -1,6 +1,8 @@
-import type { Resource } from '@medplum/fhirtypes';
+import type { Identifier, Patient, PatientLink, Resource } from '@medplum/fhirtypes';
 import type { Knex } from 'knex';
 import type { FhirType } from '../../../libs/auth/scopes.js';
+import { assertSqlIdentifier } from '../../../libs/db/index.js';
+import { personSql } from '../../../libs/projections/store.js';
 import { timedRead } from '../db.js';
 import type { PatientContextState } from '../patient-context.js';
 import { SEARCH_PARAMS, type DateRange, type SearchType, type TokenFilter } from '../search.js';
@@ -61,7 +63,14 @@ export interface Owned {
 }
 
 export interface PortalReader {
+  /** A patient's own resource; linked as one person with other records, presented as such (asPerson). */
   patient(id: string): Promise<Resource | null>;
+  /**
+   * The records of the person a patient id belongs to (records linked by the
+   * master patient index, the read model's `persons` view), sorted; just the
+   * id when it is linked to none. Searches and $everything read all of them.
+   */
+  person(id: string): Promise<string[]>;
   /** Whether a patient is known here, and not merged into another (a token's patient context). */
   patientContext(id: string): Promise<PatientContextState>;
   /** A visible resource of another type than Patient by id, with its patient; null when none is served. */
@@ -126,14 +135,104 @@ function addFilters(q: Knex.QueryBuilder, type: SearchType, f: SearchFilters): v
   }
 }
 
+const identifierKey = (i: Identifier) =>
+  `${i.system ?? ''}|${i.value ?? ''}|${i.type?.coding?.[0]?.code ?? ''}`;
+
+/**
+ * A record as the portal shows it when other records are linked to it as
+ * one person (a link is not a merge: no row was rewritten, so an unlink
+ * shows it alone again): its own resource with the others' identifiers
+ * after its own (both MRNs; each once) and a `seealso` link to each other
+ * record (FHIR Patient.link: "a record of the same person, not replaced").
+ */
+export function asPerson(own: Patient, others: readonly Patient[]): Patient {
+  if (others.length === 0) return own;
+  const seen = new Set((own.identifier ?? []).map(identifierKey));
+  const identifier = [...(own.identifier ?? [])];
+  for (const i of others.flatMap((o) => o.identifier ?? [])) {
+    const k = identifierKey(i);
+    if (!seen.has(k)) {
+      seen.add(k);
+      identifier.push(i);
+    }
+  }
+  const link: PatientLink[] = [
+    ...(own.link ?? []),
+    ...others.map((o): PatientLink => ({ other: { reference: `Patient/${o.id ?? ''}` }, type: 'seealso' })),
+  ];
+  return { ...own, ...(identifier.length > 0 ? { identifier } : {}), link };
+}
+
+/** Every Patient of `resources` presented with the other records of its person among `records`. */
+function presentPatients(resources: Resource[], records: readonly Patient[]): Resource[] {
+  if (records.length < 2) return resources;
+  return resources.map((r) =>
+    r.resourceType === 'Patient'
+      ? asPerson(
+          r,
+          records.filter((o) => o.id !== r.id),
+        )
+      : r,
+  );
+}
+
+type Run = <T>(q: Knex.QueryBuilder | Knex.Raw) => Promise<T>;
+
+/**
+ * The records of a patient's person, sorted (PortalReader.person), walked
+ * from that patient (libs/projections/store.ts personSql, the `persons`
+ * view's answer for one patient). A record merged away is alone: it is
+ * served as it is, replaced-by its survivor.
+ */
+async function personOf(db: Knex, schema: string, run: Run, id: string): Promise<string[]> {
+  const r = await run<{ rows: { patient_id: string }[] }>(
+    db.raw(personSql(`"${assertSqlIdentifier(schema)}"`), [id]),
+  );
+  const ids = r.rows.map((x) => x.patient_id);
+  return ids.includes(id) ? ids : [id];
+}
+
+/** The Patient resources of records not merged away. */
+async function patientRecords(
+  db: Knex,
+  schema: string,
+  run: Run,
+  ids: readonly string[],
+): Promise<Patient[]> {
+  const rows = await run<{ resource: Patient }[]>(
+    db
+      .withSchema(schema)
+      .from('patients')
+      .whereIn('patient_id', [...ids])
+      .whereNull('merged_into')
+      .orderBy('patient_id')
+      .select('resource'),
+  );
+  return rows.map((r) => r.resource);
+}
+
 export function createPortalReader(db: Knex, schema: string, timeoutMs: number): PortalReader {
-  const run = <T>(q: Knex.QueryBuilder | Knex.Raw): Promise<T> => timedRead<T>(q, timeoutMs);
+  const run: Run = <T>(q: Knex.QueryBuilder | Knex.Raw): Promise<T> => timedRead<T>(q, timeoutMs);
+  const person = (id: string) => personOf(db, schema, run, id);
+  const records = (ids: readonly string[]) => patientRecords(db, schema, run, ids);
   return {
+    person,
     async patient(id) {
-      const rows = await run<{ resource: Resource }[]>(
-        db.withSchema(schema).from('patients').where({ patient_id: id }).select('resource').limit(1),
+      const rows = await run<{ resource: Patient; merged_into: string | null }[]>(
+        db
+          .withSchema(schema)
+          .from('patients')
+          .where({ patient_id: id })
+          .select('resource', 'merged_into')
+          .limit(1),
       );
-      return rows[0]?.resource ?? null;
+      const row = rows[0];
+      // A record merged away is served as it is (replaced-by): the person is its survivor's.
+      if (!row || row.merged_into !== null) return row?.resource ?? null;
+      const ids = await person(id);
+      if (ids.length < 2) return row.resource;
+      const others = await records(ids.filter((x) => x !== id));
+      return asPerson(row.resource, others);
     },
     async patientContext(id) {
       // A placeholder row (results before the registration) is a patient of the hub too.
@@ -158,7 +257,10 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
     },
     async search(type, f, count, offset) {
       const t = SEARCH_TABLES[type];
-      const q = db.withSchema(schema).from(t.table).where({ patient_id: f.patientId });
+      const q = db
+        .withSchema(schema)
+        .from(t.table)
+        .whereIn('patient_id', await person(f.patientId));
       if (t.visible) void q.whereRaw(`"${t.visible}"`);
       addFilters(q, type, f);
       const rows = await run<{ resource: Resource; total: string }[]>(
@@ -176,11 +278,12 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
       return { total, resources: rows.map((r) => r.resource) };
     },
     async everything(patientId, types, count, offset) {
+      const ids = await person(patientId);
       const rows = await run<{ resource: Resource; total: string }[]>(
         db
           .withSchema(schema)
           .from('patient_record')
-          .where({ patient_id: patientId })
+          .whereIn('patient_id', ids)
           .whereRaw('resource_type = any(?)', [[...types]])
           .select('resource', db.raw('count(*) over () as total'))
           // The Patient first, then by type and id: a stable order for paging.
@@ -194,13 +297,15 @@ export function createPortalReader(db: Knex, schema: string, timeoutMs: number):
           db
             .withSchema(schema)
             .from('patient_record')
-            .where({ patient_id: patientId })
+            .whereIn('patient_id', ids)
             .whereRaw('resource_type = any(?)', [[...types]])
             .count({ n: '*' }),
         );
         total = Number(c[0]?.n ?? 0);
       }
-      return { total, resources: rows.map((r) => r.resource) };
+      const resources = rows.map((r) => r.resource);
+      const hasPatient = ids.length > 1 && resources.some((r) => r.resourceType === 'Patient');
+      return { total, resources: hasPatient ? presentPatients(resources, await records(ids)) : resources };
     },
   };
 }

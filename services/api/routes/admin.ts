@@ -37,6 +37,14 @@ export const ACCESS_MATRIX: readonly { routes: string; scopes: string }[] = [
       'POST, PUT, DELETE /subscriptions, /subscriptions/{id}, /subscriptions/{id}/{pause,resume,replay}, /fhir/Subscription, /fhir/Subscription/{id}',
     scopes: 'system/Subscription.c / .u / .d (v1 .write), by name',
   },
+  {
+    routes: 'GET /identity/review, /identity/patients/{id}/explain',
+    scopes: 'user/ or system/Identity.rs (v1 .read), by name: no wildcard, no patient/ scope',
+  },
+  {
+    routes: 'POST /identity/links, /identity/unlinks, /identity/rejections',
+    scopes: 'user/ or system/Identity.c (v1 .write), by name',
+  },
   { routes: 'GET /fhir/metadata, /docs, /health, /ready, /metrics', scopes: '(none)' },
 ];
 

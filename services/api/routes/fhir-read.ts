@@ -17,6 +17,9 @@ import { SEARCH_TYPES, type SearchType } from '../search.js';
  * them), then the request is authorized as a read of that patient's resource
  * of that type, scoped and audited naming that patient, as Binary reads are.
  * An id nothing visible has is not found, whoever asks (audited, no patient).
+ * A record linked to the token's patient as one person (master patient index)
+ * is that patient's too, as $everything serves it: authorized and audited as
+ * the token's patient, so every reference of that record resolves as well.
  */
 export interface ReadRoutesOptions {
   reader: PortalReader;
@@ -51,7 +54,12 @@ function registerRead(app: FastifyInstance, type: SearchType, opts: ReadRoutesOp
         if (typeof id !== 'string' || id.length === 0 || id.length > ID_MAX) return; // the schema answers 400
         const owned = await opts.reader.read(type, id);
         if (!owned) throw new HubError('HUB_NOT_FOUND', `no such ${type}`);
-        found.set(req, owned);
+        const own = req.principal?.patient;
+        const samePerson =
+          typeof own === 'string' &&
+          own !== owned.patientId &&
+          (await opts.reader.person(owned.patientId)).includes(own);
+        found.set(req, samePerson ? { ...owned, patientId: own } : owned);
       },
       config: {
         security: {
