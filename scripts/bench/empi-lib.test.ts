@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { blockingKeys } from '../../libs/identity/matching/index.js';
 import { generatePopulation, truePairCount } from '../../test/support/population.js';
-import { MemoryIndex, chooseLower, chooseUpper, population, type ScoredPair } from './empi-lib.js';
+import {
+  MemoryIndex,
+  chooseLower,
+  chooseUpper,
+  population,
+  randomPairs,
+  type ScoredPair,
+} from './empi-lib.js';
 
 describe('synthetic population', () => {
   it('given one seed twice, when generated, then the records are identical', () => {
@@ -53,6 +60,19 @@ describe('MemoryIndex', () => {
     const first = p.records[0];
     if (!first) throw new Error('empty population');
     expect(index.candidates(blockingKeys(first)).map((r) => r.patientId)).toContain(first.patientId);
+  });
+});
+
+describe('randomPairs', () => {
+  it('given one seed twice, when drawn, then the pairs are the same and never a record with itself', () => {
+    const p = population(11, 200);
+    const ids = (seed: number) =>
+      [...randomPairs(p, 500, seed)].map((x) => `${x.a.patientId}|${x.b.patientId}`);
+    const first = ids(3);
+    expect(first).toHaveLength(500);
+    expect(ids(3)).toEqual(first);
+    expect(ids(4)).not.toEqual(first);
+    expect(first.every((k) => k.split('|')[0] !== k.split('|')[1])).toBe(true);
   });
 });
 

@@ -9,7 +9,7 @@ import {
   type MatchRecord,
   type MatchWeights,
 } from '../../libs/identity/matching/index.js';
-import { blockingValues } from '../../libs/identity/matching/blocking.js';
+import { rng } from '../../test/support/hospital-day.js';
 import { generatePopulation, type PopulationRecord } from '../../test/support/population.js';
 
 /** Shared by the EMPI benchmark (scripts/bench/empi.ts) and the training script (scripts/empi-train.ts). */
@@ -75,53 +75,15 @@ export function* candidatePairs(p: Population): Generator<CandidatePair> {
   }
 }
 
-/** Every pair that shares a blocking value of one pass (e.g. 'dob'), once. */
-export function* passPairs(p: Population, pass: string): Generator<CandidatePair> {
-  const blocks = new Map<string, MatchRecord[]>();
-  for (const r of p.records) {
-    for (const v of blockingValues(r)) {
-      if (!v.startsWith(`${pass}:`)) continue;
-      const b = blocks.get(v);
-      if (b) b.push(r);
-      else blocks.set(v, [r]);
-    }
-  }
-  const seen = new Set<string>();
-  for (const b of blocks.values()) {
-    for (let i = 0; i < b.length; i++) {
-      for (let j = 0; j < i; j++) {
-        const a = b[i];
-        const c = b[j];
-        if (!a || !c) continue;
-        const k = `${a.patientId}|${c.patientId}`;
-        if (seen.has(k)) continue;
-        seen.add(k);
-        yield { a, b: c, same: p.person.get(a.patientId) === p.person.get(c.patientId) };
-      }
-    }
-  }
-}
-
-/** mulberry32: a small seeded PRNG, so the random pairs are the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
- * `n` record pairs drawn uniformly at random (with replacement, never a record
- * with itself) under `seed`: the sample u is measured on. In a population of
- * 100,000 records with ~50,000 true pairs, a random pair is a match with
- * probability ~1e-5, so the sample is all but entirely non-matches.
+ * `n` record pairs drawn uniformly at random (with replacement, never a
+ * record with itself) under `seed`: the sample u is measured on. In a
+ * population of 100,000 records with ~50,000 true pairs a random pair is a
+ * match with probability ~1e-5 (23 of the trainer's 2,000,000), so the sample
+ * is all but entirely non-matches.
  */
 export function* randomPairs(p: Population, n: number, seed: number): Generator<CandidatePair> {
-  const next = mulberry32(seed);
+  const next = rng(seed);
   const size = p.records.length;
   if (size < 2) return;
   for (let k = 0; k < n; k++) {

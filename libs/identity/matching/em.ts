@@ -11,11 +11,17 @@ import type { Comparison } from './types.js';
  * u should not come from the candidate pairs: blocking admits only pairs
  * that already agree on a blocking field (birth date, family name, phone),
  * so among them a non-match agrees on that field far more often than two
- * records drawn at random, and the field's agreement weight collapses (an
- * exact birth date weighed +1.2 bits, less than a transposed one). So the
- * trainer measures u on random record pairs (`levelShares`; almost all are
- * non-matches) and passes it as `u`: EM then estimates only m and the match
- * share among candidates, with u held fixed.
+ * records drawn at random, and the field's agreement weight collapses (under
+ * fs-2026-12-06.1 an exact birth date weighed +1.2 bits, less than a
+ * transposed one at +4.5). So EM's u is only a nuisance class here (the
+ * blocked non-matches, which EM needs to separate out the matches) and the
+ * weights take u from random record pairs instead (`levelShares` over a
+ * seeded sample, almost all non-matches; `withU`).
+ *
+ * EM with u held fixed at the random-pair values does not work on these
+ * pairs: every candidate pair looks far more like a match than a random pair
+ * does, so the match share ran to 1.0 and m became the candidate pairs' own
+ * level shares (a different given name cost 0.3 bits).
  */
 
 export interface EmOptions {
@@ -25,16 +31,6 @@ export interface EmOptions {
   tolerance?: number;
   /** Starting share of matches among the candidate pairs. */
   initialMatchShare?: number;
-  /**
-   * u per field level, held fixed (from random pairs: `levelShares`); EM then
-   * estimates m and the match share only. Without it u is estimated too.
-   */
-  u?: LevelShares;
-  /**
-   * Fields left out of the E step (their m is not estimated): the fields the
-   * pairs were blocked on, which every pair agrees on whatever its class.
-   */
-  exclude?: readonly string[];
 }
 
 /** field → level → probability. */
@@ -114,11 +110,11 @@ const NEUTRAL: readonly (readonly boolean[])[] = FIELDS.map((f) =>
   FIELD_LEVELS[f].map((l: string) => NEUTRAL_LEVELS.has(l)),
 );
 
-function posterior(p: Pattern, m: Probs, u: Probs, share: number, skip: readonly boolean[]): number {
+function posterior(p: Pattern, m: Probs, u: Probs, share: number): number {
   let lm = Math.log(share);
   let lu = Math.log(1 - share);
   p.levels.forEach((l, fi) => {
-    if (skip[fi] || NEUTRAL[fi]?.[l]) return;
+    if (NEUTRAL[fi]?.[l]) return;
     lm += Math.log(cell(m, fi, l));
     lu += Math.log(cell(u, fi, l));
   });
@@ -176,25 +172,37 @@ export function levelShares(comparisons: Iterable<Comparison>): { shares: LevelS
   return { shares, pairs: total };
 }
 
-/** A fixed u as EM's table, floored like every estimate. */
-function fixedU(u: LevelShares): Probs {
-  return FIELDS.map((f) => FIELD_LEVELS[f].map((l: string) => Math.max(u[f]?.[l] ?? 0, PROB_FLOOR)));
+/**
+ * The weights with u replaced by `u` (random-pair level shares), floored and
+ * rounded like every estimate; m as estimated. A neutral level keeps m = u:
+ * weight 0.
+ */
+export function withU(fields: EmResult['fields'], u: LevelShares): EmResult['fields'] {
+  return Object.fromEntries(
+    Object.entries(fields).map(([f, levels]) => [
+      f,
+      Object.fromEntries(
+        Object.entries(levels).map(([l, p]) => [
+          l,
+          NEUTRAL_LEVELS.has(l) ? p : { m: p.m, u: round(u[f]?.[l] ?? 0) },
+        ]),
+      ),
+    ]),
+  );
 }
 
-/** EM over candidate pairs' comparison vectors → m and u per field level (u fixed when given). */
+/** EM over candidate pairs' comparison vectors → m and u per field level. */
 export function estimateWeights(comparisons: Iterable<Comparison>, opts: EmOptions = {}): EmResult {
   const ps = patterns(comparisons);
   const total = ps.reduce((a, p) => a + p.count, 0);
   const freq = frequencies(ps, total);
   let m = initialM(freq);
-  let u = opts.u ? fixedU(opts.u) : freq;
+  let u = freq;
   let share = opts.initialMatchShare ?? 0.1;
-  const skip = FIELDS.map((f) => opts.exclude?.includes(f) ?? false);
   let iterations = 0;
   for (; iterations < (opts.maxIterations ?? 1000); iterations++) {
-    const g = ps.map((p) => posterior(p, m, u, share, skip));
+    const g = ps.map((p) => posterior(p, m, u, share));
     const next = maximise(ps, g, freq, total);
-    if (opts.u) next.u = u;
     const delta = Math.max(maxDelta(m, next.m), maxDelta(u, next.u));
     ({ m, u, share } = next);
     if (delta < (opts.tolerance ?? 1e-9)) break;

@@ -30,7 +30,7 @@ export {
 } from './decide.js';
 export { matchOne } from './match.js';
 export type { CandidateDecision } from './match.js';
-export { estimateWeights, levelShares } from './em.js';
+export { estimateWeights, levelShares, withU } from './em.js';
 export type { EmOptions, EmResult, LevelShares } from './em.js';
 export { areNicknames } from './nicknames.js';
 

@@ -8,7 +8,10 @@ import {
   compare,
   decide,
   estimateWeights,
+  levelShares,
+  levelWeight,
   matchOne,
+  withU,
   toMatchRecord,
   type MatchRecord,
   type MatchWeights,
@@ -329,9 +332,52 @@ describe('estimateWeights', () => {
     expect(fit.matchShare).toBeCloseTo(0.1, 2);
   });
 
+  it('given random-pair level shares, when they replace u, then m is kept, u is floored and neutral levels weigh 0', () => {
+    const fit = estimateWeights([compare(base(), other({})), compare(base(), other({ given: ['zoe'] }))]);
+    const u = levelShares([compare(base(), other({ given: ['zoe'], family: 'okafor' }))]);
+    expect(u.pairs).toBe(1);
+    const fields = withU(fit.fields, u.shares);
+    expect(fields.given?.exact?.m).toBe(fit.fields.given?.exact?.m);
+    expect(fields.given?.exact?.u).toBeCloseTo(u.shares.given?.exact ?? 0, 6);
+    expect(fields.email?.disagree?.u).toBeGreaterThanOrEqual(1e-4);
+    expect(fields.phone?.implied).toEqual(fit.fields.phone?.implied);
+  });
+
   it('given the committed weights, when loaded, then they carry a version and ordered thresholds', () => {
     expect(DEFAULT_WEIGHTS.version).toMatch(/^fs-\d{4}-\d{2}-\d{2}\.\d+$/);
     expect(DEFAULT_WEIGHTS.lower).toBeLessThanOrEqual(DEFAULT_WEIGHTS.upper);
+  });
+});
+
+describe('regressions', () => {
+  it('regression: an exact birth date weighed less than a transposed one (u estimated on blocked pairs)', () => {
+    const w = DEFAULT_WEIGHTS;
+    const exact = levelWeight(w, 'birthDate', 'exact');
+    const transposed = levelWeight(w, 'birthDate', 'transposed');
+    expect(exact).toBeGreaterThan(transposed);
+    expect(transposed).toBeGreaterThan(0);
+    const marta: MatchRecord = {
+      patientId: 'm1',
+      identifiers: [],
+      given: ['marta'],
+      family: 'kowalski',
+      birthDate: '1984-03-12',
+      sex: 'female',
+      phones: ['2175550142'],
+      postalCode: '62704',
+      addressLine: '12 birch st',
+      email: null,
+    };
+    const moved = {
+      patientId: 'm2',
+      family: 'kowalsky',
+      phones: [],
+      postalCode: '10001',
+      addressLine: '5 elm ave',
+    };
+    const sameDob = decide(marta, { ...marta, ...moved }, w);
+    const swappedDob = decide(marta, { ...marta, ...moved, birthDate: '1984-12-03' }, w);
+    expect(sameDob.score).toBeGreaterThan(swappedDob.score);
   });
 });
 
