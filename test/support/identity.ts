@@ -4,6 +4,7 @@
  * made-up people as patient events, and the identity topic read back.
  */
 import { deterministicEventId, type ClinicalEvent, type Demographics } from '../../libs/events/index.js';
+import { EMPTY_DEMOGRAPHICS } from '../../libs/events/demographics.js';
 import type { MatchWeights } from '../../libs/identity/matching/types.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
@@ -78,12 +79,11 @@ export interface Person {
 /** A made-up person's demographics as a facility registers them, with that facility's MRN. */
 export function demographicsOf(p: Person, facility: string, mrn: string): Demographics {
   return {
+    ...EMPTY_DEMOGRAPHICS,
     identifiers: [{ system: `urn:test:${facility}:mrn`, value: mrn, type: 'MR' }],
     names: [{ family: p.family, given: [p.given], prefix: null, suffix: null, use: 'official' }],
     birthDate: p.birthDate,
     administrativeGender: p.sex,
-    deceased: null,
-    deceasedAt: null,
     addresses: p.line
       ? [
           {
@@ -98,15 +98,6 @@ export function demographicsOf(p: Person, facility: string, mrn: string): Demogr
         ]
       : [],
     telecom: p.phone ? [{ system: 'phone', value: p.phone, use: 'home', part: null }] : [],
-    maritalStatus: null,
-    language: null,
-    notSent: [],
-    cleared: [],
-    race: [],
-    ethnicity: [],
-    religion: null,
-    contacts: [],
-    primaryCareProvider: null,
   };
 }
 
