@@ -6,7 +6,7 @@
  * reached, the count of events delivered and the dead letters of a chunk.
  */
 import type { Knex } from 'knex';
-import { BatchFenced } from '../kafka/consumer.js';
+import { moveOffset, type OffsetsTable } from '../kafka/stored-offsets.js';
 import type { KafkaClient } from '../kafka/client.js';
 import type { Subscription } from './model.js';
 
@@ -158,39 +158,11 @@ async function addTopics(
   return 'placed';
 }
 
-export async function storedOffsets(
-  db: Knex,
-  schema: string,
-  subscriptionId: string,
-  topic: string,
-  partitions: readonly number[],
-): Promise<Map<number, bigint>> {
-  const rows = await db
-    .withSchema(schema)
-    .from('offsets')
-    .where({ subscription_id: subscriptionId, topic })
-    .whereIn('partition', [...partitions])
-    .select<{ partition: number; last_offset: string }[]>('partition', 'last_offset');
-  return new Map(rows.map((r) => [r.partition, BigInt(r.last_offset)]));
-}
-
-/** A new fence on a partition for this member, and the offset delivered last (see ConsumerRunnerOptions.claim). */
-export async function claim(
-  db: Knex,
-  schema: string,
-  subscriptionId: string,
-  topic: string,
-  partition: number,
-): Promise<{ fence: bigint; last: bigint | undefined }> {
-  const r = await db.raw<{ rows: [{ fence: string; last_offset: string }] }>(
-    `insert into ??.offsets as o (subscription_id, topic, partition, last_offset, fence) values (?, ?, ?, -1, 1)
-     on conflict (subscription_id, topic, partition) do update set fence = o.fence + 1
-     returning fence, last_offset`,
-    [schema, subscriptionId, topic, partition],
-  );
-  const row = r.rows[0];
-  return { fence: BigInt(row.fence), last: BigInt(row.last_offset) };
-}
+/** A subscription's rows of the delivery schema's offsets table (one set per subscription). */
+export const subscriptionOffsets = (schema: string, subscriptionId: string): OffsetsTable => ({
+  schema,
+  owner: { subscription_id: subscriptionId },
+});
 
 export interface PendingDeadLetter {
   topic: string;
@@ -225,19 +197,7 @@ export async function storeCheckpoint(
   now: Date,
 ): Promise<void> {
   await db.transaction(async (trx) => {
-    const held = await trx
-      .withSchema(schema)
-      .from('offsets')
-      .where({ subscription_id: subscriptionId, topic: c.topic, partition: c.partition })
-      .forUpdate()
-      .first<{ fence: string } | undefined>('fence');
-    if (c.fence !== undefined && (!held || BigInt(held.fence) !== c.fence))
-      throw new BatchFenced(c.topic, c.partition);
-    await trx
-      .withSchema(schema)
-      .from('offsets')
-      .where({ subscription_id: subscriptionId, topic: c.topic, partition: c.partition })
-      .update({ last_offset: c.lastOffset.toString() });
+    await moveOffset(trx, subscriptionOffsets(schema, subscriptionId), c);
     if (c.deadLetters.length > 0) {
       await trx
         .withSchema(schema)

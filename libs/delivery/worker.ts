@@ -37,14 +37,14 @@ import {
   type Subscription,
 } from './model.js';
 import {
-  claim,
   eventsCounted,
   markFailing,
   placeStart,
   storeCheckpoint,
-  storedOffsets,
+  subscriptionOffsets,
   type PendingDeadLetter,
 } from './progress.js';
+import { claimPartition, storedOffsets } from '../kafka/stored-offsets.js';
 
 export interface WorkerDeps {
   db: Knex;
@@ -139,10 +139,11 @@ function subscriptionRunner(
     dlqTopic: deps.dlqTopic,
     logger: log,
     handle,
-    storedOffsets: (topic, partitions) => dbStep(() => storedOffsets(db, schema, sub.id, topic, partitions)),
+    storedOffsets: (topic, partitions) =>
+      dbStep(() => storedOffsets(db, subscriptionOffsets(schema, sub.id), topic, partitions)),
     claim: (topic, partition) =>
       dbStep(async () => {
-        const c = await claim(db, schema, sub.id, topic, partition);
+        const c = await claimPartition(db, subscriptionOffsets(schema, sub.id), topic, partition);
         await onClaim(topic, partition, c.last);
         return c;
       }),

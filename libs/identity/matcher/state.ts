@@ -6,7 +6,6 @@
 import type { Knex } from 'knex';
 import { sqlArray } from '../../db/index.js';
 import type { Demographics, MatchEvidence } from '../../events/index.js';
-import { BatchFenced } from '../../kafka/consumer.js';
 import type { CandidateSource, MatchRecord } from '../matching/types.js';
 import {
   pairFromRow,
@@ -26,60 +25,6 @@ import { STATE_AFTER, type IdentityEventType } from './plan.js';
  */
 export async function lockIdentity(trx: Knex.Transaction, schema: string): Promise<void> {
   await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`identity-matcher:${schema}`]);
-}
-
-export async function storedOffsets(
-  db: Knex,
-  schema: string,
-  topic: string,
-  partitions: readonly number[],
-): Promise<Map<number, bigint>> {
-  const rows = await db
-    .withSchema(schema)
-    .from('offsets')
-    .where({ topic })
-    .whereIn('partition', [...partitions])
-    .select<{ partition: number; last_offset: string }[]>('partition', 'last_offset');
-  return new Map(rows.map((r) => [r.partition, BigInt(r.last_offset)]));
-}
-
-/** A new fence on a partition for this member, and the offset applied last (ConsumerRunnerOptions.claim). */
-export async function claimPartition(
-  db: Knex,
-  schema: string,
-  topic: string,
-  partition: number,
-): Promise<{ fence: bigint; last: bigint | undefined }> {
-  const r = await db.raw<{ rows: [{ fence: string; last_offset: string }] }>(
-    `insert into ??.offsets as o (topic, partition, last_offset, fence) values (?, ?, -1, 1)
-     on conflict (topic, partition) do update set fence = o.fence + 1
-     returning fence, last_offset`,
-    [schema, topic, partition],
-  );
-  const row = r.rows[0];
-  return { fence: BigInt(row.fence), last: BigInt(row.last_offset) };
-}
-
-/** Refuses a batch of a lost assignment (BatchFenced) and moves the partition's offset, in the batch's transaction. */
-export async function checkpoint(
-  trx: Knex.Transaction,
-  schema: string,
-  b: { topic: string; partition: number; fence?: bigint; lastOffset: bigint },
-): Promise<void> {
-  const held = await trx
-    .withSchema(schema)
-    .from('offsets')
-    .where({ topic: b.topic, partition: b.partition })
-    .forUpdate()
-    .first<{ fence: string } | undefined>('fence');
-  if (b.fence !== undefined && (!held || BigInt(held.fence) !== b.fence))
-    throw new BatchFenced(b.topic, b.partition);
-  await trx
-    .withSchema(schema)
-    .into('offsets')
-    .insert({ topic: b.topic, partition: b.partition, last_offset: b.lastOffset.toString(), fence: 0 })
-    .onConflict(['topic', 'partition'])
-    .merge({ last_offset: b.lastOffset.toString() });
 }
 
 /** A record as the matcher keeps it. */

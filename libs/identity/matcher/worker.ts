@@ -20,6 +20,7 @@ import { EMPTY_DEMOGRAPHICS, mergeDemographics } from '../../events/demographics
 import type { KafkaClient } from '../../kafka/client.js';
 import { createConsumerRunner, type ConsumerRunner, type PartitionBatch } from '../../kafka/consumer.js';
 import type { EventProducer } from '../../kafka/producer.js';
+import { claimPartition, moveOffset, storedOffsets, type OffsetsTable } from '../../kafka/stored-offsets.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { blockingKeys } from '../matching/blocking.js';
 import { decide } from '../matching/decide.js';
@@ -42,8 +43,6 @@ import {
 import {
   applyDecision,
   candidateSource,
-  checkpoint,
-  claimPartition,
   finishCommand,
   loadRecords,
   lockIdentity,
@@ -51,7 +50,6 @@ import {
   pairsOf,
   pendingCommands,
   retireRecord,
-  storedOffsets,
   upsertRecord,
   type AppliedDecision,
   type PendingCommand,
@@ -262,6 +260,9 @@ async function publish(deps: MatcherDeps, out: readonly Emitted[]): Promise<void
     });
 }
 
+/** The schema's offsets table is the matcher's alone (one consumer group). */
+const ownOffsets = (schema: string): OffsetsTable => ({ schema, owner: {} });
+
 async function handleBatch(deps: MatcherDeps, batch: PartitionBatch): Promise<void> {
   await deps.db.transaction(async (trx) => {
     await lockIdentity(trx, deps.schema);
@@ -272,7 +273,7 @@ async function handleBatch(deps: MatcherDeps, batch: PartitionBatch): Promise<vo
       else if (event.type === 'PatientsMerged') await onMerge(trx, deps, event.data);
     }
     await publish(deps, out);
-    await checkpoint(trx, deps.schema, batch);
+    await moveOffset(trx, ownOffsets(deps.schema), batch);
   });
 }
 
@@ -384,8 +385,8 @@ export function createIdentityMatcher(deps: MatcherDeps): IdentityMatcher {
     dlqTopic: deps.dlqTopic,
     logger: deps.logger,
     handle: (b) => handleBatch(deps, b),
-    storedOffsets: (t, ps) => storedOffsets(deps.db, deps.schema, t, ps),
-    claim: (t, p) => claimPartition(deps.db, deps.schema, t, p),
+    storedOffsets: (t, ps) => storedOffsets(deps.db, ownOffsets(deps.schema), t, ps),
+    claim: (t, p) => claimPartition(deps.db, ownOffsets(deps.schema), t, p),
     onFatal: (err) => deps.onFatal?.(err.code),
   });
   const poller = createCommandPoller(deps);
