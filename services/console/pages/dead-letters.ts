@@ -1,0 +1,20 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { sendHtml, sessionOf, type PageOptions } from '../context.js';
+import { html } from '../html.js';
+import { page } from '../layout.js';
+
+// Placeholder: the page's owner replaces this file.
+export const deadLettersPage: FastifyPluginAsync<PageOptions> = (app) => {
+  app.get('/', (req, reply) =>
+    sendHtml(
+      reply,
+      page({
+        title: 'dead-letters',
+        session: sessionOf(req),
+        active: '/dead-letters',
+        body: html`<p>Coming.</p>`,
+      }),
+    ),
+  );
+  return Promise.resolve();
+};
