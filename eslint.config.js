@@ -33,4 +33,14 @@ export default tseslint.config(
     files: ['eslint.config.js'],
     ...tseslint.configs.disableTypeChecked,
   },
+  {
+    // The console's browser scripts: plain JS served as is (no build), with the browser's and the libraries' globals.
+    files: ['services/console/assets/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      sourceType: 'script',
+      parserOptions: { projectService: false, project: null, program: null },
+      globals: { document: 'readonly', window: 'readonly', Chart: 'readonly', htmx: 'readonly', JSON: 'readonly' },
+    },
+  },
 );
