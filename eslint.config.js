@@ -40,7 +40,13 @@ export default tseslint.config(
     languageOptions: {
       sourceType: 'script',
       parserOptions: { projectService: false, project: null, program: null },
-      globals: { document: 'readonly', window: 'readonly', Chart: 'readonly', htmx: 'readonly', JSON: 'readonly' },
+      globals: {
+        document: 'readonly',
+        window: 'readonly',
+        Chart: 'readonly',
+        htmx: 'readonly',
+        JSON: 'readonly',
+      },
     },
   },
 );

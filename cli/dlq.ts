@@ -21,6 +21,7 @@ import {
   auditEntryFor,
   collectDeadLetters,
   createDlqAuditTrail,
+  decodeDeadLetterValue,
   discardDeadLetters,
   findDeadLetter,
   redriveDeadLetters,
@@ -32,7 +33,6 @@ import {
   type RedriveOutcome,
 } from '../libs/kafka/dlq-ops.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
-import type { ScannedRecord } from '../libs/kafka/scan.js';
 import { cliDb, cliKafka, cliRegistry, commonEnvSchema } from './env.js';
 import { formatTable, isJsonOutput, printAll, toJson } from './output.js';
 
@@ -200,29 +200,6 @@ async function selected(s: Session, o: SelectOpts, f: DlqFilter): Promise<FoundD
   return found;
 }
 
-async function decodePayload(cfg: DlqEnv, rec: ScannedRecord): Promise<unknown> {
-  const v = rec.value;
-  if (!v) return null;
-  if (v.length > 5 && v[0] === 0) {
-    try {
-      const codec = createEventCodec(cliRegistry(cfg));
-      return await codec.decode(v);
-    } catch (err) {
-      return {
-        undecodable: isHubError(err) ? err.code : 'HUB_EVENT_UNDECODABLE',
-        base64: v.toString('base64'),
-      };
-    }
-  }
-  const text = v.toString('utf8');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    // HL7 v2 uses CR between segments; show one per line.
-    return text.split('\r').filter(Boolean);
-  }
-}
-
 // ---------------------------------------------------------------- list
 
 interface ListOpts {
@@ -317,7 +294,7 @@ async function runShow(json: boolean, topic: string, partitionArg: string, offse
       await withActionDeps(s, (deps) =>
         deps.audit.record([auditEntryFor(found, 'dlq.show.include-phi', o.reason ?? null)]),
       );
-      result['payload'] = await decodePayload(s.cfg, rec);
+      result['payload'] = await decodeDeadLetterValue(createEventCodec(cliRegistry(s.cfg)), rec);
     }
     await printAll(json, result, () => showText(result));
   });

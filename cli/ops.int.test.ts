@@ -8,7 +8,8 @@ import { createHttpApp } from '../libs/http/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { endpoints, uniqueId } from '../test/support/harness.js';
 import { freePort } from '../test/support/processes.js';
-import { collectStatus, probeServices, statusText } from './ops.js';
+import { probeServices } from '../libs/ops/services.js';
+import { collectStatus, statusText } from './ops.js';
 
 /** `hub status` probing services: real HTTP servers, a port nobody listens on, the real stack. */
 describe('hub status service probes', () => {

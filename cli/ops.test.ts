@@ -5,7 +5,8 @@ import {
   producerMetricsHooks,
   sourceLabel,
 } from '../libs/telemetry/metrics.js';
-import { lastBySource, parseServiceUrls, projectionState, serviceTargets } from './ops.js';
+import { parseServiceUrls, serviceTargets } from '../libs/ops/services.js';
+import { lastBySource, projectionState } from '../libs/ops/status.js';
 import { SERVICES } from '../libs/stack/services.js';
 
 describe('projectionState', () => {

@@ -5,10 +5,10 @@ import type { DeliveryStatus } from '../libs/delivery/store.js';
 import { statusText, type HubStatus } from './ops.js';
 import {
   subscriptionProblems,
-  subscriptionsSection,
   summarizeSubscriptions,
   type SubscriptionHealth,
-} from './status-subscriptions.js';
+} from '../libs/ops/subscriptions.js';
+import { subscriptionsSection } from './status-subscriptions.js';
 
 const SCHEMA = 'delivery';
 

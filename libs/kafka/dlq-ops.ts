@@ -6,6 +6,7 @@ import { assertSqlIdentifier, toDbError, type Knex } from '../db/index.js';
 import { HubError, isHubError } from '../errors/index.js';
 import type { KafkaClient } from './client.js';
 import { parseDeadLetter, redriveRecord, type DeadLetterInfo } from './dlq.js';
+import type { EventCodec } from '../events/codec.js';
 import type { EventProducer } from './producer.js';
 import { scanTopic, type ScannedRecord } from './scan.js';
 
@@ -267,7 +268,13 @@ export interface Operator {
 }
 
 /** The AuditEvent of one action. Pure given id and time. */
-export function dlqAuditEvent(entry: DlqAuditEntry, who: Operator, recorded: number, id: string): AuditEvent {
+export function dlqAuditEvent(
+  entry: DlqAuditEntry,
+  who: Operator,
+  recorded: number,
+  id: string,
+  observer = 'hub-cli',
+): AuditEvent {
   const t = entry.target;
   return buildOperatorAuditEvent({
     id,
@@ -280,7 +287,7 @@ export function dlqAuditEvent(entry: DlqAuditEntry, who: Operator, recorded: num
     host: who.host,
     reason: entry.reason,
     detail: entry.detail ?? {},
-    observer: 'hub-cli',
+    observer,
   });
 }
 
@@ -295,6 +302,8 @@ export function createDlqAuditTrail(o: {
   /** The audit topic the API's projector reads (AUDIT_TOPIC, else hub.audit.v1 with the suffix). */
   topic: string;
   operator: Operator;
+  /** Who records it: `hub-cli` (default) or `console`, so the trail says where the action was taken. */
+  observer?: string;
   now?: () => number;
 }): DlqAuditTrail {
   const sink = createAuditSink(o.producer, o.topic);
@@ -308,7 +317,7 @@ export function createDlqAuditTrail(o: {
         topicReady = true;
       }
       const at = now();
-      await sink.recordAll(entries.map((e) => dlqAuditEvent(e, o.operator, at, randomUUID())));
+      await sink.recordAll(entries.map((e) => dlqAuditEvent(e, o.operator, at, randomUUID(), o.observer)));
     },
   };
 }
@@ -407,4 +416,33 @@ export async function discardDeadLetters(
     outcomes.filter((x) => x.result === 'discarded').map((x) => auditEntryFor(x.d, 'dlq.discard', reason)),
   );
   return outcomes;
+}
+
+// ---------------------------------------------------------------- payload
+
+/**
+ * A dead letter's value as a person can read it (PHI: callers audit first):
+ * a registry-framed event decoded, JSON parsed, HL7 v2 one segment per line,
+ * and what cannot be decoded as base64 with the reason code.
+ */
+export async function decodeDeadLetterValue(codec: EventCodec, rec: ScannedRecord): Promise<unknown> {
+  const v = rec.value;
+  if (!v) return null;
+  if (v.length > 5 && v[0] === 0) {
+    try {
+      return await codec.decode(v);
+    } catch (err) {
+      return {
+        undecodable: isHubError(err) ? err.code : 'HUB_EVENT_UNDECODABLE',
+        base64: v.toString('base64'),
+      };
+    }
+  }
+  const text = v.toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    // HL7 v2 uses CR between segments; show one per line.
+    return text.split('\r').filter(Boolean);
+  }
 }

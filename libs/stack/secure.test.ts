@@ -59,11 +59,39 @@ describe('the secure profile ACL plan', () => {
     }
   });
 
-  it('given the plan, when anyone writes hub.audit.v1, then only the API, the (audited) FHIR adapter and delivery may', () => {
+  it('given the plan, when anyone writes hub.audit.v1, then only the API, the (audited) FHIR adapter, delivery and the console may', () => {
     const writers = CLIENT_PRINCIPALS.filter((p) =>
       allowed(plan, p, 'topic', suffixed('hub.audit.v1')).has('write'),
     );
-    expect(writers.sort()).toEqual(['adapter-fhir', 'api', 'delivery', 'hub']);
+    expect(writers.sort()).toEqual(['adapter-fhir', 'api', 'console', 'delivery', 'hub']);
+  });
+
+  it('given the plan, then the console reads the catalog, raw and dead-letter topics, describes the groups it shows, and writes only the audit trail and redriven records', () => {
+    // given the console principal's rights on the names it uses
+    const topicOps = (n: string) => [...allowed(plan, 'console', 'topic', suffixed(n))].sort();
+    const groupOps = (n: string) => [...allowed(plan, 'console', 'group', n)].sort();
+    // then it reads every topic it shows, under any suffix
+    for (const t of ['hl7.raw.v1', 'hl7.dlq.v1', 'hub.dlq.projector-portal', 'hub.dlq.delivery'])
+      expect(topicOps(t), t).toEqual(['describe', 'read']);
+    // and a redrive may write a dead letter back to its source: the clinical topics and the audit trail
+    expect(topicOps('clinical.result.v1')).toEqual(['describe', 'read', 'write']);
+    expect(topicOps('hub.audit.v1')).toEqual(['describe', 'write']);
+    // but never a link decision (only the matcher and the operator publish those), nor raw or dead letters
+    expect(topicOps('clinical.identity.v1')).toEqual(['describe', 'read']);
+    expect(topicOps('hl7.raw.v1')).not.toContain('write');
+    expect(topicOps('hub.dlq.projector-portal')).not.toContain('write');
+    // and it describes the consumer groups whose lag the flow page shows, joining none of them
+    for (const g of [
+      'hub.projection.portal.portal_v1',
+      'hub.audit.projector.audit_v1',
+      'hub.delivery.5b0c6a1e',
+      'hub.identity-matcher',
+    ])
+      expect(groupOps(g), g).toEqual(['describe']);
+    // and its topic scans use throwaway groups it deletes afterwards
+    expect(groupOps('hub-scan-0f9e')).toEqual(['delete', 'describe', 'read']);
+    // and it creates nothing, and has no dead-letter topic of its own
+    expect(secureTopicDefinitions().map((t) => t.name)).not.toContain('hub.dlq.console');
   });
 
   it('given the plan, then delivery reads the clinical topics in its subscriptions’ groups and writes only its dead letters and the audit trail', () => {

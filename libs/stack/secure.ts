@@ -53,6 +53,7 @@ export const SERVICE_PRINCIPALS = [
   'api',
   'delivery',
   'identity-matcher',
+  'console',
 ] as const;
 export type ServicePrincipal = (typeof SERVICE_PRINCIPALS)[number];
 export type ClientPrincipal = ServicePrincipal | typeof OPERATOR_PRINCIPAL;
@@ -81,6 +82,10 @@ const PROJECTION_GROUPS = 'hub.projection.';
 const DELIVERY_GROUPS = 'hub.delivery.';
 /** The identity-matcher's group (`hub.identity-matcher`, and any per-deployment group under it). */
 const IDENTITY_GROUPS = 'hub.identity-matcher';
+/** Throwaway groups of `scanTopic` (libs/kafka/scan.ts): a topic read from its start, the group deleted after. */
+const SCAN_GROUPS = 'hub-scan-';
+/** The consumer groups whose lag the console shows: projectors, audit projector, deliveries, matcher. */
+const LAG_GROUPS = [PROJECTION_GROUPS, 'hub.audit.projector.', DELIVERY_GROUPS, IDENTITY_GROUPS];
 const TX_PREFIX = 'adapter-fhir-';
 /**
  * The catalog topics the adapters write: every one but the master patient
@@ -167,6 +172,24 @@ const ROLE_GRANTS: Record<ClientPrincipal, readonly Grant[]> = {
     topic('clinical.identity.v1', ['write', 'describe'], 'publishes link decisions (matcher and stewards)'),
     group(IDENTITY_GROUPS, ['read', 'describe'], 'its consumer group'),
     topic(dlqTopicFor('identity-matcher'), ['write', 'describe'], 'parks records it cannot decode'),
+  ],
+  // The operations console: reads what `hub dlq`, `hub status` and the message search read, writes
+  // the audit trail of what its users open, and redrives dead letters to their source topics.
+  // Not clinical.identity.v1: a dead link decision is redriven by the operator (`hub dlq`), so the
+  // matcher stays the only service that publishes link decisions.
+  console: [
+    topic(CLINICAL_PREFIX, ['read', 'describe'], 'shows topic rates and the events a message produced'),
+    topic(INGEST_TOPICS.hl7Raw, ['read', 'describe'], 'message search: the raw message as received'),
+    topic(INGEST_TOPICS.hl7Dlq, ['read', 'describe'], 'lists and opens HL7 dead letters'),
+    topic('hub.dlq.', ['read', 'describe'], "lists and opens the consumers' dead letters"),
+    ...SOURCE_TOPICS.map((t) => topic(t, ['write'], 'redrives dead letters to their source topic')),
+    topic(AUDIT_TOPIC, ['write', 'describe'], 'audits every PHI view and every dead-letter action'),
+    group(
+      SCAN_GROUPS,
+      ['read', 'describe', 'delete'],
+      'scans a topic in a throwaway group, then deletes the group',
+    ),
+    ...LAG_GROUPS.map((g) => group(g, ['describe'], 'shows consumer lag and state on the flow page')),
   ],
   api: [
     topic(

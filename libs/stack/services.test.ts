@@ -34,6 +34,22 @@ describe('servicesFor', () => {
   });
 });
 
+describe('the console on each profile', () => {
+  it('runs with the development sign-in and plain-http cookies on the dev hub, and without the development sign-in on the secure one', () => {
+    // given the console as `hub up` and `hub up --secure` run it
+    const dev = servicesFor('dev').find((s) => s.name === 'console');
+    const secure = servicesFor('secure').find((s) => s.name === 'console');
+    // then the dev hub signs in with the local key on 8110
+    expect(dev?.httpPort).toBe(8110);
+    expect(dev?.env).toEqual({ CONSOLE_DEV_LOGIN: 'true', CONSOLE_SECURE_COOKIES: 'false' });
+    expect(dev?.endpoints('http://127.0.0.1:8110', dev.env ?? {})).toMatch(/development sign-in/);
+    // and the secure hub turns the development sign-in off explicitly (a shell's variable cannot win)
+    expect(secure?.httpPort).toBe(28110);
+    expect(secure?.env?.['CONSOLE_DEV_LOGIN']).toBe('false');
+    expect(secure?.endpoints('http://127.0.0.1:28110', secure.env ?? {})).toMatch(/CONSOLE_OIDC_ISSUER only/);
+  });
+});
+
 describe('withPortOffset', () => {
   it('keeps the other environment and says the moved MLLP port in the endpoints', () => {
     // given a service with an MLLP listener

@@ -16,6 +16,12 @@ export interface ServiceSpec {
   httpPort: number;
   /** Extra environment (ports of other listeners). */
   env?: Record<string, string>;
+  /**
+   * What `hub up --secure` sets instead (over `env`): a dev convenience such
+   * as the console's development sign-in is turned off explicitly, so that
+   * a variable left in the caller's shell cannot turn it back on.
+   */
+  secureEnv?: Record<string, string>;
   /** What to tell the user, given the HTTP base URL and the service's extra environment. */
   endpoints(base: string, env: Readonly<Record<string, string>>): string;
 }
@@ -54,11 +60,24 @@ export const SERVICES: readonly ServiceSpec[] = [
     httpPort: 8100,
     endpoints: (b) => `${b}/ready  (schema identity; hub identity review)`,
   },
+  // The operations console (a browser UI). Its cookie is not Secure: `hub up` serves plain http on
+  // loopback. The dev hub has its development sign-in; the secure profile signs in through
+  // CONSOLE_OIDC_* only (the caller's environment), as production does.
+  {
+    name: 'console',
+    httpPort: 8110,
+    env: { CONSOLE_DEV_LOGIN: 'true', CONSOLE_SECURE_COOKIES: 'false' },
+    secureEnv: { CONSOLE_DEV_LOGIN: 'false' },
+    endpoints: (b, env) =>
+      env['CONSOLE_DEV_LOGIN'] === 'true'
+        ? `${b}/  (operations console; development sign-in)`
+        : `${b}/  (operations console; sign-in through CONSOLE_OIDC_ISSUER only)`,
+  },
 ];
 
 /**
  * `hub up --secure` puts every listener of a service this far above its dev
- * port (HTTP 28091-28100, MLLP 22575): a secure hub then runs beside a dev
+ * port (HTTP 28091-28110, MLLP 22575): a secure hub then runs beside a dev
  * one (and beside tests that hold the dev ports), as its infrastructure does.
  * Below Linux's ephemeral range (32768-60999): a port the OS hands out to a
  * test's listen(0) or an outbound connection never takes one of them.
@@ -77,9 +96,20 @@ export function withPortOffset(spec: ServiceSpec, offset: number): ServiceSpec {
   };
 }
 
-/** The services of `hub up` (dev ports) or `hub up --secure` (ports moved up by SECURE_PORT_OFFSET). */
+/** A service with its secure-profile environment over its dev one. Pure. */
+export function withSecureEnv(spec: ServiceSpec): ServiceSpec {
+  return spec.secureEnv ? { ...spec, env: { ...spec.env, ...spec.secureEnv } } : spec;
+}
+
+/**
+ * The services of `hub up` (dev ports) or `hub up --secure` (ports moved up by
+ * SECURE_PORT_OFFSET, and without the dev profile's conveniences: no
+ * development sign-in beside a hub that is meant to show the production rules).
+ */
 export function servicesFor(profile: 'dev' | 'secure'): readonly ServiceSpec[] {
-  return profile === 'secure' ? SERVICES.map((s) => withPortOffset(s, SECURE_PORT_OFFSET)) : SERVICES;
+  return profile === 'secure'
+    ? SERVICES.map((s) => withPortOffset(withSecureEnv(s), SECURE_PORT_OFFSET))
+    : SERVICES;
 }
 
 /** Where `hub up` makes a service listen. */

@@ -72,6 +72,8 @@ export async function buildConsoleApp(ctx: ConsoleContext, o: ConsoleAppOptions)
     readiness: o.readiness,
     ...(o.metrics ? { metrics: o.metrics } : {}),
     bodyLimit: 64 * 1024,
+    // fastify's own 404 quotes the path, and a mistyped path may hold a patient id.
+    codeOnlyNotFound: true,
   });
   await app.register(cookie);
   await app.register(formbody);

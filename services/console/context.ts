@@ -17,6 +17,8 @@ export interface ConsoleSettings {
   topic(catalogName: string): string;
   /** Schema of the analytics read model (the stable schema the API reads). */
   analyticsSchema: string;
+  /** Schema of the billing read model (its billing_problems view feeds the outcomes page). */
+  billingSchema: string;
   identitySchema: string;
   /** Where dead-letter state (redriven / discarded) lives, shared with `hub dlq`. */
   opsSchema: string;

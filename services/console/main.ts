@@ -41,6 +41,7 @@ await runService({
     /** Services whose readiness the flow page shows (`name=http://host:port,...`); unset: those `hub up` runs. */
     HUB_SERVICE_URLS: z.string().optional(),
     ANALYTICS_SCHEMA: schemaNameEnv('analytics'),
+    BILLING_SCHEMA: schemaNameEnv('billing'),
     IDENTITY_SCHEMA: schemaNameEnv(IDENTITY_SCHEMA),
     HUB_OPS_SCHEMA: schemaNameEnv('hub_ops'),
     DELIVERY_SCHEMA: schemaNameEnv('delivery'),
@@ -108,6 +109,7 @@ await runService({
         settings: {
           topic: k.topic,
           analyticsSchema: c.ANALYTICS_SCHEMA,
+          billingSchema: c.BILLING_SCHEMA,
           identitySchema: c.IDENTITY_SCHEMA,
           opsSchema: c.HUB_OPS_SCHEMA,
           deliverySchema: c.DELIVERY_SCHEMA,

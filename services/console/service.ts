@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type * as oidc from 'openid-client';
-import { createAuditSink } from '../../libs/audit/topic.js';
+import { auditDlqTopic, createAuditSink, ensureAuditTopic } from '../../libs/audit/topic.js';
+import { migrateIdentity } from '../../libs/identity/store.js';
 import type { DevKeys, TokenVerifier } from '../../libs/auth/jwt.js';
 import { toHubError } from '../../libs/errors/index.js';
 import type { EventCodec } from '../../libs/events/codec.js';
@@ -91,12 +92,14 @@ export async function buildConsole(deps: ConsoleDeps, cfg: ConsoleConfig): Promi
     http,
     steps: [
       {
-        name: 'postgres',
-        run: async () => {
-          await deps.db.raw('select 1').catch((err: unknown) => {
-            throw toHubError(err, 'HUB_DB_UNAVAILABLE');
-          });
-        },
+        // The steward worklist's tables (the API and the matcher migrate them too: idempotent).
+        name: 'postgres (identity schema)',
+        run: () => migrateIdentity(deps.db, cfg.settings.identitySchema),
+      },
+      {
+        // Every PHI view is audited before it is shown: without the audit topic nothing could be.
+        name: 'kafka (audit topic)',
+        run: () => ensureAuditTopic(deps.kafka, cfg.settings.auditTopic, auditDlqTopic(cfg.settings.topic)),
       },
       ...(sso && oidcClient
         ? [

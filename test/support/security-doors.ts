@@ -23,6 +23,8 @@ import {
 } from './security-routes.js';
 import { attackPatient } from './security-tokens.js';
 import type { SecurityTarget, TokenRole } from './security-target.js';
+import { PAGES } from '../../services/console/layout.js';
+import { CONSOLE_POST_ROUTES } from './console-app.js';
 
 /**
  * Unauthenticated probes of every service port, and input hardening (NUL,
@@ -104,6 +106,67 @@ function writes(): { method: string; path: string; type: string; body: string }[
   ];
 }
 
+/**
+ * The console's doors: every page (as a page and as an htmx fragment) and
+ * every POST, with no cookie, a forged session cookie and the API's operator
+ * token (the console takes sessions only); its development sign-in, which a
+ * deployment must not offer; and a callback with a state it never issued.
+ */
+async function consoleDoors(t: SecurityTarget, base: string): Promise<HttpProbe[]> {
+  const operator = await t.tokens.role('operator');
+  const ways: [string, Record<string, string>][] = [
+    ['no session', {}],
+    ['forged session cookie', { cookie: `hub_console=${randomBytes(32).toString('base64url')}` }],
+    ...(operator
+      ? [
+          ["the API's operator token", { authorization: `Bearer ${operator}` }] as [
+            string,
+            Record<string, string>,
+          ],
+        ]
+      : []),
+  ];
+  const probe = (
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    label: string,
+    body?: string,
+  ): HttpProbe => ({
+    area: 'unauthenticated',
+    service: 'console',
+    base,
+    method,
+    path,
+    headers,
+    ...(body === undefined ? {} : { body }),
+    label: `console: ${label}`,
+    judge: doorJudge(t, false, `console ${label}`, path),
+  });
+  const out: HttpProbe[] = [];
+  for (const [label, headers] of ways) {
+    for (const p of ['/', ...PAGES.map((x) => x.path)]) {
+      out.push(probe('GET', p, headers, `${label}, page`));
+      out.push(probe('GET', p, { ...headers, 'hx-request': 'true' }, `${label}, htmx fragment`));
+    }
+    for (const p of CONSOLE_POST_ROUTES)
+      out.push(
+        probe('POST', p, { ...headers, 'content-type': FORM }, `${label}, write`, '_csrf=guess&reason=probe'),
+      );
+  }
+  out.push(
+    probe(
+      'POST',
+      '/login/dev',
+      { 'content-type': FORM },
+      'development sign-in',
+      'user=attacker&role=operator&role=steward',
+    ),
+    probe('GET', '/login/callback?code=forged&state=forged', {}, 'callback with a forged state'),
+  );
+  return out;
+}
+
 /** Every service port without a token (and with tokens meant for something else); `notes` gets observations. */
 export async function unauthProbes(
   t: SecurityTarget,
@@ -154,6 +217,7 @@ export async function unauthProbes(
       }
     }
   }
+  if (t.services['console']) out.push(...(await consoleDoors(t, t.services['console'])));
   for (const r of routes) {
     if (routeKind(r).kind === 'public') continue;
     out.push(

@@ -41,7 +41,7 @@ const MLLP = {
   maxConnectionsPerPeer: 12,
 };
 const MAX_INGEST_BYTES = 256 * 1024;
-/** Seven processes starting at once on a small shared host (2 cores) can take minutes. */
+/** Nine processes starting at once on a small shared host (2 cores) can take minutes. */
 const START_TIMEOUT_MS = 240_000;
 
 /** A patient's events: registration, an inpatient stay, an order, a released CBC with a PDF. */
@@ -115,6 +115,18 @@ function serviceSpecs(ctx: TestContext, mllpPort: number): Spec[] {
         FHIR_TRANSACTIONAL_ID: `tx-${ctx.id}`,
       },
     },
+    // The operations console as production runs it: no development sign-in, no identity
+    // provider (so no way in): its pages and POSTs are probed as doors that must refuse.
+    {
+      name: 'console',
+      env: {
+        ANALYTICS_SCHEMA: `${s}_analytics`,
+        AUDIT_SCHEMA: `${s}_audit`,
+        DELIVERY_SCHEMA: `${s}_delivery`,
+        HUB_OPS_SCHEMA: `${s}_ops`,
+        IDENTITY_SCHEMA: `${s}_identity`,
+      },
+    },
     // Outbound delivery: its port (health, ready, metrics) is probed like every other.
     { name: 'delivery', env: { DELIVERY_SCHEMA: `${s}_delivery`, PORTAL_SCHEMA: `${s}_portal` } },
     {
@@ -172,7 +184,7 @@ async function startServices(ctx: TestContext, common: Record<string, string>, m
 async function dropAll(ctx: TestContext): Promise<void> {
   for (const rm of ['portal', 'billing', 'analytics', 'directory'])
     await dropReadModel(ctx.db, `${ctx.schema}_${rm}`).catch(() => undefined);
-  for (const s of ['audit', 'fhir', 'delivery'])
+  for (const s of ['audit', 'fhir', 'delivery', 'ops', 'identity'])
     await dropSchema(ctx.db, `${ctx.schema}_${s}`).catch(() => undefined);
 }
 
@@ -264,6 +276,9 @@ export async function startLocalHub(): Promise<LocalHub> {
     AUTH_DEV_KEYS_DIR: join(dir, 'keys'),
     HUB_SITE_CONFIG: site,
     HTTP_HOST: '127.0.0.1',
+    // Nine services start at once on a small shared host: give each's own start-up (Kafka,
+    // registry, Postgres) as long as the suite waits, not the 60 s a deployment gets.
+    HUB_START_BUDGET_MS: String(START_TIMEOUT_MS - 30_000),
     // info: "<service> ready" is the signal start-up waits for.
     LOG_LEVEL: 'info',
     FHIR_CLIENTS_FILE: clients,
