@@ -8,10 +8,19 @@ import { Gauge, type Registry } from 'prom-client';
 import { HubError, toHubError } from '../errors/index.js';
 import { jsonErrorHandler } from './errors.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { Knex } from 'knex';
 
 export { FHIR_JSON, fhirErrorHandler, jsonErrorHandler, type HttpErrorHandler } from './errors.js';
 
 export type ReadinessCheck = () => Promise<{ ok: boolean; detail?: string }>;
+
+/** The Postgres check of every service with a pool: one round trip answered (a failure becomes its code). */
+export function postgresReady(db: Knex): ReadinessCheck {
+  return async () => {
+    await db.raw('select 1');
+    return { ok: true };
+  };
+}
 
 export interface HttpAppOptions {
   logger: Logger;

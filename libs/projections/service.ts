@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { createProjectionRunner, projectionGroupId, type Projection } from './runner.js';
 import { toHubError, type HubError } from '../errors/index.js';
 import type { EventCodec } from '../events/codec.js';
-import { createHttpApp } from '../http/index.js';
+import { createHttpApp, postgresReady } from '../http/index.js';
 import { operatorRoutes } from '../http/operator.js';
 import type { TokenVerifier } from '../auth/jwt.js';
 import { ensureTopics } from '../kafka/admin.js';
@@ -130,10 +130,7 @@ function projectorHttp(
     metrics: deps.metrics.registry,
     codeOnlyNotFound: true,
     readiness: {
-      postgres: async () => {
-        await deps.db.raw('select 1');
-        return { ok: true };
-      },
+      postgres: postgresReady(deps.db),
       consumer: () => {
         const { fatal, runner } = o.state();
         if (fatal) return Promise.resolve({ ok: false, detail: fatal.code });

@@ -5,7 +5,7 @@ import { createAuditSink, ensureAuditTopic } from '../../libs/audit/topic.js';
 import type { TokenVerifier } from '../../libs/auth/jwt.js';
 import { loadFhirDefinitions } from '../../libs/fhir/validate.js';
 import { createFhirStore, type FhirStore } from '../../libs/fhir/import/store.js';
-import { createHttpApp } from '../../libs/http/index.js';
+import { createHttpApp, postgresReady } from '../../libs/http/index.js';
 import type { IdentityPolicy } from '../../libs/identity/index.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
 import type { KafkaClient } from '../../libs/kafka/client.js';
@@ -131,10 +131,7 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
     // An undecodable URL or an over-long id: 400 OperationOutcome, audited, without the path.
     frameworkErrors: (err, req, reply) => void badUrl(err, req, reply),
     readiness: {
-      postgres: async () => {
-        await deps.db.raw('select 1');
-        return { ok: true };
-      },
+      postgres: postgresReady(deps.db),
       // A hung broker shows here, not only in each request's 503.
       kafka: () => {
         const h = deps.producer.health();

@@ -13,7 +13,7 @@ import {
 import type { TokenVerifier } from '../../libs/auth/jwt.js';
 import { migrateDelivery } from '../../libs/delivery/store.js';
 import { migrateIdentity } from '../../libs/identity/store.js';
-import type { ReadinessCheck } from '../../libs/http/index.js';
+import { postgresReady, type ReadinessCheck } from '../../libs/http/index.js';
 import type { KafkaClient } from '../../libs/kafka/client.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
 import type { Logger } from '../../libs/telemetry/logger.js';
@@ -104,10 +104,7 @@ function readinessOf(
   lag: () => AuditLagMonitor | null,
 ) {
   const checks: Record<string, ReadinessCheck> = {
-    postgres: async () => {
-      await deps.db.raw('select 1');
-      return { ok: true };
-    },
+    postgres: postgresReady(deps.db),
     audit: () => {
       if (!cfg.auditProjector) return Promise.resolve({ ok: true });
       const p = projector();

@@ -15,6 +15,7 @@ import { buildConsoleApp } from './app.js';
 import type { OidcLogin } from './auth.js';
 import type { ConsoleContext, ConsoleSettings } from './context.js';
 import { createSessionStore } from './session.js';
+import { postgresReady } from '../../libs/http/index.js';
 
 export interface OidcClientSettings {
   issuer: URL;
@@ -79,10 +80,7 @@ export async function buildConsole(deps: ConsoleDeps, cfg: ConsoleConfig): Promi
       oidc: sso,
     },
     readiness: {
-      postgres: async () => {
-        await deps.db.raw('select 1');
-        return { ok: true };
-      },
+      postgres: postgresReady(deps.db),
       ...(sso ? { 'identity-provider': () => Promise.resolve({ ok: sso.config !== null }) } : {}),
     },
     metrics: deps.metrics.registry,

@@ -7,7 +7,7 @@ import { createDeliveryMetrics } from '../../libs/delivery/metrics.js';
 import { migrateDelivery } from '../../libs/delivery/store.js';
 import { createDeliverySupervisor, type DeliverySupervisor } from '../../libs/delivery/supervisor.js';
 import type { EventCodec } from '../../libs/events/codec.js';
-import { createHttpApp } from '../../libs/http/index.js';
+import { createHttpApp, postgresReady } from '../../libs/http/index.js';
 import { ensureTopics } from '../../libs/kafka/admin.js';
 import type { KafkaClient } from '../../libs/kafka/client.js';
 import type { EventProducer } from '../../libs/kafka/producer.js';
@@ -82,10 +82,7 @@ export function buildDeliveryService(deps: DeliveryDeps, cfg: DeliveryConfig): D
     metrics: deps.metrics.registry,
     codeOnlyNotFound: true,
     readiness: {
-      postgres: async () => {
-        await deps.db.raw('select 1');
-        return { ok: true };
-      },
+      postgres: postgresReady(deps.db),
       subscriptions: () => Promise.resolve(started ? { ok: true } : { ok: false, detail: 'starting' }),
     },
   });

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import type { EventCodec } from '../../libs/events/codec.js';
-import { createHttpApp } from '../../libs/http/index.js';
+import { createHttpApp, postgresReady } from '../../libs/http/index.js';
 import { createIdentityMetrics } from '../../libs/identity/matcher/metrics.js';
 import { reviewQueueSize } from '../../libs/identity/matcher/state.js';
 import { createIdentityMatcher, type IdentityMatcher } from '../../libs/identity/matcher/worker.js';
@@ -72,10 +72,7 @@ export function buildIdentityMatcherService(
     metrics: deps.metrics.registry,
     codeOnlyNotFound: true,
     readiness: {
-      postgres: async () => {
-        await deps.db.raw('select 1');
-        return { ok: true };
-      },
+      postgres: postgresReady(deps.db),
       matcher: () => Promise.resolve(started ? { ok: true } : { ok: false, detail: 'starting' }),
     },
   });

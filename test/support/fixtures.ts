@@ -1,4 +1,5 @@
 import { deterministicEventId, type ClinicalEvent, type EventMeta } from '../../libs/events/index.js';
+import { EMPTY_DEMOGRAPHICS } from '../../libs/events/demographics.js';
 
 /** Made-up patients only. */
 export function meta(type: string, messageId: string, occurredAt = Date.UTC(2026, 0, 15, 9, 30)): EventMeta {
@@ -22,23 +23,11 @@ export function patientRegistered(patientId: string, family: string, messageId: 
       meta: meta('PatientRegistered', messageId),
       patientId,
       demographics: {
+        ...EMPTY_DEMOGRAPHICS,
         identifiers: [{ system: 'urn:oid:2.16.840.1.113883.3.999.1', value: `MRN-${patientId}`, type: 'MR' }],
         names: [{ family, given: ['Testy'], prefix: null, suffix: null, use: 'official' }],
         birthDate: '1970-01-01',
         administrativeGender: 'unknown',
-        deceased: null,
-        deceasedAt: null,
-        addresses: [],
-        telecom: [],
-        maritalStatus: null,
-        language: null,
-        notSent: [],
-        cleared: [],
-        race: [],
-        ethnicity: [],
-        religion: null,
-        contacts: [],
-        primaryCareProvider: null,
       },
     },
   };
