@@ -4,6 +4,7 @@ import { listTopics } from '../../../libs/kafka/admin.js';
 import type { KafkaClient } from '../../../libs/kafka/client.js';
 import { scanTopic, type PartitionRange, type ScannedRecord } from '../../../libs/kafka/scan.js';
 import type { ConsoleContext } from '../context.js';
+import { topicWindows, type PartitionWindow } from '../flow/offsets.js';
 
 /**
  * Finding HL7 messages: the adapter keeps every accepted message on
@@ -65,20 +66,14 @@ export async function rangeByTime(
   from: number,
   to: number,
 ): Promise<Map<number, PartitionRange>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const [lo, hi] = await Promise.all([
-      admin.fetchTopicOffsetsByTimestamp(topic, Math.max(0, from - CLOCK_SLACK_MS)),
-      admin.fetchTopicOffsetsByTimestamp(topic, to + CLOCK_SLACK_MS),
-    ]);
-    const end = new Map(hi.map((o) => [o.partition, BigInt(o.offset)]));
-    return new Map(
-      lo.map((o) => [o.partition, { from: BigInt(o.offset), to: end.get(o.partition) ?? BigInt(o.offset) }]),
-    );
-  } finally {
-    await admin.disconnect();
-  }
+  const w = await topicWindows(kafka, [topic], [Math.max(0, from - CLOCK_SLACK_MS), to + CLOCK_SLACK_MS]);
+  const parts = w.topics.get(topic) ?? new Map<number, PartitionWindow>();
+  return new Map(
+    [...parts].map(([p, o]) => {
+      const lo = o.at[0] ?? o.high;
+      return [p, { from: lo, to: o.at[1] ?? lo }];
+    }),
+  );
 }
 
 /** Those of `topics` that exist: a deployment without the HL7 adapter yet has no raw topic, and nothing to find there. */
