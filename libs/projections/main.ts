@@ -4,6 +4,7 @@ import { OPERATOR_AUDIENCE } from '../http/operator.js';
 import { dlqTopicFor } from '../kafka/dlq.js';
 import { runService } from '../service/index.js';
 import { producerMetricsHooks } from '../telemetry/metrics.js';
+import { BULK_MIN_EVENTS } from './runner.js';
 import type { ProjectorConfig, ProjectorDeps, ProjectorService } from './service.js';
 
 /** What every projector reads besides the shared service variables. */
@@ -15,6 +16,8 @@ function projectorEnv(defaultSchema: string) {
     PROJECTION_SCHEMA: schemaNameEnv(defaultSchema),
     DLQ_TOPIC: z.string().optional(),
     CONSUMER_GROUP_PREFIX: z.string().optional(),
+    // A transaction of at least this many events (only a consumer far behind the log forms one) writes by binary COPY.
+    PROJECTION_BULK_MIN_EVENTS: z.coerce.number().int().min(1).default(BULK_MIN_EVENTS),
   };
 }
 
@@ -72,6 +75,7 @@ export async function runProjectorMain<E extends z.ZodRawShape>(spec: ProjectorM
           dlqTopic: env.DLQ_TOPIC ?? dlqTopicFor(spec.name, k.topic),
           topicFor: k.topic,
           ...(env.CONSUMER_GROUP_PREFIX ? { groupPrefix: env.CONSUMER_GROUP_PREFIX } : {}),
+          bulkMinEvents: env.PROJECTION_BULK_MIN_EVENTS,
         },
         k.config as z.infer<z.ZodObject<E>>,
       );

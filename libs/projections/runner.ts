@@ -14,6 +14,7 @@ import {
 import type { EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../telemetry/logger.js';
 import { assertSqlIdentifier, migrateSchema, sqlArray, toDbError, type Migration } from '../db/index.js';
+import { encodeCopyRows, sendCopy } from '../db/copy.js';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -43,7 +44,21 @@ export interface ApplyOptions {
    * KeyExists: every write de-duplicates or upserts.
    */
   careful: boolean;
+  /**
+   * The batch is large (a catch-up: see BULK_MIN_EVENTS): new rows may be
+   * written by binary COPY. What lands is the same either way.
+   */
+  bulk?: boolean;
 }
+
+/**
+ * A transaction with at least this many events to apply takes the bulk path
+ * (binary COPY of new rows and of the applied event ids). Live traffic
+ * brings a few dozen records per fetch; only a consumer far behind the log
+ * (a rebuild, a new read model, a long outage) forms batches this large, so
+ * the switch back to statements near the head needs no separate signal.
+ */
+export const BULK_MIN_EVENTS = 1_000;
 
 /**
  * Exactly-once in effect: each batch is applied, de-duplicated by event id and
@@ -221,6 +236,10 @@ export interface ProjectionRunnerOptions {
    * Resuming reads the checkpoints either way.
    */
   commitGroupOffsets?: boolean;
+  /** Events a transaction needs for the bulk path (default BULK_MIN_EVENTS; Infinity: never). */
+  bulkMinEvents?: number;
+  /** After each commit that applied events: which path it took and how many events it applied. */
+  onTransaction?(path: ApplyPath, events: number): void;
 }
 
 /** Where a runner applies its batches. */
@@ -228,6 +247,59 @@ interface BatchTarget {
   db: Knex;
   schema: string;
   projection: Projection;
+  bulkMinEvents: number;
+}
+
+/** Which way a transaction wrote its events (see BULK_MIN_EVENTS). */
+export type ApplyPath = 'bulk' | 'per-event';
+
+const APPLIED_TYPES = new Map([
+  ['event_id', 2950],
+  ['topic', 25],
+  ['partition', 23],
+  ['offset', 20],
+]);
+
+/** applied_events rows as binary COPY data (the bulk path). */
+function appliedCopy(schema: string, pending: readonly DecodedRecord[]) {
+  return encodeCopyRows(
+    { schema, table: 'applied_events', types: APPLIED_TYPES },
+    ['event_id', 'topic', 'partition', 'offset'],
+    pending.map((r) => ({
+      event_id: r.event.data.meta.eventId,
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.offset,
+    })),
+  );
+}
+
+/**
+ * The bulk path of recordApplied: a long catch-up meets resends now and
+ * then, and one in a batch must not send the whole batch back to the
+ * statements (KeyExists). So ids held already are looked up (one probe of
+ * the index) and repeats within the batch dropped in memory, before the
+ * rest is copied; only an id another instance records meanwhile still
+ * ends in KeyExists.
+ */
+async function recordAppliedByCopy(
+  schema: string,
+  trx: Knex.Transaction,
+  pending: readonly DecodedRecord[],
+): Promise<DecodedRecord[]> {
+  const held = await trx.raw<{ rows: { event_id: string }[] }>(
+    `select event_id from ??.applied_events where event_id = any(?::uuid[])`,
+    [schema, sqlArray(pending.map((r) => r.event.data.meta.eventId))],
+  );
+  const seen = new Set(held.rows.map((r) => r.event_id));
+  const fresh = pending.filter((r) => {
+    const id = r.event.data.meta.eventId;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+  if (fresh.length > 0) await insertAssumingNew(() => sendCopy(trx, appliedCopy(schema, fresh)));
+  return fresh;
 }
 
 /**
@@ -241,7 +313,9 @@ async function recordApplied(
   trx: Knex.Transaction,
   pending: DecodedRecord[],
   careful: boolean,
+  bulk = false,
 ): Promise<DecodedRecord[]> {
+  if (bulk && !careful) return recordAppliedByCopy(schema, trx, pending);
   // Columns as arrays (unnest), not a VALUES list: a fixed handful of
   // parameters whatever the batch size, nothing for knex or Postgres to number.
   const bindings = [
@@ -282,9 +356,10 @@ async function applyBatches(
   target: BatchTarget,
   batches: readonly PartitionBatch[],
   careful: boolean,
-): Promise<void> {
+): Promise<{ path: ApplyPath; events: number } | null> {
   const { db, schema, projection } = target;
-  await db.transaction(async (trx) => {
+  return db.transaction(async (trx) => {
+    let applied: { path: ApplyPath; events: number } | null = null;
     await checkFences(trx, schema, batches);
     // Row locks on the checkpoints serialise two instances that were both
     // (briefly, during a rebalance) given a partition; taken in key order,
@@ -296,8 +371,10 @@ async function applyBatches(
       return b.records.filter((r) => r.offset > d);
     });
     if (pending.length > 0) {
-      const toApply = await recordApplied(schema, trx, pending, careful);
-      if (toApply.length > 0) await projection.apply(trx, schema, toApply, { careful });
+      const bulk = pending.length >= target.bulkMinEvents && !careful;
+      const toApply = await recordApplied(schema, trx, pending, careful, bulk);
+      applied = { path: bulk ? 'bulk' : 'per-event', events: toApply.length };
+      if (toApply.length > 0) await projection.apply(trx, schema, toApply, { careful, bulk });
       if (projection.duplicates && toApply.length < pending.length) {
         const applied = new Set(toApply);
         await projection.duplicates(
@@ -323,6 +400,7 @@ async function applyBatches(
         .onConflict(['topic', 'partition'])
         .merge();
     }
+    return applied;
   });
 }
 
@@ -335,15 +413,32 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
   const { db, projection } = opts;
   const schema = assertSqlIdentifier(opts.schema);
   const groupId = opts.groupId ?? projectionGroupId(projection.name, schema);
-  const target: BatchTarget = { db, schema, projection };
+  const log = opts.logger.child({ projection: projection.name, schema });
+  const target: BatchTarget = {
+    db,
+    schema,
+    projection,
+    bulkMinEvents: opts.bulkMinEvents ?? BULK_MIN_EVENTS,
+  };
+  let lastPath: ApplyPath | undefined;
+  const committed = (t: { path: ApplyPath; events: number } | null) => {
+    if (!t) return;
+    opts.onTransaction?.(t.path, t.events);
+    // Once per switch, for whoever watches a catch-up: far behind → COPY; near the head → statements.
+    if (t.path === 'bulk' && lastPath !== 'bulk')
+      log.info({ path: t.path }, 'catching up: large batches go by binary COPY');
+    if (t.path === 'per-event' && lastPath === 'bulk')
+      log.info({ path: t.path }, 'near the head: batches go by statements again');
+    lastPath = t.path;
+  };
 
   async function handleGroup(batches: PartitionBatch[]): Promise<void> {
     try {
       try {
-        await applyBatches(target, batches, false);
+        committed(await applyBatches(target, batches, false));
       } catch (err) {
         if (!(err instanceof KeyExists)) throw err;
-        await applyBatches(target, batches, true);
+        committed(await applyBatches(target, batches, true));
       }
     } catch (err) {
       if (isHubError(err) || err instanceof BatchFenced) throw err;
@@ -368,7 +463,7 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
     groupId,
     topics: projection.topics,
     dlqTopic: opts.dlqTopic,
-    logger: opts.logger.child({ projection: projection.name, schema }),
+    logger: log,
     handle: (batch) => handleGroup([batch]),
     handleGroup,
     storedOffsets: (topic, partitions) => storedOffsets(db, schema, topic, partitions),

@@ -41,6 +41,8 @@ export interface ProjectorConfig {
   stallAfterMs?: number;
   /** How often to check whether a rebuild switched the active version. */
   followEveryMs?: number;
+  /** Events a transaction needs to go by binary COPY (runner.ts BULK_MIN_EVENTS). */
+  bulkMinEvents?: number;
 }
 
 export interface ProjectorService {
@@ -65,6 +67,7 @@ export function meteredProjectionRunner(
     dlqTopic: string;
     logger: Logger;
     onFatal(err: HubError): void;
+    bulkMinEvents?: number;
   },
 ): ConsumerRunner {
   const groupId = o.groupId ?? projectionGroupId(o.projection.name, o.schema);
@@ -80,6 +83,7 @@ export function meteredProjectionRunner(
     logger: o.logger,
     onDeadLetter: (dl) => deps.metrics.deadLetters.inc({ consumer: dl.consumer, reason: dl.reasonCode }),
     onApplied: (topic, n) => deps.metrics.eventsApplied.inc({ consumer: o.projection.name, topic }, n),
+    onTransaction: (path) => deps.metrics.projectionTransactions.inc({ consumer: o.projection.name, path }),
     onBatch: consumerMetricsHook(deps.metrics),
     onFenced: () => deps.metrics.consumerFencedBatches.inc({ consumer: groupId }),
     onAssigned: () => deps.metrics.consumerAssignments.inc({ consumer: groupId }),
@@ -91,6 +95,7 @@ export function meteredProjectionRunner(
     onFatal: o.onFatal,
     // A service's group lives as long as the service: tools show its lag.
     commitGroupOffsets: true,
+    ...(o.bulkMinEvents === undefined ? {} : { bulkMinEvents: o.bulkMinEvents }),
   });
 }
 
@@ -179,6 +184,7 @@ export function buildProjectorService(
       groupId: groupOf(s),
       dlqTopic: cfg.dlqTopic,
       logger: log,
+      ...(cfg.bulkMinEvents === undefined ? {} : { bulkMinEvents: cfg.bulkMinEvents }),
       onFatal: (err) => {
         fatal = err;
         deps.onFatal?.(err);

@@ -49,7 +49,7 @@ const KEYS = ['plain', 'a"b\\c,{x} y', 'NULL', 'é😀', ''];
 describe('read model store: batch write values (Postgres)', () => {
   let db: Knex;
   let schema: string;
-  let plan: { things: Thing[]; log: LogRow[] } = { things: [], log: [] };
+  let plan: { things: Thing[]; log: LogRow[]; unlooked?: boolean } = { things: [], log: [] };
   let projection: Projection;
   let offset = 0n;
 
@@ -72,9 +72,15 @@ describe('read model store: batch write values (Postgres)', () => {
     return r.rows.map((x) => x.t);
   }
 
-  async function writeBoth(things: Thing[], careful: boolean): Promise<void> {
-    plan = { things, log: [] };
-    await db.transaction((trx) => projection.apply(trx, schema, batch(), { careful }));
+  async function writeBoth(
+    things: Thing[],
+    careful: boolean,
+    o: { bulk?: boolean; unlooked?: boolean } = {},
+  ): Promise<void> {
+    plan = { things, log: [], ...(o.unlooked ? { unlooked: true } : {}) };
+    await db.transaction((trx) =>
+      projection.apply(trx, schema, batch(), { careful, ...(o.bulk ? { bulk: true } : {}) }),
+    );
     await db
       .withSchema(schema)
       .into('things_before')
@@ -93,7 +99,7 @@ describe('read model store: batch write values (Postgres)', () => {
         things: { key: 'id', jsonColumns: ['doc', 'tags'], timeColumns: ['at', 'maybe_at'] },
         log: { key: 'id', appendOnly: true },
       },
-      needs: () => ({ things: plan.things.map((t) => t.id) }),
+      needs: () => (plan.unlooked ? {} : { things: plan.things.map((t) => t.id) }),
       evolve: (draft) => {
         for (const t of plan.things) draft.put('things', t.id, t);
         for (const l of plan.log) draft.put('log', l.id, l);
@@ -118,6 +124,17 @@ describe('read model store: batch write values (Postgres)', () => {
               t.text('id').primary();
               t.text('note').notNullable();
             });
+            // Which statement inserted into things: a COPY or an INSERT (top-level query text).
+            await knex.raw(`create table ??.writes (q text not null)`, [s]);
+            await knex.raw(
+              `create function ??.note_write() returns trigger language plpgsql as
+               $$ begin insert into ${s}.writes values (split_part(lower(ltrim(current_query())), ' ', 1)); return null; end $$`,
+              [s],
+            );
+            await knex.raw(
+              `create trigger note_write after insert on ??.things for each statement execute function ??.note_write()`,
+              [s, s],
+            );
           },
         },
       ],
@@ -129,36 +146,39 @@ describe('read model store: batch write values (Postgres)', () => {
     await db.destroy();
   });
 
+  const base = (id: string, i: number): Thing => ({
+    id,
+    doc: { nested: { a: [1, 'two', null, true] }, quote: 'say "hi"\\', i },
+    tags: ['x', 'y z', '{a,b}'],
+    at: at(9, i),
+    maybe_at: null,
+    flag: i % 2 === 0,
+    n: i === 0 ? 0 : -i * 1000,
+    label: i === 1 ? null : `tab\tnew\nline ' " é`,
+  });
+  /** Every kind of value the write must carry: odd keys, JSON null, absent columns, times Postgres spells apart. */
+  const firstThings = (): Thing[] => [
+    ...KEYS.map(base),
+    { ...base('json-null', 5), doc: null, tags: [] },
+    { ...base('no-doc', 6), doc: undefined, tags: 'a string' },
+    { ...base('scalars', 7), doc: 42.5, tags: { not: 'an array' }, n: 2147483647, flag: null },
+    // 1969, the epoch itself, an odd millisecond, and years Postgres spells differently.
+    { ...base('t-1969', 8), at: -1, maybe_at: 0 },
+    { ...base('t-ms', 9), at: 1_700_000_000_123, maybe_at: 1_700_000_000_001 },
+    {
+      ...base('t-edge', 10),
+      at: Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+      maybe_at: Date.parse('0001-01-01T00:00:00Z'),
+    },
+    {
+      ...base('t-far', 11),
+      at: Date.UTC(10_000, 0, 1, 0, 0, 0, 1),
+      maybe_at: Date.parse('-000001-06-30T12:00:00.5Z'),
+    },
+  ];
+
   it('writes new and existing rows exactly as the multi-row upsert did', async () => {
-    const base = (id: string, i: number): Thing => ({
-      id,
-      doc: { nested: { a: [1, 'two', null, true] }, quote: 'say "hi"\\', i },
-      tags: ['x', 'y z', '{a,b}'],
-      at: at(9, i),
-      maybe_at: null,
-      flag: i % 2 === 0,
-      n: i === 0 ? 0 : -i * 1000,
-      label: i === 1 ? null : `tab\tnew\nline ' " é`,
-    });
-    const first: Thing[] = [
-      ...KEYS.map(base),
-      { ...base('json-null', 5), doc: null, tags: [] },
-      { ...base('no-doc', 6), doc: undefined, tags: 'a string' },
-      { ...base('scalars', 7), doc: 42.5, tags: { not: 'an array' }, n: 2147483647, flag: null },
-      // 1969, the epoch itself, an odd millisecond, and years Postgres spells differently.
-      { ...base('t-1969', 8), at: -1, maybe_at: 0 },
-      { ...base('t-ms', 9), at: 1_700_000_000_123, maybe_at: 1_700_000_000_001 },
-      {
-        ...base('t-edge', 10),
-        at: Date.UTC(9999, 11, 31, 23, 59, 59, 999),
-        maybe_at: Date.parse('0001-01-01T00:00:00Z'),
-      },
-      {
-        ...base('t-far', 11),
-        at: Date.UTC(10_000, 0, 1, 0, 0, 0, 1),
-        maybe_at: Date.parse('-000001-06-30T12:00:00.5Z'),
-      },
-    ];
+    const first = firstThings();
     // Absent when read: written as new rows.
     await writeBoth(first, false);
     expect(await rowsText('things')).toEqual(await rowsText('things_before'));
@@ -194,6 +214,49 @@ describe('read model store: batch write values (Postgres)', () => {
     expect(kinds.rows).toEqual([{ k: 'array' }]);
   });
 
+  /** The kinds of statement (copy, insert) that inserted into things since the last call. */
+  async function writes(): Promise<string[]> {
+    const r = await db.raw<{ rows: { q: string }[] }>(`delete from ??.writes returning q`, [schema]);
+    return [...new Set(r.rows.map((x) => x.q))].sort();
+  }
+
+  it('the bulk path (binary COPY of new rows) writes exactly what the statements write', async () => {
+    await db.raw('truncate ??.things, ??.things_before', [schema, schema]);
+    await writes();
+    const first = firstThings();
+    // New rows, looked for and absent: COPY.
+    await writeBoth(first, false, { bulk: true });
+    expect(await rowsText('things')).toEqual(await rowsText('things_before'));
+    expect(await writes()).toEqual(['copy']);
+    // Existing rows: upserted as on the per-event path.
+    const second = first.map((t, i) => ({
+      ...t,
+      doc: i % 2 ? null : undefined,
+      label: 'second',
+      at: t.at + 5,
+    }));
+    await writeBoth(second, false, { bulk: true });
+    expect(await rowsText('things')).toEqual(await rowsText('things_before'));
+    expect(await writes()).toEqual(['insert']);
+    // Rows written without being looked for: probed, the new ones copied, the others upserted.
+    const third = [
+      ...second.slice(0, 3).map((t) => ({ ...t, label: 'third' })),
+      ...['unlooked-1', 'unlooked-2'].map((id, i) => base(id, i)),
+    ];
+    await writeBoth(third, false, { bulk: true, unlooked: true });
+    expect(await rowsText('things')).toEqual(await rowsText('things_before'));
+    expect(await rowsText('things')).toHaveLength(first.length + 2);
+    expect(await writes()).toEqual(['copy', 'insert']);
+  });
+
+  it('on the bulk path too, an append-only row that exists after all is KeyExists', async () => {
+    plan = { things: [], log: [{ id: 'L-bulk', note: 'first' }] };
+    await db.transaction((trx) => projection.apply(trx, schema, batch(), { careful: false, bulk: true }));
+    await expect(
+      db.transaction((trx) => projection.apply(trx, schema, batch(), { careful: false, bulk: true })),
+    ).rejects.toBeInstanceOf(KeyExists);
+  });
+
   it('an append-only row that exists after all is KeyExists, and the careful retry upserts it', async () => {
     plan = { things: [], log: [{ id: 'L1', note: 'first' }] };
     await db.transaction((trx) => projection.apply(trx, schema, batch(), { careful: false }));
@@ -202,7 +265,7 @@ describe('read model store: batch write values (Postgres)', () => {
       db.transaction((trx) => projection.apply(trx, schema, batch(), { careful: false })),
     ).rejects.toBeInstanceOf(KeyExists);
     await db.transaction((trx) => projection.apply(trx, schema, batch(), { careful: true }));
-    expect(await rowsText('log')).toEqual(['(L1,again)']);
+    expect(await rowsText('log')).toEqual(['(L-bulk,first)', '(L1,again)']);
   });
 
   it('a row created by another transaction after this batch read it is KeyExists, not overwritten', async () => {

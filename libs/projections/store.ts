@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { assertSqlIdentifier, sqlArray, type Migration } from '../db/index.js';
+import { encodeCopyRows, NotCopyable, schemaColumns, sendCopy, type SchemaColumns } from '../db/copy.js';
 import { insertAssumingNew, type Projection } from './runner.js';
 import type { ClinicalEvent } from '../events/index.js';
 import type { DecodedRecord } from '../kafka/consumer.js';
@@ -373,12 +374,9 @@ async function writeRows(
   rows: readonly Row[],
   upsert: boolean,
 ): Promise<void> {
-  // Every column any row sets, as a multi-row insert would list them.
-  const seen = new Set<string>();
-  for (const row of rows) for (const c in row) seen.add(c);
   const jsonCols = spec.jsonColumns ?? [];
   const jsonNull = jsonCols.length > 0 && rows.some((r) => jsonCols.some((c) => r[c] === null));
-  const sql = writeStatement(schema, table, spec, [...seen], upsert, jsonNull);
+  const sql = writeStatement(schema, table, spec, columnsOf(rows), upsert, jsonNull);
   const send = async (part: readonly Row[]): Promise<void> => {
     const json = JSON.stringify(part);
     if (json.length > MAX_STATEMENT_CHARS && part.length > 1) {
@@ -392,6 +390,44 @@ async function writeRows(
     }
   };
   await send(spec.timeColumns?.length ? rows.map((r) => toDb(spec, r)) : rows);
+}
+
+/** Every column any row sets, as a multi-row insert would list them. */
+function columnsOf(rows: readonly Row[]): string[] {
+  const seen = new Set<string>();
+  for (const row of rows) for (const c in row) seen.add(c);
+  return [...seen];
+}
+
+/**
+ * New rows of one table by binary COPY (the bulk path of a catch-up): the
+ * same rows the plain insert writes, with the same KeyExists on a key that
+ * exists after all. Rows with a value COPY would have to guess at
+ * (NotCopyable) go through the insert statement instead.
+ */
+async function copyRows(
+  trx: Knex.Transaction,
+  schema: string,
+  table: string,
+  spec: TableSpec,
+  rows: readonly Row[],
+  columns: SchemaColumns,
+): Promise<void> {
+  const types = columns.get(table);
+  let copy: ReturnType<typeof encodeCopyRows> | null = null;
+  try {
+    if (types) {
+      copy = encodeCopyRows(
+        { schema, table, types, jsonNullColumns: new Set(spec.jsonColumns ?? []) },
+        columnsOf(rows),
+        rows,
+      );
+    }
+  } catch (err) {
+    if (!(err instanceof NotCopyable)) throw err;
+  }
+  if (copy) await insertAssumingNew(() => sendCopy(trx, copy));
+  else await writeRows(trx, schema, table, spec, rows, false);
 }
 
 function fromDb(spec: TableSpec, row: Row): Row {
@@ -502,6 +538,86 @@ async function applyMerges(
   }
 }
 
+/** How a batch's changes are written: which keys are new, whether to upsert everything, whether by COPY. */
+interface WritePlan {
+  /** Per table, keys looked for and not found (empty when careful). */
+  absent: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Per table, every key looked for (found or not). */
+  lookedUp: ReadonlyMap<string, ReadonlySet<string>>;
+  careful: boolean;
+  /** The schema's column types when new rows go by binary COPY (the bulk path); null: insert statements. */
+  columns: SchemaColumns | null;
+}
+
+/** Per table: one delete, then new rows inserted (or copied) and the others upserted. */
+async function writeChanges<T extends { [K in keyof T]: object }>(
+  trx: Knex.Transaction,
+  schema: string,
+  tables: Record<string, TableSpec>,
+  draft: Draft<T>,
+  plan: WritePlan,
+): Promise<void> {
+  const insert = (t: string, spec: TableSpec, rows: readonly Row[]) =>
+    plan.columns
+      ? copyRows(trx, schema, t, spec, rows, plan.columns)
+      : writeRows(trx, schema, t, spec, rows, false);
+  for (const [t, spec] of Object.entries(tables)) {
+    const { upserts, deletes } = draft.changes(t as keyof T);
+    if (deletes.length > 0) {
+      await trx
+        .withSchema(schema)
+        .from(t)
+        .whereRaw('?? = any(?::text[])', [spec.key, sqlArray(deletes)])
+        .delete();
+    }
+    const rows = upserts as Row[];
+    if (rows.length === 0) continue;
+    if (!plan.careful && spec.appendOnly) {
+      await insert(t, spec, rows);
+      continue;
+    }
+    const isNew = plan.columns ? await newKeys(trx, schema, t, spec, rows, plan) : plan.absent.get(t);
+    if (isNew) {
+      const inserts = rows.filter((r) => isNew.has(String(r[spec.key])));
+      const updates = rows.filter((r) => !isNew.has(String(r[spec.key])));
+      if (inserts.length > 0) await insert(t, spec, inserts);
+      if (updates.length > 0) await writeRows(trx, schema, t, spec, updates, true);
+    } else {
+      await writeRows(trx, schema, t, spec, rows, true);
+    }
+  }
+}
+
+/**
+ * The bulk path's new rows of a table: keys looked for and not found, plus
+ * keys the batch wrote without looking for them (an evolve that replaces a
+ * row whole) that do not exist either, found by one key probe, so that
+ * they too go by COPY instead of an upsert statement.
+ */
+async function newKeys(
+  trx: Knex.Transaction,
+  schema: string,
+  table: string,
+  spec: TableSpec,
+  rows: readonly Row[],
+  plan: WritePlan,
+): Promise<ReadonlySet<string>> {
+  const looked = plan.lookedUp.get(table);
+  const unseen = rows.map((r) => String(r[spec.key])).filter((k) => !looked?.has(k));
+  const absent = new Set(plan.absent.get(table));
+  // Keys are text (or uuid): any other key type is left to the upsert.
+  const keyType = { 25: 'text', 2950: 'uuid' }[plan.columns?.get(table)?.get(spec.key) ?? 0];
+  if (unseen.length === 0 || !keyType) return absent;
+  const found = await trx
+    .withSchema(schema)
+    .from(table)
+    .whereRaw(`?? = any(?::${keyType}[])`, [spec.key, sqlArray(unseen)])
+    .pluck<string[]>(spec.key);
+  const exists = new Set(found.map(String));
+  for (const k of unseen) if (!exists.has(k)) absent.add(k);
+  return absent;
+}
+
 /** Turns a read model into a Projection for the shared runner (runner.ts). */
 export function readModelProjection<T extends { [K in keyof T]: object }>(model: ReadModel<T>): Projection {
   const tables = model.tables as unknown as Record<string, TableSpec>;
@@ -562,29 +678,8 @@ export function readModelProjection<T extends { [K in keyof T]: object }>(model:
       const draft = new Draft<T>(loaded as { [K in keyof T]?: Iterable<[string, T[K]]> });
       for (const r of records) model.evolve(draft, r.event, resolve, { topic: r.topic });
 
-      for (const [t, spec] of Object.entries(tables)) {
-        const { upserts, deletes } = draft.changes(t as keyof T);
-        if (deletes.length > 0) {
-          await trx
-            .withSchema(schema)
-            .from(t)
-            .whereRaw('?? = any(?::text[])', [spec.key, sqlArray(deletes)])
-            .delete();
-        }
-        const rows = upserts as Row[];
-        if (rows.length === 0) continue;
-        const isNew = absent.get(t);
-        if (!careful && spec.appendOnly) {
-          await writeRows(trx, schema, t, spec, rows, false);
-        } else if (isNew) {
-          const inserts = rows.filter((r) => isNew.has(String(r[spec.key])));
-          const updates = rows.filter((r) => !isNew.has(String(r[spec.key])));
-          if (inserts.length > 0) await writeRows(trx, schema, t, spec, inserts, false);
-          if (updates.length > 0) await writeRows(trx, schema, t, spec, updates, true);
-        } else {
-          await writeRows(trx, schema, t, spec, rows, true);
-        }
-      }
+      const columns = opts?.bulk && !careful ? await schemaColumns(trx, schema) : null;
+      await writeChanges(trx, schema, tables, draft, { absent, lookedUp: wanted, careful, columns });
     },
   };
 }

@@ -9,6 +9,8 @@ export interface HubMetrics {
   registry: Registry;
   deadLetters: Counter<'consumer' | 'reason'>;
   eventsApplied: Counter<'consumer' | 'topic'>;
+  /** Projection transactions by write path: `bulk` (binary COPY, catching up) or `per-event` (statements). */
+  projectionTransactions: Counter<'consumer' | 'path'>;
   eventsPublished: Counter<'topic' | 'type'>;
   /** HL7 adapter. `source` is a bounded, sanitised MSH-3; `type` is MSH-9.1_MSH-9.2. */
   hl7Received: Counter<'source' | 'type'>;
@@ -48,6 +50,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): HubMetri
       name: 'hub_events_applied_total',
       help: 'Events applied by a consumer (after de-duplication)',
       labelNames: ['consumer', 'topic'],
+      registers: [registry],
+    }),
+    projectionTransactions: new Counter({
+      name: 'hub_projection_transactions_total',
+      help: 'Committed projection transactions by write path: bulk (binary COPY while catching up) or per-event',
+      labelNames: ['consumer', 'path'],
       registers: [registry],
     }),
     eventsPublished: new Counter({
