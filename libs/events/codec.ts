@@ -5,6 +5,8 @@ import {
   assertValidEvent,
   avroTypeOf,
   eventTypeOfFullName,
+  invalidPaths,
+  unstorableTextPaths,
   type ClinicalEvent,
   type EventType,
 } from './index.js';
@@ -33,6 +35,72 @@ export interface EventCodec {
 }
 
 const MAGIC = 0;
+/** Magic byte and schema id in front of every Avro body. */
+const HEADER_BYTES = 5;
+
+/**
+ * Event payloads that passed `checkForEncode` unchanged since: encode does
+ * not check them a second time. Keyed by the object itself (weakly, so a
+ * published event is not kept alive); whoever checks an event must not
+ * change it afterwards (the HL7 mapper hands its events straight to the
+ * producer). avsc still checks every value's type as it writes it.
+ */
+const checked = new WeakSet<object>();
+
+/**
+ * The paths at which `data` does not match its contract or holds text no
+ * reader can store (invalidPaths), and when there are none, marks this
+ * exact object so that encode skips the same check. For a producer of
+ * events that checks them itself before publishing (the HL7 mapper refuses
+ * such a message instead of failing its write): one check per event, not two.
+ */
+export function checkForEncode(type: EventType, data: object): string[] {
+  // The common case without avsc's error hook, which tracks a path through every field.
+  if (avroTypeOf(type).isValid(data) && unstorableTextPaths(data).length === 0) {
+    checked.add(data);
+    return [];
+  }
+  return invalidPaths(type, data);
+}
+
+/** Bodies up to this size are written into a buffer kept for the next event; larger ones into their own. */
+const MAX_SCRATCH_BYTES = 1024 * 1024;
+
+/**
+ * Confluent wire bytes of one event with one exact-size allocation: the
+ * header and body are written into a reused scratch buffer and copied out
+ * once (Type.toBuffer allocates the body, which was then copied again
+ * behind the header). A body that does not fit is written a second time
+ * into a buffer of its exact size, which is returned as is.
+ */
+class WireWriter {
+  private scratch: Buffer;
+
+  constructor(initialBytes: number) {
+    this.scratch = Buffer.allocUnsafe(Math.max(initialBytes, HEADER_BYTES));
+  }
+
+  write(type: avsc.Type, id: number, data: unknown): Buffer {
+    const end = type.encode(data, this.scratch, HEADER_BYTES);
+    if (end < 0) {
+      // avsc answers with how many bytes were missing.
+      const size = this.scratch.length - end;
+      const exact = Buffer.allocUnsafe(size);
+      type.encode(data, exact, HEADER_BYTES);
+      if (size <= MAX_SCRATCH_BYTES) this.scratch = Buffer.allocUnsafe(Math.min(2 * size, MAX_SCRATCH_BYTES));
+      return header(exact, id);
+    }
+    const out = Buffer.allocUnsafe(end);
+    this.scratch.copy(out, HEADER_BYTES, HEADER_BYTES, end);
+    return header(out, id);
+  }
+}
+
+function header(out: Buffer, id: number): Buffer {
+  out.writeUInt8(MAGIC, 0);
+  out.writeInt32BE(id, 1);
+  return out;
+}
 
 /** How to read a writer schema's bytes: no resolver when the writer's schema is the reader's. */
 interface Reader {
@@ -58,7 +126,13 @@ function read(id: number, { type, resolver }: Reader, value: Buffer): ClinicalEv
   }
 }
 
-export function createEventCodec(registry: RegistryClient): EventCodec {
+export interface CodecOptions {
+  /** Initial size of the reused encode buffer (grows to the largest event up to 1 MiB); tests make it small. */
+  scratchBytes?: number;
+}
+
+export function createEventCodec(registry: RegistryClient, opts: CodecOptions = {}): EventCodec {
+  const writer = new WireWriter(opts.scratchBytes ?? 64 * 1024);
   const ids = new Map<string, Promise<number>>();
   const resolvers = new Map<number, Promise<Reader>>();
   const ready = new Map<number, Reader>();
@@ -120,14 +194,9 @@ export function createEventCodec(registry: RegistryClient): EventCodec {
 
   return {
     async encode(event, topic = EVENT_CONTRACTS[event.type].topic) {
-      assertValidEvent(event.type, event.data);
+      if (!checked.has(event.data)) assertValidEvent(event.type, event.data);
       const id = await idFor(event.type, topic);
-      const body = avroTypeOf(event.type).toBuffer(event.data);
-      const out = Buffer.allocUnsafe(5 + body.length);
-      out.writeUInt8(MAGIC, 0);
-      out.writeInt32BE(id, 1);
-      body.copy(out, 5);
-      return out;
+      return writer.write(avroTypeOf(event.type), id, event.data);
     },
     async decode(value) {
       const id = schemaIdOf(value);

@@ -1,7 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../errors/index.js';
-import { ackCodesFor, ackErrorFor, buildAck, charsetOf, encodeAck, hl7Escape, sniffMsh } from './ack.js';
+import {
+  ackCodesFor,
+  ackErrorFor,
+  buildAck,
+  charsetOf,
+  encodeAck,
+  hl7Escape,
+  mshEnd,
+  sniffMsh,
+  sniffMshWithin,
+} from './ack.js';
 
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
 const adt =
@@ -36,6 +46,50 @@ describe('sniffMsh', () => {
     expect(sniffMsh(Buffer.from(''))).toBeNull();
     expect(sniffMsh(Buffer.from('MSHA'))).toBeNull();
     fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => void sniffMsh(Buffer.from(b))));
+  });
+
+  it('property: given any bytes, when sniffed from MSH alone, then the result equals sniffing the whole 8 KiB window', () => {
+    // Bytes around an MSH: blanks, non-ASCII (UTF-8 and not), terminators, a BOM, MSH-18 values.
+    const piece = fc.oneof(
+      fc.constantFrom('MSH|^~\\&|', 'MSH', '|', '^', '~', '\r', '\n', ' ', '\t', 'é', '€', 'ÿ', '\u00a0'),
+      fc.constantFrom('||||||UNICODE UTF-8', '||||||8859/1', '||||||ASCII', 'ADT^A01', 'C1|P|2.5.1'),
+    );
+    const text = fc.array(piece, { maxLength: 40 }).map((p) => p.join(''));
+    const bytes = fc.oneof(
+      fc
+        .tuple(text, fc.constantFrom('utf8', 'latin1') as fc.Arbitrary<BufferEncoding>)
+        .map(([t, enc]) => Buffer.from(t, enc)),
+      fc
+        .tuple(fc.uint8Array({ maxLength: 40 }), text)
+        .map(([junk, t]) => Buffer.concat([junk, Buffer.from(t)])),
+      fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+    );
+    fc.assert(
+      fc.property(bytes, (b) => {
+        // The reading before this change: every sniff decoded up to 8 KiB, twice.
+        expect(sniffMsh(b)).toEqual(sniffMshWithin(b, Math.min(b.length, 8192)));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('given a UTF-8 sender name and no MSH-18, when sniffed, then it reads as UTF-8; an ASCII one as itself', () => {
+    expect(sniffMsh(Buffer.from('MSH|^~\\&|Hôpital|Bâle|HUB|F|x||ADT^A01|C1|P|2.5.1\rPID|1'))).toMatchObject({
+      sendingApplication: 'Hôpital',
+      sendingFacility: 'Bâle',
+      charset: 'utf8',
+    });
+    expect(sniffMsh(Buffer.from('MSH|^~\\&|EHR|GEN|HUB|F|x||ADT^A01|C1|P|2.5.1'))?.sendingApplication).toBe(
+      'EHR',
+    );
+  });
+
+  it('given an MSH segment longer than the window, when sniffed, then it reads the window as before', () => {
+    // Given an MSH-3 of 9,000 bytes of 2-byte characters and no terminator within 8 KiB
+    const b = Buffer.from(`MSH|^~\\&|${'é'.repeat(4500)}|F\rPID|1`);
+    // When the end is found, then it is the window, and the sniff equals the whole-window one
+    expect(mshEnd(b)).toBe(8192);
+    expect(sniffMsh(b)).toEqual(sniffMshWithin(b, 8192));
   });
 
   it('knows the charsets the hub reads', () => {

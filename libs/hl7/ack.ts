@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { errorSpec, toHubError } from '../errors/index.js';
 import type { ErrorLocation } from './types.js';
 
@@ -60,15 +61,44 @@ export function charsetOf(declared: string): SniffedMsh['charset'] | null {
  * MSH. Never throws, whatever the bytes.
  */
 export function sniffMsh(bytes: Buffer): SniffedMsh | null {
+  return sniffMshWithin(bytes, mshEnd(bytes));
+}
+
+/** MSH is looked for in this many leading bytes at most. */
+const SNIFF_BYTES = 8192;
+
+/**
+ * How many leading bytes sniffMsh needs to decode: up to the end of the
+ * segment that starts at the first `MSH` (its CR or LF), or the sniff
+ * window. firstSegment reads nothing beyond, and CR/LF/`MSH` are ASCII
+ * (never part of a UTF-8 sequence), so decoding only these bytes gives the
+ * same segment, in latin1 and in UTF-8, as decoding the whole window: the
+ * rest of the message is decoded once, by the mapper.
+ */
+export function mshEnd(bytes: Buffer): number {
+  const window = bytes.subarray(0, Math.min(bytes.length, SNIFF_BYTES));
+  const at = window.indexOf('MSH');
+  // No MSH in the window: nothing to decode, the answer is null either way.
+  if (at === -1) return 0;
+  const rest = window.subarray(at);
+  const cr = rest.indexOf(0x0d);
+  const lf = rest.indexOf(0x0a);
+  const end = cr === -1 ? lf : lf === -1 ? cr : Math.min(cr, lf);
+  return end === -1 ? window.length : at + end;
+}
+
+/** sniffMsh over the first `end` bytes (any bound from mshEnd's up to the window reads the same MSH; tests compare). */
+export function sniffMshWithin(bytes: Buffer, end: number): SniffedMsh | null {
   // latin1 maps every byte to one char, so a non-ASCII sender name cannot
   // make decoding fail; it is re-decoded below once MSH-18 is known.
-  const first = firstSegment(bytes.toString('latin1', 0, Math.min(bytes.length, 8192)));
+  const first = firstSegment(bytes.toString('latin1', 0, end));
   if (!first) return null;
   const pre = parseMsh(first);
   if (!pre) return null;
   const charset = charsetOf(pre.declaredCharset) ?? 'utf8';
-  if (charset !== 'utf8') return { ...pre, charset };
-  const utf = parseMsh(firstSegment(bytes.toString('utf8', 0, Math.min(bytes.length, 8192))) ?? '');
+  // ASCII reads the same in latin1 and UTF-8: no second decode and parse.
+  if (charset !== 'utf8' || isAscii(bytes.subarray(0, end))) return { ...pre, charset };
+  const utf = parseMsh(firstSegment(bytes.toString('utf8', 0, end)) ?? '');
   return utf ? { ...utf, charset } : { ...pre, charset };
 }
 

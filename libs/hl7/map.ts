@@ -1,5 +1,6 @@
 import { HubError } from '../errors/index.js';
-import { invalidPaths, type ClinicalEvent } from '../events/index.js';
+import { checkForEncode } from '../events/codec.js';
+import type { ClinicalEvent } from '../events/index.js';
 import { decodeHl7Bytes } from './decode.js';
 import { mapAdt, ADT_TRIGGERS } from './map-adt.js';
 import { mapOrder, ORDER_TRIGGERS } from './map-order.js';
@@ -82,7 +83,8 @@ export function mapHl7Message(bytes: Buffer, ctx: MapContext): MapOutcome {
     const events = dispatch(header, scope);
     for (const e of events) {
       // A mapper bug must become a refusal here, not a poison record on a topic.
-      const paths = invalidPaths(e.type, e.data);
+      // The codec does not check these events again (checkForEncode marks them).
+      const paths = checkForEncode(e.type, e.data);
       if (paths.length > 0) {
         return {
           kind: 'refused',

@@ -1,15 +1,35 @@
-import { Hl7Message, type Hl7Segment } from '@medplum/core';
 import { HubError } from '../errors/index.js';
 import { normaliseText } from '../identity/hygiene.js';
 import { decodeEscapes, type Delimiters } from './decode.js';
 import type { ErrorLocation, Hl7Refusal } from './types.js';
 
 /**
- * Safe, escape-decoding access to a message parsed by @medplum/core's
- * Hl7Message. Medplum splits on the delimiters but leaves escape sequences
- * as they are, and its own accessors throw on absent repetitions; every read
- * here returns '' for anything absent instead.
+ * Safe, escape-decoding access to a message split on its delimiters.
+ * Splitting leaves escape sequences as they are; every read here decodes
+ * them, and returns '' for anything absent.
+ *
+ * The split is @medplum/core's Hl7Message.parse's, exactly (segments on
+ * runs of CR/LF, fields, repetitions, components; message.property.test.ts
+ * compares the two), but a field is split into repetitions and components
+ * only when it is first read: Medplum built two objects with defined
+ * properties for every field of every message, about a tenth of the
+ * adapter's CPU time, for fields the mapper mostly never reads.
  */
+
+/** Repetitions × components of one field's text, as Medplum's Hl7Field.parse splits it. */
+export function splitField(text: string, d: Delimiters): string[][] {
+  return text.split(d.repetition).map((r) => r.split(d.component));
+}
+
+/** A segment's name: the first component of its first field, as Medplum's Hl7Segment reads it. */
+export function segmentName(fields: readonly string[], d: Delimiters): string {
+  return (fields[0] ?? '').split(d.repetition)[0]?.split(d.component)[0] ?? '';
+}
+
+/** A message's segments, each split into fields: Medplum's Hl7Message.parse without the objects. */
+export function splitSegments(text: string, d: Delimiters): string[][] {
+  return text.split(/[\r\n]+/).map((line) => line.split(d.field));
+}
 
 /** Thrown inside the mapper only; mapHl7Message turns it into a refusal. */
 export class RefusalSignal extends Error {
@@ -52,15 +72,21 @@ export class Seg {
     readonly sequence: number,
     /** 0-based position among all segments, for grouping (ORC → OBR → OBX). */
     readonly position: number,
-    private readonly raw: Hl7Segment,
+    /** The segment's text split on the field separator; [0] is its id (MSH: [1] is MSH-2, [n-1] MSH-n). */
+    private readonly fields: readonly string[],
     private readonly msg: Msg,
   ) {}
+
+  /** Fields split into repetitions × components so far, by index into `fields`. */
+  private readonly split: (string[][] | undefined)[] = [];
 
   /** Repetitions × components of field n, still escaped. */
   private repsOf(n: number): string[][] {
     if (n < 1) return [];
-    const f = this.name === 'MSH' ? (n <= 2 ? undefined : this.raw.fields[n - 1]) : this.raw.fields[n];
-    return f?.components ?? [];
+    const i = this.name === 'MSH' ? (n <= 2 ? -1 : n - 1) : n;
+    const text = this.fields[i];
+    if (text === undefined) return [];
+    return (this.split[i] ??= splitField(text, this.msg.delimiters));
   }
 
   /** Field n as sent (all repetitions, escapes kept); MSH-1/2 included. */
@@ -132,27 +158,27 @@ export class Msg {
   readonly encodingCharacters: string;
 
   private constructor(
-    parsed: Hl7Message,
+    text: string,
     readonly charset: string,
     encodingCharacters: string,
   ) {
-    const ctx = parsed.context;
+    // MSH-1 and MSH-2 (Msg.parse has checked that there are five, distinct).
     this.delimiters = {
-      field: ctx.fieldSeparator,
-      component: ctx.componentSeparator,
-      repetition: ctx.repetitionSeparator,
-      escape: ctx.escapeCharacter,
-      subcomponent: ctx.subcomponentSeparator,
+      field: text.charAt(3),
+      component: text.charAt(4),
+      repetition: text.charAt(5),
+      escape: text.charAt(6),
+      subcomponent: text.charAt(7),
     };
     this.encodingCharacters = encodingCharacters;
     const counts = new Map<string, number>();
     this.segments = [];
-    parsed.segments.forEach((s, position) => {
-      const name = s.name.trim();
+    splitSegments(text, this.delimiters).forEach((fields, position) => {
+      const name = segmentName(fields, this.delimiters).trim();
       if (name === '') return;
       const n = (counts.get(name) ?? 0) + 1;
       counts.set(name, n);
-      this.segments.push(new Seg(name, n, position, s, this));
+      this.segments.push(new Seg(name, n, position, fields, this));
     });
   }
 
@@ -180,7 +206,7 @@ export class Msg {
         field: 2,
       });
     }
-    return new Msg(Hl7Message.parse(text), charset, enc);
+    return new Msg(text, charset, enc);
   }
 
   /**

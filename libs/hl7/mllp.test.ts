@@ -118,6 +118,47 @@ describe('MllpFramer', () => {
     );
   });
 
+  it('property: given a socket that reuses its read buffer, when every read is overwritten after push, then frames (whole, partial, abandoned) are intact', () => {
+    const body = fc
+      .uint8Array({ maxLength: 200 })
+      .map((a) => Buffer.from(a.filter((b) => b !== VT && b !== FS)).toString('latin1'));
+    fc.assert(
+      fc.property(
+        fc.array(body, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        fc.boolean(),
+        (bodies, cuts, unfinished) => {
+          // Given a stream of frames, optionally ending inside one more, cut into reads
+          const tail = unfinished ? Buffer.from([VT, 0x41, 0x42]) : Buffer.alloc(0);
+          const stream = Buffer.concat([...bodies.map((b) => mllpFrame(Buffer.from(b, 'latin1'))), tail]);
+          const points = [...new Set(cuts.map((c) => c % stream.length))].sort((a, b) => a - b);
+          const bounds = [0, ...points, stream.length];
+          // When each read lands in the same buffer, overwritten once the framer has it
+          const reused = Buffer.alloc(stream.length);
+          const f = new MllpFramer({ maxMessageBytes: 10_000 });
+          const got: Buffer[] = [];
+          for (let k = 1; k < bounds.length; k++) {
+            const [from, to] = [bounds[k - 1] ?? 0, bounds[k] ?? 0];
+            stream.copy(reused, 0, from, to);
+            for (const e of f.push(reused.subarray(0, to - from))) if (e.kind === 'frame') got.push(e.bytes);
+            reused.fill(0x5a);
+          }
+          // Then every frame and the abandoned partial read as sent
+          expect(got.map((b) => b.toString('latin1'))).toEqual(bodies);
+          expect(f.abandon()?.toString('latin1') ?? null).toBe(unfinished ? 'AB' : null);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('given a frame in one read, when pushed, then the frame is a copy: changing the read afterwards does not change it', () => {
+    const read = mllpFrame(msg('g'));
+    const [ev] = new MllpFramer({ maxMessageBytes: 10_000 }).push(read);
+    read.fill(0);
+    expect(ev?.kind === 'frame' ? ev.bytes.toString() : null).toBe(msg('g'));
+  });
+
   it('property: arbitrary bytes never throw, never hold more than the maximum, and a following frame still arrives', () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 400 }), { maxLength: 12 }), (chunks) => {

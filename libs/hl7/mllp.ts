@@ -48,6 +48,13 @@ type State = 'idle' | 'inFrame' | 'discarding';
 export class MllpFramer {
   private state: State = 'idle';
   private parts: Buffer[] = [];
+  /**
+   * How many leading `parts` are copies of their own; the rest are views of
+   * the chunk being pushed, copied only if the frame is still open when the
+   * push returns. A frame that arrives in one read is copied once (by the
+   * concat that joins it), not twice.
+   */
+  private owned = 0;
   private size = 0;
   /** A frame's last byte was FS and the read ended: the next byte decides. */
   private pendingFs = false;
@@ -119,7 +126,17 @@ export class MllpFramer {
       }
     }
     if (this.state === 'idle') this.flushJunk(out);
+    this.ownParts();
     return out;
+  }
+
+  /** Copies what an open frame holds of this chunk: the socket may reuse its read buffer. */
+  private ownParts(): void {
+    for (let k = this.owned; k < this.parts.length; k++) {
+      const p = this.parts[k];
+      if (p) this.parts[k] = Buffer.from(p);
+    }
+    this.owned = this.parts.length;
   }
 
   /**
@@ -163,8 +180,8 @@ export class MllpFramer {
       this.state = 'discarding';
       return;
     }
-    // Copy: the socket may reuse its read buffer.
-    this.parts.push(Buffer.from(bytes));
+    // A view for now: ownParts copies it if the frame outlives this push.
+    this.parts.push(bytes);
     this.size += bytes.length;
   }
 
@@ -194,6 +211,7 @@ export class MllpFramer {
   private reset(): void {
     this.state = 'idle';
     this.parts = [];
+    this.owned = 0;
     this.size = 0;
     this.pendingFs = false;
     this.prefix = Buffer.alloc(0);

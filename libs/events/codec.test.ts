@@ -1,0 +1,118 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { isHubError } from '../errors/index.js';
+import { checkForEncode, createEventCodec } from './codec.js';
+import { EVENT_CONTRACTS, EVENT_TYPES, avroTypeOf, type ClinicalEvent, type EventType } from './index.js';
+import type { RegistryClient } from './registry.js';
+
+/** Schema ids by subject, the only registry call encode makes. */
+function idsOnly(): RegistryClient {
+  const ids = new Map<string, number>();
+  const registry: Pick<RegistryClient, 'idOf'> = {
+    idOf: (subject) => Promise.resolve(ids.get(subject) ?? ids.set(subject, ids.size + 1).size),
+  };
+  return registry as RegistryClient;
+}
+
+/** What encode wrote before the reused buffer: magic 0, the id, Type.toBuffer's body. */
+function wireBefore(id: number, type: EventType, data: unknown): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeInt32BE(id, 1);
+  return Buffer.concat([head, avroTypeOf(type).toBuffer(data)]);
+}
+
+function idOfBytes(wire: Buffer): number {
+  return wire.readInt32BE(1);
+}
+
+/** avsc's own random values of every contract: every field, union branch and list length comes up. */
+const samples: ClinicalEvent[] = EVENT_TYPES.flatMap((type) =>
+  Array.from({ length: 12 }, () => ({ type, data: avroTypeOf(type).random() as object }) as ClinicalEvent),
+);
+
+describe('event codec: encoding into a reused buffer', () => {
+  it('property: given any sequence of events and any starting buffer size, when encoded, then the bytes equal the header + Type.toBuffer ones', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.nat({ max: samples.length - 1 }), { minLength: 1, maxLength: 30 }),
+        fc.integer({ min: 1, max: 2048 }),
+        async (picks, scratchBytes) => {
+          // Given a codec whose buffer starts small enough to have to grow
+          const codec = createEventCodec(idsOnly(), { scratchBytes });
+          for (const i of picks) {
+            const e = samples[i] ?? samples[0]!;
+            // When the event is encoded
+            const wire = await codec.encode(e);
+            // Then it is byte for byte what encode gave before, and decodes back
+            expect(wire.equals(wireBefore(idOfBytes(wire), e.type, e.data))).toBe(true);
+            expect(avroTypeOf(e.type).fromBuffer(wire.subarray(5))).toEqual(
+              avroTypeOf(e.type).fromBuffer(avroTypeOf(e.type).toBuffer(e.data)),
+            );
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('given two events encoded one after the other, when the first is read afterwards, then the second did not overwrite it', async () => {
+    const codec = createEventCodec(idsOnly());
+    const [a, b] = [samples[0]!, samples[1]!];
+    const first = await codec.encode(a);
+    const copy = Buffer.from(first);
+    await codec.encode(b);
+    expect(first.equals(copy)).toBe(true);
+  });
+
+  it('given an event larger than the buffer may grow (1 MiB), when encoded, then the bytes are still exact', async () => {
+    const codec = createEventCodec(idsOnly(), { scratchBytes: 16 });
+    const base = samples.find((e) => e.type === 'AttachmentStored') ?? samples[0]!;
+    const big = { ...base, data: { ...base.data, patientId: 'x'.repeat(3 * 1024 * 1024) } } as ClinicalEvent;
+    for (const e of [big, base, big]) {
+      const wire = await codec.encode(e);
+      expect(wire.equals(wireBefore(idOfBytes(wire), e.type, e.data))).toBe(true);
+    }
+  });
+});
+
+describe('event codec: one check per event', () => {
+  const valid = samples.find((e) => e.type === 'PatientRegistered')!;
+  const withNul = (): ClinicalEvent => ({ ...valid, data: { ...valid.data, patientId: 'a\u0000b' } });
+
+  it('given an event that was not checked, when it holds NUL, then encode refuses it (HUB_EVENT_INVALID with the path)', async () => {
+    const codec = createEventCodec(idsOnly());
+    const err: unknown = await codec.encode(withNul()).catch((e: unknown) => e);
+    expect(isHubError(err) && err.code).toBe('HUB_EVENT_INVALID');
+    expect(err instanceof Error && err.message).toContain('patientId');
+  });
+
+  it('given an invalid event, when checked, then its paths are returned and encode still checks it', async () => {
+    const e = withNul();
+    expect(checkForEncode(e.type, e.data)).toEqual(['patientId (lone surrogate or NUL in text)']);
+    const wrongType = { ...valid.data, patientId: 7 };
+    expect(checkForEncode('PatientRegistered', wrongType)).toEqual(['patientId']);
+    await expect(createEventCodec(idsOnly()).encode(e)).rejects.toThrow(/patientId/);
+  });
+
+  it('given a valid event checked by the producer of it, when encoded, then encode does not check that object again', async () => {
+    // Given an event checked once (as the HL7 mapper does) ...
+    const e = { ...valid, data: { ...valid.data } } as ClinicalEvent;
+    expect(checkForEncode(e.type, e.data)).toEqual([]);
+    // ... and then changed, which a caller must not do: encode no longer looks at its text
+    (e.data as { patientId: string }).patientId = 'a\u0000b';
+    const wire = await createEventCodec(idsOnly()).encode(e);
+    expect(wire.equals(wireBefore(idOfBytes(wire), e.type, e.data))).toBe(true);
+    // while a copy with the same content, never checked, is refused
+    await expect(createEventCodec(idsOnly()).encode(withNul())).rejects.toThrow(/patientId/);
+  });
+
+  it('given every contract, when topics are the catalog ones, then each type gets its own subject id', async () => {
+    const codec = createEventCodec(idsOnly());
+    const ids = new Set<number>();
+    for (const type of EVENT_TYPES) {
+      const e = samples.find((s) => s.type === type)!;
+      ids.add(idOfBytes(await codec.encode(e, EVENT_CONTRACTS[type].topic)));
+    }
+    expect(ids.size).toBe(EVENT_TYPES.length);
+  });
+});
