@@ -12,7 +12,7 @@
 # everything it starts are Node $NODE_VERSION. POSIX sh, as it must start under any Node.
 set -eu
 
-ENGINES='^22.18.0 || >=24.2.0' # = package.json engines.node (scripts/node-lts.test.ts checks)
+ENGINES='^22.22.0 || >=24.6.0' # = package.json engines.node (scripts/node-lts.test.ts checks)
 NODE_VERSION=24.22.3
 NPM_VERSION=11.21.3
 NPM_INTEGRITY=sha512-5Cf+jE+XctbhH/zjOOqXC+ity7eec/Tkk4Ql38tf6w+1htp2wYPHmE4c1R1Es3DY227Ac14+SLrlYJwkBicbTg==
@@ -39,8 +39,8 @@ supported() {
   major=${v%%.*}
   minor=${v#*.}
   minor=${minor%%.*}
-  [ "$major" -gt 24 ] || { [ "$major" -eq 24 ] && [ "$minor" -ge 2 ]; } ||
-    { [ "$major" -eq 22 ] && [ "$minor" -ge 18 ]; }
+  [ "$major" -gt 24 ] || { [ "$major" -eq 24 ] && [ "$minor" -ge 6 ]; } ||
+    { [ "$major" -eq 22 ] && [ "$minor" -ge 22 ]; }
 }
 
 # Downloads <package>@<version> with npm into <dir> and checks it against <integrity>.

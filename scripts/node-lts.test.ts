@@ -27,22 +27,26 @@ describe('scripts/node-lts.sh', () => {
     expect(stated).toBe(pkg.engines.node);
   });
 
-  it('given Node versions around the engines bounds, then --check accepts exactly ^22.18.0 || >=24.2.0', () => {
+  it('given Node versions around the engines bounds, then --check accepts exactly ^22.22.0 || >=24.6.0', () => {
     const versions = [
       '20.20.2',
       '22.17.1',
       '22.18.0',
+      '22.21.1',
+      '22.22.0',
       '22.22.3',
       '23.11.0',
       '24.1.0',
       '24.2.0',
+      '24.5.0',
+      '24.6.0',
       '24.22.3',
       '26.1.0',
     ];
     const accepted = versions.filter(
       (v) => spawnSync('sh', [script, '--check'], { env: withNode(v), stdio: 'ignore' }).status === 0,
     );
-    expect(accepted).toEqual(['22.18.0', '22.22.3', '24.2.0', '24.22.3', '26.1.0']);
+    expect(accepted).toEqual(['22.22.0', '22.22.3', '24.6.0', '24.22.3', '26.1.0']);
   });
 
   it('given a supported Node on PATH, when a command is run through it, then it runs as is and learns the version', () => {

@@ -96,8 +96,20 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
-export interface ProducerOptions {
-  kafka: KafkaClient;
+/**
+ * One Kafka client's write path as the coalescing writer drives it: an
+ * idempotent acks=all producer. `send` resolves once every record of the
+ * request is acknowledged by all in-sync replicas. A transport that failed a
+ * request is replaced by a new one (new producer id), see renewIfFailed.
+ */
+export interface ProduceTransport {
+  connect(): Promise<void>;
+  send(records: readonly RawRecord[]): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+/** What every EventProducer takes, whichever Kafka client it writes through. */
+export interface EventProducerOptions {
   codec: EventCodec;
   /** Transactional id is not used: one idempotent producer per process. */
   retries?: number;
@@ -126,6 +138,10 @@ export interface ProducerOptions {
    * its own. See DEFAULT_MAX_REQUEST_BYTES.
    */
   maxRequestBytes?: number;
+}
+
+export interface ProducerOptions extends EventProducerOptions {
+  kafka: KafkaClient;
 }
 
 /**
@@ -178,8 +194,12 @@ export function requestChunks<P extends { records: readonly RawRecord[] }>(
   return chunks;
 }
 
-/** Maps a kafkajs failure to the hub's error model; `what` names the operation in the message. */
-export function mapKafkaError(err: unknown, what = 'kafka write'): HubError {
+/**
+ * Maps a kafkajs failure to the hub's error model; `what` names the
+ * operation in the message. `cause` when `err` is another client's error
+ * already reduced to these fields (platformatic-producer.ts).
+ */
+export function mapKafkaError(err: unknown, what = 'kafka write', cause: unknown = err): HubError {
   if (isHubError(err)) return err;
   const e = err as { name?: string; retriable?: boolean; message?: string };
   const retriable =
@@ -187,27 +207,19 @@ export function mapKafkaError(err: unknown, what = 'kafka write'): HubError {
   return new HubError(
     retriable ? 'HUB_KAFKA_UNAVAILABLE' : 'HUB_KAFKA_ERROR',
     `${what} failed: ${e.name ?? 'Error'}`,
-    {
-      cause: err,
-      retriable,
-    },
+    { cause, retriable },
   );
 }
 
-/** An idempotent acks=all producer and the partitions its last sends chose (partitioner.ts). */
-interface TrackedProducer {
-  producer: Producer;
-  chosen: Set<string>;
-}
-
-/** One idempotent acks=all producer per process; the partitioner and retry bound are the hub's contract. */
-function idempotentProducer(kafka: KafkaClient, retries: number): TrackedProducer {
+/** One idempotent acks=all kafkajs producer; the partitioner and retry bound are the hub's contract. */
+function kafkajsTransport(kafka: KafkaClient, retries: number): ProduceTransport {
   // murmur2, as the Java client: a key lands in the same partition whoever
   // produces it, which co-partitioning across topics depends on.
   const { partitioner, chosen } = trackingPartitioner();
-  const producer = kafka.producer({
+  const producer: Producer = kafka.producer({
     createPartitioner: partitioner,
     idempotent: true,
+    // kafkajs refuses more with idempotence.
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
     // Bounded so that a dead broker surfaces as an error (and no AA) instead
@@ -215,13 +227,32 @@ function idempotentProducer(kafka: KafkaClient, retries: number): TrackedProduce
     // downstream by the deterministic event id.
     retry: { retries, initialRetryTime: 100, maxRetryTime: 3000 },
   });
-  return { producer, chosen };
+  return {
+    connect: () => producer.connect(),
+    disconnect: () => producer.disconnect(),
+    /**
+     * One request through kafkajs (its own retries included); an answer that
+     * leaves out a partition the records went to is a failure, not a success
+     * (partitioner.ts trackingPartitioner): those records were never sent.
+     * `chosen` is shared by the producer's sends: the writer sends one
+     * request at a time on a kafkajs transport (maxInFlight 1).
+     */
+    async send(records) {
+      chosen.clear();
+      const answered = await producer.sendBatch({
+        topicMessages: topicMessagesOf(records),
+        acks: -1,
+        compression: CompressionTypes.None,
+      });
+      assertAllAnswered(chosen, answered);
+    },
+  };
 }
 
 /** One produce request's records, by topic, in order. */
-function topicMessagesOf(chunk: readonly { record: RawRecord }[]): TopicMessages[] {
+function topicMessagesOf(records: readonly RawRecord[]): TopicMessages[] {
   const byTopic = new Map<string, Message[]>();
-  for (const { record: r } of chunk) {
+  for (const r of records) {
     let list = byTopic.get(r.topic);
     if (!list) byTopic.set(r.topic, (list = []));
     list.push({ key: r.key, value: r.value, headers: r.headers ?? {} });
@@ -229,39 +260,51 @@ function topicMessagesOf(chunk: readonly { record: RawRecord }[]): TopicMessages
   return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 
+/** A transport and its connect, which every request on it awaits first. */
+interface Live {
+  transport: ProduceTransport;
+  ready: Promise<void>;
+}
+
 /**
- * Coalesces the records of concurrent callers: what is enqueued while a
- * batch is in flight forms the next one, sent in requests of at most
- * `maxRequestBytes`. Each caller is answered once all its records are
- * acknowledged, or with the first failure among them. Also what health()
- * reads: the oldest write waiting and whether the last one failed.
+ * Coalesces the records of concurrent callers: what is enqueued while
+ * batches are in flight forms the next one, sent in requests of at most
+ * `maxRequestBytes`. Up to `maxInFlight` batches are sent at once (1 for
+ * kafkajs; see platformatic-producer.ts for more). Each caller is answered
+ * once all its records are acknowledged, or with the first failure among
+ * them. Also what health() reads: the oldest write waiting and whether the
+ * last one failed.
  */
 class CoalescingWriter {
   private queue: Pending[] = [];
-  private current: TrackedProducer;
-  /** Set after a failed request: the next one goes out on a new producer (see renewIfFailed). */
+  private current: Live | null = null;
+  /** Set after a failed request: the next one goes out on a new transport (see renewIfFailed). */
   private failedProducer = false;
-  /** Set while a flush is scheduled or running. */
-  private flushing: Promise<void> | null = null;
-  /** enqueuedAt of the oldest record in the batch being sent; null when none is in flight. */
-  private sendingSince: number | null = null;
+  private scheduled = false;
+  /** Batches being sent, with the enqueuedAt of each one's oldest record (health). */
+  private readonly sending = new Map<Pending[], number>();
+  /** The sends themselves, until settled (drain). */
+  private readonly sent = new Set<Promise<void>>();
   private lastOkAt = 0;
   private lastFailAt = 0;
 
   constructor(
-    private readonly newProducer: () => TrackedProducer,
-    private readonly opts: Pick<ProducerOptions, 'onProduced'>,
+    private readonly newTransport: () => ProduceTransport,
+    private readonly opts: Pick<EventProducerOptions, 'onProduced'>,
     private readonly maxRequestBytes: number,
-  ) {
-    this.current = newProducer();
-  }
+    private readonly maxInFlight: number,
+  ) {}
 
-  connect(): Promise<void> {
-    return this.current.producer.connect();
+  async connect(): Promise<void> {
+    void this.current?.transport.disconnect().catch(() => undefined);
+    const transport = this.newTransport();
+    const ready = transport.connect();
+    this.current = { transport, ready };
+    await ready;
   }
 
   disconnect(): Promise<void> {
-    return this.current.producer.disconnect();
+    return this.current?.transport.disconnect() ?? Promise.resolve();
   }
 
   /**
@@ -274,53 +317,71 @@ class CoalescingWriter {
    * so an acknowledged write is lost (fault suite, test/faults/leader-kill).
    * A new producer gets a new producer id, whose sequences no batch has used.
    */
-  private async renewIfFailed(): Promise<void> {
-    if (!this.failedProducer) return;
-    const old = this.current.producer;
-    this.current = this.newProducer();
+  private live(): Live {
+    if (!this.current) {
+      throw new HubError('HUB_KAFKA_UNAVAILABLE', 'producer is not connected', { retriable: true });
+    }
+    if (!this.failedProducer) return this.current;
+    const old = this.current.transport;
+    const transport = this.newTransport();
     this.failedProducer = false;
     // Not awaited: a producer that stopped answering may not answer its disconnect either.
     void old.disconnect().catch(() => undefined);
-    try {
-      await this.current.producer.connect();
-    } catch (err) {
+    const ready = transport.connect().catch((err: unknown) => {
       this.failedProducer = true;
       throw err;
-    }
+    });
+    this.current = { transport, ready };
+    return this.current;
   }
 
-  /**
-   * One request through kafkajs (its own retries included); an answer that
-   * leaves out a partition the records went to is a failure, not a success
-   * (partitioner.ts trackingPartitioner): those records were never sent.
-   */
-  private async request(topicMessages: TopicMessages[]): Promise<void> {
-    await this.renewIfFailed();
-    const { producer, chosen } = this.current;
-    chosen.clear();
-    const answered = await producer.sendBatch({
-      topicMessages,
-      acks: -1,
-      compression: CompressionTypes.None,
-    });
-    assertAllAnswered(chosen, answered);
+  private async request(records: readonly RawRecord[]): Promise<void> {
+    const { transport, ready } = this.live();
+    await ready;
+    await transport.send(records);
   }
 
   enqueue(records: RawRecord[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ records, resolve, reject, enqueuedAt: performance.now() });
+      if (this.scheduled) return;
+      this.scheduled = true;
       // setImmediate lets every caller in this turn of the event loop join the batch.
-      this.flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
+      setImmediate(() => {
+        this.scheduled = false;
+        this.pump();
+      });
     });
+  }
+
+  /** Starts batches while there are records waiting and room in flight. */
+  private pump(): void {
+    while (this.queue.length > 0 && this.sending.size < this.maxInFlight) {
+      const batch = this.queue;
+      this.queue = [];
+      this.sending.set(batch, batch[0]?.enqueuedAt ?? performance.now());
+      const sent: Promise<void> = this.send(batch)
+        .catch(() => undefined)
+        .finally(() => {
+          this.sending.delete(batch);
+          this.sent.delete(sent);
+          this.pump();
+        });
+      this.sent.add(sent);
+    }
   }
 
   /** Resolves once every write enqueued so far is answered. */
   async drain(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.queue.length > 0 || this.sent.size > 0) {
+      if (this.sent.size > 0) await Promise.all(this.sent);
+      else await new Promise<void>((r) => setImmediate(r));
+    }
   }
 
   health(stallMs: number): { ok: boolean; detail?: string } {
-    const oldest = this.sendingSince ?? this.queue[0]?.enqueuedAt;
+    let oldest = this.queue[0]?.enqueuedAt;
+    for (const since of this.sending.values()) oldest = Math.min(oldest ?? since, since);
     const waited = oldest === undefined ? 0 : performance.now() - oldest;
     if (waited > stallMs) {
       return { ok: false, detail: `a write has waited ${(waited / 1000).toFixed(1)}s for Kafka acks` };
@@ -329,48 +390,33 @@ class CoalescingWriter {
     return { ok: true };
   }
 
-  private async flush(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue;
-        this.queue = [];
-        await this.send(batch);
-      }
-    } finally {
-      this.flushing = null;
-    }
-  }
-
+  /** One batch, its requests one after the other (a caller's records may span them, in order). */
   private async send(batch: Pending[]): Promise<void> {
-    this.sendingSince = batch[0]?.enqueuedAt ?? performance.now();
     const failed = new Map<Pending, unknown>();
-    try {
-      for (const chunk of requestChunks(batch, this.maxRequestBytes)) {
-        const topicMessages = topicMessagesOf(chunk);
-        try {
-          await withDeliveryDeadline(this.request(topicMessages));
-          this.lastOkAt = performance.now();
-        } catch (err) {
-          this.failedProducer = true;
-          this.lastFailAt = performance.now();
-          const mapped = mapKafkaError(err);
-          for (const { owner } of chunk) if (!failed.has(owner)) failed.set(owner, mapped);
-        }
+    for (const chunk of requestChunks(batch, this.maxRequestBytes)) {
+      try {
+        await withDeliveryDeadline(this.request(chunk.map((c) => c.record)));
+        this.lastOkAt = performance.now();
+      } catch (err) {
+        this.failedProducer = true;
+        this.lastFailAt = performance.now();
+        const mapped = mapKafkaError(err);
+        for (const { owner } of chunk) if (!failed.has(owner)) failed.set(owner, mapped);
       }
-      if (this.opts.onProduced) {
-        const now = performance.now();
-        for (const p of batch) {
-          if (failed.has(p)) continue;
-          for (const t of new Set(p.records.map((r) => r.topic)))
-            this.opts.onProduced(t, (now - p.enqueuedAt) / 1000);
-        }
-      }
+    }
+    if (this.opts.onProduced) {
+      const now = performance.now();
       for (const p of batch) {
-        if (failed.has(p)) p.reject(failed.get(p));
-        else p.resolve();
+        if (failed.has(p)) continue;
+        for (const t of new Set(p.records.map((r) => r.topic)))
+          this.opts.onProduced(t, (now - p.enqueuedAt) / 1000);
       }
-    } finally {
-      this.sendingSince = null;
+    }
+    // Before answering: a caller that checks health() next sees no write waiting.
+    this.sending.delete(batch);
+    for (const p of batch) {
+      if (failed.has(p)) p.reject(failed.get(p));
+      else p.resolve();
     }
   }
 }
@@ -421,12 +467,27 @@ function reportPublished(
   }
 }
 
+/** The hub's EventProducer on kafkajs: one request in flight, concurrent callers coalesced. */
 export function createEventProducer(opts: ProducerOptions): EventProducer {
+  return coalescingEventProducer(opts, () => kafkajsTransport(opts.kafka, opts.retries ?? 10), 1);
+}
+
+/**
+ * The EventProducer semantics (encoding, headers, coalescing, ack deadline,
+ * health) over any client's transport: `newTransport` is called at connect
+ * and again after a failed request.
+ */
+export function coalescingEventProducer(
+  opts: EventProducerOptions,
+  newTransport: () => ProduceTransport,
+  maxInFlight: number,
+): EventProducer {
   const topicFor = opts.topicFor ?? ((type: ClinicalEvent['type']) => EVENT_CONTRACTS[type].topic);
   const writer = new CoalescingWriter(
-    () => idempotentProducer(opts.kafka, opts.retries ?? 10),
+    newTransport,
     opts,
     opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
+    maxInFlight,
   );
   let connected = false;
   const stallMs = opts.ackTimeoutMs ?? 5_000;
