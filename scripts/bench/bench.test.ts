@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compareRatios } from './compare.js';
 import { hl7Message } from './hl7.js';
 import { summariseProfile } from './profile.js';
-import type { ScenarioResult } from './lib.js';
+import { spreadOf, type ScenarioResult } from './lib.js';
 
 describe('hl7 benchmark mix', () => {
   it('given 20 consecutive messages, when generated, then it is 8 ADT, 7 ORU, 4 ORM and 1 content error', () => {
@@ -61,5 +61,23 @@ describe('ratio comparison between runs', () => {
     expect(r?.a).toBeCloseTo(0.5);
     expect(r?.b).toBeCloseTo(0.4);
     expect(r?.diff).toBeCloseTo(0.2);
+    expect(r?.apart).toBe(false);
+  });
+
+  it('given ratios with slice pairs whose IQRs do not overlap, when compared, then the medians are compared and the row is flagged', () => {
+    const withPairs = (values: number[]): { results: ScenarioResult[] } => {
+      const r = run(50);
+      const hub = r.results[0]?.figures[0];
+      if (hub) hub.ratioSpread = spreadOf(values);
+      return r;
+    };
+    const [r] = compareRatios(
+      withPairs([0.3, 0.31, 0.32, 0.33, 0.34]),
+      withPairs([0.2, 0.21, 0.22, 0.23, 0.9]),
+    );
+    expect(r?.a).toBeCloseTo(0.32);
+    expect(r?.b).toBeCloseTo(0.22);
+    expect(r?.aIqr).toEqual([0.31, 0.33]);
+    expect(r?.apart).toBe(true);
   });
 });

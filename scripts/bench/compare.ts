@@ -1,16 +1,33 @@
 // Compares the ratios of two benchmark results (latest.json files of two
-// runs): the issue asks for ratios within 15% of each other between runs.
+// runs): each ratio's median over slice pairs with its IQR, side by side.
+// A median outside the other run's IQR, with IQRs that do not overlap, is
+// flagged: the runs differ by more than each run's own spread.
 //   npx tsx scripts/bench/compare.ts run1.json run2.json
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
-import { ratioOf, type ScenarioResult } from './lib.js';
+import { fmtRatio, ratioOf, type Figure, type ScenarioResult } from './lib.js';
 
 interface Run {
   results: ScenarioResult[];
 }
 
-export function compareRatios(a: Run, b: Run): { name: string; a: number; b: number; diff: number }[] {
-  const rows: { name: string; a: number; b: number; diff: number }[] = [];
+export interface RatioComparison {
+  name: string;
+  a: number;
+  b: number;
+  /** |a - b| over the larger of the two. */
+  diff: number;
+  aIqr?: [number, number];
+  bIqr?: [number, number];
+  /** Both runs have an IQR and the two do not overlap. */
+  apart: boolean;
+}
+
+const iqrOf = (f: Figure): [number, number] | undefined =>
+  f.ratioSpread && f.ratioSpread.n > 0 ? [f.ratioSpread.q1, f.ratioSpread.q3] : undefined;
+
+export function compareRatios(a: Run, b: Run): RatioComparison[] {
+  const rows: RatioComparison[] = [];
   for (const ra of a.results) {
     const rb = b.results.find((r) => r.scenario === ra.scenario);
     if (!rb) continue;
@@ -21,11 +38,25 @@ export function compareRatios(a: Run, b: Run): { name: string; a: number; b: num
       const y = ratioOf(fb, rb.figures);
       if (x === undefined || y === undefined) continue;
       const top = Math.max(x, y);
-      rows.push({ name: fa.name, a: x, b: y, diff: top > 0 ? Math.abs(x - y) / top : 0 });
+      const aIqr = iqrOf(fa);
+      const bIqr = iqrOf(fb);
+      const apart = Boolean(aIqr && bIqr && (aIqr[1] < bIqr[0] || bIqr[1] < aIqr[0]));
+      rows.push({
+        name: fa.name,
+        a: x,
+        b: y,
+        diff: top > 0 ? Math.abs(x - y) / top : 0,
+        ...(aIqr ? { aIqr } : {}),
+        ...(bIqr ? { bIqr } : {}),
+        apart,
+      });
     }
   }
   return rows;
 }
+
+const withIqr = (x: number, iqr?: [number, number]) =>
+  iqr ? `${fmtRatio(x)} (${fmtRatio(iqr[0])}–${fmtRatio(iqr[1])})` : fmtRatio(x);
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const [fa, fb] = process.argv.slice(2);
@@ -36,13 +67,16 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const a = JSON.parse(await readFile(fa, 'utf8')) as Run;
   const b = JSON.parse(await readFile(fb, 'utf8')) as Run;
   const rows = compareRatios(a, b);
-  const out = ['| ratio | run A | run B | difference |', '| --- | ---: | ---: | ---: |'];
+  const out = [
+    '| ratio | run A median (IQR) | run B median (IQR) | difference |',
+    '| --- | ---: | ---: | ---: |',
+  ];
   for (const r of rows) {
     out.push(
-      `| ${r.name} | ${r.a.toFixed(2)} | ${r.b.toFixed(2)} | ${(r.diff * 100).toFixed(0)}%${r.diff > 0.15 ? ' (> 15%)' : ''} |`,
+      `| ${r.name} | ${withIqr(r.a, r.aIqr)} | ${withIqr(r.b, r.bIqr)} | ${(r.diff * 100).toFixed(0)}%${r.apart ? ' (IQRs apart)' : ''} |`,
     );
   }
-  const within = rows.filter((r) => r.diff <= 0.15).length;
-  out.push('', `${within} of ${rows.length} ratios within 15%.`);
+  const apart = rows.filter((r) => r.apart).length;
+  out.push('', `${apart} of ${rows.length} ratios with IQRs that do not overlap.`);
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -24,7 +24,14 @@ import { createKafkaClient } from '../../libs/kafka/client.js';
 import { createEventProducer, type EventProducer } from '../../libs/kafka/producer.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { registration } from './events.js';
-import { latencySummary, type BenchEnv, type Figure, type ScenarioResult } from './lib.js';
+import {
+  latencySummary,
+  medianFigure,
+  pairSpread,
+  type BenchEnv,
+  type Figure,
+  type ScenarioResult,
+} from './lib.js';
 import { freePort, serviceEnv, startService } from './services.js';
 
 /** What a receiver saw: arrival times in order, and one request to replay for the limit. */
@@ -203,32 +210,21 @@ async function benchChannel(env: BenchEnv, rig: Rig, kind: string, n: number): P
     }
     const live = await livePhase(env, rig, kind, r);
     return [
-      {
-        name: `${kind} catch-up`,
-        value: median(hub),
-        unit: 'events/s',
-        better: 'higher',
+      medianFigure(`${kind} catch-up`, hub, 'events/s', {
         limit: `${kind} receiver limit`,
-      },
-      { name: `${kind} receiver limit`, value: median(limit), unit: 'requests/s', better: 'higher' },
+        ratioSpread: pairSpread(
+          hub.map((h, i) => ({ hub: h, limit: limit[i] ?? Number.NaN })),
+          'higher',
+        ),
+      }),
+      medianFigure(`${kind} receiver limit`, limit, 'requests/s'),
       { name: `${kind} live p50`, value: live.p50, unit: 'ms', better: 'lower' },
       { name: `${kind} live p99`, value: live.p99, unit: 'ms', better: 'lower' },
-      {
-        name: `${kind} catch-up spread`,
-        value: Math.max(...hub) - Math.min(...hub),
-        unit: 'events/s',
-        better: 'lower',
-      },
     ];
   } finally {
     await r.close();
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? 0;
-};
 
 /** Registrations at a steady rate, one publish call each; latency from the call to the arrival. */
 async function livePhase(
@@ -301,7 +297,8 @@ export async function deliveryScenario(env: BenchEnv): Promise<ScenarioResult> {
     }
     notes.push(
       `Catch-up: a new subscription from the beginning over ${n.toLocaleString('en-US')} PatientRegistered events on one partition, ` +
-        `${env.slices} slices per channel (median; spread = max - min), each followed by the receiver-limit slice of the same length. ` +
+        `${env.slices} slices per channel, each followed by the receiver-limit slice of the same length; values are medians over ` +
+        `the slices (IQR beside them), the ratio is the median of the slice pairs' ratios. ` +
         `Live: ${process.env['BENCH_DELIVERY_RATE'] ?? 100} events/s for ${env.seconds} s, latency from the publish call to the arrival.`,
     );
   } finally {

@@ -31,12 +31,15 @@ import { adtA01, adtMissingPid3, ormO01 } from '../../test/support/hl7-fixtures.
 import { RawMllpClient, ackField } from '../../test/support/raw-mllp-client.js';
 import { kafkaLimitFigures, measureKafkaLimits } from './kafka-limits.js';
 import {
+  BENCH_MAX_CONNECTIONS_PER_PEER,
   latencySummary,
-  medianBy,
+  pairSpread,
   progressBar,
+  spreadOf,
   type BenchEnv,
   type Figure,
   type ScenarioResult,
+  type Spread,
 } from './lib.js';
 import { summariseProfileFile, profileMarkdown } from './profile.js';
 import { cpuSecondsOf, freePort, rssMiBOf, serviceEnv, startService, type ServiceChild } from './services.js';
@@ -294,14 +297,24 @@ function emptyPool(children: readonly ServiceChild[]): Pool {
   };
 }
 
-function addToPool(p: Pool, r: LoadResult): void {
+/** What one slice reached: the figures a slice pair's ratios are taken of. */
+interface SliceStat {
+  rate: number;
+  p50: number;
+  p99: number;
+}
+
+/** Adds a slice to the pool; the slice's own msg/s and ACK p50/p99. */
+function addToPool(p: Pool, r: LoadResult): SliceStat {
   p.messages += r.messages;
   p.seconds += r.seconds;
   for (const x of r.ackNs) p.ackNs.push(x);
   for (const x of r.visibleNs) p.visibleNs.push(x);
   p.unexpected += r.unexpected;
   p.visibleMissing += r.visibleMissing;
-  if (r.ackNs.length > 0) p.sliceP99.push(latencySummary(r.ackNs).p99);
+  const l = latencySummary(r.ackNs);
+  if (r.ackNs.length > 0) p.sliceP99.push(l.p99);
+  return { rate: r.messages / r.seconds, p50: l.p50, p99: l.p99 };
 }
 
 /**
@@ -311,7 +324,19 @@ function addToPool(p: Pool, r: LoadResult): void {
  * the median slice is the typical few seconds. Pooled figures are in the notes.
  */
 function sliceMedianP99(p: Pool): number {
-  return medianBy(p.sliceP99, (x) => x) ?? NaN;
+  return spreadOf(p.sliceP99).median;
+}
+
+/** The ratio of every slice pair, in order, for the notes (the drift within a phase shows). */
+function pairNote(phase: string, ph: PhaseResult, of: (keyof SliceStat)[]): string {
+  const label = { rate: 'msg/s', p50: 'ACK p50', p99: 'ACK p99' };
+  const lists = of.map(
+    (k) =>
+      `${label[k]} ${phaseSpread(ph, k)
+        .values.map((x) => x.toFixed(2))
+        .join(', ')}`,
+  );
+  return `${phase}, ratio of each hub/null slice pair: ${lists.join('; ')}.`;
 }
 
 /** The per-slice p99s behind a phase's p99 figures, and the pooled p99, for the notes. */
@@ -426,6 +451,9 @@ async function startServices(r: Hl7Run): Promise<void> {
     env: serviceEnv(env, suffix, {
       MLLP_PORT: String(mllpPort),
       HTTP_PORT: '0',
+      // The load generator is one peer that opens 32 new connections per slice: the last slice's 32 may
+      // not be seen closed yet (at 32 per peer a new connection was then refused, "connection closed").
+      MLLP_MAX_CONNECTIONS_PER_PEER: String(BENCH_MAX_CONNECTIONS_PER_PEER),
       // The adapter needs a zone; the fixtures' times are read as UTC, as before.
       HUB_SITE_CONFIG: process.env['HUB_SITE_CONFIG'] || 'test/fixtures/site/utc.yaml',
     }),
@@ -475,6 +503,8 @@ async function startServices(r: Hl7Run): Promise<void> {
     const nullPort = r.nullPort;
     r.nul = await startService(env, 'null-mllp', {
       script: 'scripts/bench/null-mllp.ts',
+      // scripts/ is not in the build (since #16 moved the services' code to libs/): from source.
+      fromSource: true,
       env: { ...process.env, NULL_MLLP_PORT: String(nullPort) },
       ready: async () => {
         (await RawMllpClient.connect(nullPort)).close();
@@ -517,8 +547,8 @@ interface SliceOptions {
   sampleEvery: number;
 }
 
-/** One slice against the null listener, pooled; its msg/s. */
-async function nullSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<number> {
+/** One slice against the null listener, pooled; what it reached. */
+async function nullSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<SliceStat> {
   const res = await driveLoad({
     port: r.nullPort,
     connections: s.connections,
@@ -527,12 +557,11 @@ async function nullSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<number
     label: `null ${s.label}`,
     ...(s.rate ? { rate: s.rate } : {}),
   });
-  addToPool(pool, res);
-  return res.messages / res.seconds;
+  return addToPool(pool, res);
 }
 
-/** One slice against the hub, pooled with the CPU each process spent on it; its msg/s. */
-async function hubSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<number> {
+/** One slice against the hub, pooled with the CPU each process spent on it; what it reached. */
+async function hubSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<SliceStat> {
   const probe = new VisibilityProbe(r.db, r.portalTables);
   const cpu0 = await Promise.all(pool.cpu.map(async (c) => ({ c, at: await cpuSecondsOf(c.child.pid) })));
   const ownCpu0 = process.cpuUsage();
@@ -553,15 +582,23 @@ async function hubSlice(r: Hl7Run, pool: Pool, s: SliceOptions): Promise<number>
   );
   for (const { c, used } of cpu1) c.seconds += used;
   pool.ownCpu += (own.user + own.system) / 1e6;
-  addToPool(pool, res);
-  return res.messages / res.seconds;
+  return addToPool(pool, res);
 }
 
 interface PhaseResult {
   hub: Pool;
   nul: Pool | null;
-  /** msg/s of each hub slice over its paired null slice. */
-  pairRatios: number[];
+  /** Each hub slice with the null slice it was paired with, in order. */
+  pairs: { hub: SliceStat; nul: SliceStat }[];
+}
+
+/** The ratio of each slice pair of a phase for one statistic, with median and IQR. */
+function phaseSpread(ph: PhaseResult, of: keyof SliceStat): Spread {
+  const better = of === 'rate' ? 'higher' : 'lower';
+  return pairSpread(
+    ph.pairs.map((p) => ({ hub: p.hub[of], limit: p.nul[of] })),
+    better,
+  );
 }
 
 /**
@@ -580,11 +617,11 @@ async function measurePhase(
   const phaseSlices = Math.max(1, Math.round((r.slices * phaseSeconds) / r.seconds));
   const hub = emptyPool(r.children);
   const nulPool = emptyPool([]);
-  const pairRatios: number[] = [];
+  const pairs: PhaseResult['pairs'] = [];
   for (let i = 0; i < phaseSlices; i++) {
     const order: ('hub' | 'null')[] = i % 2 === 0 ? ['hub', 'null'] : ['null', 'hub'];
-    let hubRate = 0;
-    let nullRate = 0;
+    let hubStat: SliceStat | null = null;
+    let nulStat: SliceStat | null = null;
     for (const side of order) {
       const s: SliceOptions = {
         connections: p.connections,
@@ -594,25 +631,37 @@ async function measurePhase(
         rate: p.rate,
         sampleEvery: p.sampleEvery,
       };
-      if (side === 'hub') hubRate = await hubSlice(r, hub, s);
-      else if (r.nul) nullRate = await nullSlice(r, nulPool, s);
+      if (side === 'hub') hubStat = await hubSlice(r, hub, s);
+      else if (r.nul) nulStat = await nullSlice(r, nulPool, s);
     }
-    if (nullRate > 0) pairRatios.push(hubRate / nullRate);
+    if (hubStat && nulStat) pairs.push({ hub: hubStat, nul: nulStat });
   }
-  return { hub, nul: r.nul ? nulPool : null, pairRatios };
+  return { hub, nul: r.nul ? nulPool : null, pairs };
 }
 
 type LatencySummary = ReturnType<typeof latencySummary>;
 
+/** The slice pairs' ratios of a phase, for a figure's ratioSpread (none without a null listener). */
+function spreadsOf(ph: PhaseResult): Partial<Record<keyof SliceStat, { ratioSpread: Spread }>> {
+  if (ph.pairs.length === 0) return {};
+  return {
+    rate: { ratioSpread: phaseSpread(ph, 'rate') },
+    p50: { ratioSpread: phaseSpread(ph, 'p50') },
+    p99: { ratioSpread: phaseSpread(ph, 'p99') },
+  };
+}
+
 /** The figures of one closed-loop phase: the hub's, each against its null-listener limit. */
-function closedFigures(n: number, rate: number, hub: Pool, a: LatencySummary, v: LatencySummary): Figure[] {
+function closedFigures(n: number, ph: PhaseResult, a: LatencySummary, v: LatencySummary): Figure[] {
+  const sp = spreadsOf(ph);
   return [
     {
       name: `hub ${n} conn closed msg/s`,
-      value: rate,
+      value: ph.hub.messages / ph.hub.seconds,
       unit: 'msg/s',
       better: 'higher',
       limit: `null ${n} conn closed msg/s`,
+      ...sp.rate,
     },
     {
       name: `hub ${n} conn ACK p50`,
@@ -620,13 +669,15 @@ function closedFigures(n: number, rate: number, hub: Pool, a: LatencySummary, v:
       unit: 'ms',
       better: 'lower',
       limit: `null ${n} conn ACK p50`,
+      ...sp.p50,
     },
     {
       name: `hub ${n} conn ACK p99`,
-      value: sliceMedianP99(hub),
+      value: sliceMedianP99(ph.hub),
       unit: 'ms',
       better: 'lower',
       limit: `null ${n} conn ACK p99`,
+      ...sp.p99,
     },
     { name: `hub ${n} conn ACK p99.9`, value: a.p999, unit: 'ms', better: 'lower' },
     { name: `hub ${n} conn visible p50`, value: v.p50, unit: 'ms', better: 'lower' },
@@ -635,17 +686,14 @@ function closedFigures(n: number, rate: number, hub: Pool, a: LatencySummary, v:
 }
 
 /** Notes, log line and figures of one closed-loop phase. */
-function reportClosed(r: Hl7Run, n: number, { hub, nul, pairRatios }: PhaseResult): void {
+function reportClosed(r: Hl7Run, n: number, ph: PhaseResult): void {
+  const { hub, nul } = ph;
   const rate = hub.messages / hub.seconds;
   // Cores each process kept busy during the hub slices: which one is the hottest.
   const busy = hub.cpu.map((c) => `${c.child.name} ${(c.seconds / hub.seconds).toFixed(2)}`);
   busy.push(`load generator ${(hub.ownCpu / hub.seconds).toFixed(2)}`);
   r.notes.push(`${n} connections closed loop, CPU cores busy: ${busy.join(', ')}.`);
-  if (pairRatios.length > 1) {
-    r.notes.push(
-      `${n} connections closed loop, msg/s ratio of each hub/null slice pair: ${pairRatios.map((x) => x.toFixed(2)).join(', ')}.`,
-    );
-  }
+  if (ph.pairs.length > 1) r.notes.push(pairNote(`${n} connections closed loop`, ph, ['rate', 'p50', 'p99']));
   const a = latencySummary(hub.ackNs);
   const na = nul ? latencySummary(nul.ackNs) : null;
   r.notes.push(p99Note(`${n} connections closed loop`, hub, a.p99, nul, na?.p99));
@@ -654,7 +702,7 @@ function reportClosed(r: Hl7Run, n: number, { hub, nul, pairRatios }: PhaseResul
     `hl7 closed ${n}: ${Math.round(rate)} msg/s, ack p99 ${ms(a.p99)} ms, visible p99 ${ms(v.p99)} ms` +
       (nul ? `; null ${Math.round(nul.messages / nul.seconds)} msg/s` : ''),
   );
-  r.figures.push(...closedFigures(n, rate, hub, a, v));
+  r.figures.push(...closedFigures(n, ph, a, v));
   if (nul && na) {
     r.nullFigures.push(
       {
@@ -696,13 +744,15 @@ async function openLoop(r: Hl7Run, max32: number): Promise<number> {
       `open loop at ${openRate} msg/s is above half of this run's ${nMax}-connection maximum (${Math.round(max32)} msg/s).`,
     );
   }
-  const { hub, nul } = await measurePhase(r, {
+  const ph = await measurePhase(r, {
     label: `open ${openRate}/s`,
     connections: nMax,
     rate: openRate,
     sampleEvery: 5,
     seconds: env.openSeconds,
   });
+  const { hub, nul } = ph;
+  const sp = spreadsOf(ph);
   const a = latencySummary(hub.ackNs);
   const v = latencySummary(hub.visibleNs);
   env.log(
@@ -715,13 +765,21 @@ async function openLoop(r: Hl7Run, max32: number): Promise<number> {
       unit: 'msg/s',
       better: 'higher',
     },
-    { name: `hub open ACK p50`, value: a.p50, unit: 'ms', better: 'lower', limit: 'null open ACK p50' },
+    {
+      name: `hub open ACK p50`,
+      value: a.p50,
+      unit: 'ms',
+      better: 'lower',
+      limit: 'null open ACK p50',
+      ...sp.p50,
+    },
     {
       name: `hub open ACK p99`,
       value: sliceMedianP99(hub),
       unit: 'ms',
       better: 'lower',
       limit: 'null open ACK p99',
+      ...sp.p99,
     },
     { name: `hub open ACK p99.9`, value: a.p999, unit: 'ms', better: 'lower' },
     { name: `hub open visible p50`, value: v.p50, unit: 'ms', better: 'lower' },
@@ -734,6 +792,7 @@ async function openLoop(r: Hl7Run, max32: number): Promise<number> {
       { name: 'null open ACK p99', value: sliceMedianP99(nul), unit: 'ms', better: 'lower' },
     );
   }
+  if (ph.pairs.length > 1) r.notes.push(pairNote('open loop', ph, ['p50', 'p99']));
   r.notes.push(p99Note('open loop', hub, a.p99, nul, na?.p99));
   if (hub.visibleMissing)
     r.notes.push(`open loop: ${hub.visibleMissing} sampled rows not visible within 30 s.`);
@@ -790,8 +849,9 @@ function setupText(r: Hl7Run, openRate: number): string {
     `Warm-up ${r.warmup}s at 8 connections (hub and null listener each), then ${seconds}s per phase and side: closed loop ` +
     `(one message in flight per connection) at ${o.connections.join(', ')} connections, then open loop for ${env.openSeconds}s per side at ${openRate} msg/s ` +
     `(${env.openRate ? 'BENCH_OPEN_RATE' : "half this run's closed-loop maximum"}) over ${Math.max(...o.connections)} connections, latency counted from the scheduled send time. ` +
-    `Each phase is cut into slices of ${Math.round(seconds / r.slices)}s per side, hub and null listener alternating (ABBA); ` +
-    `figures are pooled over the slices, except ACK p99, which is the median of the slices' p99s (each slice's p99 and the pooled p99 are in the notes). ` +
+    `Each phase is cut into slices of ${ms(seconds / r.slices)}s per side, hub and null listener alternating (ABBA; ${r.slices} pairs per closed-loop phase); ` +
+    `each ratio is the median of the slice pairs' ratios, with its IQR (q1–q3) and the number of pairs. ` +
+    `Values are pooled over the slices, except ACK p99, which is the median of the slices' p99s (each slice's p99 and the pooled p99 are in the notes). ` +
     `Visible = sampled ORM/ORU until its row is in the portal read model (polled every 5 ms). Load generator, adapter, ` +
     `projector, Kafka, registry and Postgres share the machine. Null listener = same MLLP server, parser, mapper and ACK, no Kafka.`
   );

@@ -3,6 +3,7 @@
 // reports hub figures next to the limit the same machine reached in the same
 // run, so that the ratio, not the absolute number, is what compares runs.
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
@@ -17,10 +18,29 @@ export interface Figure {
   limit?: string;
   /** Whether a higher value is better (throughput) or lower (latency, memory). */
   better: 'higher' | 'lower';
+  /**
+   * The ratio to the limit in each interleaved hub/limit slice pair, with
+   * their median and IQR. When present, the median is the ratio the report
+   * shows: both sides of each pair saw the machine of the same few seconds.
+   */
+  ratioSpread?: Spread;
+  /** The figure itself in each slice; when present, `value` is its median. */
+  valueSpread?: Spread;
+}
+
+/** Values in measurement order (drift shows), with their median and quartiles. */
+export interface Spread {
+  values: number[];
+  n: number;
+  median: number;
+  q1: number;
+  q3: number;
 }
 
 export interface ScenarioResult {
   scenario: string;
+  /** The scenario's name on the command line (hl7, replay, ...), set by run.ts. */
+  key?: string;
   /** Warm-up, duration, load and record sizes, said in words. */
   setup: string;
   figures: Figure[];
@@ -37,8 +57,10 @@ export interface BenchEnv {
   scale: number;
   /**
    * Hub/limit slice pairs each measured phase is cut into (BENCH_SLICES,
-   * default 3): the two sides alternate so that they share the machine's
-   * load of the moment.
+   * default 5): the two sides alternate so that they share the machine's
+   * load of the moment, and each ratio is the median of the pairs' ratios
+   * with its IQR. Five is the fewest for which the quartiles are not
+   * simply the extremes' neighbours.
    */
   slices: number;
   /**
@@ -61,6 +83,13 @@ export interface BenchEnv {
 }
 
 export const BENCH_PORTS = { kafka: 19092, controller: 19093, registry: 18081 };
+
+/**
+ * MLLP connections the adapter and the null listener accept from the load
+ * generator (one peer): each slice closes its connections and opens new
+ * ones, and the server may not have seen the last slice's closes yet.
+ */
+export const BENCH_MAX_CONNECTIONS_PER_PEER = 256;
 
 /**
  * The bench stack: its own ports, data dir, registry database and app
@@ -91,7 +120,7 @@ export async function openBenchEnv(log: (m: string) => void): Promise<BenchEnv> 
     databaseUrl: stack.databaseUrl,
     seconds,
     scale: Number(process.env['BENCH_SCALE'] ?? 1),
-    slices: Number(process.env['BENCH_SLICES'] ?? 3),
+    slices: Number(process.env['BENCH_SLICES'] ?? 5),
     openSeconds: Number(process.env['BENCH_OPEN_SECONDS'] ?? 3 * seconds),
     openRate: Number(process.env['BENCH_OPEN_RATE'] ?? 0) || null,
     log,
@@ -107,6 +136,55 @@ export function percentile(sorted: readonly number[], p: number): number {
 /** The middle element by `key` (the upper one of an even count): the limit of a repeated measurement. */
 export function medianBy<T>(xs: readonly T[], key: (x: T) => number): T | undefined {
   return [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)];
+}
+
+/**
+ * Quantile p (0..1) of sorted values, interpolated linearly between the
+ * order statistics (R's type 7, numpy's default), so that the quartiles of
+ * five pairs are the 2nd and 4th values and do not jump with one outlier.
+ */
+export function quantile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const h = (sorted.length - 1) * Math.min(1, Math.max(0, p));
+  const lo = Math.floor(h);
+  const a = sorted[lo] ?? Number.NaN;
+  const b = sorted[Math.min(sorted.length - 1, lo + 1)] ?? a;
+  return a + (h - lo) * (b - a);
+}
+
+/** Median and interquartile range of repeated measurements (NaN and infinities left out). */
+export function spreadOf(values: readonly number[]): Spread {
+  const kept = values.filter((x) => Number.isFinite(x));
+  const s = [...kept].sort((a, b) => a - b);
+  return {
+    values: kept,
+    n: s.length,
+    median: quantile(s, 0.5),
+    q1: quantile(s, 0.25),
+    q3: quantile(s, 0.75),
+  };
+}
+
+/**
+ * The ratio of each interleaved hub/limit pair (hub / limit for throughput,
+ * limit / hub for latency, so higher is better either way), with median and IQR.
+ */
+export function pairSpread(
+  pairs: readonly { hub: number; limit: number }[],
+  better: 'higher' | 'lower',
+): Spread {
+  return spreadOf(pairs.map(({ hub, limit }) => (better === 'higher' ? hub / limit : limit / hub)));
+}
+
+/** A throughput figure whose value is the median of its slices, with their spread. */
+export function medianFigure(
+  name: string,
+  values: readonly number[],
+  unit: string,
+  more: Pick<Figure, 'limit' | 'ratioSpread'> = {},
+): Figure {
+  const valueSpread = spreadOf(values);
+  return { name, value: valueSpread.median, unit, better: 'higher', valueSpread, ...more };
 }
 
 /** Latency summary in milliseconds from nanosecond samples. */
@@ -165,6 +243,13 @@ export function loadAverages(): number[] {
   return loadavg().map((x) => Math.round(x * 100) / 100);
 }
 
+/** The first "model name" of /proc/cpuinfo, and how many processors it lists. */
+export function parseCpuinfo(text: string): { model: string | null; processors: number } {
+  const model = /^model name\s*:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? null;
+  const processors = (text.match(/^processor\s*:/gm) ?? []).length;
+  return { model, processors };
+}
+
 export async function machineFacts(env: BenchEnv): Promise<MachineFacts> {
   const c = new pg.Client({ connectionString: env.databaseUrl });
   await c.connect();
@@ -172,9 +257,10 @@ export async function machineFacts(env: BenchEnv): Promise<MachineFacts> {
     (await c.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
   await c.end();
   const java = (await run('java', ['-version'])).split('\n')[0] ?? '?';
+  const cpu = parseCpuinfo(await readFile('/proc/cpuinfo', 'utf8').catch(() => ''));
   return {
-    cores: cpus().length,
-    cpuModel: cpus()[0]?.model ?? '?',
+    cores: cpu.processors || cpus().length,
+    cpuModel: cpu.model ?? cpus()[0]?.model ?? '?',
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     freeMemoryGiB: Math.round(freemem() / 2 ** 30),
     node: process.version,
@@ -194,9 +280,16 @@ const fmt = (v: number) =>
       : v.toLocaleString('en-US', { maximumFractionDigits: 2 })
     : 'n/a';
 
+/** Two decimals; three below 0.1, where two would hide a halving. */
+export function fmtRatio(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(Math.abs(x) < 0.1 ? 3 : 2) : 'n/a';
+}
+
 /** Each figure with its limit beside it and the ratio (hub / limit for throughput, limit / hub for latency). */
 export function ratioOf(f: Figure, all: readonly Figure[]): number | undefined {
   if (!f.limit) return undefined;
+  // The median over interleaved pairs, when there are pairs: the pooled ratio mixes moments of the machine.
+  if (f.ratioSpread && f.ratioSpread.n > 0) return f.ratioSpread.median;
   const lim = all.find((x) => x.name === f.limit);
   if (!lim || !Number.isFinite(lim.value) || !Number.isFinite(f.value) || f.value === 0) return undefined;
   return f.better === 'higher' ? f.value / lim.value : lim.value / f.value;
@@ -214,11 +307,18 @@ export function markdownReport(machine: MachineFacts, results: readonly Scenario
   );
   for (const r of results) {
     out.push(`## ${r.scenario}`, '', r.setup, '');
-    out.push('| figure | value | unit | limit | ratio |', '| --- | ---: | --- | --- | ---: |');
+    out.push(
+      '| figure | value | value IQR | unit | limit | ratio | ratio IQR | n |',
+      '| --- | ---: | ---: | --- | --- | ---: | ---: | ---: |',
+    );
     for (const f of r.figures) {
       const ratio = ratioOf(f, r.figures);
+      const v = f.valueSpread;
+      const q = f.ratioSpread;
       out.push(
-        `| ${f.name} | ${fmt(f.value)} | ${f.unit} | ${f.limit ?? ''} | ${ratio === undefined ? '' : ratio.toFixed(2)} |`,
+        `| ${f.name} | ${fmt(f.value)} | ${v ? `${fmt(v.q1)}–${fmt(v.q3)}` : ''} | ${f.unit} | ${f.limit ?? ''} | ` +
+          `${ratio === undefined ? '' : fmtRatio(ratio)} | ${q && f.limit ? `${fmtRatio(q.q1)}–${fmtRatio(q.q3)}` : ''} | ` +
+          `${q?.n ?? v?.n ?? ''} |`,
       );
     }
     for (const n of r.notes ?? []) out.push('', `- ${n}`);

@@ -6,13 +6,21 @@ import { randomUUID } from 'node:crypto';
 import { buildAck, encodeAck, sniffMsh } from '../../libs/hl7/ack.js';
 import { mapHl7Message } from '../../libs/hl7/map.js';
 import { createMllpServer } from '../../libs/hl7/mllp-server.js';
+import { BENCH_MAX_CONNECTIONS_PER_PEER } from './lib.js';
 import { DEFAULT_IDENTITY_POLICY } from '../../libs/identity/index.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 
 const port = Number(process.env['NULL_MLLP_PORT'] ?? 0);
 const logger = createLogger({ name: 'null-mllp', level: 'warn' });
 const server = createMllpServer(
-  { host: '127.0.0.1', port, maxMessageBytes: 262_144, frameTimeoutMs: 30_000, logger },
+  {
+    host: '127.0.0.1',
+    port,
+    maxMessageBytes: 262_144,
+    frameTimeoutMs: 30_000,
+    maxConnectionsPerPeer: BENCH_MAX_CONNECTIONS_PER_PEER,
+    logger,
+  },
   {
     onMessage(bytes) {
       const msh = sniffMsh(bytes);

@@ -1,6 +1,7 @@
 // `npm run bench [-- scenario ...]`: starts the bench stack (its own ports,
 // data and databases; see lib.ts), runs the scenarios, writes
-// docs/benchmarks/latest.json and latest.md and prints the table.
+// docs/benchmarks/latest.json and latest.md, prints the table and appends
+// the run's ratios to docs/benchmarks/history.md (BENCH_HISTORY=0: not).
 // `npm run bench:<scenario>` runs one.
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -9,9 +10,11 @@ import { codecScenario } from './codec.js';
 import { deliveryScenario } from './delivery.js';
 import { fhirScenario } from './fhir.js';
 import { hl7Scenario, memoryScenario } from './hl7.js';
+import { appendHistory, commitLabel, historyRows, settingsLabel } from './history.js';
 import { replayScenario } from './replay.js';
 import { kafkaLimitFigures, measureKafkaLimits } from './kafka-limits.js';
 import {
+  benchStackConfig,
   loadAverages,
   machineFacts,
   markdownReport,
@@ -63,6 +66,8 @@ async function main(): Promise<void> {
   }
   const names = (asked.length ? asked : Object.keys(SCENARIOS)).filter(isScenario);
   const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
+  // Before anything is built or written: the commit and settings the figures belong to.
+  const run = { commit: await commitLabel(benchStackConfig().repoDir), settings: settingsLabel(process.env) };
   // The services under test run from the build output (as deployed); a stale dist/ would measure old code.
   log('building dist/ (npm run build)');
   await build();
@@ -74,13 +79,14 @@ async function main(): Promise<void> {
     for (const n of names) {
       log(`scenario ${n}`);
       try {
-        results.push(await SCENARIOS[n](env));
+        results.push({ ...(await SCENARIOS[n](env)), key: n });
       } catch (err) {
         // One broken scenario must not throw away the others' figures; the run still fails.
         failed.push(n);
         log(`scenario ${n} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         results.push({
           scenario: n,
+          key: n,
           setup: 'FAILED in this run',
           figures: [],
           notes: [`failed: ${err instanceof Error ? err.message : String(err)}`],
@@ -91,10 +97,14 @@ async function main(): Promise<void> {
     const dir = join(env.cfg.repoDir, 'docs', 'benchmarks');
     await mkdir(dir, { recursive: true });
     const md = markdownReport(machine, results);
-    await writeFile(join(dir, 'latest.json'), `${JSON.stringify({ machine, results }, null, 2)}\n`);
+    await writeFile(join(dir, 'latest.json'), `${JSON.stringify({ machine, run, results }, null, 2)}\n`);
     await writeFile(join(dir, 'latest.md'), `${md}\n`);
     process.stdout.write(`${md}\n`);
     log(`wrote ${join(dir, 'latest.json')} and latest.md`);
+    if (process.env['BENCH_HISTORY'] !== '0') {
+      const added = await appendHistory(join(dir, 'history.md'), historyRows({ machine, results }, run));
+      log(`history: ${added} row(s) added to ${join(dir, 'history.md')}`);
+    }
   } finally {
     await env.stack.stop();
   }

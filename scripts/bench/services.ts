@@ -67,6 +67,12 @@ export interface StartOptions {
   /** Directory for a V8 CPU profile written at exit (node --cpu-prof). */
   cpuProfDir?: string;
   timeoutMs?: number;
+  /**
+   * Run the TypeScript source through tsx instead of dist/: for bench-only
+   * processes (the null MLLP listener) that the build (libs, services, cli,
+   * deploy) does not compile. Its RSS is not a figure.
+   */
+  fromSource?: boolean;
 }
 
 /**
@@ -81,7 +87,9 @@ export function builtEntry(repoDir: string, script: string): string {
 export async function startService(env: BenchEnv, name: string, o: StartOptions): Promise<ServiceChild> {
   const args = [
     ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []),
-    builtEntry(env.cfg.repoDir, o.script),
+    ...(o.fromSource
+      ? ['--import', 'tsx', join(env.cfg.repoDir, o.script)]
+      : [builtEntry(env.cfg.repoDir, o.script)]),
   ];
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: env.cfg.repoDir,
