@@ -14,7 +14,6 @@ import {
 import type { EventProducer } from '../kafka/producer.js';
 import type { Logger } from '../telemetry/logger.js';
 import { assertSqlIdentifier, migrateSchema, sqlArray, toDbError, type Migration } from '../db/index.js';
-import { encodeCopyRows, sendCopy } from '../db/copy.js';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -253,36 +252,21 @@ interface BatchTarget {
 /** Which way a transaction wrote its events (see BULK_MIN_EVENTS). */
 export type ApplyPath = 'bulk' | 'per-event';
 
-const APPLIED_TYPES = new Map([
-  ['event_id', 2950],
-  ['topic', 25],
-  ['partition', 23],
-  ['offset', 20],
-]);
-
-/** applied_events rows as binary COPY data (the bulk path). */
-function appliedCopy(schema: string, pending: readonly DecodedRecord[]) {
-  return encodeCopyRows(
-    { schema, table: 'applied_events', types: APPLIED_TYPES },
-    ['event_id', 'topic', 'partition', 'offset'],
-    pending.map((r) => ({
-      event_id: r.event.data.meta.eventId,
-      topic: r.topic,
-      partition: r.partition,
-      offset: r.offset,
-    })),
-  );
-}
+/**
+ * How a transaction records its events' ids (recordApplied): `first` as a
+ * plain insert; `dedupe` (a large batch that met an id held already, e.g. a
+ * resend in a catch-up) drops held and repeated ids first and keeps the
+ * bulk path; `careful` upserts everything.
+ */
+type Attempt = 'first' | 'dedupe' | 'careful';
 
 /**
- * The bulk path of recordApplied: a long catch-up meets resends now and
- * then, and one in a batch must not send the whole batch back to the
- * statements (KeyExists). So ids held already are looked up (one probe of
- * the index) and repeats within the batch dropped in memory, before the
- * rest is copied; only an id another instance records meanwhile still
- * ends in KeyExists.
+ * The ids of `pending` not recorded yet, each once: one probe of the
+ * applied_events index and the repeats within the batch dropped in memory.
+ * A long catch-up meets resends now and then; one in a batch of thousands
+ * must not send the whole batch to the careful statements.
  */
-async function recordAppliedByCopy(
+async function notYetApplied(
   schema: string,
   trx: Knex.Transaction,
   pending: readonly DecodedRecord[],
@@ -292,30 +276,30 @@ async function recordAppliedByCopy(
     [schema, sqlArray(pending.map((r) => r.event.data.meta.eventId))],
   );
   const seen = new Set(held.rows.map((r) => r.event_id));
-  const fresh = pending.filter((r) => {
+  return pending.filter((r) => {
     const id = r.event.data.meta.eventId;
     if (seen.has(id)) return false;
     seen.add(id);
     return true;
   });
-  if (fresh.length > 0) await insertAssumingNew(() => sendCopy(trx, appliedCopy(schema, fresh)));
-  return fresh;
 }
 
 /**
  * Records the pending events' ids and returns those to apply: each id once,
  * never one applied before. Resends are rare, so first as a plain insert
  * (nothing returned, no `on conflict` probe); a batch that meets an id
- * already held, or holds one twice, is redone de-duplicating (KeyExists).
+ * already held, or holds one twice, is redone de-duplicating (KeyExists):
+ * a large one by `dedupe`, still on the bulk path, then by `careful`.
  */
 async function recordApplied(
   schema: string,
   trx: Knex.Transaction,
-  pending: DecodedRecord[],
-  careful: boolean,
-  bulk = false,
+  all: DecodedRecord[],
+  attempt: Attempt,
 ): Promise<DecodedRecord[]> {
-  if (bulk && !careful) return recordAppliedByCopy(schema, trx, pending);
+  const careful = attempt === 'careful';
+  const pending = attempt === 'dedupe' ? await notYetApplied(schema, trx, all) : all;
+  if (pending.length === 0) return pending;
   // Columns as arrays (unnest), not a VALUES list: a fixed handful of
   // parameters whatever the batch size, nothing for knex or Postgres to number.
   const bindings = [
@@ -355,8 +339,9 @@ async function recordApplied(
 async function applyBatches(
   target: BatchTarget,
   batches: readonly PartitionBatch[],
-  careful: boolean,
+  attempt: Attempt,
 ): Promise<{ path: ApplyPath; events: number } | null> {
+  const careful = attempt === 'careful';
   const { db, schema, projection } = target;
   return db.transaction(async (trx) => {
     let applied: { path: ApplyPath; events: number } | null = null;
@@ -372,7 +357,7 @@ async function applyBatches(
     });
     if (pending.length > 0) {
       const bulk = pending.length >= target.bulkMinEvents && !careful;
-      const toApply = await recordApplied(schema, trx, pending, careful, bulk);
+      const toApply = await recordApplied(schema, trx, pending, attempt);
       applied = { path: bulk ? 'bulk' : 'per-event', events: toApply.length };
       if (toApply.length > 0) await projection.apply(trx, schema, toApply, { careful, bulk });
       if (projection.duplicates && toApply.length < pending.length) {
@@ -402,6 +387,27 @@ async function applyBatches(
     }
     return applied;
   });
+}
+
+/**
+ * A group's transaction, again after KeyExists: a large group (the bulk
+ * path) first de-duplicating its event ids, which is what a resend needs,
+ * then, as any group, upserting everything.
+ */
+async function applyWithRetries(
+  target: BatchTarget,
+  batches: readonly PartitionBatch[],
+): Promise<{ path: ApplyPath; events: number } | null> {
+  const large = batches.reduce((n, b) => n + b.records.length, 0) >= target.bulkMinEvents;
+  const attempts: Attempt[] = large ? ['first', 'dedupe', 'careful'] : ['first', 'careful'];
+  for (const [i, attempt] of attempts.entries()) {
+    try {
+      return await applyBatches(target, batches, attempt);
+    } catch (err) {
+      if (!(err instanceof KeyExists) || i === attempts.length - 1) throw err;
+    }
+  }
+  return null;
 }
 
 /** The consumer group of a projection's version schema, unless a runner is given another. */
@@ -434,12 +440,7 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
 
   async function handleGroup(batches: PartitionBatch[]): Promise<void> {
     try {
-      try {
-        committed(await applyBatches(target, batches, false));
-      } catch (err) {
-        if (!(err instanceof KeyExists)) throw err;
-        committed(await applyBatches(target, batches, true));
-      }
+      committed(await applyWithRetries(target, batches));
     } catch (err) {
       if (isHubError(err) || err instanceof BatchFenced) throw err;
       const mapped = toDbError(err);
