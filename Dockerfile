@@ -37,5 +37,8 @@ COPY tsconfig.json ./
 RUN mkdir -p /app/.hub && chown 1000:1000 /app/.hub
 # Numeric (the image's `node` user): Kubernetes' runAsNonRoot can only verify a numeric user.
 USER 1000:1000
+# No NODE_OPTIONS heap flags here: heap sizes are each service's own configuration
+# (NODE_HEAP_MB, NODE_SEMI_SPACE_MB, validated with the rest), applied by the service kit,
+# which re-executes the process once with them (libs/service/runtime.ts).
 # Overridden per service (compose `command`, Kubernetes `args`).
 CMD ["node", "bin/hub.js", "--help"]

@@ -225,6 +225,20 @@ function commitFailureLog(log: Logger): { succeeded(): void; failed(err: unknown
   };
 }
 
+/** How much one fetch may bring: the service's KAFKA_FETCH_MAX_BYTES and KAFKA_FETCH_PARTITION_MAX_BYTES. */
+export interface FetchLimits {
+  maxBytes: number;
+  maxBytesPerPartition: number;
+}
+
+/** Set once per client by the service kit from its configuration; a client without them gets the defaults below. */
+const fetchLimits = new WeakMap<KafkaClient, FetchLimits>();
+
+/** The fetch sizes of every consumer runner on `kafka`. */
+export function setFetchLimits(kafka: KafkaClient, limits: FetchLimits): void {
+  fetchLimits.set(kafka, limits);
+}
+
 /** The kafkajs consumer: fetch sizes follow whether batches are grouped; `restartOnFailure` decides on a crash. */
 function consumerConfig(
   opts: ConsumerRunnerOptions,
@@ -233,6 +247,7 @@ function consumerConfig(
   retries: number,
   restartOnFailure: () => Promise<boolean>,
 ): ConsumerConfig {
+  const limits = fetchLimits.get(opts.kafka);
   return {
     groupId: opts.groupId,
     allowAutoTopicCreation: false,
@@ -246,12 +261,13 @@ function consumerConfig(
     // Larger than kafkajs' 1 MB: a replay then commits about half as many
     // transactions, each with the same fixed statements, and merges more
     // updates of one row into one write. Live batches are small anyway.
-    maxBytesPerPartition: 2 * 1024 * 1024,
+    maxBytesPerPartition: limits?.maxBytesPerPartition ?? 2 * 1024 * 1024,
     // The partitions of a fetch are decoded together when grouping, so the
     // fetch itself is capped (kafkajs: 10 MB): a projector catching up
     // over 300,000 events peaked at 432-466 MiB RSS with 10 MB and
     // 327-342 MiB with 4 MB, at the same speed (382-388 MiB before grouping).
-    maxBytes: grouped ? 4 * 1024 * 1024 : 10 * 1024 * 1024,
+    // A service's configuration sets it for every runner (4 MiB by default).
+    maxBytes: limits?.maxBytes ?? (grouped ? 4 * 1024 * 1024 : 10 * 1024 * 1024),
     retry: { retries, restartOnFailure },
   };
 }

@@ -8,7 +8,9 @@ import { EVENT_CONTRACTS, type EventType } from '../events/index.js';
 import { createRegistryClient, registrySecurityFromEnv } from '../events/registry.js';
 import { createKafkaClient, type KafkaClient } from '../kafka/client.js';
 import { kafkaSecurityFromEnv } from '../kafka/security.js';
-import { createEventProducer, type EventProducer, type ProducerOptions } from '../kafka/producer.js';
+import type { EventProducer, ProducerOptions } from '../kafka/producer.js';
+import { createChosenEventProducer } from '../kafka/producer-client.js';
+import { setFetchLimits } from '../kafka/consumer.js';
 import {
   installShutdown,
   shutdownBegun,
@@ -19,6 +21,7 @@ import {
 import { errorLabel } from '../lifecycle/startup.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, producerMetricsHooks, type HubMetrics } from '../telemetry/metrics.js';
+import { applyHeapSettings, heapInEffect, runtimeEnv } from './runtime.js';
 
 /**
  * The one composition root of every service. A main.ts declares what is its
@@ -32,7 +35,14 @@ import { createMetrics, producerMetricsHooks, type HubMetrics } from '../telemet
  */
 
 /** Variables every service reads, under the same names in every service, the local stack and compose.yaml. */
-export const serviceEnv = { ...kafkaEnv, ...logEnv, ...startEnv, HTTP_HOST: httpEnv.HTTP_HOST };
+export const serviceEnv = {
+  ...kafkaEnv,
+  ...logEnv,
+  ...startEnv,
+  HTTP_HOST: httpEnv.HTTP_HOST,
+  // Heap sizes and consumer fetch sizes (runtime.ts): what keeps a service within its memory limit.
+  ...runtimeEnv,
+};
 
 type BaseShape = typeof serviceEnv & { HTTP_PORT: ReturnType<typeof portEnv> };
 
@@ -159,6 +169,8 @@ export async function runService<S extends z.ZodRawShape, X>(spec: ServiceSpec<S
   }
   const shared = sharedPart(config);
   const logger = createLogger({ name: spec.name, level: shared.LOG_LEVEL });
+  // Before any connection: the process may be replaced by one with these heap flags.
+  applyHeapSettings(shared, logger);
   const closers: Closer[] = [];
   let parts: ServiceParts | undefined;
   const shutdown = installShutdown({
@@ -186,7 +198,7 @@ export async function runService<S extends z.ZodRawShape, X>(spec: ServiceSpec<S
     config: shared,
     producer: kit.producer,
     steps: parts.steps,
-    ...(parts.readyFields ? { readyFields: parts.readyFields } : {}),
+    readyFields: () => ({ ...heapInEffect(), ...parts?.readyFields?.() }),
   });
 }
 
@@ -215,6 +227,10 @@ function createKit<S extends z.ZodRawShape, X>(
     security: kafkaSecurityFromEnv(shared),
     topicEnvironment: shared.KAFKA_TOPIC_ENV,
   });
+  setFetchLimits(kafka, {
+    maxBytes: shared.KAFKA_FETCH_MAX_BYTES,
+    maxBytesPerPartition: shared.KAFKA_FETCH_PARTITION_MAX_BYTES,
+  });
   const codec = createEventCodec(
     createRegistryClient(shared.SCHEMA_REGISTRY_URL, registrySecurityFromEnv(shared)),
   );
@@ -238,7 +254,11 @@ function createKit<S extends z.ZodRawShape, X>(
       closing(createDb(url, { ...opts, passwordFile }), (db) => db.destroy()),
     exit,
   };
-  const producer = createEventProducer({
+  const producer = createChosenEventProducer({
+    client: shared.KAFKA_PRODUCER_CLIENT,
+    brokers: shared.KAFKA_BROKERS,
+    clientId: shared.KAFKA_CLIENT_ID ?? spec.name,
+    security: kafkaSecurityFromEnv(shared),
     kafka,
     codec,
     ackTimeoutMs: shared.KAFKA_ACK_TIMEOUT_MS,

@@ -42,7 +42,7 @@ import {
   type Spread,
 } from './lib.js';
 import { summariseProfileFile, profileMarkdown } from './profile.js';
-import { cpuSecondsOf, freePort, rssMiBOf, serviceEnv, startService, type ServiceChild } from './services.js';
+import { cpuSecondsOf, freePort, serviceEnv, startService, type ServiceChild } from './services.js';
 
 /** ORU^R01 with five OBX (a small chemistry panel), like the corpus's lab results. */
 function oruR01x5(id: string, mrn: string): string {
@@ -264,12 +264,6 @@ function mixSizes(): string {
   return `${s[0]}-${s.at(-1)} B (median ${s[10]} B)`;
 }
 
-export interface MemoryFigures {
-  idle: Record<string, number>;
-  load: Record<string, number>;
-}
-/** Filled by the hl7 scenario, reported by the memory scenario. */
-export let lastMemory: MemoryFigures | null = null;
 /** Where the adapter's CPU profile went, when BENCH_CPU_PROF is set. */
 export let lastProfileDir: string | null = null;
 
@@ -729,7 +723,6 @@ async function closedLoop(r: Hl7Run): Promise<number> {
     if (n === nMax) max32 = phase.hub.messages / phase.hub.seconds;
     reportClosed(r, n, phase);
   }
-  lastMemory = { idle: r.idle, load: { ...r.peak } };
   return max32;
 }
 
@@ -796,7 +789,6 @@ async function openLoop(r: Hl7Run, max32: number): Promise<number> {
   r.notes.push(p99Note('open loop', hub, a.p99, nul, na?.p99));
   if (hub.visibleMissing)
     r.notes.push(`open loop: ${hub.visibleMissing} sampled rows not visible within 30 s.`);
-  lastMemory = { idle: r.idle, load: { ...r.peak } };
   return openRate;
 }
 
@@ -898,36 +890,4 @@ export async function hl7Scenario(env: BenchEnv, opt: Partial<Hl7Options> = {}):
   } finally {
     await cleanUp(r);
   }
-}
-
-/** Scenario 5: RSS of each service idle and under the scenario-1 load (runs a short load itself when hl7 did not run). */
-export async function memoryScenario(env: BenchEnv): Promise<ScenarioResult> {
-  let note = 'Read from the hl7 scenario of this run.';
-  if (!lastMemory) {
-    await hl7Scenario(env, { connections: [32], limits: false, openLoop: false, nullListener: false });
-    note = `Own run: ${env.seconds}s closed loop at 32 connections.`;
-  }
-  const m = lastMemory ?? { idle: {}, load: {} };
-  const figures: Figure[] = [];
-  for (const [name, idle] of Object.entries(m.idle)) {
-    figures.push({ name: `${name} RSS idle`, value: idle, unit: 'MiB', better: 'lower' });
-    figures.push({
-      name: `${name} RSS under load (peak)`,
-      value: m.load[name] ?? Number.NaN,
-      unit: 'MiB',
-      better: 'lower',
-    });
-  }
-  figures.push({
-    name: 'bench runner RSS',
-    value: await rssMiBOf(process.pid),
-    unit: 'MiB',
-    better: 'lower',
-  });
-  return {
-    scenario: '5. Memory (VmRSS of each service process)',
-    setup: `VmRSS from /proc/<pid>/status after start-up (idle) and the peak sampled every 0.5 s during the hl7 load phases. ${note}`,
-    figures,
-    notes: ['Target: each Node service <= 256 MB RSS under load.'],
-  };
 }

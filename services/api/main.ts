@@ -6,6 +6,7 @@ import { authEnv, verifierFromEnv } from '../../libs/auth/env.js';
 import { IDENTITY_SCHEMA } from '../../libs/identity/store.js';
 import { clinicalTopics } from '../../libs/projections/topics.js';
 import { runService } from '../../libs/service/index.js';
+import { heapEnv } from '../../libs/service/runtime.js';
 import { buildApi } from './app.js';
 
 /**
@@ -47,6 +48,10 @@ await runService({
       .int()
       .min(1024)
       .default(16 * 1024),
+    // Above the kit's 160: the first FHIR Subscription loads the FHIR definitions (about 136 MiB
+    // while they are parsed) beside the API's own objects; at 160 that load fit beside 60 MiB of
+    // other live objects and ran out of heap beside 80.
+    NODE_HEAP_MB: heapEnv(192),
   },
   // The producer only writes raw JSON audit records: the shared one, without event topics.
   connect: async (k) => ({

@@ -7,6 +7,7 @@ import { DEFAULT_WEIGHTS } from '../../libs/identity/matching/index.js';
 import { IDENTITY_SCHEMA } from '../../libs/identity/store.js';
 import { dlqTopicFor } from '../../libs/kafka/dlq.js';
 import { eventPublisher, runService } from '../../libs/service/index.js';
+import { heapEnv, semiSpaceEnv } from '../../libs/service/runtime.js';
 import { buildIdentityMatcherService } from './app.js';
 
 await runService({
@@ -34,6 +35,11 @@ await runService({
     /** How often pending steward commands are looked for. */
     IDENTITY_COMMAND_POLL_MS: z.coerce.number().int().min(50).max(10_000).default(250),
     DLQ_TOPIC: z.string().optional(),
+    // Below the kit's 160/16: each patient event loads up to 500 candidates, and with the kit's
+    // sizes the matcher peaked at 201-277 MiB RSS under a FHIR $import. At 112/8: 202 MiB; at
+    // 128/8: 233 MiB under the highest load measured (scripts/bench-memory.ts), no slower per event.
+    NODE_HEAP_MB: heapEnv(128),
+    NODE_SEMI_SPACE_MB: semiSpaceEnv(8),
   },
   // Its topics (with the deployment's suffix) and publish metrics, as every service that publishes events.
   producer: eventPublisher,

@@ -1,0 +1,137 @@
+import { getHeapStatistics } from 'node:v8';
+import { z } from '../config/index.js';
+import type { Logger } from '../telemetry/logger.js';
+
+/**
+ * Memory settings every service reads (measured by scripts/bench/memory.ts).
+ *
+ * V8's heap is sized when the process starts, from flags; a running process
+ * cannot change it (`v8.setFlagsFromString` after start-up does not resize
+ * the heap that exists). So that these settings are the service's own
+ * configuration, validated with the rest, and apply identically under
+ * `hub up`, compose, Kubernetes and the benchmarks, the kit re-executes the
+ * service once with the flags (process.execve: the same process id, so the
+ * container's PID 1, signals and the supervisor see no difference) when the
+ * running process does not already have them. The alternative, NODE_OPTIONS
+ * in every deployment file, would be a second place to keep in step and
+ * would not be validated. Flags on the command line win over NODE_OPTIONS.
+ * The cost: the service's modules load twice at start (about 0.7 s from
+ * dist/ on the 2-core test VM); with both sizes 0 there is no re-execution.
+ *
+ * Measured (every service under the scenario-1 HL7 load, FHIR bundles and a
+ * $import on a 24 GB machine): V8 sized the young generation at up to 2 x
+ * 64 MiB semi-spaces, and under load the busy consumers' new space reached
+ * 128 MiB with 30-80 MiB of live objects; the projectors and the matcher
+ * peaked at 224-357 MiB RSS, the FHIR adapter at 369-601 MiB. With 16 MiB
+ * semi-spaces and 160 MiB of old space every service stayed at or under
+ * 228 MiB but the identity matcher (up to 277 MiB under a FHIR $import),
+ * whose own defaults are smaller (128/8: 233 MiB at the highest load).
+ */
+
+/** Old-space cap in MiB: enough for the FHIR definitions' one-time load (~136 MiB live while parsed) beside a service's own objects. */
+export const DEFAULT_HEAP_MB = 160;
+/** Semi-space cap in MiB: the young generation is two of them. */
+export const DEFAULT_SEMI_SPACE_MB = 16;
+/** A consumer fetch: the cap the projectors' catch-up was measured with (4 MiB: 327-342 MiB RSS; 10 MiB: 432-466 MiB). */
+export const DEFAULT_FETCH_MAX_BYTES = 4 * 1024 * 1024;
+/** Per partition of a fetch: above kafkajs' 1 MiB so that a replay commits fewer, larger transactions. */
+export const DEFAULT_FETCH_PARTITION_MAX_BYTES = 2 * 1024 * 1024;
+
+/** NODE_HEAP_MB with a service's own default: 0 leaves the old space to V8 (and NODE_OPTIONS). */
+export function heapEnv(defaultMb: number = DEFAULT_HEAP_MB) {
+  return z.coerce
+    .number()
+    .int()
+    .refine((v) => v === 0 || (v >= 64 && v <= 65_536), 'expected 0 (V8 decides) or 64-65536 MiB')
+    .default(defaultMb);
+}
+
+/** NODE_SEMI_SPACE_MB with a service's own default: 0 leaves the young generation to V8. */
+export function semiSpaceEnv(defaultMb: number = DEFAULT_SEMI_SPACE_MB) {
+  return z.coerce.number().int().min(0).max(256).default(defaultMb);
+}
+
+export const runtimeEnv = {
+  NODE_HEAP_MB: heapEnv(),
+  NODE_SEMI_SPACE_MB: semiSpaceEnv(),
+  KAFKA_FETCH_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(DEFAULT_FETCH_MAX_BYTES),
+  KAFKA_FETCH_PARTITION_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(DEFAULT_FETCH_PARTITION_MAX_BYTES),
+};
+
+export interface RuntimeConfig {
+  NODE_HEAP_MB: number;
+  NODE_SEMI_SPACE_MB: number;
+}
+
+/** The V8 flags a configuration asks for; 0 asks for none. Pure. */
+export function heapFlags(c: RuntimeConfig): string[] {
+  return [
+    ...(c.NODE_HEAP_MB > 0 ? [`--max-old-space-size=${c.NODE_HEAP_MB}`] : []),
+    ...(c.NODE_SEMI_SPACE_MB > 0 ? [`--max-semi-space-size=${c.NODE_SEMI_SPACE_MB}`] : []),
+  ];
+}
+
+/** The flags among `wanted` that the process's own arguments do not end up with (the last occurrence of a flag counts). Pure. */
+export function missingFlags(execArgv: readonly string[], wanted: readonly string[]): string[] {
+  return wanted.filter((flag) => {
+    const name = flag.slice(0, flag.indexOf('='));
+    const last = execArgv.findLast((a) => a.startsWith(`${name}=`));
+    return last !== flag;
+  });
+}
+
+/**
+ * Whether this process is a service started from its main.ts/main.js (node,
+ * tsx, the image's `node dist/services/<name>/main.js`). A test runner that
+ * calls runService in its own process must never be replaced. Pure.
+ */
+export function isServiceEntry(argv1: string | undefined): boolean {
+  return /[\\/]main\.[cm]?[jt]s$/.test(argv1 ?? '');
+}
+
+type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
+
+/**
+ * Re-executes the process with the configured heap flags when it does not
+ * have them yet; returns when it has them, when none are asked for, or when
+ * it cannot (not a service entry, a runtime without process.execve: then a
+ * warning names what is missing and the service runs with V8's own sizing).
+ */
+export function applyHeapSettings(c: RuntimeConfig, logger: Logger): void {
+  const missing = missingFlags(process.execArgv, heapFlags(c));
+  if (missing.length === 0 || !isServiceEntry(process.argv[1])) return;
+  const execve = (process as { execve?: Execve }).execve;
+  if (!execve) {
+    logger.warn(
+      { missing },
+      'this Node.js cannot re-execute itself (process.execve): heap settings not applied',
+    );
+    return;
+  }
+  try {
+    execve(
+      process.execPath,
+      [process.execPath, ...process.execArgv, ...missing, ...process.argv.slice(1)],
+      process.env,
+    );
+  } catch (err) {
+    // Only the code: the message would quote paths of the host.
+    logger.warn(
+      { missing, code: (err as { code?: unknown }).code },
+      're-executing with the heap settings failed: not applied',
+    );
+  }
+}
+
+/** The heap in effect, for the ready line: what an operator compares the container's memory limit with. */
+export function heapInEffect(): { heapLimitMiB: number } {
+  return { heapLimitMiB: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20) };
+}
