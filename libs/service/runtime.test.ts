@@ -13,6 +13,8 @@ import {
   DEFAULT_SEMI_SPACE_MB,
   heapEnv,
   heapFlags,
+  runsThroughTsx,
+  TSX_HEAP_MARGIN_MB,
   isServiceEntry,
   missingFlags,
 } from './runtime.js';
@@ -20,6 +22,23 @@ import {
 const spec = { port: 8099, env: {} };
 
 describe('service kit: memory settings', () => {
+  it('given a service run through tsx, then its old space gets the loader margin on top; built, exactly NODE_HEAP_MB', () => {
+    const tsx = [
+      '--require',
+      '/repo/node_modules/tsx/dist/preflight.cjs',
+      '--import',
+      'file:///repo/node_modules/tsx/dist/loader.mjs',
+    ];
+    expect(runsThroughTsx(tsx)).toBe(true);
+    expect(runsThroughTsx(['--enable-source-maps'])).toBe(false);
+    expect(runsThroughTsx(['--import', './not-tsx-loader.mjs'])).toBe(false);
+    const c = { NODE_HEAP_MB: 160, NODE_SEMI_SPACE_MB: 16 };
+    expect(heapFlags(c, TSX_HEAP_MARGIN_MB)[0]).toBe(`--max-old-space-size=${160 + TSX_HEAP_MARGIN_MB}`);
+    expect(heapFlags(c)[0]).toBe('--max-old-space-size=160');
+    // 0 stays "V8 decides", margin or not.
+    expect(heapFlags({ NODE_HEAP_MB: 0, NODE_SEMI_SPACE_MB: 0 }, TSX_HEAP_MARGIN_MB)).toEqual([]);
+  });
+
   it('given nothing set, then every service gets the measured heap and fetch defaults', () => {
     expect(loadConfig(serviceEnvSchema(spec), {})).toMatchObject({
       NODE_HEAP_MB: DEFAULT_HEAP_MB,
@@ -104,8 +123,10 @@ applyHeapSettings({ NODE_HEAP_MB: 96, NODE_SEMI_SPACE_MB: 2 }, silent);
         .split('\n')
         .map((l) => JSON.parse(l) as { pid: number; limit: number });
       expect(second?.pid).toBe(first?.pid);
-      // 96 MiB of old space and a young generation of three 2 MiB semi-spaces' worth.
-      expect((second?.limit ?? 0) / 2 ** 20).toBeLessThan(110);
+      // 96 MiB of old space, plus the tsx margin (it runs through tsx), and a young
+      // generation of three 2 MiB semi-spaces' worth.
+      expect((second?.limit ?? 0) / 2 ** 20).toBeGreaterThan(96 + TSX_HEAP_MARGIN_MB);
+      expect((second?.limit ?? 0) / 2 ** 20).toBeLessThan(110 + TSX_HEAP_MARGIN_MB);
       expect(first?.limit).toBeGreaterThan(second?.limit ?? 0);
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -71,10 +71,24 @@ export interface RuntimeConfig {
   NODE_SEMI_SPACE_MB: number;
 }
 
-/** The V8 flags a configuration asks for; 0 asks for none. Pure. */
-export function heapFlags(c: RuntimeConfig): string[] {
+/**
+ * Old space added when the service runs through tsx (tests, `hub up` from a
+ * checkout), whose loader keeps every transpiled module and its source map
+ * in the heap: at 160 MiB adapter-fhir ran out of heap while parsing the
+ * FHIR definitions at start under tsx, never from dist/. So NODE_HEAP_MB
+ * means what a built service (the image) gets.
+ */
+export const TSX_HEAP_MARGIN_MB = 64;
+
+/** Whether the process runs through tsx's loader (its arguments name it). Pure. */
+export function runsThroughTsx(execArgv: readonly string[]): boolean {
+  return execArgv.some((a) => /(^|[\\/])tsx([\\/]|$)/.test(a));
+}
+
+/** The V8 flags a configuration asks for; 0 asks for none. `marginMb` is added to the old space. Pure. */
+export function heapFlags(c: RuntimeConfig, marginMb = 0): string[] {
   return [
-    ...(c.NODE_HEAP_MB > 0 ? [`--max-old-space-size=${c.NODE_HEAP_MB}`] : []),
+    ...(c.NODE_HEAP_MB > 0 ? [`--max-old-space-size=${c.NODE_HEAP_MB + marginMb}`] : []),
     ...(c.NODE_SEMI_SPACE_MB > 0 ? [`--max-semi-space-size=${c.NODE_SEMI_SPACE_MB}`] : []),
   ];
 }
@@ -106,7 +120,8 @@ type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
  * warning names what is missing and the service runs with V8's own sizing).
  */
 export function applyHeapSettings(c: RuntimeConfig, logger: Logger): void {
-  const missing = missingFlags(process.execArgv, heapFlags(c));
+  const margin = runsThroughTsx(process.execArgv) ? TSX_HEAP_MARGIN_MB : 0;
+  const missing = missingFlags(process.execArgv, heapFlags(c, margin));
   if (missing.length === 0 || !isServiceEntry(process.argv[1])) return;
   const execve = (process as { execve?: Execve }).execve;
   if (!execve) {

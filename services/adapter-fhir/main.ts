@@ -7,7 +7,6 @@ import { DEFAULT_IMPORT_MAX_BYTES } from '../../libs/fhir/import/import.js';
 import { dlqTopicFor } from '../../libs/kafka/dlq.js';
 import { createTransactionalProducer } from '../../libs/kafka/transactional.js';
 import { eventPublisher, runService } from '../../libs/service/index.js';
-import { heapEnv } from '../../libs/service/runtime.js';
 import { loadSite, siteEnv } from '../../libs/service/site.js';
 import { buildFhirAdapter } from './app.js';
 import { loadFhirClients } from './clients.js';
@@ -39,10 +38,6 @@ await runService({
     // The whole $import body (streamed; each line is limited to 16 MiB on its own): 1 GiB by default.
     FHIR_IMPORT_MAX_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_IMPORT_MAX_BYTES),
     DLQ_TOPIC: z.string().optional(),
-    // Above the kit's 160: the FHIR definitions are parsed at start (about 136 MiB live while
-    // parsed); at 160 that start ran out of heap when the process also carried tsx's loader
-    // (the tests, `hub up`). Measured from dist/ at 160: 206-228 MiB RSS under the bundle load.
-    NODE_HEAP_MB: heapEnv(224),
   },
   producer: eventPublisher,
   connect: async (k) => ({

@@ -1,0 +1,144 @@
+/**
+ * The bulk path (binary COPY of new rows) against the per-event path
+ * (statements) of the projection runner, over the same published log, in
+ * interleaved rounds (ABBA): wall time, this process's CPU (the runner:
+ * fetch, decode, evolve, encode) and the CPU of its Postgres backends (from
+ * /proc), so that a noisy machine still shows which side each path costs.
+ *
+ *   npx tsx scripts/bench-replay-paths.ts [--events 200000] [--only portal] [--rounds 4]
+ *
+ * Uses KAFKA_BROKERS, SCHEMA_REGISTRY_URL, DATABASE_URL (defaults: the dev
+ * stack); its topics, subjects and schemas are its own and removed after.
+ * Postgres must be local (backends' CPU is read from /proc).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
+import { createDb, dropSchema } from '../libs/db/index.js';
+import { createEventCodec } from '../libs/events/codec.js';
+import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
+import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
+import { createRegistryClient } from '../libs/events/registry.js';
+import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
+import { createKafkaClient } from '../libs/kafka/client.js';
+import { createEventProducer } from '../libs/kafka/producer.js';
+import { lagOf } from '../libs/projections/inspect.js';
+import { createProjectionRunner, migrateProjection } from '../libs/projections/runner.js';
+import { clinicalTopics } from '../libs/projections/topics.js';
+import { READ_MODEL_NAMES, readModelNamed } from '../libs/read-models/index.js';
+import { createLogger } from '../libs/telemetry/logger.js';
+import { syntheticEvents } from '../test/support/hospital-day.js';
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '200000' },
+    only: { type: 'string' },
+    rounds: { type: 'string', default: '4' },
+  },
+});
+const cfg = loadConfig(z.object({ ...kafkaEnv, ...databaseEnv }));
+const N = Number(values.events);
+const ROUNDS = Number(values.rounds);
+const PATHS = [
+  { name: 'per-event', bulkMinEvents: Number.POSITIVE_INFINITY },
+  { name: 'bulk', bulkMinEvents: 1000 },
+];
+const id = `paths_${randomBytes(3).toString('hex')}`;
+const logger = createLogger({ name: 'bench-replay-paths', level: 'error' });
+const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: id, logger });
+const registry = createRegistryClient(cfg.SCHEMA_REGISTRY_URL);
+const topic = (n: string) => `${n}.${id}`;
+const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
+const codec = createEventCodec(registry);
+const producer = createEventProducer({ kafka, codec, topicFor });
+const url = new URL(cfg.DATABASE_URL);
+url.searchParams.set('application_name', id);
+const db = createDb(url.toString(), { pool: { min: 0, max: 4 } });
+const topics = clinicalTopics(topic);
+const dlq = `hub.dlq.${id}`;
+
+/** CPU seconds of this run's Postgres backends so far (utime + stime from /proc). */
+async function postgresCpu(): Promise<number> {
+  const r = await db.raw<{ rows: { pid: number }[] }>(
+    'select pid from pg_stat_activity where application_name = ?',
+    [id],
+  );
+  let ticks = 0;
+  for (const { pid } of r.rows) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    ticks += Number(stat[11]) + Number(stat[12]);
+  }
+  return ticks / 100;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+try {
+  await ensureTopics(kafka, [
+    ...catalogTopicDefinitions(topic),
+    { name: dlq, partitions: 1, retentionMs: -1 },
+  ]);
+  await registerAllSchemas(registry, { topicFor });
+  await producer.connect();
+  const events = syntheticEvents(N);
+  for (let i = 0; i < events.length; i += 2000) await producer.publish(events.slice(i, i + 2000));
+  process.stdout.write(`${events.length} events published; rounds in ABBA order\n`);
+  for (const name of values.only ? values.only.split(',') : READ_MODEL_NAMES) {
+    const projection = readModelNamed(name)?.projection(topics);
+    if (!projection) throw new Error(`unknown projection ${name}`);
+    const seen: Record<string, { wall: number[]; node: number[]; pg: number[] }> = {};
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const path of r % 2 === 0 ? PATHS : [...PATHS].reverse()) {
+        const schema = `${id}_${name}_${path.name === 'bulk' ? 'b' : 's'}${r}`;
+        await migrateProjection(db, schema, projection);
+        const runner = createProjectionRunner({
+          projection,
+          schema,
+          groupId: `hub.bench.${schema}`,
+          db,
+          kafka,
+          codec,
+          producer,
+          dlqTopic: dlq,
+          logger,
+          bulkMinEvents: path.bulkMinEvents,
+        });
+        const pg0 = await postgresCpu();
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        await runner.start();
+        while ((await lagOf(db, kafka, schema, topics)).lag !== 0n)
+          await new Promise((x) => setTimeout(x, 100));
+        const wall = (performance.now() - t0) / 1000;
+        const cpu = process.cpuUsage(cpu0);
+        const pg = (await postgresCpu()) - pg0;
+        await runner.stop();
+        await dropSchema(db, schema);
+        const s = (seen[path.name] ??= { wall: [], node: [], pg: [] });
+        s.wall.push(wall);
+        s.node.push((cpu.user + cpu.system) / 1e6);
+        s.pg.push(pg);
+      }
+    }
+    for (const [path, s] of Object.entries(seen)) {
+      process.stdout.write(
+        `${name.padEnd(10)} ${path.padEnd(9)} events/s ${Math.round(N / median(s.wall))
+          .toString()
+          .padStart(
+            6,
+          )}  runner CPU ${median(s.node).toFixed(1)} s  Postgres CPU ${median(s.pg).toFixed(1)} s  ` +
+          `(medians of ${s.wall.length}; walls ${s.wall.map((w) => w.toFixed(1)).join(', ')} s)\n`,
+      );
+    }
+  }
+} finally {
+  await producer.disconnect().catch(() => undefined);
+  await deleteTopics(kafka, [...catalogTopicDefinitions(topic).map((t) => t.name), dlq]).catch(
+    () => undefined,
+  );
+  for (const t of Object.keys(EVENT_CONTRACTS) as EventType[])
+    await registry.deleteSubject(`${topicFor(t)}-${EVENT_CONTRACTS[t].fullName}`).catch(() => undefined);
+  await db.destroy();
+}
+process.exit(0);
