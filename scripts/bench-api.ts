@@ -22,10 +22,8 @@ import { ensureDevKeys, mintToken, type DevKeys } from '../libs/auth/jwt.js';
 import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
 import { createDb, dropSchema } from '../libs/db/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
-import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
 import { createRegistryClientFromEnv } from '../libs/events/registry.js';
-import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
 import { createKafkaClientFromEnv } from '../libs/kafka/client.js';
 import { dlqTopicFor } from '../libs/kafka/dlq.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
@@ -37,6 +35,12 @@ import { portalProjection } from '../libs/read-models/portal/model.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { createMetrics } from '../libs/telemetry/metrics.js';
 import { syntheticEvents } from '../test/support/hospital-day.js';
+import {
+  deleteSyntheticLog,
+  prepareSyntheticLog,
+  publishInChunks,
+  type SyntheticLog,
+} from './bench/synthetic-log.js';
 
 const { values } = parseArgs({
   options: {
@@ -111,17 +115,14 @@ const projector = buildProjectorService(
   { stableSchema: stable, dlqTopic: dlq, groupPrefix: `hub.projection.${id}` },
   portalProjection(clinicalTopics(topic)),
 );
+const log: SyntheticLog = { kafka, registry, topic, extraTopics: [dlq] };
 try {
-  await ensureTopics(kafka, [
-    ...catalogTopicDefinitions(topic),
-    { name: dlq, partitions: 1, retentionMs: -1 },
-  ]);
-  await registerAllSchemas(registry, { topicFor });
+  await prepareSyntheticLog(log);
   await producer.connect();
   const events = syntheticEvents(Number(values.events));
   const patients = events.filter((e) => e.type === 'PatientRegistered').map((e) => e.data.patientId);
   const t0 = Date.now();
-  for (let i = 0; i < events.length; i += 1000) await producer.publish(events.slice(i, i + 1000));
+  await publishInChunks(producer, events, 1000);
   await projector.start();
   for (;;) {
     const schema = projector.activeSchema();
@@ -263,12 +264,7 @@ try {
   if (!values.keep) {
     await dropReadModel(db, stable).catch(() => undefined);
     await dropSchema(db, auditSchema).catch(() => undefined);
-    await deleteTopics(kafka, [...catalogTopicDefinitions(topic).map((t) => t.name), dlq, auditTopic]).catch(
-      () => undefined,
-    );
-    for (const t of Object.keys(EVENT_CONTRACTS) as EventType[]) {
-      await registry.deleteSubject(`${topicFor(t)}-${EVENT_CONTRACTS[t].fullName}`).catch(() => undefined);
-    }
+    await deleteSyntheticLog({ ...log, extraTopics: [dlq, auditTopic] });
   }
   rmSync(keysDir, { recursive: true, force: true });
   await db.destroy();

@@ -17,10 +17,8 @@ import { parseArgs } from 'node:util';
 import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
 import { createDb, dropSchema } from '../libs/db/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
-import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
 import { createRegistryClient } from '../libs/events/registry.js';
-import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
 import { lagOf } from '../libs/projections/inspect.js';
@@ -29,6 +27,12 @@ import { clinicalTopics } from '../libs/projections/topics.js';
 import { READ_MODEL_NAMES, readModelNamed } from '../libs/read-models/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { syntheticEvents } from '../test/support/hospital-day.js';
+import {
+  deleteSyntheticLog,
+  prepareSyntheticLog,
+  publishInChunks,
+  type SyntheticLog,
+} from './bench/synthetic-log.js';
 
 const { values } = parseArgs({
   options: {
@@ -57,6 +61,7 @@ url.searchParams.set('application_name', id);
 const db = createDb(url.toString(), { pool: { min: 0, max: 4 } });
 const topics = clinicalTopics(topic);
 const dlq = `hub.dlq.${id}`;
+const log: SyntheticLog = { kafka, registry, topic, extraTopics: [dlq] };
 
 /** CPU seconds of this run's Postgres backends so far (utime + stime from /proc). */
 async function postgresCpu(): Promise<number> {
@@ -75,14 +80,10 @@ async function postgresCpu(): Promise<number> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 
 try {
-  await ensureTopics(kafka, [
-    ...catalogTopicDefinitions(topic),
-    { name: dlq, partitions: 1, retentionMs: -1 },
-  ]);
-  await registerAllSchemas(registry, { topicFor });
+  await prepareSyntheticLog(log);
   await producer.connect();
   const events = syntheticEvents(N);
-  for (let i = 0; i < events.length; i += 2000) await producer.publish(events.slice(i, i + 2000));
+  await publishInChunks(producer, events, 2000);
   process.stdout.write(`${events.length} events published; rounds in ABBA order\n`);
   for (const name of values.only ? values.only.split(',') : READ_MODEL_NAMES) {
     const projection = readModelNamed(name)?.projection(topics);
@@ -134,11 +135,7 @@ try {
   }
 } finally {
   await producer.disconnect().catch(() => undefined);
-  await deleteTopics(kafka, [...catalogTopicDefinitions(topic).map((t) => t.name), dlq]).catch(
-    () => undefined,
-  );
-  for (const t of Object.keys(EVENT_CONTRACTS) as EventType[])
-    await registry.deleteSubject(`${topicFor(t)}-${EVENT_CONTRACTS[t].fullName}`).catch(() => undefined);
+  await deleteSyntheticLog(log);
   await db.destroy();
 }
 process.exit(0);

@@ -16,10 +16,8 @@ import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
 import { createDb, dropSchema } from '../libs/db/index.js';
 import { createProjectionRunner, migrateProjection } from '../libs/projections/runner.js';
 import { createEventCodec } from '../libs/events/codec.js';
-import { catalogTopicDefinitions, registerAllSchemas } from '../libs/events/contracts.js';
 import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
 import { createRegistryClient } from '../libs/events/registry.js';
-import { deleteTopics, ensureTopics } from '../libs/kafka/admin.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { dlqTopicFor } from '../libs/kafka/dlq.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
@@ -28,6 +26,12 @@ import { clinicalTopics } from '../libs/projections/topics.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { READ_MODEL_NAMES, readModelNamed } from '../libs/read-models/index.js';
 import { syntheticEvents } from '../test/support/hospital-day.js';
+import {
+  deleteSyntheticLog,
+  prepareSyntheticLog,
+  publishInChunks,
+  type SyntheticLog,
+} from './bench/synthetic-log.js';
 
 export interface ReplayOptions {
   kafkaBrokers: string[];
@@ -187,21 +191,13 @@ export async function runReplayBench(o: ReplayOptions): Promise<ReplayResult> {
   const chosen = o.only ?? READ_MODEL_NAMES;
   const schemas: string[] = [];
   const result: ReplayResult = { published: 0, publishSeconds: 0, projections: [] };
+  const log: SyntheticLog = { kafka, registry, topic, extraTopics: [dlq] };
   try {
-    // ensureTopics waits until every partition answers: on a broker that has
-    // just started, a new topic's metadata lags ("does not host this topic-partition").
-    await ensureTopics(kafka, [
-      ...catalogTopicDefinitions(topic),
-      { name: dlq, partitions: 1, retentionMs: -1 },
-    ]);
-    await registerAllSchemas(registry, { topicFor });
+    await prepareSyntheticLog(log);
     await producer.connect();
     const events = syntheticEvents(n);
     const tp = Date.now();
-    for (let i = 0; i < events.length; i += 2000) {
-      await producer.publish(events.slice(i, i + 2000));
-      o.progress?.('publish', Math.min(events.length, i + 2000), events.length);
-    }
+    await publishInChunks(producer, events, 2000, (done, total) => o.progress?.('publish', done, total));
     const pubSec = (Date.now() - tp) / 1000;
     result.published = events.length;
     result.publishSeconds = pubSec;
@@ -226,12 +222,7 @@ export async function runReplayBench(o: ReplayOptions): Promise<ReplayResult> {
     await producer.disconnect().catch(() => undefined);
     if (!o.keep) {
       for (const s of schemas) await dropSchema(db, s).catch(() => undefined);
-      await deleteTopics(kafka, [...catalogTopicDefinitions(topic).map((t) => t.name), dlq]).catch(
-        () => undefined,
-      );
-      for (const t of Object.keys(EVENT_CONTRACTS) as EventType[]) {
-        await registry.deleteSubject(`${topicFor(t)}-${EVENT_CONTRACTS[t].fullName}`).catch(() => undefined);
-      }
+      await deleteSyntheticLog(log);
     }
     await db.destroy();
   }
