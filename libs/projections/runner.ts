@@ -52,7 +52,7 @@ export interface ApplyOptions {
 
 /**
  * A transaction with at least this many events to apply takes the bulk path
- * (binary COPY of new rows and of the applied event ids). Live traffic
+ * (binary COPY of its new rows: store.ts). Live traffic
  * brings a few dozen records per fetch; only a consumer far behind the log
  * (a rebuild, a new read model, a long outage) forms batches this large, so
  * the switch back to statements near the head needs no separate signal.
@@ -344,7 +344,7 @@ async function applyBatches(
   const careful = attempt === 'careful';
   const { db, schema, projection } = target;
   return db.transaction(async (trx) => {
-    let applied: { path: ApplyPath; events: number } | null = null;
+    let outcome: { path: ApplyPath; events: number } | null = null;
     await checkFences(trx, schema, batches);
     // Row locks on the checkpoints serialise two instances that were both
     // (briefly, during a rebalance) given a partition; taken in key order,
@@ -358,7 +358,7 @@ async function applyBatches(
     if (pending.length > 0) {
       const bulk = pending.length >= target.bulkMinEvents && !careful;
       const toApply = await recordApplied(schema, trx, pending, attempt);
-      applied = { path: bulk ? 'bulk' : 'per-event', events: toApply.length };
+      outcome = { path: bulk ? 'bulk' : 'per-event', events: toApply.length };
       if (toApply.length > 0) await projection.apply(trx, schema, toApply, { careful, bulk });
       if (projection.duplicates && toApply.length < pending.length) {
         const applied = new Set(toApply);
@@ -385,7 +385,7 @@ async function applyBatches(
         .onConflict(['topic', 'partition'])
         .merge();
     }
-    return applied;
+    return outcome;
   });
 }
 
