@@ -27,6 +27,18 @@ export interface KafkaClientOptions {
    * created through this client get its settings (libs/events/topic-settings.ts).
    */
   topicEnvironment?: TopicEnvironment | undefined;
+  /**
+   * How much one fetch of any consumer runner on this client may bring
+   * (KAFKA_FETCH_MAX_BYTES, KAFKA_FETCH_PARTITION_MAX_BYTES); without them
+   * each runner keeps its own sizes (libs/kafka/consumer.ts).
+   */
+  fetchLimits?: FetchLimits | undefined;
+}
+
+/** How much one fetch may bring, over all its partitions and per partition. */
+export interface FetchLimits {
+  maxBytes: number;
+  maxBytesPerPartition: number;
 }
 
 export type KafkaClient = Kafka;
@@ -36,6 +48,13 @@ const topicEnvironments = new WeakMap<KafkaClient, TopicEnvironment>();
 /** The environment the client was configured with; undefined for a client built without one (tests: local). */
 export function topicEnvironmentOf(kafka: KafkaClient): TopicEnvironment | undefined {
   return topicEnvironments.get(kafka);
+}
+
+const fetchLimitsByClient = new WeakMap<KafkaClient, FetchLimits>();
+
+/** The fetch limits the client was configured with; undefined: each consumer runner's own. */
+export function fetchLimitsOf(kafka: KafkaClient): FetchLimits | undefined {
+  return fetchLimitsByClient.get(kafka);
 }
 
 const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
@@ -84,6 +103,7 @@ export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
   };
   const client = new Kafka(config);
   if (opts.topicEnvironment) topicEnvironments.set(client, opts.topicEnvironment);
+  if (opts.fetchLimits) fetchLimitsByClient.set(client, opts.fetchLimits);
   return client;
 }
 

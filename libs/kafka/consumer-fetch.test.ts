@@ -3,20 +3,24 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEventCodec } from '../events/codec.js';
 import { createRegistryClient } from '../events/registry.js';
 import { createLogger } from '../telemetry/logger.js';
-import { createKafkaClient } from './client.js';
-import { createConsumerRunner, setFetchLimits, type ConsumerRunnerOptions } from './consumer.js';
+import { createKafkaClient, type FetchLimits } from './client.js';
+import { createConsumerRunner, type ConsumerRunnerOptions } from './consumer.js';
 import { createEventProducer } from './producer.js';
 
 const logger = createLogger({ name: 'consumer-fetch', level: 'silent' });
 
 /** The kafkajs consumer configuration a runner on a fresh client asks for (nothing connects). */
 async function configOf(
-  limits: Parameters<typeof setFetchLimits>[1] | null,
+  limits: FetchLimits | null,
   extra: Partial<ConsumerRunnerOptions> = {},
 ): Promise<ConsumerConfig | undefined> {
   // No broker listens there: the consumer is never made, only its configuration seen.
-  const kafka = createKafkaClient({ brokers: ['127.0.0.1:1'], clientId: 'consumer-fetch', logger });
-  if (limits) setFetchLimits(kafka, limits);
+  const kafka = createKafkaClient({
+    brokers: ['127.0.0.1:1'],
+    clientId: 'consumer-fetch',
+    logger,
+    ...(limits ? { fetchLimits: limits } : {}),
+  });
   const seen: ConsumerConfig[] = [];
   vi.spyOn(kafka, 'consumer').mockImplementation((cfg) => {
     seen.push(cfg);

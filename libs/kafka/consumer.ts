@@ -2,7 +2,7 @@ import type { Batch, Consumer, ConsumerConfig, EachBatchPayload } from 'kafkajs'
 import { HubError, toHubError } from '../errors/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { KafkaClient } from './client.js';
+import { fetchLimitsOf, type KafkaClient } from './client.js';
 import {
   createExclusive,
   createGrouper,
@@ -225,20 +225,6 @@ function commitFailureLog(log: Logger): { succeeded(): void; failed(err: unknown
   };
 }
 
-/** How much one fetch may bring: the service's KAFKA_FETCH_MAX_BYTES and KAFKA_FETCH_PARTITION_MAX_BYTES. */
-export interface FetchLimits {
-  maxBytes: number;
-  maxBytesPerPartition: number;
-}
-
-/** Set once per client by the service kit from its configuration; a client without them gets the defaults below. */
-const fetchLimits = new WeakMap<KafkaClient, FetchLimits>();
-
-/** The fetch sizes of every consumer runner on `kafka`. */
-export function setFetchLimits(kafka: KafkaClient, limits: FetchLimits): void {
-  fetchLimits.set(kafka, limits);
-}
-
 /** The kafkajs consumer: fetch sizes follow whether batches are grouped; `restartOnFailure` decides on a crash. */
 function consumerConfig(
   opts: ConsumerRunnerOptions,
@@ -247,7 +233,7 @@ function consumerConfig(
   retries: number,
   restartOnFailure: () => Promise<boolean>,
 ): ConsumerConfig {
-  const limits = fetchLimits.get(opts.kafka);
+  const limits = fetchLimitsOf(opts.kafka);
   return {
     groupId: opts.groupId,
     allowAutoTopicCreation: false,

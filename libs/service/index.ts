@@ -10,7 +10,6 @@ import { createKafkaClient, type KafkaClient } from '../kafka/client.js';
 import { kafkaSecurityFromEnv } from '../kafka/security.js';
 import type { EventProducer, ProducerOptions } from '../kafka/producer.js';
 import { createChosenEventProducer } from '../kafka/producer-client.js';
-import { setFetchLimits } from '../kafka/consumer.js';
 import {
   installShutdown,
   shutdownBegun,
@@ -226,10 +225,10 @@ function createKit<S extends z.ZodRawShape, X>(
     logger,
     security: kafkaSecurityFromEnv(shared),
     topicEnvironment: shared.KAFKA_TOPIC_ENV,
-  });
-  setFetchLimits(kafka, {
-    maxBytes: shared.KAFKA_FETCH_MAX_BYTES,
-    maxBytesPerPartition: shared.KAFKA_FETCH_PARTITION_MAX_BYTES,
+    fetchLimits: {
+      maxBytes: shared.KAFKA_FETCH_MAX_BYTES,
+      maxBytesPerPartition: shared.KAFKA_FETCH_PARTITION_MAX_BYTES,
+    },
   });
   const codec = createEventCodec(
     createRegistryClient(shared.SCHEMA_REGISTRY_URL, registrySecurityFromEnv(shared)),
