@@ -33,6 +33,7 @@ import {
   publishInChunks,
   type SyntheticLog,
 } from './bench/synthetic-log.js';
+import { spreadOf } from './bench/lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -77,7 +78,7 @@ async function postgresCpu(): Promise<number> {
   return ticks / 100;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+const median = (xs: readonly number[]) => spreadOf(xs).median;
 
 try {
   await prepareSyntheticLog(log);
