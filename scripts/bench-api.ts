@@ -4,7 +4,10 @@
  * builds the portal read model as projector-portal does (libs/read-models
  * on the shared projector body), starts the API as its own process
  * (services/api/main.ts, audit on: every request writes an AuditEvent to
- * Kafka before it is answered), then drives it with autocannon.
+ * Kafka before it is answered), then drives it with autocannon. At the end
+ * it checks the audit trail as `hub audit verify` does: the chain, walked
+ * with the chain key the API wrote it with, and the table against the audit
+ * topic; a failure of either fails the run (exit 1).
  *
  *   npm run bench:api -- [--events 20000] [--duration 10] [--connections 16] [--keep]
  *
@@ -12,12 +15,16 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { readChainKey } from '../libs/audit/key.js';
+import { auditLag } from '../libs/audit/lag.js';
+import { reconcileAudit } from '../libs/audit/reconcile.js';
 import { verifyAuditChain } from '../libs/audit/store.js';
+import { auditDlqTopic } from '../libs/audit/topic.js';
 import { ensureDevKeys, mintToken, type DevKeys } from '../libs/auth/jwt.js';
 import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
 import { createDb, dropSchema } from '../libs/db/index.js';
@@ -65,7 +72,18 @@ const stable = `${id}_portal`;
 const auditSchema = `${id}_audit`;
 const dlq = dlqTopicFor('bench-api', topic);
 const auditTopic = topic('hub.audit.v1');
+const auditDlq = auditDlqTopic(topic);
+// The API's default consumer group for its in-process audit projector (services/api/app.ts).
+const auditGroup = `hub.audit.projector.${auditSchema}`;
 const keysDir = mkdtempSync(join(tmpdir(), 'hub-bench-keys-'));
+// The API keys the audit chain (version 2, HMAC): with its own key here, the
+// verification below can use the same one. Without it the API took the
+// checkout's .hub/audit-chain.key and the bench walked the chain with no key,
+// which every keyed row fails as `key-required` at seq 1: the run printed
+// "hub audit verify: BROKEN" over an intact chain.
+const chainKeyFile = join(keysDir, 'audit-chain.key');
+writeFileSync(chainKeyFile, `${randomBytes(48).toString('base64')}\n`, { mode: 0o600 });
+const chainKey = readChainKey(chainKeyFile);
 const port = Number(values.port);
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -147,6 +165,8 @@ try {
       PORTAL_SCHEMA: stable,
       AUDIT_SCHEMA: auditSchema,
       AUTH_DEV_KEYS_DIR: keysDir,
+      AUDIT_CHAIN_KEY_FILE: chainKeyFile,
+      AUDIT_DLQ_TOPIC: auditDlq,
       HTTP_PORT: String(port),
       LOG_LEVEL: 'warn',
       RATE_LIMIT_MAX: '100000000',
@@ -237,21 +257,40 @@ try {
         String(r.non2xx + r.errors).padStart(8),
     );
   }
-  // Let the audit projector drain, then time a full chain verification.
-  let last = -1;
+  // Let the API's audit projector drain (its committed position reaches the
+  // topic's end), then time a full chain verification and check the table
+  // against the topic, as `hub audit verify` does.
+  const drainStart = Date.now();
   for (;;) {
-    const c = await db.withSchema(auditSchema).from('audit_log').count<{ n: string }[]>({ n: '*' });
-    const n = Number(c[0]?.n ?? 0);
-    if (n === last) break;
-    last = n;
-    await new Promise((r) => setTimeout(r, 2000));
+    const lag = await auditLag(kafka, auditTopic, auditGroup);
+    if (lag.lag === 0) break;
+    if (Date.now() - drainStart > 120_000) throw new Error(`the audit projector is still ${lag.lag} behind`);
+    await new Promise((r) => setTimeout(r, 500));
   }
   const tv = Date.now();
-  const verdict = await verifyAuditChain(db, auditSchema);
+  const chain = await verifyAuditChain(db, auditSchema, { key: chainKey });
   const secs = (Date.now() - tv) / 1000;
+  const recon = await reconcileAudit({
+    kafka,
+    db,
+    schema: auditSchema,
+    topic: auditTopic,
+    dlqTopic: auditDlq,
+    groupId: auditGroup,
+  });
+  // Seqs, reasons and counts only: the audit rows themselves name patients.
   out(
-    `\naudit: ${last} rows written (one per request); hub audit verify: ${verdict.ok ? 'ok' : 'BROKEN'} in ${secs.toFixed(1)}s (${Math.round(last / secs)} rows/s)`,
+    `\naudit: ${chain.rows} rows (one per audited request); hub audit verify: ` +
+      (chain.ok
+        ? `chain ok in ${secs.toFixed(1)}s (${Math.round(chain.rows / secs)} rows/s), keyed from seq ${chain.keyedFrom ?? 'none'}`
+        : `chain BROKEN at seq ${chain.brokenAt} (${chain.reason}); ${chain.rows - 1} row(s) before it verify`),
   );
+  out(
+    `audit table vs topic: ${recon.topic.records} record(s), ${recon.table.matched} matched, ` +
+      `${recon.deadLettered.count} dead-lettered, ${recon.pending} pending, ${recon.missing.count} missing, ` +
+      `${recon.altered.count} altered, ${recon.notOnTopic ?? 'unknown'} not on the topic: ${recon.ok ? 'ok' : 'FAILED'}`,
+  );
+  if (!chain.ok || !recon.ok) process.exitCode = 1;
 } finally {
   const child = api;
   if (child && child.exitCode === null) {
@@ -264,9 +303,9 @@ try {
   if (!values.keep) {
     await dropReadModel(db, stable).catch(() => undefined);
     await dropSchema(db, auditSchema).catch(() => undefined);
-    await deleteSyntheticLog({ ...log, extraTopics: [dlq, auditTopic] });
+    await deleteSyntheticLog({ ...log, extraTopics: [dlq, auditTopic, auditDlq] });
   }
   rmSync(keysDir, { recursive: true, force: true });
   await db.destroy();
 }
-process.exit(0);
+process.exit(process.exitCode ?? 0);
