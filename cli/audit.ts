@@ -23,10 +23,29 @@ function auditEnv() {
   );
 }
 
-/** --key-file, else AUDIT_CHAIN_KEY_FILE, else the local development key when one exists (never created here). */
-function chainKeyOf(file: string | undefined): Buffer | null {
-  if (file) return readChainKey(file);
-  return existsSync(DEV_CHAIN_KEY_FILE) ? readChainKey(DEV_CHAIN_KEY_FILE) : null;
+/**
+ * --key-file, else AUDIT_CHAIN_KEY_FILE, else the local development key when
+ * one exists (never created here); with the file it came from, which the
+ * verdict names (a path, never the key) so that a wrong key is not taken for an edit.
+ */
+function chainKeyOf(file: string | undefined): { key: Buffer | null; file: string | null } {
+  if (file) return { key: readChainKey(file), file };
+  return existsSync(DEV_CHAIN_KEY_FILE)
+    ? { key: readChainKey(DEV_CHAIN_KEY_FILE), file: DEV_CHAIN_KEY_FILE }
+    : { key: null, file: null };
+}
+
+/**
+ * Where the chain breaks and why, in seqs and reason codes (never row
+ * content: rows name patients), with what the reason leaves open. Pure.
+ */
+export function chainBreakText(chain: Extract<ChainVerdict, { ok: false }>, keyFile: string | null): string {
+  const where = `audit chain BROKEN at seq ${chain.brokenAt} (${chain.reason}); ${chain.rows - 1} row(s) before it verify`;
+  if (chain.reason === 'key-required')
+    return `${where}: the rows from there on are keyed; pass --key-file or set AUDIT_CHAIN_KEY_FILE`;
+  if (chain.firstKeyed)
+    return `${where}: it is the first keyed row, where a wrong chain key breaks too (key used: ${keyFile ?? 'none'}); with the writer's key, the row was changed`;
+  return where;
 }
 
 interface VerifyOptions {
@@ -38,8 +57,12 @@ interface VerifyOptions {
   chainOnly?: boolean;
 }
 
-/** The chain verdict and the table-vs-topic check, for a person. Pure. */
-export function verifyText(chain: ChainVerdict, topic: AuditReconciliation | null): string {
+/** The chain verdict and the table-vs-topic check, for a person; `keyFile`: where the chain key came from. Pure. */
+export function verifyText(
+  chain: ChainVerdict,
+  topic: AuditReconciliation | null,
+  keyFile: string | null = null,
+): string {
   const lines: string[] = [];
   if (chain.ok) {
     const keyed =
@@ -48,9 +71,7 @@ export function verifyText(chain: ChainVerdict, topic: AuditReconciliation | nul
         : `keyed from seq ${chain.keyedFrom}; ${chain.unkeyedRows ?? 0} unkeyed row(s) before it`;
     lines.push(`audit chain ok: ${chain.rows} row(s), head ${chain.lastHash}, ${keyed}`);
   } else {
-    lines.push(
-      `audit chain BROKEN at seq ${chain.brokenAt} (${chain.reason}); ${chain.rows - 1} row(s) before it verify`,
-    );
+    lines.push(chainBreakText(chain, keyFile));
   }
   if (topic) {
     const d = topic.deadLettered;
@@ -74,7 +95,7 @@ export function verifyText(chain: ChainVerdict, topic: AuditReconciliation | nul
 async function verifyAction(program: Command, o: VerifyOptions): Promise<void> {
   const cfg = auditEnv();
   const schema = o.schema ?? cfg.AUDIT_SCHEMA;
-  const key = chainKeyOf(o.keyFile ?? cfg.AUDIT_CHAIN_KEY_FILE);
+  const { key, file: keyFile } = chainKeyOf(o.keyFile ?? cfg.AUDIT_CHAIN_KEY_FILE);
   const db = cliDb(cfg, { min: 0, max: 2 });
   try {
     const chain = await verifyAuditChain(db, schema, { key });
@@ -95,15 +116,12 @@ async function verifyAction(program: Command, o: VerifyOptions): Promise<void> {
       json
         ? // The chain verdict's fields stay at the top (as before the topic check); `ok` covers both.
           `${JSON.stringify({ ...chain, ok: chain.ok && (topic?.ok ?? true), chain, topic })}\n`
-        : `${verifyText(chain, topic)}\n`,
+        : `${verifyText(chain, topic, keyFile)}\n`,
     );
     if (!chain.ok) {
-      throw new HubError(
-        'HUB_AUDIT_CHAIN_BROKEN',
-        `audit chain broken at seq ${chain.brokenAt} (${chain.reason}); ${chain.rows - 1} row(s) before it verify` +
-          (chain.reason === 'key-required' ? ': pass --key-file or set AUDIT_CHAIN_KEY_FILE' : ''),
-        { details: { ...chain } },
-      );
+      throw new HubError('HUB_AUDIT_CHAIN_BROKEN', chainBreakText(chain, keyFile), {
+        details: { ...chain },
+      });
     }
     if (topic && !topic.ok) {
       throw new HubError(

@@ -103,6 +103,23 @@ describe('keyed audit hash chain (version 2, HMAC-SHA256)', () => {
     });
   });
 
+  it('given keyed rows after unkeyed ones and another key, when verified, then the break is the first keyed row and says so', () => {
+    // What a verifier holding the wrong key file sees: it must not read as an edit and nothing else.
+    expect(verifyRows(chain(5, 3, key), Buffer.from('x'.repeat(48)))).toEqual({
+      ok: false,
+      rows: 3,
+      brokenAt: 3,
+      reason: 'hash-mismatch',
+      firstKeyed: true,
+    });
+  });
+
+  it('given an edited keyed row after the first, when verified with the key, then it is a plain hash-mismatch', () => {
+    const rows = chain(5, 1, key);
+    rows[3] = { ...rows[3]!, outcome: '4' };
+    expect(verifyRows(rows, key)).toEqual({ ok: false, rows: 4, brokenAt: 4, reason: 'hash-mismatch' });
+  });
+
   it('given a keyed row rewritten consistently with the unkeyed hash, when verified, then that row is named', () => {
     const rows = chain(5, 1, key);
     rewriteUnkeyed(rows, 2, 2);

@@ -74,7 +74,18 @@ export type ChainVerdict =
       /** Seq of the first keyed row; null when none is keyed yet (always set by ChainVerifier). */
       keyedFrom?: number | null;
     }
-  | { ok: false; rows: number; brokenAt: number; reason: ChainBreak };
+  | {
+      ok: false;
+      rows: number;
+      brokenAt: number;
+      reason: ChainBreak;
+      /**
+       * A hash-mismatch on the first keyed row. A key other than the one the
+       * rows were written with breaks exactly there, so the verdict alone
+       * cannot tell a wrong key from an edited row: the reader is told both.
+       */
+      firstKeyed?: true;
+    };
 
 /**
  * Folds over rows in seq order; feed it in pages (state carries over) so that
@@ -105,7 +116,14 @@ export class ChainVerifier {
     this.count++;
     const reason = this.check(row);
     if (reason) {
-      this.broken = { ok: false, rows: this.count, brokenAt: row.seq, reason };
+      const firstKeyed = reason === 'hash-mismatch' && row.chainVersion === 2 && this.keyedFrom === null;
+      this.broken = {
+        ok: false,
+        rows: this.count,
+        brokenAt: row.seq,
+        reason,
+        ...(firstKeyed ? { firstKeyed: true as const } : {}),
+      };
       return false;
     }
     if (row.chainVersion === 2) this.keyedFrom ??= row.seq;

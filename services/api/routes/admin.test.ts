@@ -30,6 +30,30 @@ describe('admin routes', () => {
     expect((await api.get('/admin/audit/verify', 'admin')).statusCode).toBe(200);
   });
 
+  it('given a chain broken on its first keyed row, when verified over the API, then seq, reason and the wrong-key hint come back', async () => {
+    const api = await startApi({
+      admin: {
+        verifyAudit: () =>
+          Promise.resolve({
+            ok: false as const,
+            rows: 3,
+            brokenAt: 3,
+            reason: 'hash-mismatch' as const,
+            firstKeyed: true as const,
+          }),
+      },
+    });
+    const r = await api.get('/admin/audit/verify', 'admin');
+    expect(r.statusCode).toBe(200);
+    expect(JSON.parse(r.body)).toEqual({
+      ok: false,
+      rows: 3,
+      brokenAt: 3,
+      reason: 'hash-mismatch',
+      firstKeyed: true,
+    });
+  });
+
   it('given other tokens or bad parameters, when called, then 401/403 and 400 before any read', async () => {
     const api = await startApi();
     expect((await api.get('/admin/audit/verify')).statusCode).toBe(401);

@@ -70,6 +70,8 @@ const verifySchema = {
         lastHash: str,
         brokenAt: { type: 'integer' },
         reason: str,
+        // A hash-mismatch on the first keyed row: the API's chain key may be the wrong one (libs/audit/chain.ts).
+        firstKeyed: { type: 'boolean' },
       },
     },
     ...jsonErrors,
