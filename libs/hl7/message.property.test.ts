@@ -92,6 +92,39 @@ describe("message splitting: Medplum's Hl7Message.parse, without its objects (pr
     );
   });
 
+  it('given any message text, when a field is tested for emptiness without splitting it, then it agrees with its split (every component blank)', () => {
+    // isEmpty reads the field text against a pattern instead of splitting it on every call.
+    fc.assert(
+      fc.property(
+        fc.constantFrom(DELIMS, ODD).chain((d) => message(d).map((text) => ({ d, text }))),
+        ({ d, text }) => {
+          const msg = Msg.parse(text, 'utf8');
+          for (const seg of msg.segments) {
+            for (let n = 0; n <= 12; n++) {
+              const split = n > 2 || seg.name !== 'MSH' ? splitField(seg.rawField(n), d) : [];
+              const blank = split.every((r) => r.every((c) => c.trim() === ''));
+              expect(seg.isEmpty(n), `${seg.name}-${n}`).toBe(blank);
+            }
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('given separators that are special in a regular expression, when a field is tested for emptiness, then they count as separators only', () => {
+    // Given ] and \ as component and repetition separators, and white space of several kinds
+    const msg = Msg.parse('MSH|]\\#&|A\rPID|1|]\\ \t\u00a0|]x|&', 'utf8');
+    const pid = msg.segments[1];
+    // Then separators and white space are empty; a component with text or a subcomponent separator is not
+    expect([pid?.isEmpty(2), pid?.isEmpty(3), pid?.isEmpty(4), pid?.isEmpty(9)]).toEqual([
+      true,
+      false,
+      false,
+      true,
+    ]);
+  });
+
   it('given segments that are empty or blank-named, when parsed, then positions still count them as Medplum does', () => {
     // Given a blank line inside the message and a trailing terminator
     const text = 'MSH|^~\\&|A\r\n\rPID|1\r  |x\rOBX|1\r';

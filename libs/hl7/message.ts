@@ -80,23 +80,29 @@ export class Seg {
   /** Fields split into repetitions × components so far, by index into `fields`. */
   private readonly split: (string[][] | undefined)[] = [];
 
+  /** Index into `fields` of field n; -1 for none (n < 1, and MSH-1/2, which are not split fields). */
+  private indexOf(n: number): number {
+    if (n < 1) return -1;
+    return this.name === 'MSH' ? (n <= 2 ? -1 : n - 1) : n;
+  }
+
   /** Repetitions × components of field n, still escaped. */
   private repsOf(n: number): string[][] {
-    if (n < 1) return [];
-    const i = this.name === 'MSH' ? (n <= 2 ? -1 : n - 1) : n;
+    const i = this.indexOf(n);
     const text = this.fields[i];
     if (text === undefined) return [];
     return (this.split[i] ??= splitField(text, this.msg.delimiters));
   }
 
-  /** Field n as sent (all repetitions, escapes kept); MSH-1/2 included. */
+  /**
+   * Field n as sent (all repetitions, escapes kept); MSH-1/2 included. The
+   * field's text itself: joining its split parts back gave the same string,
+   * built anew on every read (the structure check reads every required field).
+   */
   rawField(n: number): string {
     if (this.name === 'MSH' && n === 1) return this.msg.delimiters.field;
     if (this.name === 'MSH' && n === 2) return this.msg.encodingCharacters;
-    const d = this.msg.delimiters;
-    return this.repsOf(n)
-      .map((r) => r.join(d.component))
-      .join(d.repetition);
+    return this.fields[this.indexOf(n)] ?? '';
   }
 
   repetitionCount(n: number): number {
@@ -128,7 +134,10 @@ export class Seg {
 
   /** Nothing sent in field n (absent, or only delimiters/blanks): the receiver keeps what it has. */
   isEmpty(n: number): boolean {
-    return this.repsOf(n).every((r) => r.every((c) => c.trim() === ''));
+    // Every repetition's every component blank: only separators and white space
+    // (what trim removes is exactly \s), read off the text without splitting it.
+    const text = this.fields[this.indexOf(n)];
+    return text === undefined || this.msg.blankField.test(text);
   }
 
   /** Field n carries a value, including the null `""` (HL7 v2 chapter 2: "not present" vs "null"). */
@@ -152,10 +161,28 @@ export class Seg {
 /** HL7 v2 chapter 2: a field (or component) sent as two double quotes is "null": delete the value. */
 export const HL7_NULL = '""';
 
+/** Patterns of blankFieldPattern by separator pair: nearly every sender uses ^ and ~. Bounded, keys come from messages. */
+const blankPatterns = new Map<string, RegExp>();
+
+/** A field that is only repetition and component separators and white space (\s, what trim removes). */
+export function blankFieldPattern(d: Pick<Delimiters, 'component' | 'repetition'>): RegExp {
+  const key = d.component + d.repetition;
+  let re = blankPatterns.get(key);
+  if (!re) {
+    // Inside a character class only \ ] ^ - are special.
+    const esc = (c: string) => c.replace(/[\\\]^-]/g, '\\$&');
+    re = new RegExp(`^[\\s${esc(d.component)}${esc(d.repetition)}]*$`);
+    if (blankPatterns.size < 64) blankPatterns.set(key, re);
+  }
+  return re;
+}
+
 export class Msg {
   readonly segments: Seg[];
   readonly delimiters: Delimiters;
   readonly encodingCharacters: string;
+  /** Matches a field's text that has only separators and white space (Seg.isEmpty). */
+  readonly blankField: RegExp;
 
   private constructor(
     text: string,
@@ -171,6 +198,7 @@ export class Msg {
       subcomponent: text.charAt(7),
     };
     this.encodingCharacters = encodingCharacters;
+    this.blankField = blankFieldPattern(this.delimiters);
     const counts = new Map<string, number>();
     this.segments = [];
     splitSegments(text, this.delimiters).forEach((fields, position) => {

@@ -428,3 +428,51 @@ describe('truncation (property-based)', () => {
     }
   });
 });
+
+/** The structure's syntax as a regular expression over `NAME,` tokens: an oracle independent of the NFA. */
+function syntaxRegex(syntax: string): RegExp {
+  const body = (syntax.match(/\[|\]|\{|\}|[^\s[\]{}]+/g) ?? [])
+    .map((t) => ({ '[': '(?:', ']': ')?', '{': '(?:', '}': ')+' })[t] ?? `(?:${t},)`)
+    .join('');
+  return new RegExp(`^${body}$`);
+}
+
+describe('segment matching through the memoised grammar (steps kept per state set)', () => {
+  it('given any sequence of a structure’s segments, when matched repeatedly on one grammar, then it is accepted exactly when the syntax says so, and a fresh grammar agrees on every refusal', () => {
+    const defs = STRUCTURES.filter((s, i) => STRUCTURES.findIndex((o) => o.syntax === s.syntax) === i);
+    const shared = new Map(defs.map((d) => [d.syntax, new SegmentGrammar(d.syntax)]));
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...defs).chain((d) => {
+          const names = [...(shared.get(d.syntax)?.names ?? [])];
+          return fc.array(fc.constantFrom(...names), { maxLength: 14 }).map((seq) => ({ d, seq }));
+        }),
+        ({ d, seq }) => {
+          const g = shared.get(d.syntax);
+          if (!g) throw new Error('no grammar');
+          const r = matchSegments(g, seq);
+          expect(r.ok).toBe(syntaxRegex(d.syntax).test(seq.map((n) => `${n},`).join('')));
+          expect(r).toEqual(matchSegments(new SegmentGrammar(d.syntax), seq));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('given a structure matched before, when matched again, then each step is the state set met the first time (no sets built)', () => {
+    const g = new SegmentGrammar('MSH EVN PID [ PD1 ] { [ NK1 ] } PV1');
+    const walk = () =>
+      ['MSH', 'EVN', 'PID', 'NK1', 'NK1', 'PV1'].reduce((set, n) => g.step(set, n), g.initial());
+    const first = walk();
+    expect(g.accepts(first)).toBe(true);
+    expect(walk()).toBe(first);
+  });
+
+  it('given a header whose trigger holds a NUL, when its structure is looked up, then it is not taken for another header (the memo key)', () => {
+    expect(structureFor({ messageCode: 'ADT', triggerEvent: 'A01', version: '2.5.1' })).toBeDefined();
+    expect(
+      structureFor({ messageCode: 'ADT', triggerEvent: 'A01\u00002.5.1', version: 'x' }),
+    ).toBeUndefined();
+    expect(structureFor({ messageCode: 'ADT\u0000A01', triggerEvent: '2.5.1', version: '' })).toBeUndefined();
+  });
+});
