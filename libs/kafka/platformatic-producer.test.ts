@@ -23,6 +23,22 @@ describe('headersOf (kafkajs-style headers as the library takes them)', () => {
   });
 });
 
+describe('headersOf allocates a header name once, not per record', () => {
+  it('given two records with the same header names, then both use the same name bytes, and a repeated header still has a name object per value', () => {
+    const a = headersOf({ 'hub-event-type': 'PatientRegistered', tag: ['1', '2'] });
+    const b = headersOf({ 'hub-event-type': 'ResultReported' });
+    const [aName] = a.keys();
+    const [bName] = b.keys();
+    expect(aName).toBe(bName);
+    expect([...a.keys()].filter((k) => k.toString() === 'tag')).toHaveLength(2);
+  });
+
+  it('given headers with an inherited property, then only the object’s own headers are written', () => {
+    const h = Object.assign(Object.create({ inherited: 'x' }) as Record<string, string>, { own: 'y' });
+    expect([...headersOf(h).keys()].map((k) => k.toString())).toEqual(['own']);
+  });
+});
+
 describe('platformaticSecurity (the kafkajs client settings, mapped)', () => {
   it('given the defaults, then plaintext and anonymous', () => {
     expect(platformaticSecurity(kafkaSecurityFromEnv(base), io)).toEqual({});

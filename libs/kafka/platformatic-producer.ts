@@ -51,16 +51,43 @@ type Headers = Map<Buffer, Buffer>;
 type Message = MessageToProduce<Buffer, Buffer | null, Buffer, Buffer>;
 
 /**
+ * Header names as bytes, made once: the hub writes the same few names on
+ * every record (four to six per record), and a Buffer per name per record
+ * was among the larger allocations of the write path. The library only reads a key (and keys by
+ * identity within one record's map), so one Buffer may serve every record.
+ * Names come from the hub's code, not from input; bounded anyway.
+ */
+const headerNames = new Map<string, Buffer>();
+
+function headerName(k: string): Buffer {
+  let b = headerNames.get(k);
+  if (!b) {
+    b = Buffer.from(k);
+    if (headerNames.size < 256) headerNames.set(k, b);
+  }
+  return b;
+}
+
+/**
  * kafkajs-style headers as the library's: names and values as bytes; a
  * repeated header (array value) keeps every value, under distinct key
  * objects since the map is keyed by identity.
  */
 export function headersOf(h: IHeaders | undefined): Headers {
   const out: Headers = new Map();
-  for (const [k, v] of Object.entries(h ?? {})) {
-    if (v === undefined) continue;
-    for (const x of Array.isArray(v) ? v : [v])
-      out.set(Buffer.from(k), Buffer.isBuffer(x) ? x : Buffer.from(x));
+  if (!h) return out;
+  // for-in, not Object.entries: no pair arrays per record; own keys only, as entries gives.
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || !Object.hasOwn(h, k)) continue;
+    if (!Array.isArray(v)) {
+      out.set(headerName(k), Buffer.isBuffer(v) ? v : Buffer.from(v));
+      continue;
+    }
+    // The first value under the shared name, the others under names of their own.
+    v.forEach((x, i) =>
+      out.set(i === 0 ? headerName(k) : Buffer.from(k), Buffer.isBuffer(x) ? x : Buffer.from(x)),
+    );
   }
   return out;
 }
