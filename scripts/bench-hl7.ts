@@ -5,10 +5,16 @@
  * count runs that many concurrent senders; each sender behaves like an
  * original-mode interface engine: send, wait for the ACK, send the next.
  *
- *   npm run bench:hl7:standalone -- [--connections 8,32] [--messages 4000] [--target host:port] [--keep]
+ *   npm run bench:hl7:standalone -- [--connections 8,32] [--messages 4000] [--rate 2000] [--target host:port] [--keep]
  *
  * --target benchmarks an adapter that is already running (its topics are
  * then the caller's business); --messages is per connection-count run.
+ * --rate runs open loop instead: messages are due on a fixed schedule
+ * (connections interleaved) and each ACK's latency counts from when its
+ * message was due, so a stall is not hidden by the sender waiting for it
+ * (the bench's open-loop phase, scripts/bench/hl7.ts). When this run
+ * started the adapter, each line also gives the adapter's CPU per message
+ * (/proc), the figure that compares runs on a shared machine.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,7 +32,7 @@ import { createKafkaClientFromEnv } from '../libs/kafka/client.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { adtA01, adtMissingPid3, ormO01, oruR01 } from '../test/support/hl7-fixtures.js';
 import { RawMllpClient, ackField } from '../test/support/raw-mllp-client.js';
-import { freePort } from './bench/services.js';
+import { cpuSecondsOf, freePort } from './bench/services.js';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -52,6 +58,7 @@ async function runLoad(
   connections: number,
   total: number,
   run: string,
+  rate?: number,
 ): Promise<{ secs: number; latencies: number[]; codes: Map<string, number>; unexpected: number }> {
   const clients = await Promise.all(
     Array.from({ length: connections }, () => RawMllpClient.connect(port, host)),
@@ -61,13 +68,19 @@ async function runLoad(
   let unexpected = 0;
   let next = 0;
   const t0 = performance.now();
+  const interval = rate ? 1000 / rate : 0;
   await Promise.all(
-    clients.map(async (c) => {
-      for (;;) {
-        const n = next++;
+    clients.map(async (c, ci) => {
+      for (let k = 0; ; k++) {
+        // Open loop: message k of connection ci is due at a fixed time, connections interleaved.
+        const n = rate ? k * connections + ci : next++;
         if (n >= total) return;
+        const due = t0 + n * interval;
+        const wait = due - performance.now();
+        if (rate && wait > 1) await new Promise((r) => setTimeout(r, wait));
         const m = message(run, n);
-        const s = performance.now();
+        // Late: from the due time (no coordinated omission); early (a wait under 1 ms is skipped): from the send.
+        const s = rate ? Math.min(due, performance.now()) : performance.now();
         await c.send(m.text);
         const code = ackField(await c.nextAck(60_000), 'MSA', 1);
         latencies.push(performance.now() - s);
@@ -85,6 +98,7 @@ interface BenchOptions {
   connections: string;
   messages: string;
   warmup: string;
+  rate?: string;
   target?: string;
   keep?: boolean;
 }
@@ -94,6 +108,7 @@ function parseOptions(): BenchOptions {
     .option('--connections <list>', 'comma-separated connection counts', '8,32')
     .option('--messages <n>', 'messages per run', '4000')
     .option('--warmup <n>', 'messages before measuring', '200')
+    .option('--rate <msg/s>', 'open loop at this many messages per second (in total) instead of closed loop')
     .option('--target <host:port>', 'an adapter that is already running')
     .option('--keep', 'keep the benchmark topics and subjects')
     .parse()
@@ -105,6 +120,8 @@ interface Target {
   host: string;
   port: number;
   stop: (() => Promise<void>) | null;
+  /** The adapter's process when this run started it: its CPU per message is reported. */
+  pid: number | null;
 }
 
 /** main.ts as its own process on the run's topics; resolves once its MLLP port answers. */
@@ -149,6 +166,7 @@ async function startAdapter(suffix: string): Promise<Target> {
   return {
     host,
     port,
+    pid: child.pid ?? null,
     stop: async () => {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -157,12 +175,18 @@ async function startAdapter(suffix: string): Promise<Target> {
   };
 }
 
-function reportLine(connections: number, total: number, r: Awaited<ReturnType<typeof runLoad>>): string {
+function reportLine(
+  connections: number,
+  total: number,
+  r: Awaited<ReturnType<typeof runLoad>>,
+  cpuSeconds: number | null,
+): string {
   const codes = [...r.codes].map(([k, v]) => `${k}=${v}`).join(' ');
+  const cpu = cpuSeconds === null ? '' : ` adapter cpu=${((cpuSeconds * 1e6) / total).toFixed(0)}us/msg`;
   return (
     `connections=${connections} messages=${total} time=${r.secs.toFixed(2)}s throughput=${(total / r.secs).toFixed(0)} msg/s ` +
     `ack p50=${percentile(r.latencies, 50).toFixed(1)}ms p99=${percentile(r.latencies, 99).toFixed(1)}ms ` +
-    `max=${(r.latencies.at(-1) ?? NaN).toFixed(1)}ms codes: ${codes} unexpected=${r.unexpected}\n`
+    `max=${(r.latencies.at(-1) ?? NaN).toFixed(1)}ms${cpu} codes: ${codes} unexpected=${r.unexpected}\n`
   );
 }
 
@@ -181,7 +205,7 @@ async function main(): Promise<void> {
   let target: Target;
   if (o.target) {
     const [h, p] = o.target.split(':');
-    target = { host: h ?? '127.0.0.1', port: Number(p), stop: null };
+    target = { host: h ?? '127.0.0.1', port: Number(p), stop: null, pid: null };
   } else {
     await ensureTopics(kafka, catalogTopicDefinitions(topic));
     await registerAllSchemas(registry, { topicFor });
@@ -195,8 +219,14 @@ async function main(): Promise<void> {
   try {
     const run = randomBytes(3).toString('hex');
     await runLoad(host, port, 4, Number(o.warmup), `W${run}`);
-    for (const n of counts)
-      process.stdout.write(reportLine(n, total, await runLoad(host, port, n, total, `C${n}-${run}`)));
+    const rate = o.rate ? Number(o.rate) : undefined;
+    const { pid } = target;
+    for (const n of counts) {
+      const cpu0 = pid === null ? 0 : await cpuSecondsOf(pid);
+      const r = await runLoad(host, port, n, total, `C${n}-${run}`, rate);
+      const cpu = pid === null ? null : (await cpuSecondsOf(pid)) - cpu0;
+      process.stdout.write(reportLine(n, total, r, cpu));
+    }
   } finally {
     await target.stop?.();
     if (!o.target && !o.keep) {
