@@ -6,7 +6,7 @@ import {
   avroTypeOf,
   eventTypeOfFullName,
   invalidPaths,
-  unstorableTextPaths,
+  isValidEvent,
   type ClinicalEvent,
   type EventType,
 } from './index.js';
@@ -56,7 +56,7 @@ const checked = new WeakSet<object>();
  */
 export function checkForEncode(type: EventType, data: object): string[] {
   // The common case without avsc's error hook, which tracks a path through every field.
-  if (avroTypeOf(type).isValid(data) && unstorableTextPaths(data).length === 0) {
+  if (isValidEvent(type, data)) {
     checked.add(data);
     return [];
   }

@@ -59,6 +59,28 @@ function unstorableText(v: unknown, path: string[], out: string[]): void {
 }
 
 /**
+ * Whether any string or key in `v` is unstorable: unstorableText's rule without building paths
+ * or entry arrays, for the common case of valid text (paths are only computed when this is true).
+ */
+function hasUnstorableText(v: unknown): boolean {
+  if (typeof v === 'string') return isUnstorable(v);
+  if (v === null || typeof v !== 'object' || Buffer.isBuffer(v)) return false;
+  if (Array.isArray(v)) {
+    for (const x of v) if (hasUnstorableText(x)) return true;
+    return false;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (isUnstorable(k) || hasUnstorableText(o[k])) return true;
+  return false;
+}
+
+/** Whether `data` matches its contract and holds only storable text (invalidPaths would be empty). */
+export function isValidEvent(type: EventType, data: unknown): boolean {
+  // avsc without an error hook stops at the first mismatch and tracks no path through the fields.
+  return avroTypeOf(type).isValid(data) && !hasUnstorableText(data);
+}
+
+/**
  * Paths of strings and keys in any JSON-like value that no strict UTF-8
  * reader, Postgres text or jsonb column can hold (never the values: they may
  * be PHI). Events are checked here before encoding; other records that are
@@ -92,6 +114,8 @@ export function assertValidEvent<K extends EventType>(
   type: K,
   data: unknown,
 ): asserts data is EventTypeMap[K] {
+  // Every event passes here (codec.encode): the paths are worked out only for one that fails.
+  if (isValidEvent(type, data)) return;
   const paths = invalidPaths(type, data);
   if (paths.length > 0) {
     throw new HubError('HUB_EVENT_INVALID', `${type} does not match its schema at: ${paths.join(', ')}`, {

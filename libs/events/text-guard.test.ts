@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { patientRegistered } from '../../test/support/fixtures.js';
 import { HubError } from '../errors/index.js';
-import { assertValidEvent, invalidPaths, type EventTypeMap } from './index.js';
+import { assertValidEvent, invalidPaths, isValidEvent, type EventTypeMap } from './index.js';
 
 /**
  * The last guard before the log: every event is checked here before it is
@@ -32,6 +32,24 @@ describe('invalidPaths: text no reader can store', () => {
 
   it('given a surrogate pair (an emoji) or any other valid text, when validated, then it passes', () => {
     expect(invalidPaths('PatientRegistered', withFamily('Ana 😀 ✓ Müller ﻿'))).toEqual([]);
+  });
+
+  it('given valid and invalid events, when checked without paths (isValidEvent, the codec guard), then it agrees with invalidPaths', () => {
+    const d = withFamily('Ana');
+    const cases: unknown[] = [
+      d,
+      withFamily('Sec\ud800ret'),
+      withFamily('a\u0000b'),
+      withFamily('😀'),
+      { ...d, patientId: 7 },
+      { ...d, demographics: { ...d.demographics, names: [] } },
+      { ...d, meta: undefined },
+    ];
+    for (const c of cases) {
+      expect(isValidEvent('PatientRegistered', c)).toBe(invalidPaths('PatientRegistered', c).length === 0);
+    }
+    expect(() => assertValidEvent('PatientRegistered', d)).not.toThrow();
+    expect(() => assertValidEvent('PatientRegistered', { ...d, patientId: 7 })).toThrow(/at: patientId/);
   });
 
   it('given such an event at the codec guard, when asserted, then HUB_EVENT_INVALID is thrown', () => {
