@@ -178,39 +178,44 @@ function save(knex: Knex, schema: string, rows: readonly StoredResource[]): Prom
   if (rows.length === 0) return Promise.resolve();
   // Last write per resource wins within one call (an import chunk can touch a resource twice).
   const last = [...new Map(rows.map((r) => [keyOf(r.type, r.id), r])).values()];
+  // One statement is atomic on its own: a Bundle's rows (up to SAVE_PART) take one round trip,
+  // not BEGIN, two inserts and COMMIT.
+  if (last.length <= SAVE_PART) return db(() => savePart(knex, schema, last));
   return db(() =>
     knex.transaction(async (trx) => {
-      for (let i = 0; i < last.length; i += 500) await savePart(trx, schema, last.slice(i, i + 500));
+      for (let i = 0; i < last.length; i += SAVE_PART)
+        await savePart(trx, schema, last.slice(i, i + SAVE_PART));
     }),
   );
 }
 
-/** One batch of resource rows and their identifiers, inside save's transaction. */
+/** Rows per statement: a part's JSON stays far below Postgres' 1 GB limit for one value. */
+const SAVE_PART = 500;
+
+/**
+ * One part of the resource rows and their identifiers, as one statement: both upserts read
+ * their rows from a JSON parameter (json_to_recordset), so that a part of n rows is two bound
+ * values rather than 11n built into the SQL text by knex. `resource` arrives as the `json` text
+ * JSON.stringify wrote, which Postgres keeps as is (the stored copy keeps its key order);
+ * `updated_at` is the statement's now(), as before.
+ */
 async function savePart(
-  trx: Knex.Transaction,
+  q: Knex | Knex.Transaction,
   schema: string,
   part: readonly StoredResource[],
 ): Promise<void> {
-  await trx
-    .withSchema(schema)
-    .into('resources')
-    .insert(
-      part.map((r) => ({
-        resource_type: r.type,
-        resource_id: r.id,
-        version: r.version,
-        content_hash: r.contentHash,
-        hub_id: r.hubId,
-        patient_key: r.patientKey,
-        status: r.status,
-        location: r.location === null ? null : JSON.stringify(r.location),
-        resource: JSON.stringify(r.resource),
-        source_system: r.sourceSystem,
-        updated_at: trx.fn.now(),
-      })),
-    )
-    .onConflict(['resource_type', 'resource_id'])
-    .merge();
+  const resources = part.map((r) => ({
+    resource_type: r.type,
+    resource_id: r.id,
+    version: r.version,
+    content_hash: r.contentHash,
+    hub_id: r.hubId,
+    patient_key: r.patientKey,
+    status: r.status,
+    location: r.location,
+    resource: r.resource,
+    source_system: r.sourceSystem,
+  }));
   const ids = [
     ...new Map(
       part.flatMap((r) =>
@@ -221,14 +226,28 @@ async function savePart(
       ),
     ).values(),
   ];
-  if (ids.length > 0) {
-    await trx
-      .withSchema(schema)
-      .into('identifiers')
-      .insert(ids)
-      .onConflict(['resource_type', 'system', 'value'])
-      .merge();
-  }
+  await q.raw(
+    `with saved as (
+       insert into ??.resources (resource_type, resource_id, version, content_hash, hub_id, patient_key,
+                                 status, location, resource, source_system, updated_at)
+       select resource_type, resource_id, version, content_hash, hub_id, patient_key,
+              status, location, resource, source_system, now()
+       from json_to_recordset(?::json) as x(resource_type text, resource_id text, version integer,
+            content_hash text, hub_id text, patient_key text, status text, location jsonb,
+            resource json, source_system text)
+       on conflict (resource_type, resource_id) do update set
+         version = excluded.version, content_hash = excluded.content_hash, hub_id = excluded.hub_id,
+         patient_key = excluded.patient_key, status = excluded.status, location = excluded.location,
+         resource = excluded.resource, source_system = excluded.source_system,
+         updated_at = excluded.updated_at
+       returning 1
+     )
+     insert into ??.identifiers (resource_type, system, value, resource_id)
+     select resource_type, system, value, resource_id
+     from json_to_recordset(?::json) as y(resource_type text, system text, value text, resource_id text)
+     on conflict (resource_type, system, value) do update set resource_id = excluded.resource_id`,
+    [schema, JSON.stringify(resources), schema, JSON.stringify(ids)],
+  );
 }
 
 function getCheckpoint(knex: Knex, schema: string, importKey: string): Promise<ImportCheckpoint | undefined> {
