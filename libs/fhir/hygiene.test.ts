@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_IDENTITY_POLICY } from '../identity/index.js';
+import { identifierTextPlain } from './identifiers.js';
 import { toHubIdentifier } from './mapping.js';
 import { readBundleEntries, readNdjson } from './stream.js';
 import { loadFhirDefinitions, parseJsonBody, parseResource, validateFhirResource } from './validate.js';
@@ -61,6 +62,22 @@ describe('FHIR Identifier.value and .system', () => {
       'Patient',
     );
     expect(r.ok).toBe(true);
+  });
+
+  it('given accented names and plain identifiers, then the typed walk is skipped (identifierTextPlain); a bad identifier beside such names is still found', () => {
+    const names = { name: [{ family: 'Müller', given: ['Zoë'] }], address: [{ city: 'Zürich' }] };
+    const ok = { resourceType: 'Patient', identifier: [{ system: 'urn:oid:1.2', value: 'M1' }], ...names };
+    expect(identifierTextPlain(ok)).toBe(true);
+    const bad = JSON.stringify({
+      resourceType: 'Encounter',
+      status: 'finished',
+      class: { code: 'IMP' },
+      subject: { identifier: { system: 'urn:oid:1.2', value: 'M\u200f1' }, display: 'Zoë Müller' },
+    });
+    expect(identifierTextPlain(JSON.parse(bad))).toBe(false);
+    const r = parseResource(bad, 'Encounter');
+    expect(r).toMatchObject({ ok: false, status: 400, reason: 'identifier-invalid' });
+    if (!r.ok) expect(r.issues[0]!.expression).toEqual(['Encounter.subject.identifier.value']);
   });
 
   it('given an identifier with surrounding spaces, then the hub identifier is trimmed (one patient)', () => {

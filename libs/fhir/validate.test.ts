@@ -1,7 +1,10 @@
-import { describe, expect, it } from 'vitest';
-import { parseResource } from './validate.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadFhirDefinitions, parseResource } from './validate.js';
 
 describe('FHIR validation (@medplum/core against R4 StructureDefinitions)', () => {
+  // Indexing the definitions takes seconds on a busy machine: once, outside the first test's 5 s timeout.
+  beforeAll(() => loadFhirDefinitions(), 60_000);
+
   it('given a valid Patient, then it is accepted', () => {
     const r = parseResource(
       '{"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2","value":"M1"}],"birthDate":"1980-02-03"}',
