@@ -64,8 +64,18 @@ export function authorityNeeds(e: ClinicalEvent, isRegistered: IsRegistered): Ne
   return systems.length > 0 ? { unregistered_authorities: systems } : {};
 }
 
-const union = (a: readonly string[], b: Iterable<string>, max = Infinity) =>
-  [...new Set([...a, ...b])].sort().slice(0, max);
+/**
+ * `a` and `b` as one sorted set of at most `max`. Usually the event brings
+ * nothing new (the same kinds, the same source): then `a` itself, which is
+ * that set already, instead of three arrays and a Set per event in a replay
+ * (rows are never mutated, so the new row may share it with the old).
+ */
+function union(a: string[], b: Iterable<string>, max = Infinity): string[] {
+  let same = a.length <= max;
+  for (let i = 1; same && i < a.length; i++) same = (a[i - 1] as string) < (a[i] as string);
+  if (same) for (const x of b) if (!a.includes(x)) same = false;
+  return same ? a : [...new Set([...a, ...b])].sort().slice(0, max);
+}
 
 /** Counts the event against each unregistered system it carries. Pure. */
 export function countAuthorities(

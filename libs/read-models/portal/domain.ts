@@ -496,8 +496,7 @@ function resultReported(
   if (d.orderId) {
     const order = draft.get('service_requests', d.orderId) ?? stubRequest(d.orderId, pid);
     const resource = requestKnownFromReport(order.resource, d);
-    if (JSON.stringify(resource) !== JSON.stringify(order.resource))
-      draft.put('service_requests', d.orderId, { ...order, resource });
+    if (resource) draft.put('service_requests', d.orderId, { ...order, resource });
   }
   draft.put('reports', d.resultId, {
     result_id: d.resultId,
@@ -538,20 +537,24 @@ export function observationIds(
  * its placement was not seen, e.g. a result-only feed): the placer/filler numbers it lacks, and
  * what was ordered when nothing else said. Only additions, so the order's row is the same
  * whichever of placement, status changes and results arrives first; a later OrderPlaced
- * replaces the rest (and keeps these numbers).
+ * replaces the rest (and keeps these numbers). Null when the report adds
+ * nothing: known from what was added, not by serialising the resource twice
+ * per result (a replay's hottest comparison).
  */
 function requestKnownFromReport(
   prev: ServiceRequest,
   d: EventOf<'ResultReported' | 'ResultCorrected'>['data'],
-): ServiceRequest {
+): ServiceRequest | null {
   const identifier = withIdentifiers(
     prev.identifier,
     orderIdentifiers(d.placerOrderNumber, d.fillerOrderNumber),
   );
+  const code = prev.code ? undefined : concept(d.orderCode ?? d.code);
+  if (identifier.length === (prev.identifier?.length ?? 0) && code === undefined) return null;
   return {
     ...prev,
     ...(identifier.length > 0 ? { identifier } : {}),
-    ...(prev.code ? {} : { code: concept(d.orderCode ?? d.code) }),
+    ...(code === undefined ? {} : { code }),
   };
 }
 
