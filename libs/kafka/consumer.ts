@@ -82,6 +82,20 @@ export interface ConsumerRunnerOptions {
   claim?(topic: string, partition: number): Promise<{ fence: bigint; last: bigint | undefined }>;
   /** A batch of a stale generation was refused by the store. */
   onFenced?(topic: string, partition: number): void;
+  /**
+   * Apply one fetch while the next is fetched and decoded (default false;
+   * only with `claim` and `storedOffsets`, which make the store the truth):
+   * kafkajs fetches the next batch only after the handler returns, so a
+   * catch-up otherwise leaves Kafka idle while Postgres works and Postgres
+   * idle while the runner decodes. A batch's offset is resolved in kafkajs
+   * before its transaction commits; a batch that then fails (or is refused)
+   * seeks its partition back to where it was fetched from, and the next
+   * batch of that partition is dropped unapplied, so the store still applies
+   * every partition in order, once. A batch is handed to the handler only
+   * when all work handed over before it is done (one fetch ahead, no more),
+   * and a failure is thrown from the next batch, as it was from its own.
+   */
+  pipeline?: boolean;
   /** The group assigned this member its partitions (again): a rebalance, as this member saw it. */
   onAssigned?(partitions: number): void;
   /** Consuming paused on an unreachable schema registry, or resumed. */
@@ -268,12 +282,17 @@ function followAssignments(
   cm: GroupOffsetCommitter | null,
   stored: ConsumerRunnerOptions['storedOffsets'],
   log: Logger,
+  pipeline: Pipeline | null,
 ): void {
   if (!stored && !cm) return;
   c.on(c.events.GROUP_JOIN, ({ payload }) => {
     cm?.retain(payload.memberAssignment);
     if (!stored) return;
     void (async () => {
+      // A transaction handed over before the rebalance ends first, so the
+      // seek is to the offset it stored, not the one before it. Only those:
+      // a catch-up hands over more all the time, and the seek cannot wait for its end.
+      await pipeline?.settled();
       for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
         const offsets = await stored(topic, partitions);
         for (const [p, last] of offsets) {
@@ -317,6 +336,51 @@ function batchObserver(
 }
 
 /**
+ * The work handed over ahead of kafkajs (ConsumerRunnerOptions.pipeline):
+ * at most one fetch's batches, whose transactions run while the next fetch
+ * is fetched and decoded.
+ */
+class Pipeline {
+  /** Settles when all work handed over so far is done; never rejects. */
+  private tail: Promise<unknown> = Promise.resolve();
+  /** The first failure of that work not thrown yet. */
+  private failure: { err: unknown } | null = null;
+
+  /** Resolves when all work handed over is done; rejects, once, with the first failure among it. */
+  async ready(): Promise<void> {
+    await this.tail;
+    const f = this.failure;
+    this.failure = null;
+    if (f) throw f.err;
+  }
+
+  submit(work: Promise<void>): void {
+    const tracked = work.catch((err: unknown) => {
+      this.failure ??= { err };
+    });
+    this.tail = Promise.all([this.tail, tracked]);
+  }
+
+  /** Waits for the work handed over so far (not for work handed over meanwhile). */
+  async settled(): Promise<void> {
+    await this.tail;
+  }
+
+  /** Waits for all work, also work handed over meanwhile: only once nothing more is handed over. */
+  async drain(): Promise<void> {
+    for (let t = this.tail; ; t = this.tail) {
+      await t;
+      if (t === this.tail) return;
+    }
+  }
+
+  /** Drops a failure not thrown yet: the next consumer starts from the store anyway. */
+  forget(): void {
+    this.failure = null;
+  }
+}
+
+/**
  * The runner's membership of its group: connecting, rejoining a group that
  * lost it, crashes and restarts, and what is resolved and committed once a
  * batch is done. What lands from a batch is decided in consumer-batch.ts.
@@ -330,6 +394,8 @@ class GroupRunner {
   private readonly grouped: ((batch: PartitionBatch) => Promise<boolean>) | null;
   private readonly heartbeats: BatchHeartbeat;
   private readonly commitLog: ReturnType<typeof commitFailureLog>;
+  /** Null unless ConsumerRunnerOptions.pipeline (and the store is the truth: claims and stored offsets). */
+  private readonly pipeline: Pipeline | null;
   private restarts = 0;
   /** Assignments seen; a fence claimed in an earlier one is not reused. */
   private generation = 0;
@@ -388,6 +454,7 @@ class GroupRunner {
       : null;
     this.heartbeats = new BatchHeartbeat(this.heartbeatIntervalMs, () => this.stepAt);
     this.commitLog = commitFailureLog(log);
+    this.pipeline = opts.pipeline && opts.claim && opts.storedOffsets ? new Pipeline() : null;
   }
 
   lastProgressAt(): number {
@@ -415,6 +482,10 @@ class GroupRunner {
     // disconnect() waits for them. disconnect() then sends LeaveGroup, so a
     // restarted instance does not wait for this member's session to expire.
     this.stopping = true;
+    // Transactions handed over ahead end while the member still holds its
+    // partitions; batches still arriving are no longer handed over (alive()).
+    await this.pipeline?.drain();
+    this.pipeline?.forget();
     if (cm) {
       cm.close();
       await within(cm.flush(), FINAL_COMMIT_TIMEOUT_MS);
@@ -426,23 +497,30 @@ class GroupRunner {
     if (payload.batch.messages.length === 0) return;
     this.step();
     const done = this.heartbeats.busy(payload.heartbeat);
+    let ahead: { work: Promise<void> } | null = null;
     try {
-      await this.handleBatch(payload);
+      ahead = await this.handleBatch(payload);
     } finally {
-      done();
+      // Work handed over ahead heartbeats until it is done.
+      if (ahead) void ahead.work.finally(done).catch(() => undefined);
+      else done();
     }
   }
 
-  private async handleBatch(payload: EachBatchPayload): Promise<void> {
-    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary } = payload;
+  /**
+   * Handles a batch; with a pipeline, answers the work that goes on after
+   * kafkajs was let fetch on (wrapped: an async function would wait for it).
+   */
+  private async handleBatch(payload: EachBatchPayload): Promise<{ work: Promise<void> } | null> {
+    const { batch, heartbeat } = payload;
     const { topic, partition } = batch;
     const fence = await this.fenceOf(payload);
-    if (fence === null) return;
+    if (fence === null) return null;
     const observe = batchObserver(this.opts, batch);
     observe('start', BigInt(batch.firstOffset() ?? batch.lastOffset()));
     const alive = () => payload.isRunning() && !payload.isStale() && !this.stopping;
     const decoded = await decodeBatch(this.batches, batch, heartbeat, alive);
-    if (decoded === null) return;
+    if (decoded === null) return null;
     const lastOffset = BigInt(batch.lastOffset());
     const whole: PartitionBatch = {
       topic,
@@ -455,15 +533,68 @@ class GroupRunner {
         return alive();
       },
     };
-    if (!(this.grouped && (await this.grouped(whole)))) {
-      if (!(await handleAlone(this.batches, whole, decoded, payload))) return;
+    const pipeline = this.pipeline;
+    if (!pipeline) {
+      if (!(await this.apply(whole, decoded, payload))) return null;
+      payload.resolveOffset(batch.lastOffset());
+      await this.applied(payload, decoded.length, observe);
+      return null;
     }
+    // The previous fetch's transactions first: a partition's batches are
+    // applied in order, and one that failed has sought its partition back
+    // (isStale), so this one, fetched beyond it, is dropped.
+    await pipeline.ready();
+    const key = `${topic}\u0000${partition}`;
+    if (!alive() || (fence !== undefined && this.fences.get(key) !== fence)) return null;
+    // kafkajs fetches on from here while this batch is in Postgres.
+    payload.resolveOffset(batch.lastOffset());
+    const consumer = this.consumer;
+    const fetched = (batch as typeof batch & { fetchedOffset: string }).fetchedOffset;
+    const work = (async () => {
+      let ok = false;
+      try {
+        ok = await this.apply(whole, decoded, payload);
+      } finally {
+        // Not applied: fetch the batch again (unless the partition is being
+        // sought elsewhere already), and drop what was fetched beyond it.
+        if (!ok && !payload.isStale()) {
+          try {
+            consumer?.seek({ topic, partition, offset: fetched });
+          } catch {
+            // The consumer has stopped: the next one starts from the store.
+          }
+        }
+      }
+      if (ok) await this.applied(payload, decoded.length, observe);
+    })();
+    pipeline.submit(work);
+    return { work };
+  }
+
+  /** A batch grouped with others' or on its own; false when it was not applied (see handleAlone). */
+  private async apply(
+    whole: PartitionBatch,
+    decoded: Parameters<typeof handleAlone>[2],
+    payload: EachBatchPayload,
+  ): Promise<boolean> {
+    if (this.grouped && (await this.grouped(whole))) return true;
+    return handleAlone(this.batches, whole, decoded, payload);
+  }
+
+  /** What follows an applied batch: progress, metrics and the group offsets for tools. */
+  private async applied(
+    payload: EachBatchPayload,
+    count: number,
+    observe: ReturnType<typeof batchObserver>,
+  ): Promise<void> {
+    const { batch, heartbeat, commitOffsetsIfNecessary } = payload;
+    const { topic, partition } = batch;
+    const lastOffset = BigInt(batch.lastOffset());
     this.step();
-    resolveOffset(batch.lastOffset());
     this.progressAt = Date.now();
     this.restarts = 0;
     observe('done', lastOffset + 1n);
-    this.opts.onApplied?.(topic, decoded.length);
+    this.opts.onApplied?.(topic, count);
     // Group offsets are only a hint for tools; the consumer's own store is the
     // truth. Committed from a timer, not here: no broker round trip per batch.
     const cm = this.committer;
@@ -539,8 +670,14 @@ class GroupRunner {
   private async reconnect(): Promise<void> {
     const old = this.consumer;
     this.consumer = null;
+    if (this.pipeline) await within(this.pipeline.settled(), 10_000);
     await within(this.committer?.flush() ?? Promise.resolve(), FINAL_COMMIT_TIMEOUT_MS);
     if (old) await within(old.disconnect(), 10_000);
+    // The old consumer hands over nothing more: what it did hand over ends before the new one joins.
+    if (this.pipeline) {
+      await within(this.pipeline.drain(), 10_000);
+      this.pipeline.forget();
+    }
     if (!this.stopping) await this.connect();
   }
 
@@ -577,7 +714,7 @@ class GroupRunner {
       this.log.info({ partitions: n }, 'partitions assigned');
       this.opts.onAssigned?.(n);
     });
-    followAssignments(c, cm, this.opts.storedOffsets, this.log);
+    followAssignments(c, cm, this.opts.storedOffsets, this.log, this.pipeline);
     c.on(c.events.FETCH, () => {
       this.progressAt = Date.now();
     });

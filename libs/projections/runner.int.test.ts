@@ -4,7 +4,8 @@ import { createTestContext, eventually, uniqueId, type TestContext } from '../..
 import { patientRegistered } from '../../test/support/fixtures.js';
 import { endOffsets, ensureTopics } from '../kafka/admin.js';
 import { dropSchema } from '../db/index.js';
-import { createProjectionRunner, migrateProjection, storedOffsets } from './runner.js';
+import { HubError } from '../errors/index.js';
+import { createProjectionRunner, migrateProjection, storedOffsets, type Projection } from './runner.js';
 
 /** The projection runner against the real broker, registry and Postgres. */
 describe('projection runner', () => {
@@ -74,6 +75,72 @@ describe('projection runner', () => {
     } finally {
       ctx.db.off('query', countBegin);
       await runner.stop();
+    }
+  });
+
+  it('regression: a batch applied one fetch ahead whose transaction fails after kafkajs fetched on is fetched again, and every event lands once (issue 23)', async () => {
+    // Given a log the pipelined runner has already resolved in kafkajs before its transactions commit
+    const topic = ctx.topicFor('PatientRegistered');
+    const schema = `${ctx.schema}_pipe`;
+    const ids = Array.from({ length: 30 }, (_, i) => `PP${i}`);
+    await ctx.producer.publish(ids.map((id) => patientRegistered(id, 'Family', `m-${id}`)));
+    const ends = [...(await endOffsets(ctx.kafka, topic))].filter(([, end]) => end > 0n);
+    const base = portalProjection([topic]);
+    // And a store that fails (retriable) the transactions holding one partition's first record,
+    // until that batch gives up (its group's, then both attempts of its own), while the rest lands
+    const [first] = ends.map(([p]) => p).sort((x, y) => x - y);
+    let failures = 3;
+    const projection: Projection = {
+      ...base,
+      async apply(trx, s, records, opts) {
+        if (failures > 0 && records.some((r) => r.partition === first && r.offset === 0n)) {
+          failures -= 1;
+          throw new HubError('HUB_KAFKA_ERROR', 'injected store failure', { retriable: true });
+        }
+        await base.apply(trx, s, records, opts);
+      },
+    };
+    await migrateProjection(ctx.db, schema, projection);
+    const runner = createProjectionRunner({
+      projection,
+      schema,
+      db: ctx.db,
+      kafka: ctx.kafka,
+      codec: ctx.codec,
+      producer: ctx.producer,
+      dlqTopic: dlq,
+      logger: ctx.logger,
+      maxRetries: 1,
+    });
+    try {
+      // When it runs
+      await runner.start();
+      // Then the failed batch is fetched again (no later fetch brings it), and each partition reaches its end
+      await eventually(
+        async () => {
+          const cp = await storedOffsets(ctx.db, schema, topic);
+          return ends.every(([p, end]) => cp.get(p) === end - 1n) ? true : undefined;
+        },
+        { timeoutMs: 30_000, what: 'checkpoints at the end offsets after the failed batch' },
+      );
+      expect(failures).toBe(0);
+      // And every event was applied once: no gap behind the failed batch, no event twice
+      const applied = await ctx.db
+        .withSchema(schema)
+        .from('applied_events')
+        .where({ topic })
+        .count<{ n: string }[]>({ n: '*' });
+      const published = ends.reduce((n, [, end]) => n + Number(end), 0);
+      expect(Number(applied[0]?.n)).toBe(published);
+      const patients = await ctx.db
+        .withSchema(schema)
+        .from('patients')
+        .whereIn('patient_id', ids)
+        .count<{ n: string }[]>({ n: '*' });
+      expect(Number(patients[0]?.n)).toBe(ids.length);
+    } finally {
+      await runner.stop();
+      await dropSchema(ctx.db, schema);
     }
   });
 

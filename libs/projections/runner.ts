@@ -239,6 +239,12 @@ export interface ProjectionRunnerOptions {
   bulkMinEvents?: number;
   /** After each commit that applied events: which path it took and how many events it applied. */
   onTransaction?(path: ApplyPath, events: number): void;
+  /**
+   * Apply a fetch while the next one is fetched and decoded (default true;
+   * see ConsumerRunnerOptions.pipeline): the checkpoints and fences keep
+   * each batch's transaction exactly-once whichever way.
+   */
+  pipeline?: boolean;
 }
 
 /** Where a runner applies its batches. */
@@ -484,5 +490,6 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
     ...(opts.onAssigned ? { onAssigned: opts.onAssigned } : {}),
     ...(opts.onPause ? { onPause: opts.onPause } : {}),
     commitGroupOffsets: opts.commitGroupOffsets ?? false,
+    pipeline: opts.pipeline ?? true,
   });
 }
