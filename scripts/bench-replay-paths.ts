@@ -6,6 +6,10 @@
  * /proc), so that a noisy machine still shows which side each path costs.
  *
  *   npx tsx scripts/bench-replay-paths.ts [--events 200000] [--only portal] [--rounds 4]
+ *     [--compare pipeline]
+ *
+ * `--compare pipeline` pairs the bulk path applied one fetch ahead (the
+ * default) with the bulk path applied fetch by fetch, instead of the paths.
  *
  * Uses KAFKA_BROKERS, SCHEMA_REGISTRY_URL, DATABASE_URL (defaults: the dev
  * stack); its topics, subjects and schemas are its own and removed after.
@@ -40,15 +44,22 @@ const { values } = parseArgs({
     events: { type: 'string', default: '200000' },
     only: { type: 'string' },
     rounds: { type: 'string', default: '4' },
+    compare: { type: 'string', default: 'paths' },
   },
 });
 const cfg = loadConfig(z.object({ ...kafkaEnv, ...databaseEnv }));
 const N = Number(values.events);
 const ROUNDS = Number(values.rounds);
-const PATHS = [
-  { name: 'per-event', bulkMinEvents: Number.POSITIVE_INFINITY },
-  { name: 'bulk', bulkMinEvents: 1000 },
-];
+const PATHS =
+  values.compare === 'pipeline'
+    ? [
+        { name: 'serial', bulkMinEvents: 1000, pipeline: false },
+        { name: 'pipelined', bulkMinEvents: 1000, pipeline: true },
+      ]
+    : [
+        { name: 'per-event', bulkMinEvents: Number.POSITIVE_INFINITY, pipeline: true },
+        { name: 'bulk', bulkMinEvents: 1000, pipeline: true },
+      ];
 const id = `paths_${randomBytes(3).toString('hex')}`;
 const logger = createLogger({ name: 'bench-replay-paths', level: 'error' });
 const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: id, logger });
@@ -78,7 +89,11 @@ async function postgresCpu(): Promise<number> {
   return ticks / 100;
 }
 
-const median = (xs: readonly number[]) => spreadOf(xs).median;
+/** Median and interquartile range, as `m [q1–q3]`. */
+const spread = (xs: readonly number[], digits: number) => {
+  const s = spreadOf(xs);
+  return `${s.median.toFixed(digits)} [${s.q1.toFixed(digits)}–${s.q3.toFixed(digits)}]`;
+};
 
 try {
   await prepareSyntheticLog(log);
@@ -92,7 +107,7 @@ try {
     const seen: Record<string, { wall: number[]; node: number[]; pg: number[] }> = {};
     for (let r = 0; r < ROUNDS; r++) {
       for (const path of r % 2 === 0 ? PATHS : [...PATHS].reverse()) {
-        const schema = `${id}_${name}_${path.name === 'bulk' ? 'b' : 's'}${r}`;
+        const schema = `${id}_${name}_${PATHS.indexOf(path)}_${r}`;
         await migrateProjection(db, schema, projection);
         const runner = createProjectionRunner({
           projection,
@@ -105,6 +120,7 @@ try {
           dlqTopic: dlq,
           logger,
           bulkMinEvents: path.bulkMinEvents,
+          pipeline: path.pipeline,
         });
         const pg0 = await postgresCpu();
         const cpu0 = process.cpuUsage();
@@ -125,12 +141,16 @@ try {
     }
     for (const [path, s] of Object.entries(seen)) {
       process.stdout.write(
-        `${name.padEnd(10)} ${path.padEnd(9)} events/s ${Math.round(N / median(s.wall))
-          .toString()
-          .padStart(
-            6,
-          )}  runner CPU ${median(s.node).toFixed(1)} s  Postgres CPU ${median(s.pg).toFixed(1)} s  ` +
-          `(medians of ${s.wall.length}; walls ${s.wall.map((w) => w.toFixed(1)).join(', ')} s)\n`,
+        `${name.padEnd(10)} ${path.padEnd(9)} events/s ${spread(
+          s.wall.map((w) => N / w),
+          0,
+        )}  runner µs/event ${spread(
+          s.node.map((c) => (c * 1e6) / N),
+          1,
+        )}  Postgres µs/event ${spread(
+          s.pg.map((c) => (c * 1e6) / N),
+          1,
+        )}  ` + `(median [IQR] of ${s.wall.length}; walls ${s.wall.map((w) => w.toFixed(1)).join(', ')} s)\n`,
       );
     }
   }
