@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, eventually, uniqueId, type TestContext } from '../../test/support/harness.js';
+import { readAuditEvent } from '../../test/support/audit-events.js';
 import { runHub } from '../../test/support/processes.js';
 import { dropSchema } from '../db/index.js';
 import { scanTopic } from '../kafka/scan.js';
 import { createLogger } from '../telemetry/logger.js';
 import { GENESIS_HASH, rowHash, type ChainedRow } from './chain.js';
-import { buildAuditEvent } from './event.js';
 import { auditLag, startAuditLagMonitor } from './lag.js';
 import { AUDIT_TABLE, migrateAudit, verifyAuditChain } from './store.js';
 import {
@@ -21,20 +21,7 @@ import {
 } from './topic.js';
 
 /** An AuditEvent as the API builds one for a read of `patientId`'s record. */
-const event = (patientId: string | null) =>
-  buildAuditEvent({
-    id: randomUUID(),
-    recorded: Date.now(),
-    interaction: 'read',
-    route: 'GET /fhir/Patient/:id',
-    resourceType: 'Patient',
-    status: 200,
-    patientId,
-    who: { subject: 'nurse-1', clientId: 'ward-app', scopes: ['user/*.rs'] },
-    denyReason: null,
-    sourceAddress: '10.0.0.7',
-    observer: 'hub-api',
-  });
+const event = (patientId: string | null) => readAuditEvent(patientId);
 
 /** A fresh audit topic, DLQ and table, and the projector group name for them. */
 async function auditTrail(ctx: TestContext) {

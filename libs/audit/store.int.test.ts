@@ -1,26 +1,14 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAuditEvent } from '../../test/support/audit-events.js';
 import { endpoints, uniqueId } from '../../test/support/harness.js';
 import { createDb, dropSchema, type Knex } from '../db/index.js';
-import { buildAuditEvent } from './event.js';
 import { AUDIT_TABLE, appendAudit, migrateAudit, verifyAuditChain } from './store.js';
 
 /** An AuditEvent as the API builds one for a read; `odd` adds values whose jsonb text differs from JSON's. */
 function event(n: number, odd: boolean): AuditEvent {
-  const e = buildAuditEvent({
-    id: randomUUID(),
-    recorded: Date.now(),
-    interaction: 'read',
-    route: 'GET /fhir/Patient/:id',
-    resourceType: 'Patient',
-    status: 200,
-    patientId: `P-${n % 7}`,
-    who: { subject: `nurse-${n % 3}`, clientId: 'ward-app', scopes: ['user/*.rs'] },
-    denyReason: null,
-    sourceAddress: '10.0.0.7',
-    observer: 'hub-api',
-  });
+  const e = readAuditEvent(`P-${n % 7}`, `nurse-${n % 3}`);
   if (!odd) return e;
   // jsonb reorders keys (shorter first) and prints numbers as numeric does
   // (1e21 and 2^64 in full digits, 5e-324 as 324 decimals): the hash must not depend on either.
