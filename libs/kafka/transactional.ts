@@ -4,20 +4,16 @@ import { EVENT_CONTRACTS, type ClinicalEvent } from '../events/index.js';
 import type { EventCodec } from '../events/codec.js';
 import type { KafkaClient } from './client.js';
 import { assertAllAnswered, trackingPartitioner } from './partitioner.js';
-import {
-  mapKafkaError,
-  withAckDeadline,
-  withDeliveryDeadline,
-  type PublishedEvent,
-  type RawRecord,
-} from './producer.js';
+import { groupedTransactions } from './transaction-groups.js';
+import { mapKafkaError, withDeliveryDeadline, type PublishedEvent, type RawRecord } from './producer.js';
 
 /**
  * All-or-nothing writes across topics (a FHIR transaction Bundle): the
  * records of one call are committed in one Kafka transaction, or aborted.
  * Consumers that read committed records only (the kafkajs default, and the
  * hub's runner) never see part of an aborted call. One transaction at a
- * time per producer, so calls are serialised.
+ * time per producer: calls made while one is in flight share the next
+ * (transaction-groups.ts), each still all or nothing.
  */
 export interface TransactionalProducer {
   connect(): Promise<void>;
@@ -107,7 +103,6 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
     failed = false;
   }
   const topicFor = opts.topicFor ?? ((type: ClinicalEvent['type']) => EVENT_CONTRACTS[type].topic);
-  let chain: Promise<unknown> = Promise.resolve();
   const stallMs = opts.ackTimeoutMs ?? 5_000;
   let runningSince: number | null = null;
   let lastOkAt = 0;
@@ -158,6 +153,8 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
     return events.map((e) => ({ topic: topicFor(e.type), eventId: e.data.meta.eventId }));
   }
 
+  const groups = groupedTransactions(tracked, { ackTimeoutMs: opts.ackTimeoutMs });
+
   return {
     async connect() {
       try {
@@ -166,11 +163,7 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
         throw mapError(err);
       }
     },
-    publishAtomically(events, extra = []) {
-      const p = chain.then(() => tracked(events, extra));
-      chain = p.catch(() => undefined);
-      return opts.ackTimeoutMs === undefined ? p : withAckDeadline(p, opts.ackTimeoutMs);
-    },
+    publishAtomically: groups.publish,
     health() {
       const waited = runningSince === null ? 0 : performance.now() - runningSince;
       if (waited > stallMs) {
@@ -180,7 +173,7 @@ export function createTransactionalProducer(opts: TransactionalProducerOptions):
       return { ok: true };
     },
     async disconnect() {
-      await chain;
+      await groups.idle();
       await current.producer.disconnect();
     },
   };

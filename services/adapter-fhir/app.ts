@@ -62,8 +62,6 @@ export interface FhirAdapterConfig {
   importChunkSize?: number;
   /** The most bytes of one $import body (FHIR_IMPORT_MAX_BYTES); default 1 GiB. */
   importMaxBytes?: number;
-  /** KAFKA_ACK_TIMEOUT_MS, for transaction Bundles waiting to be grouped (writer.ts groupedTransactions). */
-  ackTimeoutMs?: number;
 }
 
 export interface FhirAdapter {
@@ -142,7 +140,7 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
     },
   });
   const across = deps.lockDb ? advisoryLock(deps.lockDb, cfg.schema) : undefined;
-  const writer = createWriter({ ...deps, store, clock, across, ackTimeoutMs: cfg.ackTimeoutMs });
+  const writer = createWriter({ ...deps, store, clock, across });
   const count = requestCounter(deps.metrics);
   // Every path but health, ready and metrics is a FHIR one: an unrouted request is audited (404, no path echoed).
   http.setNotFoundHandler(unroutedHandler(security));

@@ -75,7 +75,6 @@ await runService({
         maxBodyBytes: k.config.FHIR_MAX_BODY_BYTES,
         importChunkSize: k.config.FHIR_IMPORT_CHUNK_SIZE,
         importMaxBytes: k.config.FHIR_IMPORT_MAX_BYTES,
-        ackTimeoutMs: k.config.KAFKA_ACK_TIMEOUT_MS,
         ...(k.config.FHIR_BASE_URL ? { baseUrl: k.config.FHIR_BASE_URL.replace(/\/+$/, '') } : {}),
       },
     );

@@ -1,15 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { HubError } from '../../libs/errors/index.js';
-import type { ClinicalEvent } from '../../libs/events/index.js';
+import { HubError } from '../errors/index.js';
+import type { ClinicalEvent } from '../events/index.js';
 import { patientRegistered } from '../../test/support/fixtures.js';
-import { groupedTransactions } from './writer.js';
+import type { RawRecord } from './producer.js';
+import { groupedTransactions } from './transaction-groups.js';
 
 const ev = (n: string): ClinicalEvent => patientRegistered(n, 'Alpha', `mrn-${n}`);
 const ids = (events: readonly ClinicalEvent[]) => events.map((e) => e.data.patientId);
 
-/** A transactional producer whose calls are recorded and settled by the test. */
+/** A transaction runner whose calls are recorded and settled by the test; it answers one entry per event. */
 function manualTx() {
-  const calls: { events: readonly ClinicalEvent[]; settle: (err?: Error) => void }[] = [];
+  const calls: {
+    events: readonly ClinicalEvent[];
+    extra: readonly RawRecord[];
+    settle: (err?: Error) => void;
+  }[] = [];
   let waiter: (() => void) | null = null;
   return {
     calls,
@@ -17,21 +22,20 @@ function manualTx() {
     async called(n: number): Promise<void> {
       while (calls.length < n) await new Promise<void>((r) => (waiter = r));
     },
-    tx: {
-      publishAtomically(events: readonly ClinicalEvent[]) {
-        return new Promise<{ topic: string; eventId: string }[]>((resolve, reject) => {
-          calls.push({ events, settle: (err) => (err ? reject(err) : resolve([])) });
-          waiter?.();
-        });
-      },
+    run(events: readonly ClinicalEvent[], extra: readonly RawRecord[]) {
+      return new Promise<{ topic: string; eventId: string }[]>((resolve, reject) => {
+        const published = events.map((e) => ({ topic: 't', eventId: e.data.meta.eventId }));
+        calls.push({ events, extra, settle: (err) => (err ? reject(err) : resolve(published)) });
+        waiter?.();
+      });
     },
   };
 }
 
-describe('groupedTransactions (transaction Bundles sharing Kafka transactions)', () => {
+describe('groupedTransactions (calls sharing Kafka transactions)', () => {
   it('given a transaction in flight, when three Bundles commit meanwhile, then they go in the next transaction together, in commit order', async () => {
     const m = manualTx();
-    const publish = groupedTransactions(m.tx);
+    const publish = groupedTransactions(m.run).publish;
     const first = publish([ev('a1'), ev('a2')]);
     await m.called(1);
     const waiting = [publish([ev('b1')]), publish([ev('c1'), ev('c2')]), publish([ev('d1')])];
@@ -46,7 +50,7 @@ describe('groupedTransactions (transaction Bundles sharing Kafka transactions)',
 
   it('given more waiting events than one transaction may carry, when sent, then the group is cut at the bound', async () => {
     const m = manualTx();
-    const publish = groupedTransactions(m.tx, { maxEvents: 3 });
+    const publish = groupedTransactions(m.run, { maxEvents: 3 }).publish;
     const first = publish([ev('a1')]);
     await m.called(1);
     const waiting = [publish([ev('b1'), ev('b2')]), publish([ev('c1')]), publish([ev('d1'), ev('d2')])];
@@ -62,7 +66,7 @@ describe('groupedTransactions (transaction Bundles sharing Kafka transactions)',
 
   it('given a group refused for a reason that is not retriable, when retried one Bundle at a time, then only the Bundle at fault fails', async () => {
     const m = manualTx();
-    const publish = groupedTransactions(m.tx);
+    const publish = groupedTransactions(m.run).publish;
     const first = publish([ev('a1')]);
     await m.called(1);
     const good = publish([ev('g1')]);
@@ -79,14 +83,14 @@ describe('groupedTransactions (transaction Bundles sharing Kafka transactions)',
       m.calls[i]!.settle(alone[0] === 'x1' ? refused : undefined);
     }
     expect(m.calls.slice(2).map((c) => ids(c.events))).toEqual([['g1'], ['x1'], ['g2']]);
-    await expect(good).resolves.toBeUndefined();
-    await expect(good2).resolves.toBeUndefined();
+    await expect(good).resolves.toHaveLength(1);
+    await expect(good2).resolves.toHaveLength(1);
     await expect(bad).rejects.toBe(refused);
   });
 
   it('given a retriable failure (Kafka unavailable), when a group fails, then every Bundle of it fails with it, without retries', async () => {
     const m = manualTx();
-    const publish = groupedTransactions(m.tx);
+    const publish = groupedTransactions(m.run).publish;
     const first = publish([ev('a1')]);
     await m.called(1);
     const waiting = [publish([ev('b1')]), publish([ev('c1')])];
@@ -106,7 +110,7 @@ describe('groupedTransactions (transaction Bundles sharing Kafka transactions)',
 
   it('given a transaction that never completes, when a Bundle waits behind it past the ack timeout, then it is answered HUB_KAFKA_UNAVAILABLE', async () => {
     const m = manualTx();
-    const publish = groupedTransactions(m.tx, { ackTimeoutMs: 30 });
+    const publish = groupedTransactions(m.run, { ackTimeoutMs: 30 }).publish;
     const stuck = publish([ev('a1')]);
     await m.called(1);
     const waiting = publish([ev('b1')]);
@@ -115,5 +119,24 @@ describe('groupedTransactions (transaction Bundles sharing Kafka transactions)',
       expect(stuck).rejects.toMatchObject({ code: 'HUB_KAFKA_UNAVAILABLE' }),
     ]);
     expect(m.calls).toHaveLength(1);
+  });
+
+  it('given calls grouped in one transaction, when it commits, then each call is answered with its own events, and extra records go along', async () => {
+    const m = manualTx();
+    const publish = groupedTransactions(m.run).publish;
+    const first = publish([ev('a1')]);
+    await m.called(1);
+    const extra: RawRecord = { topic: 'x', key: 'k', value: Buffer.from('v') };
+    const b = [ev('b1'), ev('b2')];
+    const c = [ev('c1')];
+    const waiting = [publish(b, [extra]), publish(c)];
+    m.calls[0]!.settle();
+    await first;
+    await m.called(2);
+    expect(m.calls[1]!.extra).toEqual([extra]);
+    m.calls[1]!.settle();
+    const [pb, pc] = await Promise.all(waiting);
+    expect(pb!.map((p) => p.eventId)).toEqual(b.map((e) => e.data.meta.eventId));
+    expect(pc!.map((p) => p.eventId)).toEqual(c.map((e) => e.data.meta.eventId));
   });
 });
