@@ -5,7 +5,7 @@ import type { ChainVerdict } from '../libs/audit/chain.js';
 import { DEV_CHAIN_KEY_FILE, auditTrailEnv, readChainKey } from '../libs/audit/key.js';
 import { reconcileAudit, type AuditReconciliation } from '../libs/audit/reconcile.js';
 import { listAudit, verifyAuditChain } from '../libs/audit/store.js';
-import { AUDIT_TOPIC, auditDlqTopic } from '../libs/audit/topic.js';
+import { AUDIT_TOPIC, auditDlqTopic, auditProjectorGroup } from '../libs/audit/topic.js';
 import { HubError } from '../libs/errors/index.js';
 import { consumerGroupsOf } from '../libs/kafka/groups.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
@@ -108,7 +108,7 @@ async function verifyAction(program: Command, o: VerifyOptions): Promise<void> {
         schema,
         topic: o.topic ?? cfg.AUDIT_TOPIC ?? names(AUDIT_TOPIC),
         dlqTopic: o.dlqTopic ?? cfg.AUDIT_DLQ_TOPIC ?? auditDlqTopic(names),
-        groupId: o.group ?? `hub.audit.projector.${schema}`,
+        groupId: o.group ?? auditProjectorGroup(schema),
       });
     }
     const json = Boolean(program.opts()['json']);

@@ -24,7 +24,7 @@ import { readChainKey } from '../libs/audit/key.js';
 import { auditLag } from '../libs/audit/lag.js';
 import { reconcileAudit } from '../libs/audit/reconcile.js';
 import { verifyAuditChain } from '../libs/audit/store.js';
-import { auditDlqTopic } from '../libs/audit/topic.js';
+import { auditDlqTopic, auditProjectorGroup } from '../libs/audit/topic.js';
 import { ensureDevKeys, mintToken, type DevKeys } from '../libs/auth/jwt.js';
 import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
 import { createDb, dropSchema } from '../libs/db/index.js';
@@ -73,8 +73,8 @@ const auditSchema = `${id}_audit`;
 const dlq = dlqTopicFor('bench-api', topic);
 const auditTopic = topic('hub.audit.v1');
 const auditDlq = auditDlqTopic(topic);
-// The API's default consumer group for its in-process audit projector (services/api/app.ts).
-const auditGroup = `hub.audit.projector.${auditSchema}`;
+// The API's default consumer group for its in-process audit projector.
+const auditGroup = auditProjectorGroup(auditSchema);
 const keysDir = mkdtempSync(join(tmpdir(), 'hub-bench-keys-'));
 // The API keys the audit chain (version 2, HMAC): with its own key here, the
 // verification below can use the same one. Without it the API took the

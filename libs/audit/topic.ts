@@ -32,6 +32,11 @@ export function auditDlqTopic(topicFor: (catalogName: string) => string = (n) =>
   return dlqTopicFor(AUDIT_DLQ_CONSUMER, topicFor);
 }
 
+/** The consumer group of the audit projector that fills the audit table in `schema` (the API's default). */
+export function auditProjectorGroup(schema: string): string {
+  return `hub.audit.projector.${schema}`;
+}
+
 /** The audit topic and, when given, its dead-letter topic. */
 export async function ensureAuditTopic(kafka: KafkaClient, topic: string, dlqTopic?: string): Promise<void> {
   await ensureTopics(

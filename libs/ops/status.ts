@@ -11,6 +11,7 @@ import { createEventCodec, type EventCodec } from '../events/codec.js';
 import { INGEST_TOPICS } from '../events/contracts.js';
 import type { RegistryClient } from '../events/registry.js';
 import { auditLag } from '../audit/lag.js';
+import { auditProjectorGroup } from '../audit/topic.js';
 import { consumerGroupLag } from '../kafka/admin.js';
 import type { KafkaClient } from '../kafka/client.js';
 import { handledCounts } from '../kafka/dlq-ops.js';
@@ -394,7 +395,7 @@ export async function unregisteredStatuses(p: StatusProbe): Promise<Unregistered
 export async function auditTrailStatus(p: StatusProbe): Promise<AuditTrailStatus | null> {
   if (!p.kafkaUp) return null;
   const topic = p.settings.auditTopic;
-  const group = `hub.audit.projector.${p.settings.auditSchema}`;
+  const group = auditProjectorGroup(p.settings.auditSchema);
   const none = { topic, group, lag: 0, committed: 0, end: 0 };
   // No audit topic: the API has not run yet, nothing to lag behind.
   if (!p.existing.has(topic)) return { ...none, state: 'missing-topic' };

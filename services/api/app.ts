@@ -5,6 +5,7 @@ import { startAuditLagMonitor, type AuditLagLimits, type AuditLagMonitor } from 
 import { createAuditMetrics } from '../../libs/audit/metrics.js';
 import {
   auditDlqTopic,
+  auditProjectorGroup,
   createAuditProjector,
   createAuditSink,
   ensureAuditTopic,
@@ -144,7 +145,7 @@ async function startAuditProjector(deps: ApiDeps, cfg: ApiConfig, log: Logger): 
 }
 
 function auditGroupOf(cfg: ApiConfig): string {
-  return cfg.auditGroupId ?? `hub.audit.projector.${cfg.auditSchema}`;
+  return cfg.auditGroupId ?? auditProjectorGroup(cfg.auditSchema);
 }
 
 /** Reads the projector's lag into the readiness check and the hub_audit_lag gauge. */
