@@ -188,6 +188,8 @@ export class SegmentGrammar {
     if (known) return known;
     if (this.interned.size >= SegmentGrammar.MAX_INTERNED) return set;
     this.interned.set(key, set);
+    // An interned set has a step table; a set without one is a caller's own.
+    this.steps.set(set, new Map());
     return set;
   }
 
@@ -223,7 +225,7 @@ export class SegmentGrammar {
 
   /** The states after segment `name`; read-only, shared with every other caller of the same step. */
   step(set: ReadonlySet<number>, name: string): ReadonlySet<number> {
-    let byName = this.steps.get(set);
+    const byName = this.steps.get(set);
     const known = byName?.get(name);
     if (known) return known;
     const next: number[] = [];
@@ -233,10 +235,7 @@ export class SegmentGrammar {
     }
     const out = this.intern(this.closure(next));
     // Only steps from interned sets are kept: a caller's own set (shortestCompletion) is met once.
-    if (this.interned.get([...set].sort((a, b) => a - b).join(',')) === set) {
-      if (!byName) this.steps.set(set, (byName = new Map<string, ReadonlySet<number>>()));
-      byName.set(name, out);
-    }
+    byName?.set(name, out);
     return out;
   }
 
