@@ -116,3 +116,56 @@ describe('event codec: one check per event', () => {
     expect(ids.size).toBe(EVENT_TYPES.length);
   });
 });
+
+describe('event codec: decoding in place', () => {
+  /** Ids by subject for encode, and each id's writer Type for decode (the build's own schemas). */
+  function registryOfThisBuild(): RegistryClient {
+    const types = new Map<number, EventType>();
+    const base = idsOnly();
+    const registry: Pick<RegistryClient, 'idOf' | 'typeOf'> = {
+      idOf: async (subject, schema) => {
+        const id = await base.idOf(subject, schema);
+        const type = EVENT_TYPES.find((t) => subject.endsWith(EVENT_CONTRACTS[t].fullName));
+        if (type) types.set(id, type);
+        return id;
+      },
+      typeOf: (id) => Promise.resolve(avroTypeOf(types.get(id) ?? 'PatientRegistered')),
+    };
+    return registry as RegistryClient;
+  }
+
+  it('property: given any events, when decoded (first awaited, then without a promise), then each equals what fromBuffer reads from its body', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.nat({ max: samples.length - 1 }), { minLength: 1, maxLength: 20 }),
+        async (picks) => {
+          // Given events of several schema ids, interleaved
+          const codec = createEventCodec(registryOfThisBuild());
+          for (const i of picks) {
+            const e = samples[i] ?? samples[0]!;
+            const wire = await codec.encode(e);
+            const expected = {
+              type: e.type,
+              data: avroTypeOf(e.type).fromBuffer(wire.subarray(5)) as unknown,
+            };
+            // When decoded both ways, then both read the same event
+            expect(await codec.decode(wire)).toEqual(expected);
+            expect(codec.decodeIfResolved(wire)).toEqual(expected);
+          }
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  it('given a body cut short or followed by more bytes, when decoded, then it is undecodable (as fromBuffer refused it)', async () => {
+    const codec = createEventCodec(registryOfThisBuild());
+    const wire = await codec.encode(samples.find((e) => e.type === 'PatientRegistered')!);
+    await codec.decode(wire);
+    for (const bad of [wire.subarray(0, wire.length - 1), Buffer.concat([wire, Buffer.from([0])])]) {
+      const err: unknown = await codec.decode(bad).catch((e: unknown) => e);
+      expect(isHubError(err) && err.code).toBe('HUB_EVENT_UNDECODABLE');
+      expect(() => codec.decodeIfResolved(bad)).toThrow(/corrupt Avro body/);
+    }
+  });
+});

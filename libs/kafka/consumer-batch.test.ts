@@ -128,9 +128,11 @@ describe('decodeBatch', () => {
   it('given an undecodable record, then it is dead-lettered as fetched and the others are decoded in order', async () => {
     const { ctx, parked, dead } = fakes(() => Promise.resolve());
     const batch = { topic: TOPIC, partition: 2, messages: [message(7), message(8, 'junk'), message(9)] };
-    const decoded = (await decodeBatch(ctx, batch, running.heartbeat)) ?? [];
-    expect(decoded.map((d) => d.rec.offset)).toEqual([7n, 9n]);
-    expect(decoded[0]?.rec).toMatchObject({ topic: TOPIC, partition: 2, key: 'PA', timestamp: 1 });
+    const decoded = await decodeBatch(ctx, batch, running.heartbeat);
+    expect(decoded?.records.map((r) => r.offset)).toEqual([7n, 9n]);
+    expect(decoded?.records[0]).toMatchObject({ topic: TOPIC, partition: 2, key: 'PA', timestamp: 1 });
+    // Each record beside the message it was decoded from (what a dead letter copies)
+    expect(decoded?.messages.map((m) => m.offset)).toEqual(['7', '9']);
     expect(parked).toHaveLength(1);
     expect(parked[0]).toMatchObject({ topic: 'hub.dlq.g1', value: Buffer.from('junk') });
     expect(parked[0]?.headers).toMatchObject({
@@ -188,8 +190,8 @@ describe('decodeBatch with the registry down', () => {
   it('given an outage longer than the retries, then the batch waits it out: nothing skipped, nothing dead-lettered', async () => {
     const { ctx, dead, parked, sleeps, paused } = outageFakes(20);
     const batch = { topic: TOPIC, partition: 0, messages: [message(1), message(2)] };
-    const decoded = (await decodeBatch(ctx, batch, running.heartbeat)) ?? [];
-    expect(decoded.map((d) => d.rec.offset)).toEqual([1n, 2n]);
+    const decoded = await decodeBatch(ctx, batch, running.heartbeat);
+    expect(decoded?.records.map((r) => r.offset)).toEqual([1n, 2n]);
     expect(dead).toEqual([]);
     expect(parked).toEqual([]);
     expect(sleeps).toHaveLength(20);
@@ -207,6 +209,11 @@ describe('decodeBatch with the registry down', () => {
 });
 
 describe('handleAlone', () => {
+  const decodedOf = (offsets: number[]) => ({
+    records: offsets.map(record),
+    messages: offsets.map((o) => message(o)),
+  });
+
   it('given a store that refuses the batch as fenced, then it is dropped unresolved: no isolation, no dead letter', async () => {
     const fenced: number[] = [];
     const calls: number[] = [];
@@ -215,11 +222,11 @@ describe('handleAlone', () => {
       return Promise.reject(new BatchFenced(b.topic, b.partition));
     });
     ctx.onFenced = (b) => fenced.push(b.partition);
-    const decoded = [1, 2].map((o) => ({ msg: message(o), rec: record(o) }));
+    const decoded = decodedOf([1, 2]);
     const whole = {
       topic: TOPIC,
       partition: 0,
-      records: decoded.map((d) => d.rec),
+      records: decoded.records,
       lastOffset: 2n,
       fence: 1n,
     };
@@ -228,8 +235,6 @@ describe('handleAlone', () => {
     expect(dead).toEqual([]);
     expect(fenced).toEqual([0]);
   });
-
-  const decodedOf = (offsets: number[]) => offsets.map((o) => ({ msg: message(o), rec: record(o) }));
 
   it('given a poison record, then the rest lands, the poison is parked and checkpointed, the last one up to the batch end', async () => {
     const calls: { offsets: bigint[]; lastOffset: bigint }[] = [];
@@ -240,7 +245,7 @@ describe('handleAlone', () => {
         : Promise.resolve();
     });
     const decoded = decodedOf([1, 2, 3]);
-    const whole = { topic: TOPIC, partition: 0, records: decoded.map((d) => d.rec), lastOffset: 4n };
+    const whole = { topic: TOPIC, partition: 0, records: decoded.records, lastOffset: 4n };
     await expect(handleAlone(ctx, whole, decoded, running)).resolves.toBe(true);
     expect(calls).toEqual([
       { offsets: [1n, 2n, 3n], lastOffset: 4n },
@@ -258,14 +263,19 @@ describe('handleAlone', () => {
       calls.push(b.lastOffset);
       return calls.length === 1 ? Promise.reject(poison()) : Promise.resolve();
     });
-    await handleAlone(ctx, { topic: TOPIC, partition: 0, records: [], lastOffset: 6n }, [], running);
+    await handleAlone(
+      ctx,
+      { topic: TOPIC, partition: 0, records: [], lastOffset: 6n },
+      { records: [], messages: [] },
+      running,
+    );
     expect(calls).toEqual([6n, 6n]);
   });
 
   it('given the partition lost while isolating, then it stops and reports nothing resolved', async () => {
     const { ctx, dead } = fakes(() => Promise.reject(poison()));
     const decoded = decodedOf([1, 2]);
-    const whole = { topic: TOPIC, partition: 0, records: decoded.map((d) => d.rec), lastOffset: 2n };
+    const whole = { topic: TOPIC, partition: 0, records: decoded.records, lastOffset: 2n };
     await expect(handleAlone(ctx, whole, decoded, { ...running, isStale: () => true })).resolves.toBe(false);
     expect(dead).toEqual([]);
   });
@@ -273,7 +283,7 @@ describe('handleAlone', () => {
   it('given a retriable failure that outlasts the retries, then it fails the batch and parks nothing', async () => {
     const { ctx, dead } = fakes(() => Promise.reject(down()));
     const decoded = decodedOf([1]);
-    const whole = { topic: TOPIC, partition: 0, records: decoded.map((d) => d.rec), lastOffset: 1n };
+    const whole = { topic: TOPIC, partition: 0, records: decoded.records, lastOffset: 1n };
     await expect(handleAlone(ctx, whole, decoded, running)).rejects.toMatchObject({
       code: 'HUB_DB_UNAVAILABLE',
     });

@@ -102,10 +102,15 @@ export function safeReason(err: unknown): { code: string; reason: string } {
   return { code: h.code, reason: `${name}${typeof pgCode === 'string' ? ` (${pgCode})` : ''}` };
 }
 
-/** A record as fetched and as decoded: a dead letter copies the fetched one, never a re-encoding. */
+/**
+ * A batch's records as fetched and as decoded, side by side (messages[i] is
+ * records[i] as fetched): a dead letter copies the fetched one, never a
+ * re-encoding. Two arrays, not a pair object per record: a catch-up decodes
+ * thousands per fetch, and they live until their transaction ends.
+ */
 export interface Decoded {
-  msg: KafkaMessage;
-  rec: DecodedRecord;
+  records: DecodedRecord[];
+  messages: KafkaMessage[];
 }
 
 /** The runner's options that decide what happens to a batch, read when they are used. */
@@ -263,9 +268,10 @@ export async function decodeBatch(
   batch: Pick<Batch, 'topic' | 'partition' | 'messages'>,
   heartbeat: Heartbeat,
   alive: Alive = () => true,
-): Promise<Decoded[] | null> {
+): Promise<Decoded | null> {
   const { topic, partition } = batch;
-  const decoded: Decoded[] = [];
+  const records: DecodedRecord[] = [];
+  const messages: KafkaMessage[] = [];
   for (const msg of batch.messages) {
     try {
       const value = msg.value ?? Buffer.alloc(0);
@@ -274,23 +280,21 @@ export async function decodeBatch(
         ctx.opts.codec.decodeIfResolved(value) ??
         (await withRetry(ctx.retry, 'decode', () => decodeWaiting(ctx, value, heartbeat, alive), heartbeat));
       if (event === undefined) return null;
-      decoded.push({
-        msg,
-        rec: {
-          topic,
-          partition,
-          offset: BigInt(msg.offset),
-          key: msg.key ? msg.key.toString('utf8') : null,
-          timestamp: Number(msg.timestamp),
-          event,
-        },
+      records.push({
+        topic,
+        partition,
+        offset: BigInt(msg.offset),
+        key: msg.key ? msg.key.toString('utf8') : null,
+        timestamp: Number(msg.timestamp),
+        event,
       });
+      messages.push(msg);
     } catch (err) {
       if (isRetriable(err)) throw err;
       await withRetry(ctx.retry, 'dead-letter', () => deadLetter(ctx, msg, topic, partition, err), heartbeat);
     }
   }
-  return decoded;
+  return { records, messages };
 }
 
 /**
@@ -302,7 +306,7 @@ export async function decodeBatch(
 export async function handleAlone(
   ctx: BatchContext,
   whole: PartitionBatch,
-  decoded: readonly Decoded[],
+  decoded: Decoded,
   payload: Pick<EachBatchPayload, 'heartbeat' | 'isRunning' | 'isStale'>,
 ): Promise<boolean> {
   try {
@@ -318,7 +322,7 @@ export async function handleAlone(
 async function handleIsolating(
   ctx: BatchContext,
   whole: PartitionBatch,
-  decoded: readonly Decoded[],
+  { records, messages }: Decoded,
   { heartbeat, isRunning, isStale }: Pick<EachBatchPayload, 'heartbeat' | 'isRunning' | 'isStale'>,
 ): Promise<boolean> {
   const { topic, partition, lastOffset } = whole;
@@ -328,18 +332,19 @@ async function handleIsolating(
   } catch (err) {
     if (err instanceof BatchFenced || isRetriable(err)) throw err;
     ctx.log.warn({ topic, partition, code: toHubError(err).code }, 'batch failed, isolating records');
-    for (const [i, d] of decoded.entries()) {
+    for (const [i, rec] of records.entries()) {
       if (!isRunning() || isStale()) return false;
-      const upTo = i === decoded.length - 1 ? lastOffset : d.rec.offset;
+      const upTo = i === records.length - 1 ? lastOffset : rec.offset;
       try {
-        await retry('handler', () => ctx.handle({ ...whole, records: [d.rec], lastOffset: upTo }));
+        await retry('handler', () => ctx.handle({ ...whole, records: [rec], lastOffset: upTo }));
       } catch (e) {
         if (e instanceof BatchFenced || isRetriable(e)) throw e;
-        await retry('dead-letter', () => deadLetter(ctx, d.msg, topic, partition, e));
+        const msg = messages[i];
+        if (msg) await retry('dead-letter', () => deadLetter(ctx, msg, topic, partition, e));
         await retry('checkpoint', () => ctx.handle({ ...whole, records: [], lastOffset: upTo }));
       }
     }
-    if (decoded.length === 0) {
+    if (records.length === 0) {
       await retry('checkpoint', () => ctx.handle({ ...whole, records: [], lastOffset }));
     }
   }

@@ -525,7 +525,7 @@ class GroupRunner {
     const whole: PartitionBatch = {
       topic,
       partition,
-      records: decoded.map((d) => d.rec),
+      records: decoded.records,
       lastOffset,
       ...(fence === undefined ? {} : { fence }),
       keepAlive: () => {
@@ -537,7 +537,7 @@ class GroupRunner {
     if (!pipeline) {
       if (!(await this.apply(whole, decoded, payload))) return null;
       payload.resolveOffset(batch.lastOffset());
-      await this.applied(payload, decoded.length, observe);
+      await this.applied(payload, decoded.records.length, observe);
       return null;
     }
     // The previous fetch's transactions first: a partition's batches are
@@ -565,7 +565,7 @@ class GroupRunner {
           }
         }
       }
-      if (ok) await this.applied(payload, decoded.length, observe);
+      if (ok) await this.applied(payload, decoded.records.length, observe);
     })();
     pipeline.submit(work);
     return { work };

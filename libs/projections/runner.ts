@@ -291,6 +291,24 @@ async function notYetApplied(
 }
 
 /**
+ * The records' topics as a Postgres array literal: a batch has one topic per
+ * partition, so each is quoted (sqlArray) once, not once per record.
+ */
+export function topicArray(records: readonly Pick<DecodedRecord, 'topic'>[]): string {
+  const quoted = new Map<string, string>();
+  const out: string[] = [];
+  for (const { topic } of records) {
+    let q = quoted.get(topic);
+    if (q === undefined) {
+      q = sqlArray([topic]).slice(1, -1);
+      quoted.set(topic, q);
+    }
+    out.push(q);
+  }
+  return `{${out.join(',')}}`;
+}
+
+/**
  * Records the pending events' ids and returns those to apply: each id once,
  * never one applied before. Resends are rare, so first as a plain insert
  * (nothing returned, no `on conflict` probe); a batch that meets an id
@@ -311,9 +329,10 @@ async function recordApplied(
   const bindings = [
     schema,
     sqlArray(pending.map((r) => r.event.data.meta.eventId)),
-    sqlArray(pending.map((r) => r.topic)),
-    sqlArray(pending.map((r) => String(r.partition))),
-    sqlArray(pending.map((r) => r.offset.toString())),
+    topicArray(pending),
+    // Numbers need no quoting in an array literal: joined as they are.
+    `{${pending.map((r) => r.partition).join(',')}}`,
+    `{${pending.map((r) => r.offset).join(',')}}`,
   ];
   const insert = `insert into ??.applied_events (event_id, topic, partition, "offset")
     select * from unnest(?::uuid[], ?::text[], ?::int[], ?::bigint[])`;
