@@ -6,17 +6,27 @@
  * /proc), so that a noisy machine still shows which side each path costs.
  *
  *   npx tsx scripts/bench-replay-paths.ts [--events 200000] [--only portal] [--rounds 4]
- *     [--compare pipeline]
+ *     [--compare pipeline] [--path bulk] [--cpu-profile dir] [--gc]
  *
  * `--compare pipeline` pairs the bulk path applied one fetch ahead (the
  * default) with the bulk path applied fetch by fetch, instead of the paths.
+ * `--path <name>` runs only that one of the pair (an A/B of two trees runs
+ * the same path in each, alternating the processes). `--cpu-profile <dir>`
+ * writes a V8 CPU profile of each replay (runner start until lag 0, not the
+ * publishing before it) into dir, for `npm run bench:profile`. `--gc` adds
+ * the garbage collections per 1,000 events (minor and major) and their
+ * milliseconds.
  *
  * Uses KAFKA_BROKERS, SCHEMA_REGISTRY_URL, DATABASE_URL (defaults: the dev
  * stack); its topics, subjects and schemas are its own and removed after.
  * Postgres must be local (backends' CPU is read from /proc).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
 import { createDb, dropSchema } from '../libs/db/index.js';
@@ -45,12 +55,15 @@ const { values } = parseArgs({
     only: { type: 'string' },
     rounds: { type: 'string', default: '4' },
     compare: { type: 'string', default: 'paths' },
+    path: { type: 'string' },
+    'cpu-profile': { type: 'string' },
+    gc: { type: 'boolean', default: false },
   },
 });
 const cfg = loadConfig(z.object({ ...kafkaEnv, ...databaseEnv }));
 const N = Number(values.events);
 const ROUNDS = Number(values.rounds);
-const PATHS =
+const ALL_PATHS =
   values.compare === 'pipeline'
     ? [
         { name: 'serial', bulkMinEvents: 1000, pipeline: false },
@@ -60,6 +73,9 @@ const PATHS =
         { name: 'per-event', bulkMinEvents: Number.POSITIVE_INFINITY, pipeline: true },
         { name: 'bulk', bulkMinEvents: 1000, pipeline: true },
       ];
+const PATHS = values.path ? ALL_PATHS.filter((p) => p.name === values.path) : ALL_PATHS;
+if (PATHS.length === 0)
+  throw new Error(`unknown path ${values.path}; one of ${ALL_PATHS.map((p) => p.name).join(', ')}`);
 const id = `paths_${randomBytes(3).toString('hex')}`;
 const logger = createLogger({ name: 'bench-replay-paths', level: 'error' });
 const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: id, logger });
@@ -89,6 +105,57 @@ async function postgresCpu(): Promise<number> {
   return ticks / 100;
 }
 
+/** Garbage collections seen since `start()`: counts and milliseconds, minor (scavenges) and major. */
+interface GcCounts {
+  minor: number;
+  minorMs: number;
+  major: number;
+  majorMs: number;
+}
+
+function gcWatch(): { start(): void; stop(): GcCounts } {
+  let n: GcCounts = { minor: 0, minorMs: 0, major: 0, majorMs: 0 };
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      // Node puts the kind in `detail` (typed as unknown on PerformanceEntry).
+      const kind = (e as unknown as { detail?: { kind?: number } | null }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+        n.minor += 1;
+        n.minorMs += e.duration;
+      } else {
+        n.major += 1;
+        n.majorMs += e.duration;
+      }
+    }
+  });
+  return {
+    start() {
+      n = { minor: 0, minorMs: 0, major: 0, majorMs: 0 };
+      obs.observe({ entryTypes: ['gc'] });
+    },
+    stop() {
+      obs.disconnect();
+      return n;
+    },
+  };
+}
+
+/** A V8 CPU profile of what runs between `start()` and `stop(file)`, written to file. */
+function cpuProfiler(): { start(): Promise<void>; stop(file: string): Promise<void> } {
+  const session = new Session();
+  session.connect();
+  return {
+    async start() {
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    },
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop');
+      await writeFile(file, JSON.stringify(profile));
+    },
+  };
+}
+
 /** Median and interquartile range, as `m [q1–q3]`. */
 const spread = (xs: readonly number[], digits: number) => {
   const s = spreadOf(xs);
@@ -98,13 +165,17 @@ const spread = (xs: readonly number[], digits: number) => {
 try {
   await prepareSyntheticLog(log);
   await producer.connect();
-  const events = syntheticEvents(N);
-  await publishInChunks(producer, events, 2000);
-  process.stdout.write(`${events.length} events published; rounds in ABBA order\n`);
+  // The events are not kept: the replays' heap (and its major collections) is the runner's alone.
+  const published = await (async () => {
+    const events = syntheticEvents(N);
+    await publishInChunks(producer, events, 2000);
+    return events.length;
+  })();
+  process.stdout.write(`${published} events published; rounds in ABBA order\n`);
   for (const name of values.only ? values.only.split(',') : READ_MODEL_NAMES) {
     const projection = readModelNamed(name)?.projection(topics);
     if (!projection) throw new Error(`unknown projection ${name}`);
-    const seen: Record<string, { wall: number[]; node: number[]; pg: number[] }> = {};
+    const seen: Record<string, { wall: number[]; node: number[]; pg: number[]; gc: string[] }> = {};
     for (let r = 0; r < ROUNDS; r++) {
       for (const path of r % 2 === 0 ? PATHS : [...PATHS].reverse()) {
         const schema = `${id}_${name}_${PATHS.indexOf(path)}_${r}`;
@@ -123,6 +194,11 @@ try {
           pipeline: path.pipeline,
         });
         const pg0 = await postgresCpu();
+        const profileDir = values['cpu-profile'];
+        const profiler = profileDir ? cpuProfiler() : null;
+        await profiler?.start();
+        const gc = values.gc ? gcWatch() : null;
+        gc?.start();
         const cpu0 = process.cpuUsage();
         const t0 = performance.now();
         await runner.start();
@@ -130,10 +206,21 @@ try {
           await new Promise((x) => setTimeout(x, 100));
         const wall = (performance.now() - t0) / 1000;
         const cpu = process.cpuUsage(cpu0);
+        const gcs = gc?.stop();
+        if (profileDir && profiler) {
+          mkdirSync(profileDir, { recursive: true });
+          await profiler.stop(join(profileDir, `${name}-${path.name}-${r}.cpuprofile`));
+        }
         const pg = (await postgresCpu()) - pg0;
         await runner.stop();
         await dropSchema(db, schema);
-        const s = (seen[path.name] ??= { wall: [], node: [], pg: [] });
+        const s = (seen[path.name] ??= { wall: [], node: [], pg: [], gc: [] });
+        if (gcs) {
+          const per = (x: number) => ((x * 1000) / N).toFixed(2);
+          s.gc.push(
+            `minor ${per(gcs.minor)} (${per(gcs.minorMs)} ms) major ${per(gcs.major)} (${per(gcs.majorMs)} ms)`,
+          );
+        }
         s.wall.push(wall);
         s.node.push((cpu.user + cpu.system) / 1e6);
         s.pg.push(pg);
@@ -150,7 +237,11 @@ try {
         )}  Postgres µs/event ${spread(
           s.pg.map((c) => (c * 1e6) / N),
           1,
-        )}  ` + `(median [IQR] of ${s.wall.length}; walls ${s.wall.map((w) => w.toFixed(1)).join(', ')} s)\n`,
+        )}  ` +
+          `(median [IQR] of ${s.wall.length}; walls ${s.wall.map((w) => w.toFixed(1)).join(', ')} s)\n` +
+          (s.gc.length > 0
+            ? `${name.padEnd(10)} ${path.padEnd(9)} GC per 1,000 events: ${s.gc.join('; ')}\n`
+            : ''),
       );
     }
   }
