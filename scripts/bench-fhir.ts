@@ -16,11 +16,15 @@
  * --bundles-per-slice Bundles. Per slice: resources/s and the adapter's CPU
  * (/proc) per resource; per pair: B ÷ A. Medians with IQR over --pairs.
  *
- *   npm run bench:fhir:standalone -- --bundles --a /tmp/old [--b .] [--pairs 7] [--bundles-per-slice 100] [--type batch|transaction|both]
+ *   npm run bench:fhir:standalone -- --bundles --a /tmp/old [--b .] [--pairs 7] [--bundles-per-slice 100] [--type batch|transaction|both] [--b-env KEY=VALUE ...]
+ *
+ * --b-env sets a variable for side B only (e.g. FHIR_VALIDATE_THREADS=1 to compare settings of
+ * one tree: `--a . --b . --b-env ...`). Each side's peak RSS (VmHWM) is printed at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
@@ -54,6 +58,7 @@ const { values } = parseArgs({
     pairs: { type: 'string', default: '7' },
     'bundles-per-slice': { type: 'string', default: '100' },
     type: { type: 'string', default: 'both' },
+    'b-env': { type: 'string', multiple: true, default: [] },
   },
 });
 const count = Number.parseInt(values.count, 10);
@@ -122,7 +127,11 @@ interface Side {
 }
 
 /** adapter-fhir from `<root>/dist` on this stack, writing into this run's topics and its own store schema. */
-async function startSide(name: Side['name'], root: string): Promise<Side> {
+async function startSide(
+  name: Side['name'],
+  root: string,
+  extra: Record<string, string> = {},
+): Promise<Side> {
   const port = await freePort();
   const child = spawn(process.execPath, [resolve(root, 'dist/services/adapter-fhir/main.js')], {
     env: {
@@ -134,6 +143,7 @@ async function startSide(name: Side['name'], root: string): Promise<Side> {
       FHIR_TRANSACTIONAL_ID: `tx-${id}-${name}`,
       FHIR_MAX_BODY_BYTES: String(8 * 1024 * 1024),
       FHIR_CLIENTS_FILE: LOCAL_FHIR_CLIENTS_FILE,
+      ...extra,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -197,6 +207,16 @@ async function slice(side: Side, type: BundleType, n: number, auth: { authorizat
   return { rate: ok / seconds, cpuUs: (cpu * 1e6) / Math.max(1, ok) };
 }
 
+/** Peak resident set (VmHWM, MB) of a side's process so far. */
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) / 1024;
+}
+
+const bEnv = Object.fromEntries(
+  values['b-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
+
 const fmt = (xs: number[], digits = 0) => {
   const s = spreadOf(xs);
   return `${s.median.toFixed(digits)} (IQR ${s.q1.toFixed(digits)}-${s.q3.toFixed(digits)}, n ${s.n})`;
@@ -210,7 +230,7 @@ async function bundleRun(): Promise<void> {
   ]);
   await registerAllSchemas(registry, { topicFor });
   const auth = await localIngestAuth();
-  const sides = [await startSide('a', values.a), await startSide('b', values.b)];
+  const sides = [await startSide('a', values.a), await startSide('b', values.b, bEnv)];
   try {
     const types: BundleType[] =
       values.type === 'both' ? ['batch', 'transaction'] : [values.type as BundleType];
@@ -240,6 +260,8 @@ async function bundleRun(): Promise<void> {
           `  b/a: resources/s ${fmt(ratio.rate, 3)}, CPU per resource ${fmt(ratio.cpu, 3)}\n`,
       );
     }
+    for (const s of sides)
+      process.stdout.write(`  ${s.name}: peak RSS ${(await peakRssMb(s.pid)).toFixed(0)} MB\n`);
   } finally {
     for (const s of sides) {
       s.child.kill('SIGTERM');

@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import { createAuditSink, ensureAuditTopic } from '../../libs/audit/topic.js';
 import type { TokenVerifier } from '../../libs/auth/jwt.js';
 import { loadFhirDefinitions } from '../../libs/fhir/validate.js';
+import { resourceValidator } from '../../libs/fhir/validate-pool.js';
 import { createFhirStore, type FhirStore } from '../../libs/fhir/import/store.js';
 import { createHttpApp, postgresReady } from '../../libs/http/index.js';
 import type { IdentityPolicy } from '../../libs/identity/index.js';
@@ -62,6 +63,8 @@ export interface FhirAdapterConfig {
   importChunkSize?: number;
   /** The most bytes of one $import body (FHIR_IMPORT_MAX_BYTES); default 1 GiB. */
   importMaxBytes?: number;
+  /** Worker threads that validate Bundle entries (FHIR_VALIDATE_THREADS); 0 or absent: on the request thread. */
+  validateThreads?: number;
 }
 
 export interface FhirAdapter {
@@ -142,6 +145,7 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
   const across = deps.lockDb ? advisoryLock(deps.lockDb, cfg.schema) : undefined;
   const writer = createWriter({ ...deps, store, clock, across });
   const count = requestCounter(deps.metrics);
+  const validator = resourceValidator(cfg.validateThreads ?? 0);
   // Every path but health, ready and metrics is a FHIR one: an unrouted request is audited (404, no path echoed).
   http.setNotFoundHandler(unroutedHandler(security));
 
@@ -150,7 +154,7 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
     installIngestSecurity(fhir, security);
     const { maxBodyBytes, baseUrl } = cfg;
     await fhir.register(resourceRoutes, { store, writer, maxBodyBytes, baseUrl, clock, callerOf });
-    await fhir.register(bundleRoutes, { writer, maxBodyBytes, baseUrl, callerOf });
+    await fhir.register(bundleRoutes, { writer, maxBodyBytes, baseUrl, callerOf, validator });
     await fhir.register(importRoutes, {
       sourceSystemOf: (req) => callerOf(req).sourceSystem,
       deps: {
@@ -180,6 +184,7 @@ export function buildFhirAdapter(deps: FhirAdapterDeps, cfg: FhirAdapterConfig):
     },
     async stop() {
       await http.close();
+      await validator.close();
     },
   };
 }

@@ -3,6 +3,11 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HubError } from '../../../libs/errors/index.js';
 import { loadFhirDefinitions } from '../../../libs/fhir/validate.js';
 import {
+  inlineValidator,
+  type ResourceValidator,
+  type ToValidate,
+} from '../../../libs/fhir/validate-pool.js';
+import {
   inMemoryWrites,
   testCaller,
   testPatient as patient,
@@ -37,6 +42,7 @@ describe('bundle routes', () => {
   let rec: InMemoryWrites['rec'];
   let store: InMemoryWrites['store'];
   let caller: ReturnType<typeof testCaller>;
+  let validated: ToValidate[][];
 
   // Loading the R4 definitions takes seconds of CPU: more than the default hook timeout on a busy machine.
   beforeAll(() => loadFhirDefinitions(), 120_000);
@@ -44,12 +50,23 @@ describe('bundle routes', () => {
     caller = testCaller();
     const w = inMemoryWrites();
     ({ rec, store } = w);
+    validated = [];
+    const inline = inlineValidator();
+    // Validation as configured (in line, or worker threads: validate-pool.test.ts), seen by the test.
+    const validator: ResourceValidator = {
+      validate: (items) => {
+        validated.push([...items]);
+        return inline.validate(items);
+      },
+      close: () => inline.close(),
+    };
     app = Fastify();
     await app.register(bundleRoutes, {
       writer: w.writer,
       maxBodyBytes: 64 * 1024,
       baseUrl: 'http://fhir.test',
       callerOf: () => caller,
+      validator,
     });
   });
   afterEach(async () => app.close());
@@ -125,6 +142,10 @@ describe('bundle routes', () => {
     expect(b.entry[2]?.response.outcome?.issue[0]?.expression).toEqual(['Bundle.entry[2].request.method']);
     expect(rec.published.map((e) => e.type)).toEqual(['PatientRegistered']);
     expect(store.rows.size).toBe(1);
+    // Every entry's resource went through the configured validator at once, with its URL's type.
+    expect(validated.map((call) => call.map((i) => i.expectedType))).toEqual([
+      ['Patient', 'Patient', 'Patient', 'Patient'],
+    ]);
   });
 
   it('batch whose publish fails: every written entry answers 503 with the code, the request still 200', async () => {

@@ -6,7 +6,8 @@ import type { MappableResource } from '../../../libs/fhir/mapping.js';
 import { systemAllows } from '../../../libs/auth/system-scopes.js';
 import { toHubError } from '../../../libs/errors/index.js';
 import { errorIssue, outcome, toOperationOutcome } from '../../../libs/fhir/outcome.js';
-import { FHIR_ID, invalid, validateFhirResource, type Invalid } from '../../../libs/fhir/validate.js';
+import { FHIR_ID, invalid, type Invalid } from '../../../libs/fhir/validate.js';
+import { inlineValidator, type ResourceValidator, type Verdict } from '../../../libs/fhir/validate-pool.js';
 import { FHIR_JSON } from '../../../libs/http/errors.js';
 import type { Writer } from '../writer.js';
 import {
@@ -30,6 +31,8 @@ export interface BundleRoutesOptions {
   baseUrl?: string | undefined;
   /** Who calls (security.ts): what it may write as. */
   callerOf: CallerOf;
+  /** Where entries are validated (libs/fhir/validate-pool.ts); in line by default. */
+  validator?: ResourceValidator | undefined;
 }
 
 /** A failed batch commit, answered on every entry. */
@@ -79,41 +82,49 @@ function outOfScope(caller: Caller, method: 'POST' | 'PUT', type: string, where:
 }
 
 /** One entry, validated: an EntryRequest to plan, or why it is refused. */
+/** The type and id an entry's request URL names (`Patient/1`, `/Patient?x=y`). */
+function urlParts(e: BundleEntry): [string | undefined, string | undefined] {
+  const [urlType, urlId] = (e.request?.url ?? '').replace(/^\//, '').replace(/\?.*/s, '').split('/');
+  return [urlType, urlId];
+}
+
+/** One entry, validated (`verdict`: validateFhirResource's on its resource): an EntryRequest to plan, or why it is refused. */
 function entryRequestOf(
   e: BundleEntry,
   i: number,
   requestId: string | null,
   caller: Caller,
+  verdict: Verdict,
 ): EntryRequest | Invalid {
   const where = `Bundle.entry[${i}]`;
   const method = e.request?.method;
-  const url = e.request?.url ?? '';
-  const [urlType, urlId] = url.replace(/^\//, '').replace(/\?.*/s, '').split('/');
+  const [, urlId] = urlParts(e);
   if (method !== 'POST' && method !== 'PUT') {
     return invalid('unmappable', 400, [
       errorIssue('not-supported', 'entry.request.method must be POST or PUT', `${where}.request.method`),
     ]);
   }
-  const v = validateFhirResource(e.resource, urlType);
-  if (!v.ok) return prefixed(v, resourceTypeOf(e.resource), `${where}.resource`);
-  if (v.value.resourceType === 'Bundle') {
+  if (!verdict.ok) return prefixed(verdict, resourceTypeOf(e.resource), `${where}.resource`);
+  // Validated: a resource of a supported type (or a Bundle, refused next).
+  const resource = e.resource as MappableResource | Bundle;
+  if (resource.resourceType === 'Bundle') {
     return invalid('unsupported-type', 422, [
       errorIssue('not-supported', 'nested Bundle', `${where}.resource`),
     ]);
   }
-  const denied = outOfScope(caller, method, v.value.resourceType, where);
+  const denied = outOfScope(caller, method, resource.resourceType, where);
   if (denied) return denied;
   // The URL's id becomes the stored id (and a store key): the same rule as a resource's own id.
   if (
     method === 'PUT' &&
-    (!urlId || !FHIR_ID.test(urlId) || (v.value.id !== undefined && v.value.id !== urlId))
+    (!urlId || !FHIR_ID.test(urlId) || (resource.id !== undefined && resource.id !== urlId))
   ) {
     return invalid('unmappable', 400, [
       errorIssue('invalid', 'PUT needs {type}/{id} matching the resource id', `${where}.request.url`),
     ]);
   }
   return {
-    resource: v.value as MappableResource,
+    resource,
     method,
     id: method === 'PUT' ? urlId : undefined,
     ifNoneExist: method === 'POST' ? e.request?.ifNoneExist : undefined,
@@ -237,6 +248,7 @@ function responseBundle(
 
 export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = (scope, o) => {
   const link = fhirJsonScope(scope, o);
+  const validator = o.validator ?? inlineValidator();
 
   scope.post('/', async (req, reply) => {
     const requestId = requestIdOf(req);
@@ -246,7 +258,12 @@ export const bundleRoutes: FastifyPluginAsync<BundleRoutesOptions> = (scope, o) 
     const bundle = bundleOf(parsed.value);
     if (isRefused(bundle)) return sendRefusal(reply, bundle);
     const caller = o.callerOf(req);
-    const prepared = bundle.entries.map((e, i) => entryRequestOf(e, i, requestId, caller));
+    const verdicts = await validator.validate(
+      bundle.entries.map((e) => ({ value: e.resource, expectedType: urlParts(e)[0] })),
+    );
+    const prepared = bundle.entries.map((e, i) =>
+      entryRequestOf(e, i, requestId, caller, verdicts[i] as Verdict),
+    );
     markReportMembers(prepared);
     const done = await planAndCommit(o.writer, prepared, bundle.atomic, requestId, req, caller);
     if ('refused' in done) {
