@@ -106,6 +106,41 @@ describe('read model store (Postgres)', () => {
     expect(acct.rows).toEqual([{ patient_id: 'MC' }]);
   });
 
+  it.each([
+    ['careful', { careful: true }],
+    ['bulk', { careful: false, bulk: true }],
+  ] as const)(
+    '%s: a patient an encounter only needs to exist is not rewritten; one not yet stored gets its placeholder',
+    async (_path, opts) => {
+      const id = `PR${opts.careful ? 'c' : 'b'}`;
+      const apply = (events: ClinicalEvent[]) =>
+        ctx.db.transaction((trx) => p.apply(trx, portal(), events.map(rec), opts));
+      await apply([registered(id, 'Echo', 'Eve', `${id}r`, at(7))]);
+      const before: unknown = await ctx.db
+        .withSchema(portal())
+        .from('patients')
+        .where({ patient_id: id })
+        .first();
+      await apply([
+        admitted(id, `${id}E`, 'inpatient', '4W', `${id}a`, at(8)),
+        admitted(`${id}N`, `${id}NE`, 'inpatient', '4W', `${id}na`, at(8)),
+      ]);
+      const after: unknown = await ctx.db
+        .withSchema(portal())
+        .from('patients')
+        .where({ patient_id: id })
+        .first();
+      expect(after).toEqual(before);
+      expect(after).toMatchObject({ placeholder: false });
+      const added: unknown = await ctx.db
+        .withSchema(portal())
+        .from('patients')
+        .where({ patient_id: `${id}N` })
+        .first();
+      expect(added).toMatchObject({ placeholder: true });
+    },
+  );
+
   it('regression: a merge committed while another instance writes the retired id does not strand that row (rebalance storm)', async () => {
     // The store's lock of this schema's merges (one bigint key: its low 32 bits are objid).
     const mergeLock = `select count(*)::int as n from pg_locks where locktype = 'advisory' and objsubid = 1

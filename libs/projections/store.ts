@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { HubError } from '../errors/index.js';
 import { assertSqlIdentifier, sqlArray, type Migration } from '../db/index.js';
 import { encodeCopyRows, NotCopyable, schemaColumns, sendCopy, type SchemaColumns } from '../db/copy.js';
 import { insertAssumingNew, type Projection } from './runner.js';
@@ -78,60 +79,91 @@ export function evolveByType<T extends { [K in keyof T]: object }>(
  * were loaded for it and records puts/deletes, which the store then writes.
  */
 export class Draft<T extends { [K in keyof T]: object }> {
-  private readonly rows = new Map<keyof T, Map<string, object | null>>();
-  private readonly dirty = new Map<keyof T, Set<string>>();
+  /** Per table its rows, the keys the batch changed, and keys only known present: one lookup per get or put. */
+  private readonly tables = new Map<keyof T, TableDraft>();
 
-  constructor(loaded?: { [K in keyof T]?: Iterable<[string, T[K]]> }) {
+  constructor(
+    loaded?: { [K in keyof T]?: Iterable<[string, T[K]]> },
+    present?: { [K in keyof T]?: ReadonlySet<string> },
+  ) {
     if (loaded) {
       for (const t of Object.keys(loaded) as (keyof T)[]) {
-        const m = this.table(t);
+        const m = this.table(t).rows;
         for (const [k, v] of loaded[t] ?? []) m.set(k, v);
+      }
+    }
+    if (present) {
+      for (const t of Object.keys(present) as (keyof T)[]) {
+        const keys = present[t];
+        if (keys && keys.size > 0) this.table(t).present = keys;
       }
     }
   }
 
-  private table(t: keyof T): Map<string, object | null> {
-    let m = this.rows.get(t);
-    if (!m) this.rows.set(t, (m = new Map<string, object | null>()));
-    return m;
+  private table(t: keyof T): TableDraft {
+    let d = this.tables.get(t);
+    if (!d) this.tables.set(t, (d = { rows: new Map(), dirty: new Set(), present: undefined }));
+    return d;
   }
 
   get<K extends keyof T>(t: K, key: string): T[K] | undefined {
-    return (this.table(t).get(key) ?? undefined) as T[K] | undefined;
+    const d = this.table(t);
+    const v = d.rows.get(key);
+    // A row the batch only knows to exist must not read as absent: the
+    // evolve would write a new row over the stored one.
+    if (v === undefined && d.present?.has(key))
+      throw new HubError(
+        'HUB_PROJECTION_FAILED',
+        `a row of ${String(t)} was read but only its presence was loaded`,
+      );
+    return (v ?? undefined) as T[K] | undefined;
+  }
+
+  /** Whether the row exists (loaded, put, or known present), without needing its content. */
+  has<K extends keyof T>(t: K, key: string): boolean {
+    const d = this.table(t);
+    const v = d.rows.get(key);
+    return v === undefined ? (d.present?.has(key) ?? false) : v !== null;
   }
 
   put<K extends keyof T>(t: K, key: string, row: T[K]): void {
-    this.table(t).set(key, row);
-    let d = this.dirty.get(t);
-    if (!d) this.dirty.set(t, (d = new Set()));
-    d.add(key);
+    const d = this.table(t);
+    d.rows.set(key, row);
+    d.dirty.add(key);
   }
 
   delete<K extends keyof T>(t: K, key: string): void {
-    this.table(t).set(key, null);
-    let d = this.dirty.get(t);
-    if (!d) this.dirty.set(t, (d = new Set()));
-    d.add(key);
+    const d = this.table(t);
+    d.rows.set(key, null);
+    d.dirty.add(key);
   }
 
   /** Current rows of a table (for tests and the store's write step). */
   all<K extends keyof T>(t: K): Map<string, T[K]> {
     const out = new Map<string, T[K]>();
-    for (const [k, v] of this.table(t)) if (v) out.set(k, v as T[K]);
+    for (const [k, v] of this.table(t).rows) if (v) out.set(k, v as T[K]);
     return out;
   }
 
   changes<K extends keyof T>(t: K): { upserts: T[K][]; deletes: string[] } {
     const upserts: T[K][] = [];
     const deletes: string[] = [];
-    const m = this.table(t);
-    for (const k of this.dirty.get(t) ?? []) {
-      const v = m.get(k);
+    const { rows, dirty } = this.table(t);
+    for (const k of dirty) {
+      const v = rows.get(k);
       if (v) upserts.push(v as T[K]);
       else deletes.push(k);
     }
     return { upserts, deletes };
   }
+}
+
+interface TableDraft {
+  rows: Map<string, object | null>;
+  /** Keys put or deleted, in the order first changed (the order rows are written in). */
+  dirty: Set<string>;
+  /** Keys known to exist whose rows were not loaded (ReadModel.presence). */
+  present: ReadonlySet<string> | undefined;
 }
 
 export interface ReadModel<T extends { [K in keyof T]: object }> {
@@ -140,6 +172,13 @@ export interface ReadModel<T extends { [K in keyof T]: object }> {
   tables: TableSpecs<T>;
   migrations: readonly Migration[];
   needs(e: ClinicalEvent, resolve: Resolve): Needs<T>;
+  /**
+   * Rows the event only needs to know exist (Draft.has), not read: only
+   * their keys are loaded, not their content (a catch-up reads back each
+   * touched patient's resource per batch otherwise). Keys also in `needs`
+   * are loaded whole.
+   */
+  presence?(e: ClinicalEvent, resolve: Resolve): Needs<T>;
   /** Pure: reads and writes the draft only. `resolve` maps a retired patient id to its survivor. */
   evolve(draft: Draft<T>, e: ClinicalEvent, resolve: Resolve, rec: { topic: string }): void;
   /** Called with resends that were suppressed as duplicates (same event id, new offset). */
@@ -430,13 +469,13 @@ async function copyRows(
   else await writeRows(trx, schema, table, spec, rows, false);
 }
 
+/** A row as node-pg parsed it, times as epoch ms: changed in place (the row is this batch's own, fresh from the driver). */
 function fromDb(spec: TableSpec, row: Row): Row {
-  const out: Row = { ...row };
   for (const c of spec.timeColumns ?? []) {
-    const v = out[c];
-    if (v instanceof Date) out[c] = v.getTime();
+    const v = row[c];
+    if (v instanceof Date) row[c] = v.getTime();
   }
-  return out;
+  return row;
 }
 
 /** Follows retired → survivor links to the final survivor (merges can chain). */
@@ -567,7 +606,7 @@ async function writeChanges<T extends { [K in keyof T]: object }>(
       await trx
         .withSchema(schema)
         .from(t)
-        .whereRaw('?? = any(?::text[])', [spec.key, sqlArray(deletes)])
+        .whereRaw('?? = any(?::text[])', [spec.key, keyArray(deletes)])
         .delete();
     }
     const rows = upserts as Row[];
@@ -611,11 +650,120 @@ async function newKeys(
   const found = await trx
     .withSchema(schema)
     .from(table)
-    .whereRaw(`?? = any(?::${keyType}[])`, [spec.key, sqlArray(unseen)])
+    .whereRaw(`?? = any(?::${keyType}[])`, [spec.key, keyArray(unseen)])
     .pluck<string[]>(spec.key);
   const exists = new Set(found.map(String));
   for (const k of unseen) if (!exists.has(k)) absent.add(k);
   return absent;
+}
+
+/**
+ * Per table, the keys the records name (`of` each event), leaving out those
+ * already in `except` (keys loaded whole need no presence check).
+ */
+function wantedKeys(
+  records: readonly DecodedRecord[],
+  of: (e: ClinicalEvent) => Needs<{ [k: string]: object }>,
+  except?: ReadonlyMap<string, ReadonlySet<string>>,
+): Map<string, Set<string>> {
+  const wanted = new Map<string, Set<string>>();
+  for (const r of records) {
+    const n = of(r.event);
+    // for…in rather than Object.entries: no array of pairs per event.
+    for (const t in n) {
+      const keys = n[t];
+      if (!keys || keys.length === 0) continue;
+      const skip = except?.get(t);
+      let s = wanted.get(t);
+      for (const k of keys) {
+        if (skip?.has(k)) continue;
+        if (!s) wanted.set(t, (s = new Set()));
+        s.add(k);
+      }
+    }
+  }
+  return wanted;
+}
+
+function missingOf(keys: ReadonlySet<string>, found: readonly string[]): Set<string> {
+  const missing = new Set(keys);
+  for (const k of found) missing.delete(k);
+  return missing;
+}
+
+/**
+ * Keys as a Postgres text[] literal, as sqlArray spells it: keys without a
+ * quote or backslash (ids, as good as always) joined at once instead of
+ * each escaped by a regular expression (as the bulk path did for every
+ * key of every batch).
+ */
+export function keyArray(keys: Iterable<string>): string {
+  const list = [...keys];
+  if (list.length === 0) return '{}';
+  for (const k of list) if (k.includes('"') || k.includes('\\')) return sqlArray(list);
+  return `{"${list.join('","')}"}`;
+}
+
+/**
+ * The rows a batch reads, whole (`wanted`) or only whether they exist
+ * (`presenceOnly`, added to `wanted` as looked up), each locked; and,
+ * unless careful, per table the keys looked for and not found.
+ */
+async function loadRows(
+  trx: Knex.Transaction,
+  schema: string,
+  tables: Record<string, TableSpec>,
+  wanted: Map<string, Set<string>>,
+  presenceOnly: ReadonlyMap<string, Set<string>> | null,
+  careful: boolean,
+): Promise<{
+  loaded: Record<string, [string, Row][]>;
+  present: Record<string, ReadonlySet<string>>;
+  absent: Map<string, Set<string>>;
+}> {
+  const loaded: Record<string, [string, Row][]> = {};
+  const present: Record<string, ReadonlySet<string>> = {};
+  // Keys looked for and not found: new rows, unless another instance
+  // creates one before this commits (then KeyExists, and a careful retry).
+  const absent = new Map<string, Set<string>>();
+  for (const [t, keys] of wanted) {
+    const spec = tables[t];
+    if (!spec) continue;
+    const rows = await trx
+      .withSchema(schema)
+      .from(t)
+      .whereRaw('?? = any(?::text[])', [spec.key, keyArray(keys)])
+      .forUpdate()
+      .select<Row[]>('*');
+    const found = rows.map((row): [string, Row] => [String(row[spec.key]), fromDb(spec, row)]);
+    loaded[t] = found;
+    const foundKeys = found.map(([k]) => k);
+    if (!careful) absent.set(t, missingOf(keys, foundKeys));
+  }
+  for (const [t, keys] of presenceOnly ?? []) {
+    const spec = tables[t];
+    if (!spec) continue;
+    // Locked as a loaded row is, so that batches touching it serialise alike.
+    const found = (
+      await trx
+        .withSchema(schema)
+        .from(t)
+        .whereRaw('?? = any(?::text[])', [spec.key, keyArray(keys)])
+        .forUpdate()
+        .pluck<unknown[]>(spec.key)
+    ).map(String);
+    present[t] = new Set(found);
+    if (!careful) {
+      const missing = missingOf(keys, found);
+      const seen = absent.get(t);
+      if (seen) for (const k of missing) seen.add(k);
+      else absent.set(t, missing);
+    }
+    const looked = wanted.get(t);
+    if (looked) for (const k of keys) looked.add(k);
+    else wanted.set(t, keys);
+  }
+  return { loaded, present, absent };
 }
 
 /** Turns a read model into a Projection for the shared runner (runner.ts). */
@@ -644,38 +792,11 @@ export function readModelProjection<T extends { [K in keyof T]: object }>(model:
       const links = await loadLinks(trx, schema, [...patientIds]);
       const resolve: Resolve = (id) => rootOf(links, id);
 
-      const wanted = new Map<string, Set<string>>();
-      for (const r of records) {
-        const n = model.needs(r.event, resolve) as Record<string, string[] | undefined>;
-        for (const [t, keys] of Object.entries(n)) {
-          if (!keys || keys.length === 0) continue;
-          let s = wanted.get(t);
-          if (!s) wanted.set(t, (s = new Set()));
-          for (const k of keys) s.add(k);
-        }
-      }
-      const loaded: Record<string, [string, Row][]> = {};
-      // Keys looked for and not found: new rows, unless another instance
-      // creates one before this commits (then KeyExists, and a careful retry).
-      const absent = new Map<string, Set<string>>();
-      for (const [t, keys] of wanted) {
-        const spec = tables[t];
-        if (!spec) continue;
-        const rows = await trx
-          .withSchema(schema)
-          .from(t)
-          .whereRaw('?? = any(?::text[])', [spec.key, sqlArray([...keys])])
-          .forUpdate()
-          .select<Row[]>('*');
-        const found = rows.map((row): [string, Row] => [String(row[spec.key]), fromDb(spec, row)]);
-        loaded[t] = found;
-        if (!careful) {
-          const missing = new Set(keys);
-          for (const [k] of found) missing.delete(k);
-          absent.set(t, missing);
-        }
-      }
-      const draft = new Draft<T>(loaded as { [K in keyof T]?: Iterable<[string, T[K]]> });
+      const wanted = wantedKeys(records, (e) => model.needs(e, resolve));
+      const presence = model.presence;
+      const presenceOnly = presence ? wantedKeys(records, (e) => presence(e, resolve), wanted) : null;
+      const { loaded, present, absent } = await loadRows(trx, schema, tables, wanted, presenceOnly, careful);
+      const draft = new Draft<T>(loaded as { [K in keyof T]?: Iterable<[string, T[K]]> }, present);
       for (const r of records) model.evolve(draft, r.event, resolve, { topic: r.topic });
 
       const columns = opts?.bulk && !careful ? await schemaColumns(trx, schema) : null;

@@ -378,19 +378,17 @@ export function keptDiagnoses(
   return diagnosis && diagnosis.length > 0 ? { ...next, diagnosis } : next;
 }
 
-/** The rows an event of these types needs loaded (domain.ts `needs`), its patient resolved. */
+/** The rows an event of these types needs loaded (domain.ts `needs`); its patient only exists (`presence`). */
 export function clinicalNeeds(
   e: EventOf<'AllergyRecorded' | 'CoverageRecorded' | 'DiagnosisRecorded'>,
-  patientId: string,
 ): Needs<PortalTables> {
   switch (e.type) {
     case 'AllergyRecorded':
-      return { patients: [patientId], allergies: [e.data.allergyId] };
+      return { allergies: [e.data.allergyId] };
     case 'CoverageRecorded':
-      return { patients: [patientId], coverages: [e.data.coverageId] };
+      return { coverages: [e.data.coverageId] };
     case 'DiagnosisRecorded':
       return {
-        patients: [patientId],
         conditions: [e.data.diagnosisId],
         ...(e.data.encounterId ? { encounters: [e.data.encounterId] } : {}),
       };

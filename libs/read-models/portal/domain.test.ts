@@ -25,7 +25,8 @@ import {
   transferCancelled,
   transferred,
 } from '../../../test/support/hospital-day.js';
-import { evolve, type PortalTables } from './domain.js';
+import { Draft } from '../../projections/store.js';
+import { evolve, needs, presence, type PortalTables } from './domain.js';
 
 const run = (...events: Parameters<typeof evolve>[1][]) => evolveAll<PortalTables>(evolve, events);
 const hgb = (v: number, st: string) => obs('718-7', 'Hemoglobin', v, 'g/dL', 'L', st);
@@ -70,6 +71,23 @@ describe('portal: encounters, orders, patients', () => {
       placeholder: false,
       resource: { name: [{ family: 'Echo' }] },
     });
+  });
+
+  it('given an encounter event, then its patient (resolved) is only needed to exist, not loaded', () => {
+    const e = admitted('P5', 'E5', 'inpatient', '3N', 'a1', at(8));
+    const resolve = (id: string) => (id === 'P5' ? 'P9' : id);
+    expect(needs(e)).toEqual({ encounters: ['E5'] });
+    expect(presence(e, resolve)).toEqual({ patients: ['P9'] });
+    const r = registered('P5', 'Echo', 'Eve', 'r1', at(9));
+    expect(needs(r)).toEqual({ patients: ['P5'] });
+    expect(presence(r, resolve)).toEqual({});
+  });
+
+  it('given a patient only known to exist, when an encounter of theirs is applied, then no placeholder is written over it', () => {
+    const d = new Draft<PortalTables>(undefined, { patients: new Set(['P5']) });
+    evolve(d, admitted('P5', 'E5', 'inpatient', '3N', 'a1', at(8)), (id) => id);
+    expect(d.changes('patients')).toEqual({ upserts: [], deletes: [] });
+    expect(d.get('encounters', 'E5')).toMatchObject({ patient_id: 'P5' });
   });
 
   it('given an admission, transfer and discharge, then the Encounter is finished with its location history', () => {

@@ -89,7 +89,7 @@ function placeholderPatient(patientId: string): PatientRow {
 }
 
 function ensurePatient(draft: Draft<PortalTables>, patientId: string): void {
-  if (!draft.get('patients', patientId)) draft.put('patients', patientId, placeholderPatient(patientId));
+  if (!draft.has('patients', patientId)) draft.put('patients', patientId, placeholderPatient(patientId));
 }
 
 function stubEncounter(encounterId: string, patientId: string): EncounterRow {
@@ -123,7 +123,12 @@ function stubRequest(orderId: string, patientId: string): ServiceRequestRow {
   };
 }
 
-export function needs(e: ClinicalEvent, resolve: Resolve): Needs<PortalTables> {
+/**
+ * The rows an event reads. The patient an encounter, order, result or
+ * clinical fact is about is only made to exist (a placeholder until
+ * registered): `presence`, so its resource is not read back per batch.
+ */
+export function needs(e: ClinicalEvent): Needs<PortalTables> {
   switch (e.type) {
     case 'PatientRegistered':
     case 'PatientUpdated':
@@ -136,23 +141,22 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<PortalTables> {
     case 'EncounterCancelled':
     case 'EncounterTransferCancelled':
     case 'EncounterDischargeCancelled':
-      return { patients: [resolve(e.data.patientId)], encounters: [e.data.encounterId] };
+      return { encounters: [e.data.encounterId] };
     case 'OrderPlaced':
     case 'OrderCancelled':
     case 'OrderStatusChanged':
-      return { patients: [resolve(e.data.patientId)], service_requests: [e.data.orderId] };
+      return { service_requests: [e.data.orderId] };
     case 'ResultReported':
     case 'ResultCorrected':
       // The order too: basedOn must resolve, so a report of an order not (yet) seen makes its stub.
       return {
-        patients: [resolve(e.data.patientId)],
         reports: [e.data.resultId],
         ...(e.data.orderId ? { service_requests: [e.data.orderId] } : {}),
       };
     case 'AllergyRecorded':
     case 'CoverageRecorded':
     case 'DiagnosisRecorded':
-      return clinicalNeeds(e, resolve(e.data.patientId));
+      return clinicalNeeds(e);
     case 'AttachmentStored':
       // Written over whatever is stored (same sha256, same bytes): no need to load megabytes.
       return {};
@@ -161,6 +165,36 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<PortalTables> {
     case 'PatientsUnlinked':
     case 'PatientLinkRejected':
       return {};
+  }
+}
+
+/** Rows an event only needs to exist: the patient of every event that is not about the patient itself (patientOf). */
+export function presence(e: ClinicalEvent, resolve: Resolve): Needs<PortalTables> {
+  switch (e.type) {
+    case 'PatientRegistered':
+    case 'PatientUpdated':
+    case 'PatientsMerged':
+    case 'AttachmentStored':
+    case 'PatientLinkProposed':
+    case 'PatientsLinked':
+    case 'PatientsUnlinked':
+    case 'PatientLinkRejected':
+      return {};
+    case 'EncounterStarted':
+    case 'EncounterTransferred':
+    case 'EncounterEnded':
+    case 'EncounterCancelled':
+    case 'EncounterTransferCancelled':
+    case 'EncounterDischargeCancelled':
+    case 'OrderPlaced':
+    case 'OrderCancelled':
+    case 'OrderStatusChanged':
+    case 'ResultReported':
+    case 'ResultCorrected':
+    case 'AllergyRecorded':
+    case 'CoverageRecorded':
+    case 'DiagnosisRecorded':
+      return { patients: [resolve(e.data.patientId)] };
   }
 }
 

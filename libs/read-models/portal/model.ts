@@ -6,7 +6,7 @@ import type { Projection } from '../../projections/runner.js';
 import { readModelProjection, type ReadModel } from '../../projections/store.js';
 import { clinicalTopics } from '../../projections/topics.js';
 import { CLINICAL_MIGRATIONS, CLINICAL_TABLES } from './clinical-model.js';
-import { evolve, needs, type PortalTables } from './domain.js';
+import { evolve, needs, presence, type PortalTables } from './domain.js';
 
 export const PORTAL_NAME = 'portal';
 
@@ -186,6 +186,7 @@ export function portalModel(topics: readonly string[] = clinicalTopics()): ReadM
     topics,
     tables: portalTables,
     needs,
+    presence,
     evolve: (draft, e, resolve) => evolve(draft, e, resolve),
     migrations: PORTAL_MIGRATIONS,
   };
