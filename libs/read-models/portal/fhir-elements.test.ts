@@ -13,7 +13,8 @@ import {
   transferred,
 } from '../../../test/support/hospital-day.js';
 import { V2_TABLE, UCUM } from '../../terminology/code-systems.js';
-import { V3 } from '../../terminology/v2-fhir.js';
+import { toFhirConcept, V3, type V2TableId } from '../../terminology/v2-fhir.js';
+import { concept } from './resources.js';
 import { evolve, type PortalTables } from './domain.js';
 
 const run = (...events: ClinicalEvent[]) => evolveAll<PortalTables>(evolve, events);
@@ -540,5 +541,38 @@ describe('portal ServiceRequest: arrival order', () => {
     expect(new Set(shown).size).toBe(1);
     const sr = run(placed, changed, reported).get('service_requests', 'O1')!.resource;
     expect(sr.identifier?.map((i) => i.value)).toEqual(['O1', 'F1']);
+  });
+});
+
+describe('portal concept memo', () => {
+  const code = (over: Partial<Code> = {}): Code => ({
+    system: 'http://loinc.org',
+    code: '718-7',
+    display: 'Hemoglobin',
+    version: null,
+    alternates: [],
+    text: null,
+    ...over,
+  });
+
+  it('given the same code twice, then the same rendering as toFhirConcept, frozen (resources share it)', () => {
+    const first = concept(code());
+    expect(concept(code())).toBe(first);
+    expect(first).toEqual(toFhirConcept(code()));
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(Object.isFrozen(first.coding?.[0])).toBe(true);
+  });
+
+  it('given codes differing in any field read (table, null or "" text, an alternate), then each its own rendering', () => {
+    const variants: [Code, V2TableId | undefined][] = [
+      [code({ system: '', code: 'H' }), undefined],
+      [code({ system: '', code: 'H' }), '0078'],
+      [code({ text: '' }), undefined],
+      [code({ text: 'Hb' }), undefined],
+      [code({ display: null }), undefined],
+      [code({ display: '' }), undefined],
+      [code({ alternates: [{ system: 'urn:local', code: 'HGB', display: null, version: null }] }), undefined],
+    ];
+    for (const [c, table] of variants) expect(concept(c, table)).toEqual(toFhirConcept(c, table));
   });
 });

@@ -116,7 +116,44 @@ export const dateTimeOf = (meta: EventMeta, field: string, ms: number): string =
 export function concept(c: Code, table?: V2TableId): CodeableConcept;
 export function concept(c: Code | null | undefined, table?: V2TableId): CodeableConcept | undefined;
 export function concept(c: Code | null | undefined, table?: V2TableId): CodeableConcept | undefined {
-  return c ? toFhirConcept(c, table) : undefined;
+  if (!c) return undefined;
+  const key = conceptKey(c, table);
+  let out = CONCEPTS.get(key);
+  if (out === undefined) {
+    if (CONCEPTS.size >= MAX_CONCEPTS) CONCEPTS.clear();
+    CONCEPTS.set(key, (out = frozenConcept(toFhirConcept(c, table))));
+  }
+  return out;
+}
+
+/**
+ * toFhirConcept's answers by code: a replay renders the same few codes
+ * (tests, units, flags) for every observation line, and each rendering
+ * walks the v2 tables and allocates anew. Memoising a pure function keeps
+ * evolve pure; the answers are frozen because resources share them, so a
+ * caller that changed one in place throws instead of changing them all.
+ * Bounded: cleared when full (a log of ever new codes just renders each).
+ */
+const CONCEPTS = new Map<string, CodeableConcept>();
+const MAX_CONCEPTS = 8192;
+
+/**
+ * Every field toFhirConcept reads, joined by U+0000 (which no event's text
+ * holds: isValidEvent refuses it); a nullable field is `-` when null, else
+ * `=` and its text, so that null and "" differ.
+ */
+function conceptKey(c: Code, table: V2TableId | undefined): string {
+  const f = (v: string | null) => (v === null ? '-' : `=${v}`);
+  let key = `${table ?? ''}\u0000${c.system}\u0000${c.code}\u0000${f(c.display)}\u0000${f(c.version)}\u0000${f(c.text)}`;
+  for (const a of c.alternates)
+    key += `\u0000${a.system}\u0000${a.code}\u0000${f(a.display)}\u0000${f(a.version)}`;
+  return key;
+}
+
+function frozenConcept(cc: CodeableConcept): CodeableConcept {
+  for (const coding of cc.coding ?? []) Object.freeze(coding);
+  if (cc.coding) Object.freeze(cc.coding);
+  return Object.freeze(cc);
 }
 
 export const subject = (patientId: string) => ({ reference: `Patient/${patientId}` });
