@@ -291,24 +291,6 @@ async function notYetApplied(
 }
 
 /**
- * The records' topics as a Postgres array literal: a batch has one topic per
- * partition, so each is quoted (sqlArray) once, not once per record.
- */
-export function topicArray(records: readonly Pick<DecodedRecord, 'topic'>[]): string {
-  const quoted = new Map<string, string>();
-  const out: string[] = [];
-  for (const { topic } of records) {
-    let q = quoted.get(topic);
-    if (q === undefined) {
-      q = sqlArray([topic]).slice(1, -1);
-      quoted.set(topic, q);
-    }
-    out.push(q);
-  }
-  return `{${out.join(',')}}`;
-}
-
-/**
  * Records the pending events' ids and returns those to apply: each id once,
  * never one applied before. Resends are rare, so first as a plain insert
  * (nothing returned, no `on conflict` probe); a batch that meets an id
@@ -329,7 +311,7 @@ async function recordApplied(
   const bindings = [
     schema,
     sqlArray(pending.map((r) => r.event.data.meta.eventId)),
-    topicArray(pending),
+    sqlArray(pending.map((r) => r.topic)),
     // Numbers need no quoting in an array literal: joined as they are.
     `{${pending.map((r) => r.partition).join(',')}}`,
     `{${pending.map((r) => r.offset).join(',')}}`,

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sqlArray } from '../db/index.js';
-import { Draft, keyArray } from './store.js';
+import { Draft } from './store.js';
 
 interface Tables {
   patients: { id: string; name: string };
@@ -28,16 +27,5 @@ describe('Draft: rows loaded whole and rows only known to exist', () => {
     expect(d.has('patients', 'P3')).toBe(false);
     expect(d.get('patients', 'P3')).toBeUndefined();
     expect(d.changes('patients')).toEqual({ upserts: [{ id: 'P2', name: 'b' }], deletes: ['P3'] });
-  });
-});
-
-describe('keyArray', () => {
-  it('spells keys as sqlArray does, with and without characters to escape', () => {
-    for (const keys of [['a'], ['P1', 'P-2', 'x y', 'ü'], ['a"b', 'c'], ['back\\slash'], ['', 'a'], ['{,}']])
-      expect(keyArray(new Set(keys))).toBe(sqlArray(keys));
-  });
-
-  it('given no keys, then the empty array', () => {
-    expect(keyArray([])).toBe('{}');
   });
 });

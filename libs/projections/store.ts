@@ -606,7 +606,7 @@ async function writeChanges<T extends { [K in keyof T]: object }>(
       await trx
         .withSchema(schema)
         .from(t)
-        .whereRaw('?? = any(?::text[])', [spec.key, keyArray(deletes)])
+        .whereRaw('?? = any(?::text[])', [spec.key, sqlArray(deletes)])
         .delete();
     }
     const rows = upserts as Row[];
@@ -650,7 +650,7 @@ async function newKeys(
   const found = await trx
     .withSchema(schema)
     .from(table)
-    .whereRaw(`?? = any(?::${keyType}[])`, [spec.key, keyArray(unseen)])
+    .whereRaw(`?? = any(?::${keyType}[])`, [spec.key, sqlArray(unseen)])
     .pluck<string[]>(spec.key);
   const exists = new Set(found.map(String));
   for (const k of unseen) if (!exists.has(k)) absent.add(k);
@@ -692,19 +692,6 @@ function missingOf(keys: ReadonlySet<string>, found: readonly string[]): Set<str
 }
 
 /**
- * Keys as a Postgres text[] literal, as sqlArray spells it: keys without a
- * quote or backslash (ids, as good as always) joined at once instead of
- * each escaped by a regular expression (as the bulk path did for every
- * key of every batch).
- */
-export function keyArray(keys: Iterable<string>): string {
-  const list = [...keys];
-  if (list.length === 0) return '{}';
-  for (const k of list) if (k.includes('"') || k.includes('\\')) return sqlArray(list);
-  return `{"${list.join('","')}"}`;
-}
-
-/**
  * The rows a batch reads, whole (`wanted`) or only whether they exist
  * (`presenceOnly`, added to `wanted` as looked up), each locked; and,
  * unless careful, per table the keys looked for and not found.
@@ -732,7 +719,7 @@ async function loadRows(
     const rows = await trx
       .withSchema(schema)
       .from(t)
-      .whereRaw('?? = any(?::text[])', [spec.key, keyArray(keys)])
+      .whereRaw('?? = any(?::text[])', [spec.key, sqlArray(keys)])
       .forUpdate()
       .select<Row[]>('*');
     const found = rows.map((row): [string, Row] => [String(row[spec.key]), fromDb(spec, row)]);
@@ -748,7 +735,7 @@ async function loadRows(
       await trx
         .withSchema(schema)
         .from(t)
-        .whereRaw('?? = any(?::text[])', [spec.key, keyArray(keys)])
+        .whereRaw('?? = any(?::text[])', [spec.key, sqlArray(keys)])
         .forUpdate()
         .pluck<unknown[]>(spec.key)
     ).map(String);
