@@ -22,9 +22,11 @@ import {
   registered,
   resulted,
   rng,
+  transferred,
 } from '../../../test/support/hospital-day.js';
 import { coverage } from '../../../test/support/coverage-diagnosis.js';
-import { evolve, lineStatus, periodBound, type BillingTables } from './domain.js';
+import { Draft } from '../../projections/store.js';
+import { evolve, lineStatus, needs, periodBound, presence, type BillingTables } from './domain.js';
 
 const run = (...events: Parameters<typeof evolve>[1][]) => evolveAll<BillingTables>(evolve, events);
 const v = (st: string) => [obs('718-7', 'Hgb', 10, 'g/dL', null, st)];
@@ -248,5 +250,46 @@ describe('billing: coverage period bounds (property)', () => {
     expect(periodBound('2026-07', 'start')).toBe('2026-07-01');
     for (const bad of [null, '', '20260101', '2026-13', '2026-02-30', 'soon'])
       expect(periodBound(bad, 'start'), String(bad)).toBeNull();
+  });
+});
+
+describe('billing: accounts an event only needs to exist (presence)', () => {
+  const same = (id: string) => id;
+  const known = () => new Draft<BillingTables>(undefined, { accounts: new Set(['E1']) });
+  const o = ordered('P1', 'O1', 'E1', 'cbc', 'stat', 'o1', at(8));
+  const r = resulted('P1', 'R1', 'O1', 'E1', 'cbc', 'final', 'r2', at(10), v('final'));
+  const c = resulted('P1', 'R1', 'O1', 'E1', 'cbc', 'corrected', 'r3', at(11), v('corrected'));
+  const t = transferred('P1', 'E1', '4WEST', '5EAST', 't1', at(9));
+
+  it('given an order, result, correction or transfer, then its account is only needed to exist, not loaded', () => {
+    expect(needs(o, same)).toEqual({ charge_lines: ['O1'] });
+    expect(presence(o)).toEqual({ accounts: ['E1'] });
+    expect(needs(r, same)).toEqual({ charge_lines: ['O1'] });
+    expect(presence(r)).toEqual({ accounts: ['E1'] });
+    expect(presence(c)).toEqual({ accounts: ['E1'] });
+    expect(needs(t, same)).toEqual({});
+    expect(presence(t)).toEqual({ accounts: ['E1'] });
+    expect(presence(ordered('P1', 'O2', null, 'cbc', 'stat', 'o2', at(8)))).toEqual({});
+  });
+
+  it.each([
+    ['an order', o],
+    ['a result', r],
+    ['a corrected result', c],
+    ['a transfer', t],
+  ])('given an account only known to exist, when %s is applied, then no stub is written over it', (_, e) => {
+    const d = known();
+    evolve(d, e, same);
+    expect(d.changes('accounts')).toEqual({ upserts: [], deletes: [] });
+  });
+
+  it.each([
+    ['an order', o],
+    ['a result', r],
+    ['a transfer', t],
+  ])('given no account, when %s is applied, then its placeholder account is made', (_, e) => {
+    const d = new Draft<BillingTables>();
+    evolve(d, e, same);
+    expect(d.get('accounts', 'E1')).toMatchObject({ status: 'placeholder', patient_id: 'P1' });
   });
 });

@@ -140,8 +140,9 @@ function putLine(draft: Draft<BillingTables>, l: ChargeLineRow): void {
   draft.put('charge_lines', l.line_id, { ...l, status: lineStatus(l) });
 }
 
+/** Only the account's existence is read: its row is loaded as presence (see `presence`). */
 function ensureAccount(draft: Draft<BillingTables>, encounterId: string | null, patientId: string): void {
-  if (encounterId && !draft.get('accounts', encounterId))
+  if (encounterId && !draft.has('accounts', encounterId))
     draft.put('accounts', encounterId, stubAccount(encounterId, patientId));
 }
 
@@ -191,28 +192,57 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<BillingTables> 
       return {};
     case 'CoverageRecorded':
       return { coverages: [e.data.coverageId] };
-    case 'EncounterStarted':
     case 'EncounterTransferred':
+      return {};
+    case 'EncounterStarted':
     case 'EncounterEnded':
     case 'EncounterCancelled':
     case 'EncounterTransferCancelled':
     case 'EncounterDischargeCancelled':
       return { accounts: [e.data.encounterId] };
     case 'OrderPlaced':
-      return {
-        charge_lines: [e.data.orderId],
-        ...(e.data.encounterId ? { accounts: [e.data.encounterId] } : {}),
-      };
     case 'OrderCancelled':
     case 'OrderStatusChanged':
       return { charge_lines: [e.data.orderId] };
     case 'ResultReported':
     case 'ResultCorrected':
       void resolve;
-      return {
-        charge_lines: [lineKeyOfResult(e.data)],
-        ...(e.data.encounterId ? { accounts: [e.data.encounterId] } : {}),
-      };
+      return { charge_lines: [lineKeyOfResult(e.data)] };
+  }
+}
+
+/**
+ * Rows an event only needs to exist: the account an order, a result or a
+ * transfer makes sure of (`ensureAccount`, Draft.has), so its row is not
+ * read back per batch. Draft.get on such a row throws (libs/projections/store.ts).
+ */
+export function presence(e: ClinicalEvent): Needs<BillingTables> {
+  switch (e.type) {
+    case 'OrderPlaced':
+    case 'ResultReported':
+    case 'ResultCorrected':
+      return e.data.encounterId ? { accounts: [e.data.encounterId] } : {};
+    case 'EncounterTransferred':
+      return { accounts: [e.data.encounterId] };
+    case 'AttachmentStored':
+    case 'PatientRegistered':
+    case 'PatientUpdated':
+    case 'PatientsMerged':
+    case 'AllergyRecorded':
+    case 'DiagnosisRecorded':
+    case 'PatientLinkProposed':
+    case 'PatientsLinked':
+    case 'PatientsUnlinked':
+    case 'PatientLinkRejected':
+    case 'CoverageRecorded':
+    case 'EncounterStarted':
+    case 'EncounterEnded':
+    case 'EncounterCancelled':
+    case 'EncounterTransferCancelled':
+    case 'EncounterDischargeCancelled':
+    case 'OrderCancelled':
+    case 'OrderStatusChanged':
+      return {};
   }
 }
 
@@ -261,7 +291,7 @@ function encounterUndone(
       discharged_at: null,
       status: prev.status === 'cancelled' ? 'cancelled' : 'open',
     });
-  else if (!draft.get('accounts', e.data.encounterId)) draft.put('accounts', e.data.encounterId, prev);
+  else if (!draft.has('accounts', e.data.encounterId)) draft.put('accounts', e.data.encounterId, prev);
 }
 
 function orderPlaced(draft: Draft<BillingTables>, e: EventOf<'OrderPlaced'>, resolve: Resolve): void {

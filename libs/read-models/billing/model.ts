@@ -4,7 +4,7 @@ import type { Projection } from '../../projections/runner.js';
 import { readModelProjection, type ReadModel } from '../../projections/store.js';
 import { clinicalTopics } from '../../projections/topics.js';
 import type { VersionHooks } from '../../projections/versions.js';
-import { evolve, needs, type BillingTables } from './domain.js';
+import { evolve, needs, presence, type BillingTables } from './domain.js';
 
 export const BILLING_NAME = 'billing';
 
@@ -183,6 +183,7 @@ export function billingModel(topics: readonly string[] = clinicalTopics()): Read
     topics,
     tables: billingTables,
     needs,
+    presence,
     evolve: (draft, e, resolve) => evolve(draft, e, resolve),
     migrations: [
       {
