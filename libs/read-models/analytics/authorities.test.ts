@@ -3,7 +3,7 @@ import { identityPolicyFromSite, isRegisteredSystem } from '../../identity/index
 import type { Draft } from '../../projections/store.js';
 import { evolveAll, snapshot } from '../../../test/support/read-model-testing.js';
 import { admitted, at, ordered, registered } from '../../../test/support/hospital-day.js';
-import { authorityNeeds, countAuthorities, keyedIdentifiers } from './authorities.js';
+import { authorityNeeds, countAuthorities, keyedIdentifiers, memoIsRegistered } from './authorities.js';
 import type { AnalyticsTables } from './domain.js';
 
 // hospital-day.ts: MRNs under urn:oid:2.16.840.1.113883.3.999.1, visits urn:genhosp:visit, orders urn:genhosp:placer.
@@ -59,5 +59,28 @@ describe('analytics: unregistered authorities', () => {
   it('reads patient, merged, visit and order identifiers; not clinician ids', () => {
     expect(keyedIdentifiers(events[3]!).map((k) => k.kind)).toEqual(['placer order number']);
     expect(keyedIdentifiers(events[0]!).map((k) => k.kind)).toEqual(['patient identifier']);
+  });
+});
+
+describe('analytics: the registered answer, memoised per system', () => {
+  it('given the same systems asked again, then the configuration is asked once per system and answers the same', () => {
+    const asked: string[] = [];
+    const memo = memoIsRegistered((s) => {
+      asked.push(s);
+      return isRegistered(s);
+    });
+    const systems = ['urn:oid:2.16.840.1.113883.3.999.1', 'urn:genhosp:visit'];
+    const first = systems.map(memo);
+    const again = systems.map(memo);
+    expect(first).toEqual([true, false]);
+    expect(again).toEqual(first);
+    expect(asked).toEqual(systems);
+  });
+
+  it('given more systems than the bound, then it starts over instead of growing, and still answers right', () => {
+    const asked: string[] = [];
+    const memo = memoIsRegistered((s) => (asked.push(s), s === 'a'), 2);
+    expect(['a', 'b', 'c', 'a'].map(memo)).toEqual([true, false, false, true]);
+    expect(asked).toEqual(['a', 'b', 'c', 'a']);
   });
 });

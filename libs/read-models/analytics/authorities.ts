@@ -25,6 +25,27 @@ export type IsRegistered = (system: string) => boolean;
 
 const MAX_SOURCES = 20;
 
+/** More distinct systems than a site has: past it the memo starts over rather than grow with the log. */
+const MEMO_SYSTEMS = 1024;
+
+/**
+ * `isRegistered` answered once per system: the site's policy is folded and
+ * searched per call, and every event asks it twice (its needs, then its
+ * evolve) for each identifier it carries. The answer depends on the system
+ * alone, so the memo changes nothing but the work.
+ */
+export function memoIsRegistered(isRegistered: IsRegistered, max = MEMO_SYSTEMS): IsRegistered {
+  const memo = new Map<string, boolean>();
+  return (system) => {
+    let answer = memo.get(system);
+    if (answer === undefined) {
+      if (memo.size >= max) memo.clear();
+      memo.set(system, (answer = isRegistered(system)));
+    }
+    return answer;
+  };
+}
+
 /** Systems the hub mints itself (FHIR logical ids): not an assigning authority anyone registers. */
 const HUB_MINTED = 'urn:hub:fhir:';
 

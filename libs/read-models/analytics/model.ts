@@ -5,7 +5,7 @@ import type { Projection } from '../../projections/runner.js';
 import { readModelProjection, type ReadModel } from '../../projections/store.js';
 import { clinicalTopics } from '../../projections/topics.js';
 import type { VersionHooks } from '../../projections/versions.js';
-import { authorityNeeds, countAuthorities, type IsRegistered } from './authorities.js';
+import { authorityNeeds, countAuthorities, memoIsRegistered, type IsRegistered } from './authorities.js';
 import { evolve, needs, type AnalyticsTables } from './domain.js';
 import {
   countPersonsInViews,
@@ -252,13 +252,19 @@ const ANALYTICS_MIGRATIONS: readonly Migration[] = [
  */
 export function analyticsModel(
   topics: readonly string[] = clinicalTopics(),
-  isRegistered: IsRegistered = () => false,
+  configured: IsRegistered = () => false,
 ): ReadModel<AnalyticsTables> {
+  const isRegistered = memoIsRegistered(configured);
   return {
     name: ANALYTICS_NAME,
     topics,
     tables: analyticsTables,
-    needs: (e, resolve) => ({ ...needs(e, resolve), ...authorityNeeds(e, isRegistered) }),
+    needs: (e, resolve) => {
+      const own = needs(e, resolve);
+      // Most events carry no unregistered authority: their own needs, not a merged copy.
+      const authorities = authorityNeeds(e, isRegistered);
+      return authorities.unregistered_authorities ? { ...own, ...authorities } : own;
+    },
     evolve: (draft, e, resolve) => {
       evolve(draft, e, resolve);
       countAuthorities(draft, e, isRegistered);
