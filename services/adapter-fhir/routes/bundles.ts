@@ -81,7 +81,6 @@ function outOfScope(caller: Caller, method: 'POST' | 'PUT', type: string, where:
   ]);
 }
 
-/** One entry, validated: an EntryRequest to plan, or why it is refused. */
 /** The type and id an entry's request URL names (`Patient/1`, `/Patient?x=y`). */
 function urlParts(e: BundleEntry): [string | undefined, string | undefined] {
   const [urlType, urlId] = (e.request?.url ?? '').replace(/^\//, '').replace(/\?.*/s, '').split('/');
