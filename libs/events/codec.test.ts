@@ -1,7 +1,17 @@
+import avsc from 'avsc';
 import fc from 'fast-check';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { readSegment, registryServing } from '../../test/support/log-segment.js';
 import { isHubError } from '../errors/index.js';
-import { checkForEncode, createEventCodec } from './codec.js';
+import {
+  checkForEncode,
+  codecSkipping,
+  createEventCodec,
+  type EventCodec,
+  type SkipFields,
+} from './codec.js';
 import { EVENT_CONTRACTS, EVENT_TYPES, avroTypeOf, type ClinicalEvent, type EventType } from './index.js';
 import type { RegistryClient } from './registry.js';
 
@@ -117,23 +127,23 @@ describe('event codec: one check per event', () => {
   });
 });
 
-describe('event codec: decoding in place', () => {
-  /** Ids by subject for encode, and each id's writer Type for decode (the build's own schemas). */
-  function registryOfThisBuild(): RegistryClient {
-    const types = new Map<number, EventType>();
-    const base = idsOnly();
-    const registry: Pick<RegistryClient, 'idOf' | 'typeOf'> = {
-      idOf: async (subject, schema) => {
-        const id = await base.idOf(subject, schema);
-        const type = EVENT_TYPES.find((t) => subject.endsWith(EVENT_CONTRACTS[t].fullName));
-        if (type) types.set(id, type);
-        return id;
-      },
-      typeOf: (id) => Promise.resolve(avroTypeOf(types.get(id) ?? 'PatientRegistered')),
-    };
-    return registry as RegistryClient;
-  }
+/** Ids by subject for encode, and each id's writer Type for decode (the build's own schemas). */
+function registryOfThisBuild(): RegistryClient {
+  const types = new Map<number, EventType>();
+  const base = idsOnly();
+  const registry: Pick<RegistryClient, 'idOf' | 'typeOf'> = {
+    idOf: async (subject, schema) => {
+      const id = await base.idOf(subject, schema);
+      const type = EVENT_TYPES.find((t) => subject.endsWith(EVENT_CONTRACTS[t].fullName));
+      if (type) types.set(id, type);
+      return id;
+    },
+    typeOf: (id) => Promise.resolve(avroTypeOf(types.get(id) ?? 'PatientRegistered')),
+  };
+  return registry as RegistryClient;
+}
 
+describe('event codec: decoding in place', () => {
   it('property: given any events, when decoded (first awaited, then without a promise), then each equals what fromBuffer reads from its body', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -167,5 +177,123 @@ describe('event codec: decoding in place', () => {
       expect(isHubError(err) && err.code).toBe('HUB_EVENT_UNDECODABLE');
       expect(() => codec.decodeIfResolved(bad)).toThrow(/corrupt Avro body/);
     }
+  });
+});
+
+/** Top-level field names of an event type's contract. */
+const fieldsOf = (type: EventType): string[] =>
+  (EVENT_CONTRACTS[type].schema as unknown as { fields: { name: string }[] }).fields.map((f) => f.name);
+
+/** What a reader skipping `skip` must read: the whole decode without those fields. */
+function minus(e: ClinicalEvent, skip: SkipFields): { type: EventType; data: Record<string, unknown> } {
+  const data: Record<string, unknown> = { ...e.data };
+  for (const f of skip[e.type] ?? []) delete data[f];
+  return { type: e.type, data };
+}
+
+/** Any skip list: per event type, any subset of its top-level fields (all of them too). */
+const skipLists: fc.Arbitrary<SkipFields> = fc
+  .tuple(...EVENT_TYPES.map((t) => fc.subarray(fieldsOf(t))))
+  .map((lists) => Object.fromEntries(EVENT_TYPES.map((t, i) => [t, lists[i] ?? []])) as SkipFields);
+
+describe('event codec: readers that skip fields (codecSkipping)', () => {
+  const results = samples.filter((e) => e.type === 'ResultReported');
+  const skipObservations: SkipFields = { ResultReported: ['observations', 'reportText'] };
+
+  it('property: given any skip list and any events, when decoded by a codec skipping it (awaited, then without a promise), then each is the whole decode without the skipped fields', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        skipLists,
+        fc.array(fc.nat({ max: samples.length - 1 }), { minLength: 1, maxLength: 20 }),
+        async (skip, picks) => {
+          // Given a codec and one derived from it that skips the fields
+          const codec = createEventCodec(registryOfThisBuild());
+          const lean = codecSkipping(codec, skip);
+          for (const i of picks) {
+            const e = samples[i] ?? samples[0]!;
+            // When an event written with the whole schema is decoded by both
+            const wire = await lean.encode(e);
+            const whole = await codec.decode(wire);
+            // Then the lean one is the whole one minus the fields, nothing else changed
+            const expected = minus(whole, skip);
+            expect(await lean.decode(wire)).toEqual(expected);
+            expect(lean.decodeIfResolved(wire)).toEqual(expected);
+            for (const f of skip[e.type] ?? [])
+              expect(Object.hasOwn(lean.decodeIfResolved(wire)!.data, f)).toBe(false);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('given a result, when decoded skipping its observations, then they are absent and every other field is as written', async () => {
+    const codec = createEventCodec(registryOfThisBuild());
+    const lean = codecSkipping(codec, skipObservations);
+    for (const e of results) {
+      const wire = await codec.encode(e);
+      const decoded = (await lean.decode(wire)).data as unknown as Record<string, unknown>;
+      expect(decoded.observations).toBeUndefined();
+      expect(decoded.reportText).toBeUndefined();
+      expect(decoded).toEqual(minus(await codec.decode(wire), skipObservations).data);
+    }
+  });
+
+  it('given a body cut short or followed by more bytes, when decoded skipping fields, then it is still undecodable', async () => {
+    const codec = createEventCodec(registryOfThisBuild());
+    const lean = codecSkipping(codec, skipObservations);
+    // The observations (skipped) are the bytes cut or followed: stepping over them still checks the length.
+    const e =
+      results.find((r) => r.type === 'ResultReported' && r.data.observations.length > 0) ?? results[0]!;
+    const wire = await codec.encode(e);
+    await lean.decode(wire);
+    for (const bad of [wire.subarray(0, wire.length - 1), Buffer.concat([wire, Buffer.from([0])])]) {
+      const err: unknown = await lean.decode(bad).catch((x: unknown) => x);
+      expect(isHubError(err) && err.code).toBe('HUB_EVENT_UNDECODABLE');
+      expect(() => lean.decodeIfResolved(bad)).toThrow(/corrupt Avro body/);
+    }
+  });
+
+  it('given a codec derived from a derived one, then it skips only its own list (from the whole reader)', async () => {
+    const codec = createEventCodec(registryOfThisBuild());
+    const again = codecSkipping(codecSkipping(codec, skipObservations), { ResultReported: ['notes'] });
+    const e = results[0]!;
+    const wire = await codec.encode(e);
+    expect(await again.decode(wire)).toEqual(minus(await codec.decode(wire), { ResultReported: ['notes'] }));
+  });
+
+  it('given a codec not made by createEventCodec (a fake), then it is used as it is', () => {
+    const fake: EventCodec = {
+      encode: () => Promise.resolve(Buffer.alloc(0)),
+      decode: () => Promise.reject(new Error('fake')),
+      decodeIfResolved: () => undefined,
+      warmUp: () => Promise.resolve(),
+    };
+    expect(codecSkipping(fake, skipObservations)).toBe(fake);
+  });
+
+  it('given the captured log segment of 716b293 (old writer schemas), when decoded skipping any fields, then each record is the whole decode without them', async () => {
+    // Old writers resolve to the reduced reader as they do to the whole one (FULL_TRANSITIVE):
+    // a reader without a field asks nothing more of a writer.
+    const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
+    const { segment } = readSegment(join(repo, 'test/fixtures/log-segment-716b293'));
+    // The writers really are older: at least one differs from this build's schema of its type.
+    const writers = segment.schemas.map((w) => avsc.Type.forSchema(w.schema as avsc.Schema));
+    expect(
+      writers.some((w) => {
+        const type = EVENT_TYPES.find((t) => EVENT_CONTRACTS[t].fullName === w.name);
+        return type !== undefined && !w.equals(avroTypeOf(type));
+      }),
+    ).toBe(true);
+    await fc.assert(
+      fc.asyncProperty(skipLists, async (skip) => {
+        const codec = createEventCodec(registryServing(segment.schemas));
+        const lean = codecSkipping(codec, skip);
+        for (const r of segment.records) {
+          expect(await lean.decode(r.value)).toEqual(minus(await codec.decode(r.value), skip));
+        }
+      }),
+      { numRuns: 10 },
+    );
   });
 });

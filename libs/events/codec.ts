@@ -1,4 +1,4 @@
-import type avsc from 'avsc';
+import avsc from 'avsc';
 import { HubError, isHubError } from '../errors/index.js';
 import {
   EVENT_CONTRACTS,
@@ -9,6 +9,7 @@ import {
   isValidEvent,
   type ClinicalEvent,
   type EventType,
+  type EventTypeMap,
 } from './index.js';
 import type { RegistryClient } from './registry.js';
 import { subjectFor } from './schema-source.js';
@@ -139,18 +140,163 @@ function read(id: number, { type, avro, resolver }: Reader, value: Buffer): Clin
   return { type, data: decoded.value } as ClinicalEvent;
 }
 
+/**
+ * Top-level fields of each event type's data that a reader does not read:
+ * a codec built with them (codecSkipping) leaves them undecoded. Avro
+ * schema resolution lets a reader schema omit a writer's field, which avsc
+ * then steps over in the bytes (no object, no UTF-8 decoding): a read model
+ * that never looks at a result's observations does not pay for them.
+ */
+export type SkipFields = { readonly [K in EventType]?: readonly (keyof EventTypeMap[K] & string)[] };
+
+/** The fields `S` skips of event type K (never when S names none for K). */
+export type SkippedOf<S extends SkipFields, K extends EventType> = K extends keyof S
+  ? S[K] extends readonly (infer F)[]
+    ? F & keyof EventTypeMap[K]
+    : never
+  : never;
+
+/**
+ * The events as a codec skipping `S` decodes them: each type's data without
+ * its skipped fields, so that reading one does not compile. Skipping
+ * nothing is ClinicalEvent itself.
+ */
+export type EventSkipping<S extends SkipFields> = [keyof S] extends [never]
+  ? ClinicalEvent
+  : { [K in EventType]: { type: K; data: Omit<EventTypeMap[K], SkippedOf<S, K>> } }[EventType];
+
 export interface CodecOptions {
   /** Initial size of the reused encode buffer (grows to the largest event up to 1 MiB); tests make it small. */
   scratchBytes?: number;
 }
 
-export function createEventCodec(registry: RegistryClient, opts: CodecOptions = {}): EventCodec {
-  const writer = new WireWriter(opts.scratchBytes ?? 64 * 1024);
-  const ids = new Map<string, Promise<number>>();
+/**
+ * Reader schemas without skipped fields, by type and field list: every
+ * runner of a projection (a bench or a rebuild starts several) compiles
+ * each once.
+ */
+const reducedReaders = new Map<string, avsc.Type>();
+
+/**
+ * The contract's schema without `skip`'s fields: the same record name (so
+ * that every writer of the type resolves to it) and the kept fields with
+ * their docs, aliases and defaults as they are. Each kept field's type is
+ * the compiled one of the full reader, not its JSON: a named type defined
+ * inside a skipped field (and referenced by name in a later one) still
+ * resolves.
+ */
+function reducedReaderOf(type: EventType, skip: readonly string[]): avsc.Type {
+  const full = avroTypeOf(type);
+  if (skip.length === 0) return full;
+  const key = `${type}\u0000${[...new Set(skip)].sort().join('\u0000')}`;
+  let reader = reducedReaders.get(key);
+  if (!reader) {
+    const schema = EVENT_CONTRACTS[type].schema as unknown as { fields: readonly { name: string }[] };
+    const record = full as avsc.types.RecordType;
+    const fields = schema.fields
+      .filter((f) => !skip.includes(f.name))
+      .map((f) => ({ ...f, type: record.field(f.name).type }));
+    reader = avsc.Type.forSchema({ ...schema, fields } as unknown as avsc.Schema);
+    reducedReaders.set(key, reader);
+  }
+  return reader;
+}
+
+/** Encoding and schema ids, shared by a codec and those derived from it (codecSkipping). */
+interface CodecCore {
+  registry: RegistryClient;
+  encode: EventCodec['encode'];
+  idFor(type: EventType, topic: string): Promise<number>;
+}
+
+/** How a codec made here derives one with reduced readers (see codecSkipping). */
+const derivations = new WeakMap<EventCodec, (skip: SkipFields) => EventCodec>();
+
+/**
+ * A codec that decodes events without `skip`'s fields (EventSkipping) and
+ * encodes as `codec` does, sharing its schema ids. Each writer schema
+ * resolves to the contract's schema minus those fields, which Avro schema
+ * resolution allows whatever the writer's version: a writer that the full
+ * reader resolves, this one resolves too. Its decode still says
+ * ClinicalEvent (the consumer's record type is one for every projection):
+ * only code typed by EventSkipping<skip> (a read model declaring
+ * ReadModel.skip) may read its events' data beyond what no list can skip.
+ * A codec not made by createEventCodec (a test's fake) is returned as it
+ * is: whole events are what the reduced ones are, plus fields nobody reads.
+ */
+export function codecSkipping(codec: EventCodec, skip: SkipFields): EventCodec {
+  const derive = derivations.get(codec);
+  return derive ? derive(skip) : codec;
+}
+
+function decodingCodec(core: CodecCore, readerOf: (type: EventType) => avsc.Type): EventCodec {
   const resolvers = new Map<number, Promise<Reader>>();
   const ready = new Map<number, Reader>();
   let lastId = -1;
   let lastReader: Reader | undefined;
+
+  function resolverFor(id: number): Promise<Reader> {
+    let p = resolvers.get(id);
+    if (!p) {
+      p = core.registry
+        .typeOf(id)
+        .then((writer) => {
+          const name = writer.name ?? '';
+          const type = eventTypeOfFullName(name);
+          if (!type) {
+            throw new HubError(
+              'HUB_EVENT_UNKNOWN_TYPE',
+              `schema id ${id} is ${name}, not a known event type`,
+            );
+          }
+          const reader = readerOf(type);
+          // Same canonical schema, same bytes: read directly, not through a
+          // resolver's per-field indirection.
+          const r: Reader = {
+            type,
+            avro: reader,
+            resolver: writer.equals(reader) ? undefined : reader.createResolver(writer),
+          };
+          ready.set(id, r);
+          return r;
+        })
+        .catch((err: unknown) => {
+          // A registry outage must not be cached as a permanent failure.
+          if (!isHubError(err) || err.retriable) resolvers.delete(id);
+          throw err;
+        });
+      resolvers.set(id, p);
+    }
+    return p;
+  }
+
+  return {
+    encode: core.encode,
+    async decode(value) {
+      const id = schemaIdOf(value);
+      return read(id, ready.get(id) ?? (await resolverFor(id)), value);
+    },
+    decodeIfResolved(value) {
+      const id = schemaIdOf(value);
+      // A catch-up reads runs of one schema id: the last one answers without a map lookup.
+      if (id !== lastId || lastReader === undefined) {
+        lastReader = ready.get(id);
+        lastId = id;
+      }
+      return lastReader && read(id, lastReader, value);
+    },
+    async warmUp(
+      types = Object.keys(EVENT_CONTRACTS) as EventType[],
+      topicFor = (t: EventType) => EVENT_CONTRACTS[t].topic,
+    ) {
+      await Promise.all(types.map(async (t) => resolverFor(await core.idFor(t, topicFor(t)))));
+    },
+  };
+}
+
+export function createEventCodec(registry: RegistryClient, opts: CodecOptions = {}): EventCodec {
+  const writer = new WireWriter(opts.scratchBytes ?? 64 * 1024);
+  const ids = new Map<string, Promise<number>>();
 
   function idFor(type: EventType, topic: string): Promise<number> {
     const c = EVENT_CONTRACTS[type];
@@ -173,65 +319,22 @@ export function createEventCodec(registry: RegistryClient, opts: CodecOptions = 
     return p;
   }
 
-  function resolverFor(id: number): Promise<Reader> {
-    let p = resolvers.get(id);
-    if (!p) {
-      p = registry
-        .typeOf(id)
-        .then((writer) => {
-          const name = writer.name ?? '';
-          const type = eventTypeOfFullName(name);
-          if (!type) {
-            throw new HubError(
-              'HUB_EVENT_UNKNOWN_TYPE',
-              `schema id ${id} is ${name}, not a known event type`,
-            );
-          }
-          const reader = avroTypeOf(type);
-          // Same canonical schema, same bytes: read directly, not through a
-          // resolver's per-field indirection.
-          const r: Reader = {
-            type,
-            avro: reader,
-            resolver: writer.equals(reader) ? undefined : reader.createResolver(writer),
-          };
-          ready.set(id, r);
-          return r;
-        })
-        .catch((err: unknown) => {
-          // A registry outage must not be cached as a permanent failure.
-          if (!isHubError(err) || err.retriable) resolvers.delete(id);
-          throw err;
-        });
-      resolvers.set(id, p);
-    }
-    return p;
-  }
-
-  return {
+  const core: CodecCore = {
+    registry,
+    idFor,
     async encode(event, topic = EVENT_CONTRACTS[event.type].topic) {
       if (!checked.has(event.data)) assertValidEvent(event.type, event.data);
       const id = await idFor(event.type, topic);
       return writer.write(avroTypeOf(event.type), id, event.data);
     },
-    async decode(value) {
-      const id = schemaIdOf(value);
-      return read(id, ready.get(id) ?? (await resolverFor(id)), value);
-    },
-    decodeIfResolved(value) {
-      const id = schemaIdOf(value);
-      // A catch-up reads runs of one schema id: the last one answers without a map lookup.
-      if (id !== lastId || lastReader === undefined) {
-        lastReader = ready.get(id);
-        lastId = id;
-      }
-      return lastReader && read(id, lastReader, value);
-    },
-    async warmUp(
-      types = Object.keys(EVENT_CONTRACTS) as EventType[],
-      topicFor = (t: EventType) => EVENT_CONTRACTS[t].topic,
-    ) {
-      await Promise.all(types.map(async (t) => resolverFor(await idFor(t, topicFor(t)))));
-    },
   };
+  const derive = (skip: SkipFields): EventCodec => {
+    const derived = decodingCodec(core, (type) => reducedReaderOf(type, skip[type] ?? []));
+    // Derived again (a runner given a derived codec): from the full reader, never reduced twice.
+    derivations.set(derived, derive);
+    return derived;
+  };
+  const codec = decodingCodec(core, avroTypeOf);
+  derivations.set(codec, derive);
+  return codec;
 }

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { HubError, isHubError } from '../errors/index.js';
-import type { EventCodec } from '../events/codec.js';
+import { codecSkipping, type EventCodec, type SkipFields } from '../events/codec.js';
 import type { KafkaClient } from '../kafka/client.js';
 import {
   BatchFenced,
@@ -78,6 +78,15 @@ export interface Projection {
     records: readonly DecodedRecord[],
     opts?: ApplyOptions,
   ): Promise<void>;
+  /**
+   * Top-level event fields the projection never reads, per event type: its
+   * runner decodes without them (codecSkipping), which spares a catch-up
+   * the bulk of the bytes (a result's observations, a patient's
+   * demographics). Its records' events lack them whatever DecodedRecord's
+   * type says: only a read model typed by them (store.ts ReadModel.skip)
+   * sets this, and nothing else reads beyond meta and patient ids.
+   */
+  skip?: SkipFields;
   /** Optional: sees resends suppressed by event id (a data-quality measure), in the same transaction. */
   duplicates?(trx: Knex.Transaction, schema: string, records: readonly DecodedRecord[]): Promise<void>;
 }
@@ -466,7 +475,7 @@ export function createProjectionRunner(opts: ProjectionRunnerOptions): ConsumerR
 
   return createConsumerRunner({
     kafka: opts.kafka,
-    codec: opts.codec,
+    codec: projection.skip ? codecSkipping(opts.codec, projection.skip) : opts.codec,
     producer: opts.producer,
     groupId,
     topics: projection.topics,

@@ -3,7 +3,8 @@ import { HubError } from '../errors/index.js';
 import { assertSqlIdentifier, sqlArray, type Migration } from '../db/index.js';
 import { encodeCopyRows, NotCopyable, schemaColumns, sendCopy, type SchemaColumns } from '../db/copy.js';
 import { insertAssumingNew, type Projection } from './runner.js';
-import type { ClinicalEvent } from '../events/index.js';
+import type { EventSkipping } from '../events/codec.js';
+import type { ClinicalEvent, EventType, EventTypeMap } from '../events/index.js';
 import type { DecodedRecord } from '../kafka/consumer.js';
 
 /**
@@ -46,11 +47,40 @@ export type Needs<T> = { [K in keyof T]?: string[] };
 
 export type Resolve = (patientId: string) => string;
 
-/** The event(s) of the given type(s), narrowed as a switch case would. */
-export type EventOf<K extends ClinicalEvent['type']> = Extract<ClinicalEvent, { type: K }>;
+/** Any event union a read model may be typed by: ClinicalEvent, or it without skipped fields (EventSkipping). */
+export type AnyEvent = {
+  type: EventType;
+  data: { meta: EventTypeMap[EventType]['meta']; patientId: string };
+};
+
+/** The event(s) of the given type(s) of union E (default ClinicalEvent), narrowed as a switch case would. */
+export type EventOf<K extends EventType, E extends AnyEvent = ClinicalEvent> = Extract<E, { type: K }>;
+
+/**
+ * The fields of an event type the store itself reads (ids, merges, links:
+ * readModelProjection) and the runner (meta.eventId): no read model may skip them.
+ */
+type StoreReads<K extends EventType> =
+  | 'meta'
+  | 'patientId'
+  | (K extends 'PatientsMerged' ? 'mergedPatientId' : never)
+  | (K extends 'PatientsLinked' | 'PatientsUnlinked' ? 'otherPatientId' : never);
+
+/**
+ * Top-level data fields a read model never reads, per event type: its
+ * runner leaves them undecoded (runner.ts Projection.skip) and its handlers
+ * see the events without them (EventSkipping), so reading one does not
+ * compile. Declared `as const` beside the model, which is typed by it.
+ */
+export type ReadModelSkips = {
+  readonly [K in EventType]?: readonly Exclude<keyof EventTypeMap[K] & string, StoreReads<K>>[];
+};
+
+/** A read model that decodes every field. */
+export type NoSkips = Record<never, never>;
 
 /** What one event type does to a read model's draft. Pure, as evolve. */
-export type EvolveHandler<T extends { [K in keyof T]: object }, E extends ClinicalEvent = ClinicalEvent> = (
+export type EvolveHandler<T extends { [K in keyof T]: object }, E extends AnyEvent = ClinicalEvent> = (
   draft: Draft<T>,
   e: E,
   resolve: Resolve,
@@ -61,17 +91,17 @@ export type EvolveHandler<T extends { [K in keyof T]: object }, E extends Clinic
  * without its handler does not compile, as with an exhaustive switch, and
  * each handler reads on its own.
  */
-export type EvolveHandlers<T extends { [K in keyof T]: object }> = {
-  [K in ClinicalEvent['type']]: EvolveHandler<T, EventOf<K>>;
+export type EvolveHandlers<T extends { [K in keyof T]: object }, E extends AnyEvent = ClinicalEvent> = {
+  [K in EventType]: EvolveHandler<T, EventOf<K, E>>;
 };
 
 /** The evolve that dispatches each event to its type's handler. */
-export function evolveByType<T extends { [K in keyof T]: object }>(
-  handlers: EvolveHandlers<T>,
-): EvolveHandler<T> {
+export function evolveByType<T extends { [K in keyof T]: object }, E extends AnyEvent = ClinicalEvent>(
+  handlers: EvolveHandlers<T, E>,
+): EvolveHandler<T, E> {
   // The table's key and the handler's event type are the same K; TypeScript
   // cannot correlate them through the union, so the lookup is widened once here.
-  return (draft, e, resolve) => (handlers[e.type] as EvolveHandler<T>)(draft, e, resolve);
+  return (draft, e, resolve) => (handlers[e.type] as EvolveHandler<T, E>)(draft, e, resolve);
 }
 
 /**
@@ -166,21 +196,23 @@ interface TableDraft {
   present: ReadonlySet<string> | undefined;
 }
 
-export interface ReadModel<T extends { [K in keyof T]: object }> {
+export interface ReadModel<T extends { [K in keyof T]: object }, S extends ReadModelSkips = NoSkips> {
   name: string;
   topics: readonly string[];
   tables: TableSpecs<T>;
   migrations: readonly Migration[];
-  needs(e: ClinicalEvent, resolve: Resolve): Needs<T>;
+  /** Fields its events are decoded without (see ReadModelSkips); the handlers below see them so. */
+  skip?: S;
+  needs(e: EventSkipping<S>, resolve: Resolve): Needs<T>;
   /**
    * Rows the event only needs to know exist (Draft.has), not read: only
    * their keys are loaded, not their content (a catch-up reads back each
    * touched patient's resource per batch otherwise). Keys also in `needs`
    * are loaded whole.
    */
-  presence?(e: ClinicalEvent, resolve: Resolve): Needs<T>;
+  presence?(e: EventSkipping<S>, resolve: Resolve): Needs<T>;
   /** Pure: reads and writes the draft only. `resolve` maps a retired patient id to its survivor. */
-  evolve(draft: Draft<T>, e: ClinicalEvent, resolve: Resolve, rec: { topic: string }): void;
+  evolve(draft: Draft<T>, e: EventSkipping<S>, resolve: Resolve, rec: { topic: string }): void;
   /** Called with resends that were suppressed as duplicates (same event id, new offset). */
   duplicates?(trx: Knex.Transaction, schema: string, records: readonly DecodedRecord[]): Promise<void>;
 }
@@ -754,12 +786,19 @@ async function loadRows(
 }
 
 /** Turns a read model into a Projection for the shared runner (runner.ts). */
-export function readModelProjection<T extends { [K in keyof T]: object }>(model: ReadModel<T>): Projection {
+export function readModelProjection<T extends { [K in keyof T]: object }, S extends ReadModelSkips = NoSkips>(
+  model: ReadModel<T, S>,
+): Projection {
   const tables = model.tables as unknown as Record<string, TableSpec>;
+  // The runner decodes this model's events without its skipped fields
+  // (Projection.skip): what the records hold is EventSkipping<S>, which the
+  // record type (ClinicalEvent, the decoder's in general) cannot say.
+  const decoded = (e: ClinicalEvent) => e as EventSkipping<S>;
   return {
     name: model.name,
     topics: model.topics,
     migrations: [patientLinksMigration, personLinksMigration, ...model.migrations],
+    ...(model.skip ? { skip: model.skip } : {}),
     ...(model.duplicates ? { duplicates: model.duplicates.bind(model) } : {}),
     async apply(trx, schema, records, opts) {
       // A caller other than the runner cannot redo a batch after KeyExists.
@@ -779,12 +818,14 @@ export function readModelProjection<T extends { [K in keyof T]: object }>(model:
       const links = await loadLinks(trx, schema, [...patientIds]);
       const resolve: Resolve = (id) => rootOf(links, id);
 
-      const wanted = wantedKeys(records, (e) => model.needs(e, resolve));
+      const wanted = wantedKeys(records, (e) => model.needs(decoded(e), resolve));
       const presence = model.presence;
-      const presenceOnly = presence ? wantedKeys(records, (e) => presence(e, resolve), wanted) : null;
+      const presenceOnly = presence
+        ? wantedKeys(records, (e) => presence(decoded(e), resolve), wanted)
+        : null;
       const { loaded, present, absent } = await loadRows(trx, schema, tables, wanted, presenceOnly, careful);
       const draft = new Draft<T>(loaded as { [K in keyof T]?: Iterable<[string, T[K]]> }, present);
-      for (const r of records) model.evolve(draft, r.event, resolve, { topic: r.topic });
+      for (const r of records) model.evolve(draft, decoded(r.event), resolve, { topic: r.topic });
 
       const columns = opts?.bulk && !careful ? await schemaColumns(trx, schema) : null;
       await writeChanges(trx, schema, tables, draft, { absent, lookedUp: wanted, careful, columns });

@@ -26,9 +26,20 @@ import {
 } from '../../../test/support/hospital-day.js';
 import { coverage } from '../../../test/support/coverage-diagnosis.js';
 import { Draft } from '../../projections/store.js';
-import { evolve, lineStatus, needs, periodBound, presence, type BillingTables } from './domain.js';
+import type { ClinicalEvent } from '../../events/index.js';
+import { withoutSkipped } from '../../../test/support/skipped-fields.js';
+import { syntheticEvents } from '../../../test/support/hospital-day.js';
+import {
+  BILLING_SKIP,
+  evolve,
+  lineStatus,
+  needs,
+  periodBound,
+  presence,
+  type BillingTables,
+} from './domain.js';
 
-const run = (...events: Parameters<typeof evolve>[1][]) => evolveAll<BillingTables>(evolve, events);
+const run = (...events: ClinicalEvent[]) => evolveAll<BillingTables>(evolve, events);
 const v = (st: string) => [obs('718-7', 'Hgb', 10, 'g/dL', null, st)];
 
 describe('billing: charge line lifecycle', () => {
@@ -291,5 +302,28 @@ describe('billing: accounts an event only needs to exist (presence)', () => {
     const d = new Draft<BillingTables>();
     evolve(d, e, same);
     expect(d.get('accounts', 'E1')).toMatchObject({ status: 'placeholder', patient_id: 'P1' });
+  });
+});
+
+describe('billing: the fields its runner does not decode (BILLING_SKIP)', () => {
+  const tables = ['accounts', 'charge_lines', 'coverages'] as const;
+
+  it('property: given any synthetic log with merges and coverage, when its events lack the skipped fields (as billing decodes them), then the rows, needs and presence are the same', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.integer({ min: 50, max: 400 }), (seed, n) => {
+        // Given a log with every kind of event billing reads, and the same log as its runner decodes it
+        const events = [...syntheticEvents(n, seed), ...hospitalDay(), coverage('P1', 'C1', 'cov-1', at(6))];
+        const lean = events.map((e) => withoutSkipped(e, BILLING_SKIP));
+        // When both are evolved, then billing sees no difference
+        expect(snapshot(evolveLearningMerges<BillingTables>(evolve, lean), [...tables])).toBe(
+          snapshot(evolveLearningMerges<BillingTables>(evolve, events), [...tables]),
+        );
+        const id = (p: string) => p;
+        expect(lean.map((e) => [needs(e, id), presence(e)])).toEqual(
+          events.map((e) => [needs(e, id), presence(e)]),
+        );
+      }),
+      { numRuns: 15 },
+    );
   });
 });

@@ -1,4 +1,4 @@
-import type { ClinicalEvent, ResultReported } from '../../events/index.js';
+import type { EventSkipping } from '../../events/codec.js';
 import { undonePart, classOf, isReleasedStatus, restatement } from '../../projections/clinical.js';
 import {
   evolveByType,
@@ -6,6 +6,7 @@ import {
   type EventOf,
   type EvolveHandlers,
   type Needs,
+  type ReadModelSkips,
   type Resolve,
 } from '../../projections/store.js';
 
@@ -29,6 +30,147 @@ import {
  * worklist, live and on replay; no account row is rewritten when coverage
  * changes, and no event has to find every account of a patient.
  */
+/**
+ * What billing never reads of the events it consumes: its runner leaves
+ * these fields undecoded (a replay spends most of its bytes on results'
+ * observations and patients' demographics), and the handlers below see the
+ * events without them (BillingEvent), so reading one does not compile. A
+ * field billing starts to read comes off this list.
+ */
+export const BILLING_SKIP = {
+  PatientRegistered: ['demographics'],
+  PatientUpdated: ['demographics'],
+  PatientsMerged: [
+    'mergedIdentifiers',
+    'mergedNames',
+    'mergedAccountNumber',
+    'mergedVisitNumber',
+    'mergedDemographics',
+  ],
+  AllergyRecorded: [
+    'allergyId',
+    'allergen',
+    'allergyType',
+    'category',
+    'severity',
+    'criticality',
+    'reactions',
+    'identifiedOn',
+    'clinicalStatus',
+    'verificationStatus',
+    'encounterId',
+  ],
+  CoverageRecorded: ['subscriberName'],
+  EncounterStarted: [
+    'visitNumber',
+    'status',
+    'location',
+    'hospitalService',
+    'attendingPractitioner',
+    'admitReason',
+    'admitSource',
+    'admissionType',
+    'dischargeDisposition',
+  ],
+  EncounterTransferred: [
+    'fromLocation',
+    'toLocation',
+    'transferredAt',
+    'encounterClass',
+    'hospitalService',
+    'attendingPractitioner',
+  ],
+  EncounterEnded: [
+    'dischargeDisposition',
+    'encounterClass',
+    'hospitalService',
+    'attendingPractitioner',
+    'location',
+  ],
+  EncounterCancelled: ['reason', 'encounterClass'],
+  EncounterTransferCancelled: ['location', 'cancelledLocation', 'cancelledAt'],
+  EncounterDischargeCancelled: ['location', 'cancelledAt'],
+  DiagnosisRecorded: [
+    'diagnosisId',
+    'encounterId',
+    'code',
+    'category',
+    'diagnosisType',
+    'rank',
+    'diagnosedAt',
+    'clinician',
+    'clinicalStatus',
+    'verificationStatus',
+  ],
+  OrderPlaced: [
+    'placerOrderNumber',
+    'fillerOrderNumber',
+    'orderingProvider',
+    'placerGroupNumber',
+    'specimens',
+    'notes',
+    'reasons',
+    'orderStatus',
+  ],
+  OrderCancelled: ['reason', 'cancelledAt', 'placerOrderNumber', 'fillerOrderNumber'],
+  OrderStatusChanged: [
+    'status',
+    'fillerStatus',
+    'changedAt',
+    'placerOrderNumber',
+    'fillerOrderNumber',
+    'resultStatus',
+    'notes',
+  ],
+  ResultReported: [
+    'effectiveAt',
+    'observations',
+    'reportText',
+    'performer',
+    'notes',
+    'specimens',
+    'placerOrderNumber',
+    'fillerOrderNumber',
+    'orderCode',
+  ],
+  ResultCorrected: [
+    'effectiveAt',
+    'observations',
+    'reportText',
+    'performer',
+    'correctionReason',
+    'notes',
+    'specimens',
+    'placerOrderNumber',
+    'fillerOrderNumber',
+    'orderCode',
+  ],
+  AttachmentStored: ['sha256', 'size', 'contentType', 'data'],
+  PatientLinkProposed: [
+    'otherPatientId',
+    'score',
+    'weightsVersion',
+    'evidence',
+    'rules',
+    'decidedBy',
+    'reason',
+  ],
+  PatientsLinked: ['score', 'weightsVersion', 'evidence', 'rules', 'decidedBy', 'reason'],
+  PatientsUnlinked: ['decidedBy', 'reason'],
+  PatientLinkRejected: [
+    'otherPatientId',
+    'score',
+    'weightsVersion',
+    'evidence',
+    'rules',
+    'decidedBy',
+    'reason',
+  ],
+} as const satisfies ReadModelSkips;
+
+/** The events as billing's runner decodes them (without BILLING_SKIP's fields). */
+export type BillingEvent = EventSkipping<typeof BILLING_SKIP>;
+
 export type AccountStatus = 'placeholder' | 'open' | 'discharged' | 'cancelled';
 export type LineStatus = 'pending' | 'billable' | 'voided' | 'unordered';
 
@@ -146,7 +288,11 @@ function ensureAccount(draft: Draft<BillingTables>, encounterId: string | null, 
     draft.put('accounts', encounterId, stubAccount(encounterId, patientId));
 }
 
-function applyResult(draft: Draft<BillingTables>, d: ResultReported, patientId: string): void {
+function applyResult(
+  draft: Draft<BillingTables>,
+  d: EventOf<'ResultReported' | 'ResultCorrected', BillingEvent>['data'],
+  patientId: string,
+): void {
   const key = lineKeyOfResult(d);
   const prev = draft.get('charge_lines', key) ?? {
     ...stubLine(key, patientId),
@@ -176,7 +322,7 @@ function applyResult(draft: Draft<BillingTables>, d: ResultReported, patientId: 
   });
 }
 
-export function needs(e: ClinicalEvent, resolve: Resolve): Needs<BillingTables> {
+export function needs(e: BillingEvent, resolve: Resolve): Needs<BillingTables> {
   switch (e.type) {
     // Attachments (PDF reports) carry nothing billable: the result event bills.
     case 'AttachmentStored':
@@ -216,7 +362,7 @@ export function needs(e: ClinicalEvent, resolve: Resolve): Needs<BillingTables> 
  * transfer makes sure of (`ensureAccount`, Draft.has), so its row is not
  * read back per batch. Draft.get on such a row throws (libs/projections/store.ts).
  */
-export function presence(e: ClinicalEvent): Needs<BillingTables> {
+export function presence(e: BillingEvent): Needs<BillingTables> {
   switch (e.type) {
     case 'OrderPlaced':
     case 'ResultReported':
@@ -248,7 +394,7 @@ export function presence(e: ClinicalEvent): Needs<BillingTables> {
 
 function encounterStarted(
   draft: Draft<BillingTables>,
-  e: EventOf<'EncounterStarted'>,
+  e: EventOf<'EncounterStarted', BillingEvent>,
   resolve: Resolve,
 ): void {
   const d = e.data;
@@ -268,7 +414,11 @@ function encounterStarted(
 const accountOf = (draft: Draft<BillingTables>, encounterId: string, patientId: string): AccountRow =>
   draft.get('accounts', encounterId) ?? stubAccount(encounterId, patientId);
 
-function encounterEnded(draft: Draft<BillingTables>, e: EventOf<'EncounterEnded'>, resolve: Resolve): void {
+function encounterEnded(
+  draft: Draft<BillingTables>,
+  e: EventOf<'EncounterEnded', BillingEvent>,
+  resolve: Resolve,
+): void {
   const prev = accountOf(draft, e.data.encounterId, resolve(e.data.patientId));
   draft.put('accounts', e.data.encounterId, {
     ...prev,
@@ -279,7 +429,10 @@ function encounterEnded(draft: Draft<BillingTables>, e: EventOf<'EncounterEnded'
 
 function encounterUndone(
   draft: Draft<BillingTables>,
-  e: EventOf<'EncounterCancelled' | 'EncounterTransferCancelled' | 'EncounterDischargeCancelled'>,
+  e: EventOf<
+    'EncounterCancelled' | 'EncounterTransferCancelled' | 'EncounterDischargeCancelled',
+    BillingEvent
+  >,
   resolve: Resolve,
 ): void {
   const prev = accountOf(draft, e.data.encounterId, resolve(e.data.patientId));
@@ -294,7 +447,11 @@ function encounterUndone(
   else if (!draft.has('accounts', e.data.encounterId)) draft.put('accounts', e.data.encounterId, prev);
 }
 
-function orderPlaced(draft: Draft<BillingTables>, e: EventOf<'OrderPlaced'>, resolve: Resolve): void {
+function orderPlaced(
+  draft: Draft<BillingTables>,
+  e: EventOf<'OrderPlaced', BillingEvent>,
+  resolve: Resolve,
+): void {
   const d = e.data;
   const pid = resolve(d.patientId);
   const prev = draft.get('charge_lines', d.orderId) ?? stubLine(d.orderId, pid);
@@ -315,7 +472,11 @@ function orderPlaced(draft: Draft<BillingTables>, e: EventOf<'OrderPlaced'>, res
   });
 }
 
-function orderCancelled(draft: Draft<BillingTables>, e: EventOf<'OrderCancelled'>, resolve: Resolve): void {
+function orderCancelled(
+  draft: Draft<BillingTables>,
+  e: EventOf<'OrderCancelled', BillingEvent>,
+  resolve: Resolve,
+): void {
   const pid = resolve(e.data.patientId);
   const prev = draft.get('charge_lines', e.data.orderId) ?? {
     ...stubLine(e.data.orderId, pid),
@@ -347,7 +508,7 @@ export function periodBound(value: string | null, bound: 'start' | 'end'): strin
 /** The same coverage id again restates it: the latest statement wins, whatever order they arrive in. */
 function coverageRecorded(
   draft: Draft<BillingTables>,
-  e: EventOf<'CoverageRecorded'>,
+  e: EventOf<'CoverageRecorded', BillingEvent>,
   resolve: Resolve,
 ): void {
   const d = e.data;
@@ -387,7 +548,7 @@ const nothingBillable = (): void => undefined;
  */
 const identityDecision = (): void => undefined;
 
-const HANDLERS: EvolveHandlers<BillingTables> = {
+const HANDLERS: EvolveHandlers<BillingTables, BillingEvent> = {
   // Merges move rows in the store (patient_id columns); nothing else changes. Billing keeps no
   // demographics, so an update's notSent / cleared (HL7 null semantics) have nothing to apply to.
   PatientRegistered: nothingBillable,

@@ -4,7 +4,7 @@ import type { Projection } from '../../projections/runner.js';
 import { readModelProjection, type ReadModel } from '../../projections/store.js';
 import { clinicalTopics } from '../../projections/topics.js';
 import type { VersionHooks } from '../../projections/versions.js';
-import { evolve, needs, presence, type BillingTables } from './domain.js';
+import { BILLING_SKIP, evolve, needs, presence, type BillingTables } from './domain.js';
 
 export const BILLING_NAME = 'billing';
 
@@ -177,11 +177,14 @@ const PERSON_ACCOUNTS_MIGRATION: Migration = {
   },
 };
 
-export function billingModel(topics: readonly string[] = clinicalTopics()): ReadModel<BillingTables> {
+export function billingModel(
+  topics: readonly string[] = clinicalTopics(),
+): ReadModel<BillingTables, typeof BILLING_SKIP> {
   return {
     name: BILLING_NAME,
     topics,
     tables: billingTables,
+    skip: BILLING_SKIP,
     needs,
     presence,
     evolve: (draft, e, resolve) => evolve(draft, e, resolve),
