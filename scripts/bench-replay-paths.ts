@@ -6,8 +6,13 @@
  * /proc), so that a noisy machine still shows which side each path costs.
  *
  *   npx tsx scripts/bench-replay-paths.ts [--events 200000] [--only portal] [--rounds 4]
- *     [--compare pipeline] [--path bulk] [--cpu-profile dir] [--gc]
+ *     [--compare pipeline] [--path bulk] [--cpu-profile dir] [--gc] [--mix stays]
  *
+ * `--mix stays` publishes the bench suite's stays (scripts/bench/events.ts:
+ * five observations per result, ~1 kB an event) instead of the hospital-day
+ * synthetic log (~290 bytes an event). Each replay's runner CPU is also
+ * printed on its own line (`round r ...`): the first replay of a process
+ * runs cold, so an A/B of two trees can compare the later rounds alone.
  * `--compare pipeline` pairs the bulk path applied one fetch ahead (the
  * default) with the bulk path applied fetch by fetch, instead of the paths.
  * `--path <name>` runs only that one of the pair (an A/B of two trees runs
@@ -41,6 +46,7 @@ import { clinicalTopics } from '../libs/projections/topics.js';
 import { READ_MODEL_NAMES, readModelNamed } from '../libs/read-models/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { syntheticEvents } from '../test/support/hospital-day.js';
+import { eventMix } from './bench/events.js';
 import {
   deleteSyntheticLog,
   prepareSyntheticLog,
@@ -58,6 +64,7 @@ const { values } = parseArgs({
     path: { type: 'string' },
     'cpu-profile': { type: 'string' },
     gc: { type: 'boolean', default: false },
+    mix: { type: 'string', default: 'hospital-day' },
   },
 });
 const cfg = loadConfig(z.object({ ...kafkaEnv, ...databaseEnv }));
@@ -167,7 +174,9 @@ try {
   await producer.connect();
   // The events are not kept: the replays' heap (and its major collections) is the runner's alone.
   const published = await (async () => {
-    const events = syntheticEvents(N);
+    if (values.mix !== 'hospital-day' && values.mix !== 'stays')
+      throw new Error(`unknown mix ${values.mix}; one of hospital-day, stays`);
+    const events = values.mix === 'stays' ? eventMix(N).slice(0, N) : syntheticEvents(N);
     await publishInChunks(producer, events, 2000);
     return events.length;
   })();
@@ -223,6 +232,10 @@ try {
         }
         s.wall.push(wall);
         s.node.push((cpu.user + cpu.system) / 1e6);
+        // Each replay on its own line: the first of a process runs cold, an A/B of trees may want the others.
+        process.stdout.write(
+          `round ${r} ${name} ${path.name} runner µs/event ${((cpu.user + cpu.system) / N).toFixed(1)} wall ${wall.toFixed(1)} s\n`,
+        );
         s.pg.push(pg);
       }
     }
