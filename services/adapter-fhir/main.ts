@@ -39,8 +39,8 @@ await runService({
     FHIR_IMPORT_MAX_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_IMPORT_MAX_BYTES),
     DLQ_TOPIC: z.string().optional(),
     // Bundle entries validated in this many worker threads; 0: on the request thread. Off by
-    // default: each thread holds its own copy of the FHIR StructureDefinitions and heap, peak RSS
-    // ~295-305 MB under the bundle benchmark with one (~245 MB without) against the 256 MB budget.
+    // default: each thread loads its own copy of the FHIR StructureDefinitions, ~75 MB more RSS
+    // (peak ~430 MB under the bundle benchmark with one, against the 256 MB budget).
     FHIR_VALIDATE_THREADS: z.coerce.number().int().min(0).max(4).default(0),
   },
   producer: eventPublisher,
