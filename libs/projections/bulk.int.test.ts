@@ -1,14 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropSchema } from '../db/index.js';
-import { ensureTopics } from '../kafka/admin.js';
 import { analyticsProjection } from '../read-models/analytics/model.js';
 import { billingProjection } from '../read-models/billing/model.js';
 import { portalProjection } from '../read-models/portal/model.js';
-import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
+import { createTestContext, type TestContext } from '../../test/support/harness.js';
 import { syntheticEvents } from '../../test/support/hospital-day.js';
-import { lagOf, tableHashes } from './inspect.js';
-import { createProjectionRunner, migrateProjection, type ApplyPath } from './runner.js';
-import { clinicalTopics } from './topics.js';
+import { buildToHead, publishWithResends, type TestLog } from '../../test/support/projection-build.js';
+import type { ApplyPath } from './runner.js';
 
 const EVENTS = 12_000;
 const PROJECTIONS = { portal: portalProjection, billing: billingProjection, analytics: analyticsProjection };
@@ -24,18 +22,12 @@ type Name = keyof typeof PROJECTIONS;
  */
 describe(`bulk catch-up equals per-event apply over ${EVENTS} events with resends`, () => {
   let ctx: TestContext;
-  let topics: string[];
-  const dlq = () => `hub.dlq.bulk.${ctx.id}`;
+  let log: TestLog;
 
   beforeAll(async () => {
     ctx = await createTestContext('bulk');
-    topics = clinicalTopics(ctx.topic);
-    ctx.extraTopics.push(dlq());
-    await ensureTopics(ctx.kafka, [{ name: dlq(), partitions: 1, replicationFactor: 1, retentionMs: -1 }]);
-    const events = syntheticEvents(EVENTS, 11);
-    for (let i = 0; i < events.length; i += 2000) await ctx.producer.publish(events.slice(i, i + 2000));
     // Resends: the same event ids again, later in the log.
-    await ctx.producer.publish(events.filter((_, i) => i % 97 === 0));
+    log = await publishWithResends(ctx, 'bulk', syntheticEvents(EVENTS, 11), 97);
   });
   afterAll(async () => {
     for (const n of Object.keys(PROJECTIONS))
@@ -44,33 +36,18 @@ describe(`bulk catch-up equals per-event apply over ${EVENTS} events with resend
   });
 
   async function build(name: Name, bulkMinEvents: number, suffix: string) {
-    const schema = `${ctx.schema}_${name}_${suffix}`;
-    const projection = PROJECTIONS[name](topics);
-    await migrateProjection(ctx.db, schema, projection);
     const paths: Record<ApplyPath, number> = { bulk: 0, 'per-event': 0 };
-    const runner = createProjectionRunner({
-      projection,
-      schema,
-      groupId: `hub.bulk.${name}.${suffix}.${ctx.id}`,
-      db: ctx.db,
-      kafka: ctx.kafka,
-      codec: ctx.codec,
-      producer: ctx.producer,
-      dlqTopic: dlq(),
-      logger: ctx.logger,
-      bulkMinEvents,
-      onTransaction: (path) => paths[path]++,
-    });
-    await runner.start();
-    try {
-      await eventually(
-        async () => ((await lagOf(ctx.db, ctx.kafka, schema, topics)).lag === 0n ? true : undefined),
-        { timeoutMs: 180_000, intervalMs: 200, what: `${name} ${suffix} build` },
-      );
-    } finally {
-      await runner.stop();
-    }
-    return { hashes: await tableHashes(ctx.db, schema), paths };
+    const hashes = await buildToHead(
+      ctx,
+      log,
+      PROJECTIONS[name](log.topics),
+      `${ctx.schema}_${name}_${suffix}`,
+      {
+        bulkMinEvents,
+        onTransaction: (path) => paths[path]++,
+      },
+    );
+    return { hashes, paths };
   }
 
   it.each(Object.keys(PROJECTIONS) as Name[])('%s: hash-equal tables either way', async (name) => {

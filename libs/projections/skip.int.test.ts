@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropSchema } from '../db/index.js';
-import { ensureTopics } from '../kafka/admin.js';
 import { billingProjection } from '../read-models/billing/model.js';
 import { eventMix } from '../../scripts/bench/events.js';
-import { createTestContext, eventually, type TestContext } from '../../test/support/harness.js';
+import { createTestContext, type TestContext } from '../../test/support/harness.js';
 import { syntheticEvents } from '../../test/support/hospital-day.js';
-import { lagOf, tableHashes } from './inspect.js';
-import { createProjectionRunner, migrateProjection, type Projection } from './runner.js';
-import { clinicalTopics } from './topics.js';
+import { buildToHead, publishWithResends, type TestLog } from '../../test/support/projection-build.js';
+import type { Projection } from './runner.js';
 
 // Billing is the one model that skips (libs/read-models/README.md).
 const PROJECTIONS = { billing: billingProjection };
@@ -22,17 +20,11 @@ type Name = keyof typeof PROJECTIONS;
  */
 describe('a read model decoded without the fields it skips builds the same tables', () => {
   let ctx: TestContext;
-  let topics: string[];
-  const dlq = () => `hub.dlq.skip.${ctx.id}`;
+  let log: TestLog;
 
   beforeAll(async () => {
     ctx = await createTestContext('skip');
-    topics = clinicalTopics(ctx.topic);
-    ctx.extraTopics.push(dlq());
-    await ensureTopics(ctx.kafka, [{ name: dlq(), partitions: 1, replicationFactor: 1, retentionMs: -1 }]);
-    const events = [...syntheticEvents(6_000, 7), ...eventMix(2_000)];
-    for (let i = 0; i < events.length; i += 2000) await ctx.producer.publish(events.slice(i, i + 2000));
-    await ctx.producer.publish(events.filter((_, i) => i % 89 === 0));
+    log = await publishWithResends(ctx, 'skip', [...syntheticEvents(6_000, 7), ...eventMix(2_000)], 89);
   });
   afterAll(async () => {
     for (const n of Object.keys(PROJECTIONS))
@@ -40,35 +32,12 @@ describe('a read model decoded without the fields it skips builds the same table
     await ctx.cleanup();
   });
 
-  async function build(name: Name, projection: Projection, suffix: string) {
-    const schema = `${ctx.schema}_${name}_${suffix}`;
-    await migrateProjection(ctx.db, schema, projection);
-    const runner = createProjectionRunner({
-      projection,
-      schema,
-      groupId: `hub.skip.${name}.${suffix}.${ctx.id}`,
-      db: ctx.db,
-      kafka: ctx.kafka,
-      codec: ctx.codec,
-      producer: ctx.producer,
-      dlqTopic: dlq(),
-      logger: ctx.logger,
-    });
-    await runner.start();
-    try {
-      await eventually(
-        async () => ((await lagOf(ctx.db, ctx.kafka, schema, topics)).lag === 0n ? true : undefined),
-        { timeoutMs: 180_000, intervalMs: 200, what: `${name} ${suffix} build` },
-      );
-    } finally {
-      await runner.stop();
-    }
-    return tableHashes(ctx.db, schema);
-  }
+  const build = (name: Name, projection: Projection, suffix: string) =>
+    buildToHead(ctx, log, projection, `${ctx.schema}_${name}_${suffix}`);
 
   it.each(Object.keys(PROJECTIONS) as Name[])('%s: hash-equal to decoding every field', async (name) => {
     // Given the model's projection, which skips fields, and the same projection decoding everything
-    const lean = PROJECTIONS[name](topics);
+    const lean = PROJECTIONS[name](log.topics);
     expect(lean.skip).toBeDefined();
     const whole: Projection = { ...lean };
     delete whole.skip;

@@ -10,26 +10,17 @@ import {
   type Resolve,
 } from '../../projections/store.js';
 
-/**
- * Billing's read model: an account per encounter and one charge line per
- * order. Pure: evolves a draft of rows, no I/O.
- *
- * A line's own lifecycle is decided here (`lineStatus`): pending when
- * ordered, billable once a final (or corrected) result exists, voided when
- * the order is cancelled. Keyed by order id, so a correction or a resend
- * can never add a second charge. Voiding by a cancelled encounter, and the
- * price, are joined at read time (views `charges`, `billing_problems`), so an
- * encounter cancelled before or after its orders arrive, or a chargemaster
- * edit, gives the same answer.
- *
- * Coverage (insurance) is a patient's, not an account's: one row per
- * coverage id, and an account's primary coverage is chosen at read time
- * (view `account_coverage`, model.ts) from its patient's rows. So a coverage
- * that arrives after the charges (or before the visit, or on another topic
- * partition than a merged-away record's charges) gives the same account and
- * worklist, live and on replay; no account row is rewritten when coverage
- * changes, and no event has to find every account of a patient.
- */
+/** A proposed or rejected link decides nothing billable: none of its details are read. */
+const LINK_DECISION_DETAILS = [
+  'otherPatientId',
+  'score',
+  'weightsVersion',
+  'evidence',
+  'rules',
+  'decidedBy',
+  'reason',
+] as const;
+
 /**
  * What billing never reads of the events it consumes: its runner leaves
  * these fields undecoded (a replay spends most of its bytes on results'
@@ -146,31 +137,35 @@ export const BILLING_SKIP = {
     'orderCode',
   ],
   AttachmentStored: ['sha256', 'size', 'contentType', 'data'],
-  PatientLinkProposed: [
-    'otherPatientId',
-    'score',
-    'weightsVersion',
-    'evidence',
-    'rules',
-    'decidedBy',
-    'reason',
-  ],
+  PatientLinkProposed: LINK_DECISION_DETAILS,
   PatientsLinked: ['score', 'weightsVersion', 'evidence', 'rules', 'decidedBy', 'reason'],
   PatientsUnlinked: ['decidedBy', 'reason'],
-  PatientLinkRejected: [
-    'otherPatientId',
-    'score',
-    'weightsVersion',
-    'evidence',
-    'rules',
-    'decidedBy',
-    'reason',
-  ],
+  PatientLinkRejected: LINK_DECISION_DETAILS,
 } as const satisfies ReadModelSkips;
 
 /** The events as billing's runner decodes them (without BILLING_SKIP's fields). */
 export type BillingEvent = EventSkipping<typeof BILLING_SKIP>;
 
+/**
+ * Billing's read model: an account per encounter and one charge line per
+ * order. Pure: evolves a draft of rows, no I/O.
+ *
+ * A line's own lifecycle is decided here (`lineStatus`): pending when
+ * ordered, billable once a final (or corrected) result exists, voided when
+ * the order is cancelled. Keyed by order id, so a correction or a resend
+ * can never add a second charge. Voiding by a cancelled encounter, and the
+ * price, are joined at read time (views `charges`, `billing_problems`), so an
+ * encounter cancelled before or after its orders arrive, or a chargemaster
+ * edit, gives the same answer.
+ *
+ * Coverage (insurance) is a patient's, not an account's: one row per
+ * coverage id, and an account's primary coverage is chosen at read time
+ * (view `account_coverage`, model.ts) from its patient's rows. So a coverage
+ * that arrives after the charges (or before the visit, or on another topic
+ * partition than a merged-away record's charges) gives the same account and
+ * worklist, live and on replay; no account row is rewritten when coverage
+ * changes, and no event has to find every account of a patient.
+ */
 export type AccountStatus = 'placeholder' | 'open' | 'discharged' | 'cancelled';
 export type LineStatus = 'pending' | 'billable' | 'voided' | 'unordered';
 
