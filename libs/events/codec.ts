@@ -33,6 +33,8 @@ export interface EventCodec {
   decodeIfResolved(value: Buffer): ClinicalEvent | undefined;
   /** Resolves schema ids up front so that the first message pays no registry round trip. */
   warmUp(types?: readonly EventType[], topicFor?: (type: EventType) => string): Promise<void>;
+  /** A codec decoding without `skip`'s fields (see codecSkipping); absent on codecs that cannot. */
+  skipping?(skip: SkipFields): EventCodec;
 }
 
 const MAGIC = 0;
@@ -150,7 +152,7 @@ function read(id: number, { type, avro, resolver }: Reader, value: Buffer): Clin
 export type SkipFields = { readonly [K in EventType]?: readonly (keyof EventTypeMap[K] & string)[] };
 
 /** The fields `S` skips of event type K (never when S names none for K). */
-export type SkippedOf<S extends SkipFields, K extends EventType> = K extends keyof S
+type SkippedOf<S extends SkipFields, K extends EventType> = K extends keyof S
   ? S[K] extends readonly (infer F)[]
     ? F & keyof EventTypeMap[K]
     : never
@@ -209,9 +211,6 @@ interface CodecCore {
   idFor(type: EventType, topic: string): Promise<number>;
 }
 
-/** How a codec made here derives one with reduced readers (see codecSkipping). */
-const derivations = new WeakMap<EventCodec, (skip: SkipFields) => EventCodec>();
-
 /**
  * A codec that decodes events without `skip`'s fields (EventSkipping) and
  * encodes as `codec` does, sharing its schema ids. Each writer schema
@@ -221,12 +220,11 @@ const derivations = new WeakMap<EventCodec, (skip: SkipFields) => EventCodec>();
  * ClinicalEvent (the consumer's record type is one for every projection):
  * only code typed by EventSkipping<skip> (a read model declaring
  * ReadModel.skip) may read its events' data beyond what no list can skip.
- * A codec not made by createEventCodec (a test's fake) is returned as it
- * is: whole events are what the reduced ones are, plus fields nobody reads.
+ * A codec that cannot skip (no `skipping`, e.g. a test's fake) is returned
+ * as it is: whole events are what the reduced ones are, plus fields nobody reads.
  */
 export function codecSkipping(codec: EventCodec, skip: SkipFields): EventCodec {
-  const derive = derivations.get(codec);
-  return derive ? derive(skip) : codec;
+  return codec.skipping?.(skip) ?? codec;
 }
 
 function decodingCodec(core: CodecCore, readerOf: (type: EventType) => avsc.Type): EventCodec {
@@ -272,6 +270,8 @@ function decodingCodec(core: CodecCore, readerOf: (type: EventType) => avsc.Type
 
   return {
     encode: core.encode,
+    // Derived again (a runner given a derived codec): from the full reader, never reduced twice.
+    skipping: (skip) => decodingCodec(core, (type) => reducedReaderOf(type, skip[type] ?? [])),
     async decode(value) {
       const id = schemaIdOf(value);
       return read(id, ready.get(id) ?? (await resolverFor(id)), value);
@@ -328,13 +328,5 @@ export function createEventCodec(registry: RegistryClient, opts: CodecOptions = 
       return writer.write(avroTypeOf(event.type), id, event.data);
     },
   };
-  const derive = (skip: SkipFields): EventCodec => {
-    const derived = decodingCodec(core, (type) => reducedReaderOf(type, skip[type] ?? []));
-    // Derived again (a runner given a derived codec): from the full reader, never reduced twice.
-    derivations.set(derived, derive);
-    return derived;
-  };
-  const codec = decodingCodec(core, avroTypeOf);
-  derivations.set(codec, derive);
-  return codec;
+  return decodingCodec(core, avroTypeOf);
 }

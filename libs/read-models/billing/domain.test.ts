@@ -22,13 +22,13 @@ import {
   registered,
   resulted,
   rng,
+  syntheticEvents,
   transferred,
 } from '../../../test/support/hospital-day.js';
 import { coverage } from '../../../test/support/coverage-diagnosis.js';
 import { Draft } from '../../projections/store.js';
 import type { ClinicalEvent } from '../../events/index.js';
 import { withoutSkipped } from '../../../test/support/skipped-fields.js';
-import { syntheticEvents } from '../../../test/support/hospital-day.js';
 import {
   BILLING_SKIP,
   evolve,
