@@ -6,7 +6,7 @@
  * /proc), so that a noisy machine still shows which side each path costs.
  *
  *   npx tsx scripts/bench-replay-paths.ts [--events 200000] [--only portal] [--rounds 4]
- *     [--compare pipeline] [--path bulk] [--cpu-profile dir] [--gc] [--mix stays]
+ *     [--compare pipeline] [--path bulk] [--cpu-profile dir] [--gc] [--mix stays] [--prior-links 20000]
  *
  * `--mix stays` publishes the bench suite's stays (scripts/bench/events.ts:
  * five observations per result, ~1 kB an event) instead of the hospital-day
@@ -20,7 +20,9 @@
  * writes a V8 CPU profile of each replay (runner start until lag 0, not the
  * publishing before it) into dir, for `npm run bench:profile`. `--gc` adds
  * the garbage collections per 1,000 events (minor and major) and their
- * milliseconds.
+ * milliseconds. `--prior-links <n>` gives each build's read model n merges
+ * of patients outside the log before it starts, as one years old holds them
+ * (every transaction of the hospital-day log holds a merge).
  *
  * Uses KAFKA_BROKERS, SCHEMA_REGISTRY_URL, DATABASE_URL (defaults: the dev
  * stack); its topics, subjects and schemas are its own and removed after.
@@ -65,11 +67,13 @@ const { values } = parseArgs({
     'cpu-profile': { type: 'string' },
     gc: { type: 'boolean', default: false },
     mix: { type: 'string', default: 'hospital-day' },
+    'prior-links': { type: 'string', default: '0' },
   },
 });
 const cfg = loadConfig(z.object({ ...kafkaEnv, ...databaseEnv }));
 const N = Number(values.events);
 const ROUNDS = Number(values.rounds);
+const PRIOR_LINKS = Number(values['prior-links']);
 const ALL_PATHS =
   values.compare === 'pipeline'
     ? [
@@ -189,6 +193,13 @@ try {
       for (const path of r % 2 === 0 ? PATHS : [...PATHS].reverse()) {
         const schema = `${id}_${name}_${PATHS.indexOf(path)}_${r}`;
         await migrateProjection(db, schema, projection);
+        if (PRIOR_LINKS > 0) {
+          // Merges of patients outside the log, as a read model years old holds them.
+          await db.raw(
+            `insert into ??.patient_links (merged_id, survivor_id) select 'prior-' || g, 'prior-s-' || g from generate_series(1, ?::int) g`,
+            [schema, PRIOR_LINKS],
+          );
+        }
         const runner = createProjectionRunner({
           projection,
           schema,

@@ -141,6 +141,33 @@ describe('read model store (Postgres)', () => {
     },
   );
 
+  it('regression: a merge after 32,768 earlier ones still moves the retired patient (every link was sent as two bind parameters, past the 65,535 Postgres takes)', async () => {
+    // Given a read model whose history holds 40,000 merges of other patients
+    await ctx.db.raw(
+      `insert into ${portal()}.patient_links (merged_id, survivor_id)
+         select 'HX' || g, 'HS' || g from generate_series(1, 40000) g`,
+    );
+    await ctx.db.transaction((trx) =>
+      p.apply(
+        trx,
+        portal(),
+        [
+          registered('HA', 'A', 'A', 'ha', at(7)),
+          admitted('HA', 'HE1', 'inpatient', '4W', 'ha1', at(8)),
+          ordered('HA', 'HO1', 'HE1', 'cbc', 'stat', 'ho1', at(9)),
+        ].map(rec),
+      ),
+    );
+    // When one more merge is applied
+    await ctx.db.transaction((trx) => p.apply(trx, portal(), [rec(merged('HB', 'HA', 'hm1', at(10)))]));
+
+    // Then the retired patient's rows are the survivor's
+    const sr = await ctx.db.raw<{ rows: { patient_id: string; subject: string }[] }>(
+      `select patient_id, resource->'subject'->>'reference' as subject from ${portal()}.service_requests where order_id = 'HO1'`,
+    );
+    expect(sr.rows).toEqual([{ patient_id: 'HB', subject: 'Patient/HB' }]);
+  });
+
   it('regression: a merge committed while another instance writes the retired id does not strand that row (rebalance storm)', async () => {
     // The store's lock of this schema's merges (one bigint key: its low 32 bits are objid).
     const mergeLock = `select count(*)::int as n from pg_locks where locktype = 'advisory' and objsubid = 1

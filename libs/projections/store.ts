@@ -563,6 +563,30 @@ async function lockForMerges(trx: Knex.Transaction, schema: string, merging: boo
 }
 
 /**
+ * The patients whose rows a batch's new links move: those retired now, and
+ * those retired into them before (recursively, over the survivor index), so
+ * that a row left under an earlier retired id follows too. Not every link of
+ * the read model's history: a catch-up over years of merges would read and
+ * send them all with every merge (and past 32,767 links the statement no
+ * longer fit Postgres' bind parameters).
+ */
+async function movingIds(
+  trx: Knex.Transaction,
+  schema: string,
+  retired: readonly string[],
+): Promise<string[]> {
+  const { rows } = await trx.raw<{ rows: { id: string }[] }>(
+    `with recursive moving(id) as (
+       select unnest(?::text[])
+       union
+       select l.merged_id from ??.patient_links l join moving m on l.survivor_id = m.id
+     ) select id from moving`,
+    [sqlArray(retired), schema],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
  * Records merges first, then moves every row of a retired patient (and of
  * patients retired into it before) to the final survivor, one UPDATE per
  * table. Applying merges ahead of the rest of the batch is safe because the
@@ -585,16 +609,14 @@ async function applyMerges(
     .insert([...links].map(([merged_id, survivor_id]) => ({ merged_id, survivor_id })))
     .onConflict('merged_id')
     .merge();
-  // Every link, so that ids retired earlier into one retired now also move.
-  const all = await trx
-    .withSchema(schema)
-    .from('patient_links')
-    .select<LinkRow[]>('merged_id', 'survivor_id');
-  const map = new Map(all.map((r) => [r.merged_id, r.survivor_id]));
-  const pairs = [...map.keys()].map((old) => [old, rootOf(map, old)] as const).filter(([o, r]) => o !== r);
+  const moving = await movingIds(trx, schema, [...links.keys()]);
+  // Each one's final survivor, following the links on from it (merges can chain).
+  const forward = await loadLinks(trx, schema, moving);
+  const pairs = moving.map((old) => [old, rootOf(forward, old)] as const).filter(([o, r]) => o !== r);
   if (pairs.length === 0) return;
-  const values = pairs.map(() => '(?::text, ?::text)').join(', ');
-  const bindings = pairs.flat();
+  // Two array parameters, whatever the number of pairs.
+  const olds = sqlArray(pairs.map(([o]) => o));
+  const roots = sqlArray(pairs.map(([, r]) => r));
   for (const [name, spec] of Object.entries(tables)) {
     if (!spec.patientColumn) continue;
     const col = spec.patientColumn;
@@ -603,8 +625,8 @@ async function applyMerges(
         `, "${c}" = jsonb_set("${c}", '{${spec.subjectElement ?? 'subject'}}', jsonb_build_object('reference', 'Patient/' || v.root))`,
     );
     await trx.raw(
-      `update ??.?? as t set "${col}" = v.root${subjects.join('')} from (values ${values}) as v(old, root) where t."${col}" = v.old`,
-      [schema, name, ...bindings],
+      `update ??.?? as t set "${col}" = v.root${subjects.join('')} from unnest(?::text[], ?::text[]) as v(old, root) where t."${col}" = v.old`,
+      [schema, name, olds, roots],
     );
   }
 }
