@@ -1,11 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stackConfig } from '../libs/stack/index.js';
 import { consumerGroupLag, endOffsets, ensureTopics } from '../libs/kafka/admin.js';
 import { lagOf } from '../libs/projections/inspect.js';
 import { clinicalTopics } from '../libs/projections/topics.js';
 import { dropReadModel, readRegistry } from '../libs/projections/versions.js';
+import { BACKGROUND_NICE } from '../libs/service/runtime.js';
 import { patientRegistered } from './support/fixtures.js';
 import { createTestContext, eventually, type TestContext } from './support/harness.js';
 import { freePort, startProcess, type RunningProcess } from './support/processes.js';
@@ -134,6 +136,8 @@ describe('projector restarts under the same consumer group', () => {
     // Given a projector that has applied events (checkpointed in Postgres)
     await start();
     await ready('first start ready');
+    // (A projector started as a service yields the cores to the ingest adapters: CPU_NICE's default.)
+    expect(getPriority(proc!.child.pid)).toBe(BACKGROUND_NICE);
     await publish(40);
     await applied('40 events applied');
     const group = await groupId();

@@ -3,6 +3,7 @@ import { databaseEnv, schemaNameEnv, z } from '../config/index.js';
 import { OPERATOR_AUDIENCE } from '../http/operator.js';
 import { dlqTopicFor } from '../kafka/dlq.js';
 import { runService } from '../service/index.js';
+import { BACKGROUND_NICE, niceEnv } from '../service/runtime.js';
 import { producerMetricsHooks } from '../telemetry/metrics.js';
 import { BULK_MIN_EVENTS } from './runner.js';
 import type { ProjectorConfig, ProjectorDeps, ProjectorService } from './service.js';
@@ -18,6 +19,8 @@ function projectorEnv(defaultSchema: string) {
     CONSUMER_GROUP_PREFIX: z.string().optional(),
     // A transaction of at least this many events (only a consumer far behind the log forms one) writes by binary COPY.
     PROJECTION_BULK_MIN_EVENTS: z.coerce.number().int().min(1).default(BULK_MIN_EVENTS),
+    // Behind the ingest adapters on a shared host: a projector's lag is caught up later, an ACK is waited for.
+    CPU_NICE: niceEnv(BACKGROUND_NICE),
   };
 }
 

@@ -20,7 +20,7 @@ import {
 import { errorLabel } from '../lifecycle/startup.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, producerMetricsHooks, type HubMetrics } from '../telemetry/metrics.js';
-import { applyHeapSettings, heapInEffect, runtimeEnv } from './runtime.js';
+import { applyCpuPriority, applyHeapSettings, runtimeInEffect, runtimeEnv } from './runtime.js';
 
 /**
  * The one composition root of every service. A main.ts declares what is its
@@ -39,7 +39,8 @@ export const serviceEnv = {
   ...logEnv,
   ...startEnv,
   HTTP_HOST: httpEnv.HTTP_HOST,
-  // Heap sizes and consumer fetch sizes (runtime.ts): what keeps a service within its memory limit.
+  // Heap sizes and consumer fetch sizes (runtime.ts): what keeps a service within its memory limit;
+  // CPU_NICE: which services yield the cores first on a shared host.
   ...runtimeEnv,
 };
 
@@ -170,6 +171,7 @@ export async function runService<S extends z.ZodRawShape, X>(spec: ServiceSpec<S
   const logger = createLogger({ name: spec.name, level: shared.LOG_LEVEL });
   // Before any connection: the process may be replaced by one with these heap flags.
   applyHeapSettings(shared, logger);
+  applyCpuPriority(shared, logger);
   const closers: Closer[] = [];
   let parts: ServiceParts | undefined;
   const shutdown = installShutdown({
@@ -197,7 +199,7 @@ export async function runService<S extends z.ZodRawShape, X>(spec: ServiceSpec<S
     config: shared,
     producer: kit.producer,
     steps: parts.steps,
-    readyFields: () => ({ ...heapInEffect(), ...parts?.readyFields?.() }),
+    readyFields: () => ({ ...runtimeInEffect(), ...parts?.readyFields?.() }),
   });
 }
 

@@ -6,7 +6,10 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../config/index.js';
 import { serviceEnvSchema } from './index.js';
+import { createLogger } from '../telemetry/logger.js';
 import {
+  applyCpuPriority,
+  BACKGROUND_NICE,
   DEFAULT_FETCH_MAX_BYTES,
   DEFAULT_FETCH_PARTITION_MAX_BYTES,
   DEFAULT_HEAP_MB,
@@ -17,6 +20,7 @@ import {
   TSX_HEAP_MARGIN_MB,
   isServiceEntry,
   missingFlags,
+  niceEnv,
 } from './runtime.js';
 
 const spec = { port: 8099, env: {} };
@@ -45,6 +49,7 @@ describe('service kit: memory settings', () => {
       NODE_SEMI_SPACE_MB: DEFAULT_SEMI_SPACE_MB,
       KAFKA_FETCH_MAX_BYTES: DEFAULT_FETCH_MAX_BYTES,
       KAFKA_FETCH_PARTITION_MAX_BYTES: DEFAULT_FETCH_PARTITION_MAX_BYTES,
+      CPU_NICE: 0,
     });
   });
 
@@ -69,10 +74,72 @@ describe('service kit: memory settings', () => {
         NODE_SEMI_SPACE_MB: '-1',
         KAFKA_FETCH_MAX_BYTES: '1000',
         KAFKA_FETCH_PARTITION_MAX_BYTES: 'lots',
+        CPU_NICE: '20',
       }),
     ).toThrow(
-      /NODE_HEAP_MB[\s\S]*NODE_SEMI_SPACE_MB[\s\S]*KAFKA_FETCH_MAX_BYTES[\s\S]*KAFKA_FETCH_PARTITION_MAX_BYTES/,
+      /NODE_HEAP_MB[\s\S]*NODE_SEMI_SPACE_MB[\s\S]*KAFKA_FETCH_MAX_BYTES[\s\S]*KAFKA_FETCH_PARTITION_MAX_BYTES[\s\S]*CPU_NICE/,
     );
+    expect(() => loadConfig(serviceEnvSchema(spec), { CPU_NICE: '-5' })).toThrow(/CPU_NICE/);
+  });
+});
+
+describe('service kit: CPU niceness', () => {
+  const entry = '/app/dist/services/projector-portal/main.js';
+  function fakeOs(start: number, fail?: string) {
+    const calls: number[] = [];
+    let nice = start;
+    return {
+      calls,
+      get: () => nice,
+      set: (n: number) => {
+        calls.push(n);
+        if (fail) throw Object.assign(new Error('EACCES'), { code: fail });
+        nice = n;
+      },
+    };
+  }
+  function captured() {
+    const lines: string[] = [];
+    const logger = createLogger({
+      name: 'test',
+      level: 'warn',
+      destination: { write: (l: string) => lines.push(l) },
+    });
+    return { logger, lines };
+  }
+
+  it('given a service that folds the log (a projector, the matcher), then its default is BACKGROUND_NICE unless set', () => {
+    const background = { port: 8099, env: { CPU_NICE: niceEnv(BACKGROUND_NICE) } };
+    expect(BACKGROUND_NICE).toBe(10);
+    expect(loadConfig(serviceEnvSchema(background), {}).CPU_NICE).toBe(10);
+    expect(loadConfig(serviceEnvSchema(background), { CPU_NICE: '0' }).CPU_NICE).toBe(0);
+  });
+
+  it('given a service entry at another niceness, then it is set once; at the same one, nothing is called', () => {
+    const os = fakeOs(0);
+    applyCpuPriority({ CPU_NICE: 10 }, captured().logger, os, entry);
+    expect(os.calls).toEqual([10]);
+    applyCpuPriority({ CPU_NICE: 10 }, captured().logger, os, entry);
+    expect(os.calls).toEqual([10]);
+  });
+
+  it('given a test runner calling runService in its own process, then its niceness is left alone', () => {
+    const os = fakeOs(0);
+    applyCpuPriority(
+      { CPU_NICE: 10 },
+      captured().logger,
+      os,
+      '/work/node_modules/vitest/dist/workers/forks.js',
+    );
+    expect(os.calls).toEqual([]);
+  });
+
+  it('given a niceness below the current one without the privilege, then a warning names both and the service runs on', () => {
+    const os = fakeOs(5, 'EACCES');
+    const { logger, lines } = captured();
+    expect(() => applyCpuPriority({ CPU_NICE: 0 }, logger, os, entry)).not.toThrow();
+    const warning = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
+    expect(warning).toMatchObject({ wanted: 0, current: 5, code: 'EACCES' });
   });
 });
 

@@ -8,7 +8,7 @@
 // Memory (scenario 5) is read from /proc while this runs.
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -679,12 +679,24 @@ function closedFigures(n: number, ph: PhaseResult, a: LatencySummary, v: Latency
   ];
 }
 
+/** " (nice n)" for a running process, "" once it is gone. */
+function niceLabel(pid: number): string {
+  try {
+    return ` (nice ${getPriority(pid)})`;
+  } catch {
+    return '';
+  }
+}
+
 /** Notes, log line and figures of one closed-loop phase. */
 function reportClosed(r: Hl7Run, n: number, ph: PhaseResult): void {
   const { hub, nul } = ph;
   const rate = hub.messages / hub.seconds;
   // Cores each process kept busy during the hub slices: which one is the hottest.
-  const busy = hub.cpu.map((c) => `${c.child.name} ${(c.seconds / hub.seconds).toFixed(2)}`);
+  // With each service's niceness (CPU_NICE): on two shared cores, who yields first shapes these figures.
+  const busy = hub.cpu.map(
+    (c) => `${c.child.name} ${(c.seconds / hub.seconds).toFixed(2)}${niceLabel(c.child.pid)}`,
+  );
   busy.push(`load generator ${(hub.ownCpu / hub.seconds).toFixed(2)}`);
   r.notes.push(`${n} connections closed loop, CPU cores busy: ${busy.join(', ')}.`);
   if (ph.pairs.length > 1) r.notes.push(pairNote(`${n} connections closed loop`, ph, ['rate', 'p50', 'p99']));

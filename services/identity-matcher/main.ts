@@ -7,7 +7,7 @@ import { DEFAULT_WEIGHTS } from '../../libs/identity/matching/index.js';
 import { IDENTITY_SCHEMA } from '../../libs/identity/store.js';
 import { dlqTopicFor } from '../../libs/kafka/dlq.js';
 import { eventPublisher, runService } from '../../libs/service/index.js';
-import { heapEnv, semiSpaceEnv } from '../../libs/service/runtime.js';
+import { BACKGROUND_NICE, heapEnv, niceEnv, semiSpaceEnv } from '../../libs/service/runtime.js';
 import { buildIdentityMatcherService } from './app.js';
 
 await runService({
@@ -40,6 +40,8 @@ await runService({
     // 128/8: 233 MiB under the highest load measured (scripts/bench-memory.ts), no slower per event.
     NODE_HEAP_MB: heapEnv(128),
     NODE_SEMI_SPACE_MB: semiSpaceEnv(8),
+    // Behind the ingest adapters on a shared host, as the projectors: its lag is caught up later.
+    CPU_NICE: niceEnv(BACKGROUND_NICE),
   },
   // Its topics (with the deployment's suffix) and publish metrics, as every service that publishes events.
   producer: eventPublisher,
