@@ -178,6 +178,17 @@ const PORTAL_MIGRATIONS: readonly Migration[] = [
     },
   },
   ...CLINICAL_MIGRATIONS,
+  {
+    // 0111's (patient_id, date_at) indexes serve every lookup by patient_id
+    // (a B-tree's leading column: the API's reads, a merge's moves), so the
+    // patient_id indexes of 0101 were a fourth and fifth index to write per
+    // row for nothing. Measured in docs/benchmarks.md (issue 23, sixth session).
+    name: '0121_portal_drop_redundant_patient_indexes',
+    async up(knex: Knex, schema: string) {
+      for (const [table] of DATE_PATHS)
+        await knex.raw('drop index if exists ??.??', [schema, `${table}_patient_id_index`]);
+    },
+  },
 ];
 
 export function portalModel(topics: readonly string[] = clinicalTopics()): ReadModel<PortalTables> {
