@@ -62,13 +62,12 @@ export function semiSpaceEnv(defaultMb: number = DEFAULT_SEMI_SPACE_MB) {
  * Why the services that fold the log into state default to 10 (niceness
  * only matters when the cores are saturated): an MLLP sender waits for each
  * ACK and times out, while a projector behind the log loses nothing and
- * catches up in larger, cheaper transactions. Measured on the 2-core VM
- * (`BENCH_SECONDS=6 npm run bench:hl7`, two runs each way, alternating):
- * the projectors at 10 against 0 took the 32-connection ratio to the null
- * listener from 0.35/0.35 to 0.40/0.39 and the open-loop ACK p99 (median of
- * slices) from 23.9/27.3 to 16.4/12.7 ms, at 145-171 ms instead of 89-112
- * ms of ingest-to-visible p99. On Kubernetes the pods' CPU requests weigh
- * containers against each other (deploy/k8s: adapters 500m, projectors 250m);
+ * catches up later. Measured on the 2-core VM (`BENCH_SECONDS=6 npm run
+ * bench:hl7`, five runs each way, alternated; docs/benchmarks.md, issue 23,
+ * sixth session): the 32-connection ratio to the null listener 0.39 against
+ * 0.35 (medians), for an ingest-to-visible p99 that trails by tens to
+ * hundreds of milliseconds more during the burst. On Kubernetes the pods'
+ * CPU requests weigh containers against each other (deploy/k8s: adapters 500m, projectors 250m);
  * niceness orders processes within one container or host.
  */
 export function niceEnv(defaultNice = 0) {

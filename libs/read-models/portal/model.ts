@@ -181,8 +181,8 @@ const PORTAL_MIGRATIONS: readonly Migration[] = [
   {
     // 0111's (patient_id, date_at) indexes serve every lookup by patient_id
     // (a B-tree's leading column: the API's reads, a merge's moves), so the
-    // patient_id indexes of 0101 were a fourth and fifth index to write per
-    // row for nothing. Measured in docs/benchmarks.md (issue 23, sixth session).
+    // patient_id indexes of 0101 were one index more to write per row for
+    // nothing. Measured in docs/benchmarks.md (issue 23, sixth session).
     name: '0121_portal_drop_redundant_patient_indexes',
     async up(knex: Knex, schema: string) {
       for (const [table] of DATE_PATHS)
