@@ -67,8 +67,9 @@ export function semiSpaceEnv(defaultMb: number = DEFAULT_SEMI_SPACE_MB) {
  * sixth session): the 32-connection ratio to the null listener 0.39 against
  * 0.35 (medians), for an ingest-to-visible p99 that trails by tens to
  * hundreds of milliseconds more during the burst. On Kubernetes the pods'
- * CPU requests weigh containers against each other (deploy/k8s: adapters 500m, projectors 250m);
- * niceness orders processes within one container or host.
+ * CPU requests weigh containers against each other (deploy/k8s: adapters
+ * 500m, projectors 250m); niceness orders processes within one container
+ * or host.
  */
 export function niceEnv(defaultNice = 0) {
   return z.coerce.number().int().min(0).max(19).default(defaultNice);
@@ -199,7 +200,7 @@ export function applyCpuPriority(
   }
 }
 
-/** The heap and niceness in effect, for the ready line: what an operator compares the container's memory limit with. */
+/** The heap and niceness in effect, for the ready line: the heap is what an operator compares the container's memory limit with. */
 export function runtimeInEffect(): { heapLimitMiB: number; nice: number } {
   return { heapLimitMiB: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20), nice: getPriority(0) };
 }
