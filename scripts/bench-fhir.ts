@@ -155,8 +155,10 @@ async function startSide(
       () => false,
     ))
   ) {
-    if (child.exitCode !== null || Date.now() > deadline)
-      throw new Error(`adapter-fhir ${name} did not start`);
+    if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline)
+      throw new Error(
+        `adapter-fhir ${name} did not start (${child.signalCode ?? `exit code ${child.exitCode ?? 'none: still starting'}`})`,
+      );
     await new Promise((r) => setTimeout(r, 200));
   }
   return { name, base, pid: child.pid ?? 0, child };
@@ -230,8 +232,11 @@ async function bundleRun(): Promise<void> {
   ]);
   await registerAllSchemas(registry, { topicFor });
   const auth = await localIngestAuth();
-  const sides = [await startSide('a', values.a), await startSide('b', values.b, bEnv)];
+  // Filled one at a time so that a side that fails to start does not leave the other running.
+  const sides: Side[] = [];
   try {
+    sides.push(await startSide('a', values.a));
+    sides.push(await startSide('b', values.b, bEnv));
     const types: BundleType[] =
       values.type === 'both' ? ['batch', 'transaction'] : [values.type as BundleType];
     const n = Number(values['bundles-per-slice']);
@@ -264,6 +269,7 @@ async function bundleRun(): Promise<void> {
       process.stdout.write(`  ${s.name}: peak RSS ${(await peakRssMb(s.pid)).toFixed(0)} MB\n`);
   } finally {
     for (const s of sides) {
+      if (s.child.exitCode !== null || s.child.signalCode !== null) continue;
       s.child.kill('SIGTERM');
       await once(s.child, 'exit');
     }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stackConfig } from '../libs/stack/index.js';
@@ -61,6 +61,7 @@ describe('projector restarts under the same consumer group', () => {
       CONSUMER_GROUP_PREFIX: groupPrefix,
       HTTP_PORT: String(port),
       LOG_LEVEL: 'warn',
+      NODE_HEAP_GROWING_PERCENT: '50',
     });
     return proc;
   }
@@ -138,6 +139,10 @@ describe('projector restarts under the same consumer group', () => {
     await ready('first start ready');
     // (A projector started as a service yields the cores to the ingest adapters: CPU_NICE's default.)
     expect(getPriority(proc!.child.pid)).toBe(BACKGROUND_NICE);
+    // (And it re-executed itself with its heap settings, NODE_HEAP_GROWING_PERCENT among them.)
+    const args = readFileSync(`/proc/${proc!.child.pid}/cmdline`, 'utf8').split('\0');
+    expect(args).toContain('--heap-growing-percent=50');
+    expect(args.some((a) => a.startsWith('--max-old-space-size='))).toBe(true);
     await publish(40);
     await applied('40 events applied');
     const group = await groupId();

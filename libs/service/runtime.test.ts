@@ -36,11 +36,13 @@ describe('service kit: memory settings', () => {
     expect(runsThroughTsx(tsx)).toBe(true);
     expect(runsThroughTsx(['--enable-source-maps'])).toBe(false);
     expect(runsThroughTsx(['--import', './not-tsx-loader.mjs'])).toBe(false);
-    const c = { NODE_HEAP_MB: 160, NODE_SEMI_SPACE_MB: 16 };
+    const c = { NODE_HEAP_MB: 160, NODE_SEMI_SPACE_MB: 16, NODE_HEAP_GROWING_PERCENT: 0 };
     expect(heapFlags(c, TSX_HEAP_MARGIN_MB)[0]).toBe(`--max-old-space-size=${160 + TSX_HEAP_MARGIN_MB}`);
     expect(heapFlags(c)[0]).toBe('--max-old-space-size=160');
     // 0 stays "V8 decides", margin or not.
-    expect(heapFlags({ NODE_HEAP_MB: 0, NODE_SEMI_SPACE_MB: 0 }, TSX_HEAP_MARGIN_MB)).toEqual([]);
+    expect(
+      heapFlags({ NODE_HEAP_MB: 0, NODE_SEMI_SPACE_MB: 0, NODE_HEAP_GROWING_PERCENT: 0 }, TSX_HEAP_MARGIN_MB),
+    ).toEqual([]);
   });
 
   it('given nothing set, then every service gets the measured heap and fetch defaults', () => {
@@ -49,6 +51,7 @@ describe('service kit: memory settings', () => {
       NODE_SEMI_SPACE_MB: DEFAULT_SEMI_SPACE_MB,
       KAFKA_FETCH_MAX_BYTES: DEFAULT_FETCH_MAX_BYTES,
       KAFKA_FETCH_PARTITION_MAX_BYTES: DEFAULT_FETCH_PARTITION_MAX_BYTES,
+      NODE_HEAP_GROWING_PERCENT: 0,
       CPU_NICE: 0,
     });
   });
@@ -65,6 +68,22 @@ describe('service kit: memory settings', () => {
     const cfg = loadConfig(serviceEnvSchema(spec), asText);
     expect(cfg).toMatchObject(given);
     expect(heapFlags(cfg)).toEqual(['--max-semi-space-size=8']);
+  });
+
+  it('given NODE_HEAP_GROWING_PERCENT, then the old space may grow by that much between full collections; a process without it is re-executed', () => {
+    const cfg = loadConfig(serviceEnvSchema(spec), { NODE_HEAP_GROWING_PERCENT: '100' });
+    const flags = heapFlags(cfg);
+    expect(flags).toEqual([
+      '--max-old-space-size=160',
+      '--heap-growing-percent=100',
+      '--max-semi-space-size=16',
+    ]);
+    expect(missingFlags(['--max-old-space-size=160', '--max-semi-space-size=16'], flags)).toEqual([
+      '--heap-growing-percent=100',
+    ]);
+    expect(() => loadConfig(serviceEnvSchema(spec), { NODE_HEAP_GROWING_PERCENT: '1000' })).toThrow(
+      /NODE_HEAP_GROWING_PERCENT/,
+    );
   });
 
   it('given a heap too small to start, a negative size or a tiny fetch, then each is named', () => {
@@ -144,7 +163,7 @@ describe('service kit: CPU niceness', () => {
 });
 
 describe('service kit: applying the heap flags', () => {
-  const flags = heapFlags({ NODE_HEAP_MB: 160, NODE_SEMI_SPACE_MB: 16 });
+  const flags = heapFlags({ NODE_HEAP_MB: 160, NODE_SEMI_SPACE_MB: 16, NODE_HEAP_GROWING_PERCENT: 0 });
 
   it('asks for the old-space and semi-space caps', () => {
     expect(flags).toEqual(['--max-old-space-size=160', '--max-semi-space-size=16']);
