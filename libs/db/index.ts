@@ -95,6 +95,15 @@ export interface Migration {
  * Runs a projection's migrations inside its own schema, with its own
  * migration table there, so that schemas (and rebuild versions) are
  * independent and dropping a schema removes everything of it.
+ *
+ * Several processes migrate one schema when they start together (the API
+ * and the identity-matcher share the identity schema; replicas share
+ * theirs). Neither `create schema if not exists` nor knex's creation of its
+ * migration tables (a look, then a create) is safe against a concurrent
+ * twin: the loser fails with 23505 or 42P07 and the service does not start.
+ * So the whole run is one transaction under an advisory lock on the schema's
+ * name: the second process waits, then finds everything applied. Postgres
+ * DDL is transactional, so a failed migration also leaves nothing half-made.
  */
 export async function migrateSchema(
   knex: Knex,
@@ -102,8 +111,19 @@ export async function migrateSchema(
   migrations: readonly Migration[],
 ): Promise<string[]> {
   assertSqlIdentifier(schema);
-  await knex.raw('create schema if not exists ??', [schema]);
-  const [batchNo, applied] = (await knex.migrate.latest({
+  return knex.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`hub_migrations:${schema}`]);
+    await trx.raw('create schema if not exists ??', [schema]);
+    return runMigrations(trx, schema, migrations);
+  });
+}
+
+async function runMigrations(
+  trx: Knex.Transaction,
+  schema: string,
+  migrations: readonly Migration[],
+): Promise<string[]> {
+  const [batchNo, applied] = (await trx.migrate.latest({
     schemaName: schema,
     tableName: 'knex_migrations',
     migrationSource: {
