@@ -102,19 +102,35 @@ export interface Migration {
  * migration tables (a look, then a create) is safe against a concurrent
  * twin: the loser fails with 23505 or 42P07 and the service does not start.
  * So the whole run is one transaction under an advisory lock on the schema's
- * name: the second process waits, then finds everything applied. Postgres
- * DDL is transactional, so a failed migration also leaves nothing half-made.
+ * name (ddlUnderLock): the second process waits, then finds everything
+ * applied. Postgres DDL is transactional, so a failed migration also leaves
+ * nothing half-made, the schema included.
  */
 export async function migrateSchema(
   knex: Knex,
   schema: string,
   migrations: readonly Migration[],
 ): Promise<string[]> {
+  return ddlUnderLock(knex, schema, (trx) => runMigrations(trx, schema, migrations));
+}
+
+/**
+ * Creates `schema` if it is missing and runs `ddl` in the same transaction,
+ * under a transaction-level advisory lock on the schema's name: how every
+ * "create if missing" of the hub's own tables is done, because two
+ * processes doing it at once otherwise collide in Postgres's catalog
+ * (23505, 42P06, 42P07) although each asked for "if not exists".
+ */
+export async function ddlUnderLock<T>(
+  knex: Knex,
+  schema: string,
+  ddl: (trx: Knex.Transaction) => Promise<T>,
+): Promise<T> {
   assertSqlIdentifier(schema);
   return knex.transaction(async (trx) => {
-    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`hub_migrations:${schema}`]);
+    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`hub_ddl:${schema}`]);
     await trx.raw('create schema if not exists ??', [schema]);
-    return runMigrations(trx, schema, migrations);
+    return ddl(trx);
   });
 }
 

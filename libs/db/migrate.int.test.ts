@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { endpoints, uniqueId } from '../../test/support/harness.js';
-import { createDb, dropSchema, migrateSchema, type Knex, type Migration } from './index.js';
+import { createDb, ddlUnderLock, dropSchema, migrateSchema, type Knex, type Migration } from './index.js';
 
 const table = (name: string): Migration => ({
   name: `create_${name}`,
@@ -86,5 +86,19 @@ describe('migrateSchema against the real Postgres', () => {
     const schema = freshSchema();
     expect(await migrateSchema(db, schema, [table('records')])).toEqual(['create_records']);
     expect(await migrateSchema(db, schema, [table('records')])).toEqual([]);
+  });
+
+  it('given two processes creating one table "if not exists" at once, then both succeed (ddlUnderLock)', async () => {
+    // The projection registry and the dead-letter state table are made this way.
+    const [a, b] = [pool(5), pool(5)];
+    for (let round = 0; round < 5; round += 1) {
+      const schema = freshSchema();
+      const create = (db: Knex) =>
+        ddlUnderLock(db, schema, (trx) =>
+          trx.raw('create table if not exists ??.state (id text primary key)', [schema]),
+        );
+      await Promise.all([create(a), create(b)]);
+      expect(await tablesOf(a, schema)).toEqual(['state']);
+    }
   });
 });

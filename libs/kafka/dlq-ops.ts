@@ -2,7 +2,7 @@ import type { AuditEvent } from '@medplum/fhirtypes';
 import { randomUUID } from 'node:crypto';
 import { buildOperatorAuditEvent } from '../audit/event.js';
 import { createAuditSink, ensureAuditTopic } from '../audit/topic.js';
-import { assertSqlIdentifier, toDbError, type Knex } from '../db/index.js';
+import { ddlUnderLock, toDbError, type Knex } from '../db/index.js';
 import { HubError, isHubError } from '../errors/index.js';
 import type { KafkaClient } from './client.js';
 import { parseDeadLetter, redriveRecord, type DeadLetterInfo } from './dlq.js';
@@ -84,10 +84,9 @@ function dbUnavailable(err: unknown): never {
 }
 
 export async function ensureStateTable(db: Knex, schema: string): Promise<void> {
-  assertSqlIdentifier(schema);
-  await db.raw('create schema if not exists ??', [schema]);
-  await db.raw(
-    `create table if not exists ??.?? (
+  await ddlUnderLock(db, schema, (trx) =>
+    trx.raw(
+      `create table if not exists ??.?? (
        dlq_topic text not null,
        dlq_partition integer not null,
        dlq_offset bigint not null,
@@ -97,7 +96,8 @@ export async function ensureStateTable(db: Knex, schema: string): Promise<void> 
        target_topic text,
        at timestamptz not null default now(),
        primary key (dlq_topic, dlq_partition, dlq_offset))`,
-    [schema, DLQ_STATE_TABLE],
+      [schema, DLQ_STATE_TABLE],
+    ),
   );
 }
 

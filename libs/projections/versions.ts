@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { assertSqlIdentifier } from '../db/index.js';
+import { assertSqlIdentifier, ddlUnderLock } from '../db/index.js';
 import { HubError } from '../errors/index.js';
 import { migrateProjection, type Projection } from './runner.js';
 
@@ -48,26 +48,17 @@ const ensured = new WeakSet<Knex>();
 
 export async function ensureRegistry(db: Knex): Promise<void> {
   if (ensured.has(db)) return;
-  // Concurrent first starts (tests, several projectors) race on "if not exists".
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await db.raw(`create schema if not exists ${REGISTRY_SCHEMA}`);
-      await db.raw(`create table if not exists ${REGISTRY_SCHEMA}.registry (
+  await ddlUnderLock(db, REGISTRY_SCHEMA, (trx) =>
+    trx.raw(`create table if not exists ${REGISTRY_SCHEMA}.registry (
         stable text primary key,
         projection text not null,
         active_schema text not null,
         version integer not null,
         serving_schema text,
         serving_at timestamptz,
-        switched_at timestamptz not null default now())`);
-      ensured.add(db);
-      return;
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (attempt < 3 && (code === '23505' || code === '42P06' || code === '42P07')) continue;
-      throw err;
-    }
-  }
+        switched_at timestamptz not null default now())`),
+  );
+  ensured.add(db);
 }
 
 export async function readRegistry(db: Knex, stable: string): Promise<RegistryRow | undefined> {
