@@ -6,13 +6,16 @@
  * /proc), so that a noisy machine still shows which side each path costs.
  *
  *   npx tsx scripts/bench-replay-paths.ts [--events 200000] [--only portal] [--rounds 4]
- *     [--compare pipeline] [--path bulk] [--cpu-profile dir] [--gc] [--mix stays] [--prior-links 20000]
+ *     [--compare pipeline|fetch] [--fetch-bytes n] [--path bulk] [--cpu-profile dir] [--gc] [--mix stays] [--prior-links 20000]
  *
  * `--mix stays` publishes the bench suite's stays (scripts/bench/events.ts:
  * five observations per result, ~1 kB an event) instead of the hospital-day
  * synthetic log (~290 bytes an event). Each replay's runner CPU is also
  * printed on its own line (`round r ...`): the first replay of a process
  * runs cold, so an A/B of two trees can compare the later rounds alone.
+ * `--compare fetch` pairs the bulk path with fetches capped as a
+ * service's default KAFKA_FETCH_MAX_BYTES caps them (4 MiB) against
+ * `--fetch-bytes` (default 2 MiB), per partition at most 2 MiB either way.
  * `--compare pipeline` pairs the bulk path applied one fetch ahead (the
  * default) with the bulk path applied fetch by fetch, instead of the paths.
  * `--path <name>` runs only that one of the pair (an A/B of two trees runs
@@ -40,6 +43,7 @@ import { createDb, dropSchema } from '../libs/db/index.js';
 import { createEventCodec } from '../libs/events/codec.js';
 import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
 import { createRegistryClient } from '../libs/events/registry.js';
+import { DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_PARTITION_MAX_BYTES } from '../libs/service/runtime.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
 import { createEventProducer } from '../libs/kafka/producer.js';
 import { lagOf } from '../libs/projections/inspect.js';
@@ -68,22 +72,36 @@ const { values } = parseArgs({
     gc: { type: 'boolean', default: false },
     mix: { type: 'string', default: 'hospital-day' },
     'prior-links': { type: 'string', default: '0' },
+    'fetch-bytes': { type: 'string', default: String(DEFAULT_FETCH_MAX_BYTES / 2) },
   },
 });
 const cfg = loadConfig(z.object({ ...kafkaEnv, ...databaseEnv }));
 const N = Number(values.events);
 const ROUNDS = Number(values.rounds);
 const PRIOR_LINKS = Number(values['prior-links']);
-const ALL_PATHS =
+const FETCH_BYTES = Number(values['fetch-bytes']);
+interface ReplayPath {
+  name: string;
+  bulkMinEvents: number;
+  pipeline: boolean;
+  /** A fetch's cap over all partitions, as a service's KAFKA_FETCH_MAX_BYTES sets it; the runner's own without. */
+  fetchMaxBytes?: number;
+}
+const ALL_PATHS: ReplayPath[] =
   values.compare === 'pipeline'
     ? [
         { name: 'serial', bulkMinEvents: 1000, pipeline: false },
         { name: 'pipelined', bulkMinEvents: 1000, pipeline: true },
       ]
-    : [
-        { name: 'per-event', bulkMinEvents: Number.POSITIVE_INFINITY, pipeline: true },
-        { name: 'bulk', bulkMinEvents: 1000, pipeline: true },
-      ];
+    : values.compare === 'fetch'
+      ? [
+          { name: 'default', bulkMinEvents: 1000, pipeline: true, fetchMaxBytes: DEFAULT_FETCH_MAX_BYTES },
+          { name: 'fetch', bulkMinEvents: 1000, pipeline: true, fetchMaxBytes: FETCH_BYTES },
+        ]
+      : [
+          { name: 'per-event', bulkMinEvents: Number.POSITIVE_INFINITY, pipeline: true },
+          { name: 'bulk', bulkMinEvents: 1000, pipeline: true },
+        ];
 const PATHS = values.path ? ALL_PATHS.filter((p) => p.name === values.path) : ALL_PATHS;
 if (PATHS.length === 0)
   throw new Error(`unknown path ${values.path}; one of ${ALL_PATHS.map((p) => p.name).join(', ')}`);
@@ -91,6 +109,13 @@ const id = `paths_${randomBytes(3).toString('hex')}`;
 const logger = createLogger({ name: 'bench-replay-paths', level: 'error' });
 const kafka = createKafkaClient({ brokers: cfg.KAFKA_BROKERS, clientId: id, logger });
 const registry = createRegistryClient(cfg.SCHEMA_REGISTRY_URL);
+const kafkaFetching = (maxBytes: number) =>
+  createKafkaClient({
+    brokers: cfg.KAFKA_BROKERS,
+    clientId: id,
+    logger,
+    fetchLimits: { maxBytes, maxBytesPerPartition: Math.min(maxBytes, DEFAULT_FETCH_PARTITION_MAX_BYTES) },
+  });
 const topic = (n: string) => `${n}.${id}`;
 const topicFor = (t: EventType) => topic(EVENT_CONTRACTS[t].topic);
 const codec = createEventCodec(registry);
@@ -205,7 +230,7 @@ try {
           schema,
           groupId: `hub.bench.${schema}`,
           db,
-          kafka,
+          kafka: path.fetchMaxBytes === undefined ? kafka : kafkaFetching(path.fetchMaxBytes),
           codec,
           producer,
           dlqTopic: dlq,

@@ -35,6 +35,22 @@ export interface KafkaClientOptions {
   fetchLimits?: FetchLimits | undefined;
 }
 
+/**
+ * A grouping consumer's fetch cap over all its partitions, when the client
+ * sets none, and the default of every service's KAFKA_FETCH_MAX_BYTES
+ * (libs/service/runtime.ts). The partitions of such a fetch are decoded
+ * together and held until their transaction ends, so the cap bounds a
+ * projector's memory in a catch-up. 2 MiB, not the earlier 4: in the memory
+ * benchmark (scripts/bench-memory.ts, 8 runs alternated, 2-core VM) the
+ * highest service of a run peaked at 215-220 MiB against 222-242 (portal
+ * 202-210 against 211-242), and a 200,000-event replay was no slower
+ * (scripts/bench-replay-paths.ts --compare fetch: events/s 1.00 portal,
+ * 1.09 billing, 1.07 analytics; docs/benchmarks.md, issue 23, ninth session).
+ */
+export const GROUPED_FETCH_MAX_BYTES = 2 * 1024 * 1024;
+/** Per partition of a fetch, likewise: above kafkajs' 1 MiB so that a replay commits fewer, larger transactions. */
+export const FETCH_PARTITION_MAX_BYTES = 2 * 1024 * 1024;
+
 /** How much one fetch may bring, over all its partitions and per partition. */
 export interface FetchLimits {
   maxBytes: number;

@@ -51,13 +51,13 @@ describe('consumer runner: fetch sizes', () => {
     expect(await configOf(limits, { handleGroup: () => Promise.resolve() })).toMatchObject(limits);
   });
 
-  it('given a client without limits, then the runner keeps its own (4 MiB grouped, 10 MiB alone, 2 MiB per partition)', async () => {
+  it('given a client without limits, then the runner keeps its own (2 MiB grouped, 10 MiB alone, 2 MiB per partition)', async () => {
     expect(await configOf(null)).toMatchObject({
       maxBytes: 10 * 1024 * 1024,
       maxBytesPerPartition: 2 * 1024 * 1024,
     });
     expect(await configOf(null, { handleGroup: () => Promise.resolve() })).toMatchObject({
-      maxBytes: 4 * 1024 * 1024,
+      maxBytes: 2 * 1024 * 1024,
     });
   });
 });

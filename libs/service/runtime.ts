@@ -1,6 +1,7 @@
 import { getPriority, setPriority } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { z } from '../config/index.js';
+import { FETCH_PARTITION_MAX_BYTES, GROUPED_FETCH_MAX_BYTES } from '../kafka/client.js';
 import type { Logger } from '../telemetry/logger.js';
 
 /**
@@ -33,10 +34,10 @@ import type { Logger } from '../telemetry/logger.js';
 export const DEFAULT_HEAP_MB = 160;
 /** Semi-space cap in MiB: the young generation is two of them. */
 export const DEFAULT_SEMI_SPACE_MB = 16;
-/** A consumer fetch: the cap the projectors' catch-up was measured with (4 MiB: 327-342 MiB RSS; 10 MiB: 432-466 MiB). */
-export const DEFAULT_FETCH_MAX_BYTES = 4 * 1024 * 1024;
+/** A consumer fetch over all its partitions: the runner's own cap (2 MiB; why: GROUPED_FETCH_MAX_BYTES). */
+export const DEFAULT_FETCH_MAX_BYTES = GROUPED_FETCH_MAX_BYTES;
 /** Per partition of a fetch: above kafkajs' 1 MiB so that a replay commits fewer, larger transactions. */
-export const DEFAULT_FETCH_PARTITION_MAX_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_FETCH_PARTITION_MAX_BYTES = FETCH_PARTITION_MAX_BYTES;
 
 /** NODE_HEAP_MB with a service's own default: 0 leaves the old space to V8 (and NODE_OPTIONS). */
 export function heapEnv(defaultMb: number = DEFAULT_HEAP_MB) {

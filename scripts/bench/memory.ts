@@ -37,6 +37,9 @@ export interface ServiceMemory {
   /** V8's spaces and external memory (MiB) after the last phase, from the service's /metrics: what the RSS is made of. */
   heap: Record<string, number>;
   heapIdle: Record<string, number>;
+  /** The same, read right after the sample that gave the run's highest VmRSS. */
+  heapAtPeak: Record<string, number>;
+  rssAtPeakMiB: number;
   /** CPU seconds the service used in each phase (with its 5 s tail): what smaller heaps cost in GC. */
   cpuSeconds: Record<MemoryPhase, number>;
 }
@@ -185,8 +188,22 @@ export async function heapOf(base: string): Promise<Record<string, number>> {
   return out;
 }
 
-/** Samples every child's VmRSS every 0.5 s into `peaks` until stopped. */
-function sampler(children: readonly ServiceChild[]): { stop(): Promise<Map<string, number>> } {
+/** A service's highest VmRSS over the whole run, and its heap as read right after that sample. */
+interface AtPeak {
+  rssMiB: number;
+  heap: Record<string, number>;
+}
+
+/**
+ * Samples every child's VmRSS every 0.5 s into `peaks` until stopped; at a
+ * service's new highest RSS of the run, its heap is read at once into
+ * `atPeak` (what the peak is made of: V8's heap or memory outside it).
+ */
+function sampler(
+  children: readonly ServiceChild[],
+  heapOfChild: (name: string) => Promise<Record<string, number>>,
+  atPeak: Map<string, AtPeak>,
+): { stop(): Promise<Map<string, number>> } {
   const peaks = new Map<string, number>();
   let running = true;
   const loop = (async () => {
@@ -194,6 +211,8 @@ function sampler(children: readonly ServiceChild[]): { stop(): Promise<Map<strin
       for (const c of children) {
         const v = await c.rssMiB().catch(() => 0);
         peaks.set(c.name, Math.max(peaks.get(c.name) ?? 0, v));
+        if (v > (atPeak.get(c.name)?.rssMiB ?? 0))
+          atPeak.set(c.name, { rssMiB: v, heap: await heapOfChild(c.name).catch(() => ({})) });
       }
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -311,13 +330,14 @@ export async function measureMemory(env: BenchEnv, o: MemoryOptions): Promise<Me
     const fhirBase = `http://127.0.0.1:${ports.get('adapter-fhir')}`;
     const peaks = {} as Record<MemoryPhase, Map<string, number>>;
     const phases = {} as Record<MemoryPhase, string>;
+    const atPeak = new Map<string, AtPeak>();
     const cpu = new Map<string, Partial<Record<MemoryPhase, number>>>(children.map((c) => [c.name, {}]));
     const cpuNow = async () =>
       new Map(await Promise.all(children.map(async (c) => [c.name, await cpuSecondsOf(c.pid)] as const)));
     const run = async (phase: MemoryPhase, load: () => Promise<string>) => {
       env.log(`memory: ${phase}`);
       const before = await cpuNow();
-      const s = sampler(children);
+      const s = sampler(children, (name) => heapOf(`http://127.0.0.1:${ports.get(name)}`), atPeak);
       phases[phase] = await load();
       // The consumers behind the adapters catch up after the load: their peak can come then.
       await new Promise((r) => setTimeout(r, 5000));
@@ -353,6 +373,8 @@ export async function measureMemory(env: BenchEnv, o: MemoryOptions): Promise<Me
         >,
         heap: heaps.get(c.name) ?? {},
         heapIdle: heapIdle.get(c.name) ?? {},
+        heapAtPeak: atPeak.get(c.name)?.heap ?? {},
+        rssAtPeakMiB: atPeak.get(c.name)?.rssMiB ?? NaN,
         cpuSeconds: Object.fromEntries(MEMORY_PHASES.map((p) => [p, cpu.get(c.name)?.[p] ?? NaN])) as Record<
           MemoryPhase,
           number
@@ -365,6 +387,12 @@ export async function measureMemory(env: BenchEnv, o: MemoryOptions): Promise<Me
     await cleanUp();
   }
 }
+
+const heapLine = (h: Record<string, number>): string =>
+  ['heap_size_used', 'heap_size_total', 'external_memory'].map((k) => (h[k] ?? NaN).toFixed(0)).join(', ');
+
+const outsideHeap = (s: ServiceMemory): number =>
+  s.rssAtPeakMiB - (s.heapAtPeak['heap_size_total'] ?? NaN) - (s.heapAtPeak['external_memory'] ?? NaN);
 
 /** The run as the bench report's figures: idle and peak per service, the target beside them. */
 export function memoryResult(r: MemoryRun, o: MemoryOptions): ScenarioResult {
@@ -390,6 +418,12 @@ export function memoryResult(r: MemoryRun, o: MemoryOptions): ScenarioResult {
       `Peak per phase (MiB): ${r.services
         .map((s) => `${s.name} ${MEMORY_PHASES.map((p) => s.peakMiB[p].toFixed(0)).join('/')}`)
         .join(', ')} (${MEMORY_PHASES.join('/')}).`,
+      `Heap at idle / at the RSS peak / after the phases (MiB, V8 heap used, heap total, external): ${r.services
+        .map((s) => `${s.name} ${[s.heapIdle, s.heapAtPeak, s.heap].map(heapLine).join(' / ')}`)
+        .join(', ')}.`,
+      `Outside V8's heap at the RSS peak (MiB, VmRSS minus heap total and external; native allocations, code, stacks): ${r.services
+        .map((s) => `${s.name} ${outsideHeap(s).toFixed(0)}`)
+        .join(', ')}.`,
       `Target: each service <= ${RSS_TARGET_MB} MB (${(RSS_TARGET_MB * MIB_PER_MB).toFixed(0)} MiB) RSS under load. ` +
         (over.length ? `Over it: ${over.join(', ')}.` : 'Every service within it.'),
       ...(o.serviceExtra && Object.keys(o.serviceExtra).length
