@@ -3,7 +3,11 @@
  * topics (suffix), then builds each read model from offset 0 into a fresh
  * schema (indexes in place, as in production) and reports events/s.
  *
- *   npm run bench:replay:standalone -- --events 100000 [--only billing] [--rounds 5] [--keep]
+ *   npm run bench:replay:standalone -- --events 100000 [--only billing] [--rounds 5] [--keep] [--read-limit]
+ *
+ * `--read-limit` reads the log once more after each build with the
+ * runner's client and codec alone (scripts/bench/read-limit.ts) and prints
+ * its events/s beside the build's.
  *
  * Uses KAFKA_BROKERS, SCHEMA_REGISTRY_URL, DATABASE_URL (defaults: the dev stack).
  * runReplayBench is also the replay scenario of `npm run bench` (scripts/bench/replay.ts).
@@ -15,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { databaseEnv, kafkaEnv, loadConfig, z } from '../libs/config/index.js';
 import { createDb, dropSchema } from '../libs/db/index.js';
 import { createProjectionRunner, migrateProjection } from '../libs/projections/runner.js';
-import { createEventCodec } from '../libs/events/codec.js';
+import { codecSkipping, createEventCodec } from '../libs/events/codec.js';
 import { EVENT_CONTRACTS, type EventType } from '../libs/events/index.js';
 import { createRegistryClient } from '../libs/events/registry.js';
 import { createKafkaClient } from '../libs/kafka/client.js';
@@ -26,6 +30,7 @@ import { clinicalTopics } from '../libs/projections/topics.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { READ_MODEL_NAMES, readModelNamed } from '../libs/read-models/index.js';
 import { syntheticEvents } from '../test/support/hospital-day.js';
+import { readLogOnce, type ReadLimit } from './bench/read-limit.js';
 import {
   deleteSyntheticLog,
   prepareSyntheticLog,
@@ -53,6 +58,12 @@ export interface ReplayOptions {
   progress?: (phase: string, done: number, total: number) => void;
   /** Called with each build's schema before it is dropped (e.g. to measure COPY of its rows). */
   afterEach?: (built: ReplayedProjection) => Promise<void>;
+  /**
+   * After each build, reads the log once more with the runner's client and
+   * codec and nothing behind them (scripts/bench/read-limit.ts): the
+   * consumer's own ceiling, paired with that build.
+   */
+  readLimit?: boolean;
 }
 
 export interface ReplayedProjection {
@@ -66,6 +77,8 @@ export interface ReplayedProjection {
   /** From the runner's start until its partitions were assigned (connect, join the group). */
   startSeconds: number;
   eventsPerSec: number;
+  /** With `readLimit`: the read of the same log right after this build. */
+  read?: ReadLimit;
 }
 
 export interface ReplayResult {
@@ -153,17 +166,37 @@ async function buildRounds(o: ReplayOptions, c: RoundsContext, name: string): Pr
   for (let round = 0; round < rounds; round++) {
     const schema = `${c.id}_${name}_${round}`;
     c.schemas.push(schema);
+    const projection = model.projection(c.topics);
     const { seconds, startSeconds } = await buildOnce(
       { ...c, progress: (done) => o.progress?.(name, done, c.events) },
-      model.projection(c.topics),
+      projection,
       schema,
       `hub.bench.${name}.${c.id}.${round}`,
     );
     const eventsPerSec = c.events / seconds;
-    const built = { name, round, schema, events: c.events, seconds, startSeconds, eventsPerSec };
+    const read = o.readLimit
+      ? await readLogOnce({
+          kafka: c.kafka,
+          topics: c.topics,
+          codec: projection.skip ? codecSkipping(c.codec, projection.skip) : c.codec,
+          groupId: `hub.bench.read.${name}.${c.id}.${round}`,
+          total: c.events,
+        })
+      : undefined;
+    const built: ReplayedProjection = {
+      name,
+      round,
+      schema,
+      events: c.events,
+      seconds,
+      startSeconds,
+      eventsPerSec,
+      ...(read ? { read } : {}),
+    };
     c.result.projections.push(built);
     c.out(
-      `${name.padEnd(10)}  ${String(round + 1).padStart(5)}  ${String(c.events).padEnd(7)}  ${seconds.toFixed(2).padStart(7)}  ${eventsPerSec.toFixed(0).padStart(8)}`,
+      `${name.padEnd(10)}  ${String(round + 1).padStart(5)}  ${String(c.events).padEnd(7)}  ${seconds.toFixed(2).padStart(7)}  ${eventsPerSec.toFixed(0).padStart(8)}` +
+        (read ? `  ${(c.events / read.seconds).toFixed(0).padStart(10)}` : ''),
     );
     await o.afterEach?.(built);
     // Each build's tables go once measured: rounds x read models of them would crowd Postgres's cache.
@@ -174,8 +207,22 @@ async function buildRounds(o: ReplayOptions, c: RoundsContext, name: string): Pr
   }
 }
 
+/**
+ * Publishes the synthetic log and lets go of its events: a runner in a
+ * service does not hold the log it replays, and 200,000 events kept alive
+ * in this process would be marked by every major collection of the builds.
+ */
+async function publishLog(
+  o: ReplayOptions,
+  producer: ReturnType<typeof createEventProducer>,
+): Promise<{ published: number; seconds: number }> {
+  const events = syntheticEvents(o.events);
+  const t0 = Date.now();
+  await publishInChunks(producer, events, 2000, (done, total) => o.progress?.('publish', done, total));
+  return { published: events.length, seconds: (Date.now() - t0) / 1000 };
+}
+
 export async function runReplayBench(o: ReplayOptions): Promise<ReplayResult> {
-  const n = o.events;
   const id = o.suffix ?? `bench_${randomBytes(3).toString('hex')}`;
   const out = o.log ?? (() => undefined);
   const logger = createLogger({ name: 'bench-replay', level: 'error' });
@@ -195,14 +242,11 @@ export async function runReplayBench(o: ReplayOptions): Promise<ReplayResult> {
   try {
     await prepareSyntheticLog(log);
     await producer.connect();
-    const events = syntheticEvents(n);
-    const tp = Date.now();
-    await publishInChunks(producer, events, 2000, (done, total) => o.progress?.('publish', done, total));
-    const pubSec = (Date.now() - tp) / 1000;
-    result.published = events.length;
+    const { published, seconds: pubSec } = await publishLog(o, producer);
+    result.published = published;
     result.publishSeconds = pubSec;
     out(
-      `published ${events.length} events to *.${id} in ${pubSec.toFixed(1)}s (${(events.length / pubSec).toFixed(0)} ev/s)`,
+      `published ${published} events to *.${id} in ${pubSec.toFixed(1)}s (${(published / pubSec).toFixed(0)} ev/s)`,
     );
     out('');
     const ctx: BuildContext = {
@@ -215,8 +259,8 @@ export async function runReplayBench(o: ReplayOptions): Promise<ReplayResult> {
       topics,
       progress: () => undefined,
     };
-    out('projection  round  events   seconds  events/s');
-    const run = { ...ctx, id, events: events.length, out, schemas, result };
+    out(`projection  round  events   seconds  events/s${o.readLimit ? '  read limit' : ''}`);
+    const run = { ...ctx, id, events: published, out, schemas, result };
     for (const name of chosen) await buildRounds(o, run, name);
   } finally {
     await producer.disconnect().catch(() => undefined);
@@ -237,6 +281,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       rounds: { type: 'string', default: '1' },
       keep: { type: 'boolean', default: false },
       suffix: { type: 'string' },
+      'read-limit': { type: 'boolean', default: false },
     },
   });
   const cfg = loadConfig(z.object({ ...kafkaEnv, ...databaseEnv }));
@@ -247,6 +292,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     events: Number(values.events),
     rounds: Number(values.rounds),
     keep: values.keep,
+    readLimit: values['read-limit'],
     log: (s) => process.stdout.write(`${s}\n`),
     ...(values.only ? { only: values.only.split(',') } : {}),
     ...(values.suffix ? { suffix: values.suffix } : {}),

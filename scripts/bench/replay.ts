@@ -4,7 +4,9 @@
 // the events/s the replay would reach if applying cost no more than loading
 // its result. The two alternate: replay slice, COPY slice of the rows that
 // slice produced, replay slice, ... so that each pair saw the same machine;
-// the ratio is the median over the pairs, with its IQR.
+// the ratio is the median over the pairs, with its IQR. Between them, a read
+// of the same log by the runner's consumer alone (read-limit.ts): its ratio
+// to COPY is the ceiling of the replay's.
 import type { SingleBar } from 'cli-progress';
 import { runReplayBench, type ReplayedProjection } from '../bench-replay.js';
 import { measureCopyLimit } from './copy-limit.js';
@@ -22,19 +24,30 @@ import type { ScenarioResult } from './lib.js';
 export const REPLAY_SLICE_EVENTS = 200_000;
 
 /** One replay slice and the COPY slice of the rows it produced. */
-interface ReplayPair {
+export interface ReplayPair {
   replay: ReplayedProjection;
   rows: number;
   copySeconds: number;
 }
 
 /** Figures and note of one projection's pairs. */
-function projectionFigures(name: string, pairs: readonly ReplayPair[]): { figures: Figure[]; note: string } {
+export function projectionFigures(
+  name: string,
+  pairs: readonly ReplayPair[],
+): { figures: Figure[]; note: string } {
   const ratioSpread = pairSpread(
     pairs.map((p) => ({ hub: p.replay.eventsPerSec, limit: p.replay.events / p.copySeconds })),
     'higher',
   );
   const rows = pairs[0]?.rows ?? 0;
+  const reads = pairs.flatMap((p) => (p.replay.read ? [{ pair: p, seconds: p.replay.read.seconds }] : []));
+  const readSpread = pairSpread(
+    reads.map(({ pair, seconds }) => ({
+      hub: pair.replay.events / seconds,
+      limit: pair.replay.events / pair.copySeconds,
+    })),
+    'higher',
+  );
   const figures: Figure[] = [
     medianFigure(
       `${name} replay`,
@@ -47,13 +60,29 @@ function projectionFigures(name: string, pairs: readonly ReplayPair[]): { figure
       pairs.map((p) => p.replay.events / p.copySeconds),
       'events/s',
     ),
+    // The consumer alone, against the same COPY: the ceiling of the replay ratio above.
+    ...(reads.length > 0
+      ? [
+          medianFigure(
+            `${name} read limit`,
+            reads.map(({ pair, seconds }) => pair.replay.events / seconds),
+            'events/s',
+            { limit: `${name} COPY limit`, ratioSpread: readSpread },
+          ),
+        ]
+      : []),
   ];
   const note =
     `${name}: ${rows.toLocaleString('en-US')} rows in its tables after each slice; ` +
     `replay seconds ${pairs.map((p) => p.replay.seconds.toFixed(2)).join(', ')} ` +
     `(plus ${pairs.map((p) => p.replay.startSeconds.toFixed(2)).join(', ')} s to connect and be assigned its partitions, not counted); ` +
     `COPY seconds ${pairs.map((p) => p.copySeconds.toFixed(2)).join(', ')}; ` +
-    `replay/COPY of each pair ${ratioSpread.values.map(fmtRatio).join(', ')}.`;
+    `replay/COPY of each pair ${ratioSpread.values.map(fmtRatio).join(', ')}` +
+    (reads.length > 0
+      ? `; read seconds ${reads.map((r) => r.seconds.toFixed(2)).join(', ')}, ` +
+        `read CPU µs/event ${pairs.map((p) => p.replay.read?.cpuUsPerEvent.toFixed(1) ?? '-').join(', ')}, ` +
+        `read/COPY (the ceiling of replay/COPY) ${readSpread.values.map(fmtRatio).join(', ')}.`
+      : '.');
   return { figures, note };
 }
 
@@ -69,6 +98,7 @@ export async function replayScenario(env: BenchEnv): Promise<ScenarioResult> {
     databaseUrl: env.databaseUrl,
     events,
     rounds,
+    readLimit: true,
     log: (l) => (l.trim() ? env.log(`replay: ${l}`) : undefined),
     progress: (p, done, total) => {
       if (p !== phase) {
@@ -89,6 +119,7 @@ export async function replayScenario(env: BenchEnv): Promise<ScenarioResult> {
       pairs.set(p.name, list);
       env.log(
         `replay ${p.name} ${p.round + 1}/${rounds}: ${Math.round(p.eventsPerSec)} events/s; ` +
+          (p.read ? `read limit ${Math.round(p.events / p.read.seconds)} events/s; ` : '') +
           `COPY ${Math.round(p.events / c.seconds)} events/s`,
       );
     },
@@ -110,7 +141,10 @@ export async function replayScenario(env: BenchEnv): Promise<ScenarioResult> {
       `assignment until its lag is 0 (polled every 10-200 ms, more often near the end; start-up seconds in the notes). ` +
       `Right after each build, its rows are exported (psql \\copy, format binary, untimed) and loaded into empty twins ` +
       `(same columns, constraints, indexes) with binary COPY over one open connection (pg-copy-streams), timed: ` +
-      `events / COPY seconds is the limit. Replay and COPY values are medians ` +
+      `events / COPY seconds is the limit. Between the two, the same log is read once more from offset 0 by the runner's ` +
+      `client (kafkajs, the runner's fetch caps) and codec (its read model's skipped fields undecoded) with nothing behind ` +
+      `them (no evolve, no Postgres), timed from the first record: the read limit, whose ratio to the COPY limit is the ` +
+      `ceiling of the replay's. Replay, read and COPY values are medians ` +
       `over the ${rounds} slices (IQR beside them); the ratio is the median of the ${rounds} replay/COPY pairs' ratios.` +
       (env.scale !== 1
         ? ` BENCH_SCALE=${env.scale} (full size is ${REPLAY_SLICE_EVENTS.toLocaleString('en-US')} events per slice).`
