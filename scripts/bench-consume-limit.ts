@@ -15,7 +15,11 @@
  *   model's skipped fields, as its runner does);
  * - `platformatic`: @platformatic/kafka's consumer stream (the client the
  *   write path uses), the same caps, values left as buffers;
- * - `platformatic+avro`: the same, decoded by the hub's codec.
+ * - `platformatic+avro`: the same, decoded by the hub's codec;
+ * - `confluent`, `confluent+avro`: librdkafka's consumer
+ *   (@confluentinc/kafka-javascript, consume(1000) in a loop, the same caps),
+ *   built into the cache on first use (scripts/bench/native-kafka.ts); not in
+ *   the default sides.
  *
  * Each read runs in a child process of its own (no JIT state, heap or
  * lingering client of another side), timed from its first record to its
@@ -47,6 +51,7 @@ import { readModelNamed } from '../libs/read-models/index.js';
 import { createLogger } from '../libs/telemetry/logger.js';
 import { syntheticEvents } from '../test/support/hospital-day.js';
 import { spreadOf } from './bench/lib.js';
+import { readLogNative } from './bench/native-kafka.js';
 import { readLogOnce, type ReadLimit } from './bench/read-limit.js';
 import {
   deleteSyntheticLog,
@@ -55,7 +60,14 @@ import {
   type SyntheticLog,
 } from './bench/synthetic-log.js';
 
-const SIDES = ['kafkajs', 'kafkajs+avro', 'platformatic', 'platformatic+avro'] as const;
+const SIDES = [
+  'kafkajs',
+  'kafkajs+avro',
+  'platformatic',
+  'platformatic+avro',
+  'confluent',
+  'confluent+avro',
+] as const;
 type Side = (typeof SIDES)[number];
 const isSide = (s: string): s is Side => (SIDES as readonly string[]).includes(s);
 
@@ -63,7 +75,7 @@ const { values } = parseArgs({
   options: {
     events: { type: 'string', default: '200000' },
     rounds: { type: 'string', default: '4' },
-    sides: { type: 'string', default: SIDES.join(',') },
+    sides: { type: 'string', default: 'kafkajs,kafkajs+avro,platformatic,platformatic+avro' },
     skip: { type: 'string' },
     // Internal: a child process reading one side (--read side --log id --group g --total n).
     read: { type: 'string' },
@@ -124,12 +136,26 @@ async function readPlatformatic(group: string, total: number, avro: boolean): Pr
   }
 }
 
+async function decodeValue(v: Buffer): Promise<void> {
+  if (codec.decodeIfResolved(v) === undefined) await codec.decode(v);
+}
+
 /** Reads one side in this process; prints its figures (from the first record on) as one JSON line. */
 async function readOne(side: Side, groupId: string, total: number): Promise<void> {
   const avro = side.endsWith('+avro');
   const r = side.startsWith('kafkajs')
     ? await readLogOnce({ kafka, topics, codec, groupId, total, decode: avro })
-    : await readPlatformatic(groupId, total, avro);
+    : side.startsWith('confluent')
+      ? await readLogNative({
+          brokers: cfg.KAFKA_BROKERS,
+          topics,
+          groupId,
+          total,
+          fetchMaxBytes: GROUPED_FETCH_MAX_BYTES,
+          partitionMaxBytes: FETCH_PARTITION_MAX_BYTES,
+          ...(avro ? { onValue: decodeValue } : {}),
+        })
+      : await readPlatformatic(groupId, total, avro);
   process.stdout.write(`${JSON.stringify({ rate: total / r.seconds, cpu: r.cpuUsPerEvent })}\n`);
 }
 

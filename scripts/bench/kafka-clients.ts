@@ -12,6 +12,8 @@
 //   set -a; . /tmp/teststack.env; set +a
 //   npx tsx scripts/bench/kafka-clients.ts [rounds] [sliceSeconds] [connections]
 //   KC_SIDES=kafkajs,platformatic,platformatic-4 (default: the first two)
+//   KC_SIDES=platformatic,confluent-1-l0,confluent-64-l1: librdkafka (scripts/bench/native-kafka.ts,
+//   built into the cache on first use), confluent-<batches in flight>-l<linger.ms>
 import { randomBytes } from 'node:crypto';
 import { catalogTopicDefinitions, INGEST_TOPICS, registerAllSchemas } from '../../libs/events/contracts.js';
 import { createEventCodec } from '../../libs/events/codec.js';
@@ -25,6 +27,7 @@ import { createPlatformaticEventProducer } from '../../libs/kafka/platformatic-p
 import { createEventProducer, type EventProducer, type RawRecord } from '../../libs/kafka/producer.js';
 import { createLogger } from '../../libs/telemetry/logger.js';
 import { hl7Message } from './hl7.js';
+import { createNativeEventProducer, parseNativeSide } from './native-kafka.js';
 
 interface Message {
   raw: RawRecord;
@@ -114,6 +117,14 @@ function sideFactory(
   },
 ): EventProducer {
   if (name === 'kafkajs') return createEventProducer(deps.common);
+  const native = parseNativeSide(name);
+  if (native)
+    return createNativeEventProducer({
+      ...deps.common,
+      ...native,
+      brokers: deps.brokers,
+      clientId: `kc-${name}`,
+    });
   const m = /^platformatic(?:-(\d+))?$/.exec(name);
   if (!m) throw new Error(`unknown side ${name}`);
   return createPlatformaticEventProducer({
